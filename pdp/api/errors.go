@@ -1,0 +1,70 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/authzen"
+	"github.com/labstack/echo/v4"
+)
+
+// errorBody is the body of every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// classify maps an error to its status code and a one-line message that is
+// safe to show the client. This is the only place errors become statuses.
+func classify(err error) (int, string) {
+	var re *authzen.RequestError
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &re):
+		return http.StatusBadRequest, re.Message
+	case errors.Is(err, errUnauthenticated):
+		return http.StatusUnauthorized, errUnauthenticated.Error()
+	case errors.Is(err, errTooLarge):
+		return http.StatusRequestEntityTooLarge, errTooLarge.Error()
+	case errors.Is(err, pdp.ErrNotReady):
+		return http.StatusServiceUnavailable, "no valid policy version is loaded yet"
+	case errors.As(err, &he):
+		// The router's 404 and 405, and anything else echo raises itself.
+		return he.Code, strings.ToLower(http.StatusText(he.Code))
+	default:
+		return http.StatusInternalServerError, "internal error"
+	}
+}
+
+// handleError is the echo HTTPErrorHandler: it answers {"error": message}
+// with the status from classify, adds the Bearer challenge to a 401, and
+// logs the full error (at Error for 5xx other than 503, else at Debug).
+func (s *Server) handleError(err error, c echo.Context) {
+	status, msg := classify(err)
+	r := c.Request()
+	level := slog.LevelDebug
+	if status >= 500 && status != http.StatusServiceUnavailable {
+		level = slog.LevelError
+	}
+	res := c.Response()
+	if s.log.Enabled(r.Context(), level) {
+		s.log.LogAttrs(r.Context(), level, "request failed",
+			slog.Int("status", status),
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.String("request_id", res.Header().Get(echo.HeaderXRequestID)),
+			slog.Bool("committed", res.Committed),
+			slog.String("error", err.Error()))
+	}
+	if res.Committed {
+		return
+	}
+	if status == http.StatusUnauthorized {
+		res.Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="pdp"`)
+	}
+	if werr := writeJSON(c, status, errorBody{Error: msg}); werr != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "writing error response failed", slog.String("error", werr.Error()))
+	}
+}

@@ -1,0 +1,220 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/authzen"
+	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Decider decides requests; *pdp.Engine is the real one. It returns
+// pdp.ErrNotReady while no policy version is loaded.
+type Decider interface {
+	Decide(ctx context.Context, req pdp.Request) (pdp.Decision, error)
+	DecideBatch(ctx context.Context, reqs []pdp.Request) ([]pdp.Decision, error)
+}
+
+var _ Decider = (*pdp.Engine)(nil)
+
+// PolicyStatus reports the policy loader's state.
+type PolicyStatus interface {
+	Status() policy.Status
+}
+
+// Deps are the server's collaborators.
+type Deps struct {
+	Decider  Decider      // required
+	Policies PolicyStatus // required
+	// Logger receives errors (Error) and, at Debug, one line per decision.
+	// Nil discards.
+	Logger *slog.Logger
+	// Registry receives the server's metrics and is served at /metrics.
+	// Nil means a private registry.
+	Registry *prometheus.Registry
+	// Version is the build version, shown by /healthz.
+	Version string
+}
+
+// Routes of the endpoints that are not under Config.BasePath.
+const (
+	PoliciesPath = "/v1/policies"
+	HealthzPath  = "/healthz"
+	ReadyzPath   = "/readyz"
+	MetricsPath  = "/metrics"
+	// NoopPath is relative to BasePath, like the AuthZEN endpoints.
+	NoopPath = "/access/v1/noop"
+)
+
+// Server is the PDP's HTTP front: the AuthZEN endpoints, the metadata
+// document, the policy status and the operational endpoints.
+type Server struct {
+	cfg      Config
+	decider  Decider
+	policies PolicyStatus
+	log      *slog.Logger
+	version  string
+	keys     keyring
+	metrics  *metrics
+	echo     *echo.Echo
+	// metadata is the encoded metadata document, once the PDP identifier is
+	// known (from Config.PublicURL, or from the listener in Serve).
+	metadata atomic.Pointer[metadataDoc]
+}
+
+// New builds a server. It registers the metrics on deps.Registry, so it can
+// be called once per registry.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("api: invalid config: %w", err)
+	}
+	if deps.Decider == nil || deps.Policies == nil {
+		return nil, fmt.Errorf("api: %w", ErrDeps)
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:      cfg,
+		decider:  deps.Decider,
+		policies: deps.Policies,
+		log:      deps.Logger,
+		version:  deps.Version,
+		keys:     newKeyring(cfg.APIKeys),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	reg := deps.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg, s.policies, s.keys.applications())
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	s.metrics = m
+	if cfg.PublicURL != "" {
+		if err := s.setPublicURL(cfg.PublicURL); err != nil {
+			return nil, fmt.Errorf("api: %w", err)
+		}
+	}
+	s.echo = s.routes(reg)
+	return s, nil
+}
+
+// routes builds the router. BasePath prefixes only the AuthZEN endpoints.
+func (s *Server) routes(reg *prometheus.Registry) *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.Logger.SetOutput(io.Discard)
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.frame)
+
+	base := s.cfg.BasePath
+	e.POST(base+authzen.EvaluationPath, s.authzenBody(s.evaluation))
+	e.POST(base+authzen.EvaluationsPath, s.authzenBody(s.evaluations))
+	if s.cfg.EnableNoop {
+		e.POST(base+NoopPath, s.authzenBody(s.noop))
+	}
+	e.GET(authzen.WellKnownPath, s.wellKnown)
+	e.GET(authzen.WellKnownPath+"/*", s.wellKnown)
+	e.GET(PoliciesPath, s.policyStatus, s.keys.requireAuth)
+	e.GET(HealthzPath, s.healthz)
+	e.GET(ReadyzPath, s.readyz)
+	e.GET(MetricsPath, echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	return e
+}
+
+// frame wraps every request: X-Request-ID, panic recovery, error handling in
+// handleError, and the request counter.
+func (s *Server) frame(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		res := c.Response()
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if id == "" {
+			id = uuid.NewString()
+		}
+		res.Header().Set(echo.HeaderXRequestID, id)
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("panic: %v", p)
+			}
+			if err != nil {
+				s.handleError(err, c)
+				err = nil
+			}
+			route := c.Path()
+			if route == "" {
+				route = "unmatched"
+			}
+			s.metrics.request(route, res.Status)
+		}()
+		return next(c)
+	}
+}
+
+// Handler returns the server's routes as an http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Serve answers requests on ln until ctx is cancelled, then shuts down
+// gracefully: it stops accepting, lets in-flight requests finish within
+// Config.ShutdownTimeout, and closes what remains. It returns nil after a
+// clean shutdown. If Config.PublicURL is empty, the PDP identifier is derived
+// from ln's address.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.cfg.PublicURL == "" {
+		if err := s.setPublicURL(urlFromAddr(ln.Addr())); err != nil {
+			return fmt.Errorf("api: %w", err)
+		}
+	}
+	hs := &http.Server{
+		Handler:           s.echo,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		ReadHeaderTimeout: s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("api: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		closeErr := hs.Close()
+		<-served
+		return fmt.Errorf("api: shutdown: %w", errors.Join(err, closeErr))
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("api: serve: %w", err)
+	}
+	return nil
+}
+
+// urlFromAddr derives http://host:port from a listener address; an
+// unspecified host (0.0.0.0, ::) becomes localhost.
+func urlFromAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return "http://" + a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}

@@ -1,0 +1,87 @@
+package pdp
+
+import (
+	"sort"
+	"time"
+
+	"github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
+
+	"github.com/ciampdp/pdp/pdp/policy"
+)
+
+// Reason codes are a stable contract with applications: they switch on them.
+// Later parts of the engine (relationships, consent, trail) add their own.
+const (
+	// ReasonNotPermitted: no policy permitted the request (Cedar's default deny).
+	ReasonNotPermitted = "not_permitted"
+	// ReasonForbidden: a forbid policy matched and carried no @reason annotation.
+	ReasonForbidden = "forbidden"
+	// ReasonUnknownAction: the action is not declared in the Cedar schema.
+	ReasonUnknownAction = "unknown_action"
+	// ReasonUnknownEntityType: the subject or resource type is not in the schema.
+	ReasonUnknownEntityType = "unknown_entity_type"
+	// ReasonInvalidInput: a property or context value does not fit the schema,
+	// or a batch item lacks a required entity after defaults were applied.
+	ReasonInvalidInput = "invalid_input"
+)
+
+// EvalError is an error Cedar met while evaluating one policy. Cedar skips a
+// policy that errors; the error is kept so that authors and auditors see it.
+type EvalError struct {
+	PolicyID string `json:"policy"`
+	Message  string `json:"message"`
+}
+
+// Input is the complete Cedar input a decision evaluated: enough to
+// re-evaluate it later without any live store. Entities holds every entity
+// the evaluation read (principal and resource included). It marshals to
+// Cedar's JSON formats.
+type Input struct {
+	Principal types.EntityUID `json:"principal"`
+	Action    types.EntityUID `json:"action"`
+	Resource  types.EntityUID `json:"resource"`
+	Context   types.Record    `json:"context"`
+	Entities  types.EntityMap `json:"entities"`
+}
+
+// CedarRequest is the Cedar request the input describes.
+func (in Input) CedarRequest() cedar.Request {
+	return cedar.Request{Principal: in.Principal, Action: in.Action, Resource: in.Resource, Context: in.Context}
+}
+
+// Decision is the answer to one Request.
+type Decision struct {
+	ID          string    `json:"decision_id"`
+	Time        time.Time `json:"time"`
+	Allowed     bool      `json:"decision"`
+	Application string    `json:"application,omitempty"`
+	// Policies are the ids of the determining policies: the forbids that
+	// matched when denied by a forbid, else the permits that matched. Sorted.
+	Policies []string `json:"policies"`
+	// Reasons are stable reason codes (empty for an allow). Sorted, unique.
+	Reasons []string `json:"reasons"`
+	// Obligations come from @obligation annotations of the determining
+	// policies (for example "step_up_authentication"). Sorted, unique.
+	Obligations   []string       `json:"obligations"`
+	Errors        []EvalError    `json:"errors,omitempty"`
+	PolicyVersion policy.Version `json:"policy_version"`
+	Input         Input          `json:"input"`
+	Duration      time.Duration  `json:"duration_ns"`
+	// Message explains an engine-level deny (unknown type, invalid input) in
+	// one line; empty otherwise.
+	Message string `json:"message,omitempty"`
+}
+
+// ReasonPolicyError accompanies not_permitted when a policy failed to
+// evaluate (Cedar skips such a policy); the errors are in Decision.Errors.
+const ReasonPolicyError = "policy_error"
+
+func sortErrors(es []EvalError) {
+	sort.Slice(es, func(i, j int) bool {
+		if es[i].PolicyID != es[j].PolicyID {
+			return es[i].PolicyID < es[j].PolicyID
+		}
+		return es[i].Message < es[j].Message
+	})
+}
