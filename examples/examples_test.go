@@ -328,3 +328,16 @@ func TestCIWorkflow(t *testing.T) {
 		t.Errorf("workflow steps %q do not run %q in that order", runs, want)
 	}
 }
+
+// TestRootBundle runs the product's own bundle (../policies, ../schema) and
+// its suites in ../tests through the same paths as the examples.
+func TestRootBundle(t *testing.T) {
+	suites, err := policytest.LoadSuites(filepath.Join("..", "tests"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(suites) == 0 {
+		t.Fatal("../tests has no *_test.yaml suites")
+	}
+	checkBundle(t, "..", suites)
+}

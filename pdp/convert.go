@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/cedar-policy/cedar-go/types"
 	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
@@ -104,6 +105,9 @@ func toExtension(name string, v any, bad func(string) error) (types.Value, error
 	s, isString := v.(string)
 	if n, ok := v.(json.Number); ok && name == "decimal" {
 		s, isString = n.String(), true
+		if !strings.ContainsAny(s, ".eE") {
+			s += ".0" // Cedar decimals are written with a point: 250 → 250.0
+		}
 	}
 	if !isString {
 		return nil, bad("a string holding a " + name)
