@@ -1,0 +1,151 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// envPrefix starts every environment variable of the configuration.
+const envPrefix = "PDP"
+
+// configFileEnv names the configuration file when --config is not given.
+const configFileEnv = "PDP_CONFIG"
+
+// configFlags maps the flags of 'pdp serve' to configuration keys. Every
+// key can also be set in the file and the environment; these are the ones
+// worth a flag.
+var configFlags = []struct {
+	flag, key, help string
+}{
+	{"addr", "http.addr", "address to listen on, host:port"},
+	{"dir", "policy.dir", "bundle root: its policies/ and schema/ folders (or the folder itself)"},
+	{"reload-interval", "policy.reload_interval", "how often to check the bundle for changes; 0 turns hot reload off"},
+	{"git-remote", "policy.git.remote", "follow this Git repository instead of --dir (URL or local path)"},
+	{"log-level", "log.level", "debug, info, warn or error"},
+	{"log-format", "log.format", "json or text"},
+}
+
+// addConfigFlags adds --config and the configuration flags, with the
+// defaults of DefaultConfig.
+func addConfigFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "YAML configuration file (default: $"+configFileEnv+", else none)")
+	defaults := settings(DefaultConfig())
+	for _, f := range configFlags {
+		switch d := defaults[f.key].(type) {
+		case string:
+			fs.String(f.flag, d, f.help)
+		case time.Duration:
+			fs.Duration(f.flag, d, f.help)
+		case bool:
+			fs.Bool(f.flag, d, f.help)
+		default:
+			panic(fmt.Sprintf("flag --%s: unsupported type %T", f.flag, d))
+		}
+	}
+}
+
+// loadConfig resolves the configuration from, lowest precedence first:
+// DefaultConfig, the YAML file (--config or $PDP_CONFIG), PDP_* environment
+// variables, and the flags given on the command line. Unknown keys in the
+// file are an error. It also returns the keys the file set.
+func loadConfig(fs *pflag.FlagSet) (Config, *viper.Viper, error) {
+	v := viper.New()
+	for key, def := range settings(DefaultConfig()) {
+		v.SetDefault(key, def)
+	}
+	v.SetEnvPrefix(envPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+
+	file, _ := fs.GetString("config")
+	if file == "" {
+		file = os.Getenv(configFileEnv)
+	}
+	if file != "" {
+		v.SetConfigFile(file)
+		if ext := strings.ToLower(strings.TrimPrefix(filepath.Ext(file), ".")); !slices.Contains(viper.SupportedExts, ext) {
+			v.SetConfigType("yaml") // pdp.conf and friends are YAML too
+		}
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, nil, fmt.Errorf("read config %s: %w", file, err)
+		}
+	}
+	for _, f := range configFlags {
+		if err := v.BindPFlag(f.key, fs.Lookup(f.flag)); err != nil {
+			return Config{}, nil, fmt.Errorf("bind --%s: %w", f.flag, err)
+		}
+	}
+	var c Config
+	if err := v.UnmarshalExact(&c, viper.DecodeHook(decodeHook)); err != nil {
+		where := "configuration"
+		if file != "" {
+			where = file
+		}
+		return Config{}, nil, fmt.Errorf("%s: %w", where, err)
+	}
+	return c, v, nil
+}
+
+var (
+	durationType = reflect.TypeFor[time.Duration]()
+	apiKeysType  = reflect.TypeFor[[]APIKey]()
+)
+
+// decodeHook converts the strings that environment variables and flags
+// give (and YAML may give) into durations ("2s") and API key lists
+// ("app=digest,app2=digest2").
+func decodeHook(from, to reflect.Type, data any) (any, error) {
+	s, ok := data.(string)
+	if !ok || from.Kind() != reflect.String {
+		return data, nil
+	}
+	switch to {
+	case durationType:
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("duration %q: want a number with a unit, such as 2s, 500ms or 1m", s)
+		}
+		return d, nil
+	case apiKeysType:
+		return parseAPIKeys(s)
+	}
+	return data, nil
+}
+
+// settings flattens a configuration into its dotted keys, by the
+// mapstructure tags of its fields: what the defaults, the documentation and
+// the tests enumerate.
+func settings(c Config) map[string]any {
+	out := map[string]any{}
+	var walk func(prefix string, v reflect.Value)
+	walk = func(prefix string, v reflect.Value) {
+		t := v.Type()
+		for i := range t.NumField() {
+			key := t.Field(i).Tag.Get("mapstructure")
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			fv := v.Field(i)
+			if fv.Kind() == reflect.Struct {
+				walk(key, fv)
+				continue
+			}
+			out[key] = fv.Interface()
+		}
+	}
+	walk("", reflect.ValueOf(c))
+	return out
+}
+
+// envName is the environment variable of a key.
+func envName(key string) string {
+	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}

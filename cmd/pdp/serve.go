@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/pflag"
+
+	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/api"
+	"github.com/ciampdp/pdp/pdp/policy"
+)
+
+// listeningMsg is the log message that announces the bound address, once
+// the server accepts connections: what scripts (and the tests) wait for.
+const listeningMsg = "listening"
+
+func serveCommand() *command {
+	return &command{
+		name:    "serve",
+		summary: "serve the AuthZEN API over a policy bundle, hot-reloaded from a folder or a Git remote",
+		flags:   addConfigFlags,
+		run:     runServe,
+	}
+}
+
+func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) error {
+	if len(args) > 0 {
+		return usagef("serve takes no arguments (the bundle root is --dir): %q", args)
+	}
+	cfg, v, err := loadConfig(fs)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	log := newLogger(std.err, cfg.Log)
+	build := readBuild()
+	start := []any{"version", build.Version, "go", build.GoVersion}
+	if build.Revision != "" {
+		start = append(start, "revision", build.Revision, "modified", build.Modified)
+	}
+	log.Info("pdp starting", start...)
+	keys := cfg.Auth.Keys()
+	if keys == nil {
+		log.Warn("authentication is off: no API keys are configured (auth.api_keys), so anyone who can reach the PDP may ask it; it listens on loopback only",
+			"addr", cfg.HTTP.Addr)
+	}
+	if v.InConfig("policy.git.password") && cfg.Policy.Git.Password != "" {
+		log.Warn("policy.git.password is set in the configuration file; prefer the environment variable " + envName("policy.git.password"))
+	}
+
+	// Policies: the first version must load, later ones are hot-reloaded.
+	rc := policy.ReloaderConfig{Interval: cfg.Policy.ReloadInterval, Logger: log}
+	if cfg.Policy.Git.Enabled() {
+		// The checkout changes only when the PDP pulls, and a pull reloads.
+		rc.Git, rc.Interval = cfg.Policy.Git.Policy(), 0
+	} else {
+		rc.Dirs = policy.DirsFor(cfg.Policy.Dir)
+	}
+	reloader := policy.NewReloader(rc)
+	if err := reloader.Load(ctx); err != nil {
+		dirs := rc.Dirs
+		if rc.Git != nil {
+			dirs = rc.Git.Dirs()
+		}
+		return fmt.Errorf("policies from %s do not load:\n%w", reloader.Status().Source, locate(dirs, err))
+	}
+	rctx, stopReload := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stopReload()
+	wg.Go(func() { reloader.Run(rctx) })
+
+	engine := pdp.NewEngine(pdp.Components{Bundles: reloader, Logger: log})
+	reg := prometheus.NewRegistry()
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(),
+	} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	srv, err := api.New(cfg.HTTP.API(keys), api.Deps{
+		Decider: engine, Policies: reloader, Logger: log, Registry: reg, Version: build.Version,
+	})
+	if err != nil {
+		return err
+	}
+
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if keys == nil && !isLoopbackAddr(ln.Addr()) {
+		// "localhost" resolved to something else: refuse all the same.
+		_ = ln.Close()
+		return fmt.Errorf("bound to %s: %w", ln.Addr(), ErrInsecureAddr)
+	}
+	st := reloader.Status()
+	log.Info(listeningMsg,
+		"addr", ln.Addr().String(),
+		"url", serverURL(cfg.HTTP, ln.Addr()),
+		"policy_version", st.Active.Hash,
+		"policy_commit", st.Active.Commit,
+		"policies", st.Policies,
+		"source", st.Source,
+		"authentication", len(keys) > 0)
+	if err := srv.Serve(ctx, ln); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// newLogger builds the process logger; the configuration is validated.
+func newLogger(w io.Writer, c LogConfig) *slog.Logger {
+	lv, _ := c.level()
+	opts := &slog.HandlerOptions{Level: lv}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func isLoopbackAddr(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// serverURL is where the AuthZEN endpoints are: the public URL when one is
+// configured, else the bound address.
+func serverURL(h HTTPConfig, a net.Addr) string {
+	if h.PublicURL != "" {
+		return h.PublicURL + h.BasePath
+	}
+	return "http://" + a.String() + h.BasePath
+}
+
+// locate rewrites the file names of load errors, which are relative to the
+// policies or schema folder, into paths from the working directory, so that
+// editors and CI annotations find them. Other errors pass unchanged.
+func locate(d policy.Dirs, err error) error {
+	var les policy.LoadErrors
+	if !errors.As(err, &les) {
+		return err
+	}
+	out := make(policy.LoadErrors, len(les))
+	for i, le := range les {
+		c := *le
+		for _, root := range []string{d.Policies, d.Schema} {
+			if p := joinPath(root, c.File); c.File != "" && isFile(p) {
+				c.File = p
+				break
+			}
+		}
+		out[i] = &c
+	}
+	return out
+}
