@@ -89,6 +89,9 @@ func (g *GitConfig) sync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open checkout %s: %w", g.Checkout, err)
 	}
+	if err := g.pointOriginAtRemote(repo); err != nil {
+		return err
+	}
 	remoteRef := plumbing.NewRemoteReferenceName("origin", g.branch())
 	err = repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: "origin",
@@ -109,6 +112,24 @@ func (g *GitConfig) sync(ctx context.Context) error {
 	}
 	if err := wt.Reset(&git.ResetOptions{Commit: target.Hash(), Mode: git.HardReset}); err != nil {
 		return fmt.Errorf("reset to %s: %w", target.Hash(), err)
+	}
+	return nil
+}
+
+// pointOriginAtRemote makes the checkout's origin the configured remote, so
+// that changing the remote in the configuration takes effect on an existing
+// checkout.
+func (g *GitConfig) pointOriginAtRemote(repo *git.Repository) error {
+	if rem, err := repo.Remote("origin"); err == nil {
+		if urls := rem.Config().URLs; len(urls) == 1 && urls[0] == g.Remote {
+			return nil
+		}
+		if err := repo.DeleteRemote("origin"); err != nil {
+			return fmt.Errorf("replace origin: %w", err)
+		}
+	}
+	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{g.Remote}}); err != nil {
+		return fmt.Errorf("set origin to %s: %w", g.Remote, err)
 	}
 	return nil
 }

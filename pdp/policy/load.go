@@ -64,7 +64,12 @@ func Load(ctx context.Context, d Dirs) (*Bundle, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return build(d, files)
+	b, err := build(d, files)
+	if err != nil {
+		return nil, err
+	}
+	b.version.Commit = gitCommit(d.Policies)
+	return b, nil
 }
 
 // LoadFiles builds a bundle from in-memory files, keyed by their path
@@ -102,8 +107,9 @@ func classify(name string) (fileKind, bool) {
 	return 0, false
 }
 
-// collect reads the policies folder recursively (skipping hidden folders)
-// and the schema folder's top level.
+// collect reads the policies folder recursively and the schema folder's top
+// level, skipping hidden folders and files (editor lock files such as Emacs's
+// ".#x.cedar" are dangling links).
 func collect(d Dirs) ([]sourceFile, error) {
 	var out []sourceFile
 	seen := map[string]bool{}
@@ -141,6 +147,9 @@ func collect(d Dirs) ([]sourceFile, error) {
 			}
 			return nil
 		}
+		if strings.HasPrefix(e.Name(), ".") {
+			return nil
+		}
 		return add(d.Policies, path, false)
 	})
 	if err != nil {
@@ -151,7 +160,7 @@ func collect(d Dirs) ([]sourceFile, error) {
 		return nil, fmt.Errorf("read schema folder: %w", err)
 	}
 	for _, e := range entries {
-		if e.IsDir() {
+		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		if err := add(d.Schema, filepath.Join(d.Schema, e.Name()), true); err != nil {
@@ -220,6 +229,9 @@ func build(d Dirs, files []sourceFile) (*Bundle, error) {
 		byID:     map[cedar.PolicyID]*Policy{},
 		set:      cedar.NewPolicySet(),
 	}
+	// declared records where each id was first seen, valid or not, so that
+	// a duplicate of a policy with errors is reported too.
+	declared := map[cedar.PolicyID]string{}
 	for _, f := range files {
 		if f.kind != kindPolicy {
 			continue
@@ -235,11 +247,12 @@ func build(d Dirs, files []sourceFile) (*Bundle, error) {
 				id = cedar.PolicyID(a)
 			}
 			pos := cp.Position()
-			if prev, dup := b.byID[id]; dup {
+			if prev, dup := declared[id]; dup {
 				errs = append(errs, &LoadError{File: f.rel, Line: pos.Line, PolicyID: string(id),
-					Err: fmt.Errorf("duplicate policy id (also at %s:%d)", prev.File, prev.Line)})
+					Err: fmt.Errorf("duplicate policy id (also at %s)", prev)})
 				continue
 			}
+			declared[id] = fmt.Sprintf("%s:%d", f.rel, pos.Line)
 			if err := v.Policy(string(id), (*xast.Policy)(cp.AST())); err != nil {
 				errs = append(errs, &LoadError{File: f.rel, Line: pos.Line, PolicyID: string(id), Err: err})
 				continue
@@ -263,13 +276,21 @@ func build(d Dirs, files []sourceFile) (*Bundle, error) {
 			errs = append(errs, &LoadError{File: f.rel, Err: fmt.Errorf("entities: %w", err)})
 			continue
 		}
-		if err := v.Entities(em); err != nil {
-			errs = append(errs, &LoadError{File: f.rel, Err: fmt.Errorf("entities do not match the schema: %w", err)})
-			continue
+		// Entity by entity, in a stable order: validate.Entities stops at
+		// the first bad one and drops the detail of what is wrong.
+		uids := make([]types.EntityUID, 0, len(em))
+		for uid := range em {
+			uids = append(uids, uid)
 		}
-		for uid, e := range em {
+		sort.Slice(uids, func(i, j int) bool { return uids[i].String() < uids[j].String() })
+		for _, uid := range uids {
+			e := em[uid]
 			if _, isAction := rs.Actions[uid]; isAction || uid.Type == "Action" || strings.HasSuffix(string(uid.Type), "::Action") {
 				errs = append(errs, &LoadError{File: f.rel, Err: fmt.Errorf("entity %s: action entities come from the schema, not from entity files", uid)})
+				continue
+			}
+			if err := v.Entity(e); err != nil {
+				errs = append(errs, &LoadError{File: f.rel, Err: fmt.Errorf("entities do not match the schema: entity %s: %w", uid, err)})
 				continue
 			}
 			if _, dup := b.entities[uid]; dup {
@@ -289,7 +310,7 @@ func build(d Dirs, files []sourceFile) (*Bundle, error) {
 	}
 	b.ancestors = closeAncestors(b.entities)
 	b.index = buildIndex(b.policies, b.schema, b.ancestors)
-	b.version = Version{Hash: versionHash(files), Commit: gitCommit(d.Policies)}
+	b.version = Version{Hash: versionHash(files)}
 	b.files = make([]string, 0, len(files))
 	for _, f := range files {
 		b.files = append(b.files, f.kind.label()+"/"+f.rel)
@@ -307,8 +328,8 @@ func loadSchema(files []sourceFile) (*resolved.Schema, []string, error) {
 	for i, f := range files {
 		switch f.kind {
 		case kindSchema:
+			// No SetFilename: parseErr reads the line from "<input>:L:C".
 			var s schema.Schema
-			s.SetFilename(f.rel)
 			if err := s.UnmarshalCedar(f.data); err != nil {
 				return nil, nil, parseErr(f.rel, err)
 			}
@@ -333,7 +354,7 @@ func loadSchema(files []sourceFile) (*resolved.Schema, []string, error) {
 		}
 	case len(human) > 0:
 		if err := s.UnmarshalCedar(bytes.Join(human, []byte("\n"))); err != nil {
-			return nil, nil, &LoadError{File: strings.Join(names, "+"), Err: err}
+			return nil, nil, joinedSchemaErr(names, human, err)
 		}
 	default:
 		return nil, nil, ErrNoSchema
@@ -343,6 +364,24 @@ func loadSchema(files []sourceFile) (*resolved.Schema, []string, error) {
 		return nil, nil, &LoadError{File: strings.Join(names, "+"), Err: fmt.Errorf("resolve schema: %w", err)}
 	}
 	return rs, names, nil
+}
+
+// joinedSchemaErr maps an error in the concatenation of the human-readable
+// schema files (each of which parsed on its own, so typically a declaration
+// repeated across files) back to the file and line it points at.
+func joinedSchemaErr(names []string, parts [][]byte, err error) *LoadError {
+	line := lineOf(err)
+	start := 1
+	for i, p := range parts {
+		n := bytes.Count(p, []byte("\n")) + 1 // its lines, the last ended by the separator
+		if line >= start && line < start+n {
+			le := parseErr(names[i], err)
+			le.Line = line - start + 1
+			return le
+		}
+		start += n
+	}
+	return &LoadError{File: strings.Join(names, "+"), Err: err}
 }
 
 // gitCommit returns the commit of the Git work tree holding dir, or "".

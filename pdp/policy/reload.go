@@ -39,9 +39,17 @@ type Reloader struct {
 	cfg    ReloaderConfig
 	log    *slog.Logger
 	cur    atomic.Pointer[Bundle]
+	syncMu sync.Mutex // serialises Git pulls (kept apart from mu so a slow fetch never blocks Status)
 	mu     sync.Mutex // serialises loads and guards the fields below
 	status Status
 	finger string
+}
+
+// pull brings the Git checkout up to date; one pull at a time.
+func (r *Reloader) pull(ctx context.Context) error {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	return r.cfg.Git.sync(ctx)
 }
 
 // NewReloader returns a Reloader; call Load (or Run) to load the first
@@ -73,9 +81,14 @@ func (r *Reloader) Status() Status {
 // if any; the previously active version stays active on error.
 func (r *Reloader) Load(ctx context.Context) error {
 	if r.cfg.Git != nil {
-		if err := r.cfg.Git.sync(ctx); err != nil {
+		if err := r.pull(ctx); err != nil {
 			r.fail(fmt.Errorf("git: %w", err))
-			return err
+			// A checkout from an earlier run still serves: the remote being
+			// down at start must not stop the PDP from deciding.
+			if r.Current() != nil || !exists(filepath.Join(r.cfg.Git.Checkout, ".git")) {
+				return err
+			}
+			r.log.Warn("loading the existing checkout; the remote could not be reached", "checkout", r.cfg.Git.Checkout, "err", err)
 		}
 	}
 	r.mu.Lock()
@@ -147,7 +160,7 @@ func (r *Reloader) Run(ctx context.Context) {
 		case <-folder:
 			r.CheckFolders(ctx)
 		case <-pull:
-			if err := r.cfg.Git.sync(ctx); err != nil {
+			if err := r.pull(ctx); err != nil {
 				r.fail(fmt.Errorf("git: %w", err))
 				continue
 			}
@@ -189,11 +202,15 @@ func fingerprint(d Dirs) string {
 				}
 				return nil
 			}
-			if _, ok := classify(path); !ok {
+			if _, ok := classify(path); !ok || strings.HasPrefix(e.Name(), ".") {
 				return nil
 			}
-			fi, err := e.Info()
+			// Stat, not e.Info: follow links, so that a Kubernetes volume
+			// update (which swaps the "..data" link the per-file links go
+			// through) changes the fingerprint.
+			fi, err := os.Stat(path)
 			if err != nil {
+				parts = append(parts, path+"!"+err.Error())
 				return nil
 			}
 			parts = append(parts, fmt.Sprintf("%s|%d|%d", path, fi.Size(), fi.ModTime().UnixNano()))
