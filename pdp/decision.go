@@ -66,8 +66,12 @@ type Decision struct {
 	Obligations   []string       `json:"obligations"`
 	Errors        []EvalError    `json:"errors,omitempty"`
 	PolicyVersion policy.Version `json:"policy_version"`
-	Input         Input          `json:"input"`
-	Duration      time.Duration  `json:"duration_ns"`
+	// Facts are the relationship facts the decision read, in plan order,
+	// and FactsRevision the store revision (ZedToken) they were read at.
+	Facts         []Fact        `json:"facts,omitempty"`
+	FactsRevision string        `json:"facts_revision,omitempty"`
+	Input         Input         `json:"input"`
+	Duration      time.Duration `json:"duration_ns"`
 	// Message explains an engine-level deny (unknown type, invalid input) in
 	// one line; empty otherwise.
 	Message string `json:"message,omitempty"`

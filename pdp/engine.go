@@ -34,7 +34,11 @@ type BundleSource interface {
 // Components are the engine's dependencies, passed explicitly.
 type Components struct {
 	Bundles BundleSource
-	Logger  *slog.Logger
+	// Facts answers relationship checks; nil when no relationship store is
+	// configured (then an action that declares facts is denied with
+	// facts_unavailable).
+	Facts  FactSource
+	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Unsliced evaluates every policy of the bundle for every request
@@ -46,6 +50,7 @@ type Components struct {
 // concurrent use.
 type Engine struct {
 	bundles  BundleSource
+	facts    FactSource
 	log      *slog.Logger
 	now      func() time.Time
 	unsliced bool
@@ -53,7 +58,7 @@ type Engine struct {
 
 // NewEngine builds an engine from its components.
 func NewEngine(c Components) *Engine {
-	e := &Engine{bundles: c.Bundles, log: c.Logger, now: c.Now, unsliced: c.Unsliced}
+	e := &Engine{bundles: c.Bundles, facts: c.Facts, log: c.Logger, now: c.Now, unsliced: c.Unsliced}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -64,33 +69,73 @@ func NewEngine(c Components) *Engine {
 }
 
 // Decide evaluates one request. A request that cannot be evaluated
-// (incomplete, unknown type or action, values that do not fit the schema) is
-// a deny with a reason code, not an error; the only error is ErrNotReady.
+// (incomplete, unknown type or action, values that do not fit the schema,
+// relationship facts that cannot be read) is a deny with a reason code, not
+// an error; the only error is ErrNotReady.
 func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
-	b := e.bundles.Current()
-	if b == nil {
-		return Decision{}, ErrNotReady
+	ds, err := e.DecideBatch(ctx, []Request{req})
+	if err != nil {
+		return Decision{}, err
 	}
-	return e.decide(b, req), nil
+	return ds[0], nil
 }
 
-// DecideBatch evaluates requests against one policy snapshot, in order.
+// DecideBatch evaluates requests against one policy snapshot, in order,
+// fetching the relationship facts of all of them in one round trip.
 // Incomplete items get a deny with reason invalid_input.
 func (e *Engine) DecideBatch(ctx context.Context, reqs []Request) ([]Decision, error) {
 	b := e.bundles.Current()
 	if b == nil {
 		return nil, ErrNotReady
 	}
-	out := make([]Decision, len(reqs))
+	jobs := make([]job, len(reqs))
+	var checks []FactCheck
 	for i, r := range reqs {
-		if i%64 == 63 {
-			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("batch interrupted at item %d: %w", i, err)
+		jobs[i] = e.prepare(b, r)
+		if jobs[i].done {
+			continue
+		}
+		jobs[i].factsAt = len(checks)
+		checks = append(checks, jobs[i].checks...)
+	}
+	facts, revision, factErr := e.fetchFacts(ctx, checks)
+	out := make([]Decision, len(reqs))
+	for i := range jobs {
+		j := &jobs[i]
+		if !j.done && len(j.checks) > 0 {
+			if factErr != nil {
+				j.deny(ReasonFactsUnavailable, factErr)
+			} else {
+				j.d.Facts = facts[j.factsAt : j.factsAt+len(j.checks)]
+				j.d.FactsRevision = revision
 			}
 		}
-		out[i] = e.decide(b, r)
+		if !j.done {
+			e.evaluate(b, j)
+		}
+		j.d.Duration = time.Since(j.start)
+		out[i] = j.d
 	}
 	return out, nil
+}
+
+// fetchFacts asks the relationship store every check of a batch at once.
+func (e *Engine) fetchFacts(ctx context.Context, checks []FactCheck) ([]Fact, string, error) {
+	if len(checks) == 0 {
+		return nil, "", nil
+	}
+	if e.facts == nil {
+		return nil, "", errors.New("no relationship store is configured")
+	}
+	facts, rev, err := e.facts.CheckFacts(ctx, checks)
+	if err == nil && len(facts) != len(checks) {
+		err = fmt.Errorf("relationship store answered %d of %d checks", len(facts), len(checks))
+	}
+	if err != nil {
+		e.log.WarnContext(ctx, "relationship facts unavailable; denying", "checks", len(checks), "err", err)
+		return nil, "", fmt.Errorf("relationship facts unavailable: %w", err)
+	}
+	return facts, rev, nil
 }
 
 // Validate reports what a request lacks to be evaluated.
@@ -115,9 +160,26 @@ func newDecisionID() string {
 	return id.String()
 }
 
-func (e *Engine) decide(b *policy.Bundle, req Request) Decision {
+// job is one request on its way through a batch.
+type job struct {
+	start   time.Time
+	d       Decision
+	in      builtInput
+	checks  []FactCheck
+	factsAt int
+	done    bool
+}
+
+func (j *job) deny(code string, err error) {
+	j.d.Reasons = []string{code}
+	j.d.Message = err.Error()
+	j.done = true
+}
+
+// prepare maps the request onto the schema and plans its fact checks.
+func (e *Engine) prepare(b *policy.Bundle, req Request) job {
 	start := e.now()
-	d := Decision{
+	j := job{start: start, d: Decision{
 		ID:            newDecisionID(),
 		Time:          start.UTC(),
 		Application:   req.Application,
@@ -125,16 +187,28 @@ func (e *Engine) decide(b *policy.Bundle, req Request) Decision {
 		Policies:      []string{},
 		Reasons:       []string{},
 		Obligations:   []string{},
-	}
-	in, code, err := buildInput(b, req, start)
-	d.Input = in.Input
+	}}
+	in, ctxShape, code, err := buildInput(b, req, start)
+	j.in = in
+	j.d.Input = in.Input
 	if err != nil {
-		d.Reasons = []string{code}
-		d.Message = err.Error()
-		d.Duration = time.Since(start)
-		return d
+		j.deny(code, err)
+		return j
 	}
+	if plan := factPlan(ctxShape); len(plan) > 0 {
+		j.checks = factChecks(b, plan, in, req, start)
+	}
+	return j
+}
 
+// evaluate runs Cedar on a prepared job whose facts are in.
+func (e *Engine) evaluate(b *policy.Bundle, j *job) {
+	in := &j.in
+	if len(j.checks) > 0 {
+		m := in.Context.Map()
+		m[ContextRel] = relRecord(j.d.Facts)
+		in.Context = types.NewRecord(m)
+	}
 	rec := &recorder{entities: b.Entities(), principal: in.principal, resource: in.resource, seen: make(types.EntityMap, 4)}
 	var policies cedar.PolicyIterator = b.PolicySet()
 	if !e.unsliced {
@@ -143,10 +217,17 @@ func (e *Engine) decide(b *policy.Bundle, req Request) Decision {
 	dec, diag := cedar.Authorize(policies, rec, in.CedarRequest())
 	rec.seen[in.Principal] = in.principal
 	rec.seen[in.Resource] = in.resource
-	d.Input.Entities = rec.seen
-	e.explain(b, &d, dec, diag)
-	d.Duration = time.Since(start)
-	return d
+	j.d.Input = in.Input
+	j.d.Input.Entities = rec.seen
+	e.explain(b, &j.d, dec, diag)
+	if !j.d.Allowed {
+		for _, f := range j.d.Facts {
+			if f.Conditional {
+				j.d.Reasons = sortedUnique(append(j.d.Reasons, ReasonFactsIncomplete))
+				break
+			}
+		}
+	}
 }
 
 // explain fills the determining policies, reason codes, obligations and
@@ -194,22 +275,22 @@ type builtInput struct {
 
 // buildInput maps an AuthZEN request onto the bundle's schema. On failure it
 // returns the reason code and a one-line explanation.
-func buildInput(b *policy.Bundle, req Request, now time.Time) (builtInput, string, error) {
+func buildInput(b *policy.Bundle, req Request, now time.Time) (builtInput, resolved.RecordType, string, error) {
 	var in builtInput
 	if err := req.Validate(); err != nil {
-		return in, ReasonInvalidInput, err
+		return in, nil, ReasonInvalidInput, err
 	}
 	pt, ok := b.EntityType(req.Subject.Type)
 	if !ok {
-		return in, ReasonUnknownEntityType, fmt.Errorf("subject type %q is not declared in the schema", req.Subject.Type)
+		return in, nil, ReasonUnknownEntityType, fmt.Errorf("subject type %q is not declared in the schema", req.Subject.Type)
 	}
 	rt, ok := b.EntityType(req.Resource.Type)
 	if !ok {
-		return in, ReasonUnknownEntityType, fmt.Errorf("resource type %q is not declared in the schema", req.Resource.Type)
+		return in, nil, ReasonUnknownEntityType, fmt.Errorf("resource type %q is not declared in the schema", req.Resource.Type)
 	}
 	aUID, ctxType, ok := b.Action(req.Action.Name)
 	if !ok {
-		return in, ReasonUnknownAction, fmt.Errorf("action %q is not declared in the schema", req.Action.Name)
+		return in, nil, ReasonUnknownAction, fmt.Errorf("action %q is not declared in the schema", req.Action.Name)
 	}
 	in.Principal = types.NewEntityUID(pt, types.String(req.Subject.ID))
 	in.Action = aUID
@@ -217,18 +298,18 @@ func buildInput(b *policy.Bundle, req Request, now time.Time) (builtInput, strin
 
 	var err error
 	if in.principal, err = entityFor(b, in.Principal, req.Subject.Properties, "subject.properties"); err != nil {
-		return in, ReasonInvalidInput, err
+		return in, nil, ReasonInvalidInput, err
 	}
 	if in.resource, err = entityFor(b, in.Resource, req.Resource.Properties, "resource.properties"); err != nil {
-		return in, ReasonInvalidInput, err
+		return in, nil, ReasonInvalidInput, err
 	}
 	in.principalAnc = b.Ancestors(in.Principal)
 	in.resourceAnc = b.Ancestors(in.Resource)
 
 	if in.Context, err = contextFor(b, ctxType, req, now); err != nil {
-		return in, ReasonInvalidInput, err
+		return in, nil, ReasonInvalidInput, err
 	}
-	return in, "", nil
+	return in, ctxType, "", nil
 }
 
 // entityFor returns the trusted entity when the bundle knows it (request
@@ -249,7 +330,7 @@ func entityFor(b *policy.Bundle, uid types.EntityUID, props map[string]any, path
 func contextFor(b *policy.Bundle, shape resolved.RecordType, req Request, now time.Time) (types.Record, error) {
 	ctx := make(map[string]any, len(req.Context)+1)
 	for k, v := range req.Context {
-		if k == ContextNow || k == ContextActionProperties {
+		if k == ContextNow || k == ContextActionProperties || k == ContextRel {
 			continue
 		}
 		ctx[k] = v

@@ -40,6 +40,38 @@ type Bundle struct {
 	entities  types.EntityMap
 	ancestors map[types.EntityUID][]types.EntityUID
 	index     *index
+	zed       string
+}
+
+// SpiceDBSchema is the text of the bundle's SpiceDB schema (schema/*.zed,
+// joined in file order), "" when the bundle has none. It is part of the
+// version: a changed relationship model is a new policy version.
+func (b *Bundle) SpiceDBSchema() string { return b.zed }
+
+// ObjectType is the SpiceDB object type of a Cedar entity type: its
+// @spicedb("…") annotation, else its unqualified name in snake_case
+// (User → user, BankAccount → bank_account).
+func (b *Bundle) ObjectType(et types.EntityType) string {
+	if e, ok := b.schema.Entities[et]; ok {
+		if v, ok := e.Annotations["spicedb"]; ok && v != "" {
+			return string(v)
+		}
+	}
+	return snake(unqualified(string(et)))
+}
+
+func snake(s string) string {
+	var out strings.Builder
+	for i, r := range s {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				out.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		out.WriteRune(r)
+	}
+	return out.String()
 }
 
 // Current makes a Bundle its own source of bundles (a fixed version), for

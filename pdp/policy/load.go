@@ -33,7 +33,12 @@ const (
 	kindSchema
 	kindSchemaJSON
 	kindEntities
+	kindZed // the SpiceDB schema of the relationship facts
 )
+
+func (k fileKind) inSchemaFolder() bool {
+	return k == kindSchema || k == kindSchemaJSON || k == kindZed
+}
 
 func (k fileKind) label() string {
 	switch k {
@@ -83,7 +88,7 @@ func LoadFiles(files map[string][]byte) (*Bundle, error) {
 		if !ok {
 			continue
 		}
-		if (k == kindSchema || k == kindSchemaJSON) != (dir == "schema") {
+		if k.inSchemaFolder() != (dir == "schema") {
 			continue
 		}
 		sfs = append(sfs, sourceFile{kind: k, path: name, rel: rel, data: data})
@@ -101,6 +106,8 @@ func classify(name string) (fileKind, bool) {
 		return kindSchema, true
 	case strings.HasSuffix(base, ".cedar"):
 		return kindPolicy, true
+	case strings.HasSuffix(base, ".zed"):
+		return kindZed, true
 	case base == "entities.json" || strings.HasSuffix(base, ".entities.json"):
 		return kindEntities, true
 	}
@@ -115,7 +122,7 @@ func collect(d Dirs) ([]sourceFile, error) {
 	seen := map[string]bool{}
 	add := func(root, path string, wantSchema bool) error {
 		k, ok := classify(path)
-		if !ok || (k == kindSchema || k == kindSchemaJSON) != wantSchema {
+		if !ok || k.inSchemaFolder() != wantSchema {
 			return nil
 		}
 		abs, _ := filepath.Abs(path)
@@ -312,9 +319,14 @@ func build(d Dirs, files []sourceFile) (*Bundle, error) {
 	b.index = buildIndex(b.policies, b.schema, b.ancestors)
 	b.version = Version{Hash: versionHash(files)}
 	b.files = make([]string, 0, len(files))
+	var zed [][]byte
 	for _, f := range files {
 		b.files = append(b.files, f.kind.label()+"/"+f.rel)
+		if f.kind == kindZed {
+			zed = append(zed, f.data)
+		}
 	}
+	b.zed = string(bytes.Join(zed, []byte("\n")))
 	_ = schemaFiles
 	return b, nil
 }

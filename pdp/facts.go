@@ -1,0 +1,133 @@
+package pdp
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"time"
+
+	"github.com/cedar-policy/cedar-go/types"
+	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
+
+	"github.com/ciampdp/pdp/pdp/policy"
+)
+
+// ContextRel is the context record that carries relationship facts. An
+// action whose context declares `rel: { owner: Bool, … }` gets, for each Bool
+// attribute, the answer of the relationship store to "does the principal
+// hold this permission on the resource?" — derived from the schema, with no
+// per-action code (ARCHITECTURE.md, fixed decision 2). A request cannot set
+// it.
+const ContextRel = "rel"
+
+// Reason codes of relationship facts.
+const (
+	// ReasonFactsUnavailable: the relationship store could not answer, so
+	// the decision fails closed.
+	ReasonFactsUnavailable = "facts_unavailable"
+	// ReasonFactsIncomplete: a relationship holds only under a condition
+	// (caveat) whose context the request did not supply; it counts as not
+	// holding.
+	ReasonFactsIncomplete = "facts_incomplete"
+)
+
+// FactCheck asks whether a subject holds a permission on a resource, in
+// the relationship store's terms (SpiceDB object types and ids). Context
+// feeds caveats: the request's scalar context values and `now`.
+type FactCheck struct {
+	ResourceType string         `json:"resource_type"`
+	ResourceID   string         `json:"resource_id"`
+	Permission   string         `json:"permission"`
+	SubjectType  string         `json:"subject_type"`
+	SubjectID    string         `json:"subject_id"`
+	Context      map[string]any `json:"context,omitempty"`
+}
+
+// Fact is the answer to a FactCheck. Conditional means the relationship
+// holds only if caveat context the check lacked were supplied; Has is then
+// false.
+type Fact struct {
+	FactCheck
+	Has            bool     `json:"has"`
+	Conditional    bool     `json:"conditional,omitempty"`
+	MissingContext []string `json:"missing_context,omitempty"`
+}
+
+// FactSource answers relationship checks in one round trip, at a revision
+// at least as fresh as every write it knows of, and returns that revision.
+// An error means the facts are unknown: the engine denies.
+type FactSource interface {
+	CheckFacts(ctx context.Context, checks []FactCheck) (facts []Fact, revision string, err error)
+}
+
+// factPlan lists the relationship facts an action's context declares: the
+// Bool attributes of its `rel` record, sorted.
+func factPlan(shape resolved.RecordType) []string {
+	a, ok := shape[ContextRel]
+	if !ok {
+		return nil
+	}
+	rec, ok := a.Type.(resolved.RecordType)
+	if !ok {
+		return nil
+	}
+	var names []string
+	for k, attr := range rec {
+		if _, isBool := attr.Type.(resolved.BoolType); isBool {
+			names = append(names, string(k))
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// factChecks builds the checks of a plan for one request.
+func factChecks(b *policy.Bundle, plan []string, in builtInput, req Request, now time.Time) []FactCheck {
+	caveats := caveatContext(req.Context, now)
+	out := make([]FactCheck, len(plan))
+	for i, perm := range plan {
+		out[i] = FactCheck{
+			ResourceType: b.ObjectType(in.Resource.Type),
+			ResourceID:   string(in.Resource.ID),
+			Permission:   perm,
+			SubjectType:  b.ObjectType(in.Principal.Type),
+			SubjectID:    string(in.Principal.ID),
+			Context:      caveats,
+		}
+	}
+	return out
+}
+
+// caveatContext passes the request's top-level scalar context values (the
+// amount of a payment, say) and the decision time to caveats. Numbers
+// become float64, as caveat contexts travel as protobuf Structs.
+func caveatContext(reqCtx map[string]any, now time.Time) map[string]any {
+	out := map[string]any{ContextNow: now.UTC().Format(time.RFC3339Nano)}
+	for k, v := range reqCtx {
+		if k == ContextNow || k == ContextRel {
+			continue
+		}
+		switch v := v.(type) {
+		case string, bool, float64:
+			out[k] = v
+		case json.Number:
+			if f, err := v.Float64(); err == nil {
+				out[k] = f
+			}
+		case int:
+			out[k] = float64(v)
+		case int64:
+			out[k] = float64(v)
+		}
+	}
+	return out
+}
+
+// relRecord turns a request's facts into the Cedar `rel` record.
+func relRecord(facts []Fact) types.Record {
+	m := make(types.RecordMap, len(facts))
+	for _, f := range facts {
+		m[types.String(f.Permission)] = types.Boolean(f.Has)
+	}
+	return types.NewRecord(m)
+}
