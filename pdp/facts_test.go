@@ -85,7 +85,7 @@ func payReq(user string, ctx map[string]any) pdp.Request {
 func TestFactsFeedDecisions(t *testing.T) {
 	g := &graph{
 		has: map[[3]string]bool{
-			{"bank_account:acc-alice", "owner", "user:alice"}:  true,
+			{"bank_account:acc-alice", "owner", "user:alice"}: true,
 			{"bank_account:acc-alice", "can_pay", "user:bob"}: true,
 		},
 		cond: map[[3]string]bool{{"bank_account:acc-alice", "can_pay", "user:carl"}: true},
