@@ -117,18 +117,19 @@ func (p *parser) suite(data []byte) Suite {
 	return s
 }
 
-func (p *parser) testCase(n *yaml.Node, app string) (Case, bool) {
-	c := Case{Line: n.Line}
+// entry reads what cases and batches share: a mapping with a name, a
+// request (converted to a JSON body) and an expect node. kind is "case" or
+// "batch", for messages.
+func (p *parser) entry(n *yaml.Node, kind string) (name, label string, body []byte, req, exp *yaml.Node) {
 	n = deref(n)
 	if n.Kind != yaml.MappingNode {
-		p.fail(n, "a case is a mapping with name, request and expect")
-		return c, false
+		p.fail(n, "a %s is a mapping with name, request and expect", kind)
+		return "", "", nil, nil, nil
 	}
-	var req, exp *yaml.Node
 	p.fields(n, func(key string, v *yaml.Node) bool {
 		switch key {
 		case "name":
-			c.Name = p.str(v, "name")
+			name = p.str(v, "name")
 		case "request":
 			req = v
 		case "expect":
@@ -138,14 +139,27 @@ func (p *parser) testCase(n *yaml.Node, app string) (Case, bool) {
 		}
 		return true
 	})
-	before := len(p.errs)
-	if c.Name == "" {
-		p.fail(n, "case without a name")
+	if name == "" {
+		p.fail(n, "%s without a name", kind)
 	}
-	label := fmt.Sprintf("case %q", c.Name)
+	label = fmt.Sprintf("%s %q", kind, name)
 	if req == nil {
 		p.fail(n, "%s: no request", label)
-	} else if body, ok := p.body(req, label); ok {
+	} else if b, ok := p.body(req, label); ok {
+		body = b
+	}
+	if exp == nil {
+		p.fail(n, "%s: no expect", label)
+	}
+	return name, label, body, req, exp
+}
+
+func (p *parser) testCase(n *yaml.Node, app string) (Case, bool) {
+	c := Case{Line: n.Line}
+	before := len(p.errs)
+	name, label, body, req, exp := p.entry(n, "case")
+	c.Name = name
+	if body != nil {
 		r, err := authzen.DecodeEvaluation(body)
 		if err != nil {
 			p.fail(req, "%s: request: %v", label, err)
@@ -154,9 +168,7 @@ func (p *parser) testCase(n *yaml.Node, app string) (Case, bool) {
 			c.Body, c.Request = body, r
 		}
 	}
-	if exp == nil {
-		p.fail(n, "%s: no expect", label)
-	} else {
+	if exp != nil {
 		c.Expect = p.expect(exp, label)
 	}
 	return c, len(p.errs) == before
@@ -193,33 +205,10 @@ func (p *parser) expect(n *yaml.Node, label string) Expect {
 
 func (p *parser) batch(n *yaml.Node, app string) (BatchCase, bool) {
 	b := BatchCase{Line: n.Line}
-	n = deref(n)
-	if n.Kind != yaml.MappingNode {
-		p.fail(n, "a batch is a mapping with name, request and expect")
-		return b, false
-	}
-	var req, exp *yaml.Node
-	p.fields(n, func(key string, v *yaml.Node) bool {
-		switch key {
-		case "name":
-			b.Name = p.str(v, "name")
-		case "request":
-			req = v
-		case "expect":
-			exp = v
-		default:
-			return false
-		}
-		return true
-	})
 	before := len(p.errs)
-	if b.Name == "" {
-		p.fail(n, "batch without a name")
-	}
-	label := fmt.Sprintf("batch %q", b.Name)
-	if req == nil {
-		p.fail(n, "%s: no request", label)
-	} else if body, ok := p.body(req, label); ok {
+	name, label, body, req, exp := p.entry(n, "batch")
+	b.Name = name
+	if body != nil {
 		ev, err := authzen.DecodeEvaluations(body)
 		if err != nil {
 			p.fail(req, "%s: request: %v", label, err)
@@ -230,9 +219,7 @@ func (p *parser) batch(n *yaml.Node, app string) (BatchCase, bool) {
 			b.Body, b.Eval = body, ev
 		}
 	}
-	if exp == nil {
-		p.fail(n, "%s: no expect", label)
-	} else {
+	if exp != nil {
 		items := p.seq(exp, label+": expect")
 		if deref(exp).Kind == yaml.SequenceNode && len(items) == 0 {
 			p.fail(exp, "%s: expect lists no decisions", label)
