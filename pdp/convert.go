@@ -23,7 +23,21 @@ type entityResolver func(name string) (types.EntityType, bool)
 // toRecord converts a JSON object to a Cedar record shaped by the schema's
 // record type: declared attributes are converted, undeclared ones dropped.
 func toRecord(shape resolved.RecordType, m map[string]any, res entityResolver, path string) (types.Record, error) {
+	if len(m) == 0 {
+		return types.Record{}, nil // equal to an empty record, without NewRecord's copy and hashing
+	}
 	rm := make(types.RecordMap, len(m))
+	if err := addAttrs(rm, shape, m, res, path); err != nil {
+		return types.Record{}, err
+	}
+	if len(rm) == 0 {
+		return types.Record{}, nil
+	}
+	return types.NewRecord(rm), nil
+}
+
+// addAttrs converts the declared attributes of m into rm.
+func addAttrs(rm types.RecordMap, shape resolved.RecordType, m map[string]any, res entityResolver, path string) error {
 	for k, v := range m {
 		attr, ok := shape[types.String(k)]
 		if !ok || v == nil {
@@ -31,11 +45,11 @@ func toRecord(shape resolved.RecordType, m map[string]any, res entityResolver, p
 		}
 		cv, err := toValue(attr.Type, v, res, path+"."+k)
 		if err != nil {
-			return types.Record{}, err
+			return err
 		}
 		rm[types.String(k)] = cv
 	}
-	return types.NewRecord(rm), nil
+	return nil
 }
 
 // toValue converts one JSON value (as decoded with UseNumber, or from YAML)

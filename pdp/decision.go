@@ -35,14 +35,15 @@ type EvalError struct {
 
 // Input is the complete Cedar input a decision evaluated: enough to
 // re-evaluate it later without any live store. Entities holds every entity
-// the evaluation read (principal and resource included). It marshals to
-// Cedar's JSON formats.
+// the evaluation read: the principal, the resource, then the others in the
+// order the evaluation first read them (a JSON array of Cedar entities, as
+// an EntityMap reads it back). It marshals to Cedar's JSON formats.
 type Input struct {
 	Principal types.EntityUID `json:"principal"`
 	Action    types.EntityUID `json:"action"`
 	Resource  types.EntityUID `json:"resource"`
 	Context   types.Record    `json:"context"`
-	Entities  types.EntityMap `json:"entities"`
+	Entities  []types.Entity  `json:"entities"`
 }
 
 // CedarRequest is the Cedar request the input describes.

@@ -73,11 +73,21 @@ func NewEngine(c Components) *Engine {
 // relationship facts that cannot be read) is a deny with a reason code, not
 // an error; the only error is ErrNotReady.
 func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
-	ds, err := e.DecideBatch(ctx, []Request{req})
-	if err != nil {
-		return Decision{}, err
+	b := e.bundles.Current()
+	if b == nil {
+		return Decision{}, ErrNotReady
 	}
-	return ds[0], nil
+	j := e.prepare(b, req)
+	var (
+		facts    []Fact
+		revision string
+		err      error
+	)
+	if !j.done && len(j.checks) > 0 {
+		facts, revision, err = e.fetchFacts(ctx, j.checks)
+	}
+	e.finish(b, &j, facts, revision, err)
+	return j.d, nil
 }
 
 // DecideBatch evaluates requests against one policy snapshot, in order,
@@ -102,21 +112,31 @@ func (e *Engine) DecideBatch(ctx context.Context, reqs []Request) ([]Decision, e
 	out := make([]Decision, len(reqs))
 	for i := range jobs {
 		j := &jobs[i]
-		if !j.done && len(j.checks) > 0 {
-			if factErr != nil {
-				j.deny(ReasonFactsUnavailable, factErr)
-			} else {
-				j.d.Facts = facts[j.factsAt : j.factsAt+len(j.checks)]
-				j.d.FactsRevision = revision
-			}
+		var mine []Fact
+		if factErr == nil && len(j.checks) > 0 {
+			mine = facts[j.factsAt : j.factsAt+len(j.checks)]
 		}
-		if !j.done {
-			e.evaluate(b, j)
-		}
-		j.d.Duration = time.Since(j.start)
+		e.finish(b, j, mine, revision, factErr)
 		out[i] = j.d
 	}
 	return out, nil
+}
+
+// finish hands a prepared job its facts (or the error that kept them
+// away) and evaluates it.
+func (e *Engine) finish(b *policy.Bundle, j *job, facts []Fact, revision string, factErr error) {
+	if !j.done && len(j.checks) > 0 {
+		if factErr != nil {
+			j.deny(ReasonFactsUnavailable, factErr)
+		} else {
+			j.d.Facts = facts
+			j.d.FactsRevision = revision
+		}
+	}
+	if !j.done {
+		e.evaluate(b, j)
+	}
+	j.d.Duration = time.Since(j.start)
 }
 
 // fetchFacts asks the relationship store every check of a batch at once.
@@ -206,17 +226,22 @@ func (e *Engine) evaluate(b *policy.Bundle, j *job) {
 	in := &j.in
 	if len(j.checks) > 0 {
 		m := in.Context.Map()
+		if m == nil {
+			m = types.RecordMap{}
+		}
 		m[ContextRel] = relRecord(j.d.Facts)
 		in.Context = types.NewRecord(m)
 	}
-	rec := &recorder{entities: b.Entities(), principal: in.principal, resource: in.resource, seen: make(types.EntityMap, 4)}
+	rec := &recorder{entities: b.Entities(), principal: in.principal, resource: in.resource}
+	rec.seen = append(rec.seenBuf[:0], in.principal)
+	if in.Resource != in.Principal {
+		rec.seen = append(rec.seen, in.resource)
+	}
 	var policies cedar.PolicyIterator = b.PolicySet()
 	if !e.unsliced {
 		policies = b.Candidates(in.Principal, in.Action, in.Resource, in.principalAnc, in.resourceAnc)
 	}
 	dec, diag := cedar.Authorize(policies, rec, in.CedarRequest())
-	rec.seen[in.Principal] = in.principal
-	rec.seen[in.Resource] = in.resource
 	j.d.Input = in.Input
 	j.d.Input.Entities = rec.seen
 	e.explain(b, &j.d, dec, diag)
@@ -328,28 +353,37 @@ func entityFor(b *policy.Bundle, uid types.EntityUID, props map[string]any, path
 // contextFor builds the Cedar context from the request context (declared
 // attributes only) and the engine-owned attributes.
 func contextFor(b *policy.Bundle, shape resolved.RecordType, req Request, now time.Time) (types.Record, error) {
-	ctx := make(map[string]any, len(req.Context)+1)
+	rm := make(types.RecordMap, len(req.Context)+2)
 	for k, v := range req.Context {
 		if k == ContextNow || k == ContextActionProperties || k == ContextRel {
+			continue // engine-owned: never taken from the request
+		}
+		attr, ok := shape[types.String(k)]
+		if !ok || v == nil {
 			continue
 		}
-		ctx[k] = v
+		cv, err := toValue(attr.Type, v, b.EntityType, "context."+k)
+		if err != nil {
+			return types.Record{}, err
+		}
+		rm[types.String(k)] = cv
 	}
-	if len(req.Action.Properties) > 0 {
-		ctx[ContextActionProperties] = req.Action.Properties
-	}
-	rec, err := toRecord(shape, ctx, b.EntityType, "context")
-	if err != nil {
-		return types.Record{}, err
+	if a, ok := shape[ContextActionProperties]; ok && len(req.Action.Properties) > 0 {
+		cv, err := toValue(a.Type, req.Action.Properties, b.EntityType, "action.properties")
+		if err != nil {
+			return types.Record{}, err
+		}
+		rm[ContextActionProperties] = cv
 	}
 	if a, ok := shape[ContextNow]; ok {
 		if et, ok := a.Type.(resolved.ExtensionType); ok && et == "datetime" {
-			m := rec.Map()
-			m[ContextNow] = types.NewDatetime(now.UTC())
-			rec = types.NewRecord(m)
+			rm[ContextNow] = types.NewDatetime(now.UTC())
 		}
 	}
-	return rec, nil
+	if len(rm) == 0 {
+		return types.Record{}, nil
+	}
+	return types.NewRecord(rm), nil
 }
 
 // recorder is the entity store of one evaluation: the request's principal
@@ -358,7 +392,8 @@ func contextFor(b *policy.Bundle, shape resolved.RecordType, req Request, now ti
 type recorder struct {
 	entities            types.EntityMap
 	principal, resource types.Entity
-	seen                types.EntityMap
+	seen                []types.Entity // principal, resource, then in order of first read
+	seenBuf             [6]types.Entity
 }
 
 func (r *recorder) Get(uid types.EntityUID) (types.Entity, bool) {
@@ -368,14 +403,19 @@ func (r *recorder) Get(uid types.EntityUID) (types.Entity, bool) {
 	)
 	switch uid {
 	case r.principal.UID:
-		e, ok = r.principal, true
+		return r.principal, true
 	case r.resource.UID:
-		e, ok = r.resource, true
-	default:
-		e, ok = r.entities[uid]
+		return r.resource, true
 	}
-	if ok {
-		r.seen[uid] = e
+	e, ok = r.entities[uid]
+	if !ok {
+		return e, false
 	}
-	return e, ok
+	for _, s := range r.seen {
+		if s.UID == uid {
+			return e, true
+		}
+	}
+	r.seen = append(r.seen, e)
+	return e, true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"io"
 	"log/slog"
 	"net"
@@ -80,6 +81,9 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 	defer stopReload()
 	wg.Go(func() { reloader.Run(rctx) })
 
+	// Decision ids are UUIDv7: draw their randomness from a buffered pool
+	// instead of one getrandom call per decision.
+	uuid.EnableRandPool()
 	engine := pdp.NewEngine(pdp.Components{Bundles: reloader, Logger: log})
 	reg := prometheus.NewRegistry()
 	for _, c := range []prometheus.Collector{
