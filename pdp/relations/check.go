@@ -1,0 +1,223 @@
+package relations
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc/status"
+)
+
+// ErrCheckItem wraps the error SpiceDB reported for one item of a bulk
+// check (an unknown permission, a bad caveat context, …). The whole check
+// fails: a decision never rests on part of its facts.
+var ErrCheckItem = errors.New("relations: check item failed")
+
+// Object names one object of the graph, such as account:acc-42 or user:alice.
+type Object struct {
+	Type string
+	ID   string
+}
+
+func (o Object) String() string { return o.Type + ":" + o.ID }
+
+// Check asks whether Subject (or, with SubjectRelation, the subject set
+// Subject#SubjectRelation) has Permission (a permission or relation of the
+// SpiceDB schema) on Resource. Context supplies the values of caveat
+// parameters that were not fixed when the relationship was written (values
+// written with the relationship win).
+type Check struct {
+	Resource        Object
+	Permission      string
+	Subject         Object
+	SubjectRelation string
+	Context         map[string]any
+}
+
+// String renders the check as resource#permission@subject, without context.
+func (c Check) String() string {
+	s := c.Resource.String() + "#" + c.Permission + "@" + c.Subject.String()
+	if c.SubjectRelation != "" {
+		s += "#" + c.SubjectRelation
+	}
+	return s
+}
+
+// Result is SpiceDB's answer to one Check. Conditional means the answer
+// depends on caveat parameters that were missing (named in MissingContext):
+// Has is false then, and a conditional fact must never be read as "has".
+type Result struct {
+	Check          Check
+	Has            bool
+	Conditional    bool
+	MissingContext []string
+}
+
+// Results answers the checks of one CheckBulk call, in the order asked.
+// Revision is the ZedToken of the snapshot every answer was read at, for the
+// decision record.
+type Results struct {
+	Items    []Result
+	Revision string
+}
+
+// Consistency says which snapshot of the facts a check may read. With Exact
+// set it reads exactly that snapshot; otherwise one at least as fresh as
+// AtLeast, and the newest one when AtLeast is empty too. There is no
+// "minimize latency" mode: a read may never miss a write whose token the
+// reader holds.
+type Consistency struct {
+	AtLeast string
+	Exact   string
+}
+
+// Checker answers relationship checks in one round trip. SpiceDB itself and
+// the FactCache in front of it both implement it.
+type Checker interface {
+	CheckBulkAt(ctx context.Context, checks []Check, at Consistency) (Results, error)
+}
+
+// spiceChecker is the Checker that asks SpiceDB.
+type spiceChecker struct {
+	perms   v1.PermissionsServiceClient
+	timeout time.Duration
+}
+
+var _ Checker = (*spiceChecker)(nil)
+
+// CheckBulkAt sends all checks in one CheckBulkPermissions call. Any error,
+// for the call or for one item, fails the whole call.
+func (c *spiceChecker) CheckBulkAt(ctx context.Context, checks []Check, at Consistency) (Results, error) {
+	items := make([]*v1.CheckBulkPermissionsRequestItem, len(checks))
+	for i, ch := range checks {
+		item, err := checkToProto(ch)
+		if err != nil {
+			return Results{}, fmt.Errorf("relations: check %d (%s): %w", i, ch, err)
+		}
+		items[i] = item
+	}
+	ctx, cancel := withTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.perms.CheckBulkPermissions(ctx, &v1.CheckBulkPermissionsRequest{
+		Consistency: consistencyToProto(at),
+		Items:       items,
+	})
+	if err != nil {
+		return Results{}, fmt.Errorf("relations: check: %w", err)
+	}
+	if len(resp.GetPairs()) != len(checks) {
+		return Results{}, fmt.Errorf("relations: check: %d answers for %d checks", len(resp.GetPairs()), len(checks))
+	}
+	out := Results{Items: make([]Result, len(checks)), Revision: resp.GetCheckedAt().GetToken()}
+	for i, pair := range resp.GetPairs() {
+		if e := pair.GetError(); e != nil {
+			return Results{}, fmt.Errorf("%w: %d (%s): %w", ErrCheckItem, i, checks[i], status.ErrorProto(e))
+		}
+		r := Result{Check: checks[i]}
+		item := pair.GetItem()
+		switch item.GetPermissionship() {
+		case v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION:
+			r.Has = true
+		case v1.CheckPermissionResponse_PERMISSIONSHIP_NO_PERMISSION:
+		case v1.CheckPermissionResponse_PERMISSIONSHIP_CONDITIONAL_PERMISSION:
+			r.Conditional = true
+			r.MissingContext = missingContext(item.GetPartialCaveatInfo())
+		default:
+			return Results{}, fmt.Errorf("%w: %d (%s): no answer (%v)", ErrCheckItem, i, checks[i], item.GetPermissionship())
+		}
+		out.Items[i] = r
+	}
+	return out, nil
+}
+
+// missingContext lists the missing caveat parameters once each, sorted
+// (SpiceDB names a parameter once per caveat that lacks it).
+func missingContext(info *v1.PartialCaveatInfo) []string {
+	return slices.Compact(slices.Sorted(slices.Values(info.GetMissingRequiredContext())))
+}
+
+// head returns a token of the newest revision: a bulk check of nothing,
+// fully consistent, costs one round trip and needs no schema.
+func (c *spiceChecker) head(ctx context.Context) (string, error) {
+	ctx, cancel := withTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.perms.CheckBulkPermissions(ctx, &v1.CheckBulkPermissionsRequest{
+		Consistency: consistencyToProto(Consistency{}),
+	})
+	if err != nil {
+		return "", fmt.Errorf("relations: read head revision: %w", err)
+	}
+	if resp.GetCheckedAt().GetToken() == "" {
+		return "", errors.New("relations: read head revision: no token in the answer")
+	}
+	return resp.GetCheckedAt().GetToken(), nil
+}
+
+func checkToProto(c Check) (*v1.CheckBulkPermissionsRequestItem, error) {
+	item := &v1.CheckBulkPermissionsRequestItem{
+		Resource:   &v1.ObjectReference{ObjectType: c.Resource.Type, ObjectId: c.Resource.ID},
+		Permission: c.Permission,
+		Subject: &v1.SubjectReference{
+			Object:           &v1.ObjectReference{ObjectType: c.Subject.Type, ObjectId: c.Subject.ID},
+			OptionalRelation: c.SubjectRelation,
+		},
+	}
+	if len(c.Context) > 0 {
+		s, err := toStruct(c.Context)
+		if err != nil {
+			return nil, err
+		}
+		item.Context = s
+	}
+	return item, nil
+}
+
+func consistencyToProto(at Consistency) *v1.Consistency {
+	switch {
+	case at.Exact != "":
+		return &v1.Consistency{Requirement: &v1.Consistency_AtExactSnapshot{AtExactSnapshot: &v1.ZedToken{Token: at.Exact}}}
+	case at.AtLeast != "":
+		return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: &v1.ZedToken{Token: at.AtLeast}}}
+	default:
+		return &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}}
+	}
+}
+
+// checkKey identifies a check, caveat context included (canonically
+// encoded), for the fact cache.
+func checkKey(c Check) (string, error) {
+	var b strings.Builder
+	b.Grow(len(c.Resource.Type) + len(c.Resource.ID) + len(c.Permission) + len(c.Subject.Type) + len(c.Subject.ID) + len(c.SubjectRelation) + 6)
+	b.WriteString(c.Resource.Type)
+	b.WriteByte(':')
+	b.WriteString(c.Resource.ID)
+	b.WriteByte('#')
+	b.WriteString(c.Permission)
+	b.WriteByte('@')
+	b.WriteString(c.Subject.Type)
+	b.WriteByte(':')
+	b.WriteString(c.Subject.ID)
+	b.WriteByte('#')
+	b.WriteString(c.SubjectRelation)
+	if len(c.Context) > 0 {
+		ctx, err := canonicalContext(c.Context)
+		if err != nil {
+			return "", err
+		}
+		b.WriteByte(0)
+		b.WriteString(ctx)
+	}
+	return b.String(), nil
+}
+
+// withTimeout bounds ctx by d unless it already has a deadline.
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok || d <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
+}

@@ -1,0 +1,98 @@
+package relations
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"github.com/authzed/spicedb/pkg/schemadsl/compiler"
+	"github.com/authzed/spicedb/pkg/schemadsl/input"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// ErrNoSchema is returned by ReadSchema when no schema was ever written.
+var ErrNoSchema = errors.New("relations: no schema has been written")
+
+// WriteSchema replaces SpiceDB's schema with zed (the schema language) and
+// returns the token of the write, which becomes the floor.
+func (s *Store) WriteSchema(ctx context.Context, zed string) (string, error) {
+	if s.closed.Load() {
+		return "", ErrClosed
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	ctx, cancel := withTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	resp, err := s.schema.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: zed})
+	if err != nil {
+		return "", fmt.Errorf("relations: write schema: %w", err)
+	}
+	token := resp.GetWrittenAt().GetToken()
+	s.setFloor(token)
+	return token, nil
+}
+
+// ReadSchema returns the current schema text (as SpiceDB prints it, not
+// byte for byte what was written), or ErrNoSchema.
+func (s *Store) ReadSchema(ctx context.Context) (string, error) {
+	if s.closed.Load() {
+		return "", ErrClosed
+	}
+	ctx, cancel := withTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	resp, err := s.schema.ReadSchema(ctx, &v1.ReadSchemaRequest{})
+	if status.Code(err) == codes.NotFound {
+		return "", ErrNoSchema
+	}
+	if err != nil {
+		return "", fmt.Errorf("relations: read schema: %w", err)
+	}
+	return resp.GetSchemaText(), nil
+}
+
+// NameKind tells a relation (stored facts) from a permission (computed).
+type NameKind int
+
+const (
+	KindRelation NameKind = iota + 1
+	KindPermission
+)
+
+func (k NameKind) String() string {
+	switch k {
+	case KindRelation:
+		return "relation"
+	case KindPermission:
+		return "permission"
+	}
+	return "unknown"
+}
+
+// ParseSchemaPermissions compiles a zed schema (with SpiceDB's own compiler)
+// and lists, per object definition, the names a Check may ask for: its
+// relations and permissions. `pdp validate` uses it to check that every fact
+// the Cedar schema declares exists in the SpiceDB schema.
+func ParseSchemaPermissions(zed string) (map[string]map[string]NameKind, error) {
+	compiled, err := compiler.Compile(compiler.InputSchema{
+		Source:       input.Source("schema"),
+		SchemaString: zed,
+	}, compiler.AllowUnprefixedObjectType())
+	if err != nil {
+		return nil, fmt.Errorf("relations: compile schema: %w", err)
+	}
+	out := make(map[string]map[string]NameKind, len(compiled.ObjectDefinitions))
+	for _, def := range compiled.ObjectDefinitions {
+		names := make(map[string]NameKind, len(def.GetRelation()))
+		for _, rel := range def.GetRelation() {
+			kind := KindRelation
+			if rel.GetUsersetRewrite() != nil {
+				kind = KindPermission
+			}
+			names[rel.GetName()] = kind
+		}
+		out[def.GetName()] = names
+	}
+	return out, nil
+}
