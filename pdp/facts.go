@@ -100,9 +100,12 @@ func factChecks(b *policy.Bundle, plan []string, in builtInput, req Request, now
 
 // caveatContext passes the request's top-level scalar context values (the
 // amount of a payment, say) and the decision time to caveats. Numbers
-// become float64, as caveat contexts travel as protobuf Structs.
+// become float64, as caveat contexts travel as protobuf Structs. The time
+// is given to the second: validity windows are judged to the second, and
+// checks within the same second can share cached answers (the fact cache
+// keys on the whole caveat context).
 func caveatContext(reqCtx map[string]any, now time.Time) map[string]any {
-	out := map[string]any{ContextNow: now.UTC().Format(time.RFC3339Nano)}
+	out := map[string]any{ContextNow: now.UTC().Truncate(time.Second).Format(time.RFC3339)}
 	for k, v := range reqCtx {
 		if k == ContextNow || k == ContextRel {
 			continue
@@ -130,4 +133,20 @@ func relRecord(facts []Fact) types.Record {
 		m[types.String(f.Permission)] = types.Boolean(f.Has)
 	}
 	return types.NewRecord(m)
+}
+
+// FactPlans lists, for every action of a bundle that declares relationship
+// facts, the facts (permission names) it needs, sorted: what `pdp validate`
+// checks against the SpiceDB schema.
+func FactPlans(b *policy.Bundle) map[types.EntityUID][]string {
+	out := map[types.EntityUID][]string{}
+	for uid, a := range b.Schema().Actions {
+		if a.AppliesTo == nil {
+			continue
+		}
+		if plan := factPlan(a.AppliesTo.Context); len(plan) > 0 {
+			out[uid] = plan
+		}
+	}
+	return out
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp/api"
 	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/relations"
 )
 
 // Sentinel errors of the configuration's Validate methods.
@@ -32,16 +33,17 @@ var (
 // the YAML file; the environment variable of a key is PDP_ followed by the
 // key in upper case with dots as underscores (http.addr: PDP_HTTP_ADDR).
 type Config struct {
-	HTTP   HTTPConfig   `mapstructure:"http"`
-	Policy PolicyConfig `mapstructure:"policy"`
-	Auth   AuthConfig   `mapstructure:"auth"`
-	Log    LogConfig    `mapstructure:"log"`
+	HTTP      HTTPConfig      `mapstructure:"http"`
+	Policy    PolicyConfig    `mapstructure:"policy"`
+	Auth      AuthConfig      `mapstructure:"auth"`
+	Relations RelationsConfig `mapstructure:"relations"`
+	Log       LogConfig       `mapstructure:"log"`
 }
 
 // DefaultConfig is the embedded default: loopback only, authentication off,
 // the bundle in ./policies and ./schema, reloaded when it changes.
 func DefaultConfig() Config {
-	return Config{HTTP: DefaultHTTP(), Policy: DefaultPolicy(), Log: DefaultLog()}
+	return Config{HTTP: DefaultHTTP(), Policy: DefaultPolicy(), Relations: DefaultRelations(), Log: DefaultLog()}
 }
 
 // Validate checks every section, then what spans sections.
@@ -53,6 +55,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Auth.Validate(); err != nil {
+		return err
+	}
+	if err := c.Relations.Validate(); err != nil {
 		return err
 	}
 	if err := c.Log.Validate(); err != nil {
@@ -296,4 +301,62 @@ func (l LogConfig) level() (slog.Level, error) {
 		return lv, fmt.Errorf("%q: %w", l.Level, ErrLogLevel)
 	}
 	return lv, nil
+}
+
+// RelationsConfig selects the relationship store, SpiceDB: embedded in the
+// process on its memory datastore (the default), embedded on PostgreSQL, or
+// a remote SpiceDB cluster; "none" runs without one (actions that declare
+// relationship facts are then denied with facts_unavailable).
+type RelationsConfig struct {
+	Engine       string        `mapstructure:"engine"`
+	PostgresURI  string        `mapstructure:"postgres_uri"`
+	Endpoint     string        `mapstructure:"endpoint"`
+	PresharedKey string        `mapstructure:"preshared_key"`
+	CAFile       string        `mapstructure:"ca_file"`
+	Insecure     bool          `mapstructure:"insecure"`
+	CallTimeout  time.Duration `mapstructure:"call_timeout"`
+	CacheSize    int           `mapstructure:"cache_size"`
+	CacheMaxAge  time.Duration `mapstructure:"cache_max_age"`
+	// Bootstrap is a file of relationships (one per line, SpiceDB's text
+	// form) written at start: seed data for the embedded store.
+	Bootstrap string `mapstructure:"bootstrap"`
+}
+
+// EngineNone turns the relationship store off.
+const EngineNone = "none"
+
+// DefaultRelations is embedded SpiceDB on its memory datastore.
+func DefaultRelations() RelationsConfig {
+	return RelationsConfig{
+		Engine:      relations.DefaultEngine,
+		CallTimeout: relations.DefaultCallTimeout,
+		CacheSize:   relations.DefaultCacheSize,
+		CacheMaxAge: relations.DefaultCacheMaxAge,
+	}
+}
+
+// Validate lets the relations package check the section.
+func (r RelationsConfig) Validate() error {
+	if r.Engine == EngineNone {
+		return nil
+	}
+	if err := r.Store().Validate(); err != nil {
+		return fmt.Errorf("relations: %w", err)
+	}
+	return nil
+}
+
+// Store is the relations package's view of the section.
+func (r RelationsConfig) Store() relations.Config {
+	return relations.Config{
+		Engine:       r.Engine,
+		PostgresURI:  r.PostgresURI,
+		Endpoint:     r.Endpoint,
+		PresharedKey: r.PresharedKey,
+		CAFile:       r.CAFile,
+		Insecure:     r.Insecure,
+		CallTimeout:  r.CallTimeout,
+		CacheSize:    r.CacheSize,
+		CacheMaxAge:  r.CacheMaxAge,
+	}
 }

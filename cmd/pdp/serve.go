@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/google/uuid"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/pflag"
@@ -60,7 +60,9 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 	}
 
 	// Policies: the first version must load, later ones are hot-reloaded.
-	rc := policy.ReloaderConfig{Interval: cfg.Policy.ReloadInterval, Logger: log}
+	var schemaWriter zedWriter
+	rc := policy.ReloaderConfig{Interval: cfg.Policy.ReloadInterval, Logger: log,
+		OnChange: func(policy.Version) { schemaWriter.sync(ctx) }}
 	if cfg.Policy.Git.Enabled() {
 		// The checkout changes only when the PDP pulls, and a pull reloads.
 		rc.Git, rc.Interval = cfg.Policy.Git.Policy(), 0
@@ -84,8 +86,27 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 	// Decision ids are UUIDv7: draw their randomness from a buffered pool
 	// instead of one getrandom call per decision.
 	uuid.EnableRandPool()
-	engine := pdp.NewEngine(pdp.Components{Bundles: reloader, Logger: log})
+	store, err := openRelations(ctx, cfg.Relations, reloader.Current(), log)
+	if err != nil {
+		return err
+	}
+	var facts pdp.FactSource
 	reg := prometheus.NewRegistry()
+	if store != nil {
+		defer store.Close()
+		schemaWriter.set(store, reloader, log)
+		schemaWriter.sync(ctx)
+		if err := bootstrapRelations(ctx, store, cfg.Relations.Bootstrap, log); err != nil {
+			return err
+		}
+		facts = factSource{store}
+		if c := store.Cache(); c != nil {
+			if err := reg.Register(c); err != nil {
+				return fmt.Errorf("register metrics: %w", err)
+			}
+		}
+	}
+	engine := pdp.NewEngine(pdp.Components{Bundles: reloader, Facts: facts, Logger: log})
 	for _, c := range []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

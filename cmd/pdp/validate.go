@@ -32,6 +32,19 @@ func runValidate(ctx context.Context, std stdio, _ *pflag.FlagSet, args []string
 	if err != nil {
 		return err
 	}
+	problems, err := checkFactsModel(b)
+	if err != nil {
+		fmt.Fprintln(std.out, err)
+		fmt.Fprintf(std.out, "invalid: %s has 1 problem\n", b.Dirs())
+		return errReported
+	}
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(std.out, p)
+		}
+		fmt.Fprintf(std.out, "invalid: %s has %d %s\n", b.Dirs(), len(problems), plural(len(problems), "problem", "problems"))
+		return errReported
+	}
 	writeSummary(std.out, b)
 	return nil
 }

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/relations"
+)
+
+// factSource lets the engine ask the relationship store: the engine speaks
+// pdp.FactCheck, the store relations.Check.
+type factSource struct{ store *relations.Store }
+
+var _ pdp.FactSource = factSource{}
+
+func (f factSource) CheckFacts(ctx context.Context, checks []pdp.FactCheck) ([]pdp.Fact, string, error) {
+	rc := make([]relations.Check, len(checks))
+	for i, c := range checks {
+		rc[i] = relations.Check{
+			Resource:   relations.Object{Type: c.ResourceType, ID: c.ResourceID},
+			Permission: c.Permission,
+			Subject:    relations.Object{Type: c.SubjectType, ID: c.SubjectID},
+			Context:    c.Context,
+		}
+	}
+	res, err := f.store.CheckBulk(ctx, rc)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(res.Items) != len(checks) {
+		return nil, "", fmt.Errorf("relationship store answered %d of %d checks", len(res.Items), len(checks))
+	}
+	out := make([]pdp.Fact, len(checks))
+	for i, r := range res.Items {
+		out[i] = pdp.Fact{FactCheck: checks[i], Has: r.Has, Conditional: r.Conditional, MissingContext: r.MissingContext}
+	}
+	return out, res.Revision, nil
+}
+
+// checkFactsModel reports every relationship fact the Cedar schema declares
+// that the bundle's SpiceDB schema cannot answer: a missing schema/*.zed,
+// a resource or principal type with no SpiceDB definition, or a fact that is
+// neither a relation nor a permission of the resource's definition.
+func checkFactsModel(b *policy.Bundle) ([]string, error) {
+	plans := pdp.FactPlans(b)
+	if len(plans) == 0 {
+		return nil, nil
+	}
+	if strings.TrimSpace(b.SpiceDBSchema()) == "" {
+		return []string{"schema: actions declare relationship facts (context.rel) but the bundle has no SpiceDB schema (schema/*.zed)"}, nil
+	}
+	defs, err := relations.ParseSchemaPermissions(b.SpiceDBSchema())
+	if err != nil {
+		return nil, fmt.Errorf("SpiceDB schema: %w", err)
+	}
+	var problems []string
+	for action, facts := range plans {
+		a := b.Schema().Actions[action].AppliesTo
+		for _, pt := range a.Principals {
+			if _, ok := defs[b.ObjectType(pt)]; !ok {
+				problems = append(problems, fmt.Sprintf("schema: action %s: principal type %s has no SpiceDB definition %q", action, pt, b.ObjectType(pt)))
+			}
+		}
+		for _, rt := range a.Resources {
+			def, ok := defs[b.ObjectType(rt)]
+			if !ok {
+				problems = append(problems, fmt.Sprintf("schema: action %s: resource type %s has no SpiceDB definition %q", action, rt, b.ObjectType(rt)))
+				continue
+			}
+			for _, f := range facts {
+				if _, ok := def[f]; !ok {
+					problems = append(problems, fmt.Sprintf("schema: action %s: fact context.rel.%s is neither a relation nor a permission of SpiceDB definition %q", action, f, b.ObjectType(rt)))
+				}
+			}
+		}
+	}
+	sort.Strings(problems)
+	return problems, nil
+}
+
+// openRelations opens the configured relationship store. The embedded
+// memory store (the default) starts only when the bundle has a SpiceDB
+// schema: a bundle without relationship facts needs no SpiceDB.
+func openRelations(ctx context.Context, cfg RelationsConfig, b *policy.Bundle, log *slog.Logger) (*relations.Store, error) {
+	if cfg.Engine == EngineNone {
+		log.Info("relationship store off (relations.engine: none)")
+		return nil, nil
+	}
+	if cfg.Engine == relations.EngineMemory && strings.TrimSpace(b.SpiceDBSchema()) == "" {
+		log.Info("relationship store not started: the bundle has no SpiceDB schema (schema/*.zed)")
+		return nil, nil
+	}
+	store, err := relations.Open(ctx, cfg.Store(), log)
+	if err != nil {
+		return nil, fmt.Errorf("open the relationship store (%s): %w", cfg.Engine, err)
+	}
+	log.Info("relationship store open", "engine", cfg.Engine)
+	return store, nil
+}
+
+// zedWriter writes the active bundle's SpiceDB schema to the store at
+// start and whenever a new policy version brings a changed one.
+type zedWriter struct {
+	mu      sync.Mutex
+	store   *relations.Store
+	bundles pdp.BundleSource
+	log     *slog.Logger
+	written string
+}
+
+func (w *zedWriter) set(s *relations.Store, b pdp.BundleSource, log *slog.Logger) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.store, w.bundles, w.log = s, b, log
+}
+
+func (w *zedWriter) sync(ctx context.Context) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.store == nil {
+		return
+	}
+	b := w.bundles.Current()
+	if b == nil {
+		return
+	}
+	zed := b.SpiceDBSchema()
+	if strings.TrimSpace(zed) == "" || zed == w.written {
+		return
+	}
+	if _, err := w.store.WriteSchema(ctx, zed); err != nil {
+		// Checks against a schema SpiceDB does not have fail, and fail
+		// closed; the error says why.
+		w.log.Error("writing the SpiceDB schema failed; relationship facts of the new version may be unavailable", "err", err)
+		return
+	}
+	w.written = zed
+	w.log.Info("SpiceDB schema written", "policy_version", b.Version().Hash)
+}
+
+// bootstrapRelations writes the relationships of a seed file (see
+// relations.ReadRelationshipsText), in batches.
+func bootstrapRelations(ctx context.Context, store *relations.Store, path string, log *slog.Logger) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("relations.bootstrap: %w", err)
+	}
+	defer f.Close()
+	rels, err := relations.ReadRelationshipsText(f)
+	if err != nil {
+		return fmt.Errorf("relations.bootstrap %s: %w", path, err)
+	}
+	const batch = 500
+	for i := 0; i < len(rels); i += batch {
+		ups := make([]relations.Update, 0, batch)
+		for _, r := range rels[i:min(i+batch, len(rels))] {
+			ups = append(ups, relations.Update{Op: relations.OpTouch, Rel: r})
+		}
+		if _, err := store.WriteRelationships(ctx, ups); err != nil {
+			return fmt.Errorf("relations.bootstrap %s: %w", path, err)
+		}
+	}
+	log.Info("relationships bootstrapped", "file", path, "relationships", len(rels))
+	return nil
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// factsBundle is a small bank whose decisions need relationship facts:
+// owners pay and view, a payment agent pays within a mandate (amount limit
+// and validity window, evaluated by SpiceDB against the decision time).
+var factsBundle = map[string]string{
+	"schema/bank.cedarschema": `
+entity User;
+entity Account;
+action make_payment appliesTo { principal: [User], resource: [Account],
+  context: { amount?: Long, rel: { make_payment: Bool } } };
+action view_statements appliesTo { principal: [User], resource: [Account],
+  context: { rel: { view_statements: Bool } } };
+`,
+	"schema/bank.zed": `
+caveat within_mandate(now timestamp, valid_from timestamp, valid_until timestamp, amount double, max_amount double) {
+  now >= valid_from && now < valid_until && amount <= max_amount
+}
+definition user {}
+definition account {
+  relation owner: user
+  relation payment_agent: user with within_mandate
+  permission make_payment = owner + payment_agent
+  permission view_statements = owner
+}
+`,
+	"policies/bank.cedar": `
+@id("pay-with-authority")
+permit (principal, action == Action::"make_payment", resource) when { context.rel.make_payment };
+@id("view-with-authority")
+permit (principal, action == Action::"view_statements", resource) when { context.rel.view_statements };
+`,
+	"relationships.txt": `
+# who holds what on acc-alice
+account:acc-alice#owner@user:alice
+account:acc-alice#payment_agent@user:bob[within_mandate:{"valid_from":"2026-01-01T00:00:00Z","valid_until":"2030-12-31T00:00:00Z","max_amount":1000}]
+account:acc-alice#payment_agent@user:oscar[within_mandate:{"valid_from":"2024-01-01T00:00:00Z","valid_until":"2025-12-31T00:00:00Z","max_amount":1000}]
+`,
+}
+
+func writeBundle(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		writeFile(t, filepath.Join(dir, filepath.FromSlash(name)), content)
+	}
+	return dir
+}
+
+// TestServeWithRelationshipFacts runs the real binary path with embedded
+// SpiceDB (memory datastore): the SpiceDB schema comes from the bundle, the
+// relationships from relations.bootstrap, and every decision reads its
+// facts from SpiceDB.
+func TestServeWithRelationshipFacts(t *testing.T) {
+	dir := writeBundle(t, factsBundle)
+	t.Setenv("PDP_RELATIONS_BOOTSTRAP", filepath.Join(dir, "relationships.txt"))
+	s := startServer(t, "--dir", dir)
+	acc := `{"type": "account", "id": "acc-alice"}`
+	pay := func(who, amount string) string {
+		return `{"subject": {"type": "user", "id": "` + who + `"}, "action": {"name": "make_payment"}, "resource": ` + acc +
+			`, "context": {"amount": ` + amount + `, "currency": "EUR"}}`
+	}
+	tests := []struct {
+		name    string
+		body    string
+		allowed bool
+		reasons []string
+	}{
+		{"the owner pays", pay("alice", "250"), true, []string{}},
+		{"a payment agent pays within the mandate", pay("bob", "250"), true, []string{}},
+		{"a payment agent pays beyond the mandate", pay("bob", "1500"), false, []string{"not_permitted"}},
+		{"an expired mandate", pay("oscar", "250"), false, []string{"not_permitted"}},
+		{"no relationship", pay("eve", "250"), false, []string{"not_permitted"}},
+		{"a payment without an amount: the mandate cannot be judged", `{"subject": {"type": "user", "id": "bob"}, "action": {"name": "make_payment"}, "resource": ` + acc + `}`,
+			false, []string{"facts_incomplete", "not_permitted"}},
+		{"the owner views", evaluation("alice", "view_statements", acc), true, []string{}},
+		{"a payment agent does not view", evaluation("bob", "view_statements", acc), false, []string{"not_permitted"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := s.evaluate(t, tc.body)
+			if d.Decision != tc.allowed || !slices.Equal(d.Context.Reasons, tc.reasons) {
+				t.Fatalf("got %v %v, want %v %v", d.Decision, d.Context.Reasons, tc.allowed, tc.reasons)
+			}
+		})
+	}
+}
+
+func TestValidateChecksFactsAgainstSpiceDBSchema(t *testing.T) {
+	broken := map[string]string{}
+	for k, v := range factsBundle {
+		broken[k] = v
+	}
+	broken["schema/bank.cedarschema"] = strings.Replace(broken["schema/bank.cedarschema"],
+		"rel: { view_statements: Bool }", "rel: { view_statements: Bool, close_account: Bool }", 1)
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		code  int
+		want  string
+	}{
+		{"facts match the SpiceDB schema", factsBundle, exitOK, "valid:"},
+		{"a fact SpiceDB does not know", broken, exitFailure, `context.rel.close_account is neither a relation nor a permission of SpiceDB definition "account"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeBundle(t, tc.files)
+			var out bytes.Buffer
+			code := run(context.Background(), []string{"validate", dir}, strings.NewReader(""), &out, io.Discard)
+			if code != tc.code || !strings.Contains(out.String(), tc.want) {
+				t.Fatalf("exit %d, output:\n%s\nwant exit %d and %q", code, out.String(), tc.code, tc.want)
+			}
+		})
+	}
+}
