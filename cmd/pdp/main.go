@@ -14,6 +14,7 @@ import (
 	"sort"
 	"syscall"
 
+	"github.com/google/uuid"
 	"github.com/spf13/pflag"
 )
 
@@ -25,6 +26,10 @@ const (
 )
 
 func main() {
+	// Decision ids are UUIDv7: draw their randomness from a buffered pool
+	// instead of one getrandom call per decision. It sets a package global,
+	// so it happens here, before any goroutine can make an id.
+	uuid.EnableRandPool()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

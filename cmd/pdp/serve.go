@@ -9,7 +9,6 @@ import (
 	"net"
 	"sync"
 
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/pflag"
@@ -83,9 +82,6 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 	defer stopReload()
 	wg.Go(func() { reloader.Run(rctx) })
 
-	// Decision ids are UUIDv7: draw their randomness from a buffered pool
-	// instead of one getrandom call per decision.
-	uuid.EnableRandPool()
 	store, err := openRelations(ctx, cfg.Relations, reloader.Current(), log)
 	if err != nil {
 		return err
