@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL for tests and local runs: a private cluster under
 # $PDP_PG_DIR (default /tmp/pdp-postgres), listening on 127.0.0.1:$PDP_PG_PORT
-# (default 5432), with track_commit_timestamp=on (SpiceDB's Watch needs it),
+# (default 55432, clear of a system cluster on 5432), with track_commit_timestamp=on (SpiceDB's Watch needs it),
 # a role pdp (password pdp, CREATEDB: the tests create a database each) and a
 # database pdp_test. It leaves any system cluster alone.
 #
@@ -21,7 +21,7 @@
 set -euo pipefail
 
 DIR=${PDP_PG_DIR:-/tmp/pdp-postgres}
-PORT=${PDP_PG_PORT:-5432}
+PORT=${PDP_PG_PORT:-55432}
 DATA=$DIR/data
 SOCK=$DIR/run
 URL="postgres://pdp:pdp@127.0.0.1:$PORT/pdp_test?sslmode=disable"
