@@ -105,7 +105,7 @@ EOF
       die "port $PORT is taken by another server; set PDP_PG_PORT"
     fi
     log "starting on 127.0.0.1:$PORT"
-    as_pg "$BIN/pg_ctl" -D "$DATA" -l "$DIR/server.log" -w -t 60 start >&2 ||
+    as_pg "$BIN/pg_ctl" -D "$DATA" -l "$DIR/server.log" -o "-p $PORT -k $SOCK" -w -t 60 start >&2 ||
       { tail -20 "$DIR/server.log" >&2; die "pg_ctl start failed"; }
   fi
 
@@ -113,7 +113,7 @@ EOF
   if [[ $(psql_super -At -c 'SHOW track_commit_timestamp') != on ]]; then
     log "turning track_commit_timestamp on (restart)"
     psql_super -c 'ALTER SYSTEM SET track_commit_timestamp = on'
-    as_pg "$BIN/pg_ctl" -D "$DATA" -l "$DIR/server.log" -w -t 60 restart >&2
+    as_pg "$BIN/pg_ctl" -D "$DATA" -l "$DIR/server.log" -o "-p $PORT -k $SOCK" -w -t 60 restart >&2
   fi
 
   psql_super <<'SQL'
