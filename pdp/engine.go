@@ -98,6 +98,10 @@ func (e *Engine) DecideBatch(ctx context.Context, reqs []Request) ([]Decision, e
 	if b == nil {
 		return nil, ErrNotReady
 	}
+	return e.decideBatch(ctx, b, reqs)
+}
+
+func (e *Engine) decideBatch(ctx context.Context, b *policy.Bundle, reqs []Request) ([]Decision, error) {
 	jobs := make([]job, len(reqs))
 	var checks []FactCheck
 	for i, r := range reqs {

@@ -20,13 +20,17 @@ type metadataDoc struct {
 }
 
 // newMetadataDoc describes the PDP at publicURL+basePath.
-func newMetadataDoc(publicURL, basePath string) (*metadataDoc, error) {
+func newMetadataDoc(publicURL, basePath string, search bool) (*metadataDoc, error) {
 	id := strings.TrimRight(publicURL, "/") + basePath
 	u, err := url.Parse(id)
 	if err != nil {
 		return nil, fmt.Errorf("PDP identifier %q: %w", id, err)
 	}
-	body, err := json.Marshal(authzen.NewMetadata(id))
+	md := authzen.NewMetadata(id)
+	if search {
+		md = md.WithSearch()
+	}
+	body, err := json.Marshal(md)
 	if err != nil {
 		return nil, fmt.Errorf("encode metadata: %w", err)
 	}
@@ -34,7 +38,7 @@ func newMetadataDoc(publicURL, basePath string) (*metadataDoc, error) {
 }
 
 func (s *Server) setPublicURL(publicURL string) error {
-	doc, err := newMetadataDoc(publicURL, s.cfg.BasePath)
+	doc, err := newMetadataDoc(publicURL, s.cfg.BasePath, s.searcher != nil)
 	if err != nil {
 		return err
 	}
@@ -57,7 +61,7 @@ func (s *Server) wellKnown(c echo.Context) error {
 			scheme = "https"
 		}
 		var err error
-		if doc, err = newMetadataDoc(scheme+"://"+c.Request().Host, s.cfg.BasePath); err != nil {
+		if doc, err = newMetadataDoc(scheme+"://"+c.Request().Host, s.cfg.BasePath, s.searcher != nil); err != nil {
 			return fmt.Errorf("well-known: %w", err)
 		}
 	}

@@ -62,6 +62,7 @@ const (
 type Server struct {
 	cfg      Config
 	decider  Decider
+	searcher Searcher // nil when the Decider cannot search
 	policies PolicyStatus
 	log      *slog.Logger
 	version  string
@@ -93,6 +94,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if se, ok := deps.Decider.(Searcher); ok {
+		s.searcher = se
 	}
 	reg := deps.Registry
 	if reg == nil {
@@ -126,6 +130,11 @@ func (s *Server) routes(reg *prometheus.Registry) *echo.Echo {
 	e.POST(base+authzen.EvaluationsPath, s.authzenBody(s.evaluations))
 	if s.cfg.EnableNoop {
 		e.POST(base+NoopPath, s.authzenBody(s.noop))
+	}
+	if s.searcher != nil {
+		e.POST(base+authzen.SearchSubjectPath, s.authzenBody(s.search(authzen.SearchSubject)))
+		e.POST(base+authzen.SearchResourcePath, s.authzenBody(s.search(authzen.SearchResource)))
+		e.POST(base+authzen.SearchActionPath, s.authzenBody(s.search(authzen.SearchAction)))
 	}
 	e.GET(authzen.WellKnownPath, s.wellKnown)
 	e.GET(authzen.WellKnownPath+"/*", s.wellKnown)

@@ -12,8 +12,7 @@ const (
 	WellKnownPath = "/.well-known/authzen-configuration"
 )
 
-// Metadata is the PDP metadata document served at WellKnownPath. Search
-// endpoints are left out until the search APIs exist.
+// Metadata is the PDP metadata document served at WellKnownPath.
 type Metadata struct {
 	// PolicyDecisionPoint is the PDP identifier: the base URL PEPs use. A
 	// PEP must ignore the document if this differs from the identifier it
@@ -21,6 +20,9 @@ type Metadata struct {
 	PolicyDecisionPoint       string `json:"policy_decision_point"`
 	AccessEvaluationEndpoint  string `json:"access_evaluation_endpoint"`
 	AccessEvaluationsEndpoint string `json:"access_evaluations_endpoint,omitempty"`
+	SearchSubjectEndpoint     string `json:"search_subject_endpoint,omitempty"`
+	SearchResourceEndpoint    string `json:"search_resource_endpoint,omitempty"`
+	SearchActionEndpoint      string `json:"search_action_endpoint,omitempty"`
 	// Capabilities are registered AuthZEN capability URNs; omitted if none.
 	Capabilities []string `json:"capabilities,omitempty"`
 }
@@ -35,4 +37,12 @@ func NewMetadata(pdpURL string, capabilities ...string) Metadata {
 		AccessEvaluationsEndpoint: base + EvaluationsPath,
 		Capabilities:              capabilities,
 	}
+}
+
+// WithSearch adds the three search endpoints, for a PDP that serves them.
+func (m Metadata) WithSearch() Metadata {
+	m.SearchSubjectEndpoint = m.PolicyDecisionPoint + SearchSubjectPath
+	m.SearchResourceEndpoint = m.PolicyDecisionPoint + SearchResourcePath
+	m.SearchActionEndpoint = m.PolicyDecisionPoint + SearchActionPath
+	return m
 }
