@@ -122,3 +122,39 @@ func TestValidateChecksFactsAgainstSpiceDBSchema(t *testing.T) {
 		})
 	}
 }
+
+// TestTestWithRelationships: `pdp test` gives each suite of a bundle with
+// a SpiceDB schema its own embedded SpiceDB holding the suite's
+// relationships.
+func TestTestWithRelationships(t *testing.T) {
+	files := map[string]string{}
+	for k, v := range factsBundle {
+		files[k] = v
+	}
+	files["tests/mandates_test.yaml"] = `
+name: mandates
+relationships:
+  - account:acc-alice#owner@user:alice
+  - 'account:acc-alice#payment_agent@user:bob[within_mandate:{"valid_from":"2026-01-01T00:00:00Z","valid_until":"2030-12-31T00:00:00Z","max_amount":1000}]'
+cases:
+  - name: bob pays 250 for alice
+    request: {subject: {type: user, id: bob}, action: {name: make_payment}, resource: {type: account, id: acc-alice}, context: {amount: 250}}
+    expect: {decision: true, policies: [pay-with-authority]}
+  - name: bob cannot pay 1500
+    request: {subject: {type: user, id: bob}, action: {name: make_payment}, resource: {type: account, id: acc-alice}, context: {amount: 1500}}
+    expect: {decision: false, reasons: [not_permitted]}
+`
+	files["tests/nobody_test.yaml"] = `
+name: a suite without relationships sees none of the other suite's
+cases:
+  - name: alice is not the owner here
+    request: {subject: {type: user, id: alice}, action: {name: view_statements}, resource: {type: account, id: acc-alice}}
+    expect: {decision: false, reasons: [not_permitted]}
+`
+	dir := writeBundle(t, files)
+	var out bytes.Buffer
+	code := run(context.Background(), []string{"test", dir}, strings.NewReader(""), &out, io.Discard)
+	if code != exitOK || !strings.Contains(out.String(), "3 passed, 0 failed") {
+		t.Fatalf("exit %d:\n%s", code, out.String())
+	}
+}

@@ -74,6 +74,8 @@ func (p *parser) suite(data []byte) Suite {
 			s.Name = p.str(v, "name")
 		case "application":
 			s.Application = p.str(v, "application")
+		case "relationships":
+			s.Relationships = p.strings(v, "relationships")
 		case "cases":
 			casesNode = v
 		case "batches":

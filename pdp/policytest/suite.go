@@ -25,8 +25,13 @@ type Suite struct {
 	// Application, when set, is the pdp.Request.Application of every
 	// request of the suite.
 	Application string
-	Cases       []Case
-	Batches     []BatchCase
+	// Relationships are the relationship facts the suite's decisions read,
+	// in SpiceDB's text form (account:acc-alice#owner@user:alice, caveats
+	// as [name:{"param":1}]): the runner of `pdp test` writes them into a
+	// fresh embedded SpiceDB for the suite.
+	Relationships []string
+	Cases         []Case
+	Batches       []BatchCase
 }
 
 // Case is one Access Evaluation and what its decision must be.
