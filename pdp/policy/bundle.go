@@ -41,6 +41,70 @@ type Bundle struct {
 	ancestors map[types.EntityUID][]types.EntityUID
 	index     *index
 	zed       string
+	names     names
+}
+
+// names are the lookups every decision makes, resolved once at load.
+type names struct {
+	// types maps an AuthZEN type name to its schema entity type: qualified
+	// names as they are, and unqualified lower-case names when they are
+	// unique ("user" → "User"); an ambiguous lower-case name maps to "".
+	types map[string]types.EntityType
+	// actions maps an action id to its UID and context type; an id
+	// declared in several namespaces maps to a zero action (ok false).
+	actions map[string]actionName
+	// objects maps entity types to SpiceDB object types.
+	objects map[types.EntityType]string
+}
+
+type actionName struct {
+	uid types.EntityUID
+	ctx resolved.RecordType
+	ok  bool
+}
+
+func buildNames(rs *resolved.Schema) names {
+	n := names{types: map[string]types.EntityType{}, actions: map[string]actionName{}, objects: map[types.EntityType]string{}}
+	lower := map[string][]types.EntityType{}
+	add := func(et types.EntityType, ann resolved.Annotations) {
+		n.types[string(et)] = et
+		l := strings.ToLower(unqualified(string(et)))
+		lower[l] = append(lower[l], et)
+		obj := snake(unqualified(string(et)))
+		if v, ok := ann["spicedb"]; ok && v != "" {
+			obj = string(v)
+		}
+		n.objects[et] = obj
+	}
+	for et, e := range rs.Entities {
+		add(et, e.Annotations)
+	}
+	for et, e := range rs.Enums {
+		add(et, e.Annotations)
+	}
+	for l, ets := range lower {
+		if _, exact := n.types[l]; exact {
+			continue
+		}
+		if len(ets) == 1 {
+			n.types[l] = ets[0]
+		} else {
+			n.types[l] = ""
+		}
+	}
+	for uid, a := range rs.Actions {
+		id := string(uid.ID)
+		if _, dup := n.actions[id]; dup {
+			n.actions[id] = actionName{}
+			continue
+		}
+		an := actionName{uid: uid, ok: true}
+		if a.AppliesTo != nil {
+			an.ctx = a.AppliesTo.Context
+		}
+		n.actions[id] = an
+	}
+	return n
 }
 
 // SpiceDBSchema is the text of the bundle's SpiceDB schema (schema/*.zed,
@@ -52,10 +116,8 @@ func (b *Bundle) SpiceDBSchema() string { return b.zed }
 // @spicedb("…") annotation, else its unqualified name in snake_case
 // (User → user, BankAccount → bank_account).
 func (b *Bundle) ObjectType(et types.EntityType) string {
-	if e, ok := b.schema.Entities[et]; ok {
-		if v, ok := e.Annotations["spicedb"]; ok && v != "" {
-			return string(v)
-		}
+	if obj, ok := b.names.objects[et]; ok {
+		return obj
 	}
 	return snake(unqualified(string(et)))
 }
@@ -119,30 +181,11 @@ func (b *Bundle) Ancestors(uid types.EntityUID) []types.EntityUID { return b.anc
 // match of the (qualified) name first, else the one type whose unqualified
 // name matches case-insensitively ("user" → "User").
 func (b *Bundle) EntityType(name string) (types.EntityType, bool) {
-	if name == "" {
-		return "", false
+	if et, ok := b.names.types[name]; ok {
+		return et, et != ""
 	}
-	if _, ok := b.schema.Entities[types.EntityType(name)]; ok {
-		return types.EntityType(name), true
-	}
-	if _, ok := b.schema.Enums[types.EntityType(name)]; ok {
-		return types.EntityType(name), true
-	}
-	var found types.EntityType
-	n := 0
-	for et := range b.schema.Entities {
-		if strings.EqualFold(unqualified(string(et)), name) {
-			found = et
-			n++
-		}
-	}
-	for et := range b.schema.Enums {
-		if strings.EqualFold(unqualified(string(et)), name) {
-			found = et
-			n++
-		}
-	}
-	return found, n == 1
+	et, ok := b.names.types[strings.ToLower(name)]
+	return et, ok && et != ""
 }
 
 // Shape returns the declared attributes of an entity type.
@@ -153,19 +196,8 @@ func (b *Bundle) Shape(et types.EntityType) resolved.RecordType {
 // Action finds the schema action whose id is name (in any namespace; it must
 // be unique) and returns its UID and its declared context type.
 func (b *Bundle) Action(name string) (types.EntityUID, resolved.RecordType, bool) {
-	var uid types.EntityUID
-	var ctx resolved.RecordType
-	n := 0
-	for u, a := range b.schema.Actions {
-		if string(u.ID) == name {
-			uid = u
-			if a.AppliesTo != nil {
-				ctx = a.AppliesTo.Context
-			}
-			n++
-		}
-	}
-	return uid, ctx, n == 1
+	a := b.names.actions[name]
+	return a.uid, a.ctx, a.ok
 }
 
 // ActionNames lists the declared action ids, sorted.

@@ -317,6 +317,7 @@ func build(d Dirs, files []sourceFile) (*Bundle, error) {
 	}
 	b.ancestors = closeAncestors(b.entities)
 	b.index = buildIndex(b.policies, b.schema, b.ancestors)
+	b.names = buildNames(b.schema)
 	b.version = Version{Hash: versionHash(files)}
 	b.files = make([]string, 0, len(files))
 	var zed [][]byte
