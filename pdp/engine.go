@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/cedar-policy/cedar-go"
@@ -54,6 +55,26 @@ type Engine struct {
 	log      *slog.Logger
 	now      func() time.Time
 	unsliced bool
+	// plans caches the fact plans of the active bundle, derived once per
+	// bundle instead of once per decision.
+	plans atomic.Pointer[bundlePlans]
+}
+
+// bundlePlans are the fact plans of one bundle, by action.
+type bundlePlans struct {
+	bundle *policy.Bundle
+	byAct  map[types.EntityUID][]string
+}
+
+// plansFor returns the fact plans of b, computing them on the first
+// decision that uses a new bundle.
+func (e *Engine) plansFor(b *policy.Bundle) map[types.EntityUID][]string {
+	if p := e.plans.Load(); p != nil && p.bundle == b {
+		return p.byAct
+	}
+	p := &bundlePlans{bundle: b, byAct: FactPlans(b)}
+	e.plans.Store(p)
+	return p.byAct
 }
 
 // NewEngine builds an engine from its components.
@@ -212,14 +233,14 @@ func (e *Engine) prepare(b *policy.Bundle, req Request) job {
 		Reasons:       []string{},
 		Obligations:   []string{},
 	}}
-	in, ctxShape, code, err := buildInput(b, req, start)
+	in, code, err := buildInput(b, req, start)
 	j.in = in
 	j.d.Input = in.Input
 	if err != nil {
 		j.deny(code, err)
 		return j
 	}
-	if plan := factPlan(ctxShape); len(plan) > 0 {
+	if plan := e.plansFor(b)[in.Action]; len(plan) > 0 {
 		j.checks = factChecks(b, plan, in, req, start)
 	}
 	return j
@@ -304,22 +325,22 @@ type builtInput struct {
 
 // buildInput maps an AuthZEN request onto the bundle's schema. On failure it
 // returns the reason code and a one-line explanation.
-func buildInput(b *policy.Bundle, req Request, now time.Time) (builtInput, resolved.RecordType, string, error) {
+func buildInput(b *policy.Bundle, req Request, now time.Time) (builtInput, string, error) {
 	var in builtInput
 	if err := req.Validate(); err != nil {
-		return in, nil, ReasonInvalidInput, err
+		return in, ReasonInvalidInput, err
 	}
 	pt, ok := b.EntityType(req.Subject.Type)
 	if !ok {
-		return in, nil, ReasonUnknownEntityType, fmt.Errorf("subject type %q is not declared in the schema", req.Subject.Type)
+		return in, ReasonUnknownEntityType, fmt.Errorf("subject type %q is not declared in the schema", req.Subject.Type)
 	}
 	rt, ok := b.EntityType(req.Resource.Type)
 	if !ok {
-		return in, nil, ReasonUnknownEntityType, fmt.Errorf("resource type %q is not declared in the schema", req.Resource.Type)
+		return in, ReasonUnknownEntityType, fmt.Errorf("resource type %q is not declared in the schema", req.Resource.Type)
 	}
 	aUID, ctxType, ok := b.Action(req.Action.Name)
 	if !ok {
-		return in, nil, ReasonUnknownAction, fmt.Errorf("action %q is not declared in the schema", req.Action.Name)
+		return in, ReasonUnknownAction, fmt.Errorf("action %q is not declared in the schema", req.Action.Name)
 	}
 	in.Principal = types.NewEntityUID(pt, types.String(req.Subject.ID))
 	in.Action = aUID
@@ -327,18 +348,18 @@ func buildInput(b *policy.Bundle, req Request, now time.Time) (builtInput, resol
 
 	var err error
 	if in.principal, err = entityFor(b, in.Principal, req.Subject.Properties, "subject.properties"); err != nil {
-		return in, nil, ReasonInvalidInput, err
+		return in, ReasonInvalidInput, err
 	}
 	if in.resource, err = entityFor(b, in.Resource, req.Resource.Properties, "resource.properties"); err != nil {
-		return in, nil, ReasonInvalidInput, err
+		return in, ReasonInvalidInput, err
 	}
 	in.principalAnc = b.Ancestors(in.Principal)
 	in.resourceAnc = b.Ancestors(in.Resource)
 
 	if in.Context, err = contextFor(b, ctxType, req, now); err != nil {
-		return in, nil, ReasonInvalidInput, err
+		return in, ReasonInvalidInput, err
 	}
-	return in, ctxType, "", nil
+	return in, "", nil
 }
 
 // entityFor returns the trusted entity when the bundle knows it (request

@@ -219,7 +219,7 @@ func parseErr(file string, err error) *LoadError {
 
 func build(d Dirs, files []sourceFile) (*Bundle, error) {
 	var errs LoadErrors
-	rs, schemaFiles, err := loadSchema(files)
+	rs, err := loadSchema(files)
 	if err != nil {
 		var le *LoadError
 		if errors.As(err, &le) {
@@ -328,13 +328,12 @@ func build(d Dirs, files []sourceFile) (*Bundle, error) {
 		}
 	}
 	b.zed = string(bytes.Join(zed, []byte("\n")))
-	_ = schemaFiles
 	return b, nil
 }
 
 // loadSchema parses every schema file on its own (so that errors name the
 // right file and line), then resolves them together.
-func loadSchema(files []sourceFile) (*resolved.Schema, []string, error) {
+func loadSchema(files []sourceFile) (*resolved.Schema, error) {
 	var human [][]byte
 	var names []string
 	var jsonFile *sourceFile
@@ -344,39 +343,39 @@ func loadSchema(files []sourceFile) (*resolved.Schema, []string, error) {
 			// No SetFilename: parseErr reads the line from "<input>:L:C".
 			var s schema.Schema
 			if err := s.UnmarshalCedar(f.data); err != nil {
-				return nil, nil, parseErr(f.rel, err)
+				return nil, parseErr(f.rel, err)
 			}
 			human = append(human, f.data)
 			names = append(names, f.rel)
 		case kindSchemaJSON:
 			if jsonFile != nil {
-				return nil, nil, &LoadError{File: f.rel, Err: errors.New("only one JSON schema file is supported; use the human-readable form to split a schema")}
+				return nil, &LoadError{File: f.rel, Err: errors.New("only one JSON schema file is supported; use the human-readable form to split a schema")}
 			}
 			jsonFile = &files[i]
 			names = append(names, f.rel)
 		}
 	}
 	if len(human) > 0 && jsonFile != nil {
-		return nil, nil, &LoadError{File: jsonFile.rel, Err: errors.New("mixing *.cedarschema and *.cedarschema.json files is not supported")}
+		return nil, &LoadError{File: jsonFile.rel, Err: errors.New("mixing *.cedarschema and *.cedarschema.json files is not supported")}
 	}
 	var s schema.Schema
 	switch {
 	case jsonFile != nil:
 		if err := s.UnmarshalJSON(jsonFile.data); err != nil {
-			return nil, nil, &LoadError{File: jsonFile.rel, Err: err}
+			return nil, &LoadError{File: jsonFile.rel, Err: err}
 		}
 	case len(human) > 0:
 		if err := s.UnmarshalCedar(bytes.Join(human, []byte("\n"))); err != nil {
-			return nil, nil, joinedSchemaErr(names, human, err)
+			return nil, joinedSchemaErr(names, human, err)
 		}
 	default:
-		return nil, nil, ErrNoSchema
+		return nil, ErrNoSchema
 	}
 	rs, err := s.Resolve()
 	if err != nil {
-		return nil, nil, &LoadError{File: strings.Join(names, "+"), Err: fmt.Errorf("resolve schema: %w", err)}
+		return nil, &LoadError{File: strings.Join(names, "+"), Err: fmt.Errorf("resolve schema: %w", err)}
 	}
-	return rs, names, nil
+	return rs, nil
 }
 
 // joinedSchemaErr maps an error in the concatenation of the human-readable
