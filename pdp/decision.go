@@ -69,10 +69,13 @@ type Decision struct {
 	PolicyVersion policy.Version `json:"policy_version"`
 	// Facts are the relationship facts the decision read, in plan order,
 	// and FactsRevision the store revision (ZedToken) they were read at.
-	Facts         []Fact        `json:"facts,omitempty"`
-	FactsRevision string        `json:"facts_revision,omitempty"`
-	Input         Input         `json:"input"`
-	Duration      time.Duration `json:"duration_ns"`
+	Facts         []Fact `json:"facts,omitempty"`
+	FactsRevision string `json:"facts_revision,omitempty"`
+	// Delegation is what the delegation records said when the request
+	// acted on behalf of someone: status and the chain of delegation ids.
+	Delegation *DelegationProof `json:"delegation,omitempty"`
+	Input      Input            `json:"input"`
+	Duration   time.Duration    `json:"duration_ns"`
 	// Message explains an engine-level deny (unknown type, invalid input) in
 	// one line; empty otherwise.
 	Message string `json:"message,omitempty"`

@@ -38,8 +38,13 @@ type Components struct {
 	// Facts answers relationship checks; nil when no relationship store is
 	// configured (then an action that declares facts is denied with
 	// facts_unavailable).
-	Facts  FactSource
-	Logger *slog.Logger
+	Facts FactSource
+	// Delegations resolves acting on behalf of someone; nil when no
+	// delegation records are configured (then a request acting for
+	// someone, on an action that declares context.delegation, is denied
+	// with facts_unavailable).
+	Delegations DelegationSource
+	Logger      *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Unsliced evaluates every policy of the bundle for every request
@@ -50,36 +55,49 @@ type Components struct {
 // Engine decides requests against the active policy bundle. It is safe for
 // concurrent use.
 type Engine struct {
-	bundles  BundleSource
-	facts    FactSource
-	log      *slog.Logger
-	now      func() time.Time
-	unsliced bool
+	bundles     BundleSource
+	facts       FactSource
+	delegations DelegationSource
+	log         *slog.Logger
+	now         func() time.Time
+	unsliced    bool
 	// plans caches the fact plans of the active bundle, derived once per
 	// bundle instead of once per decision.
 	plans atomic.Pointer[bundlePlans]
 }
 
-// bundlePlans are the fact plans of one bundle, by action.
+// bundlePlans are the plans of one bundle, by action.
 type bundlePlans struct {
-	bundle *policy.Bundle
-	byAct  map[types.EntityUID][]string
+	bundle  *policy.Bundle
+	byAct   map[types.EntityUID]actionPlan
+	relByAc map[types.EntityUID][]string
 }
 
-// plansFor returns the fact plans of b, computing them on the first
-// decision that uses a new bundle.
+// plansFor returns the relationship fact plans (the `rel` permissions) of
+// b, by action.
 func (e *Engine) plansFor(b *policy.Bundle) map[types.EntityUID][]string {
+	return e.bundlePlans(b).relByAc
+}
+
+// bundlePlans returns the action plans of b, computing them on the first
+// decision that uses a new bundle.
+func (e *Engine) bundlePlans(b *policy.Bundle) *bundlePlans {
 	if p := e.plans.Load(); p != nil && p.bundle == b {
-		return p.byAct
+		return p
 	}
-	p := &bundlePlans{bundle: b, byAct: FactPlans(b)}
+	p := &bundlePlans{bundle: b, byAct: actionPlans(b), relByAc: map[types.EntityUID][]string{}}
+	for uid, ap := range p.byAct {
+		if len(ap.rel) > 0 {
+			p.relByAc[uid] = ap.rel
+		}
+	}
 	e.plans.Store(p)
-	return p.byAct
+	return p
 }
 
 // NewEngine builds an engine from its components.
 func NewEngine(c Components) *Engine {
-	e := &Engine{bundles: c.Bundles, facts: c.Facts, log: c.Logger, now: c.Now, unsliced: c.Unsliced}
+	e := &Engine{bundles: c.Bundles, facts: c.Facts, delegations: c.Delegations, log: c.Logger, now: c.Now, unsliced: c.Unsliced}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -99,6 +117,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
 		return Decision{}, ErrNotReady
 	}
 	j := e.prepare(b, req)
+	e.resolveDelegation(ctx, &j)
 	var (
 		facts    []Fact
 		revision string
@@ -127,6 +146,7 @@ func (e *Engine) decideBatch(ctx context.Context, b *policy.Bundle, reqs []Reque
 	var checks []FactCheck
 	for i, r := range reqs {
 		jobs[i] = e.prepare(b, r)
+		e.resolveDelegation(ctx, &jobs[i])
 		if jobs[i].done {
 			continue
 		}
@@ -138,7 +158,7 @@ func (e *Engine) decideBatch(ctx context.Context, b *policy.Bundle, reqs []Reque
 	for i := range jobs {
 		j := &jobs[i]
 		var mine []Fact
-		if factErr == nil && len(j.checks) > 0 {
+		if !j.done && factErr == nil && len(j.checks) > 0 {
 			mine = facts[j.factsAt : j.factsAt+len(j.checks)]
 		}
 		e.finish(b, j, mine, revision, factErr)
@@ -210,9 +230,12 @@ type job struct {
 	start   time.Time
 	d       Decision
 	in      builtInput
-	checks  []FactCheck
+	plan    actionPlan
+	checks  []FactCheck // the rel checks, then the on_behalf_of_rel checks
 	factsAt int
-	done    bool
+	// dq is the delegation question of a request acting for someone.
+	dq   *DelegationQuery
+	done bool
 }
 
 func (j *job) deny(code string, err error) {
@@ -240,21 +263,71 @@ func (e *Engine) prepare(b *policy.Bundle, req Request) job {
 		j.deny(code, err)
 		return j
 	}
-	if plan := e.plansFor(b)[in.Action]; len(plan) > 0 {
-		j.checks = factChecks(b, plan, in, req, start)
+	j.plan = e.bundlePlans(b).byAct[in.Action]
+	if len(j.plan.rel) == 0 && len(j.plan.onBehalf) == 0 && j.plan.delegation == nil {
+		return j
+	}
+	subject := ObjectRef{Type: b.ObjectType(in.Principal.Type), ID: string(in.Principal.ID)}
+	caveats := caveatContext(req.Context, start)
+	j.checks = factChecks(b, j.plan.rel, in, subject, caveats)
+	if len(j.plan.onBehalf) == 0 && j.plan.delegation == nil {
+		return j
+	}
+	obo, err := onBehalfOf(b, req, subject)
+	if err != nil {
+		j.deny(ReasonInvalidInput, err)
+		return j
+	}
+	if obo == nil {
+		return j
+	}
+	j.checks = append(j.checks, factChecks(b, j.plan.onBehalf, in, *obo, caveats)...)
+	if j.plan.delegation != nil {
+		resource := ObjectRef{Type: b.ObjectType(in.Resource.Type), ID: string(in.Resource.ID)}
+		q := delegationQuery(req, subject, *obo, resource, start)
+		j.dq = &q
 	}
 	return j
+}
+
+// resolveDelegation asks the delegation records about a job acting for
+// someone; a job whose records cannot be read is denied (fail closed).
+func (e *Engine) resolveDelegation(ctx context.Context, j *job) {
+	if j.done || j.dq == nil {
+		return
+	}
+	if e.delegations == nil {
+		j.deny(ReasonFactsUnavailable, errors.New("delegation records unavailable: no delegation store is configured"))
+		return
+	}
+	p, err := e.delegations.ResolveDelegation(ctx, *j.dq)
+	if err != nil {
+		e.log.WarnContext(ctx, "delegation records unavailable; denying", "err", err)
+		j.deny(ReasonFactsUnavailable, fmt.Errorf("delegation records unavailable: %w", err))
+		return
+	}
+	p.OnBehalfOf = j.dq.Principal
+	j.d.Delegation = &p
 }
 
 // evaluate runs Cedar on a prepared job whose facts are in.
 func (e *Engine) evaluate(b *policy.Bundle, j *job) {
 	in := &j.in
-	if len(j.checks) > 0 {
+	if len(j.plan.rel) > 0 || len(j.plan.onBehalf) > 0 || j.plan.delegation != nil {
 		m := in.Context.Map()
 		if m == nil {
 			m = types.RecordMap{}
 		}
-		m[ContextRel] = relRecord(j.d.Facts)
+		n := min(len(j.plan.rel), len(j.d.Facts))
+		if len(j.plan.rel) > 0 {
+			m[ContextRel] = relRecord(j.plan.rel, j.d.Facts[:n])
+		}
+		if len(j.plan.onBehalf) > 0 {
+			m[ContextOnBehalfOfRel] = relRecord(j.plan.onBehalf, j.d.Facts[n:])
+		}
+		if j.plan.delegation != nil {
+			m[ContextDelegation] = delegationRecord(j.plan.delegation, j.d.Delegation)
+		}
 		in.Context = types.NewRecord(m)
 	}
 	rec := &recorder{entities: b.Entities(), principal: in.principal, resource: in.resource}
@@ -270,6 +343,7 @@ func (e *Engine) evaluate(b *policy.Bundle, j *job) {
 	j.d.Input = in.Input
 	j.d.Input.Entities = rec.seen
 	e.explain(b, &j.d, dec, diag)
+	refineDeny(&j.d, len(j.checks) > 0)
 	if !j.d.Allowed {
 		for _, f := range j.d.Facts {
 			if f.Conditional {
@@ -380,7 +454,7 @@ func entityFor(b *policy.Bundle, uid types.EntityUID, props map[string]any, path
 func contextFor(b *policy.Bundle, shape resolved.RecordType, req Request, now time.Time) (types.Record, error) {
 	rm := make(types.RecordMap, len(req.Context)+2)
 	for k, v := range req.Context {
-		if k == ContextNow || k == ContextActionProperties || k == ContextRel {
+		if engineOwned(k) {
 			continue // engine-owned: never taken from the request
 		}
 		attr, ok := shape[types.String(k)]
@@ -443,4 +517,37 @@ func (r *recorder) Get(uid types.EntityUID) (types.Entity, bool) {
 	}
 	r.seen = append(r.seen, e)
 	return e, true
+}
+
+// engineOwned reports whether a context attribute is set by the engine
+// only, never taken from a request.
+func engineOwned(k string) bool {
+	switch k {
+	case ContextNow, ContextActionProperties, ContextRel, ContextOnBehalfOfRel, ContextDelegation:
+		return true
+	}
+	return false
+}
+
+// refineDeny replaces the generic not_permitted of a deny that no forbid
+// policy explained with what the facts say: the status of the delegation
+// the request relied on, or no_relationship when no relationship fact
+// held at all.
+func refineDeny(d *Decision, hadChecks bool) {
+	if d.Allowed || len(d.Reasons) != 1 || d.Reasons[0] != ReasonNotPermitted {
+		return
+	}
+	if p := d.Delegation; p != nil && p.Status != DelegationActive && p.Status != DelegationNotActing {
+		d.Reasons = []string{delegationReason(p.Status)}
+		return
+	}
+	if !hadChecks {
+		return
+	}
+	for _, f := range d.Facts {
+		if f.Has || f.Conditional {
+			return
+		}
+	}
+	d.Reasons = []string{ReasonNoRelationship}
 }

@@ -3,6 +3,7 @@ package pdp
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sort"
 	"time"
 
@@ -60,10 +61,9 @@ type FactSource interface {
 	CheckFacts(ctx context.Context, checks []FactCheck) (facts []Fact, revision string, err error)
 }
 
-// factPlan lists the relationship facts an action's context declares: the
-// Bool attributes of its `rel` record, sorted.
-func factPlan(shape resolved.RecordType) []string {
-	a, ok := shape[ContextRel]
+// boolAttrs lists the Bool attributes of the context record key, sorted.
+func boolAttrs(shape resolved.RecordType, key types.String) []string {
+	a, ok := shape[key]
 	if !ok {
 		return nil
 	}
@@ -81,17 +81,17 @@ func factPlan(shape resolved.RecordType) []string {
 	return names
 }
 
-// factChecks builds the checks of a plan for one request.
-func factChecks(b *policy.Bundle, plan []string, in builtInput, req Request, now time.Time) []FactCheck {
-	caveats := caveatContext(req.Context, now)
+// factChecks builds the checks of a plan for one request, asked for
+// subject on the request's resource.
+func factChecks(b *policy.Bundle, plan []string, in builtInput, subject ObjectRef, caveats map[string]any) []FactCheck {
 	out := make([]FactCheck, len(plan))
 	for i, perm := range plan {
 		out[i] = FactCheck{
 			ResourceType: b.ObjectType(in.Resource.Type),
 			ResourceID:   string(in.Resource.ID),
 			Permission:   perm,
-			SubjectType:  b.ObjectType(in.Principal.Type),
-			SubjectID:    string(in.Principal.ID),
+			SubjectType:  subject.Type,
+			SubjectID:    subject.ID,
 			Context:      caveats,
 		}
 	}
@@ -126,9 +126,13 @@ func caveatContext(reqCtx map[string]any, now time.Time) map[string]any {
 	return out
 }
 
-// relRecord turns a request's facts into the Cedar `rel` record.
-func relRecord(facts []Fact) types.Record {
-	m := make(types.RecordMap, len(facts))
+// relRecord turns facts into a Cedar record of Bool attributes: the plan's
+// permissions, each true when its fact holds (all false without facts).
+func relRecord(plan []string, facts []Fact) types.Record {
+	m := make(types.RecordMap, len(plan))
+	for _, p := range plan {
+		m[types.String(p)] = types.False
+	}
 	for _, f := range facts {
 		m[types.String(f.Permission)] = types.Boolean(f.Has)
 	}
@@ -136,17 +140,27 @@ func relRecord(facts []Fact) types.Record {
 }
 
 // FactPlans lists, for every action of a bundle that declares relationship
-// facts, the facts (permission names) it needs, sorted: what `pdp validate`
-// checks against the SpiceDB schema.
+// facts (in `rel` or `on_behalf_of_rel`), the permission names it needs,
+// sorted and de-duplicated: what `pdp validate` checks against the SpiceDB
+// schema.
 func FactPlans(b *policy.Bundle) map[types.EntityUID][]string {
 	out := map[types.EntityUID][]string{}
+	for uid, p := range actionPlans(b) {
+		if names := sortedUnique(append(slices.Clone(p.rel), p.onBehalf...)); len(names) > 0 {
+			out[uid] = names
+		}
+	}
+	return out
+}
+
+// actionPlans derives the plan of every action of a bundle.
+func actionPlans(b *policy.Bundle) map[types.EntityUID]actionPlan {
+	out := map[types.EntityUID]actionPlan{}
 	for uid, a := range b.Schema().Actions {
 		if a.AppliesTo == nil {
 			continue
 		}
-		if plan := factPlan(a.AppliesTo.Context); len(plan) > 0 {
-			out[uid] = plan
-		}
+		out[uid] = planAction(a.AppliesTo.Context)
 	}
 	return out
 }

@@ -99,9 +99,9 @@ func TestFactsFeedDecisions(t *testing.T) {
 	}{
 		{"owner", payReq("alice", nil), true, []string{}},
 		{"delegate", payReq("bob", map[string]any{"amount": 250}), true, []string{}},
-		{"no relationship", payReq("eve", nil), false, []string{pdp.ReasonNotPermitted}},
+		{"no relationship", payReq("eve", nil), false, []string{pdp.ReasonNoRelationship}},
 		{"conditional counts as not holding", payReq("carl", nil), false, []string{pdp.ReasonFactsIncomplete, pdp.ReasonNotPermitted}},
-		{"a request cannot supply facts", payReq("eve", map[string]any{"rel": map[string]any{"owner": true, "can_pay": true}}), false, []string{pdp.ReasonNotPermitted}},
+		{"a request cannot supply facts", payReq("eve", map[string]any{"rel": map[string]any{"owner": true, "can_pay": true}}), false, []string{pdp.ReasonNoRelationship}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
