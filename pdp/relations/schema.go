@@ -96,3 +96,34 @@ func ParseSchemaPermissions(zed string) (map[string]map[string]NameKind, error) 
 	}
 	return out, nil
 }
+
+// RelationCaveats compiles a zed schema and lists, per object definition
+// and relation, the caveats its allowed subject types may carry ("" for a
+// subject type without a caveat). Permissions are left out. Writers that
+// must decide whether to attach a caveat (the delegation projection: an
+// amount limit only where the schema takes one) read it.
+func RelationCaveats(zed string) (map[string]map[string]map[string]bool, error) {
+	compiled, err := compiler.Compile(compiler.InputSchema{
+		Source:       input.Source("schema"),
+		SchemaString: zed,
+	}, compiler.AllowUnprefixedObjectType())
+	if err != nil {
+		return nil, fmt.Errorf("relations: compile schema: %w", err)
+	}
+	out := make(map[string]map[string]map[string]bool, len(compiled.ObjectDefinitions))
+	for _, def := range compiled.ObjectDefinitions {
+		rels := map[string]map[string]bool{}
+		for _, rel := range def.GetRelation() {
+			if rel.GetUsersetRewrite() != nil {
+				continue
+			}
+			caveats := map[string]bool{}
+			for _, ar := range rel.GetTypeInformation().GetAllowedDirectRelations() {
+				caveats[ar.GetRequiredCaveat().GetCaveatName()] = true
+			}
+			rels[rel.GetName()] = caveats
+		}
+		out[def.GetName()] = rels
+	}
+	return out, nil
+}

@@ -1,0 +1,288 @@
+package delegation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Projector makes a relationship store reflect delegation records.
+type Projector interface {
+	// Project writes d's relationships when d is in force (see
+	// SpiceDBProjector for the exact rule) and deletes them otherwise. It
+	// returns the relationship store's revision token after the write, ""
+	// if nothing was written. The Service passes a sub-delegation whose
+	// ancestor is not active with that ancestor's status, so that it is
+	// taken out of the relationship store while its ancestor is suspended.
+	Project(ctx context.Context, d Delegation) (string, error)
+}
+
+// Config wires a Service.
+type Config struct {
+	// Store keeps the records; required.
+	Store Store
+	// Projector, when not nil, is told of every change.
+	Projector Projector
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Logger; default discards.
+	Logger *slog.Logger
+	// NewID makes the id of an offer that has none; default "dlg-" and a
+	// UUIDv7.
+	NewID func() string
+}
+
+// Service applies the rules of delegations: every change is checked,
+// recorded as an event, stored with optimistic concurrency and projected.
+//
+// Every method that changes a record returns the record after the change
+// and the newest revision token of the relationship store. When it returns
+// an error together with a record (ID set), the change itself was stored:
+// the error wraps ErrProjection when only the projection failed, or says
+// which descendant could not be revoked. Reconcile repairs both.
+type Service struct {
+	store Store
+	proj  Projector
+	now   func() time.Time
+	log   *slog.Logger
+	newID func() string
+}
+
+// NewService returns a Service. It panics without a Store.
+func NewService(c Config) *Service {
+	if c.Store == nil {
+		panic("delegation: NewService without a Store")
+	}
+	s := &Service{store: c.Store, proj: c.Projector, now: c.Now, log: c.Logger, newID: c.NewID}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.newID == nil {
+		s.newID = func() string { return "dlg-" + uuid.Must(uuid.NewV7()).String() }
+	}
+	return s
+}
+
+// clock is now in UTC, without the monotonic reading, as stored.
+func (s *Service) clock() time.Time { return s.now().UTC().Round(0) }
+
+// OfferRequest asks for a new delegation. See DecodeOffer for its JSON.
+type OfferRequest struct {
+	// ID is optional; the Service makes one when it is empty.
+	ID          string      `json:"id,omitempty"`
+	By          Actor       `json:"by"`
+	Principal   Ref         `json:"principal"`
+	Agent       Ref         `json:"agent"`
+	Basis       Basis       `json:"basis"`
+	Source      Source      `json:"source"`
+	Scope       []string    `json:"scope"`
+	Resources   []Ref       `json:"resources,omitempty"`
+	Constraints Constraints `json:"constraints,omitzero"`
+	// ValidFrom zero means now.
+	ValidFrom  time.Time `json:"valid_from,omitzero"`
+	ValidUntil time.Time `json:"valid_until,omitzero"`
+	MaxDepth   int       `json:"max_depth,omitempty"`
+	Parent     string    `json:"parent,omitempty"`
+}
+
+// Offer records a new delegation. It is active at once when a register
+// records a statutory guardian or legal representative; otherwise it is
+// offered until the agent accepts it. Who may offer: the principal, a
+// register (Source register: the caller decides which applications may
+// claim that), or for a sub-delegation the agent of the parent.
+func (s *Service) Offer(ctx context.Context, r OfferRequest) (Delegation, string, error) {
+	now := s.clock()
+	d := Delegation{
+		ID: r.ID, Principal: r.Principal, Agent: r.Agent, Basis: r.Basis, Source: r.Source,
+		Scope: r.Scope, Resources: r.Resources, Constraints: r.Constraints,
+		ValidFrom: r.ValidFrom, ValidUntil: r.ValidUntil, MaxDepth: r.MaxDepth, Parent: r.Parent,
+		CreatedBy: r.By, CreatedAt: now, Version: 1,
+	}
+	d = d.Clone()
+	if d.ValidFrom.IsZero() {
+		d.ValidFrom = now
+	}
+	d.normalize()
+	if d.ID != "" && !validID(d.ID) {
+		return Delegation{}, "", invalid("id %q has characters other than a-z A-Z 0-9 / _ | - = +", d.ID)
+	}
+	if r.By.Application == "" {
+		return Delegation{}, "", invalid("by.application is required")
+	}
+	if err := checkRef("by.subject", r.By.Subject); err != nil {
+		return Delegation{}, "", err
+	}
+	if err := d.validateShape(); err != nil {
+		return Delegation{}, "", err
+	}
+	var parent *Delegation
+	if d.Parent != "" {
+		p, err := s.store.Get(ctx, d.Parent)
+		if errors.Is(err, ErrNotFound) {
+			return Delegation{}, "", invalid("parent delegation %s does not exist", d.Parent)
+		}
+		if err != nil {
+			return Delegation{}, "", err
+		}
+		parent = &p
+	}
+	switch by := r.By.Subject; {
+	case by == d.Principal, d.Source == SourceRegister:
+	case parent != nil && by == parent.Agent:
+	default:
+		who := "only the principal " + d.Principal.String() + " or a register"
+		if parent != nil {
+			who += ", or the agent " + parent.Agent.String() + " of the parent " + parent.ID + ","
+		}
+		return Delegation{}, "", forbidden("%s may not offer a delegation for %s: %s may", by, d.Principal, who)
+	}
+	if parent != nil {
+		if err := s.checkParentInForce(ctx, *parent, now); err != nil {
+			return Delegation{}, "", err
+		}
+		if err := checkWithinParent(&d, *parent); err != nil {
+			return Delegation{}, "", err
+		}
+	}
+	if d.ID == "" {
+		d.ID = s.newID()
+	}
+	d.addEvent(EventOffered, now, r.By, "", StatusOffered)
+	if d.Source == SourceRegister && d.Basis.statutory() {
+		d.addEvent(EventActivated, now, r.By, "", StatusActive)
+	}
+	if err := s.store.Create(ctx, d); err != nil {
+		return Delegation{}, "", err
+	}
+	s.log.InfoContext(ctx, "delegation offered", "id", d.ID, "principal", d.Principal.String(),
+		"agent", d.Agent.String(), "basis", d.Basis, "status", d.Status, "by", r.By.Subject.String(),
+		"application", r.By.Application)
+	token, err := s.project(ctx, d)
+	return d, token, err
+}
+
+// checkParentInForce: the parent and all its ancestors must be in force.
+func (s *Service) checkParentInForce(ctx context.Context, p Delegation, now time.Time) error {
+	anc, err := s.ancestors(ctx, p)
+	if errors.Is(err, ErrNotFound) {
+		return ruleErr(CodeParentInactive, "parent %s cannot be sub-delegated: %v", p.ID, err)
+	}
+	if err != nil {
+		return err
+	}
+	for _, a := range append([]Delegation{p}, anc...) {
+		if st := a.Effective(now); st != StatusActive {
+			what := "parent " + p.ID
+			if a.ID != p.ID {
+				what += "'s ancestor " + a.ID
+			}
+			return ruleErr(CodeParentInactive, "%s is %s: only a delegation in force may be sub-delegated", what, st)
+		}
+	}
+	return nil
+}
+
+// maxChain bounds the walk up the parents.
+const maxChain = 32
+
+// ancestors returns d's ancestors, nearest first. A missing one is
+// ErrNotFound (with the ancestors found so far).
+func (s *Service) ancestors(ctx context.Context, d Delegation) ([]Delegation, error) {
+	var out []Delegation
+	seen := map[string]bool{d.ID: true}
+	for id := d.Parent; id != ""; {
+		if seen[id] || len(out) >= maxChain {
+			return out, fmt.Errorf("delegation %s: parent chain loops or is longer than %d at %s", d.ID, maxChain, id)
+		}
+		seen[id] = true
+		p, err := s.store.Get(ctx, id)
+		if err != nil {
+			return out, fmt.Errorf("delegation %s: ancestor: %w", d.ID, err)
+		}
+		out = append(out, p)
+		id = p.Parent
+	}
+	return out, nil
+}
+
+// Get returns one record.
+func (s *Service) Get(ctx context.Context, id string) (Delegation, error) {
+	return s.store.Get(ctx, id)
+}
+
+// List returns the records the filter matches, sorted by CreatedAt then ID.
+func (s *Service) List(ctx context.Context, f Filter) ([]Delegation, error) {
+	return s.store.List(ctx, f)
+}
+
+// change reads the record, applies mutate, bumps the version and stores it
+// against the version read; on a conflict it does it all once more.
+func (s *Service) change(ctx context.Context, id string, mutate func(*Delegation) error) (Delegation, error) {
+	for attempt := 0; ; attempt++ {
+		d, err := s.store.Get(ctx, id)
+		if err != nil {
+			return Delegation{}, err
+		}
+		prev := d.Version
+		if err := mutate(&d); err != nil {
+			return Delegation{}, err
+		}
+		d.Version = prev + 1
+		err = s.store.Update(ctx, d, prev)
+		if err == nil {
+			return d, nil
+		}
+		if !errors.Is(err, ErrConflict) || attempt > 0 {
+			return Delegation{}, err
+		}
+		s.log.DebugContext(ctx, "delegation changed concurrently; retrying", "id", id)
+	}
+}
+
+// project passes the record, as the relationship store should see it, to
+// the projector.
+func (s *Service) project(ctx context.Context, d Delegation) (string, error) {
+	if s.proj == nil {
+		return "", nil
+	}
+	v, err := s.view(ctx, d)
+	if err == nil {
+		var token string
+		if token, err = s.proj.Project(ctx, v); err == nil {
+			return token, nil
+		}
+	}
+	s.log.WarnContext(ctx, "delegation projection failed; Reconcile repairs it", "id", d.ID, "error", err)
+	return "", fmt.Errorf("%w: delegation %s: %w", ErrProjection, d.ID, err)
+}
+
+// view is d as the relationship store should see it: an active
+// sub-delegation takes the status of its first ancestor that is not active
+// (revoked when an ancestor is missing).
+func (s *Service) view(ctx context.Context, d Delegation) (Delegation, error) {
+	if d.Status != StatusActive || d.Parent == "" {
+		return d, nil
+	}
+	anc, err := s.ancestors(ctx, d)
+	if errors.Is(err, ErrNotFound) {
+		d.Status = StatusRevoked
+		return d, nil
+	}
+	if err != nil {
+		return d, err
+	}
+	for _, a := range anc {
+		if a.Status != StatusActive {
+			d.Status = a.Status
+			break
+		}
+	}
+	return d, nil
+}
