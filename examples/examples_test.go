@@ -99,11 +99,10 @@ func checkBundle(t *testing.T, root string, suites []policytest.Suite) {
 	if err != nil {
 		t.Fatalf("load %s: %v", root, err)
 	}
-	engine := pdp.NewEngine(pdp.Components{Bundles: b})
-	// serve starts an HTTP server for one suite: with an API key for the
-	// suite's application when it names one, since over HTTP the
+	// serve starts an HTTP server for one suite's engine: with an API key
+	// for the suite's application when it names one, since over HTTP the
 	// application comes only from authentication.
-	serve := func(t *testing.T, app string) httpClient {
+	serve := func(t *testing.T, engine *pdp.Engine, app string) httpClient {
 		cfg := api.Config{}
 		token := ""
 		if app != "" {
@@ -126,7 +125,14 @@ func checkBundle(t *testing.T, root string, suites []policytest.Suite) {
 
 	for _, s := range suites {
 		t.Run(s.Name, func(t *testing.T) {
-			h := serve(t, s.Application)
+			// Each suite gets an engine with exactly its facts: its own
+			// embedded SpiceDB and delegation records when it lists them.
+			engine, done, err := policytest.NewEngine(ctx, b, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer done()
+			h := serve(t, engine, s.Application)
 			// (a) the engine, directly.
 			report := policytest.Run(ctx, engine, []policytest.Suite{s})
 			if report.Failed > 0 {

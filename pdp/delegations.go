@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -241,4 +242,58 @@ func delegationRecord(shape resolved.RecordType, p *DelegationProof) types.Recor
 		}
 	}
 	return types.NewRecord(m)
+}
+
+// DeclaresDelegation reports whether some action of b declares
+// context.delegation: then the PDP needs delegation records.
+func DeclaresDelegation(b *policy.Bundle) bool {
+	for _, p := range actionPlans(b) {
+		if p.delegation != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// DelegationProblems lists the attributes of declared context.delegation
+// records that the engine does not fill, and wrongly typed ones: what `pdp
+// validate` reports.
+func DelegationProblems(b *policy.Bundle) []string {
+	want := map[types.String]string{
+		delegationAttrActive:   "Bool",
+		delegationAttrStatus:   "String",
+		delegationAttrBasis:    "String",
+		delegationAttrActingOn: "String",
+		delegationAttrDepth:    "Long",
+		delegationAttrChain:    "Set<String>",
+	}
+	var out []string
+	for uid, p := range actionPlans(b) {
+		for k, a := range p.delegation {
+			typ, ok := want[k]
+			if !ok {
+				out = append(out, fmt.Sprintf("action %q: context.delegation.%s is not filled by the engine (it fills %s)", uid.ID, k, "active, status, basis, principal, depth, chain"))
+				continue
+			}
+			if got := typeName(a.Type); got != typ {
+				out = append(out, fmt.Sprintf("action %q: context.delegation.%s must be %s, not %s", uid.ID, k, typ, got))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func typeName(t resolved.IsType) string {
+	switch t := t.(type) {
+	case resolved.BoolType:
+		return "Bool"
+	case resolved.StringType:
+		return "String"
+	case resolved.LongType:
+		return "Long"
+	case resolved.SetType:
+		return "Set<" + typeName(t.Element) + ">"
+	}
+	return fmt.Sprintf("%T", t)
 }

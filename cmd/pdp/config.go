@@ -33,17 +33,18 @@ var (
 // the YAML file; the environment variable of a key is PDP_ followed by the
 // key in upper case with dots as underscores (http.addr: PDP_HTTP_ADDR).
 type Config struct {
-	HTTP      HTTPConfig      `mapstructure:"http"`
-	Policy    PolicyConfig    `mapstructure:"policy"`
-	Auth      AuthConfig      `mapstructure:"auth"`
-	Relations RelationsConfig `mapstructure:"relations"`
-	Log       LogConfig       `mapstructure:"log"`
+	HTTP        HTTPConfig        `mapstructure:"http"`
+	Policy      PolicyConfig      `mapstructure:"policy"`
+	Auth        AuthConfig        `mapstructure:"auth"`
+	Relations   RelationsConfig   `mapstructure:"relations"`
+	Delegations DelegationsConfig `mapstructure:"delegations"`
+	Log         LogConfig         `mapstructure:"log"`
 }
 
 // DefaultConfig is the embedded default: loopback only, authentication off,
 // the bundle in ./policies and ./schema, reloaded when it changes.
 func DefaultConfig() Config {
-	return Config{HTTP: DefaultHTTP(), Policy: DefaultPolicy(), Relations: DefaultRelations(), Log: DefaultLog()}
+	return Config{HTTP: DefaultHTTP(), Policy: DefaultPolicy(), Relations: DefaultRelations(), Delegations: DefaultDelegations(), Log: DefaultLog()}
 }
 
 // Validate checks every section, then what spans sections.
@@ -55,6 +56,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Auth.Validate(); err != nil {
+		return err
+	}
+	if err := c.Delegations.Validate(); err != nil {
 		return err
 	}
 	if err := c.Relations.Validate(); err != nil {

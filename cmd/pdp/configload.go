@@ -97,6 +97,7 @@ func loadConfig(fs *pflag.FlagSet) (Config, *viper.Viper, error) {
 var (
 	durationType = reflect.TypeFor[time.Duration]()
 	apiKeysType  = reflect.TypeFor[[]APIKey]()
+	stringsType  = reflect.TypeFor[[]string]()
 )
 
 // decodeHook converts the strings that environment variables and flags
@@ -116,6 +117,8 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 		return d, nil
 	case apiKeysType:
 		return parseAPIKeys(s)
+	case stringsType:
+		return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' }), nil
 	}
 	return data, nil
 }

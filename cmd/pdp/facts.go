@@ -14,36 +14,6 @@ import (
 	"github.com/ciampdp/pdp/pdp/relations"
 )
 
-// factSource lets the engine ask the relationship store: the engine speaks
-// pdp.FactCheck, the store relations.Check.
-type factSource struct{ store *relations.Store }
-
-var _ pdp.FactSource = factSource{}
-
-func (f factSource) CheckFacts(ctx context.Context, checks []pdp.FactCheck) ([]pdp.Fact, string, error) {
-	rc := make([]relations.Check, len(checks))
-	for i, c := range checks {
-		rc[i] = relations.Check{
-			Resource:   relations.Object{Type: c.ResourceType, ID: c.ResourceID},
-			Permission: c.Permission,
-			Subject:    relations.Object{Type: c.SubjectType, ID: c.SubjectID},
-			Context:    c.Context,
-		}
-	}
-	res, err := f.store.CheckBulk(ctx, rc)
-	if err != nil {
-		return nil, "", err
-	}
-	if len(res.Items) != len(checks) {
-		return nil, "", fmt.Errorf("relationship store answered %d of %d checks", len(res.Items), len(checks))
-	}
-	out := make([]pdp.Fact, len(checks))
-	for i, r := range res.Items {
-		out[i] = pdp.Fact{FactCheck: checks[i], Has: r.Has, Conditional: r.Conditional, MissingContext: r.MissingContext}
-	}
-	return out, res.Revision, nil
-}
-
 // checkFactsModel reports every relationship fact the Cedar schema declares
 // that the bundle's SpiceDB schema cannot answer: a missing schema/*.zed,
 // a resource or principal type with no SpiceDB definition, or a fact that is

@@ -78,13 +78,13 @@ func TestServeWithRelationshipFacts(t *testing.T) {
 	}{
 		{"the owner pays", pay("alice", "250"), true, []string{}},
 		{"a payment agent pays within the mandate", pay("bob", "250"), true, []string{}},
-		{"a payment agent pays beyond the mandate", pay("bob", "1500"), false, []string{"not_permitted"}},
-		{"an expired mandate", pay("oscar", "250"), false, []string{"not_permitted"}},
-		{"no relationship", pay("eve", "250"), false, []string{"not_permitted"}},
+		{"a payment agent pays beyond the mandate", pay("bob", "1500"), false, []string{"no_relationship"}},
+		{"an expired mandate", pay("oscar", "250"), false, []string{"no_relationship"}},
+		{"no relationship", pay("eve", "250"), false, []string{"no_relationship"}},
 		{"a payment without an amount: the mandate cannot be judged", `{"subject": {"type": "user", "id": "bob"}, "action": {"name": "make_payment"}, "resource": ` + acc + `}`,
 			false, []string{"facts_incomplete", "not_permitted"}},
 		{"the owner views", evaluation("alice", "view_statements", acc), true, []string{}},
-		{"a payment agent does not view", evaluation("bob", "view_statements", acc), false, []string{"not_permitted"}},
+		{"a payment agent does not view", evaluation("bob", "view_statements", acc), false, []string{"no_relationship"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -142,14 +142,14 @@ cases:
     expect: {decision: true, policies: [pay-with-authority]}
   - name: bob cannot pay 1500
     request: {subject: {type: user, id: bob}, action: {name: make_payment}, resource: {type: account, id: acc-alice}, context: {amount: 1500}}
-    expect: {decision: false, reasons: [not_permitted]}
+    expect: {decision: false, reasons: [no_relationship]}
 `
 	files["tests/nobody_test.yaml"] = `
 name: a suite without relationships sees none of the other suite's
 cases:
   - name: alice is not the owner here
     request: {subject: {type: user, id: alice}, action: {name: view_statements}, resource: {type: account, id: acc-alice}}
-    expect: {decision: false, reasons: [not_permitted]}
+    expect: {decision: false, reasons: [no_relationship]}
 `
 	dir := writeBundle(t, files)
 	var out bytes.Buffer

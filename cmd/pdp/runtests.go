@@ -1,20 +1,16 @@
 package main
 
 import (
-	"log/slog"
-
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ciampdp/pdp/pdp/policy"
-	"github.com/ciampdp/pdp/pdp/relations"
 	"io/fs"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/pflag"
 
-	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/policytest"
 )
 
@@ -112,37 +108,13 @@ func findSuites(root string) ([]policytest.Suite, error) {
 	return suites, nil
 }
 
-// runSuite runs one suite. A bundle with a SpiceDB schema gets a fresh
-// embedded SpiceDB (memory datastore) per suite, holding that schema and
-// the suite's relationships, so that suites cannot see each other's facts.
+// runSuite runs one suite against an engine with exactly the facts the
+// suite declares (policytest.NewEngine).
 func runSuite(ctx context.Context, b *policy.Bundle, s policytest.Suite) (policytest.Report, error) {
-	if strings.TrimSpace(b.SpiceDBSchema()) == "" {
-		if len(s.Relationships) > 0 {
-			return policytest.Report{}, fmt.Errorf("%s: the suite lists relationships but the bundle has no SpiceDB schema (schema/*.zed)", s.File)
-		}
-		return policytest.Run(ctx, pdp.NewEngine(pdp.Components{Bundles: b}), []policytest.Suite{s}), nil
-	}
-	store, err := relations.Open(ctx, relations.Config{Engine: relations.EngineMemory, CacheSize: -1}, slog.New(slog.DiscardHandler))
+	engine, done, err := policytest.NewEngine(ctx, b, s)
 	if err != nil {
-		return policytest.Report{}, fmt.Errorf("start SpiceDB for %s: %w", s.File, err)
+		return policytest.Report{}, err
 	}
-	defer store.Close()
-	if _, err := store.WriteSchema(ctx, b.SpiceDBSchema()); err != nil {
-		return policytest.Report{}, fmt.Errorf("SpiceDB schema: %w", err)
-	}
-	ups := make([]relations.Update, 0, len(s.Relationships))
-	for _, text := range s.Relationships {
-		rel, err := relations.ParseRelationship(text)
-		if err != nil {
-			return policytest.Report{}, fmt.Errorf("%s: %w", s.File, err)
-		}
-		ups = append(ups, relations.Update{Op: relations.OpTouch, Rel: rel})
-	}
-	if len(ups) > 0 {
-		if _, err := store.WriteRelationships(ctx, ups); err != nil {
-			return policytest.Report{}, fmt.Errorf("%s: write relationships: %w", s.File, err)
-		}
-	}
-	engine := pdp.NewEngine(pdp.Components{Bundles: b, Facts: factSource{store}})
+	defer done()
 	return policytest.Run(ctx, engine, []policytest.Suite{s}), nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/api"
 	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/sources"
 )
 
 // listeningMsg is the log message that announces the bound address, once
@@ -95,14 +96,26 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		if err := bootstrapRelations(ctx, store, cfg.Relations.Bootstrap, log); err != nil {
 			return err
 		}
-		facts = factSource{store}
+		facts = sources.Facts{Store: store}
 		if c := store.Cache(); c != nil {
 			if err := reg.Register(c); err != nil {
 				return fmt.Errorf("register metrics: %w", err)
 			}
 		}
 	}
-	engine := pdp.NewEngine(pdp.Components{Bundles: reloader, Facts: facts, Logger: log})
+	dsvc, closeDelegations, err := openDelegations(ctx, cfg.Delegations, reloader, store, log)
+	if err != nil {
+		return err
+	}
+	defer closeDelegations()
+	var (
+		delegations pdp.DelegationSource
+		admin       api.Delegations
+	)
+	if dsvc != nil {
+		delegations, admin = sources.Delegations{Service: dsvc}, dsvc
+	}
+	engine := pdp.NewEngine(pdp.Components{Bundles: reloader, Facts: facts, Delegations: delegations, Logger: log})
 	for _, c := range []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -112,8 +125,12 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 			return fmt.Errorf("register metrics: %w", err)
 		}
 	}
-	srv, err := api.New(cfg.HTTP.API(keys), api.Deps{
+	apiCfg := cfg.HTTP.API(keys)
+	apiCfg.DelegationAdmins = setOf(cfg.Delegations.AdminApplications)
+	apiCfg.RegisterApplications = setOf(cfg.Delegations.RegisterApplications)
+	srv, err := api.New(apiCfg, api.Deps{
 		Decider: engine, Policies: reloader, Logger: log, Registry: reg, Version: build.Version,
+		Delegations: admin,
 	})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ciampdp/pdp/pdp"
 	"io"
 	"os"
 	"path/filepath"
@@ -38,6 +39,7 @@ func runValidate(ctx context.Context, std stdio, _ *pflag.FlagSet, args []string
 		fmt.Fprintf(std.out, "invalid: %s has 1 problem\n", b.Dirs())
 		return errReported
 	}
+	problems = append(problems, pdp.DelegationProblems(b)...)
 	if len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintln(std.out, p)

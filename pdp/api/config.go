@@ -61,6 +61,12 @@ type Config struct {
 	// EnableNoop adds POST {BasePath}/access/v1/noop: the full request path
 	// without a decision, as a throughput baseline.
 	EnableNoop bool
+	// DelegationAdmins are the applications allowed to use the delegation
+	// admin API (when authentication is on), and RegisterApplications
+	// those that may also record register-sourced delegations (statutory
+	// guardians, legal representatives: active without acceptance).
+	DelegationAdmins     map[string]bool
+	RegisterApplications map[string]bool
 }
 
 // Validate reports the first invalid field, wrapping one of the sentinel

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/authzen"
+	"github.com/ciampdp/pdp/pdp/delegation"
 	"github.com/labstack/echo/v4"
 )
 
@@ -28,6 +29,20 @@ func classify(err error) (int, string) {
 		return http.StatusUnauthorized, errUnauthenticated.Error()
 	case errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge, errTooLarge.Error()
+	case errors.Is(err, errAdminForbidden), errors.Is(err, delegation.ErrForbidden):
+		return http.StatusForbidden, err.Error()
+	case errors.Is(err, delegation.ErrDecode):
+		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, delegation.ErrNotFound):
+		return http.StatusNotFound, err.Error()
+	case errors.Is(err, delegation.ErrConflict):
+		return http.StatusConflict, err.Error()
+	case errors.Is(err, delegation.ErrProjection):
+		return http.StatusServiceUnavailable, delegation.ErrProjection.Error() + "; it is repaired at the next start or reconcile"
+	case errors.As(err, new(*delegation.RuleError)):
+		return http.StatusUnprocessableEntity, err.Error()
+	case errors.Is(err, pdp.ErrFactsUnavailable):
+		return http.StatusServiceUnavailable, "relationship facts unavailable: the search cannot be answered"
 	case errors.Is(err, pdp.ErrNotReady):
 		return http.StatusServiceUnavailable, "no valid policy version is loaded yet"
 	case errors.As(err, &he):

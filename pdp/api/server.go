@@ -45,6 +45,9 @@ type Deps struct {
 	Registry *prometheus.Registry
 	// Version is the build version, shown by /healthz.
 	Version string
+	// Delegations serves the admin API of delegation records at
+	// /v1/delegations; nil leaves it out.
+	Delegations Delegations
 }
 
 // Routes of the endpoints that are not under Config.BasePath.
@@ -60,15 +63,16 @@ const (
 // Server is the PDP's HTTP front: the AuthZEN endpoints, the metadata
 // document, the policy status and the operational endpoints.
 type Server struct {
-	cfg      Config
-	decider  Decider
-	searcher Searcher // nil when the Decider cannot search
-	policies PolicyStatus
-	log      *slog.Logger
-	version  string
-	keys     keyring
-	metrics  *metrics
-	echo     *echo.Echo
+	cfg         Config
+	decider     Decider
+	searcher    Searcher // nil when the Decider cannot search
+	delegations Delegations
+	policies    PolicyStatus
+	log         *slog.Logger
+	version     string
+	keys        keyring
+	metrics     *metrics
+	echo        *echo.Echo
 	// metadata is the encoded metadata document, once the PDP identifier is
 	// known (from Config.PublicURL, or from the listener in Serve).
 	metadata atomic.Pointer[metadataDoc]
@@ -85,12 +89,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	cfg = cfg.withDefaults()
 	s := &Server{
-		cfg:      cfg,
-		decider:  deps.Decider,
-		policies: deps.Policies,
-		log:      deps.Logger,
-		version:  deps.Version,
-		keys:     newKeyring(cfg.APIKeys),
+		cfg:         cfg,
+		decider:     deps.Decider,
+		policies:    deps.Policies,
+		log:         deps.Logger,
+		version:     deps.Version,
+		keys:        newKeyring(cfg.APIKeys),
+		delegations: deps.Delegations,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -139,6 +144,7 @@ func (s *Server) routes(reg *prometheus.Registry) *echo.Echo {
 	e.GET(authzen.WellKnownPath, s.wellKnown)
 	e.GET(authzen.WellKnownPath+"/*", s.wellKnown)
 	e.GET(PoliciesPath, s.policyStatus, s.keys.requireAuth)
+	s.delegationRoutes(e)
 	e.GET(HealthzPath, s.healthz)
 	e.GET(ReadyzPath, s.readyz)
 	e.GET(MetricsPath, echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))

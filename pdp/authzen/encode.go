@@ -44,6 +44,14 @@ func (r DecisionResponse) AppendJSON(dst []byte) []byte {
 			}
 			dst = append(dst, ']')
 		}
+		if len(c.Delegations) > 0 {
+			dst = append(dst, `,"delegations":`...)
+			dst = appendStrings(dst, c.Delegations)
+		}
+		if c.DelegationStatus != "" {
+			dst = append(dst, `,"delegation_status":`...)
+			dst = appendString(dst, c.DelegationStatus)
+		}
 		dst = append(dst, '}')
 	}
 	return append(dst, '}')

@@ -12,11 +12,17 @@ func TestAppendJSONMatchesMarshal(t *testing.T) {
 		Reasons: []string{"risk_high"}, Obligations: []string{"step_up_authentication"},
 		Message: "context.amount must be \"a decimal\" — got\ta string ü", Errors: []pdp.EvalError{{PolicyID: "p&q", Message: "overflow\n"}}}
 	full.PolicyVersion.Hash = "sha256:abc"
+	acting := pdp.Decision{ID: "d2", Allowed: true, Policies: []string{"delegate-pays"},
+		Delegation: &pdp.DelegationProof{Status: pdp.DelegationActive, Chain: []string{"sub-acme-frank", "rep-acme-erin"}}}
+	refused := pdp.Decision{ID: "d3", Reasons: []string{"delegation_expired"},
+		Delegation: &pdp.DelegationProof{Status: pdp.DelegationExpired}}
 	cases := map[string]any{
 		"allow, empty arrays":  NewDecisionResponse(pdp.Decision{ID: "id", Allowed: true}, false),
 		"compact":              NewDecisionResponse(pdp.Decision{Allowed: true}, true),
 		"everything, escaping": NewDecisionResponse(full, false),
 		"nil arrays":           DecisionResponse{Context: &DecisionContext{}},
+		"acting for someone":   NewDecisionResponse(acting, false),
+		"a refused delegation": NewDecisionResponse(refused, false),
 		"batch":                NewEvaluationsResponse([]pdp.Decision{full, {Allowed: true}}, false),
 		"batch compact":        NewEvaluationsResponse([]pdp.Decision{full, {Allowed: true}}, true),
 		"empty batch":          NewEvaluationsResponse(nil, false),

@@ -25,6 +25,12 @@ type DecisionContext struct {
 	Obligations []string        `json:"obligations"`
 	Message     string          `json:"message,omitempty"`
 	Errors      []pdp.EvalError `json:"errors,omitempty"`
+	// Delegations are the delegation ids the decision relied on when the
+	// subject acted on behalf of someone (the subject's own delegation
+	// first, then its parents'), and DelegationStatus what the records
+	// said about it.
+	Delegations      []string `json:"delegations,omitempty"`
+	DelegationStatus string   `json:"delegation_status,omitempty"`
 }
 
 // noStrings is the shared empty slice that marshals as [] instead of null.
@@ -54,6 +60,10 @@ func NewDecisionResponse(d pdp.Decision, compact bool) DecisionResponse {
 		Obligations:   nonNil(d.Obligations),
 		Message:       d.Message,
 		Errors:        d.Errors,
+	}
+	if p := d.Delegation; p != nil {
+		r.Context.Delegations = p.Chain
+		r.Context.DelegationStatus = p.Status
 	}
 	return r
 }

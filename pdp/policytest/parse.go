@@ -76,6 +76,16 @@ func (p *parser) suite(data []byte) Suite {
 			s.Application = p.str(v, "application")
 		case "relationships":
 			s.Relationships = p.strings(v, "relationships")
+		case "delegations":
+			p.delegations(v, &s)
+		case "now":
+			if str := p.str(v, "now"); str != "" {
+				t, err := time.Parse(time.RFC3339, str)
+				if err != nil {
+					p.fail(v, "now: want an RFC 3339 time such as 2026-11-28T09:00:00Z, got %q", str)
+				}
+				s.Now = t
+			}
 		case "cases":
 			casesNode = v
 		case "batches":
@@ -369,6 +379,35 @@ func jsonValue(v any) (any, error) {
 		return x.Format(time.RFC3339Nano), nil
 	}
 	return v, nil
+}
+
+// delegations reads the suite's delegation records: a list of records, or
+// the path of a JSON file holding them.
+func (p *parser) delegations(n *yaml.Node, s *Suite) {
+	switch deref(n).Kind {
+	case yaml.ScalarNode:
+		path := p.str(n, "delegations")
+		if path != "" && !filepath.IsAbs(path) {
+			path = filepath.Join(filepath.Dir(p.file), path)
+		}
+		s.DelegationsFile = path
+	case yaml.SequenceNode:
+		var v any
+		if err := n.Decode(&v); err != nil {
+			p.fail(n, "delegations: %v", err)
+			return
+		}
+		v, err := jsonValue(v)
+		if err != nil {
+			p.fail(n, "delegations: %v", err)
+			return
+		}
+		if s.Delegations, err = json.Marshal(v); err != nil {
+			p.fail(n, "delegations: %v", err)
+		}
+	default:
+		p.fail(n, "delegations must be a list of delegation records or the path of a JSON file of them")
+	}
 }
 
 // deref follows an alias to the node it names.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ciampdp/pdp/pdp/authzen"
 	"github.com/ciampdp/pdp/pdp/policytest"
@@ -267,5 +268,33 @@ func TestLoadSuites(t *testing.T) {
 	}
 	if _, err := policytest.LoadSuites(filepath.Join(root, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing root: %v", err)
+	}
+}
+
+func TestParseDelegationsAndNow(t *testing.T) {
+	const cases = `
+cases:
+  - name: c
+    request: {subject: {type: user, id: a}, action: {name: v}, resource: {type: account, id: x}}
+    expect: {decision: false}
+`
+	s, err := policytest.ParseSuite("dir/t_test.yaml", []byte("now: \"2026-11-28T12:00:00Z\"\ndelegations: ../d.json\n"+cases))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Now != time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC) || s.DelegationsFile != filepath.Join("dir", "..", "d.json") {
+		t.Fatalf("now %v, file %q", s.Now, s.DelegationsFile)
+	}
+	s, err = policytest.ParseSuite("t_test.yaml", []byte("delegations:\n  - {id: d1, scope: [v]}\n"+cases))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(s.Delegations) != `[{"id":"d1","scope":["v"]}]` {
+		t.Fatalf("inline delegations %s", s.Delegations)
+	}
+	for _, bad := range []string{"now: yesterday\n", "delegations: {id: d1}\n"} {
+		if _, err := policytest.ParseSuite("t_test.yaml", []byte(bad+cases)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
 	}
 }

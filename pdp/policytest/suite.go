@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/authzen"
@@ -30,8 +31,17 @@ type Suite struct {
 	// as [name:{"param":1}]): the runner of `pdp test` writes them into a
 	// fresh embedded SpiceDB for the suite.
 	Relationships []string
-	Cases         []Case
-	Batches       []BatchCase
+	// Delegations are the delegation records the suite's decisions read,
+	// as a JSON array of records (pdp/delegation's format, with their
+	// history); DelegationsFile, when the suite names a file instead, is
+	// its path (relative paths are resolved against the suite's folder).
+	Delegations     []byte
+	DelegationsFile string
+	// Now, when set, is the clock of every decision of the suite, so that
+	// validity windows give the same answers in any year.
+	Now     time.Time
+	Cases   []Case
+	Batches []BatchCase
 }
 
 // Case is one Access Evaluation and what its decision must be.

@@ -1,0 +1,213 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ciampdp/pdp/pdp/delegation"
+)
+
+// Delegations manages delegation records; *delegation.Service is the real
+// one. Every change returns the relationship store's revision token after
+// the change: a client that passes it on (or the PDP itself) never gets a
+// decision from older state.
+type Delegations interface {
+	Offer(ctx context.Context, r delegation.OfferRequest) (delegation.Delegation, string, error)
+	Accept(ctx context.Context, id string, by delegation.Actor) (delegation.Delegation, string, error)
+	Revoke(ctx context.Context, id string, by delegation.Actor, reason string) (delegation.Delegation, string, error)
+	Renounce(ctx context.Context, id string, by delegation.Actor, reason string) (delegation.Delegation, string, error)
+	Suspend(ctx context.Context, id string, by delegation.Actor, reason string) (delegation.Delegation, string, error)
+	Resume(ctx context.Context, id string, by delegation.Actor) (delegation.Delegation, string, error)
+	Get(ctx context.Context, id string) (delegation.Delegation, error)
+	List(ctx context.Context, f delegation.Filter) ([]delegation.Delegation, error)
+}
+
+var _ Delegations = (*delegation.Service)(nil)
+
+// DelegationsPath is the admin API of delegation records.
+const DelegationsPath = "/v1/delegations"
+
+// LocalApplication is the application recorded for delegation changes
+// when authentication is off.
+const LocalApplication = "local"
+
+// errAdminForbidden: the calling application may not administer
+// delegations, or may not record register-sourced ones.
+var errAdminForbidden = errors.New("this application may not administer delegations")
+
+// delegationChange is the body of accept, revoke, renounce, suspend and
+// resume: the user on whose behalf the calling application acts (the
+// application itself comes from its credential), and an optional reason.
+type delegationChange struct {
+	Actor  delegation.Ref `json:"actor"`
+	Reason string         `json:"reason,omitempty"`
+}
+
+// delegationAnswer is the answer to a change.
+type delegationAnswer struct {
+	Delegation delegation.Delegation `json:"delegation"`
+	// Revision is the relationship store's revision token after the
+	// change ("" when nothing was written to it).
+	Revision string `json:"revision"`
+}
+
+func (s *Server) delegationRoutes(e *echo.Echo) {
+	if s.delegations == nil {
+		return
+	}
+	e.POST(DelegationsPath, s.offerDelegation)
+	e.GET(DelegationsPath, s.listDelegations)
+	e.GET(DelegationsPath+"/:id", s.getDelegation)
+	for _, op := range []string{"accept", "revoke", "renounce", "suspend", "resume"} {
+		e.POST(DelegationsPath+"/:id/"+op, s.changeDelegation(op))
+	}
+}
+
+// admin authenticates the caller and checks that its application may
+// administer delegations. With authentication off (loopback only), every
+// caller may.
+func (s *Server) admin(c echo.Context) (string, error) {
+	app, err := s.keys.authenticate(c.Request())
+	if err != nil {
+		return "", err
+	}
+	if s.keys == nil {
+		// Authentication is off (loopback only): changes are recorded as
+		// made by the local application.
+		return LocalApplication, nil
+	}
+	if !s.cfg.DelegationAdmins[app] {
+		return "", fmt.Errorf("%w (application %q; see delegations.admin_applications)", errAdminForbidden, app)
+	}
+	return app, nil
+}
+
+func (s *Server) offerDelegation(c echo.Context) error {
+	app, err := s.admin(c)
+	if err != nil {
+		return err
+	}
+	buf, err := s.readBody(c.Request())
+	if err != nil {
+		return err
+	}
+	defer putBuffer(buf)
+	req, err := delegation.DecodeOffer(buf)
+	if err != nil {
+		return err
+	}
+	req.By.Application = app
+	if req.Source == delegation.SourceRegister && s.keys != nil && !s.cfg.RegisterApplications[app] {
+		return fmt.Errorf("%w: application %q may not record register-sourced delegations (see delegations.register_applications)", errAdminForbidden, app)
+	}
+	d, rev, err := s.delegations.Offer(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, DelegationsPath+"/"+d.ID)
+	return writeJSON(c, http.StatusCreated, delegationAnswer{Delegation: d, Revision: rev})
+}
+
+func (s *Server) changeDelegation(op string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		app, err := s.admin(c)
+		if err != nil {
+			return err
+		}
+		buf, err := s.readBody(c.Request())
+		if err != nil {
+			return err
+		}
+		defer putBuffer(buf)
+		var body delegationChange
+		dec := json.NewDecoder(buf)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			return fmt.Errorf("%w: %s", delegation.ErrDecode, strings.TrimPrefix(err.Error(), "json: "))
+		}
+		if body.Actor.Type == "" || body.Actor.ID == "" {
+			return fmt.Errorf("%w: actor needs a type and an id (the user the application acts for)", delegation.ErrDecode)
+		}
+		by := delegation.Actor{Application: app, Subject: body.Actor}
+		ctx, id := c.Request().Context(), c.Param("id")
+		var (
+			d   delegation.Delegation
+			rev string
+		)
+		switch op {
+		case "accept":
+			d, rev, err = s.delegations.Accept(ctx, id, by)
+		case "revoke":
+			d, rev, err = s.delegations.Revoke(ctx, id, by, body.Reason)
+		case "renounce":
+			d, rev, err = s.delegations.Renounce(ctx, id, by, body.Reason)
+		case "suspend":
+			d, rev, err = s.delegations.Suspend(ctx, id, by, body.Reason)
+		case "resume":
+			d, rev, err = s.delegations.Resume(ctx, id, by)
+		}
+		if err != nil {
+			return err
+		}
+		return writeJSON(c, http.StatusOK, delegationAnswer{Delegation: d, Revision: rev})
+	}
+}
+
+func (s *Server) getDelegation(c echo.Context) error {
+	if _, err := s.admin(c); err != nil {
+		return err
+	}
+	d, err := s.delegations.Get(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusOK, d)
+}
+
+// listDelegations answers GET /v1/delegations?principal=user:alice&agent=…&parent=….
+func (s *Server) listDelegations(c echo.Context) error {
+	if _, err := s.admin(c); err != nil {
+		return err
+	}
+	var f delegation.Filter
+	q := c.QueryParams()
+	for k := range q {
+		if k != "principal" && k != "agent" && k != "parent" {
+			return fmt.Errorf("%w: unknown query parameter %q (want principal, agent or parent)", delegation.ErrDecode, k)
+		}
+	}
+	for _, p := range []struct {
+		name string
+		dst  **delegation.Ref
+	}{{"principal", &f.Principal}, {"agent", &f.Agent}} {
+		v := q.Get(p.name)
+		if v == "" {
+			continue
+		}
+		typ, id, ok := strings.Cut(v, ":")
+		if !ok || typ == "" || id == "" {
+			return fmt.Errorf("%w: %s=%q: want type:id, as in user:alice", delegation.ErrDecode, p.name, v)
+		}
+		*p.dst = &delegation.Ref{Type: typ, ID: id}
+	}
+	f.Parent = q.Get("parent")
+	if f.Principal == nil && f.Agent == nil && f.Parent == "" {
+		return fmt.Errorf("%w: name a principal, an agent or a parent (listing every delegation is not offered)", delegation.ErrDecode)
+	}
+	ds, err := s.delegations.List(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	if ds == nil {
+		ds = []delegation.Delegation{}
+	}
+	return writeJSON(c, http.StatusOK, struct {
+		Delegations []delegation.Delegation `json:"delegations"`
+	}{ds})
+}
