@@ -2,8 +2,10 @@ package relations
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -112,4 +114,64 @@ func BenchmarkCheckBulk(b *testing.B) {
 			})
 		})
 	}
+}
+
+// TestSingleCheckAnswersAsBulk: a call of one check goes through
+// CheckPermission (the fast path the benchmarks measure), and answers what
+// the same check inside a bulk call answers: HAS, NO, CONDITIONAL with the
+// same missing context, a revision, the same item errors.
+func TestSingleCheckAnswersAsBulk(t *testing.T) {
+	forEachMode(t, func(t *testing.T, m mode) {
+		s := m.open(t, Config{CacheSize: -1}).Store
+		ctx := context.Background()
+		acc := account("d1")
+		mustWrite(t, s, touch(
+			rel(acc, "owner", user("alice")),
+			Relationship{Resource: acc, Relation: "delegate", Subject: user("bob"), Caveat: "within_limit", CaveatContext: map[string]any{"limit": 100}},
+			Relationship{Resource: acc, Relation: "delegate", Subject: user("carl"), Caveat: "valid",
+				CaveatContext: map[string]any{"valid_from": "2026-01-01T00:00:00Z", "valid_until": "2030-01-01T00:00:00Z"}},
+			rel(Object{Type: "group", ID: "g"}, "member", user("dana")),
+			Relationship{Resource: acc, Relation: "viewer", Subject: Object{Type: "group", ID: "g"}, SubjectRelation: "member"},
+		))
+		checks := []Check{
+			{Resource: acc, Permission: "manage", Subject: user("alice")},
+			{Resource: acc, Permission: "pay", Subject: user("bob"), Context: map[string]any{"amount": 50}},
+			{Resource: acc, Permission: "pay", Subject: user("bob"), Context: map[string]any{"amount": 500}},
+			{Resource: acc, Permission: "pay", Subject: user("bob")},
+			{Resource: acc, Permission: "pay", Subject: user("carl"), Context: map[string]any{"now": "2027-06-01T00:00:00Z"}},
+			{Resource: acc, Permission: "pay", Subject: user("carl")},
+			{Resource: acc, Permission: "view", Subject: user("dana")},
+			{Resource: acc, Permission: "view", Subject: Object{Type: "group", ID: "g"}, SubjectRelation: "member"},
+			{Resource: acc, Permission: "view", Subject: user("eve")},
+		}
+		want := []string{"HAS", "HAS", "NO", "CONDITIONAL[amount]", "HAS", "CONDITIONAL[now]", "HAS", "HAS", "NO"}
+		other := Check{Resource: acc, Permission: "manage", Subject: user("zoe")}
+		at := Consistency{AtLeast: s.Floor()}
+		for i, c := range checks {
+			one, err := s.raw.CheckBulkAt(ctx, []Check{c}, at)
+			if err != nil {
+				t.Fatalf("%s alone: %v", c, err)
+			}
+			bulk, err := s.raw.CheckBulkAt(ctx, []Check{c, other}, at)
+			if err != nil {
+				t.Fatalf("%s in bulk: %v", c, err)
+			}
+			if got, inBulk := outcome(one.Items[0]), outcome(bulk.Items[0]); got != want[i] || inBulk != want[i] {
+				t.Errorf("%s: alone %s, in bulk %s, want %s", c, got, inBulk, want[i])
+			}
+			if one.Revision == "" || one.Items[0].Check.String() != c.String() {
+				t.Errorf("%s alone: revision %q, check %s", c, one.Revision, one.Items[0].Check)
+			}
+			exact, err := s.raw.CheckBulkAt(ctx, []Check{c}, Consistency{Exact: bulk.Revision})
+			if err != nil || outcome(exact.Items[0]) != want[i] {
+				t.Errorf("%s alone at the exact revision: %v %v", c, exact.Items, err)
+			}
+		}
+		bogus := Check{Resource: acc, Permission: "bogus", Subject: user("alice")}
+		for _, batch := range [][]Check{{bogus}, {bogus, other}} {
+			if _, err := s.raw.CheckBulkAt(ctx, batch, at); !errors.Is(err, ErrCheckItem) || !strings.Contains(err.Error(), "bogus") {
+				t.Errorf("%d check(s) with an unknown permission: %v, want ErrCheckItem naming it", len(batch), err)
+			}
+		}
+	})
 }
