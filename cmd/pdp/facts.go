@@ -93,26 +93,40 @@ func (w *zedWriter) set(s *relations.Store, b pdp.BundleSource, log *slog.Logger
 
 func (w *zedWriter) sync(ctx context.Context) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.store == nil {
+	store, bundles := w.store, w.bundles
+	w.mu.Unlock()
+	if store == nil || bundles == nil {
 		return
 	}
-	b := w.bundles.Current()
-	if b == nil {
-		return
+	if b := bundles.Current(); b != nil {
+		if err := w.write(ctx, b); err != nil {
+			// Checks against a schema SpiceDB does not have fail, and fail
+			// closed; the error says why.
+			w.log.Error("writing the SpiceDB schema failed; relationship facts of this version may be unavailable", "err", err)
+		}
+	}
+}
+
+// write writes b's SpiceDB schema unless it is the one written last. It is
+// also the reloader's Prepare step, so a version whose SpiceDB schema
+// SpiceDB refuses (it would orphan stored relationships, say) is rejected
+// before it serves. Before the store is open it does nothing.
+func (w *zedWriter) write(ctx context.Context, b *policy.Bundle) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.store == nil {
+		return nil
 	}
 	zed := b.SpiceDBSchema()
 	if strings.TrimSpace(zed) == "" || zed == w.written {
-		return
+		return nil
 	}
 	if _, err := w.store.WriteSchema(ctx, zed); err != nil {
-		// Checks against a schema SpiceDB does not have fail, and fail
-		// closed; the error says why.
-		w.log.Error("writing the SpiceDB schema failed; relationship facts of the new version may be unavailable", "err", err)
-		return
+		return fmt.Errorf("SpiceDB refused the schema of schema/*.zed: %w", err)
 	}
 	w.written = zed
 	w.log.Info("SpiceDB schema written", "policy_version", b.Version().Hash)
+	return nil
 }
 
 // bootstrapRelations writes the relationships of a seed file (see

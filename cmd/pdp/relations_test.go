@@ -158,3 +158,28 @@ cases:
 		t.Fatalf("exit %d:\n%s", code, out.String())
 	}
 }
+
+// TestReloadRejectsASchemaSpiceDBRefuses: a new version whose SpiceDB
+// schema SpiceDB refuses is rejected before it serves;
+// the active version keeps answering.
+func TestReloadRejectsASchemaSpiceDBRefuses(t *testing.T) {
+	dir := writeBundle(t, factsBundle)
+	t.Setenv("PDP_RELATIONS_BOOTSTRAP", filepath.Join(dir, "relationships.txt"))
+	s := startServer(t, "--dir", dir, "--reload-interval", "50ms")
+	before := s.policies(t)
+	bob := `{"subject": {"type": "user", "id": "bob"}, "action": {"name": "make_payment"}, "resource": {"type": "account", "id": "acc-alice"}, "context": {"amount": 250}}`
+	if d := s.evaluate(t, bob); !d.Decision {
+		t.Fatalf("bob pays before the change: %v", d.Context.Reasons)
+	}
+	// A schema SpiceDB cannot take (an owner of a type it does not define).
+	zed := strings.Replace(factsBundle["schema/bank.zed"], "relation owner: user", "relation owner: nosuchtype", 1)
+	writeFile(t, filepath.Join(dir, "schema", "bank.zed"), zed)
+	eventually(t, "the version is rejected", func() bool { return s.policies(t).LastError != "" || s.policies(t).Active.Hash != before.Active.Hash })
+	st := s.policies(t)
+	if st.Active.Hash != before.Active.Hash || !strings.Contains(st.LastError, "SpiceDB refused the schema") {
+		t.Fatalf("status after the refused change: %+v", st)
+	}
+	if d := s.evaluate(t, bob); !d.Decision {
+		t.Fatalf("bob pays after the refused change: %v", d.Context.Reasons)
+	}
+}

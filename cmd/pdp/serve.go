@@ -62,7 +62,7 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 	// Policies: the first version must load, later ones are hot-reloaded.
 	var schemaWriter zedWriter
 	rc := policy.ReloaderConfig{Interval: cfg.Policy.ReloadInterval, Logger: log,
-		OnChange: func(policy.Version) { schemaWriter.sync(ctx) }}
+		Prepare: schemaWriter.write}
 	if cfg.Policy.Git.Enabled() {
 		// The checkout changes only when the PDP pulls, and a pull reloads.
 		rc.Git, rc.Interval = cfg.Policy.Git.Policy(), 0

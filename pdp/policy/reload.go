@@ -27,6 +27,11 @@ type ReloaderConfig struct {
 	// loads from it.
 	Git    *GitConfig
 	Logger *slog.Logger
+	// Prepare, if set, is called with a new version that loaded, before it
+	// becomes active: it readies what the version needs outside the bundle
+	// (its SpiceDB schema, say). An error rejects the version like a load
+	// error: the active one keeps serving.
+	Prepare func(context.Context, *Bundle) error
 	// OnChange, if set, is called after a new version became active.
 	OnChange func(Version)
 }
@@ -103,6 +108,13 @@ func (r *Reloader) Load(ctx context.Context) error {
 func (r *Reloader) loadLocked(ctx context.Context) error {
 	r.status.LastAttempt = time.Now().UTC()
 	b, err := Load(ctx, r.cfg.Dirs)
+	if err == nil && r.cfg.Prepare != nil {
+		if cur := r.cur.Load(); cur == nil || cur.Version() != b.Version() {
+			if perr := r.cfg.Prepare(ctx, b); perr != nil {
+				err = fmt.Errorf("preparing version %s: %w", b.Version().Hash, perr)
+			}
+		}
+	}
 	if err != nil {
 		r.status.Failures++
 		r.status.LastError = err.Error()
