@@ -74,8 +74,11 @@ type Decision struct {
 	// Delegation is what the delegation records said when the request
 	// acted on behalf of someone: status and the chain of delegation ids.
 	Delegation *DelegationProof `json:"delegation,omitempty"`
-	Input      Input            `json:"input"`
-	Duration   time.Duration    `json:"duration_ns"`
+	// Consent is what the consent guard relied on: the purpose, the legal
+	// basis, and for consent the grant and the ledger position it saw.
+	Consent  *ConsentFact  `json:"consent,omitempty"`
+	Input    Input         `json:"input"`
+	Duration time.Duration `json:"duration_ns"`
 	// Message explains an engine-level deny (unknown type, invalid input) in
 	// one line; empty otherwise.
 	Message string `json:"message,omitempty"`

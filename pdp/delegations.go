@@ -140,6 +140,7 @@ type actionPlan struct {
 	rel        []string            // permissions checked for the subject
 	onBehalf   []string            // permissions checked for the principal acted for
 	delegation resolved.RecordType // declared shape of context.delegation; nil when absent
+	consent    resolved.RecordType // declared shape of context.consent; nil when absent
 }
 
 func planAction(shape resolved.RecordType) actionPlan {
@@ -147,6 +148,11 @@ func planAction(shape resolved.RecordType) actionPlan {
 	if a, ok := shape[ContextDelegation]; ok {
 		if rec, ok := a.Type.(resolved.RecordType); ok {
 			p.delegation = rec
+		}
+	}
+	if a, ok := shape[ContextConsent]; ok {
+		if rec, ok := a.Type.(resolved.RecordType); ok {
+			p.consent = rec
 		}
 	}
 	return p

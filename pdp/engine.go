@@ -44,7 +44,11 @@ type Components struct {
 	// someone, on an action that declares context.delegation, is denied
 	// with facts_unavailable).
 	Delegations DelegationSource
-	Logger      *slog.Logger
+	// Consent answers consent checks (the consent ledger); nil when none
+	// is configured (then a purpose with a consent basis is denied with
+	// facts_unavailable).
+	Consent ConsentSource
+	Logger  *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Unsliced evaluates every policy of the bundle for every request
@@ -58,6 +62,7 @@ type Engine struct {
 	bundles     BundleSource
 	facts       FactSource
 	delegations DelegationSource
+	consent     ConsentSource
 	log         *slog.Logger
 	now         func() time.Time
 	unsliced    bool
@@ -97,7 +102,7 @@ func (e *Engine) bundlePlans(b *policy.Bundle) *bundlePlans {
 
 // NewEngine builds an engine from its components.
 func NewEngine(c Components) *Engine {
-	e := &Engine{bundles: c.Bundles, facts: c.Facts, delegations: c.Delegations, log: c.Logger, now: c.Now, unsliced: c.Unsliced}
+	e := &Engine{bundles: c.Bundles, facts: c.Facts, delegations: c.Delegations, consent: c.Consent, log: c.Logger, now: c.Now, unsliced: c.Unsliced}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -118,6 +123,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
 	}
 	j := e.prepare(b, req)
 	e.resolveDelegation(ctx, &j)
+	e.resolveConsent(ctx, b, &j)
 	var (
 		facts    []Fact
 		revision string
@@ -147,6 +153,7 @@ func (e *Engine) decideBatch(ctx context.Context, b *policy.Bundle, reqs []Reque
 	for i, r := range reqs {
 		jobs[i] = e.prepare(b, r)
 		e.resolveDelegation(ctx, &jobs[i])
+		e.resolveConsent(ctx, b, &jobs[i])
 		if jobs[i].done {
 			continue
 		}
@@ -180,6 +187,9 @@ func (e *Engine) finish(b *policy.Bundle, j *job, facts []Fact, revision string,
 	}
 	if !j.done {
 		e.evaluate(b, j)
+	}
+	if e.consent != nil && j.d.Allowed {
+		e.consent.Touch(ObjectRef{Type: b.ObjectType(j.d.Input.Principal.Type), ID: string(j.d.Input.Principal.ID)}, j.start)
 	}
 	j.d.Duration = time.Since(j.start)
 }
@@ -234,8 +244,10 @@ type job struct {
 	checks  []FactCheck // the rel checks, then the on_behalf_of_rel checks
 	factsAt int
 	// dq is the delegation question of a request acting for someone.
-	dq   *DelegationQuery
-	done bool
+	dq *DelegationQuery
+	// consent is the consent check of a bundle with a purposes registry.
+	consent *consentJob
+	done    bool
 }
 
 func (j *job) deny(code string, err error) {
@@ -264,6 +276,14 @@ func (e *Engine) prepare(b *policy.Bundle, req Request) job {
 		return j
 	}
 	j.plan = e.bundlePlans(b).byAct[in.Action]
+	if reg := b.Purposes(); reg != nil {
+		cj, code, err := planConsent(b, reg, req, in, start)
+		if err != nil {
+			j.deny(code, err)
+			return j
+		}
+		j.consent = cj
+	}
 	if len(j.plan.rel) == 0 && len(j.plan.onBehalf) == 0 && j.plan.delegation == nil {
 		return j
 	}
@@ -313,7 +333,7 @@ func (e *Engine) resolveDelegation(ctx context.Context, j *job) {
 // evaluate runs Cedar on a prepared job whose facts are in.
 func (e *Engine) evaluate(b *policy.Bundle, j *job) {
 	in := &j.in
-	if len(j.plan.rel) > 0 || len(j.plan.onBehalf) > 0 || j.plan.delegation != nil {
+	if len(j.plan.rel) > 0 || len(j.plan.onBehalf) > 0 || j.plan.delegation != nil || j.plan.consent != nil {
 		m := in.Context.Map()
 		if m == nil {
 			m = types.RecordMap{}
@@ -327,6 +347,9 @@ func (e *Engine) evaluate(b *policy.Bundle, j *job) {
 		}
 		if j.plan.delegation != nil {
 			m[ContextDelegation] = delegationRecord(j.plan.delegation, j.d.Delegation)
+		}
+		if j.plan.consent != nil {
+			m[ContextConsent] = consentRecord(j.plan.consent, j.d.Consent)
 		}
 		in.Context = types.NewRecord(m)
 	}
@@ -344,6 +367,7 @@ func (e *Engine) evaluate(b *policy.Bundle, j *job) {
 	j.d.Input.Entities = rec.seen
 	e.explain(b, &j.d, dec, diag)
 	refineDeny(&j.d, len(j.checks) > 0)
+	guardConsent(&j.d)
 	if !j.d.Allowed {
 		for _, f := range j.d.Facts {
 			if f.Conditional {
@@ -523,7 +547,7 @@ func (r *recorder) Get(uid types.EntityUID) (types.Entity, bool) {
 // only, never taken from a request.
 func engineOwned(k string) bool {
 	switch k {
-	case ContextNow, ContextActionProperties, ContextRel, ContextOnBehalfOfRel, ContextDelegation:
+	case ContextNow, ContextActionProperties, ContextRel, ContextOnBehalfOfRel, ContextDelegation, ContextConsent:
 		return true
 	}
 	return false

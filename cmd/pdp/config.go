@@ -38,13 +38,14 @@ type Config struct {
 	Auth        AuthConfig        `mapstructure:"auth"`
 	Relations   RelationsConfig   `mapstructure:"relations"`
 	Delegations DelegationsConfig `mapstructure:"delegations"`
+	Consent     ConsentConfig     `mapstructure:"consent"`
 	Log         LogConfig         `mapstructure:"log"`
 }
 
 // DefaultConfig is the embedded default: loopback only, authentication off,
 // the bundle in ./policies and ./schema, reloaded when it changes.
 func DefaultConfig() Config {
-	return Config{HTTP: DefaultHTTP(), Policy: DefaultPolicy(), Relations: DefaultRelations(), Delegations: DefaultDelegations(), Log: DefaultLog()}
+	return Config{HTTP: DefaultHTTP(), Policy: DefaultPolicy(), Relations: DefaultRelations(), Delegations: DefaultDelegations(), Consent: DefaultConsent(), Log: DefaultLog()}
 }
 
 // Validate checks every section, then what spans sections.
@@ -59,6 +60,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Delegations.Validate(); err != nil {
+		return err
+	}
+	if err := c.Consent.Validate(); err != nil {
 		return err
 	}
 	if err := c.Relations.Validate(); err != nil {

@@ -28,11 +28,19 @@ type nbDecision struct {
 	} `json:"context"`
 }
 
+// demoKey is the example's API key of an application (examples/northbank/pdp.yaml).
+func demoKey(app string) []string { return []string{"Authorization", "Bearer demo-key-" + app} }
+
 func (s *server) nbEvaluate(t *testing.T, subject, action, resource, ctx string) nbDecision {
 	t.Helper()
-	body := `{"subject":{"type":"user","id":"` + subject + `"},"action":{"name":"` + action +
-		`"},"resource":{"type":"account","id":"` + resource + `"},"context":` + ctx + `}`
-	code, data := s.do(t, http.MethodPost, "/access/v1/evaluation", body)
+	return s.nbAsk(t, "mobile-banking", `{"type":"user","id":"`+subject+`"}`, action, `{"type":"account","id":"`+resource+`"}`, ctx)
+}
+
+// nbAsk asks one evaluation as an application.
+func (s *server) nbAsk(t *testing.T, app, subject, action, resource, ctx string) nbDecision {
+	t.Helper()
+	body := `{"subject":` + subject + `,"action":{"name":"` + action + `"},"resource":` + resource + `,"context":` + ctx + `}`
+	code, data := s.do(t, http.MethodPost, "/access/v1/evaluation", body, demoKey(app)...)
 	if code != http.StatusOK {
 		t.Fatalf("evaluation: %d %s", code, data)
 	}
@@ -44,11 +52,33 @@ func (s *server) nbEvaluate(t *testing.T, subject, action, resource, ctx string)
 }
 
 func forUser(id, extra string) string {
-	return `{"on_behalf_of":{"type":"user","id":"` + id + `"}` + extra + `}`
+	return `{"purpose":"account_servicing","on_behalf_of":{"type":"user","id":"` + id + `"}` + extra + `}`
 }
 
 func forAcme(extra string) string {
-	return `{"on_behalf_of":{"type":"organisation","id":"acme"}` + extra + `}`
+	return `{"purpose":"account_servicing","on_behalf_of":{"type":"organisation","id":"acme"}` + extra + `}`
+}
+
+// startNorthbank serves the example with its configuration (API keys
+// included), the stores in a temporary folder unless the environment
+// names others.
+func startNorthbank(t *testing.T) *server {
+	t.Helper()
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		"PDP_POLICY_DIR":          northbank,
+		"PDP_RELATIONS_BOOTSTRAP": filepath.Join(northbank, "relationships.txt"),
+		"PDP_DELEGATIONS_SEED":    filepath.Join(northbank, "delegations.json"),
+		"PDP_DELEGATIONS_PATH":    filepath.Join(dir, "delegations.jsonl"),
+		"PDP_CONSENT_SEED":        filepath.Join(northbank, "consents.json"),
+		"PDP_CONSENT_PATH":        filepath.Join(dir, "consent.jsonl"),
+		"PDP_LOG_FORMAT":          "json", // the test reads the log
+	} {
+		if os.Getenv(k) == "" {
+			t.Setenv(k, v)
+		}
+	}
+	return startServer(t, "--config", filepath.Join(northbank, "pdp.yaml"))
 }
 
 // TestNorthbankDelegations runs the delegation rows of the Northbank story
@@ -56,8 +86,6 @@ func forAcme(extra string) string {
 // in memory, and with both on PostgreSQL: the same behaviour suite.
 func TestNorthbankDelegations(t *testing.T) {
 	t.Run("memory", func(t *testing.T) {
-		t.Setenv("PDP_DELEGATIONS_ENGINE", "file")
-		t.Setenv("PDP_DELEGATIONS_PATH", filepath.Join(t.TempDir(), "delegations.jsonl"))
 		northbankScenario(t)
 	})
 	t.Run("postgres", func(t *testing.T) {
@@ -66,14 +94,14 @@ func TestNorthbankDelegations(t *testing.T) {
 		t.Setenv("PDP_RELATIONS_POSTGRES_URI", uri)
 		t.Setenv("PDP_DELEGATIONS_ENGINE", "postgres")
 		t.Setenv("PDP_DELEGATIONS_POSTGRES_URI", uri)
+		t.Setenv("PDP_CONSENT_ENGINE", "postgres")
+		t.Setenv("PDP_CONSENT_POSTGRES_URI", uri)
 		northbankScenario(t)
 	})
 }
 
 func northbankScenario(t *testing.T) {
-	t.Setenv("PDP_RELATIONS_BOOTSTRAP", filepath.Join(northbank, "relationships.txt"))
-	t.Setenv("PDP_DELEGATIONS_SEED", filepath.Join(northbank, "delegations.json"))
-	s := startServer(t, "--dir", northbank)
+	s := startNorthbank(t)
 
 	check := func(t *testing.T, d nbDecision, allowed bool, reasons ...string) {
 		t.Helper()
@@ -87,7 +115,7 @@ func northbankScenario(t *testing.T) {
 	}
 	change := func(t *testing.T, id, op, actor string) map[string]any {
 		t.Helper()
-		code, data := s.do(t, http.MethodPost, "/v1/delegations/"+id+"/"+op, `{"actor":{"type":"user","id":"`+actor+`"},"reason":"test"}`)
+		code, data := s.do(t, http.MethodPost, "/v1/delegations/"+id+"/"+op, `{"actor":{"type":"user","id":"`+actor+`"},"reason":"test"}`, demoKey("backoffice")...)
 		if code != http.StatusOK {
 			t.Fatalf("%s %s: %d %s", op, id, code, data)
 		}
@@ -134,7 +162,7 @@ func northbankScenario(t *testing.T) {
 		check(t, s.nbEvaluate(t, "frank", "view_statements", "acc-acme", forAcme("")), false, "delegation_revoked")
 		check(t, s.nbEvaluate(t, "erin", "make_payment", "acc-acme", forAcme(`,"amount":10`)), false, "delegation_revoked")
 		var frank map[string]any
-		code, data := s.do(t, http.MethodGet, "/v1/delegations/sub-acme-frank", "")
+		code, data := s.do(t, http.MethodGet, "/v1/delegations/sub-acme-frank", "", demoKey("backoffice")...)
 		if code != http.StatusOK || json.Unmarshal(data, &frank) != nil || frank["status"] != "revoked" {
 			t.Fatalf("frank's record after the cascade: %d %s", code, data)
 		}
@@ -157,7 +185,7 @@ func northbankScenario(t *testing.T) {
 		offer := `{"actor":{"type":"user","id":"alice"},"principal":{"type":"user","id":"alice"},"agent":{"type":"user","id":"trent"},
 			"basis":"power_of_attorney","source":"self_declared","scope":["view_statements"],
 			"valid_from":"2026-01-01T00:00:00Z","valid_until":"2030-01-01T00:00:00Z"}`
-		code, data := s.do(t, http.MethodPost, "/v1/delegations", offer)
+		code, data := s.do(t, http.MethodPost, "/v1/delegations", offer, demoKey("mobile-banking")...)
 		if code != http.StatusCreated {
 			t.Fatalf("offer: %d %s", code, data)
 		}
@@ -175,7 +203,7 @@ func northbankScenario(t *testing.T) {
 		change(t, id, "accept", "trent")
 		check(t, s.nbEvaluate(t, "trent", "view_statements", "acc-alice", forUser("alice", "")), true)
 
-		code, data = s.do(t, http.MethodGet, "/v1/delegations?agent=user:trent", "")
+		code, data = s.do(t, http.MethodGet, "/v1/delegations?agent=user:trent", "", demoKey("mobile-banking")...)
 		if code != http.StatusOK || !bytes.Contains(data, []byte(`"accepted"`)) {
 			t.Fatalf("list by agent: %d %s", code, data)
 		}
@@ -196,7 +224,7 @@ func northbankScenario(t *testing.T) {
 			{"list without a filter", http.MethodGet, "/v1/delegations", "", http.StatusBadRequest, ""},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				code, data := s.do(t, tc.method, tc.path, tc.body)
+				code, data := s.do(t, tc.method, tc.path, tc.body, demoKey("mobile-banking")...)
 				if code != tc.code || !strings.Contains(string(data), tc.want) || !bytes.Contains(data, []byte(`"error"`)) {
 					t.Fatalf("%d %s, want %d with %q", code, data, tc.code, tc.want)
 				}
@@ -216,11 +244,8 @@ func TestNorthbankSuites(t *testing.T) {
 
 // TestDelegationCLI drives the admin API through `pdp delegation`.
 func TestDelegationCLI(t *testing.T) {
-	t.Setenv("PDP_DELEGATIONS_ENGINE", "file")
-	t.Setenv("PDP_DELEGATIONS_PATH", filepath.Join(t.TempDir(), "delegations.jsonl"))
-	t.Setenv("PDP_RELATIONS_BOOTSTRAP", filepath.Join(northbank, "relationships.txt"))
-	t.Setenv("PDP_DELEGATIONS_SEED", filepath.Join(northbank, "delegations.json"))
-	s := startServer(t, "--dir", northbank)
+	s := startNorthbank(t)
+	t.Setenv("PDP_API_KEY", "demo-key-mobile-banking")
 	cli := func(stdin string, args ...string) (int, string, string) {
 		var out, errOut bytes.Buffer
 		code := run(context.Background(), append([]string{"delegation", "--server", s.URL}, args...), strings.NewReader(stdin), &out, &errOut)

@@ -115,7 +115,19 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 	if dsvc != nil {
 		delegations, admin = sources.Delegations{Service: dsvc}, dsvc
 	}
-	engine := pdp.NewEngine(pdp.Components{Bundles: reloader, Facts: facts, Delegations: delegations, Logger: log})
+	ledger, closeConsent, err := openConsent(ctx, cfg.Consent, reloader, dsvc, log)
+	if err != nil {
+		return err
+	}
+	defer closeConsent()
+	var (
+		consents     pdp.ConsentSource
+		consentAdmin api.Consents
+	)
+	if ledger != nil {
+		consents, consentAdmin = sources.Consent{Ledger: ledger}, ledger
+	}
+	engine := pdp.NewEngine(pdp.Components{Bundles: reloader, Facts: facts, Delegations: delegations, Consent: consents, Logger: log})
 	for _, c := range []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -131,6 +143,7 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 	srv, err := api.New(apiCfg, api.Deps{
 		Decider: engine, Policies: reloader, Logger: log, Registry: reg, Version: build.Version,
 		Delegations: admin,
+		Consents:    consentAdmin,
 	})
 	if err != nil {
 		return err

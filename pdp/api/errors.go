@@ -8,6 +8,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/authzen"
+	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
 	"github.com/labstack/echo/v4"
 )
@@ -29,6 +30,18 @@ func classify(err error) (int, string) {
 		return http.StatusUnauthorized, errUnauthenticated.Error()
 	case errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge, errTooLarge.Error()
+	case errors.Is(err, consent.ErrDecode):
+		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, consent.ErrForbidden):
+		return http.StatusForbidden, err.Error()
+	case errors.Is(err, consent.ErrNotFound):
+		return http.StatusNotFound, err.Error()
+	case errors.Is(err, consent.ErrConflict):
+		return http.StatusConflict, err.Error()
+	case errors.As(err, new(*consent.RuleError)):
+		return http.StatusUnprocessableEntity, err.Error()
+	case errors.Is(err, consent.ErrNoRegistry):
+		return http.StatusServiceUnavailable, err.Error()
 	case errors.Is(err, errAdminForbidden), errors.Is(err, delegation.ErrForbidden):
 		return http.StatusForbidden, err.Error()
 	case errors.Is(err, delegation.ErrDecode):

@@ -48,6 +48,9 @@ type Deps struct {
 	// Delegations serves the admin API of delegation records at
 	// /v1/delegations; nil leaves it out.
 	Delegations Delegations
+	// Consents serves the admin API of the consent ledger at /v1/consents;
+	// nil leaves it out.
+	Consents Consents
 }
 
 // Routes of the endpoints that are not under Config.BasePath.
@@ -67,6 +70,7 @@ type Server struct {
 	decider     Decider
 	searcher    Searcher // nil when the Decider cannot search
 	delegations Delegations
+	consents    Consents
 	policies    PolicyStatus
 	log         *slog.Logger
 	version     string
@@ -96,6 +100,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		version:     deps.Version,
 		keys:        newKeyring(cfg.APIKeys),
 		delegations: deps.Delegations,
+		consents:    deps.Consents,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -145,6 +150,7 @@ func (s *Server) routes(reg *prometheus.Registry) *echo.Echo {
 	e.GET(authzen.WellKnownPath+"/*", s.wellKnown)
 	e.GET(PoliciesPath, s.policyStatus, s.keys.requireAuth)
 	s.delegationRoutes(e)
+	s.consentRoutes(e)
 	e.GET(HealthzPath, s.healthz)
 	e.GET(ReadyzPath, s.readyz)
 	e.GET(MetricsPath, echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))

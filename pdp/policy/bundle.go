@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"github.com/ciampdp/pdp/pdp/consent"
+
 	"sort"
 	"strings"
 	"time"
@@ -41,7 +43,24 @@ type Bundle struct {
 	ancestors map[types.EntityUID][]types.EntityUID
 	index     *index
 	zed       string
+	purposes  *consent.Registry
 	names     names
+}
+
+// DataSubjectSelf is the @data_subject annotation of an entity type whose
+// entities are themselves the data subject (a customer).
+const DataSubjectSelf = "self"
+
+// Purposes is the bundle's purposes registry (schema/purposes.yaml), nil
+// when it has none (then the engine enforces no purpose or consent).
+func (b *Bundle) Purposes() *consent.Registry { return b.purposes }
+
+// DataSubject is the @data_subject annotation of an entity type: "self",
+// or the relation whose holders (users) are the data subjects of its
+// entities ("owner" for an account).
+func (b *Bundle) DataSubject(et types.EntityType) (string, bool) {
+	v, ok := b.names.subjects[et]
+	return v, ok
 }
 
 // names are the lookups every decision makes, resolved once at load.
@@ -55,6 +74,8 @@ type names struct {
 	actions map[string]actionName
 	// objects maps entity types to SpiceDB object types.
 	objects map[types.EntityType]string
+	// subjects maps entity types to their @data_subject annotation.
+	subjects map[types.EntityType]string
 }
 
 type actionName struct {
@@ -64,7 +85,7 @@ type actionName struct {
 }
 
 func buildNames(rs *resolved.Schema) names {
-	n := names{types: map[string]types.EntityType{}, actions: map[string]actionName{}, objects: map[types.EntityType]string{}}
+	n := names{types: map[string]types.EntityType{}, actions: map[string]actionName{}, objects: map[types.EntityType]string{}, subjects: map[types.EntityType]string{}}
 	lower := map[string][]types.EntityType{}
 	add := func(et types.EntityType, ann resolved.Annotations) {
 		n.types[string(et)] = et
@@ -75,6 +96,9 @@ func buildNames(rs *resolved.Schema) names {
 			obj = string(v)
 		}
 		n.objects[et] = obj
+		if v, ok := ann["data_subject"]; ok && v != "" {
+			n.subjects[et] = string(v)
+		}
 	}
 	for et, e := range rs.Entities {
 		add(et, e.Annotations)

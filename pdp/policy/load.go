@@ -24,7 +24,12 @@ import (
 	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
 	"github.com/cedar-policy/cedar-go/x/exp/schema/validate"
 	git "github.com/go-git/go-git/v5"
+
+	"github.com/ciampdp/pdp/pdp/consent"
 )
+
+// PurposesFile is the purposes registry of a bundle, in its schema folder.
+const PurposesFile = "purposes.yaml"
 
 type fileKind int
 
@@ -33,11 +38,12 @@ const (
 	kindSchema
 	kindSchemaJSON
 	kindEntities
-	kindZed // the SpiceDB schema of the relationship facts
+	kindZed      // the SpiceDB schema of the relationship facts
+	kindPurposes // the purposes registry (consent)
 )
 
 func (k fileKind) inSchemaFolder() bool {
-	return k == kindSchema || k == kindSchemaJSON || k == kindZed
+	return k == kindSchema || k == kindSchemaJSON || k == kindZed || k == kindPurposes
 }
 
 func (k fileKind) label() string {
@@ -108,6 +114,8 @@ func classify(name string) (fileKind, bool) {
 		return kindPolicy, true
 	case strings.HasSuffix(base, ".zed"):
 		return kindZed, true
+	case base == PurposesFile:
+		return kindPurposes, true
 	case base == "entities.json" || strings.HasSuffix(base, ".entities.json"):
 		return kindEntities, true
 	}
@@ -328,6 +336,16 @@ func build(d Dirs, files []sourceFile) (*Bundle, error) {
 		}
 	}
 	b.zed = string(bytes.Join(zed, []byte("\n")))
+	for _, f := range files {
+		if f.kind != kindPurposes {
+			continue
+		}
+		reg, err := consent.ParseRegistry(f.data)
+		if err != nil {
+			return nil, LoadErrors{&LoadError{File: f.kind.label() + "/" + f.rel, Err: err}}
+		}
+		b.purposes = reg
+	}
 	return b, nil
 }
 

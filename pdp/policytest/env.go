@@ -3,6 +3,7 @@ package policytest
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/relations"
@@ -32,6 +34,9 @@ func NewEngine(ctx context.Context, b *policy.Bundle, s Suite) (engine *pdp.Engi
 		comp.Now = func() time.Time { return now }
 	}
 	hasDelegations := len(s.Delegations) > 0 || s.DelegationsFile != ""
+	if (len(s.Consents) > 0 || s.ConsentsFile != "") && b.Purposes() == nil {
+		return nil, nil, fmt.Errorf("%s: the suite lists consents but the bundle has no purposes registry (schema/purposes.yaml)", s.File)
+	}
 	if strings.TrimSpace(b.SpiceDBSchema()) == "" {
 		if len(s.Relationships) > 0 || hasDelegations {
 			return nil, nil, fmt.Errorf("%s: the suite lists relationships or delegations but the bundle has no SpiceDB schema (schema/*.zed)", s.File)
@@ -70,13 +75,23 @@ func NewEngine(ctx context.Context, b *policy.Bundle, s Suite) (engine *pdp.Engi
 		}
 	}
 	comp.Facts = sources.Facts{Store: store}
+	var svc *delegation.Service
 	if pdp.DeclaresDelegation(b) || hasDelegations {
-		svc, closeRecords, err := suiteDelegations(ctx, b, s, store, comp.Now)
+		var closeRecords func()
+		svc, closeRecords, err = suiteDelegations(ctx, b, s, store, comp.Now)
 		if err != nil {
 			return nil, nil, err
 		}
 		closers = append(closers, closeRecords)
 		comp.Delegations = sources.Delegations{Service: svc}
+	}
+	if b.Purposes() != nil {
+		ledger, closeLedger, err := suiteConsents(ctx, b, s, svc, comp.Now)
+		if err != nil {
+			return nil, nil, err
+		}
+		closers = append(closers, closeLedger)
+		comp.Consent = sources.Consent{Ledger: ledger}
 	}
 	return pdp.NewEngine(comp), done, nil
 }
@@ -120,3 +135,56 @@ func suiteDelegations(ctx context.Context, b *policy.Bundle, s Suite, store *rel
 	}
 	return svc, done, nil
 }
+
+// suiteConsents gives a suite a fresh consent ledger in a temporary
+// folder, with the bundle's purposes registry and the suite's seed.
+func suiteConsents(ctx context.Context, b *policy.Bundle, s Suite, delegations *delegation.Service, now func() time.Time) (*consent.Ledger, func(), error) {
+	raw := s.Consents
+	if s.ConsentsFile != "" {
+		var err error
+		if raw, err = os.ReadFile(s.ConsentsFile); err != nil {
+			return nil, nil, fmt.Errorf("%s: consents: %w", s.File, err)
+		}
+	}
+	var seed consent.Seed
+	if len(raw) > 0 {
+		var err error
+		if seed, err = consent.DecodeSeed(bytes.NewReader(raw)); err != nil {
+			return nil, nil, fmt.Errorf("%s: consents: %w", s.File, err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "pdp-test-consent-")
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := consent.OpenFile(filepath.Join(dir, "consent.jsonl"))
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	cfg := consent.LedgerConfig{Store: st, Registry: b.Purposes, Now: now, Controller: "policy tests",
+		SigningKey: testSigningKey}
+	if delegations != nil {
+		cfg.Delegations = sources.Representatives{Service: delegations}
+	}
+	ledger, err := consent.NewLedger(cfg)
+	if err != nil {
+		_ = st.Close()
+		_ = os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	done := func() { _ = ledger.Close(); _ = st.Close(); _ = os.RemoveAll(dir) }
+	if err := ledger.ImportSeed(ctx, seed); err != nil {
+		done()
+		return nil, nil, fmt.Errorf("%s: consents: %w", s.File, err)
+	}
+	return ledger, done, nil
+}
+
+// testSigningKey signs the receipts of policy-test ledgers (never
+// verified; a fixed key keeps the ledger from warning about an ephemeral
+// one).
+var testSigningKey = ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))

@@ -77,7 +77,9 @@ func (p *parser) suite(data []byte) Suite {
 		case "relationships":
 			s.Relationships = p.strings(v, "relationships")
 		case "delegations":
-			p.delegations(v, &s)
+			s.Delegations, s.DelegationsFile = p.jsonOrFile(v, "delegations", yaml.SequenceNode)
+		case "consents":
+			s.Consents, s.ConsentsFile = p.jsonOrFile(v, "consents", yaml.MappingNode)
 		case "now":
 			if str := p.str(v, "now"); str != "" {
 				t, err := time.Parse(time.RFC3339, str)
@@ -381,33 +383,40 @@ func jsonValue(v any) (any, error) {
 	return v, nil
 }
 
-// delegations reads the suite's delegation records: a list of records, or
-// the path of a JSON file holding them.
-func (p *parser) delegations(n *yaml.Node, s *Suite) {
+// jsonOrFile reads a suite's seed data: inline YAML of the given kind
+// (turned into JSON), or the path of a JSON file, relative to the suite's
+// folder.
+func (p *parser) jsonOrFile(n *yaml.Node, what string, kind yaml.Kind) ([]byte, string) {
 	switch deref(n).Kind {
 	case yaml.ScalarNode:
-		path := p.str(n, "delegations")
+		path := p.str(n, what)
 		if path != "" && !filepath.IsAbs(path) {
 			path = filepath.Join(filepath.Dir(p.file), path)
 		}
-		s.DelegationsFile = path
-	case yaml.SequenceNode:
+		return nil, path
+	case kind:
 		var v any
 		if err := n.Decode(&v); err != nil {
-			p.fail(n, "delegations: %v", err)
-			return
+			p.fail(n, "%s: %v", what, err)
+			return nil, ""
 		}
 		v, err := jsonValue(v)
 		if err != nil {
-			p.fail(n, "delegations: %v", err)
-			return
+			p.fail(n, "%s: %v", what, err)
+			return nil, ""
 		}
-		if s.Delegations, err = json.Marshal(v); err != nil {
-			p.fail(n, "delegations: %v", err)
+		raw, err := json.Marshal(v)
+		if err != nil {
+			p.fail(n, "%s: %v", what, err)
 		}
-	default:
-		p.fail(n, "delegations must be a list of delegation records or the path of a JSON file of them")
+		return raw, ""
 	}
+	shape := "a list"
+	if kind == yaml.MappingNode {
+		shape = "a mapping"
+	}
+	p.fail(n, "%s must be %s or the path of a JSON file", what, shape)
+	return nil, ""
 }
 
 // deref follows an alias to the node it names.

@@ -37,6 +37,11 @@ type Suite struct {
 	// its path (relative paths are resolved against the suite's folder).
 	Delegations     []byte
 	DelegationsFile string
+	// Consents are the consent ledger's seed for the suite ({"events":
+	// […], "activity": {…}}, the format of consent.seed), inline as JSON or
+	// from ConsentsFile.
+	Consents     []byte
+	ConsentsFile string
 	// Now, when set, is the clock of every decision of the suite, so that
 	// validity windows give the same answers in any year.
 	Now     time.Time

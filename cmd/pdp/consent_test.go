@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bufio"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ciampdp/pdp/pdp/consent"
+)
+
+// The consent rows of the Northbank story over HTTP, on the file ledger
+// and on PostgreSQL: the same behaviour suite.
+func TestNorthbankConsent(t *testing.T) {
+	t.Run("file", func(t *testing.T) { consentScenario(t) })
+	t.Run("postgres", func(t *testing.T) {
+		uri := testDatabase(t)
+		t.Setenv("PDP_RELATIONS_ENGINE", "postgres")
+		t.Setenv("PDP_RELATIONS_POSTGRES_URI", uri)
+		t.Setenv("PDP_DELEGATIONS_ENGINE", "postgres")
+		t.Setenv("PDP_DELEGATIONS_POSTGRES_URI", uri)
+		t.Setenv("PDP_CONSENT_ENGINE", "postgres")
+		t.Setenv("PDP_CONSENT_POSTGRES_URI", uri)
+		consentScenario(t)
+	})
+}
+
+const (
+	userAlice    = `{"type":"user","id":"alice"}`
+	accAlice     = `{"type":"account","id":"acc-alice"}`
+	marketingHub = `{"type":"application","id":"marketing-hub"}`
+)
+
+func user(id string) string { return `{"type":"user","id":"` + id + `"}` }
+
+func consentScenario(t *testing.T) {
+	s := startNorthbank(t)
+	check := func(t *testing.T, d nbDecision, allowed bool, reasons ...string) {
+		t.Helper()
+		if reasons == nil {
+			reasons = []string{}
+		}
+		if d.Decision != allowed || !slices.Equal(d.Context.Reasons, reasons) {
+			t.Fatalf("got %v %v, want %v %v", d.Decision, d.Context.Reasons, allowed, reasons)
+		}
+	}
+	write := func(t *testing.T, app, path, body string, want int) map[string]any {
+		t.Helper()
+		code, data := s.do(t, http.MethodPost, "/v1/consents/"+path, body, demoKey(app)...)
+		if code != want {
+			t.Fatalf("%s: %d %s, want %d", path, code, data, want)
+		}
+		var m map[string]any
+		_ = json.Unmarshal(data, &m)
+		return m
+	}
+	advice := `{"purpose":"financial_advice"}`
+
+	t.Run("gina views alice's portfolio until alice withdraws", func(t *testing.T) {
+		check(t, s.nbAsk(t, "advisor-portal", user("gina"), "view_portfolio", accAlice, advice), true)
+		check(t, s.nbAsk(t, "marketing-hub", user("gina"), "view_portfolio", accAlice, advice), false, "purpose_not_allowed")
+		ans := write(t, "advisor-portal", "withdraw", `{"subject":`+userAlice+`,"purpose":"financial_advice","reason":"no more advice"}`, http.StatusOK)
+		if pos, _ := ans["position"].(float64); pos <= 0 {
+			t.Fatalf("withdraw answered no position: %v", ans)
+		}
+		check(t, s.nbAsk(t, "advisor-portal", user("gina"), "view_portfolio", accAlice, advice), false, "consent_withdrawn")
+	})
+	t.Run("marketing: carol on dave's grant, heidi dormant, ivan until he opts out", func(t *testing.T) {
+		mk := `{"purpose":"marketing"}`
+		check(t, s.nbAsk(t, "marketing-hub", marketingHub, "send_marketing", user("carol"), mk), true)
+		check(t, s.nbAsk(t, "marketing-hub", marketingHub, "send_marketing", user("heidi"), mk), false, "revalidation_required")
+		check(t, s.nbAsk(t, "marketing-hub", marketingHub, "send_marketing", user("ivan"), mk), true)
+		write(t, "marketing-hub", "refuse", `{"subject":`+user("ivan")+`,"purpose":"marketing","jurisdiction":"US-CA","channel":"email"}`, http.StatusCreated)
+		check(t, s.nbAsk(t, "marketing-hub", marketingHub, "send_marketing", user("ivan"), mk), false, "consent_withdrawn")
+	})
+	t.Run("budget-app: alice's grant holds, judy's expired", func(t *testing.T) {
+		ais := `{"purpose":"account_information_sharing"}`
+		check(t, s.nbAsk(t, "budget-app", userAlice, "share_account_information", accAlice, ais), true)
+		check(t, s.nbAsk(t, "budget-app", user("judy"), "share_account_information", `{"type":"account","id":"acc-judy"}`, ais), false, "consent_expired")
+	})
+	t.Run("a grant, its signed receipt and the history", func(t *testing.T) {
+		give := `{"subject":` + user("judy") + `,"purpose":"account_information_sharing","jurisdiction":"DE",
+			"notice":{"uri":"https://budget.example/consent","version":3,"language":"de"},"channel":"web"}`
+		ans := write(t, "budget-app", "give", give, http.StatusCreated)
+		jws, _ := ans["receipt"].(string)
+		code, data := s.do(t, http.MethodGet, "/v1/consents/receipt-key", "", demoKey("budget-app")...)
+		var jwk map[string]string
+		if code != http.StatusOK || json.Unmarshal(data, &jwk) != nil {
+			t.Fatalf("receipt key: %d %s", code, data)
+		}
+		pub, err := base64.RawURLEncoding.DecodeString(jwk["x"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		claims, err := consent.VerifyReceipt(ed25519.PublicKey(pub), jws)
+		if err != nil {
+			t.Fatalf("the receipt does not verify: %v", err)
+		}
+		if claims.PIIPrincipalID != "user:judy" {
+			t.Fatalf("receipt names %q", claims.PIIPrincipalID)
+		}
+		check(t, s.nbAsk(t, "budget-app", user("judy"), "share_account_information", `{"type":"account","id":"acc-judy"}`, `{"purpose":"account_information_sharing"}`), true)
+		code, data = s.do(t, http.MethodGet, "/v1/consents/subjects/user:judy/history", "", demoKey("budget-app")...)
+		if code != http.StatusOK || strings.Count(string(data), `"type":"given"`) != 2 {
+			t.Fatalf("history: %d %s", code, data)
+		}
+	})
+	t.Run("bad input is refused and writes nothing", func(t *testing.T) {
+		write(t, "budget-app", "give", `{"subject":`+user("judy")+`,"purpose":"telepathy","jurisdiction":"DE","notice":{"uri":"u","version":1}}`, http.StatusUnprocessableEntity)
+		write(t, "budget-app", "give", `{"subject":`+user("judy")+`,"purpose":"account_information_sharing","jurisdiction":"DE",
+			"notice":{"uri":"u","version":1},"expires":"2030-01-01T00:00:00Z"}`, http.StatusUnprocessableEntity)
+		write(t, "budget-app", "give", `{"subject":`+user("judy")+`,"purpose":"marketing","jurisdiction":"DE","notice":{"uri":"u","version":1}}`, http.StatusForbidden)
+		write(t, "marketing-hub", "give", `{"subject":`+user("carol")+`,"actor":`+user("mallory")+`,"purpose":"marketing","jurisdiction":"DE","notice":{"uri":"u","version":3}}`, http.StatusUnprocessableEntity)
+		write(t, "budget-app", "give", `{"subject":`, http.StatusBadRequest)
+	})
+}
+
+// TestConsentWithdrawalSurvivesSIGKILL kills the real binary right after a
+// withdrawal answered, restarts it on the same files, and finds the
+// withdrawal in force.
+func TestConsentWithdrawalSurvivesSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIPPED in -short: builds and kills the real binary")
+	}
+	bin := filepath.Join(t.TempDir(), "pdp")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	data := t.TempDir()
+	env := append(os.Environ(),
+		"PDP_POLICY_DIR="+northbank,
+		"PDP_RELATIONS_BOOTSTRAP="+filepath.Join(northbank, "relationships.txt"),
+		"PDP_DELEGATIONS_SEED="+filepath.Join(northbank, "delegations.json"),
+		"PDP_DELEGATIONS_PATH="+filepath.Join(data, "delegations.jsonl"),
+		"PDP_CONSENT_SEED="+filepath.Join(northbank, "consents.json"),
+		"PDP_CONSENT_PATH="+filepath.Join(data, "consent.jsonl"),
+		"PDP_LOG_FORMAT=json",
+	)
+	start := func() (*exec.Cmd, *server) {
+		cmd := exec.Command(bin, "serve", "--config", filepath.Join(northbank, "pdp.yaml"), "--addr", "127.0.0.1:0")
+		cmd.Env = env
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		addr := make(chan string, 1)
+		go func() {
+			sc := bufio.NewScanner(stderr)
+			for sc.Scan() {
+				var rec map[string]any
+				if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == listeningMsg {
+					a, _ := rec["addr"].(string)
+					addr <- a
+				}
+			}
+		}()
+		select {
+		case a := <-addr:
+			return cmd, &server{URL: "http://" + a}
+		case <-time.After(60 * time.Second):
+			t.Fatal("the binary did not start listening within 60s")
+		}
+		return nil, nil
+	}
+	advice := `{"purpose":"financial_advice"}`
+	cmd, s := start()
+	if d := s.nbAsk(t, "advisor-portal", user("gina"), "view_portfolio", accAlice, advice); !d.Decision {
+		t.Fatalf("before the withdrawal: %v", d.Context.Reasons)
+	}
+	code, body := s.do(t, http.MethodPost, "/v1/consents/withdraw", `{"subject":`+userAlice+`,"purpose":"financial_advice"}`, demoKey("advisor-portal")...)
+	if code != http.StatusOK {
+		t.Fatalf("withdraw: %d %s", code, body)
+	}
+	// The answer is in: kill at once, no chance to flush anything.
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+
+	_, s = start()
+	d := s.nbAsk(t, "advisor-portal", user("gina"), "view_portfolio", accAlice, advice)
+	if d.Decision || !slices.Equal(d.Context.Reasons, []string{"consent_withdrawn"}) {
+		t.Fatalf("after SIGKILL and restart: %v %v, want the withdrawal in force", d.Decision, d.Context.Reasons)
+	}
+}

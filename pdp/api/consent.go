@@ -1,0 +1,227 @@
+package api
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ciampdp/pdp/pdp/consent"
+)
+
+// Consents records and reads consent; *consent.Ledger is the real one.
+// Every write answers with the ledger position it was stored at: a
+// decision after it never sees older consent state.
+type Consents interface {
+	Give(ctx context.Context, r consent.ChoiceRequest) (consent.Event, string, error)
+	Refuse(ctx context.Context, r consent.ChoiceRequest) (consent.Event, string, error)
+	Withdraw(ctx context.Context, r consent.WithdrawRequest) ([]consent.Event, error)
+	Renew(ctx context.Context, r consent.RenewRequest) (consent.Event, string, error)
+	Current(ctx context.Context, subject consent.Ref) (consent.State, error)
+	StateAt(ctx context.Context, subject consent.Ref, at time.Time) (consent.State, error)
+	History(ctx context.Context, subject consent.Ref) ([]consent.Event, error)
+	Receipt(ctx context.Context, eventID string) (string, error)
+	PublicKey() ed25519.PublicKey
+}
+
+var _ Consents = (*consent.Ledger)(nil)
+
+// ConsentsPath is the admin API of the consent ledger.
+const ConsentsPath = "/v1/consents"
+
+// consentAnswer is the answer to give, refuse and renew.
+type consentAnswer struct {
+	Event consent.Event `json:"event"`
+	// Receipt is the signed consent receipt (JWS, EdDSA).
+	Receipt  string `json:"receipt"`
+	Position int64  `json:"position"`
+}
+
+func (s *Server) consentRoutes(e *echo.Echo) {
+	if s.consents == nil {
+		return
+	}
+	e.POST(ConsentsPath+"/give", s.consentChoice(s.consents.Give))
+	e.POST(ConsentsPath+"/refuse", s.consentChoice(s.consents.Refuse))
+	e.POST(ConsentsPath+"/withdraw", s.withdrawConsent)
+	e.POST(ConsentsPath+"/renew", s.renewConsent)
+	e.GET(ConsentsPath+"/receipt-key", s.receiptKey)
+	e.GET(ConsentsPath+"/receipts/:id", s.consentReceipt)
+	e.GET(ConsentsPath+"/subjects/:subject", s.consentState)
+	e.GET(ConsentsPath+"/subjects/:subject/history", s.consentHistory)
+}
+
+// consentCaller authenticates the caller: any application with a key may
+// record consent, but only for the purposes it may process for (the ledger
+// checks). With authentication off the caller is "local", which no
+// purpose lists.
+func (s *Server) consentCaller(c echo.Context) (string, error) {
+	app, err := s.keys.authenticate(c.Request())
+	if err != nil {
+		return "", err
+	}
+	if s.keys == nil {
+		return LocalApplication, nil
+	}
+	return app, nil
+}
+
+func (s *Server) consentChoice(do func(context.Context, consent.ChoiceRequest) (consent.Event, string, error)) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		app, err := s.consentCaller(c)
+		if err != nil {
+			return err
+		}
+		buf, err := s.readBody(c.Request())
+		if err != nil {
+			return err
+		}
+		defer putBuffer(buf)
+		req, err := consent.DecodeChoice(buf)
+		if err != nil {
+			return err
+		}
+		req.Application = app
+		ev, receipt, err := do(c.Request().Context(), req)
+		if err != nil {
+			return err
+		}
+		return writeJSON(c, http.StatusCreated, consentAnswer{Event: ev, Receipt: receipt, Position: ev.Position})
+	}
+}
+
+func (s *Server) withdrawConsent(c echo.Context) error {
+	app, err := s.consentCaller(c)
+	if err != nil {
+		return err
+	}
+	buf, err := s.readBody(c.Request())
+	if err != nil {
+		return err
+	}
+	defer putBuffer(buf)
+	req, err := consent.DecodeWithdraw(buf)
+	if err != nil {
+		return err
+	}
+	req.Application = app
+	evs, err := s.consents.Withdraw(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	var pos int64
+	for _, e := range evs {
+		pos = max(pos, e.Position)
+	}
+	return writeJSON(c, http.StatusOK, struct {
+		Events   []consent.Event `json:"events"`
+		Position int64           `json:"position"`
+	}{evs, pos})
+}
+
+func (s *Server) renewConsent(c echo.Context) error {
+	app, err := s.consentCaller(c)
+	if err != nil {
+		return err
+	}
+	buf, err := s.readBody(c.Request())
+	if err != nil {
+		return err
+	}
+	defer putBuffer(buf)
+	req, err := consent.DecodeRenew(buf)
+	if err != nil {
+		return err
+	}
+	req.Application = app
+	ev, receipt, err := s.consents.Renew(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusOK, consentAnswer{Event: ev, Receipt: receipt, Position: ev.Position})
+}
+
+func subjectParam(c echo.Context) (consent.Ref, error) {
+	r, err := consent.ParseRef(c.Param("subject"))
+	if err != nil {
+		return consent.Ref{}, fmt.Errorf("%w: subject %q: want type:id, as in user:alice", consent.ErrDecode, c.Param("subject"))
+	}
+	return r, nil
+}
+
+// consentState answers a subject's current consents, or with ?at= their
+// state at a past time, recomputed from the ledger.
+func (s *Server) consentState(c echo.Context) error {
+	if _, err := s.consentCaller(c); err != nil {
+		return err
+	}
+	subject, err := subjectParam(c)
+	if err != nil {
+		return err
+	}
+	var st consent.State
+	if at := c.QueryParam("at"); at != "" {
+		t, perr := time.Parse(time.RFC3339, at)
+		if perr != nil {
+			return fmt.Errorf("%w: at=%q: want an RFC 3339 time", consent.ErrDecode, at)
+		}
+		st, err = s.consents.StateAt(c.Request().Context(), subject, t)
+	} else {
+		st, err = s.consents.Current(c.Request().Context(), subject)
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusOK, st)
+}
+
+func (s *Server) consentHistory(c echo.Context) error {
+	if _, err := s.consentCaller(c); err != nil {
+		return err
+	}
+	subject, err := subjectParam(c)
+	if err != nil {
+		return err
+	}
+	evs, err := s.consents.History(c.Request().Context(), subject)
+	if err != nil {
+		return err
+	}
+	if evs == nil {
+		evs = []consent.Event{}
+	}
+	return writeJSON(c, http.StatusOK, struct {
+		Events []consent.Event `json:"events"`
+	}{evs})
+}
+
+func (s *Server) consentReceipt(c echo.Context) error {
+	if _, err := s.consentCaller(c); err != nil {
+		return err
+	}
+	jws, err := s.consents.Receipt(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusOK, struct {
+		Receipt string `json:"receipt"`
+	}{jws})
+}
+
+// receiptKey publishes the receipts' verification key as a JWK (OKP,
+// Ed25519), so that anyone holding a receipt can check it.
+func (s *Server) receiptKey(c echo.Context) error {
+	pub := s.consents.PublicKey()
+	if len(pub) == 0 {
+		return errors.New("no receipt key")
+	}
+	return writeJSON(c, http.StatusOK, map[string]string{
+		"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+		"x": base64.RawURLEncoding.EncodeToString(pub),
+	})
+}

@@ -1,0 +1,435 @@
+package consent
+
+// The package documentation of the ledger (the consent ledger and its
+// freshness) is in store.go, after model.go's in go doc.
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// DelegationChecker says whether someone may act for a data subject: the
+// edge to package delegation.
+type DelegationChecker interface {
+	// Representative reports whether agent acted for principal under the
+	// delegation with id at time at: ok (nil error) when that delegation
+	// is in force from principal to agent at that time; statutory when it
+	// is a statutory one (guardian, legal representative).
+	Representative(ctx context.Context, agent, principal Ref, delegationID string, at time.Time) (statutory bool, err error)
+}
+
+// LedgerConfig wires a Ledger.
+type LedgerConfig struct {
+	// Store keeps the events; required. It must implement Scanner
+	// (FileStore and PostgresStore do). The Ledger does not close it.
+	Store Store
+	// Registry returns the active purposes registry; while it returns nil
+	// every write and every Check is refused (ErrNoRegistry).
+	Registry func() *Registry
+	// Delegations checks representatives; nil refuses every representative
+	// and every guardian grant.
+	Delegations DelegationChecker
+	// SigningKey signs receipts as KeyID for Controller. Without one the
+	// Ledger makes an ephemeral key and logs a warning: its receipts
+	// cannot be verified after a restart.
+	SigningKey ed25519.PrivateKey
+	KeyID      string
+	Controller string
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// NewID makes event ids; default "cev-" and a UUIDv7.
+	NewID func() string
+	// Logger; default discards.
+	Logger *slog.Logger
+	// FreshnessInterval: with a shared store, how long Check may answer
+	// without asking the store for its head (default 0: every Check).
+	FreshnessInterval time.Duration
+	// ActivityFlushInterval: how often Touch's activity is written to the
+	// store; default 5s.
+	ActivityFlushInterval time.Duration
+}
+
+// catchUpBatch is how many events one read of the store brings.
+const catchUpBatch = 1000
+
+// indexKey is one subject's events for one purpose.
+type indexKey struct {
+	subject Ref
+	purpose string
+}
+
+// Ledger is the consent ledger service; safe for concurrent use.
+type Ledger struct {
+	store      Store
+	scan       Scanner
+	excl       bool
+	registry   func() *Registry
+	dels       DelegationChecker
+	key        ed25519.PrivateKey
+	pub        ed25519.PublicKey
+	kid        string
+	controller string
+	now        func() time.Time
+	newID      func() string
+	log        *slog.Logger
+	freshEvery time.Duration
+	flushEvery time.Duration
+
+	wmu sync.Mutex // one write at a time: validate, append, index
+
+	mu       sync.RWMutex
+	idx      map[indexKey][]Event // position order; copy-on-write
+	purposes map[Ref][]string
+	head     atomic.Int64
+
+	catchMu   sync.Mutex
+	epoch     time.Time    // base of lastFresh (monotonic)
+	lastFresh atomic.Int64 // since epoch; 0: never
+
+	amu    sync.RWMutex
+	active map[Ref]time.Time
+	dirty  map[Ref]time.Time
+
+	gmu       sync.RWMutex
+	guardians map[string]bool // event id → statutory representative; one entry per representative's event
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+// NewLedger builds the index from every event of the store and its
+// activity, and starts the activity flusher (stopped by Close).
+func NewLedger(c LedgerConfig) (*Ledger, error) {
+	if c.Store == nil {
+		return nil, errors.New("consent: NewLedger without a Store")
+	}
+	scan, ok := c.Store.(Scanner)
+	if !ok {
+		return nil, fmt.Errorf("consent: NewLedger: store %T cannot list its events (Scanner)", c.Store)
+	}
+	_, excl := c.Store.(exclusive)
+	l := &Ledger{
+		store: c.Store, scan: scan, excl: excl, registry: c.Registry, dels: c.Delegations,
+		key: c.SigningKey, kid: c.KeyID, controller: c.Controller, now: c.Now, newID: c.NewID, log: c.Logger,
+		freshEvery: c.FreshnessInterval, flushEvery: c.ActivityFlushInterval,
+		idx: map[indexKey][]Event{}, purposes: map[Ref][]string{}, epoch: time.Now(),
+		active: map[Ref]time.Time{}, dirty: map[Ref]time.Time{}, guardians: map[string]bool{},
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	if l.registry == nil {
+		l.registry = func() *Registry { return nil }
+	}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	if l.newID == nil {
+		l.newID = func() string { return "cev-" + uuid.Must(uuid.NewV7()).String() }
+	}
+	if l.flushEvery <= 0 {
+		l.flushEvery = 5 * time.Second
+	}
+	if l.key != nil && len(l.key) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("consent: receipt signing key has %d bytes, want %d", len(l.key), ed25519.PrivateKeySize)
+	}
+	if l.key == nil {
+		_, key, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("consent: receipt key: %w", err)
+		}
+		l.key = key
+		l.log.Warn("consent: no receipt signing key configured: using an ephemeral one; its receipts cannot be verified after a restart")
+	}
+	l.pub = l.key.Public().(ed25519.PublicKey)
+	if l.kid == "" {
+		l.kid = "consent-" + hex.EncodeToString(l.pub[:8])
+	}
+	ctx := context.Background()
+	if err := l.catchUp(ctx, false); err != nil {
+		return nil, fmt.Errorf("consent: load the ledger: %w", err)
+	}
+	act, err := scan.AllActivity(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("consent: load activity: %w", err)
+	}
+	l.active = act
+	l.lastFresh.Store(int64(time.Since(l.epoch)) + 1)
+	go l.flushLoop()
+	return l, nil
+}
+
+// clock is now in UTC, without the monotonic reading, as stored.
+func (l *Ledger) clock() time.Time { return storedTime(l.now()) }
+
+// Head is the ledger position the index reflects.
+func (l *Ledger) Head() int64 { return l.head.Load() }
+
+// PublicKey verifies the ledger's receipts.
+func (l *Ledger) PublicKey() ed25519.PublicKey { return l.pub }
+
+// applyLocked puts e in the index (l.mu held). cow: readers may hold the
+// old slice, so it is replaced, never changed. An event already indexed
+// (same position) is skipped.
+func (l *Ledger) applyLocked(e Event, cow bool) {
+	k := indexKey{e.Subject, e.Purpose}
+	old := l.idx[k]
+	if len(old) == 0 {
+		l.purposes[e.Subject] = append(l.purposes[e.Subject], e.Purpose)
+	}
+	i := sort.Search(len(old), func(i int) bool { return old[i].Position >= e.Position })
+	if i < len(old) && old[i].Position == e.Position {
+		return
+	}
+	if !cow && i == len(old) {
+		l.idx[k] = append(old, e)
+		return
+	}
+	n := make([]Event, len(old)+1)
+	copy(n, old[:i])
+	n[i] = e
+	copy(n[i+1:], old[i:])
+	l.idx[k] = n
+}
+
+// catchUp indexes every event of the store above the head.
+func (l *Ledger) catchUp(ctx context.Context, cow bool) error {
+	l.catchMu.Lock()
+	defer l.catchMu.Unlock()
+	for {
+		evs, err := l.scan.EventsAfter(ctx, l.head.Load(), catchUpBatch)
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 {
+			return nil
+		}
+		l.mu.Lock()
+		for _, e := range evs {
+			l.applyLocked(e, cow)
+			if e.Position > l.head.Load() {
+				l.head.Store(e.Position)
+			}
+		}
+		l.mu.Unlock()
+		if len(evs) < catchUpBatch {
+			return nil
+		}
+	}
+}
+
+// fresh makes the index current enough for a decision: with a shared
+// store, caught up with the store's head (asked at most once per
+// freshEvery) and in any case at least at minPosition.
+func (l *Ledger) fresh(ctx context.Context, minPosition int64) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if !l.excl {
+		now := int64(time.Since(l.epoch))
+		due := l.freshEvery <= 0 || time.Duration(now-l.lastFresh.Load()) >= l.freshEvery
+		switch {
+		case minPosition > l.head.Load():
+			// Reading every event above the head is as fresh as asking.
+			if err := l.catchUp(ctx, true); err != nil {
+				return fmt.Errorf("consent: catch up with the ledger: %w", err)
+			}
+			l.lastFresh.Store(now)
+		case due:
+			h, err := l.store.Head(ctx)
+			if err != nil {
+				return fmt.Errorf("consent: ledger head: %w", err)
+			}
+			if h > l.head.Load() {
+				if err := l.catchUp(ctx, true); err != nil {
+					return fmt.Errorf("consent: catch up with the ledger: %w", err)
+				}
+			}
+			l.lastFresh.Store(now)
+		}
+	}
+	if h := l.head.Load(); minPosition > h {
+		return fmt.Errorf("%w: position %d asked, head %d", ErrStale, minPosition, h)
+	}
+	return nil
+}
+
+// Check is the decision path: Decide on the subject's events for the
+// purpose from the index, their last activity and the guardian check, with
+// Position the ledger head the index reflects. With a FileStore it does no
+// I/O; with PostgreSQL see the package's freshness rule.
+func (l *Ledger) Check(ctx context.Context, q CheckQuery) (CheckResult, error) {
+	return l.CheckAt(ctx, q, 0)
+}
+
+// CheckAt is Check on an index that includes position minPosition (the
+// position a write returned): it catches up until it does, or fails with
+// ErrStale when the store has no such position.
+func (l *Ledger) CheckAt(ctx context.Context, q CheckQuery, minPosition int64) (CheckResult, error) {
+	reg := l.registry()
+	if reg == nil {
+		return CheckResult{}, ErrNoRegistry
+	}
+	if err := l.fresh(ctx, minPosition); err != nil {
+		return CheckResult{}, err
+	}
+	if q.Now.IsZero() {
+		q.Now = l.clock()
+	}
+	l.mu.RLock()
+	evs := l.idx[indexKey{q.Subject, q.Purpose}]
+	head := l.head.Load()
+	l.mu.RUnlock()
+	last := l.lastActive(ctx, q.Subject, reg, q.Now, len(evs) > 0)
+	// Decide is pure and never changes events (it sorts a copy when it
+	// must): the index's slice is passed as it is.
+	res := Decide(reg, q, evs, last, l.guardian(ctx))
+	res.Position = head
+	return res, nil
+}
+
+// guardian is the guardianOK of Decide: the event was made by a statutory
+// representative of its subject, in force at the event's time. Answers are
+// cached by event id (an event never changes); errors are not (they may be
+// passing).
+func (l *Ledger) guardian(ctx context.Context) func(Event) bool {
+	if l.dels == nil {
+		return func(Event) bool { return false }
+	}
+	return func(e Event) bool {
+		if e.Delegation == "" || e.Actor == e.Subject {
+			return false
+		}
+		l.gmu.RLock()
+		ok, hit := l.guardians[e.ID]
+		l.gmu.RUnlock()
+		if hit {
+			return ok
+		}
+		statutory, err := l.dels.Representative(ctx, e.Actor, e.Subject, e.Delegation, e.At)
+		if err != nil {
+			l.log.Debug("consent: guardian check", "event", e.ID, "delegation", e.Delegation, "err", err)
+			return false
+		}
+		l.gmu.Lock()
+		l.guardians[e.ID] = statutory
+		l.gmu.Unlock()
+		return statutory
+	}
+}
+
+// Touch records that the subject was active at at (a decision about
+// them): in memory at once, in the store within ActivityFlushInterval.
+func (l *Ledger) Touch(subject Ref, at time.Time) {
+	at = storedTime(at)
+	l.amu.Lock()
+	if cur, ok := l.active[subject]; !ok || at.After(cur) {
+		l.active[subject] = at
+		l.dirty[subject] = at
+	}
+	l.amu.Unlock()
+}
+
+// lastActive is the subject's last activity. With a shared store a subject
+// with events who looks dormant is read from the store: another replica may
+// have seen them since this one loaded.
+func (l *Ledger) lastActive(ctx context.Context, subject Ref, reg *Registry, now time.Time, hasEvents bool) time.Time {
+	l.amu.RLock()
+	at := l.active[subject]
+	l.amu.RUnlock()
+	// Zero: never seen here since the load, so not dormant by another
+	// replica's account either (its activity would be newer).
+	if l.excl || !hasEvents || at.IsZero() || reg.Dormancy <= 0 || now.Sub(at) <= reg.Dormancy {
+		return at
+	}
+	st, ok, err := l.store.Activity(ctx, subject)
+	if err != nil {
+		l.log.Warn("consent: read activity", "subject", subject.String(), "err", err)
+		return at
+	}
+	if ok && st.After(at) {
+		l.amu.Lock()
+		if st.After(l.active[subject]) {
+			l.active[subject] = st
+		}
+		l.amu.Unlock()
+		return st
+	}
+	return at
+}
+
+func (l *Ledger) flushLoop() {
+	defer close(l.done)
+	t := time.NewTicker(l.flushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), l.flushEvery)
+			if err := l.FlushActivity(ctx); err != nil {
+				l.log.Warn("consent: flush activity", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// FlushActivity writes the activity recorded by Touch since the last
+// flush to the store. What fails stays queued for the next flush.
+func (l *Ledger) FlushActivity(ctx context.Context) error {
+	l.amu.Lock()
+	dirty := l.dirty
+	l.dirty = map[Ref]time.Time{}
+	l.amu.Unlock()
+	var errs []error
+	for s, at := range dirty {
+		if err := l.store.SetActivity(ctx, s, at); err != nil {
+			errs = append(errs, err)
+			l.amu.Lock()
+			if cur, ok := l.dirty[s]; !ok || at.After(cur) {
+				l.dirty[s] = at
+			}
+			l.amu.Unlock()
+		}
+	}
+	if f, ok := l.store.(activityFlusher); ok {
+		errs = append(errs, f.FlushActivity())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("consent: flush activity (%d subjects): %w", len(dirty), err)
+	}
+	return nil
+}
+
+// Close stops the flusher and flushes the activity (within 10 seconds).
+// It does not close the store. Later calls fail with ErrClosed.
+func (l *Ledger) Close() error {
+	var err error
+	l.closeOnce.Do(func() {
+		close(l.stop)
+		<-l.done
+		l.wmu.Lock()
+		l.closed.Store(true)
+		l.wmu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = l.FlushActivity(ctx)
+	})
+	return err
+}

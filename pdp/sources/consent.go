@@ -1,0 +1,71 @@
+package sources
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/consent"
+	"github.com/ciampdp/pdp/pdp/delegation"
+)
+
+// Consent lets the engine ask the consent ledger.
+type Consent struct{ Ledger *consent.Ledger }
+
+var _ pdp.ConsentSource = Consent{}
+
+// CheckConsent applies the registry's rules to the data subject's
+// consent state.
+func (c Consent) CheckConsent(ctx context.Context, q pdp.ConsentQuery) (pdp.ConsentFact, error) {
+	r, err := c.Ledger.Check(ctx, consent.CheckQuery{
+		Subject:      consent.Ref{Type: q.Subject.Type, ID: q.Subject.ID},
+		Purpose:      q.Purpose,
+		Application:  q.Application,
+		Jurisdiction: q.Jurisdiction,
+		BirthDate:    q.BirthDate,
+		Now:          q.Now,
+	})
+	if err != nil {
+		return pdp.ConsentFact{}, err
+	}
+	return pdp.ConsentFact{Allowed: r.Allowed, Status: r.Status, Reason: r.Reason, Basis: string(r.Basis),
+		GrantID: r.GrantID, Position: r.Position, Detail: r.Detail}, nil
+}
+
+// Touch records that the subject was active.
+func (c Consent) Touch(subject pdp.ObjectRef, at time.Time) {
+	c.Ledger.Touch(consent.Ref{Type: subject.Type, ID: subject.ID}, at)
+}
+
+// Representatives answers the consent ledger's question "did this agent
+// act for that principal under this delegation?" from the delegation
+// records.
+type Representatives struct{ Service *delegation.Service }
+
+var _ consent.DelegationChecker = Representatives{}
+
+// ErrNotRepresentative: the delegation named is not one in force from the
+// principal to the agent at that time.
+var ErrNotRepresentative = errors.New("no delegation in force from the data subject to the representative")
+
+// Representative reports whether the delegation with id was in force from
+// principal to agent at at, and whether it is statutory (a guardian, a
+// legal representative).
+func (r Representatives) Representative(ctx context.Context, agent, principal consent.Ref, id string, at time.Time) (bool, error) {
+	if r.Service == nil {
+		return false, ErrNotRepresentative
+	}
+	d, err := r.Service.Get(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	if d.Agent.Type != agent.Type || d.Agent.ID != agent.ID || d.Principal.Type != principal.Type || d.Principal.ID != principal.ID {
+		return false, ErrNotRepresentative
+	}
+	if d.Effective(at) != delegation.StatusActive {
+		return false, ErrNotRepresentative
+	}
+	statutory := d.Basis == delegation.BasisStatutoryGuardian || d.Basis == delegation.BasisLegalRepresentative
+	return statutory, nil
+}
