@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
@@ -195,5 +196,45 @@ func TestConsentWithdrawalSurvivesSIGKILL(t *testing.T) {
 	d := s.nbAsk(t, "advisor-portal", user("gina"), "view_portfolio", accAlice, advice)
 	if d.Decision || !slices.Equal(d.Context.Reasons, []string{"consent_withdrawn"}) {
 		t.Fatalf("after SIGKILL and restart: %v %v, want the withdrawal in force", d.Decision, d.Context.Reasons)
+	}
+}
+
+// TestConsentCLI gives, withdraws, reads and verifies through `pdp consent`.
+func TestConsentCLI(t *testing.T) {
+	s := startNorthbank(t)
+	t.Setenv("PDP_API_KEY", "demo-key-marketing-hub")
+	cli := func(stdin string, args ...string) (int, string, string) {
+		var out, errOut strings.Builder
+		code := run(context.Background(), append([]string{"consent", "--server", s.URL}, args...), strings.NewReader(stdin), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	give := `{"subject":{"type":"user","id":"alice"},"purpose":"marketing","jurisdiction":"DE",
+		"notice":{"uri":"https://northbank.example/privacy/marketing","version":3,"language":"de"},"channel":"app"}`
+	code, out, errOut := cli(give, "give", "-")
+	if code != exitOK || !strings.Contains(out, `"receipt"`) {
+		t.Fatalf("give: %d\n%s\n%s", code, out, errOut)
+	}
+	if code, vout, errOut := cli(out, "verify", "-"); code != exitOK || !strings.Contains(vout, "receipt valid") || !strings.Contains(vout, `"piiPrincipalId": "user:alice"`) {
+		t.Fatalf("verify: %d\n%s\n%s", code, vout, errOut)
+	}
+	// A tampered receipt does not verify.
+	var ans struct {
+		Receipt string `json:"receipt"`
+	}
+	_ = json.Unmarshal([]byte(out), &ans)
+	parts := strings.Split(ans.Receipt, ".")
+	claims, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	parts[1] = base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(claims), "user:alice", "user:mallory", 1)))
+	if code, _, errOut := cli(strings.Join(parts, "."), "verify", "-"); code != exitFailure || !strings.Contains(errOut, "NOT valid") {
+		t.Fatalf("tampered receipt: %d %s", code, errOut)
+	}
+	if code, out, errOut = cli(`{"subject":{"type":"user","id":"alice"},"purpose":"marketing"}`, "withdraw", "-"); code != exitOK || !strings.Contains(out, `"withdrawn"`) {
+		t.Fatalf("withdraw: %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, _ = cli("", "history", "user:alice"); code != exitOK || !strings.Contains(out, `"withdrawn"`) || !strings.Contains(out, `"given"`) {
+		t.Fatalf("history: %d\n%s", code, out)
+	}
+	if code, _, errOut = cli(`{"subject":{"type":"user","id":"alice"},"purpose":"telepathy","jurisdiction":"DE","notice":{"uri":"u","version":1}}`, "give", "-"); code != exitFailure || !strings.Contains(errOut, "HTTP 422") {
+		t.Fatalf("unknown purpose: %d %s", code, errOut)
 	}
 }

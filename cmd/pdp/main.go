@@ -53,7 +53,7 @@ type command struct {
 }
 
 func commands() map[string]*command {
-	cs := []*command{serveCommand(), validateCommand(), testCommand(), versionCommand(), hashKeyCommand(), relationsCommand(), migrateCommand(), delegationCommand()}
+	cs := []*command{serveCommand(), validateCommand(), testCommand(), versionCommand(), hashKeyCommand(), relationsCommand(), migrateCommand(), delegationCommand(), consentCommand()}
 	m := make(map[string]*command, len(cs))
 	for _, c := range cs {
 		m[c.name] = c
@@ -148,14 +148,14 @@ func writeUsage(w io.Writer, cmds map[string]*command) {
 	fmt.Fprint(w, "pdp is a policy decision point for customer identity: Cedar policies behind the AuthZEN 1.0 API.\n\n")
 	fmt.Fprint(w, "Usage:\n  pdp <command> [flags] [arguments]\n\nCommands:\n")
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-9s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(w, "  %-11s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprint(w, "\nRun 'pdp <command> -h' for a command's flags. Exit status: 0 success, 1 failure, 2 usage error.\n")
 }
 
 // order lists the commands in the order a newcomer needs them.
 func order(name string) int {
-	for i, n := range []string{"serve", "validate", "test", "relations", "migrate", "delegation", "hash-key", "version"} {
+	for i, n := range []string{"serve", "validate", "test", "relations", "migrate", "delegation", "consent", "hash-key", "version"} {
 		if n == name {
 			return i
 		}
