@@ -98,6 +98,9 @@ func (c *spiceChecker) CheckBulkAt(ctx context.Context, checks []Check, at Consi
 	if len(checks) == 1 {
 		return c.checkOne(ctx, checks[0], at)
 	}
+	if len(checks) > MaxBulkItems {
+		return c.checkChunked(ctx, checks, at)
+	}
 	items := make([]*v1.CheckBulkPermissionsRequestItem, len(checks))
 	for i, ch := range checks {
 		item, err := checkToProto(ch)
@@ -275,4 +278,27 @@ func withTimeout(ctx context.Context, d time.Duration) (context.Context, context
 		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, d)
+}
+
+// MaxBulkItems is the most items SpiceDB takes in one CheckBulkPermissions
+// call (v1.56.2 refuses more).
+const MaxBulkItems = 10_000
+
+// checkChunked asks more checks than one call may carry: the first chunk
+// at the requested consistency, the others at exactly the revision the
+// first was read at, so that the whole answer reflects one snapshot.
+func (c *spiceChecker) checkChunked(ctx context.Context, checks []Check, at Consistency) (Results, error) {
+	out := Results{Items: make([]Result, 0, len(checks))}
+	for start := 0; start < len(checks); start += MaxBulkItems {
+		part, err := c.CheckBulkAt(ctx, checks[start:min(start+MaxBulkItems, len(checks))], at)
+		if err != nil {
+			return Results{}, err
+		}
+		if start == 0 {
+			out.Revision = part.Revision
+			at = Consistency{Exact: part.Revision}
+		}
+		out.Items = append(out.Items, part.Items...)
+	}
+	return out, nil
 }

@@ -56,6 +56,10 @@ func Migrate(ctx context.Context, postgresURI string) error {
 
 // startEmbedded builds the datastore, starts SpiceDB on it and returns a
 // client connection to it. cfg has its defaults and a preshared key.
+// streamingTimeout bounds one streaming call (bulk import, lookups) of the
+// embedded SpiceDB.
+const streamingTimeout = 10 * time.Minute
+
 func startEmbedded(ctx context.Context, cfg Config, logger *slog.Logger) (*embeddedServer, *grpc.ClientConn, error) {
 	quietSpiceDB(logger)
 	dsOpts := []datastore.ConfigOption{
@@ -100,6 +104,8 @@ func startEmbedded(ctx context.Context, cfg Config, logger *slog.Logger) (*embed
 		server.WithTelemetryEndpoint(""),
 		server.WithEnableMemoryProtectionMiddleware(false),
 		server.WithShutdownGracePeriod(time.Second),
+		// Bulk imports stream for minutes; the default cuts streams at 30 s.
+		server.WithStreamingAPITimeout(streamingTimeout),
 	)
 	rs, err := srvCfg.Complete(ctx)
 	if err != nil {
