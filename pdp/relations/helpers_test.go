@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,7 +186,17 @@ func testDatabase(t testing.TB) string {
 			return
 		}
 		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		// An autovacuum worker on the database cannot be terminated by
+		// the test role (SQLSTATE 42501): it finishes within moments, so
+		// retry the drop for a while.
+		for attempt := 0; ; attempt++ {
+			_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			if err == nil || !strings.Contains(err.Error(), "42501") || attempt == 50 {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if err != nil {
 			t.Errorf("drop database %s: %v", name, err)
 		}
 	})
