@@ -1,0 +1,180 @@
+package trail
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+type appendReq struct {
+	recs []Record
+	done chan appendResult // buffered, 1
+}
+
+type appendResult struct {
+	seqs []uint64
+	err  error
+}
+
+// Append writes recs as consecutive records and returns their sequence
+// numbers once they are fsynced. Concurrent calls share one write and fsync.
+// Seq fields are assigned by the log; the caller's values are ignored. ctx
+// bounds only the wait to hand the records to the committer: once accepted,
+// Append waits for the outcome, so a record is never written without its
+// caller learning the result.
+func (l *FileLog) Append(ctx context.Context, recs ...Record) ([]uint64, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	if l.damaged != nil {
+		return nil, l.damaged
+	}
+	req := &appendReq{recs: recs, done: make(chan appendResult, 1)}
+	select {
+	case l.reqs <- req:
+	case <-l.closing:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, fmt.Errorf("trail: append: %w", ctx.Err())
+	}
+	res := <-req.done
+	return res.seqs, res.err
+}
+
+// commitLoop is the single writer: it collects queued appends into a batch,
+// writes it, fsyncs once, and wakes every waiter.
+func (l *FileLog) commitLoop() {
+	defer close(l.done)
+	var timer *time.Timer
+	for {
+		var first *appendReq
+		select {
+		case first = <-l.reqs:
+		case <-l.closing:
+			for { // appends already handed over are still committed
+				select {
+				case r := <-l.reqs:
+					l.commit([]*appendReq{r})
+				default:
+					return
+				}
+			}
+		}
+		batch, n := []*appendReq{first}, len(first.recs)
+		var deadline <-chan time.Time
+		if l.opts.BatchWindow > 0 {
+			if timer == nil {
+				timer = time.NewTimer(l.opts.BatchWindow)
+			} else {
+				timer.Reset(l.opts.BatchWindow)
+			}
+			deadline = timer.C
+		}
+	collect:
+		for n < l.opts.MaxBatch {
+			if deadline == nil {
+				select {
+				case r := <-l.reqs:
+					batch, n = append(batch, r), n+len(r.recs)
+				default:
+					break collect
+				}
+				continue
+			}
+			select {
+			case r := <-l.reqs:
+				batch, n = append(batch, r), n+len(r.recs)
+			case <-deadline:
+				deadline = nil
+				break collect
+			case <-l.closing:
+				break collect
+			}
+		}
+		if deadline != nil {
+			timer.Stop() // Go 1.23+ timers: no stale tick is delivered after Stop
+		}
+		l.commit(batch)
+	}
+}
+
+// commit writes one batch. A failed write or fsync fails the whole log: after
+// an fsync error the kernel's page state is unknown, so nothing is retried.
+func (l *FileLog) commit(batch []*appendReq) {
+	if err := l.failure(); err != nil {
+		for _, r := range batch {
+			r.done <- appendResult{err: err}
+		}
+		return
+	}
+	l.mu.RLock()
+	n0, end := int64(len(l.offsets)), l.end
+	l.mu.RUnlock()
+
+	var (
+		buf     []byte
+		offsets []int64
+		leaves  []tlog.Hash
+		results = make([]appendResult, len(batch))
+		next    = n0
+	)
+	for i, r := range batch {
+		mark, seqs := len(buf), make([]uint64, 0, len(r.recs))
+		var err error
+		for _, rec := range r.recs {
+			rec.Seq = uint64(next) + uint64(len(seqs))
+			var payload []byte
+			if payload, err = Canonical(rec); err != nil {
+				break
+			}
+			offsets = append(offsets, end+int64(len(buf)))
+			leaves = append(leaves, tlog.RecordHash(payload))
+			buf = appendFrame(buf, payload)
+			seqs = append(seqs, rec.Seq)
+		}
+		if err != nil { // reject this request alone; roll back its frames
+			buf = buf[:mark]
+			offsets = offsets[:len(offsets)-len(seqs)]
+			leaves = leaves[:len(leaves)-len(seqs)]
+			results[i].err = err
+			continue
+		}
+		results[i].seqs = seqs
+		next += int64(len(seqs))
+	}
+	if len(leaves) > 0 {
+		if err := l.write(buf, end, n0, leaves); err != nil {
+			l.mu.Lock()
+			l.failed = fmt.Errorf("trail: log failed: %w", err)
+			l.mu.Unlock()
+			for i := range results {
+				results[i] = appendResult{err: l.failed}
+			}
+		} else {
+			l.mu.Lock()
+			l.offsets = append(l.offsets, offsets...)
+			l.end = end + int64(len(buf))
+			l.mu.Unlock()
+			l.records.Add(uint64(len(leaves)))
+			l.batches.Add(1)
+		}
+	}
+	for i, r := range batch {
+		r.done <- results[i]
+	}
+}
+
+func (l *FileLog) write(buf []byte, end, n0 int64, leaves []tlog.Hash) error {
+	if _, err := l.rec.WriteAt(buf, end); err != nil {
+		_ = l.rec.Truncate(end)
+		return fmt.Errorf("write records: %w", err)
+	}
+	if err := l.rec.Sync(); err != nil {
+		return fmt.Errorf("fsync records: %w", err)
+	}
+	// The side file is fsynced before each checkpoint; what a crash loses of
+	// it is recomputed from the records on open.
+	return l.hashes.appendHashes(n0, leaves)
+}

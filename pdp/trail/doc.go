@@ -1,0 +1,31 @@
+// Package trail owns the decision trail's storage core: an append-only,
+// crash-safe, tamper-evident log of decision and administrative records.
+//
+// A [FileLog] keeps one chain per trail store: a single RFC 6962 Merkle tree
+// (hashed with golang.org/x/mod/sumdb/tlog) whose leaf n is the canonical JSON
+// of the record with Seq n. The store directory holds three files:
+//
+//   - records.log: one frame per record, "LLLLLLLL CCCCCCCC <json>\n", where
+//     L is the payload length and C its CRC-32C, both in hex. A torn final
+//     frame is cut off on open; a damaged frame anywhere else is reported,
+//     never repaired.
+//   - hashes.bin: the tree's stored hashes (tlog.StoredHashes), 32 bytes each,
+//     so tree heads and proofs read O(log n) hashes. It is fsynced before each
+//     checkpoint; the part after the latest checkpoint is recomputed from the
+//     records on open.
+//   - checkpoints.log: signed tree heads in the signed-note format (Ed25519,
+//     golang.org/x/mod/sumdb/note), framed like records.
+//
+// Append is group-committed: concurrent callers are batched into one write and
+// one fsync, and Append returns only once its records are durable.
+//
+// Verify checks a trail against its signed checkpoints and names the first
+// record that was changed, dropped, inserted or reordered. Prove and
+// CheckProof produce and check inclusion proofs that a third party can verify
+// with the public key alone.
+//
+// Not in this package yet (rest of issue 5): building records from
+// pdp.Decision, the engine/HTTP integration with durability modes sync and
+// async and the trail_unavailable deny, the PostgreSQL store, retention,
+// redaction, and the auditor commands.
+package trail

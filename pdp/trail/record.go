@@ -1,0 +1,79 @@
+package trail
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"strconv"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Record is one trail entry: a decision or an administrative action.
+type Record struct {
+	Seq  uint64          `json:"seq"`  // assigned on append: 0,1,2,… (the Merkle leaf index)
+	Kind string          `json:"kind"` // "decision", "admin", …
+	ID   string          `json:"id"`   // decision id (UUIDv7) or admin event id
+	Time time.Time       `json:"time"`
+	Body json.RawMessage `json:"body"` // the decision record itself, opaque here
+}
+
+// Canonical returns the bytes that are hashed into the Merkle tree for rec:
+// its JSON encoding with the time in UTC and the body compacted. Encoding a
+// record read back from the trail yields the bytes that were stored.
+func Canonical(rec Record) ([]byte, error) {
+	rec.Time = rec.Time.UTC()
+	if len(rec.Body) == 0 {
+		rec.Body = json.RawMessage("null")
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("trail: encode record %d: %w", rec.Seq, err)
+	}
+	return b, nil
+}
+
+// LeafHash is the Merkle leaf hash of rec.
+func LeafHash(rec Record) (tlog.Hash, error) {
+	b, err := Canonical(rec)
+	if err != nil {
+		return tlog.Hash{}, err
+	}
+	return tlog.RecordHash(b), nil
+}
+
+// Frame layout: 8 hex digits of length, space, 8 hex digits of CRC-32C, space,
+// payload, newline. Payloads are JSON, so they hold no raw newline.
+const frameHeader = 18
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var errFrame = errors.New("bad frame")
+
+func appendFrame(dst, payload []byte) []byte {
+	dst = fmt.Appendf(dst, "%08x %08x ", len(payload), crc32.Checksum(payload, castagnoli))
+	dst = append(dst, payload...)
+	return append(dst, '\n')
+}
+
+// parseFrame checks one line (without its newline) and returns its payload.
+func parseFrame(line []byte) ([]byte, error) {
+	if len(line) < frameHeader || line[8] != ' ' || line[17] != ' ' {
+		return nil, fmt.Errorf("%w: short or malformed header", errFrame)
+	}
+	n, err1 := strconv.ParseUint(string(line[:8]), 16, 32)
+	sum, err2 := strconv.ParseUint(string(line[9:17]), 16, 32)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("%w: malformed header", errFrame)
+	}
+	payload := line[frameHeader:]
+	if uint64(len(payload)) != n {
+		return nil, fmt.Errorf("%w: length %d, header says %d", errFrame, len(payload), n)
+	}
+	if crc32.Checksum(payload, castagnoli) != uint32(sum) {
+		return nil, fmt.Errorf("%w: checksum mismatch", errFrame)
+	}
+	return payload, nil
+}
