@@ -103,6 +103,15 @@ func TestValidateChecksFactsAgainstSpiceDBSchema(t *testing.T) {
 	}
 	broken["schema/bank.cedarschema"] = strings.Replace(broken["schema/bank.cedarschema"],
 		"rel: { view_statements: Bool }", "rel: { view_statements: Bool, close_account: Bool }", 1)
+	withSubject := func(rule string) map[string]string {
+		m := map[string]string{}
+		for k, v := range factsBundle {
+			m[k] = v
+		}
+		m["schema/bank.cedarschema"] = strings.Replace(m["schema/bank.cedarschema"], "entity Account;", `@data_subject("`+rule+`") entity Account;`, 1)
+		return m
+	}
+	badSubject, goodSubject := withSubject("holder"), withSubject("owner")
 	for _, tc := range []struct {
 		name  string
 		files map[string]string
@@ -111,6 +120,8 @@ func TestValidateChecksFactsAgainstSpiceDBSchema(t *testing.T) {
 	}{
 		{"facts match the SpiceDB schema", factsBundle, exitOK, "valid:"},
 		{"a fact SpiceDB does not know", broken, exitFailure, `context.rel.close_account is neither a relation nor a permission of SpiceDB definition "account"`},
+		{"a data subject relation SpiceDB does not know", badSubject, exitFailure, `@data_subject("holder"): SpiceDB definition "account" has no relation or permission "holder"`},
+		{"a data subject relation SpiceDB knows", goodSubject, exitOK, "valid:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := writeBundle(t, tc.files)

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/relations"
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -40,6 +42,7 @@ func runValidate(ctx context.Context, std stdio, _ *pflag.FlagSet, args []string
 		return errReported
 	}
 	problems = append(problems, pdp.DelegationProblems(b)...)
+	problems = append(problems, dataSubjectProblems(b)...)
 	if len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintln(std.out, p)
@@ -109,6 +112,9 @@ func writeSummary(w io.Writer, b *policy.Bundle) {
 	fmt.Fprintf(w, "schema:   %d entity types, %d actions in %d %s\n",
 		len(s.Entities)+len(s.Enums), len(s.Actions), schemaFiles, plural(schemaFiles, "file", "files"))
 	fmt.Fprintf(w, "entities: %d\n", len(b.Entities())-len(s.Actions))
+	if reg := b.Purposes(); reg != nil {
+		fmt.Fprintf(w, "purposes: %d (registry version %s)\n", len(reg.Purposes), reg.Version)
+	}
 }
 
 func plural(n int, one, many string) string {
@@ -129,3 +135,31 @@ func isFile(p string) bool {
 }
 
 func joinPath(root, rel string) string { return filepath.Join(root, filepath.FromSlash(rel)) }
+
+// dataSubjectProblems reports @data_subject annotations the bundle cannot
+// honour: a relation the SpiceDB schema does not define on the entity's
+// SpiceDB definition.
+func dataSubjectProblems(b *policy.Bundle) []string {
+	var out []string
+	var defs map[string]map[string]relations.NameKind
+	for et := range b.Schema().Entities {
+		rule, ok := b.DataSubject(et)
+		if !ok || rule == policy.DataSubjectSelf {
+			continue
+		}
+		if defs == nil {
+			var err error
+			if defs, err = relations.ParseSchemaPermissions(b.SpiceDBSchema()); err != nil || strings.TrimSpace(b.SpiceDBSchema()) == "" {
+				out = append(out, fmt.Sprintf("schema: entity %s: @data_subject(%q) needs the relation in the SpiceDB schema (schema/*.zed), which is missing or does not compile", et, rule))
+				defs = map[string]map[string]relations.NameKind{}
+				continue
+			}
+		}
+		obj := b.ObjectType(et)
+		if _, ok := defs[obj][rule]; !ok {
+			out = append(out, fmt.Sprintf("schema: entity %s: @data_subject(%q): SpiceDB definition %q has no relation or permission %q", et, rule, obj, rule))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
