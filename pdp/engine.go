@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/relations"
 )
 
 // ErrNotReady is returned when no valid policy bundle is loaded yet.
@@ -76,6 +78,9 @@ type bundlePlans struct {
 	bundle  *policy.Bundle
 	byAct   map[types.EntityUID]actionPlan
 	relByAc map[types.EntityUID][]string
+	// caveated says which SpiceDB names may reach a caveat (nil: assume
+	// all may); checks of the others carry no caveat context.
+	caveated map[string]map[string]bool
 }
 
 // plansFor returns the relationship fact plans (the `rel` permissions) of
@@ -91,6 +96,11 @@ func (e *Engine) bundlePlans(b *policy.Bundle) *bundlePlans {
 		return p
 	}
 	p := &bundlePlans{bundle: b, byAct: actionPlans(b), relByAc: map[types.EntityUID][]string{}}
+	if zed := b.SpiceDBSchema(); strings.TrimSpace(zed) != "" {
+		if c, err := relations.CaveatedNames(zed); err == nil {
+			p.caveated = c
+		}
+	}
 	for uid, ap := range p.byAct {
 		if len(ap.rel) > 0 {
 			p.relByAc[uid] = ap.rel
@@ -275,7 +285,8 @@ func (e *Engine) prepare(b *policy.Bundle, req Request) job {
 		j.deny(code, err)
 		return j
 	}
-	j.plan = e.bundlePlans(b).byAct[in.Action]
+	bp := e.bundlePlans(b)
+	j.plan = bp.byAct[in.Action]
 	if reg := b.Purposes(); reg != nil {
 		cj, code, err := planConsent(b, reg, req, in, start)
 		if err != nil {
@@ -289,7 +300,7 @@ func (e *Engine) prepare(b *policy.Bundle, req Request) job {
 	}
 	subject := ObjectRef{Type: b.ObjectType(in.Principal.Type), ID: string(in.Principal.ID)}
 	caveats := caveatContext(req.Context, start)
-	j.checks = factChecks(b, j.plan.rel, in, subject, caveats)
+	j.checks = factChecks(b, j.plan.rel, in, subject, caveats, bp.caveated)
 	if len(j.plan.onBehalf) == 0 && j.plan.delegation == nil {
 		return j
 	}
@@ -301,7 +312,7 @@ func (e *Engine) prepare(b *policy.Bundle, req Request) job {
 	if obo == nil {
 		return j
 	}
-	j.checks = append(j.checks, factChecks(b, j.plan.onBehalf, in, *obo, caveats)...)
+	j.checks = append(j.checks, factChecks(b, j.plan.onBehalf, in, *obo, caveats, bp.caveated)...)
 	if j.plan.delegation != nil {
 		resource := ObjectRef{Type: b.ObjectType(in.Resource.Type), ID: string(in.Resource.ID)}
 		q := delegationQuery(req, subject, *obo, resource, start)

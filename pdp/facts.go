@@ -82,17 +82,29 @@ func boolAttrs(shape resolved.RecordType, key types.String) []string {
 }
 
 // factChecks builds the checks of a plan for one request, asked for
-// subject on the request's resource.
-func factChecks(b *policy.Bundle, plan []string, in builtInput, subject ObjectRef, caveats map[string]any) []FactCheck {
+// subject on the request's resource. A check whose permission cannot reach
+// a caveat (caveated, from the SpiceDB schema; nil: any may) carries no
+// caveat context, so that the fact cache keys it by the fact alone rather
+// than also by the request's values and the second it was asked in.
+func factChecks(b *policy.Bundle, plan []string, in builtInput, subject ObjectRef, caveats map[string]any, caveated map[string]map[string]bool) []FactCheck {
 	out := make([]FactCheck, len(plan))
+	obj := b.ObjectType(in.Resource.Type)
 	for i, perm := range plan {
+		ctx := caveats
+		if caveated != nil {
+			if names, ok := caveated[obj]; ok && !names[perm] {
+				if _, known := names[perm]; known {
+					ctx = nil
+				}
+			}
+		}
 		out[i] = FactCheck{
-			ResourceType: b.ObjectType(in.Resource.Type),
+			ResourceType: obj,
 			ResourceID:   string(in.Resource.ID),
 			Permission:   perm,
 			SubjectType:  subject.Type,
 			SubjectID:    subject.ID,
-			Context:      caveats,
+			Context:      ctx,
 		}
 	}
 	return out

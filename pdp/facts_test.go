@@ -180,3 +180,53 @@ func TestFactsFailClosed(t *testing.T) {
 		})
 	}
 }
+
+// TestCaveatContextOnlyWhereACaveatCanApply: a check whose permission
+// cannot reach a caveat in the SpiceDB schema carries no caveat context
+// (so the fact cache keys it by the fact alone); one that can carries the
+// request's values and the decision time.
+func TestCaveatContextOnlyWhereACaveatCanApply(t *testing.T) {
+	b, err := policy.LoadFiles(map[string][]byte{
+		"schema/s.cedarschema": []byte(factsSchema),
+		"policies/p.cedar":     []byte(factsPolicies),
+		"schema/s.zed": []byte(`
+caveat limit(amount int, max int) { amount <= max }
+definition user {}
+definition bank_account {
+  relation owner: user
+  relation agent: user with limit
+  permission can_pay = owner + agent
+}`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &graph{has: map[[3]string]bool{}}
+	var seen []pdp.FactCheck
+	rec := recordingFacts{inner: g, seen: &seen}
+	e := pdp.NewEngine(pdp.Components{Bundles: b, Facts: rec})
+	if _, err := e.Decide(context.Background(), payReq("bob", map[string]any{"amount": 5})); err != nil {
+		t.Fatal(err)
+	}
+	ctxOf := map[string]map[string]any{}
+	for _, c := range seen {
+		ctxOf[c.Permission] = c.Context
+	}
+	if ctxOf["owner"] != nil {
+		t.Errorf("owner reaches no caveat, yet its check carries %v", ctxOf["owner"])
+	}
+	if ctxOf["can_pay"]["amount"] != float64(5) || ctxOf["can_pay"]["now"] == nil {
+		t.Errorf("can_pay reaches a caveat; its check carries %v", ctxOf["can_pay"])
+	}
+}
+
+// recordingFacts passes checks to a fact source and keeps them.
+type recordingFacts struct {
+	inner pdp.FactSource
+	seen  *[]pdp.FactCheck
+}
+
+func (r recordingFacts) CheckFacts(ctx context.Context, checks []pdp.FactCheck) ([]pdp.Fact, string, error) {
+	*r.seen = append(*r.seen, checks...)
+	return r.inner.CheckFacts(ctx, checks)
+}
