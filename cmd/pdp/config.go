@@ -39,13 +39,14 @@ type Config struct {
 	Relations   RelationsConfig   `mapstructure:"relations"`
 	Delegations DelegationsConfig `mapstructure:"delegations"`
 	Consent     ConsentConfig     `mapstructure:"consent"`
+	Trail       TrailConfig       `mapstructure:"trail"`
 	Log         LogConfig         `mapstructure:"log"`
 }
 
 // DefaultConfig is the embedded default: loopback only, authentication off,
 // the bundle in ./policies and ./schema, reloaded when it changes.
 func DefaultConfig() Config {
-	return Config{HTTP: DefaultHTTP(), Policy: DefaultPolicy(), Relations: DefaultRelations(), Delegations: DefaultDelegations(), Consent: DefaultConsent(), Log: DefaultLog()}
+	return Config{HTTP: DefaultHTTP(), Policy: DefaultPolicy(), Relations: DefaultRelations(), Delegations: DefaultDelegations(), Consent: DefaultConsent(), Trail: DefaultTrail(), Log: DefaultLog()}
 }
 
 // Validate checks every section, then what spans sections.
@@ -66,6 +67,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Relations.Validate(); err != nil {
+		return err
+	}
+	if err := c.Trail.Validate(); err != nil {
 		return err
 	}
 	if err := c.Log.Validate(); err != nil {

@@ -128,6 +128,35 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		consents, consentAdmin = sources.Consent{Ledger: ledger}, ledger
 	}
 	engine := pdp.NewEngine(pdp.Components{Bundles: reloader, Facts: facts, Delegations: delegations, Consent: consents, Logger: log})
+	var (
+		decider  api.Decider = engine
+		trailKey string
+	)
+	tr, err := openTrail(cfg.Trail, engine, build.Version, log)
+	if err != nil {
+		return err
+	}
+	if tr != nil {
+		// Runs once the server has answered its last request: stop the
+		// checkpoint loop, then drain and close (final checkpoint).
+		tctx, stopCheckpoints := context.WithCancel(ctx)
+		checkpointsDone := make(chan struct{})
+		defer func() {
+			stopCheckpoints()
+			<-checkpointsDone
+			tr.close(log)
+		}()
+		go func() {
+			defer close(checkpointsDone)
+			if err := tr.log.Run(tctx); err != nil {
+				log.Error("decision trail: checkpoint failed; no more checkpoints until restart", "error", err)
+			}
+		}()
+		decider, trailKey = tr.recorder, tr.verifier
+		if err := reg.Register(tr.recorder); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+	}
 	for _, c := range []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -141,9 +170,10 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 	apiCfg.DelegationAdmins = setOf(cfg.Delegations.AdminApplications)
 	apiCfg.RegisterApplications = setOf(cfg.Delegations.RegisterApplications)
 	srv, err := api.New(apiCfg, api.Deps{
-		Decider: engine, Policies: reloader, Logger: log, Registry: reg, Version: build.Version,
+		Decider: decider, Policies: reloader, Logger: log, Registry: reg, Version: build.Version,
 		Delegations: admin,
 		Consents:    consentAdmin,
+		TrailKey:    trailKey,
 	})
 	if err != nil {
 		return err

@@ -51,6 +51,9 @@ type Deps struct {
 	// Consents serves the admin API of the consent ledger at /v1/consents;
 	// nil leaves it out.
 	Consents Consents
+	// TrailKey is the decision trail's checkpoint verifier key (signed-note
+	// format), served at TrailKeyPath; empty leaves the route out.
+	TrailKey string
 }
 
 // Routes of the endpoints that are not under Config.BasePath.
@@ -59,6 +62,7 @@ const (
 	HealthzPath  = "/healthz"
 	ReadyzPath   = "/readyz"
 	MetricsPath  = "/metrics"
+	TrailKeyPath = "/v1/trail/key"
 	// NoopPath is relative to BasePath, like the AuthZEN endpoints.
 	NoopPath = "/access/v1/noop"
 )
@@ -122,12 +126,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			return nil, fmt.Errorf("api: %w", err)
 		}
 	}
-	s.echo = s.routes(reg)
+	s.echo = s.routes(reg, deps)
 	return s, nil
 }
 
 // routes builds the router. BasePath prefixes only the AuthZEN endpoints.
-func (s *Server) routes(reg *prometheus.Registry) *echo.Echo {
+func (s *Server) routes(reg *prometheus.Registry, deps Deps) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -151,6 +155,9 @@ func (s *Server) routes(reg *prometheus.Registry) *echo.Echo {
 	e.GET(PoliciesPath, s.policyStatus, s.keys.requireAuth)
 	s.delegationRoutes(e)
 	s.consentRoutes(e)
+	if key := deps.TrailKey; key != "" {
+		e.GET(TrailKeyPath, func(c echo.Context) error { return c.String(http.StatusOK, key+"\n") })
+	}
 	e.GET(HealthzPath, s.healthz)
 	e.GET(ReadyzPath, s.readyz)
 	e.GET(MetricsPath, echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))

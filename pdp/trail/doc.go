@@ -24,8 +24,13 @@
 // CheckProof produce and check inclusion proofs that a third party can verify
 // with the public key alone.
 //
-// Not in this package yet (rest of issue 5): building records from
-// pdp.Decision, the engine/HTTP integration with durability modes sync and
-// async and the trail_unavailable deny, the PostgreSQL store, retention,
-// redaction, and the auditor commands.
+// A [Recorder] wraps the engine and records every decision (batch items
+// too) before it is answered: mode sync (the record is durable first; a
+// failed write turns the answer into a deny with trail_unavailable) or
+// async (a bounded buffer that blocks or denies when full, never drops).
+//
+// Not in this package yet (rest of issue 5): records of searches and
+// administrative actions, the PostgreSQL store, retention, redaction, and
+// the auditor commands beyond verify/prove (explain, query, replay,
+// what-if).
 package trail

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ciampdp/pdp/pdp/trail"
+)
+
+// logCommand is the auditor's view of a decision trail on disk.
+func logCommand() *command {
+	return &command{
+		name:    "log",
+		args:    "verify | prove DECISION-ID | checkpoint",
+		summary: "check the decision trail against its signed checkpoints, prove a decision is in it, print its latest checkpoint",
+		flags: func(fs *pflag.FlagSet) {
+			fs.String("dir", envOr("PDP_TRAIL_DIR", DefaultTrail().Dir), "the trail directory (env PDP_TRAIL_DIR); the PDP using it must be stopped")
+			fs.String("origin", envOr("PDP_TRAIL_ORIGIN", DefaultTrail().Origin), "the checkpoints' origin line, trail.origin (env PDP_TRAIL_ORIGIN)")
+			fs.String("key", "", "verify: the checkpoints' verifier key (as served at "+"/v1/trail/key)")
+			fs.String("key-file", "", "verify: a file with the verifier key (or the signing key)")
+			fs.Uint64("from", 0, "verify: first sequence number to check")
+			fs.Uint64("to", math.MaxUint64, "verify: one past the last sequence number to check (default: the end)")
+		},
+		run: runLog,
+	}
+}
+
+func runLog(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) error {
+	if len(args) == 0 {
+		return usagef("want a subcommand: verify, prove DECISION-ID or checkpoint")
+	}
+	verb, args := args[0], args[1:]
+	want := 0
+	if verb == "prove" {
+		want = 1
+	}
+	switch verb {
+	case "verify", "prove", "checkpoint":
+		if len(args) != want {
+			return usagef("%s takes %d argument(s), got %q", verb, want, args)
+		}
+	default:
+		return usagef("unknown subcommand %q", verb)
+	}
+	dir, _ := fs.GetString("dir")
+	origin, _ := fs.GetString("origin")
+	l, closeLog, err := openTrailForReading(dir, origin)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	if rc := l.Recovery(); rc.TruncatedBytes > 0 {
+		fmt.Fprintf(std.err, "note: a torn final record (%d bytes, never acknowledged) was cut off on open\n", rc.TruncatedBytes)
+	}
+	switch verb {
+	case "verify":
+		return logVerify(ctx, std, fs, l, dir)
+	case "prove":
+		return logProve(std, l, args[0])
+	default:
+		cps := l.Checkpoints()
+		if len(cps) == 0 {
+			return fmt.Errorf("%s has no checkpoint yet", dir)
+		}
+		_, err := std.out.Write(cps[len(cps)-1])
+		return err
+	}
+}
+
+// openTrailForReading opens an existing trail, locked against a PDP
+// writing it at the same time (opening repairs a torn tail).
+func openTrailForReading(dir, origin string) (*trail.FileLog, func(), error) {
+	if _, err := os.Stat(filepath.Join(dir, "records.log")); err != nil {
+		return nil, nil, fmt.Errorf("no decision trail in %s: %w", dir, err)
+	}
+	unlock, err := lockTrail(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := trail.OpenFile(dir, trail.FileOptions{Origin: origin})
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return l, func() { _ = l.Close(); unlock() }, nil
+}
+
+func logVerify(ctx context.Context, std stdio, fs *pflag.FlagSet, l *trail.FileLog, dir string) error {
+	vkey, err := verifierFromFlags(std, fs, dir)
+	if err != nil {
+		return err
+	}
+	from, _ := fs.GetUint64("from")
+	to, _ := fs.GetUint64("to")
+	rep, err := l.Verify(ctx, vkey, from, to)
+	if err != nil {
+		return err
+	}
+	if !rep.OK {
+		fmt.Fprintf(std.out, "FAILED: %s at seq %d: %s\n", rep.Problem, rep.Seq, rep.Detail)
+		return errReported
+	}
+	fmt.Fprintf(std.out, "OK: %d records checked [%d,%d), %d checkpoints checked, %d records anchored by the latest\n",
+		rep.To-rep.From, rep.From, rep.To, rep.Checkpoints, rep.Anchored)
+	return nil
+}
+
+// verifierFromFlags is --key, else the key in --key-file, else the one
+// derived from the signing key next to the log (which says so: a check
+// independent of the trail's host needs the published key).
+func verifierFromFlags(std stdio, fs *pflag.FlagSet, dir string) (string, error) {
+	if k, _ := fs.GetString("key"); k != "" {
+		return k, nil
+	}
+	file, _ := fs.GetString("key-file")
+	if file == "" {
+		file = filepath.Join(dir, trailKeyFile)
+		fmt.Fprintf(std.err, "note: verifier key derived from %s; pass --key with the key the PDP publishes at /v1/trail/key for an independent check\n", file)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("verifier key: %w", err)
+	}
+	k := strings.TrimSpace(string(data))
+	if strings.HasPrefix(k, "PRIVATE+KEY+") {
+		return verifierKey(k)
+	}
+	return k, nil
+}
+
+// proofOutput is what 'pdp log prove' prints: all a third party needs, with
+// the verifier key, to run trail.CheckProof.
+type proofOutput struct {
+	Checkpoint string       `json:"checkpoint"`
+	Record     trail.Record `json:"record"`
+	Proof      trail.Proof  `json:"proof"`
+}
+
+func logProve(std stdio, l *trail.FileLog, id string) error {
+	var (
+		rec   trail.Record
+		found = errors.New("found")
+	)
+	err := l.Scan(0, l.Size(), func(r trail.Record) error {
+		if r.ID == id {
+			rec = r
+			return found
+		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		return fmt.Errorf("decision %s is not in the trail", id)
+	case !errors.Is(err, found):
+		return err
+	}
+	cps := l.Checkpoints()
+	if len(cps) == 0 {
+		return errors.New("the trail has no checkpoint yet")
+	}
+	cp := cps[len(cps)-1]
+	p, err := l.Prove(rec.Seq, cp)
+	if errors.Is(err, trail.ErrNotFound) {
+		return fmt.Errorf("decision %s (seq %d) is not covered by the latest checkpoint yet; it will be after the next one: %w", id, rec.Seq, err)
+	}
+	if err != nil {
+		return err
+	}
+	out, err := json.MarshalIndent(proofOutput{Checkpoint: string(cp), Record: rec, Proof: p}, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(std.out, "%s\n", out)
+	return err
+}

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/ciampdp/pdp/pdp/trail"
+)
+
+// Modes of the decision trail (trail.mode).
+const (
+	TrailSync  = trail.ModeSync
+	TrailAsync = trail.ModeAsync
+	TrailOff   = "off"
+)
+
+// Sentinel errors of TrailConfig.Validate.
+var (
+	ErrTrailMode     = errors.New("trail.mode must be sync, async or off")
+	ErrTrailWhenFull = errors.New("trail.when_full must be block or deny")
+	ErrTrailDir      = errors.New("trail.dir must not be empty")
+	ErrTrailBuffer   = errors.New("trail.buffer must be positive")
+	ErrTrailInterval = errors.New("trail.checkpoint_interval must be positive")
+	ErrTrailOrigin   = errors.New("trail.origin must be one line without '+' or white space")
+	// ErrTrailLocked: another process (or server) has the trail directory open.
+	ErrTrailLocked = errors.New("the trail directory is in use by another PDP process")
+)
+
+// trailKeyFile is the generated signing key, next to the log.
+const trailKeyFile = "trail.key"
+
+// TrailConfig is the decision trail: where records go and how durably.
+type TrailConfig struct {
+	Mode               string        `mapstructure:"mode"`
+	Dir                string        `mapstructure:"dir"`
+	Buffer             int           `mapstructure:"buffer"`
+	WhenFull           string        `mapstructure:"when_full"`
+	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval"`
+	// SigningKeyFile holds a signed-note Ed25519 private key
+	// ("PRIVATE+KEY+…", as note.GenerateKey writes it); without one, Dir's
+	// trail.key is used, made at the first start.
+	SigningKeyFile string `mapstructure:"signing_key_file"`
+	Origin         string `mapstructure:"origin"`
+}
+
+// DefaultTrail is sync, in ./pdp-data/trail, a checkpoint a minute.
+func DefaultTrail() TrailConfig {
+	return TrailConfig{
+		Mode: TrailSync, Dir: filepath.Join("pdp-data", "trail"), Buffer: trail.DefaultBuffer,
+		WhenFull: trail.FullBlock, CheckpointInterval: time.Minute, Origin: "pdp/trail",
+	}
+}
+
+// Validate checks the section.
+func (c TrailConfig) Validate() error {
+	switch c.Mode {
+	case TrailOff:
+		return nil
+	case TrailSync, TrailAsync:
+	default:
+		return fmt.Errorf("%q: %w", c.Mode, ErrTrailMode)
+	}
+	switch {
+	case c.Dir == "":
+		return ErrTrailDir
+	case c.WhenFull != trail.FullBlock && c.WhenFull != trail.FullDeny:
+		return fmt.Errorf("%q: %w", c.WhenFull, ErrTrailWhenFull)
+	case c.Buffer <= 0:
+		return fmt.Errorf("%d: %w", c.Buffer, ErrTrailBuffer)
+	case c.CheckpointInterval <= 0:
+		return fmt.Errorf("%v: %w", c.CheckpointInterval, ErrTrailInterval)
+	case c.Origin == "" || strings.ContainsAny(c.Origin, "+\n\r\t "):
+		return fmt.Errorf("%q: %w", c.Origin, ErrTrailOrigin)
+	}
+	return nil
+}
+
+// openedTrail is the running trail of 'pdp serve'.
+type openedTrail struct {
+	log      *trail.FileLog
+	recorder *trail.Recorder
+	verifier string // the checkpoints' verifier key
+	unlock   func()
+}
+
+// close drains the recorder, then closes the log (writing a final
+// checkpoint) and releases the directory.
+func (t *openedTrail) close(log *slog.Logger) {
+	if err := t.recorder.Close(); err != nil {
+		log.Error("decision trail: records were lost", "error", err)
+	}
+	if err := t.log.Close(); err != nil {
+		log.Error("decision trail: close", "error", err)
+	}
+	t.unlock()
+}
+
+// openTrail opens the trail for serving and wraps inner in a Recorder;
+// nil when the trail is off.
+func openTrail(cfg TrailConfig, inner trail.Decider, build string, log *slog.Logger) (*openedTrail, error) {
+	if cfg.Mode == TrailOff {
+		log.Warn("decision trail off (trail.mode: off): decisions are not recorded")
+		return nil, nil
+	}
+	unlock, err := lockTrail(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	skey, generated, err := trailSigningKey(cfg)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		unlock()
+		return nil, fmt.Errorf("trail signing key: %w", err)
+	}
+	vkey, err := verifierKey(skey)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	l, err := trail.OpenFile(cfg.Dir, trail.FileOptions{Origin: cfg.Origin, Signer: signer, CheckpointInterval: cfg.CheckpointInterval})
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	if err := l.Damaged(); err != nil {
+		_ = l.Close()
+		unlock()
+		return nil, fmt.Errorf("the decision trail in %s fails its checks (run 'pdp log verify --dir %s'): %w", cfg.Dir, cfg.Dir, err)
+	}
+	host, _ := os.Hostname()
+	instance := fmt.Sprintf("%s-%d-%s", host, os.Getpid(), instanceSuffix())
+	rec, err := trail.NewRecorder(inner, l, trail.RecorderOptions{
+		Mode: cfg.Mode, Buffer: cfg.Buffer, WhenFull: cfg.WhenFull,
+		Instance: instance, Build: build, Logger: log,
+	})
+	if err != nil {
+		_ = l.Close()
+		unlock()
+		return nil, err
+	}
+	rc := l.Recovery()
+	log.Info("decision trail open", "mode", cfg.Mode, "dir", cfg.Dir, "records", l.Size(),
+		"verifier_key", vkey, "generated_key", generated, "instance", instance,
+		"truncated_bytes", rc.TruncatedBytes, "rebuilt_hashes", rc.RebuiltHashes)
+	return &openedTrail{log: l, recorder: rec, verifier: vkey, unlock: unlock}, nil
+}
+
+// trailSigningKey reads the configured key, else Dir/trail.key, made (0600)
+// when absent.
+func trailSigningKey(cfg TrailConfig) (skey string, generated bool, err error) {
+	path := cfg.SigningKeyFile
+	if path == "" {
+		path = filepath.Join(cfg.Dir, trailKeyFile)
+	}
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		return strings.TrimSpace(string(data)), false, nil
+	case !errors.Is(err, os.ErrNotExist) || cfg.SigningKeyFile != "":
+		return "", false, fmt.Errorf("trail signing key: %w", err)
+	}
+	skey, _, err = note.GenerateKey(rand.Reader, cfg.Origin)
+	if err != nil {
+		return "", false, fmt.Errorf("trail signing key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", false, fmt.Errorf("trail signing key: %w", err)
+	}
+	_, err = f.WriteString(skey + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("trail signing key: %w", err)
+	}
+	return skey, true, nil
+}
+
+// verifierKey derives the verifier key of a signed-note Ed25519 private key
+// ("PRIVATE+KEY+name+hash+base64(0x01 seed)").
+func verifierKey(skey string) (string, error) {
+	parts := strings.SplitN(skey, "+", 5) // the key data is base64: it may hold "+"
+	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
+		return "", errors.New("trail signing key: not a signed-note private key (PRIVATE+KEY+…)")
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
+		return "", errors.New("trail signing key: not an Ed25519 signed-note key")
+	}
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	return note.NewEd25519VerifierKey(parts[2], pub)
+}
+
+// lockTrail takes an exclusive lock on dir/LOCK, so that two processes (or
+// two servers in one process) never write one trail.
+func lockTrail(dir string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("trail: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("trail: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w", dir, ErrTrailLocked)
+		}
+		return nil, fmt.Errorf("trail: lock %s: %w", dir, err)
+	}
+	return func() { _ = f.Close() }, nil
+}
+
+func instanceSuffix() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%x", b)
+}

@@ -1,0 +1,375 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ciampdp/pdp/pdp/trail"
+)
+
+// TestMain turns the decision trail off for the tests that do not set it:
+// they start many servers in parallel from this folder, and two servers may
+// not share one trail directory (the second one refuses to start). The
+// trail tests set PDP_TRAIL_MODE and PDP_TRAIL_DIR themselves.
+func TestMain(m *testing.M) {
+	if os.Getenv("PDP_TRAIL_MODE") == "" {
+		_ = os.Setenv("PDP_TRAIL_MODE", TrailOff)
+	}
+	os.Exit(m.Run())
+}
+
+// answer is the part of an evaluation answer the trail tests need.
+type answer struct {
+	Decision bool `json:"decision"`
+	Context  struct {
+		DecisionID string   `json:"decision_id"`
+		Reasons    []string `json:"reasons"`
+	} `json:"context"`
+}
+
+var trailClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
+
+// ask sends one todo evaluation and returns its answer.
+func ask(url string, i int) (answer, error) {
+	body := evaluation(morty, "can_read_todos", fmt.Sprintf(`{"type": "todo", "id": "t%d"}`, i))
+	res, err := trailClient.Post(url+"/access/v1/evaluation", "application/json", strings.NewReader(body))
+	if err != nil {
+		return answer{}, err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		return answer{}, err
+	}
+	if res.StatusCode != http.StatusOK {
+		return answer{}, fmt.Errorf("status %d: %s", res.StatusCode, data)
+	}
+	var a answer
+	if err := json.Unmarshal(data, &a); err != nil {
+		return answer{}, fmt.Errorf("answer %s: %w", data, err)
+	}
+	return a, nil
+}
+
+// logRun runs `pdp log args…` and returns its exit code and output.
+func logRun(args ...string) (int, string, string) {
+	var out, errOut strings.Builder
+	code := run(context.Background(), append([]string{"log"}, args...), strings.NewReader(""), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// trailIDs returns the decision ids in the trail in dir.
+func trailIDs(t *testing.T, dir string) map[string]bool {
+	t.Helper()
+	l, err := trail.OpenFile(dir, trail.FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ids := map[string]bool{}
+	if err := l.Scan(0, l.Size(), func(r trail.Record) error { ids[r.ID] = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// TestTrailSurvivesSIGKILLUnderLoad is issue 5's crash test: the real
+// binary in sync mode is killed while 8 clients send evaluations; every
+// decision a client got an answer for is in the trail, which verifies, and
+// after a restart and a graceful stop the whole trail is anchored.
+func TestTrailSurvivesSIGKILLUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIPPED in -short: builds and kills the real binary")
+	}
+	bin := filepath.Join(t.TempDir(), "pdp")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := filepath.Join(t.TempDir(), "trail")
+	env := append(os.Environ(),
+		"PDP_POLICY_DIR="+todoDir,
+		"PDP_POLICY_RELOAD_INTERVAL=0",
+		"PDP_TRAIL_MODE=sync",
+		"PDP_TRAIL_DIR="+dir,
+		"PDP_TRAIL_CHECKPOINT_INTERVAL=50ms",
+		"PDP_LOG_FORMAT=json",
+	)
+	start := func() (*exec.Cmd, string) {
+		cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0")
+		cmd.Env = env
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		addr := make(chan string, 1)
+		go func() {
+			sc := bufio.NewScanner(stderr)
+			for sc.Scan() {
+				var rec map[string]any
+				if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == listeningMsg {
+					a, _ := rec["addr"].(string)
+					addr <- a
+				}
+			}
+		}()
+		select {
+		case a := <-addr:
+			return cmd, "http://" + a
+		case <-time.After(60 * time.Second):
+			t.Fatal("the binary did not start listening within 60s")
+		}
+		return nil, ""
+	}
+
+	cmd, url := start()
+	const total, clients, killAfter = 300, 8, 150
+	var (
+		next     atomic.Int64
+		mu       sync.Mutex
+		answered []string
+		killOnce sync.Once
+		wg       sync.WaitGroup
+	)
+	kill := func() {
+		killOnce.Do(func() {
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	for range clients {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > total {
+					return
+				}
+				a, err := ask(url, int(i))
+				if err != nil {
+					continue // the server is gone: no answer, nothing owed
+				}
+				if !a.Decision || a.Context.DecisionID == "" {
+					t.Errorf("answer %d: %+v", i, a)
+				}
+				mu.Lock()
+				answered = append(answered, a.Context.DecisionID)
+				n := len(answered)
+				mu.Unlock()
+				if n == killAfter {
+					kill()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	kill()
+	_ = cmd.Wait()
+	if len(answered) < killAfter || len(answered) >= total {
+		t.Fatalf("%d answers: the kill did not land mid-load", len(answered))
+	}
+
+	if code, out, errOut := logRun("verify", "--dir", dir); code != exitOK || !strings.HasPrefix(out, "OK: ") {
+		t.Fatalf("verify after SIGKILL: %d\n%s%s", code, out, errOut)
+	}
+	ids := trailIDs(t, dir)
+	for _, id := range answered {
+		if !ids[id] {
+			t.Errorf("decision %s was answered but is not in the trail", id)
+		}
+	}
+	t.Logf("%d answered before the kill, %d records in the trail", len(answered), len(ids))
+
+	// Restart on the same trail, decide once more, stop gracefully: the
+	// final checkpoint anchors every record.
+	cmd, url = start()
+	a, err := ask(url, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	code, out, errOut := logRun("verify", "--dir", dir)
+	want := fmt.Sprintf("%d records anchored", len(ids)+1)
+	if code != exitOK || !strings.Contains(out, want) {
+		t.Fatalf("verify after restart: %d\n%s%s(want %q)", code, out, errOut, want)
+	}
+	if !trailIDs(t, dir)[a.Context.DecisionID] {
+		t.Fatal("the decision after the restart is not in the trail")
+	}
+}
+
+// serveTrail runs `pdp serve` in this process with the trail in mode and
+// dir, and returns its URL and a function that stops it gracefully.
+func serveTrail(t *testing.T, mode, dir string) (string, func()) {
+	t.Helper()
+	t.Setenv("PDP_TRAIL_MODE", mode)
+	t.Setenv("PDP_TRAIL_DIR", dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := newLogWatcher()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--reload-interval", "0", "--dir", todoDir}, strings.NewReader(""), io.Discard, logs)
+	}()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if code := <-done; code != exitOK {
+			t.Errorf("serve exited with %d; log:\n%s", code, logs)
+		}
+	}
+	t.Cleanup(stop)
+	select {
+	case addr := <-logs.listening:
+		return "http://" + addr, stop
+	case code := <-done:
+		stopped = true
+		t.Fatalf("serve exited with %d before listening; log:\n%s", code, logs)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("serve did not listen within 20s; log:\n%s", logs)
+	}
+	return "", nil
+}
+
+// TestLogProveChecksWithThePublicKey serves the verifier key, proves a
+// decision with `pdp log prove`, checks the proof with trail.CheckProof and
+// the served key alone, and sees `pdp log verify` catch a flipped byte.
+func TestLogProveChecksWithThePublicKey(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "trail")
+	url, stop := serveTrail(t, TrailSync, dir)
+	res, err := http.Get(url + "/v1/trail/key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyData, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	vkey := strings.TrimSpace(string(keyData))
+	if res.StatusCode != http.StatusOK || !strings.HasPrefix(vkey, "pdp/trail+") {
+		t.Fatalf("GET /v1/trail/key: %d %q", res.StatusCode, keyData)
+	}
+	var ids []string
+	for i := range 5 {
+		a, err := ask(url, i)
+		if err != nil || !a.Decision {
+			t.Fatalf("ask: %v %+v", err, a)
+		}
+		ids = append(ids, a.Context.DecisionID)
+	}
+	// The trail is locked while the PDP runs.
+	if code, _, errOut := logRun("checkpoint", "--dir", dir); code != exitFailure || !strings.Contains(errOut, "in use") {
+		t.Fatalf("log checkpoint on a running PDP's trail: %d %s", code, errOut)
+	}
+	stop() // writes the final checkpoint
+
+	code, cp, errOut := logRun("checkpoint", "--dir", dir)
+	if code != exitOK || !strings.HasPrefix(cp, "pdp/trail\n5\n") {
+		t.Fatalf("log checkpoint: %d %q %s", code, cp, errOut)
+	}
+	code, out, errOut := logRun("prove", "--dir", dir, ids[3])
+	if code != exitOK {
+		t.Fatalf("log prove: %d %s %s", code, out, errOut)
+	}
+	var p proofOutput
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		t.Fatalf("prove output %s: %v", out, err)
+	}
+	if err := trail.CheckProof(vkey, []byte(p.Checkpoint), p.Record, p.Proof); err != nil {
+		t.Fatalf("the proof does not check: %v\n%s", err, out)
+	}
+	if p.Record.ID != ids[3] || p.Record.Seq != 3 || p.Checkpoint != cp {
+		t.Fatalf("proof of %+v against %q", p.Record, p.Checkpoint)
+	}
+	p.Record.Body = []byte(strings.Replace(string(p.Record.Body), "true", "false", 1))
+	if err := trail.CheckProof(vkey, []byte(p.Checkpoint), p.Record, p.Proof); err == nil {
+		t.Fatal("a changed record still checks")
+	}
+	if code, _, errOut := logRun("prove", "--dir", dir, "no-such-decision"); code != exitFailure || !strings.Contains(errOut, "not in the trail") {
+		t.Fatalf("prove of an unknown id: %d %s", code, errOut)
+	}
+
+	if code, out, errOut := logRun("verify", "--dir", dir, "--key", vkey); code != exitOK || !strings.Contains(out, "OK: 5 records") {
+		t.Fatalf("verify: %d %s %s", code, out, errOut)
+	}
+	// Change one byte of record 1's body, keeping its frame intact.
+	path := filepath.Join(dir, "records.log")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	lines[1] = strings.Replace(lines[1], ids[1], ids[0], 1)
+	payload := strings.TrimSuffix(lines[1][18:], "\n")
+	lines[1] = fmt.Sprintf("%08x %08x %s\n", len(payload), crc32c(payload), payload)
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "")), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = logRun("verify", "--dir", dir, "--key", vkey)
+	if code != exitFailure || !strings.Contains(out, "FAILED: changed at seq 1") {
+		t.Fatalf("verify of a changed record: %d %s", code, out)
+	}
+}
+
+func crc32c(s string) uint32 {
+	return crc32.Checksum([]byte(s), crc32.MakeTable(crc32.Castagnoli))
+}
+
+// TestTrailThroughput measures evaluations/s over loopback from 32 clients
+// with the trail off, async and sync (same bundle, same process). It runs
+// only with PDP_TRAIL_BENCH=N (N evaluations per mode).
+func TestTrailThroughput(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("PDP_TRAIL_BENCH"))
+	if n <= 0 {
+		t.Skip("set PDP_TRAIL_BENCH=N to measure N evaluations per trail mode")
+	}
+	for _, mode := range []string{TrailOff, TrailAsync, TrailSync} {
+		url, stop := serveTrail(t, mode, filepath.Join(t.TempDir(), "trail"))
+		for i := range 200 { // warm up connections and caches
+			if _, err := ask(url, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range 32 {
+			wg.Go(func() {
+				for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+					if a, err := ask(url, int(i)); err != nil || !a.Decision {
+						t.Errorf("%v %+v", err, a)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		el := time.Since(start)
+		stop()
+		t.Logf("trail %-5s: %d evaluations in %v: %.0f/s", mode, n, el.Round(time.Millisecond), float64(n)/el.Seconds())
+	}
+}

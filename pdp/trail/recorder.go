@@ -1,0 +1,387 @@
+package trail
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ciampdp/pdp/pdp"
+)
+
+// ReasonTrailUnavailable is the reason code of a deny given because the
+// decision could not be recorded: the trail failed, or (async, when_full
+// deny) its buffer was full.
+const ReasonTrailUnavailable = "trail_unavailable"
+
+// KindDecision is the Record.Kind of a decision record.
+const KindDecision = "decision"
+
+// Durability modes and full-buffer behaviours of a Recorder.
+const (
+	ModeSync  = "sync"  // a decision is answered once its record is durable
+	ModeAsync = "async" // records go through a bounded buffer to the log
+	FullBlock = "block" // async, buffer full: wait for room
+	FullDeny  = "deny"  // async, buffer full: deny with trail_unavailable
+)
+
+// DefaultBuffer is the async buffer size when RecorderOptions.Buffer is 0.
+const DefaultBuffer = 10000
+
+var (
+	// ErrBadMode is returned for an unknown mode or full-buffer behaviour.
+	ErrBadMode = errors.New("trail: mode must be sync or async, when_full block or deny")
+	// ErrNoSearch is returned by the search methods when the wrapped
+	// decider cannot search.
+	ErrNoSearch = errors.New("trail: the wrapped decider does not answer searches")
+	// errBufferFull is why a decision is denied in async mode with when_full deny.
+	errBufferFull = errors.New("the decision trail's buffer is full")
+)
+
+// Decider is what a Recorder wraps (and is): *pdp.Engine implements it.
+type Decider interface {
+	Decide(ctx context.Context, req pdp.Request) (pdp.Decision, error)
+	DecideBatch(ctx context.Context, reqs []pdp.Request) ([]pdp.Decision, error)
+}
+
+// searcher is the AuthZEN search side of a decider (the api package's
+// Searcher, redeclared: trail never imports HTTP).
+type searcher interface {
+	SearchSubjects(ctx context.Context, req pdp.Request) ([]pdp.Entity, error)
+	SearchResources(ctx context.Context, req pdp.Request) ([]pdp.Entity, error)
+	SearchActions(ctx context.Context, req pdp.Request) ([]string, error)
+}
+
+// appender is the storage edge: *FileLog, or a fake in tests.
+type appender interface {
+	Append(ctx context.Context, recs ...Record) ([]uint64, error)
+}
+
+var (
+	_ Decider  = (*pdp.Engine)(nil)
+	_ Decider  = (*Recorder)(nil)
+	_ searcher = (*Recorder)(nil)
+	_ appender = (*FileLog)(nil)
+)
+
+// RecorderOptions configures a Recorder.
+type RecorderOptions struct {
+	Mode     string // ModeSync (default) or ModeAsync
+	Buffer   int    // async: records buffered; default DefaultBuffer
+	WhenFull string // async: FullBlock (default) or FullDeny
+	MaxBatch int    // async: records per Append; default 1024
+	Instance string // the PDP instance id written in every record
+	Build    string // the PDP build version written in every record
+	Logger   *slog.Logger
+}
+
+// Validate reports options that cannot be used.
+func (o RecorderOptions) Validate() error {
+	switch {
+	case o.Mode != "" && o.Mode != ModeSync && o.Mode != ModeAsync:
+		return fmt.Errorf("%w: mode %q", ErrBadMode, o.Mode)
+	case o.WhenFull != "" && o.WhenFull != FullBlock && o.WhenFull != FullDeny:
+		return fmt.Errorf("%w: when_full %q", ErrBadMode, o.WhenFull)
+	case o.Buffer < 0 || o.MaxBatch < 0:
+		return fmt.Errorf("%w: negative buffer or batch", ErrBadOption)
+	}
+	return nil
+}
+
+// RecorderStats counts what a Recorder did since it started.
+type RecorderStats struct {
+	Written  uint64 // records the log acknowledged as durable
+	Blocked  uint64 // async: decisions that waited for room in the buffer
+	Denied   uint64 // decisions answered deny trail_unavailable
+	Failures uint64 // records the log failed to write
+	Buffered int    // async: records waiting in the buffer now
+}
+
+// Recorder wraps a decider and writes a decision record for every decision
+// it answers, batch items included, into a trail log.
+//
+// In sync mode a decision is returned only once its record is durable; if
+// the log cannot write it, the decision becomes a deny with reason
+// trail_unavailable (same id), so no allow is ever answered without its
+// record. In async mode records go through a bounded buffer that a single
+// goroutine drains into the log in batches; when the buffer is full the
+// decision waits (block) or is denied (deny), and it is never dropped. After
+// the log has failed once, async decisions are denied as well.
+//
+// Search answers are passed through unrecorded: the engine decides each
+// candidate, but only the evaluation endpoints write records for now.
+type Recorder struct {
+	inner    Decider
+	log      appender
+	opts     RecorderOptions
+	logger   *slog.Logger
+	instance string
+
+	// async
+	mu      sync.RWMutex // held shared by senders, exclusively by Close
+	closed  bool
+	buf     chan Record
+	drained chan struct{}
+	failed  atomic.Pointer[error]
+
+	written, blocked, denied, failures atomic.Uint64
+	closeOnce                          sync.Once
+}
+
+// NewRecorder wraps inner so that every decision is recorded in l.
+func NewRecorder(inner Decider, l *FileLog, opts RecorderOptions) (*Recorder, error) {
+	return newRecorder(inner, l, opts)
+}
+
+func newRecorder(inner Decider, l appender, opts RecorderOptions) (*Recorder, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Mode == "" {
+		opts.Mode = ModeSync
+	}
+	if opts.WhenFull == "" {
+		opts.WhenFull = FullBlock
+	}
+	if opts.Buffer == 0 {
+		opts.Buffer = DefaultBuffer
+	}
+	if opts.MaxBatch == 0 {
+		opts.MaxBatch = 1024
+	}
+	r := &Recorder{inner: inner, log: l, opts: opts, logger: opts.Logger}
+	if r.logger == nil {
+		r.logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Mode == ModeAsync {
+		r.buf = make(chan Record, opts.Buffer)
+		r.drained = make(chan struct{})
+		go r.drain()
+	}
+	return r, nil
+}
+
+// decisionBody is the body of a decision record.
+type decisionBody struct {
+	Decision pdp.Decision `json:"decision"`
+	Request  pdp.Request  `json:"request"`
+	Instance string       `json:"instance"`
+	Build    string       `json:"build"`
+}
+
+func (r *Recorder) record(req pdp.Request, d pdp.Decision) (Record, error) {
+	body, err := json.Marshal(decisionBody{Decision: d, Request: req, Instance: r.opts.Instance, Build: r.opts.Build})
+	if err != nil {
+		return Record{}, fmt.Errorf("trail: encode decision %s: %w", d.ID, err)
+	}
+	return Record{Kind: KindDecision, ID: d.ID, Time: d.Time, Body: body}, nil
+}
+
+// Decide decides req and records the decision.
+func (r *Recorder) Decide(ctx context.Context, req pdp.Request) (pdp.Decision, error) {
+	d, err := r.inner.Decide(ctx, req)
+	if err != nil {
+		return d, err
+	}
+	ds := []pdp.Decision{d}
+	r.save(ctx, []pdp.Request{req}, ds)
+	return ds[0], nil
+}
+
+// DecideBatch decides reqs and records every decision.
+func (r *Recorder) DecideBatch(ctx context.Context, reqs []pdp.Request) ([]pdp.Decision, error) {
+	ds, err := r.inner.DecideBatch(ctx, reqs)
+	if err != nil || len(ds) != len(reqs) {
+		return ds, err // the api layer reports the mismatch
+	}
+	r.save(ctx, reqs, ds)
+	return ds, nil
+}
+
+// save records ds (decided for reqs), turning each decision whose record
+// could not be written or buffered into a trail_unavailable deny.
+func (r *Recorder) save(ctx context.Context, reqs []pdp.Request, ds []pdp.Decision) {
+	recs := make([]Record, 0, len(ds))
+	idx := make([]int, 0, len(ds))
+	for i := range ds {
+		rec, err := r.record(reqs[i], ds[i])
+		if err != nil {
+			r.fail(&ds[i], err)
+			continue
+		}
+		recs, idx = append(recs, rec), append(idx, i)
+	}
+	if len(recs) == 0 {
+		return
+	}
+	if r.opts.Mode == ModeSync {
+		if _, err := r.log.Append(ctx, recs...); err != nil {
+			r.failures.Add(uint64(len(recs)))
+			r.logger.LogAttrs(ctx, slog.LevelError, "decision trail write failed; answering deny trail_unavailable",
+				slog.Int("records", len(recs)), slog.String("error", err.Error()))
+			for _, i := range idx {
+				r.fail(&ds[i], err)
+			}
+			return
+		}
+		r.written.Add(uint64(len(recs)))
+		return
+	}
+	for k, rec := range recs {
+		if err := r.enqueue(ctx, rec); err != nil {
+			r.fail(&ds[idx[k]], err)
+		}
+	}
+}
+
+// fail turns d into a deny that says its record is missing.
+func (r *Recorder) fail(d *pdp.Decision, err error) {
+	r.denied.Add(1)
+	d.Allowed = false
+	d.Policies = []string{}
+	d.Obligations = []string{}
+	d.Reasons = []string{ReasonTrailUnavailable}
+	d.Message = "the decision could not be recorded in the decision trail: " + err.Error()
+}
+
+// enqueue hands rec to the async drainer, as the full-buffer rule says.
+func (r *Recorder) enqueue(ctx context.Context, rec Record) error {
+	if p := r.failed.Load(); p != nil {
+		return *p
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return ErrClosed
+	}
+	select {
+	case r.buf <- rec:
+		return nil
+	default:
+	}
+	if r.opts.WhenFull == FullDeny {
+		return errBufferFull
+	}
+	r.blocked.Add(1)
+	select {
+	case r.buf <- rec:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for room in the trail buffer: %w", ctx.Err())
+	}
+}
+
+// drain writes buffered records in batches until Close closes the buffer.
+func (r *Recorder) drain() {
+	defer close(r.drained)
+	batch := make([]Record, 0, r.opts.MaxBatch)
+	for rec := range r.buf {
+		batch = append(batch[:0], rec)
+	more:
+		for len(batch) < r.opts.MaxBatch {
+			select {
+			case rec, ok := <-r.buf:
+				if !ok {
+					break more
+				}
+				batch = append(batch, rec)
+			default:
+				break more
+			}
+		}
+		if _, err := r.log.Append(context.Background(), batch...); err != nil {
+			r.failures.Add(uint64(len(batch)))
+			err = fmt.Errorf("an earlier write failed: %w", err)
+			r.failed.CompareAndSwap(nil, &err)
+			r.logger.LogAttrs(context.Background(), slog.LevelError,
+				"decision trail write failed; these records are lost and later decisions are denied with trail_unavailable",
+				slog.Int("records", len(batch)), slog.String("first_decision_id", batch[0].ID), slog.String("error", err.Error()))
+			continue
+		}
+		r.written.Add(uint64(len(batch)))
+	}
+}
+
+// Close stops accepting records and, in async mode, waits until every
+// buffered record has been handed to the log. It does not close the log.
+func (r *Recorder) Close() error {
+	r.closeOnce.Do(func() {
+		if r.buf == nil {
+			return
+		}
+		r.mu.Lock()
+		r.closed = true
+		close(r.buf)
+		r.mu.Unlock()
+		<-r.drained
+	})
+	if p := r.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Stats returns the counters.
+func (r *Recorder) Stats() RecorderStats {
+	s := RecorderStats{Written: r.written.Load(), Blocked: r.blocked.Load(), Denied: r.denied.Load(), Failures: r.failures.Load()}
+	if r.buf != nil {
+		s.Buffered = len(r.buf)
+	}
+	return s
+}
+
+// SearchSubjects passes through to the wrapped decider, unrecorded.
+func (r *Recorder) SearchSubjects(ctx context.Context, req pdp.Request) ([]pdp.Entity, error) {
+	if s, ok := r.inner.(searcher); ok {
+		return s.SearchSubjects(ctx, req)
+	}
+	return nil, ErrNoSearch
+}
+
+// SearchResources passes through to the wrapped decider, unrecorded.
+func (r *Recorder) SearchResources(ctx context.Context, req pdp.Request) ([]pdp.Entity, error) {
+	if s, ok := r.inner.(searcher); ok {
+		return s.SearchResources(ctx, req)
+	}
+	return nil, ErrNoSearch
+}
+
+// SearchActions passes through to the wrapped decider, unrecorded.
+func (r *Recorder) SearchActions(ctx context.Context, req pdp.Request) ([]string, error) {
+	if s, ok := r.inner.(searcher); ok {
+		return s.SearchActions(ctx, req)
+	}
+	return nil, ErrNoSearch
+}
+
+var (
+	descWritten  = prometheus.NewDesc("pdp_trail_records_total", "Decision records the trail acknowledged as durable.", nil, nil)
+	descBlocked  = prometheus.NewDesc("pdp_trail_blocked_total", "Decisions that waited for room in the async trail buffer.", nil, nil)
+	descDenied   = prometheus.NewDesc("pdp_trail_denied_total", "Decisions answered deny trail_unavailable because their record could not be written or buffered.", nil, nil)
+	descFailures = prometheus.NewDesc("pdp_trail_failures_total", "Decision records the trail failed to write.", nil, nil)
+	descBuffered = prometheus.NewDesc("pdp_trail_buffered", "Decision records waiting in the async trail buffer.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (r *Recorder) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descWritten
+	ch <- descBlocked
+	ch <- descDenied
+	ch <- descFailures
+	ch <- descBuffered
+}
+
+// Collect implements prometheus.Collector.
+func (r *Recorder) Collect(ch chan<- prometheus.Metric) {
+	s := r.Stats()
+	ch <- prometheus.MustNewConstMetric(descWritten, prometheus.CounterValue, float64(s.Written))
+	ch <- prometheus.MustNewConstMetric(descBlocked, prometheus.CounterValue, float64(s.Blocked))
+	ch <- prometheus.MustNewConstMetric(descDenied, prometheus.CounterValue, float64(s.Denied))
+	ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(s.Failures))
+	ch <- prometheus.MustNewConstMetric(descBuffered, prometheus.GaugeValue, float64(s.Buffered))
+}
