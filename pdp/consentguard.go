@@ -160,11 +160,16 @@ func (e *Engine) resolveConsent(ctx context.Context, b *policy.Bundle, j *job) {
 	if !cj.needsConsent {
 		// No consent anywhere for this purpose: the basis is recorded, no
 		// ledger round trip.
+		// The basis of the data subject's jurisdiction when the subject is
+		// at hand (no lookup is spent on it), else the purpose's "*" rule.
 		basis := ""
 		if p, ok := b.Purposes().Purpose(cj.purpose); ok {
-			for _, r := range p.Rules {
+			jur := ""
+			if cj.query.Subject.ID != "" {
+				jur, _ = personFacts(b, cj.query.Subject)
+			}
+			if r, ok := p.Rule(jur); ok {
 				basis = string(r.Basis)
-				break
 			}
 		}
 		j.d.Consent = &ConsentFact{Subject: cj.query.Subject, Purpose: cj.purpose, Allowed: true, Status: "not_required", Basis: basis}

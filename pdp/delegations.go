@@ -220,7 +220,9 @@ func delegationRecord(shape resolved.RecordType, p *DelegationProof) types.Recor
 		principal = p.OnBehalfOf.String()
 	}
 	m := types.RecordMap{}
-	for k, a := range shape {
+	// Attributes the engine does not know are left out: `pdp validate`
+	// reports them (DelegationProblems).
+	for k := range shape {
 		switch k {
 		case delegationAttrActive:
 			m[k] = types.Boolean(status == DelegationActive)
@@ -238,13 +240,6 @@ func delegationRecord(shape resolved.RecordType, p *DelegationProof) types.Recor
 				vs[i] = types.String(id)
 			}
 			m[k] = types.NewSet(vs...)
-		default:
-			if !a.Optional {
-				// A required attribute the engine does not know: leave it
-				// out, so that validation-aware policies see the gap as an
-				// evaluation error rather than a made-up value.
-				continue
-			}
 		}
 	}
 	return types.NewRecord(m)

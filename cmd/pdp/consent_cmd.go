@@ -7,12 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 
@@ -28,10 +25,9 @@ func consentCommand() *command {
 		args:    "give|refuse|withdraw|renew FILE|- | get SUBJECT | history SUBJECT | receipt EVENT-ID | verify RECEIPT|-",
 		summary: "record and read consent on a running PDP (give, refuse, withdraw, renew, get, history, receipt) and verify a signed receipt",
 		flags: func(fs *pflag.FlagSet) {
-			fs.String("server", envOr("PDP_SERVER", "http://127.0.0.1:8080"), "the PDP's base URL (env PDP_SERVER); the API key comes from PDP_API_KEY")
+			adminFlags(fs)
 			fs.String("at", "", "get: the subject's consents as they were at this RFC 3339 time")
 			fs.String("key", "", "verify: the receipt key as the JWK 'x' value (base64url); default: fetched from --server")
-			fs.Duration("timeout", 10*time.Second, "deadline of the request")
 		},
 		run: runConsent,
 	}
@@ -41,13 +37,10 @@ func runConsent(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string
 	if len(args) != 2 {
 		return usagef("want a subcommand and one argument: give|refuse|withdraw|renew FILE|-, get SUBJECT, history SUBJECT, receipt EVENT-ID, verify RECEIPT|-")
 	}
-	server, _ := fs.GetString("server")
-	base, err := url.Parse(strings.TrimRight(server, "/"))
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return usagef("--server %q: want an http(s) URL such as http://127.0.0.1:8080", server)
+	base, ctx, cancel, err := adminTarget(ctx, fs)
+	if err != nil {
+		return err
 	}
-	timeout, _ := fs.GetDuration("timeout")
-	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	verb, arg := args[0], args[1]
 	u := *base
@@ -97,21 +90,13 @@ func verifyReceipt(ctx context.Context, std stdio, fs *pflag.FlagSet, base *url.
 	if x == "" {
 		u := *base
 		u.Path += api.ConsentsPath + "/receipt-key"
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-		if err != nil {
-			return err
-		}
-		if key := os.Getenv("PDP_API_KEY"); key != "" {
-			req.Header.Set("Authorization", "Bearer "+key)
-		}
-		res, err := http.DefaultClient.Do(req)
+		raw, err := adminDo(ctx, http.MethodGet, u.String(), nil)
 		if err != nil {
 			return fmt.Errorf("fetch the receipt key: %w", err)
 		}
-		defer res.Body.Close()
 		var jwk map[string]string
-		if err := json.NewDecoder(io.LimitReader(res.Body, 1<<16)).Decode(&jwk); err != nil || res.StatusCode != http.StatusOK {
-			return fmt.Errorf("fetch the receipt key: HTTP %d", res.StatusCode)
+		if err := json.Unmarshal(raw, &jwk); err != nil {
+			return fmt.Errorf("fetch the receipt key: %w", err)
 		}
 		x = jwk["x"]
 	}

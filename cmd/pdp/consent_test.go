@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
@@ -14,7 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/ciampdp/pdp/pdp/consent"
 )
@@ -129,14 +127,7 @@ func consentScenario(t *testing.T) {
 // withdrawal answered, restarts it on the same files, and finds the
 // withdrawal in force.
 func TestConsentWithdrawalSurvivesSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("SKIPPED in -short: builds and kills the real binary")
-	}
-	bin := filepath.Join(t.TempDir(), "pdp")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildPDP(t)
 	data := t.TempDir()
 	env := append(os.Environ(),
 		"PDP_POLICY_DIR="+northbank,
@@ -148,34 +139,8 @@ func TestConsentWithdrawalSurvivesSIGKILL(t *testing.T) {
 		"PDP_LOG_FORMAT=json",
 	)
 	start := func() (*exec.Cmd, *server) {
-		cmd := exec.Command(bin, "serve", "--config", filepath.Join(northbank, "pdp.yaml"), "--addr", "127.0.0.1:0")
-		cmd.Env = env
-		stderr, err := cmd.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		addr := make(chan string, 1)
-		go func() {
-			sc := bufio.NewScanner(stderr)
-			for sc.Scan() {
-				var rec map[string]any
-				if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == listeningMsg {
-					a, _ := rec["addr"].(string)
-					addr <- a
-				}
-			}
-		}()
-		select {
-		case a := <-addr:
-			return cmd, &server{URL: "http://" + a}
-		case <-time.After(60 * time.Second):
-			t.Fatal("the binary did not start listening within 60s")
-		}
-		return nil, nil
+		cmd, url := startBinary(t, bin, env, "serve", "--config", filepath.Join(northbank, "pdp.yaml"), "--addr", "127.0.0.1:0")
+		return cmd, &server{URL: url}
 	}
 	advice := `{"purpose":"financial_advice"}`
 	cmd, s := start()

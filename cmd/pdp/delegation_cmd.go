@@ -27,13 +27,12 @@ func delegationCommand() *command {
 		args:    "offer FILE|- | accept|revoke|renounce|suspend|resume ID | get ID | list",
 		summary: "manage delegation records on a running PDP (offer, accept, revoke, renounce, suspend, resume, get, list)",
 		flags: func(fs *pflag.FlagSet) {
-			fs.String("server", envOr("PDP_SERVER", "http://127.0.0.1:8080"), "the PDP's base URL (env PDP_SERVER)")
+			adminFlags(fs)
 			fs.String("actor", "", "the user the change is made for, type:id (user:alice); required for accept, revoke, renounce, suspend, resume")
 			fs.String("reason", "", "why (revoke, renounce, suspend); kept in the history")
 			fs.String("principal", "", "list: delegations granted by this principal (user:alice, organisation:acme)")
 			fs.String("agent", "", "list: delegations held by this agent (user:bob)")
 			fs.String("parent", "", "list: sub-delegations of this delegation id")
-			fs.Duration("timeout", 10*time.Second, "deadline of the request")
 		},
 		run: runDelegation,
 	}
@@ -50,13 +49,10 @@ func runDelegation(ctx context.Context, std stdio, fs *pflag.FlagSet, args []str
 	if len(args) == 0 {
 		return usagef("name a subcommand: offer, accept, revoke, renounce, suspend, resume, get or list")
 	}
-	server, _ := fs.GetString("server")
-	base, err := url.Parse(strings.TrimRight(server, "/"))
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return usagef("--server %q: want an http(s) URL such as http://127.0.0.1:8080", server)
+	base, ctx, cancel, err := adminTarget(ctx, fs)
+	if err != nil {
+		return err
 	}
-	timeout, _ := fs.GetDuration("timeout")
-	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	str := func(name string) string { v, _ := fs.GetString(name); return v }
 	verb, rest := args[0], args[1:]
@@ -129,17 +125,51 @@ func readArg(stdin io.Reader, name string) ([]byte, error) {
 	return b, nil
 }
 
-// adminCall sends one admin request with the API key of PDP_API_KEY and
-// prints the JSON answer, indented. A non-2xx answer is an error carrying
-// the server's message.
+// adminFlags adds the flags every admin client command shares.
+func adminFlags(fs *pflag.FlagSet) {
+	fs.String("server", envOr("PDP_SERVER", "http://127.0.0.1:8080"), "the PDP's base URL (env PDP_SERVER); the API key comes from PDP_API_KEY")
+	fs.Duration("timeout", 10*time.Second, "deadline of the request")
+}
+
+// adminTarget reads --server and --timeout: the base URL, and ctx bounded
+// by the timeout.
+func adminTarget(ctx context.Context, fs *pflag.FlagSet) (*url.URL, context.Context, context.CancelFunc, error) {
+	server, _ := fs.GetString("server")
+	base, err := url.Parse(strings.TrimRight(server, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, nil, nil, usagef("--server %q: want an http(s) URL such as http://127.0.0.1:8080", server)
+	}
+	timeout, _ := fs.GetDuration("timeout")
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	return base, ctx, cancel, nil
+}
+
+// adminCall sends one admin request and prints the JSON answer, indented.
 func adminCall(ctx context.Context, out io.Writer, method, u string, body []byte) error {
+	raw, err := adminDo(ctx, method, u, body)
+	if err != nil {
+		return err
+	}
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, raw, "", "  "); err != nil {
+		return errors.New("the server's answer is not JSON")
+	}
+	pretty.WriteByte('\n')
+	_, err = out.Write(pretty.Bytes())
+	return err
+}
+
+// adminDo sends one admin request with the API key of PDP_API_KEY and
+// returns the answer's body. A non-2xx answer is an error carrying the
+// server's message.
+func adminDo(ctx context.Context, method, u string, body []byte) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -149,27 +179,21 @@ func adminCall(ctx context.Context, out io.Writer, method, u string, body []byte
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, u, err)
+		return nil, fmt.Errorf("%s %s: %w", method, u, err)
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("%s %s: read the answer: %w", method, u, err)
+		return nil, fmt.Errorf("%s %s: read the answer: %w", method, u, err)
 	}
 	if res.StatusCode/100 != 2 {
 		var e struct {
 			Error string `json:"error"`
 		}
 		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s (HTTP %d)", e.Error, res.StatusCode)
+			return nil, fmt.Errorf("%s (HTTP %d)", e.Error, res.StatusCode)
 		}
-		return fmt.Errorf("%s %s: HTTP %d", method, u, res.StatusCode)
+		return nil, fmt.Errorf("%s %s: HTTP %d", method, u, res.StatusCode)
 	}
-	var pretty bytes.Buffer
-	if err := json.Indent(&pretty, raw, "", "  "); err != nil {
-		return errors.New("the server's answer is not JSON")
-	}
-	pretty.WriteByte('\n')
-	_, err = out.Write(pretty.Bytes())
-	return err
+	return raw, nil
 }

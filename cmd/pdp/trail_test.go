@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -93,13 +92,7 @@ func trailIDs(t *testing.T, dir string) map[string]bool {
 // decision a client got an answer for is in the trail, which verifies, and
 // after a restart and a graceful stop the whole trail is anchored.
 func TestTrailSurvivesSIGKILLUnderLoad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("SKIPPED in -short: builds and kills the real binary")
-	}
-	bin := filepath.Join(t.TempDir(), "pdp")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildPDP(t)
 	dir := filepath.Join(t.TempDir(), "trail")
 	env := append(os.Environ(),
 		"PDP_POLICY_DIR="+todoDir,
@@ -109,36 +102,7 @@ func TestTrailSurvivesSIGKILLUnderLoad(t *testing.T) {
 		"PDP_TRAIL_CHECKPOINT_INTERVAL=50ms",
 		"PDP_LOG_FORMAT=json",
 	)
-	start := func() (*exec.Cmd, string) {
-		cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0")
-		cmd.Env = env
-		stderr, err := cmd.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		addr := make(chan string, 1)
-		go func() {
-			sc := bufio.NewScanner(stderr)
-			for sc.Scan() {
-				var rec map[string]any
-				if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == listeningMsg {
-					a, _ := rec["addr"].(string)
-					addr <- a
-				}
-			}
-		}()
-		select {
-		case a := <-addr:
-			return cmd, "http://" + a
-		case <-time.After(60 * time.Second):
-			t.Fatal("the binary did not start listening within 60s")
-		}
-		return nil, ""
-	}
+	start := func() (*exec.Cmd, string) { return startBinary(t, bin, env, "serve", "--addr", "127.0.0.1:0") }
 
 	cmd, url := start()
 	const total, clients, killAfter = 300, 8, 150

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -77,12 +78,7 @@ func (s *Server) consentChoice(do func(context.Context, consent.ChoiceRequest) (
 		if err != nil {
 			return err
 		}
-		buf, err := s.readBody(c.Request())
-		if err != nil {
-			return err
-		}
-		defer putBuffer(buf)
-		req, err := consent.DecodeChoice(buf)
+		req, err := decodeBody(s, c, consent.DecodeChoice)
 		if err != nil {
 			return err
 		}
@@ -100,12 +96,7 @@ func (s *Server) withdrawConsent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	buf, err := s.readBody(c.Request())
-	if err != nil {
-		return err
-	}
-	defer putBuffer(buf)
-	req, err := consent.DecodeWithdraw(buf)
+	req, err := decodeBody(s, c, consent.DecodeWithdraw)
 	if err != nil {
 		return err
 	}
@@ -129,12 +120,7 @@ func (s *Server) renewConsent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	buf, err := s.readBody(c.Request())
-	if err != nil {
-		return err
-	}
-	defer putBuffer(buf)
-	req, err := consent.DecodeRenew(buf)
+	req, err := decodeBody(s, c, consent.DecodeRenew)
 	if err != nil {
 		return err
 	}
@@ -224,4 +210,16 @@ func (s *Server) receiptKey(c echo.Context) error {
 		"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
 		"x": base64.RawURLEncoding.EncodeToString(pub),
 	})
+}
+
+// decodeBody reads a request body (bounded by Config.BodyLimit) and decodes
+// it with decode, the strict decoder of the body's type.
+func decodeBody[T any](s *Server, c echo.Context, decode func(io.Reader) (T, error)) (T, error) {
+	buf, err := s.readBody(c.Request())
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer putBuffer(buf)
+	return decode(buf)
 }

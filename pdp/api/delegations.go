@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -93,12 +94,7 @@ func (s *Server) offerDelegation(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	buf, err := s.readBody(c.Request())
-	if err != nil {
-		return err
-	}
-	defer putBuffer(buf)
-	req, err := delegation.DecodeOffer(buf)
+	req, err := decodeBody(s, c, delegation.DecodeOffer)
 	if err != nil {
 		return err
 	}
@@ -120,16 +116,9 @@ func (s *Server) changeDelegation(op string) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		buf, err := s.readBody(c.Request())
+		body, err := decodeBody(s, c, decodeChange)
 		if err != nil {
 			return err
-		}
-		defer putBuffer(buf)
-		var body delegationChange
-		dec := json.NewDecoder(buf)
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil {
-			return fmt.Errorf("%w: %s", delegation.ErrDecode, strings.TrimPrefix(err.Error(), "json: "))
 		}
 		if body.Actor.Type == "" || body.Actor.ID == "" {
 			return fmt.Errorf("%w: actor needs a type and an id (the user the application acts for)", delegation.ErrDecode)
@@ -157,6 +146,17 @@ func (s *Server) changeDelegation(op string) echo.HandlerFunc {
 		}
 		return writeJSON(c, http.StatusOK, delegationAnswer{Delegation: d, Revision: rev})
 	}
+}
+
+// decodeChange reads the body of a delegation change strictly.
+func decodeChange(r io.Reader) (delegationChange, error) {
+	var body delegationChange
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		return body, fmt.Errorf("%w: %s", delegation.ErrDecode, strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return body, nil
 }
 
 func (s *Server) getDelegation(c echo.Context) error {
