@@ -1,6 +1,7 @@
 package trail
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,11 @@ type Record struct {
 	ID   string          `json:"id"`   // decision id (UUIDv7) or admin event id
 	Time time.Time       `json:"time"`
 	Body json.RawMessage `json:"body"` // the decision record itself, opaque here
+	// Pruned marks a tombstone: the record's body was removed by retention.
+	// Leaf then holds the Merkle leaf hash of the record as it was written
+	// (base64), so the tree, and every record that remains, still verifies.
+	Pruned bool   `json:"pruned,omitempty"`
+	Leaf   string `json:"leaf,omitempty"`
 }
 
 // Canonical returns the bytes that are hashed into the Merkle tree for rec:
@@ -35,8 +41,18 @@ func Canonical(rec Record) ([]byte, error) {
 	return b, nil
 }
 
-// LeafHash is the Merkle leaf hash of rec.
+// LeafHash is the Merkle leaf hash of rec: of its canonical bytes, or for a
+// tombstone the hash it carries.
 func LeafHash(rec Record) (tlog.Hash, error) {
+	if rec.Pruned {
+		var h tlog.Hash
+		raw, err := base64.StdEncoding.DecodeString(rec.Leaf)
+		if err != nil || len(raw) != len(h) {
+			return h, fmt.Errorf("trail: tombstone %d: malformed leaf hash", rec.Seq)
+		}
+		copy(h[:], raw)
+		return h, nil
+	}
 	b, err := Canonical(rec)
 	if err != nil {
 		return tlog.Hash{}, err
