@@ -201,7 +201,7 @@ func (e *Engine) finish(b *policy.Bundle, j *job, facts []Fact, revision string,
 	if e.consent != nil && j.d.Allowed {
 		e.consent.Touch(ObjectRef{Type: b.ObjectType(j.d.Input.Principal.Type), ID: string(j.d.Input.Principal.ID)}, j.start)
 	}
-	j.d.Duration = time.Since(j.start)
+	j.d.Duration = time.Since(j.began)
 }
 
 // fetchFacts asks the relationship store every check of a batch at once.
@@ -247,7 +247,8 @@ func newDecisionID() string {
 
 // job is one request on its way through a batch.
 type job struct {
-	start   time.Time
+	start   time.Time // the decision's time (the engine's clock)
+	began   time.Time // the wall clock at the start, for the duration
 	d       Decision
 	in      builtInput
 	plan    actionPlan
@@ -269,7 +270,7 @@ func (j *job) deny(code string, err error) {
 // prepare maps the request onto the schema and plans its fact checks.
 func (e *Engine) prepare(b *policy.Bundle, req Request) job {
 	start := e.now()
-	j := job{start: start, d: Decision{
+	j := job{start: start, began: time.Now(), d: Decision{
 		ID:            newDecisionID(),
 		Time:          start.UTC(),
 		Application:   req.Application,
@@ -376,7 +377,7 @@ func (e *Engine) evaluate(b *policy.Bundle, j *job) {
 	dec, diag := cedar.Authorize(policies, rec, in.CedarRequest())
 	j.d.Input = in.Input
 	j.d.Input.Entities = rec.seen
-	e.explain(b, &j.d, dec, diag)
+	explain(b, &j.d, dec, diag)
 	refineDeny(&j.d, len(j.checks) > 0)
 	guardConsent(&j.d)
 	if !j.d.Allowed {
@@ -391,7 +392,7 @@ func (e *Engine) evaluate(b *policy.Bundle, j *job) {
 
 // explain fills the determining policies, reason codes, obligations and
 // evaluation errors from Cedar's diagnostic, in a stable order.
-func (e *Engine) explain(b *policy.Bundle, d *Decision, dec types.Decision, diag types.Diagnostic) {
+func explain(b *policy.Bundle, d *Decision, dec types.Decision, diag types.Diagnostic) {
 	d.Allowed = dec == types.Allow
 	for _, r := range diag.Reasons {
 		d.Policies = append(d.Policies, string(r.PolicyID))

@@ -45,6 +45,21 @@ type Bundle struct {
 	zed       string
 	purposes  *consent.Registry
 	names     names
+	sources   map[string][]byte // "policies/…" and "schema/…" → content
+}
+
+// Sources returns the bundle's files keyed by their path relative to the
+// bundle root ("policies/x.cedar", "schema/x.cedarschema"): exactly what
+// LoadFiles takes to build the same version again. The map is shared: do
+// not modify it.
+func (b *Bundle) Sources() map[string][]byte { return b.sources }
+
+// WithCommit returns a copy of b whose version names commit: for a bundle
+// rebuilt from an archive, which has no Git checkout to read it from.
+func (b *Bundle) WithCommit(commit string) *Bundle {
+	c := *b
+	c.version.Commit = commit
+	return &c
 }
 
 // DataSubjectSelf is the @data_subject annotation of an entity type whose

@@ -243,6 +243,10 @@ func build(d Dirs, files []sourceFile) (*Bundle, error) {
 		loadedAt: time.Now().UTC(),
 		byID:     map[cedar.PolicyID]*Policy{},
 		set:      cedar.NewPolicySet(),
+		sources:  make(map[string][]byte, len(files)),
+	}
+	for _, f := range files {
+		b.sources[f.kind.label()+"/"+f.rel] = f.data
 	}
 	// declared records where each id was first seen, valid or not, so that
 	// a duplicate of a policy with errors is reported too.

@@ -2,7 +2,6 @@ package trail
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -338,8 +337,8 @@ func (l *FileLog) Scan(from, to uint64, fn func(Record) error) error {
 		if bad != nil {
 			return fmt.Errorf("trail: record %d: %w", seq, bad)
 		}
-		var rec Record
-		if err := json.Unmarshal(payload, &rec); err != nil {
+		rec, err := decodeRecord(payload)
+		if err != nil {
 			return fmt.Errorf("trail: decode record %d: %w", seq, err)
 		}
 		seq++

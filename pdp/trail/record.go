@@ -1,6 +1,7 @@
 package trail
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -92,4 +93,30 @@ func parseFrame(line []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: checksum mismatch", errFrame)
 	}
 	return payload, nil
+}
+
+// bodyKey separates a canonical record's header fields from its body:
+// Canonical writes seq, kind, id and time first, then the body, then the
+// tombstone fields. A quote inside a JSON string is escaped, so the first
+// occurrence is the key.
+var bodyKey = []byte(`,"body":`)
+
+// decodeRecord decodes a canonical record. The body, which the frame's
+// checksum already covers and Canonical wrote as valid JSON, is sliced out
+// rather than decoded and copied: readers (replay, queries) decode it
+// themselves, once.
+func decodeRecord(payload []byte) (Record, error) {
+	var rec Record
+	i := bytes.Index(payload, bodyKey)
+	if i < 0 || len(payload) < i+len(bodyKey)+2 || payload[len(payload)-1] != '}' || payload[i+len(bodyKey)] != '{' {
+		err := json.Unmarshal(payload, &rec) // tombstones and anything unusual
+		return rec, err
+	}
+	head := make([]byte, 0, i+1)
+	head = append(append(head, payload[:i]...), '}')
+	if err := json.Unmarshal(head, &rec); err != nil {
+		return rec, err
+	}
+	rec.Body = payload[i+len(bodyKey) : len(payload)-1]
+	return rec, nil
 }

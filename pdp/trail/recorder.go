@@ -166,8 +166,10 @@ func newRecorder(inner Decider, l appender, opts RecorderOptions) (*Recorder, er
 	return r, nil
 }
 
-// decisionBody is the body of a decision record.
-type decisionBody struct {
+// DecisionBody is the body of a decision record: the decision (with its
+// complete Cedar input and the facts it relied on), the request as
+// received, and which PDP instance and build answered.
+type DecisionBody struct {
 	Decision pdp.Decision `json:"decision"`
 	Request  pdp.Request  `json:"request"`
 	Instance string       `json:"instance"`
@@ -175,7 +177,7 @@ type decisionBody struct {
 }
 
 func (r *Recorder) record(req pdp.Request, d pdp.Decision) (Record, error) {
-	body, err := json.Marshal(decisionBody{Decision: d, Request: req, Instance: r.opts.Instance, Build: r.opts.Build})
+	body, err := json.Marshal(DecisionBody{Decision: d, Request: req, Instance: r.opts.Instance, Build: r.opts.Build})
 	if err != nil {
 		return Record{}, fmt.Errorf("trail: encode decision %s: %w", d.ID, err)
 	}

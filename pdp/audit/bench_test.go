@@ -1,0 +1,62 @@
+package audit
+
+import (
+	"context"
+	"testing"
+
+	"github.com/ciampdp/pdp/pdp/trail"
+)
+
+// copies appends the records of src n times to a fresh log: a trail of
+// realistic Northbank decisions (facts, delegations, consent) of any size.
+func copies(b *testing.B, src *trail.FileLog, n int) *trail.FileLog {
+	b.Helper()
+	l, err := trail.OpenFile(b.TempDir(), trail.FileOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = l.Close() })
+	var recs []trail.Record
+	if err := src.Scan(0, src.Size(), func(r trail.Record) error { recs = append(recs, r); return nil }); err != nil {
+		b.Fatal(err)
+	}
+	for range n {
+		if _, err := l.Append(context.Background(), recs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return l
+}
+
+// BenchmarkReplay replays a trail of Northbank decisions under the archived
+// versions they name; decisions/s is the replay rate (target ≥ 50,000/s).
+func BenchmarkReplay(b *testing.B) {
+	rc := record(b)
+	l := copies(b, rc.log, 300)
+	b.ResetTimer()
+	var n uint64
+	for b.Loop() {
+		rep, err := Replay(context.Background(), l, rc.archive, ReplayOptions{})
+		if err != nil || !rep.OK() {
+			b.Fatalf("%v: %+v", err, rep.Items)
+		}
+		n += rep.Decisions
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "decisions/s")
+}
+
+// BenchmarkWhatIf replays the same trail under a proposed version.
+func BenchmarkWhatIf(b *testing.B) {
+	rc := record(b)
+	l := copies(b, rc.log, 300)
+	b.ResetTimer()
+	var n uint64
+	for b.Loop() {
+		rep, err := WhatIf(context.Background(), l, rc.v2, ReplayOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += rep.Decisions
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "decisions/s")
+}
