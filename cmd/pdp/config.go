@@ -223,6 +223,10 @@ func (g GitConfig) Policy() *policy.GitConfig {
 // keys, authentication is off (and the server listens on loopback only).
 type AuthConfig struct {
 	APIKeys []APIKey `mapstructure:"api_keys"`
+	// AuditorKeys are the keys of auditors (the "application" field names
+	// the auditor): only they read the trail at /v1/audit/…, and no
+	// application key does.
+	AuditorKeys []APIKey `mapstructure:"auditor_keys"`
 }
 
 // APIKey is one application's key, by the hex SHA-256 of the key (the key
@@ -248,7 +252,29 @@ func (a AuthConfig) Validate() error {
 		}
 		seen[d] = true
 	}
+	for i, k := range a.AuditorKeys {
+		if k.Application == "" {
+			return fmt.Errorf("auth.auditor_keys[%d]: %w", i, ErrAPIKeyApp)
+		}
+		if b, err := hex.DecodeString(k.SHA256); err != nil || len(b) != 32 {
+			return fmt.Errorf("auth.auditor_keys[%d] (auditor %q): %w", i, k.Application, ErrAPIKeyDigest)
+		}
+		d := strings.ToLower(k.SHA256)
+		if seen[d] {
+			return fmt.Errorf("auth.auditor_keys[%d] (auditor %q): %w", i, k.Application, ErrAPIKeyDuplicate)
+		}
+		seen[d] = true
+	}
 	return nil
+}
+
+// Auditors maps each auditor key digest (lower case) to its auditor.
+func (a AuthConfig) Auditors() map[string]string {
+	m := make(map[string]string, len(a.AuditorKeys))
+	for _, k := range a.AuditorKeys {
+		m[strings.ToLower(k.SHA256)] = k.Application
+	}
+	return m
 }
 
 // Keys maps each digest (lower case) to its application, as api.Config

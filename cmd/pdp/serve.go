@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/api"
+	"github.com/ciampdp/pdp/pdp/audit"
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/sources"
 )
@@ -60,9 +62,17 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 	}
 
 	// Policies: the first version must load, later ones are hot-reloaded.
-	var schemaWriter zedWriter
+	var (
+		schemaWriter zedWriter
+		versions     policyRecorder
+	)
 	rc := policy.ReloaderConfig{Interval: cfg.Policy.ReloadInterval, Logger: log,
-		Prepare: schemaWriter.write}
+		Prepare: func(ctx context.Context, b *policy.Bundle) error {
+			if err := schemaWriter.write(ctx, b); err != nil {
+				return err
+			}
+			return versions.write(ctx, b)
+		}}
 	if cfg.Policy.Git.Enabled() {
 		// The checkout changes only when the PDP pulls, and a pull reloads.
 		rc.Git, rc.Interval = cfg.Policy.Git.Policy(), 0
@@ -131,6 +141,8 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 	var (
 		decider  api.Decider = engine
 		trailKey string
+		auditor  api.Auditor
+		adminLog api.AdminRecorder
 	)
 	tr, err := openTrail(cfg.Trail, engine, build.Version, log)
 	if err != nil {
@@ -153,6 +165,14 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 			}
 		}()
 		decider, trailKey = tr.recorder, tr.verifier
+		archive, err := audit.OpenDirArchive(filepath.Join(cfg.Trail.Dir, archiveDirName))
+		if err != nil {
+			return err
+		}
+		if err := versions.set(ctx, archive, tr.recorder, reloader); err != nil {
+			return err
+		}
+		auditor, adminLog = audit.Service{Trail: tr.log, Archive: archive}, tr.recorder
 		if err := reg.Register(tr.recorder); err != nil {
 			return fmt.Errorf("register metrics: %w", err)
 		}
@@ -169,11 +189,14 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 	apiCfg := cfg.HTTP.API(keys)
 	apiCfg.DelegationAdmins = setOf(cfg.Delegations.AdminApplications)
 	apiCfg.RegisterApplications = setOf(cfg.Delegations.RegisterApplications)
+	apiCfg.AuditorKeys = cfg.Auth.Auditors()
 	srv, err := api.New(apiCfg, api.Deps{
 		Decider: decider, Policies: reloader, Logger: log, Registry: reg, Version: build.Version,
 		Delegations: admin,
 		Consents:    consentAdmin,
 		TrailKey:    trailKey,
+		Auditor:     auditor,
+		AdminLog:    adminLog,
 	})
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -10,11 +11,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/ciampdp/pdp/pdp/audit"
+	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -234,4 +238,43 @@ func instanceSuffix() string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("%x", b)
+}
+
+// policyRecorder archives every policy version before it serves, so that
+// replay never misses one, and records its activation in the trail. Until
+// the trail is open (the first version loads before it) it does nothing;
+// set then archives and records the version already active.
+type policyRecorder struct {
+	mu      sync.Mutex
+	archive *audit.DirArchive
+	rec     *trail.Recorder
+	source  func() string
+}
+
+func (p *policyRecorder) set(ctx context.Context, ar *audit.DirArchive, rec *trail.Recorder, r *policy.Reloader) error {
+	p.mu.Lock()
+	p.archive, p.rec = ar, rec
+	p.source = func() string { return r.Status().Source }
+	p.mu.Unlock()
+	if b := r.Current(); b != nil {
+		return p.write(ctx, b)
+	}
+	return nil
+}
+
+// write is the reloader's Prepare step: a version that cannot be archived
+// or recorded is rejected, and the active one keeps serving.
+func (p *policyRecorder) write(ctx context.Context, b *policy.Bundle) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.archive == nil {
+		return nil
+	}
+	if err := p.archive.Put(b); err != nil {
+		return fmt.Errorf("archive policy version %s: %w", b.Version().Hash, err)
+	}
+	v := b.Version()
+	return p.rec.RecordAdmin(ctx, "policy.activate", "", v.Hash, map[string]any{
+		"version": v, "source": p.source(), "policies": len(b.Policies()), "files": b.Files(),
+	})
 }

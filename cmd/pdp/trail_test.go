@@ -189,13 +189,19 @@ func TestTrailSurvivesSIGKILLUnderLoad(t *testing.T) {
 // dir, and returns its URL and a function that stops it gracefully.
 func serveTrail(t *testing.T, mode, dir string) (string, func()) {
 	t.Helper()
+	return serveTrailBundle(t, mode, dir, todoDir)
+}
+
+// serveTrailBundle is serveTrail over the bundle in folder bundle.
+func serveTrailBundle(t *testing.T, mode, dir, bundle string) (string, func()) {
+	t.Helper()
 	t.Setenv("PDP_TRAIL_MODE", mode)
 	t.Setenv("PDP_TRAIL_DIR", dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLogWatcher()
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--reload-interval", "0", "--dir", todoDir}, strings.NewReader(""), io.Discard, logs)
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--reload-interval", "0", "--dir", bundle}, strings.NewReader(""), io.Discard, logs)
 	}()
 	stopped := false
 	stop := func() {
@@ -252,7 +258,8 @@ func TestLogProveChecksWithThePublicKey(t *testing.T) {
 	stop() // writes the final checkpoint
 
 	code, cp, errOut := logRun("checkpoint", "--dir", dir)
-	if code != exitOK || !strings.HasPrefix(cp, "pdp/trail\n5\n") {
+	// Record 0 is the activation of the policy version, then the 5 decisions.
+	if code != exitOK || !strings.HasPrefix(cp, "pdp/trail\n6\n") {
 		t.Fatalf("log checkpoint: %d %q %s", code, cp, errOut)
 	}
 	code, out, errOut := logRun("prove", "--dir", dir, ids[3])
@@ -266,7 +273,7 @@ func TestLogProveChecksWithThePublicKey(t *testing.T) {
 	if err := trail.CheckProof(vkey, []byte(p.Checkpoint), p.Record, p.Proof); err != nil {
 		t.Fatalf("the proof does not check: %v\n%s", err, out)
 	}
-	if p.Record.ID != ids[3] || p.Record.Seq != 3 || p.Checkpoint != cp {
+	if p.Record.ID != ids[3] || p.Record.Seq != 4 || p.Checkpoint != cp {
 		t.Fatalf("proof of %+v against %q", p.Record, p.Checkpoint)
 	}
 	p.Record.Body = []byte(strings.Replace(string(p.Record.Body), "true", "false", 1))
@@ -277,7 +284,7 @@ func TestLogProveChecksWithThePublicKey(t *testing.T) {
 		t.Fatalf("prove of an unknown id: %d %s", code, errOut)
 	}
 
-	if code, out, errOut := logRun("verify", "--dir", dir, "--key", vkey); code != exitOK || !strings.Contains(out, "OK: 5 records") {
+	if code, out, errOut := logRun("verify", "--dir", dir, "--key", vkey); code != exitOK || !strings.Contains(out, "OK: 6 records") {
 		t.Fatalf("verify: %d %s %s", code, out, errOut)
 	}
 	// Change one byte of record 1's body, keeping its frame intact.
@@ -287,14 +294,14 @@ func TestLogProveChecksWithThePublicKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.SplitAfter(string(data), "\n")
-	lines[1] = strings.Replace(lines[1], ids[1], ids[0], 1)
-	payload := strings.TrimSuffix(lines[1][18:], "\n")
-	lines[1] = fmt.Sprintf("%08x %08x %s\n", len(payload), crc32c(payload), payload)
+	lines[2] = strings.Replace(lines[2], ids[1], ids[0], 1)
+	payload := strings.TrimSuffix(lines[2][18:], "\n")
+	lines[2] = fmt.Sprintf("%08x %08x %s\n", len(payload), crc32c(payload), payload)
 	if err := os.WriteFile(path, []byte(strings.Join(lines, "")), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ = logRun("verify", "--dir", dir, "--key", vkey)
-	if code != exitFailure || !strings.Contains(out, "FAILED: changed at seq 1") {
+	if code != exitFailure || !strings.Contains(out, "FAILED: changed at seq 2") {
 		t.Fatalf("verify of a changed record: %d %s", code, out)
 	}
 }

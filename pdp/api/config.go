@@ -67,6 +67,11 @@ type Config struct {
 	// guardians, legal representatives: active without acceptance).
 	DelegationAdmins     map[string]bool
 	RegisterApplications map[string]bool
+	// AuditorKeys maps the hex SHA-256 digest of each auditor's bearer
+	// token to the auditor's id: only these read the trail at /v1/audit/….
+	// Application keys never do. With authentication off and no auditor
+	// keys, loopback callers are the auditor "local".
+	AuditorKeys map[string]string
 }
 
 // Validate reports the first invalid field, wrapping one of the sentinel
@@ -100,6 +105,14 @@ func (c Config) Validate() error {
 		if b, err := hex.DecodeString(digest); err != nil || len(b) != 32 || app == "" {
 			// The digest is not secret, but keep it out of messages anyway.
 			return fmt.Errorf("API key for application %q: %w", app, ErrAPIKey)
+		}
+	}
+	for digest, who := range c.AuditorKeys {
+		if b, err := hex.DecodeString(digest); err != nil || len(b) != 32 || who == "" {
+			return fmt.Errorf("auditor key for %q: %w", who, ErrAPIKey)
+		}
+		if _, clash := c.APIKeys[digest]; clash {
+			return fmt.Errorf("auditor key for %q is also an application's API key: %w", who, ErrAPIKey)
 		}
 	}
 	return nil

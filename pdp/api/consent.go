@@ -47,8 +47,8 @@ func (s *Server) consentRoutes(e *echo.Echo) {
 	if s.consents == nil {
 		return
 	}
-	e.POST(ConsentsPath+"/give", s.consentChoice(s.consents.Give))
-	e.POST(ConsentsPath+"/refuse", s.consentChoice(s.consents.Refuse))
+	e.POST(ConsentsPath+"/give", s.consentChoice("consent.give", s.consents.Give))
+	e.POST(ConsentsPath+"/refuse", s.consentChoice("consent.refuse", s.consents.Refuse))
 	e.POST(ConsentsPath+"/withdraw", s.withdrawConsent)
 	e.POST(ConsentsPath+"/renew", s.renewConsent)
 	e.GET(ConsentsPath+"/receipt-key", s.receiptKey)
@@ -72,7 +72,7 @@ func (s *Server) consentCaller(c echo.Context) (string, error) {
 	return app, nil
 }
 
-func (s *Server) consentChoice(do func(context.Context, consent.ChoiceRequest) (consent.Event, string, error)) echo.HandlerFunc {
+func (s *Server) consentChoice(action string, do func(context.Context, consent.ChoiceRequest) (consent.Event, string, error)) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		app, err := s.consentCaller(c)
 		if err != nil {
@@ -85,6 +85,9 @@ func (s *Server) consentChoice(do func(context.Context, consent.ChoiceRequest) (
 		req.Application = app
 		ev, receipt, err := do(c.Request().Context(), req)
 		if err != nil {
+			return err
+		}
+		if err := s.recordAdmin(c, action, app, ev.Subject.String(), ev); err != nil {
 			return err
 		}
 		return writeJSON(c, http.StatusCreated, consentAnswer{Event: ev, Receipt: receipt, Position: ev.Position})
@@ -103,6 +106,9 @@ func (s *Server) withdrawConsent(c echo.Context) error {
 	req.Application = app
 	evs, err := s.consents.Withdraw(c.Request().Context(), req)
 	if err != nil {
+		return err
+	}
+	if err := s.recordAdmin(c, "consent.withdraw", app, req.Subject.String(), evs); err != nil {
 		return err
 	}
 	var pos int64
@@ -127,6 +133,9 @@ func (s *Server) renewConsent(c echo.Context) error {
 	req.Application = app
 	ev, receipt, err := s.consents.Renew(c.Request().Context(), req)
 	if err != nil {
+		return err
+	}
+	if err := s.recordAdmin(c, "consent.renew", app, ev.Subject.String(), ev); err != nil {
 		return err
 	}
 	return writeJSON(c, http.StatusOK, consentAnswer{Event: ev, Receipt: receipt, Position: ev.Position})

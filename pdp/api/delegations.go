@@ -106,6 +106,9 @@ func (s *Server) offerDelegation(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.recordAdmin(c, "delegation.offer", app, d.ID, d); err != nil {
+		return err
+	}
 	c.Response().Header().Set(echo.HeaderLocation, DelegationsPath+"/"+d.ID)
 	return writeJSON(c, http.StatusCreated, delegationAnswer{Delegation: d, Revision: rev})
 }
@@ -142,6 +145,9 @@ func (s *Server) changeDelegation(op string) echo.HandlerFunc {
 			d, rev, err = s.delegations.Resume(ctx, id, by)
 		}
 		if err != nil {
+			return err
+		}
+		if err := s.recordAdmin(c, "delegation."+op, app, d.ID, map[string]any{"by": by, "reason": body.Reason, "delegation": d}); err != nil {
 			return err
 		}
 		return writeJSON(c, http.StatusOK, delegationAnswer{Delegation: d, Revision: rev})

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/audit"
 	"github.com/ciampdp/pdp/pdp/authzen"
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
@@ -28,6 +29,14 @@ func classify(err error) (int, string) {
 		return http.StatusBadRequest, re.Message
 	case errors.Is(err, errUnauthenticated):
 		return http.StatusUnauthorized, errUnauthenticated.Error()
+	case errors.Is(err, errAuditor):
+		return http.StatusForbidden, errAuditor.Error()
+	case errors.Is(err, audit.ErrBadFilter):
+		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, audit.ErrNoSuchDecision):
+		return http.StatusNotFound, err.Error()
+	case errors.Is(err, errUnrecorded):
+		return http.StatusInternalServerError, err.Error()
 	case errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge, errTooLarge.Error()
 	case errors.Is(err, consent.ErrDecode):

@@ -54,6 +54,13 @@ type Deps struct {
 	// TrailKey is the decision trail's checkpoint verifier key (signed-note
 	// format), served at TrailKeyPath; empty leaves the route out.
 	TrailKey string
+	// Auditor serves the read-only auditor endpoints (/v1/audit/…); nil
+	// leaves them out.
+	Auditor Auditor
+	// AdminLog records administrative actions (consent and delegation
+	// changes, reads of the trail) in the trail before they are answered;
+	// nil records none.
+	AdminLog AdminRecorder
 }
 
 // Routes of the endpoints that are not under Config.BasePath.
@@ -79,6 +86,9 @@ type Server struct {
 	log         *slog.Logger
 	version     string
 	keys        keyring
+	auditors    keyring // nil: no auditor keys
+	auditor     Auditor
+	adminLog    AdminRecorder
 	metrics     *metrics
 	echo        *echo.Echo
 	// metadata is the encoded metadata document, once the PDP identifier is
@@ -105,6 +115,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		keys:        newKeyring(cfg.APIKeys),
 		delegations: deps.Delegations,
 		consents:    deps.Consents,
+		auditors:    newKeyring(cfg.AuditorKeys),
+		auditor:     deps.Auditor,
+		adminLog:    deps.AdminLog,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -155,6 +168,7 @@ func (s *Server) routes(reg *prometheus.Registry, deps Deps) *echo.Echo {
 	e.GET(PoliciesPath, s.policyStatus, s.keys.requireAuth)
 	s.delegationRoutes(e)
 	s.consentRoutes(e)
+	s.auditRoutes(e)
 	if key := deps.TrailKey; key != "" {
 		e.GET(TrailKeyPath, func(c echo.Context) error { return c.String(http.StatusOK, key+"\n") })
 	}

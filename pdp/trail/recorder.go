@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -386,4 +389,41 @@ func (r *Recorder) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descDenied, prometheus.CounterValue, float64(s.Denied))
 	ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(s.Failures))
 	ch <- prometheus.MustNewConstMetric(descBuffered, prometheus.GaugeValue, float64(s.Buffered))
+}
+
+// KindAdmin is the Record.Kind of an administrative action: a consent or
+// delegation change, a policy version put into service, a read of the
+// trail.
+const KindAdmin = "admin"
+
+// AdminBody is the body of an administrative record.
+type AdminBody struct {
+	Action      string `json:"action"` // "consent.withdraw", "delegation.revoke", "policy.activate", "trail.read", …
+	Application string `json:"application,omitempty"`
+	Target      string `json:"target,omitempty"` // what it acted on: a delegation id, a data subject, a policy version
+	Detail      any    `json:"detail,omitempty"`
+	Instance    string `json:"instance"`
+	Build       string `json:"build"`
+}
+
+// RecordAdmin writes an administrative action into the trail and returns
+// once it is durable, whatever the mode: administrative actions are rare,
+// and one that is answered must be on record.
+func (r *Recorder) RecordAdmin(ctx context.Context, action, application, target string, detail any) error {
+	body, err := json.Marshal(AdminBody{Action: action, Application: application, Target: target, Detail: detail,
+		Instance: r.opts.Instance, Build: r.opts.Build})
+	if err != nil {
+		return fmt.Errorf("trail: encode %s: %w", action, err)
+	}
+	now := time.Now().UTC()
+	id, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Errorf("trail: record id: %w", err)
+	}
+	if _, err := r.log.Append(ctx, Record{Kind: KindAdmin, ID: id.String(), Time: now, Body: body}); err != nil {
+		r.failures.Add(1)
+		return fmt.Errorf("trail: record %s: %w", action, err)
+	}
+	r.written.Add(1)
+	return nil
 }

@@ -1,0 +1,377 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/spf13/pflag"
+
+	"github.com/ciampdp/pdp/pdp/audit"
+	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/trail"
+)
+
+// archiveDirName is the policy archive's folder inside a trail directory.
+const archiveDirName = "policies"
+
+// trailFlags are the flags every auditor command shares.
+func trailFlags(fs *pflag.FlagSet) {
+	fs.String("dir", envOr("PDP_TRAIL_DIR", DefaultTrail().Dir), "the trail directory (env PDP_TRAIL_DIR); the PDP using it must be stopped (a running PDP answers auditors at /v1/audit/…)")
+	fs.String("origin", envOr("PDP_TRAIL_ORIGIN", DefaultTrail().Origin), "the checkpoints' origin line, trail.origin (env PDP_TRAIL_ORIGIN)")
+	fs.Bool("json", false, "print JSON instead of text")
+}
+
+func explainCommand() *command {
+	return &command{
+		name:    "explain",
+		args:    "DECISION-ID",
+		summary: "explain one recorded decision in words: who asked, for whom, which policies, delegation chain and consent grant, at which revisions",
+		flags:   trailFlags,
+		run: func(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) error {
+			if len(args) != 1 {
+				return usagef("explain takes one decision id, got %q", args)
+			}
+			l, ar, done, err := openAudit(fs)
+			if err != nil {
+				return err
+			}
+			defer done()
+			rec, err := audit.Find(ctx, l, args[0])
+			if err != nil {
+				return err
+			}
+			ex, err := audit.Explain(rec, ar)
+			if err != nil {
+				return err
+			}
+			if asJSON, _ := fs.GetBool("json"); asJSON {
+				return printJSON(std.out, ex)
+			}
+			_, err = io.WriteString(std.out, ex.Text())
+			return err
+		},
+	}
+}
+
+func auditCommand() *command {
+	return &command{
+		name:    "audit",
+		args:    "query",
+		summary: "find recorded decisions by subject, on-behalf-of, resource, action, application, result, reason and time",
+		flags: func(fs *pflag.FlagSet) {
+			trailFlags(fs)
+			fs.String("subject", "", "the subject, type:id (user:bob)")
+			fs.String("on-behalf-of", "", "whom the subject acted for, type:id (user:alice)")
+			fs.String("resource", "", "the resource, type:id (account:acc-alice)")
+			fs.String("action", "", "the action name")
+			fs.String("application", "", "the calling application")
+			fs.String("result", "", "allow or deny")
+			fs.String("reason", "", "a reason code (delegation_revoked, consent_withdrawn, …)")
+			fs.String("since", "", "decisions at or after this time (RFC 3339)")
+			fs.String("until", "", "decisions before this time (RFC 3339)")
+			fs.Int("limit", 1000, "list at most this many (all are counted)")
+		},
+		run: runAuditQuery,
+	}
+}
+
+func runAuditQuery(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) error {
+	if len(args) != 1 || args[0] != "query" {
+		return usagef("want: audit query [flags]")
+	}
+	var f audit.Filter
+	f.Subject, _ = fs.GetString("subject")
+	f.OnBehalfOf, _ = fs.GetString("on-behalf-of")
+	f.Resource, _ = fs.GetString("resource")
+	f.Action, _ = fs.GetString("action")
+	f.Application, _ = fs.GetString("application")
+	f.Result, _ = fs.GetString("result")
+	f.Reason, _ = fs.GetString("reason")
+	var err error
+	if f.Since, err = timeFlag(fs, "since"); err != nil {
+		return err
+	}
+	if f.Until, err = timeFlag(fs, "until"); err != nil {
+		return err
+	}
+	if err := f.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	limit, _ := fs.GetInt("limit")
+	l, _, done, err := openAudit(fs)
+	if err != nil {
+		return err
+	}
+	defer done()
+	res, err := audit.Query(ctx, l, f, limit)
+	if err != nil {
+		return err
+	}
+	if asJSON, _ := fs.GetBool("json"); asJSON {
+		return printJSON(std.out, res)
+	}
+	for _, e := range res.Entries {
+		verdict := "deny "
+		if e.Allowed {
+			verdict = "allow"
+		}
+		line := fmt.Sprintf("%s  %s  %s  %s %s %s", e.Time.UTC().Format(time.RFC3339Nano), e.DecisionID, verdict, e.Subject, e.Action, e.Resource)
+		if e.OnBehalfOf != "" {
+			line += " for " + e.OnBehalfOf
+		}
+		if e.Application != "" {
+			line += "  app=" + e.Application
+		}
+		if len(e.Reasons) > 0 {
+			line += "  reasons=" + strings.Join(e.Reasons, ",")
+		}
+		if len(e.Policies) > 0 {
+			line += "  policies=" + strings.Join(e.Policies, ",")
+		}
+		fmt.Fprintln(std.out, line)
+	}
+	more := ""
+	if res.Truncated {
+		more = fmt.Sprintf(" (first %d listed)", len(res.Entries))
+	}
+	fmt.Fprintf(std.out, "%d matching of %d records scanned%s\n", res.Matched, res.Scanned, more)
+	return nil
+}
+
+func replayCommand() *command {
+	return &command{
+		name:    "replay",
+		summary: "re-evaluate recorded decisions under the policy version each names (or, with --policies, a proposed one: what-if)",
+		flags: func(fs *pflag.FlagSet) {
+			trailFlags(fs)
+			fs.Uint64("from", 0, "first sequence number to replay")
+			fs.Uint64("to", math.MaxUint64, "one past the last sequence number (default: the end)")
+			fs.String("since", "", "only decisions at or after this time (RFC 3339)")
+			fs.String("until", "", "only decisions before this time (RFC 3339)")
+			fs.String("policies", "", "what-if: a bundle folder, or a Git revision (branch, tag, commit) of --repo")
+			fs.String("repo", ".", "what-if: the Git repository --policies names a revision of")
+			fs.String("root", ".", "what-if: the bundle's folder inside --repo (holding policies/ and schema/)")
+			fs.Bool("fail-on-flip", false, "what-if: exit 1 when any decision would flip (for pull-request CI)")
+			fs.Int("max-items", 10000, "list at most this many differences or flips (all are counted)")
+			fs.Bool("quiet", false, "no progress on stderr")
+		},
+		run: runReplay,
+	}
+}
+
+func runReplay(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) error {
+	if len(args) != 0 {
+		return usagef("replay takes no arguments, got %q", args)
+	}
+	var opts audit.ReplayOptions
+	opts.From, _ = fs.GetUint64("from")
+	opts.To, _ = fs.GetUint64("to")
+	if opts.To == math.MaxUint64 {
+		opts.To = 0
+	}
+	var err error
+	if opts.Since, err = timeFlag(fs, "since"); err != nil {
+		return err
+	}
+	if opts.Until, err = timeFlag(fs, "until"); err != nil {
+		return err
+	}
+	opts.MaxItems, _ = fs.GetInt("max-items")
+	if quiet, _ := fs.GetBool("quiet"); !quiet {
+		start := time.Now()
+		opts.ProgressEvery = 50000
+		opts.Progress = func(done, total uint64) {
+			rate := float64(done) / max(time.Since(start).Seconds(), 1e-9)
+			fmt.Fprintf(std.err, "replay: %d of %d records (%.0f/s)\n", done, total, rate)
+		}
+	}
+	proposedArg, _ := fs.GetString("policies")
+	var proposed *policy.Bundle
+	if proposedArg != "" {
+		repo, _ := fs.GetString("repo")
+		root, _ := fs.GetString("root")
+		if proposed, err = loadProposed(ctx, proposedArg, repo, root); err != nil {
+			return err
+		}
+	}
+	l, ar, done, err := openAudit(fs)
+	if err != nil {
+		return err
+	}
+	defer done()
+	asJSON, _ := fs.GetBool("json")
+	if proposed == nil {
+		rep, err := audit.Replay(ctx, l, ar, opts)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			if err := printJSON(std.out, rep); err != nil {
+				return err
+			}
+		} else {
+			printReplay(std.out, rep)
+		}
+		if !rep.OK() {
+			return errReported
+		}
+		return nil
+	}
+	rep, err := audit.WhatIf(ctx, l, proposed, opts)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		if err := printJSON(std.out, rep); err != nil {
+			return err
+		}
+	} else {
+		printWhatIf(std.out, rep, proposedArg)
+	}
+	if failOnFlip, _ := fs.GetBool("fail-on-flip"); failOnFlip && rep.Flipped() > 0 {
+		return errReported
+	}
+	return nil
+}
+
+func printReplay(w io.Writer, rep audit.ReplayReport) {
+	for _, it := range rep.Items {
+		fmt.Fprintf(w, "%s seq %d decision %s (%s %s %s, policy %s): %s\n", strings.ToUpper(it.Outcome), it.Seq, it.DecisionID,
+			it.Subject, it.Action, it.Resource, shortHash(it.PolicyVersion), strings.Join(append(it.Differences, it.Missing...), "; "))
+	}
+	fmt.Fprintf(w, "%d decisions replayed under %d policy version(s) in %s: %d reproduced, %d differs, %d not_replayable (%d other records)\n",
+		rep.Decisions, len(rep.Versions), rep.Elapsed.Round(time.Millisecond), rep.Reproduced, rep.Differs, rep.NotReplayable, rep.OtherRecords)
+}
+
+func printWhatIf(w io.Writer, rep audit.WhatIfReport, proposed string) {
+	fmt.Fprintf(w, "what-if: %d decisions replayed under %s (%s) in %s\n", rep.Decisions, proposed, shortHash(rep.Proposed.Hash), rep.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "  %d unchanged, %d allow→deny, %d deny→allow, %d same decision with other reasons, %d not_replayable\n",
+		rep.Unchanged, rep.AllowToDeny, rep.DenyToAllow, rep.OtherChanges, rep.NotReplayable)
+	for _, g := range rep.Groups {
+		fmt.Fprintf(w, "  action %s, policies %s: %d allow→deny, %d deny→allow\n", g.Action, strings.Join(g.Policies, ","), g.AllowToDeny, g.DenyToAllow)
+	}
+	for _, it := range rep.Flips {
+		was, now := "deny", "allow"
+		if it.Recorded.Allowed {
+			was, now = "allow", "deny"
+		}
+		reasons := ""
+		if it.Replayed != nil && len(it.Replayed.Reasons) > 0 {
+			reasons = " (" + strings.Join(it.Replayed.Reasons, ",") + ")"
+		}
+		fmt.Fprintf(w, "  FLIP %s→%s%s  %s  %s %s %s\n", was, now, reasons, it.DecisionID, it.Subject, it.Action, it.Resource)
+	}
+	for _, it := range rep.Unreplayable {
+		fmt.Fprintf(w, "  NOT_REPLAYABLE %s: %s\n", it.DecisionID, strings.Join(it.Missing, "; "))
+	}
+}
+
+func shortHash(h string) string {
+	if s, ok := strings.CutPrefix(h, "sha256:"); ok && len(s) > 12 {
+		return s[:12]
+	}
+	return h
+}
+
+// openAudit opens the trail of --dir for reading, and its policy archive.
+func openAudit(fs *pflag.FlagSet) (*trail.FileLog, *audit.DirArchive, func(), error) {
+	dir, _ := fs.GetString("dir")
+	origin, _ := fs.GetString("origin")
+	l, done, err := openTrailForReading(dir, origin)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ar, err := audit.OpenDirArchive(filepath.Join(dir, archiveDirName))
+	if err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	return l, ar, done, nil
+}
+
+func timeFlag(fs *pflag.FlagSet, name string) (time.Time, error) {
+	s, _ := fs.GetString(name)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return t, usagef("--%s %q: want an RFC 3339 time such as 2026-11-28T12:00:00Z", name, s)
+	}
+	return t, nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// loadProposed loads the bundle a what-if replays under: a folder, else a
+// Git revision of repo whose root folder holds policies/ and schema/.
+func loadProposed(ctx context.Context, arg, repo, root string) (*policy.Bundle, error) {
+	if fi, err := os.Stat(arg); err == nil && fi.IsDir() {
+		b, err := policy.Load(ctx, policy.DirsFor(arg))
+		if err != nil {
+			return nil, fmt.Errorf("proposed policies in %s do not load:\n%w", arg, err)
+		}
+		return b, nil
+	}
+	r, err := git.PlainOpenWithOptions(repo, &git.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return nil, fmt.Errorf("--policies %q is neither a folder nor a revision of a Git repository at %s: %w", arg, repo, err)
+	}
+	h, err := r.ResolveRevision(plumbing.Revision(arg))
+	if err != nil {
+		return nil, fmt.Errorf("--policies %q: no such folder, and no such revision in %s: %w", arg, repo, err)
+	}
+	c, err := r.CommitObject(*h)
+	if err != nil {
+		return nil, fmt.Errorf("--policies %q: %w", arg, err)
+	}
+	tree, err := c.Tree()
+	if err != nil {
+		return nil, fmt.Errorf("--policies %q: %w", arg, err)
+	}
+	prefix := path.Clean(filepath.ToSlash(root))
+	if prefix == "." {
+		prefix = ""
+	} else {
+		prefix += "/"
+	}
+	files := map[string][]byte{}
+	err = tree.Files().ForEach(func(f *object.File) error {
+		rel, ok := strings.CutPrefix(f.Name, prefix)
+		if !ok || !(strings.HasPrefix(rel, "policies/") || strings.HasPrefix(rel, "schema/")) {
+			return nil
+		}
+		text, err := f.Contents()
+		if err != nil {
+			return err
+		}
+		files[rel] = []byte(text)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--policies %q: read the tree: %w", arg, err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("--policies %q: revision %s has no policies/ or schema/ under %q", arg, h, root)
+	}
+	b, err := policy.LoadFiles(files)
+	if err != nil {
+		return nil, fmt.Errorf("proposed policies at %s (%s) do not load:\n%w", arg, h, err)
+	}
+	return b.WithCommit(h.String()), nil
+}
