@@ -1,6 +1,7 @@
 package pdp
 
 import (
+	"encoding/json"
 	"sort"
 	"time"
 
@@ -95,4 +96,36 @@ func sortErrors(es []EvalError) {
 		}
 		return es[i].Message < es[j].Message
 	})
+}
+
+// zeroUID is how a zero EntityUID encodes: an input the engine never built
+// (a request denied before, for an unknown type, say) records it so.
+const zeroUID = `{"__entity":{"type":"","id":""}}`
+
+// UnmarshalJSON reads an Input as MarshalJSON wrote it, zero entity
+// references included (Cedar's decoder refuses an empty type).
+func (in *Input) UnmarshalJSON(b []byte) error {
+	var aux struct {
+		Principal json.RawMessage `json:"principal"`
+		Action    json.RawMessage `json:"action"`
+		Resource  json.RawMessage `json:"resource"`
+		Context   types.Record    `json:"context"`
+		Entities  []types.Entity  `json:"entities"`
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	*in = Input{Context: aux.Context, Entities: aux.Entities}
+	for _, f := range []struct {
+		raw json.RawMessage
+		dst *types.EntityUID
+	}{{aux.Principal, &in.Principal}, {aux.Action, &in.Action}, {aux.Resource, &in.Resource}} {
+		if len(f.raw) == 0 || string(f.raw) == "null" || string(f.raw) == zeroUID {
+			continue
+		}
+		if err := json.Unmarshal(f.raw, f.dst); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,16 +1,20 @@
 package trail
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
 
 type appendReq struct {
-	recs []Record
-	done chan appendResult // buffered, 1
+	recs  []Record
+	tails [][]byte          // each record's canonical bytes after its seq (see canonicalTail)
+	err   error             // a record did not encode: the request is refused whole
+	done  chan appendResult // buffered, 1
 }
 
 type appendResult struct {
@@ -31,7 +35,17 @@ func (l *FileLog) Append(ctx context.Context, recs ...Record) ([]uint64, error) 
 	if l.damaged != nil {
 		return nil, l.damaged
 	}
-	req := &appendReq{recs: recs, done: make(chan appendResult, 1)}
+	// Encoding happens here, on the caller's goroutine, so that many
+	// callers encode in parallel; the single committer only assembles,
+	// hashes and writes.
+	req := &appendReq{recs: recs, tails: make([][]byte, len(recs)), done: make(chan appendResult, 1)}
+	for i, rec := range recs {
+		tail, err := canonicalTail(rec)
+		if err != nil {
+			return nil, err
+		}
+		req.tails[i] = tail
+	}
 	select {
 	case l.reqs <- req:
 	case <-l.closing:
@@ -123,10 +137,12 @@ func (l *FileLog) commit(batch []*appendReq) {
 	for i, r := range batch {
 		mark, seqs := len(buf), make([]uint64, 0, len(r.recs))
 		var err error
-		for _, rec := range r.recs {
+		for k, rec := range r.recs {
 			rec.Seq = uint64(next) + uint64(len(seqs))
 			var payload []byte
-			if payload, err = Canonical(rec); err != nil {
+			if r.tails != nil {
+				payload = assemble(rec.Seq, r.tails[k])
+			} else if payload, err = Canonical(rec); err != nil {
 				break
 			}
 			offsets = append(offsets, end+int64(len(buf)))
@@ -177,4 +193,31 @@ func (l *FileLog) write(buf []byte, end, n0 int64, leaves []tlog.Hash) error {
 	// The side file is fsynced before each checkpoint; what a crash loses of
 	// it is recomputed from the records on open.
 	return l.hashes.appendHashes(n0, leaves)
+}
+
+// canonicalSeqPrefix starts every canonical record: Canonical encodes Seq first.
+const canonicalSeqPrefix = `{"seq":`
+
+// canonicalTail is Canonical(rec) without its leading {"seq":N, — the part
+// that does not depend on the sequence number the committer assigns.
+// assemble(seq, tail) is then byte for byte Canonical with that seq.
+func canonicalTail(rec Record) ([]byte, error) {
+	rec.Seq = 0
+	b, err := Canonical(rec)
+	if err != nil {
+		return nil, err
+	}
+	const zero = canonicalSeqPrefix + "0,"
+	if !bytes.HasPrefix(b, []byte(zero)) {
+		return nil, fmt.Errorf("trail: canonical record %q does not start with %s", b[:min(len(b), 16)], zero)
+	}
+	return b[len(zero):], nil
+}
+
+func assemble(seq uint64, tail []byte) []byte {
+	out := make([]byte, 0, len(canonicalSeqPrefix)+21+len(tail))
+	out = append(out, canonicalSeqPrefix...)
+	out = strconv.AppendUint(out, seq, 10)
+	out = append(out, ',')
+	return append(out, tail...)
 }
