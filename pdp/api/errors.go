@@ -11,6 +11,7 @@ import (
 	"github.com/ciampdp/pdp/pdp/authzen"
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
+	"github.com/ciampdp/pdp/pdp/trail"
 	"github.com/labstack/echo/v4"
 )
 
@@ -35,6 +36,8 @@ func classify(err error) (int, string) {
 		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, audit.ErrNoSuchDecision):
 		return http.StatusNotFound, err.Error()
+	case errors.Is(err, trail.ErrRecordFailed):
+		return http.StatusServiceUnavailable, "the answer could not be recorded in the decision trail (" + trail.ReasonTrailUnavailable + ")"
 	case errors.Is(err, errUnrecorded):
 		return http.StatusInternalServerError, err.Error()
 	case errors.Is(err, errTooLarge):

@@ -116,8 +116,9 @@ type RecorderStats struct {
 // decision waits (block) or is denied (deny), and it is never dropped. After
 // the log has failed once, async decisions are denied as well.
 //
-// Search answers are passed through unrecorded: the engine decides each
-// candidate, but only the evaluation endpoints write records for now.
+// Search answers are recorded too, one record per search (kind "search")
+// holding the request and the entities answered; a search whose record
+// cannot be written is not answered (ErrRecordFailed).
 type Recorder struct {
 	inner    Decider
 	log      appender
@@ -340,28 +341,97 @@ func (r *Recorder) Stats() RecorderStats {
 	return s
 }
 
-// SearchSubjects passes through to the wrapped decider, unrecorded.
+// KindSearch is the Record.Kind of an AuthZEN search answer.
+const KindSearch = "search"
+
+// ErrRecordFailed wraps the error of a search whose record could not be
+// written: the search is not answered.
+var ErrRecordFailed = errors.New("trail: the answer could not be recorded")
+
+// SearchBody is the body of a search record: the request as received, who
+// asked, and what the PDP answered.
+type SearchBody struct {
+	Search      string       `json:"search"` // subject, resource or action
+	Application string       `json:"application,omitempty"`
+	Request     pdp.Request  `json:"request"`
+	Results     []pdp.Entity `json:"results,omitempty"`
+	Actions     []string     `json:"actions,omitempty"`
+	Instance    string       `json:"instance"`
+	Build       string       `json:"build"`
+	DurationNS  int64        `json:"duration_ns"`
+}
+
+// saveSearch records a search answer as the mode says: in sync mode the
+// answer is given only once its record is durable.
+func (r *Recorder) saveSearch(ctx context.Context, b SearchBody, start time.Time) error {
+	b.Application, b.Instance, b.Build = b.Request.Application, r.opts.Instance, r.opts.Build
+	b.DurationNS = time.Since(start).Nanoseconds()
+	body, err := json.Marshal(b)
+	if err != nil {
+		return fmt.Errorf("%w: encode: %v", ErrRecordFailed, err)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrRecordFailed, err)
+	}
+	rec := Record{Kind: KindSearch, ID: id.String(), Time: start.UTC(), Body: body}
+	if r.opts.Mode == ModeSync {
+		if _, err := r.log.Append(ctx, rec); err != nil {
+			r.failures.Add(1)
+			r.denied.Add(1)
+			return fmt.Errorf("%w: %v", ErrRecordFailed, err)
+		}
+		r.written.Add(1)
+		return nil
+	}
+	if err := r.enqueue(ctx, rec); err != nil {
+		r.denied.Add(1)
+		return fmt.Errorf("%w: %v", ErrRecordFailed, err)
+	}
+	return nil
+}
+
+// SearchSubjects answers a subject search from the wrapped decider and
+// records the answer.
 func (r *Recorder) SearchSubjects(ctx context.Context, req pdp.Request) ([]pdp.Entity, error) {
-	if s, ok := r.inner.(searcher); ok {
-		return s.SearchSubjects(ctx, req)
+	s, ok := r.inner.(searcher)
+	if !ok {
+		return nil, ErrNoSearch
 	}
-	return nil, ErrNoSearch
+	start := time.Now()
+	out, err := s.SearchSubjects(ctx, req)
+	if err != nil {
+		return out, err
+	}
+	return out, r.saveSearch(ctx, SearchBody{Search: "subject", Request: req, Results: out}, start)
 }
 
-// SearchResources passes through to the wrapped decider, unrecorded.
+// SearchResources answers a resource search and records the answer.
 func (r *Recorder) SearchResources(ctx context.Context, req pdp.Request) ([]pdp.Entity, error) {
-	if s, ok := r.inner.(searcher); ok {
-		return s.SearchResources(ctx, req)
+	s, ok := r.inner.(searcher)
+	if !ok {
+		return nil, ErrNoSearch
 	}
-	return nil, ErrNoSearch
+	start := time.Now()
+	out, err := s.SearchResources(ctx, req)
+	if err != nil {
+		return out, err
+	}
+	return out, r.saveSearch(ctx, SearchBody{Search: "resource", Request: req, Results: out}, start)
 }
 
-// SearchActions passes through to the wrapped decider, unrecorded.
+// SearchActions answers an action search and records the answer.
 func (r *Recorder) SearchActions(ctx context.Context, req pdp.Request) ([]string, error) {
-	if s, ok := r.inner.(searcher); ok {
-		return s.SearchActions(ctx, req)
+	s, ok := r.inner.(searcher)
+	if !ok {
+		return nil, ErrNoSearch
 	}
-	return nil, ErrNoSearch
+	start := time.Now()
+	out, err := s.SearchActions(ctx, req)
+	if err != nil {
+		return out, err
+	}
+	return out, r.saveSearch(ctx, SearchBody{Search: "action", Request: req, Actions: out}, start)
 }
 
 var (

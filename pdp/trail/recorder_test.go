@@ -262,3 +262,32 @@ func TestRecorderAsyncFailureDeniesLaterDecisions(t *testing.T) {
 		t.Fatal("Close hid the failure")
 	}
 }
+
+func TestRecorderRecordsSearches(t *testing.T) {
+	l := openLog(t, t.TempDir(), FileOptions{})
+	r, err := NewRecorder(todoEngine(t), l, RecorderOptions{Instance: "pdp-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	req := pdp.Request{Subject: pdp.Entity{Type: "user", ID: rick}, Resource: pdp.Entity{Type: "todo", ID: "t1", Properties: map[string]any{"ownerID": "rick@the-citadel.com"}}, Application: "todo-app"}
+	actions, err := r.SearchActions(ctx, req)
+	if err != nil || len(actions) == 0 {
+		t.Fatalf("search: %v %v", err, actions)
+	}
+	rec, err := l.Get(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body SearchBody
+	if err := json.Unmarshal(rec.Body, &body); err != nil || rec.Kind != KindSearch || body.Search != "action" ||
+		!slices.Equal(body.Actions, actions) || body.Application != "todo-app" || body.Instance != "pdp-1" {
+		t.Fatalf("search record %s %s: %v", rec.Kind, rec.Body, err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.SearchActions(ctx, req); !errors.Is(err, ErrRecordFailed) {
+		t.Fatalf("search with the trail closed: %v, want ErrRecordFailed", err)
+	}
+}
