@@ -106,6 +106,8 @@ func words(ex Explanation) []string {
 	switch {
 	case len(ex.Policies) > 0 && d.Allowed:
 		add("Permitted by %s.", policyList(ex.Policies))
+	case len(ex.Policies) > 0 && allPermits(ex.Policies):
+		add("Permitted by %s, but the engine denied it: the checks below (consent, delegation, trail) overrule the policies.", policyList(ex.Policies))
 	case len(ex.Policies) > 0:
 		add("Policies that decided: %s.", policyList(ex.Policies))
 	case d.Allowed:
@@ -182,6 +184,15 @@ func policyList(ps []PolicyRef) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+func allPermits(ps []PolicyRef) bool {
+	for _, p := range ps {
+		if p.Effect != "permit" {
+			return false
+		}
+	}
+	return true
 }
 
 func orDash(s string) string {
