@@ -291,11 +291,12 @@ func run(ctx context.Context, src Source, pick func(pdp.Decision) (*policy.Bundl
 	rp := pdp.NewReplayer()
 	var wg sync.WaitGroup
 	for range workers {
+		rd := newReplayDecoder()
 		wg.Go(func() {
 			for b := range work {
 				b.out = make([]replayed, len(b.recs))
 				for i, rec := range b.recs {
-					b.out[i] = replayOne(rp, rec, pick, opts)
+					b.out[i] = replayOne(rp, rd, rec, pick, opts)
 				}
 				close(b.done)
 			}
@@ -360,7 +361,7 @@ func run(ctx context.Context, src Source, pick func(pdp.Decision) (*policy.Bundl
 }
 
 // replayOne decodes and replays one record.
-func replayOne(rp *pdp.Replayer, rec trail.Record, pick func(pdp.Decision) (*policy.Bundle, error), opts ReplayOptions) replayed {
+func replayOne(rp *pdp.Replayer, rd *replayDecoder, rec trail.Record, pick func(pdp.Decision) (*policy.Bundle, error), opts ReplayOptions) replayed {
 	if rec.Kind != trail.KindDecision || rec.Pruned {
 		return replayed{seq: rec.Seq, skip: true}
 	}
@@ -372,7 +373,7 @@ func replayOne(rp *pdp.Replayer, rec trail.Record, pick func(pdp.Decision) (*pol
 			return replayed{seq: rec.Seq, err: fmt.Errorf("audit: record %d: %w", rec.Seq, err)}
 		}
 	}
-	db, err := DecodeDecision(body)
+	db, err := rd.decode(body)
 	if err != nil {
 		r := replayed{seq: rec.Seq, item: Item{Seq: rec.Seq, DecisionID: rec.ID, Time: rec.Time, Outcome: pdp.NotReplayable,
 			Missing: []string{"the record's body does not decode: " + err.Error()}}}
