@@ -12,6 +12,16 @@ import (
 	"github.com/ciampdp/pdp/pdp/policy"
 )
 
+// ReplayOptions qualify a replay.
+type ReplayOptions struct {
+	// RequestRedacted: parts of the recorded request are hidden (redacted
+	// in the trail). The request-level checks (types, action, purpose,
+	// on_behalf_of) are then not re-run: an evaluated decision is replayed
+	// from its recorded input alone, and one denied before evaluation is
+	// not replayable.
+	RequestRedacted bool
+}
+
 // Outcomes of replaying a recorded decision.
 const (
 	// Reproduced: the replay gave the recorded answer (decision,
@@ -53,7 +63,7 @@ type Replayed struct {
 //
 // A Replayer is safe for concurrent use; it keeps what it derives from each
 // bundle (the facts each action declares).
-func (r *Replayer) Replay(b *policy.Bundle, req Request, rec Decision) Replayed {
+func (r *Replayer) Replay(b *policy.Bundle, req Request, rec Decision, opts ReplayOptions) Replayed {
 	plans := r.plans(b)
 	d := rec
 	d.Policies, d.Reasons, d.Obligations, d.Errors, d.Message = []string{}, []string{}, []string{}, nil, ""
@@ -66,6 +76,14 @@ func (r *Replayer) Replay(b *policy.Bundle, req Request, rec Decision) Replayed 
 		return out
 	}
 	evaluated := len(rec.Input.Entities) > 0
+	if opts.RequestRedacted {
+		if !evaluated {
+			out.Outcome, out.Decision = NotReplayable, rec
+			out.Missing = []string{"request: redacted, and the decision stopped before evaluation (" + strings.Join(rec.Reasons, ",") + ")"}
+			return out
+		}
+		return r.evaluate(b, plans, rec, d, out)
+	}
 	in, code, err := buildInput(b, req, rec.Time)
 	if err == nil && b.Purposes() != nil {
 		_, code, err = planConsent(b, b.Purposes(), req, in, rec.Time)
@@ -98,6 +116,11 @@ func (r *Replayer) Replay(b *policy.Bundle, req Request, rec Decision) Replayed 
 		out.Decision = rec
 		return out
 	}
+	return r.evaluate(b, plans, rec, d, out)
+}
+
+// evaluate runs Cedar and the engine's post-steps on the recorded input.
+func (r *Replayer) evaluate(b *policy.Bundle, plans map[types.EntityUID]actionPlan, rec, d Decision, out Replayed) Replayed {
 	if missing := missingFacts(plans[rec.Input.Action], rec); len(missing) > 0 {
 		out.Outcome, out.Missing, out.Decision = NotReplayable, missing, rec
 		return out

@@ -30,6 +30,26 @@ func trailFlags(fs *pflag.FlagSet) {
 	fs.String("dir", envOr("PDP_TRAIL_DIR", DefaultTrail().Dir), "the trail directory (env PDP_TRAIL_DIR); the PDP using it must be stopped (a running PDP answers auditors at /v1/audit/…)")
 	fs.String("origin", envOr("PDP_TRAIL_ORIGIN", DefaultTrail().Origin), "the checkpoints' origin line, trail.origin (env PDP_TRAIL_ORIGIN)")
 	fs.Bool("json", false, "print JSON instead of text")
+	fs.String("identity-file", "", "age identities (AGE-SECRET-KEY-1…, one per line) that open fields redacted with trail.redact method encrypt")
+}
+
+// revealerFromFlags reads --identity-file.
+func revealerFromFlags(fs *pflag.FlagSet) (audit.Revealer, error) {
+	path, _ := fs.GetString("identity-file")
+	if path == "" {
+		return audit.RevealWith(nil), nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--identity-file: %w", err)
+	}
+	var ids []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			ids = append(ids, line)
+		}
+	}
+	return audit.RevealWith(ids), nil
 }
 
 func explainCommand() *command {
@@ -51,7 +71,11 @@ func explainCommand() *command {
 			if err != nil {
 				return err
 			}
-			ex, err := audit.Explain(rec, ar)
+			reveal, err := revealerFromFlags(fs)
+			if err != nil {
+				return err
+			}
+			ex, err := audit.Explain(rec, ar, reveal)
 			if err != nil {
 				return err
 			}
@@ -67,8 +91,8 @@ func explainCommand() *command {
 func auditCommand() *command {
 	return &command{
 		name:    "audit",
-		args:    "query",
-		summary: "find recorded decisions by subject, on-behalf-of, resource, action, application, result, reason and time",
+		args:    "query | keygen",
+		summary: "find recorded decisions by subject, on-behalf-of, resource, action, application, result, reason and time; make an auditor key pair",
 		flags: func(fs *pflag.FlagSet) {
 			trailFlags(fs)
 			fs.String("subject", "", "the subject, type:id (user:bob)")
@@ -87,8 +111,17 @@ func auditCommand() *command {
 }
 
 func runAuditQuery(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) error {
+	if len(args) == 1 && args[0] == "keygen" {
+		identity, recipient, err := trail.NewAuditorIdentity()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(std.err, "# the public recipient, for trail.auditor_recipients:\n# %s\n# keep what follows secret: it opens redacted fields (pdp replay|explain --identity-file)\n", recipient)
+		_, err = fmt.Fprintln(std.out, identity)
+		return err
+	}
 	if len(args) != 1 || args[0] != "query" {
-		return usagef("want: audit query [flags]")
+		return usagef("want: audit query [flags], or audit keygen")
 	}
 	var f audit.Filter
 	f.Subject, _ = fs.GetString("subject")
@@ -188,6 +221,9 @@ func runReplay(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string)
 		return err
 	}
 	opts.MaxItems, _ = fs.GetInt("max-items")
+	if opts.Reveal, err = revealerFromFlags(fs); err != nil {
+		return err
+	}
 	if quiet, _ := fs.GetBool("quiet"); !quiet {
 		start := time.Now()
 		opts.ProgressEvery = 50000

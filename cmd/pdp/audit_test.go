@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ciampdp/pdp/pdp/audit"
 )
@@ -153,4 +154,74 @@ func frameBody(line string) string { return strings.TrimSuffix(line[18:], "\n") 
 
 func reframe(payload string) string {
 	return fmt.Sprintf("%08x %08x %s\n", len(payload), crc32c(payload), payload)
+}
+
+// TestTrailRedactionAndRetention configures both through the environment:
+// request subjects are encrypted to an auditor, decisions are kept for a
+// moment only. The trail holds no subject in clear in the requests,
+// replays in full before retention, and verifies after it, with the
+// retention run itself on record.
+func TestTrailRedactionAndRetention(t *testing.T) {
+	code, identity, errOut := pdpRun("audit", "keygen")
+	if code != exitOK || !strings.HasPrefix(identity, "AGE-SECRET-KEY-1") {
+		t.Fatalf("audit keygen: %d %s", code, errOut)
+	}
+	recipient := strings.TrimPrefix(strings.Split(errOut, "\n")[1], "# ")
+	if !strings.HasPrefix(recipient, "age1") {
+		t.Fatalf("keygen printed no recipient: %q", errOut)
+	}
+	dir := filepath.Join(t.TempDir(), "trail")
+	t.Setenv("PDP_TRAIL_REDACT", "request.subject.id=encrypt,request.context=hash")
+	t.Setenv("PDP_TRAIL_AUDITOR_RECIPIENTS", recipient)
+	url, stop := serveTrailBundle(t, TrailSync, dir, todoDir)
+	for i := range 3 {
+		if _, err := ask(url, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop()
+	data, err := os.ReadFile(filepath.Join(dir, "records.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), `"subject":{"type":"user","id":{"$redacted":"age"`); n != 3 {
+		t.Fatalf("%d requests with an encrypted subject id, want 3", n)
+	}
+	if code, out, errOut := pdpRun("replay", "--dir", dir, "--quiet"); code != exitOK || !strings.Contains(out, "3 reproduced") {
+		t.Fatalf("replay of redacted records: %d %s %s", code, out, errOut)
+	}
+	idFile := filepath.Join(t.TempDir(), "auditor.key")
+	if err := os.WriteFile(idFile, []byte(identity), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := pdpRun("audit", "query", "--dir", dir, "--json")
+	if code != exitOK || strings.Contains(out, morty) {
+		t.Fatalf("query without the identity shows the subject: %d %s", code, out)
+	}
+
+	t.Setenv("PDP_TRAIL_RETENTION", "decision=1ms")
+	t.Setenv("PDP_TRAIL_RETENTION_INTERVAL", "20ms")
+	_, stop = serveTrailBundle(t, TrailSync, dir, todoDir)
+	time.Sleep(300 * time.Millisecond)
+	stop()
+	code, out, errOut = logRun("verify", "--dir", dir)
+	if code != exitOK || !strings.Contains(out, "3 pruned") {
+		t.Fatalf("verify after retention: %d %s %s", code, out, errOut)
+	}
+	code, out, _ = pdpRun("replay", "--dir", dir, "--quiet")
+	if code != exitOK || !strings.Contains(out, "0 decisions replayed") {
+		t.Fatalf("replay after retention: %d %s", code, out)
+	}
+	if !strings.Contains(trailText(t, dir), `"action":"trail.retention"`) {
+		t.Error("the retention run is not on record")
+	}
+}
+
+func trailText(t *testing.T, dir string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "records.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
 }

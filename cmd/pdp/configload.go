@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 // envPrefix starts every environment variable of the configuration.
@@ -95,9 +97,11 @@ func loadConfig(fs *pflag.FlagSet) (Config, *viper.Viper, error) {
 }
 
 var (
-	durationType = reflect.TypeFor[time.Duration]()
-	apiKeysType  = reflect.TypeFor[[]APIKey]()
-	stringsType  = reflect.TypeFor[[]string]()
+	durationType  = reflect.TypeFor[time.Duration]()
+	apiKeysType   = reflect.TypeFor[[]APIKey]()
+	stringsType   = reflect.TypeFor[[]string]()
+	durationsType = reflect.TypeFor[map[string]time.Duration]()
+	redactType    = reflect.TypeFor[[]trail.RedactionRule]()
 )
 
 // decodeHook converts the strings that environment variables and flags
@@ -119,6 +123,27 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 		return parseAPIKeys(s)
 	case stringsType:
 		return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' }), nil
+	case durationsType: // "decision=2160h,search=720h"
+		out := map[string]time.Duration{}
+		for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+			k, v, ok := strings.Cut(f, "=")
+			d, err := time.ParseDuration(v)
+			if !ok || err != nil {
+				return nil, fmt.Errorf("%q: want name=duration pairs, such as decision=2160h,search=720h", f)
+			}
+			out[k] = d
+		}
+		return out, nil
+	case redactType: // "request.context.ip=hash,decision.input.entities.*.attrs.email=encrypt"
+		var out []trail.RedactionRule
+		for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+			path, method, ok := strings.Cut(f, "=")
+			if !ok {
+				return nil, fmt.Errorf("%q: want path=method pairs, such as request.context.ip=hash", f)
+			}
+			out = append(out, trail.RedactionRule{Path: path, Method: method})
+		}
+		return out, nil
 	}
 	return data, nil
 }

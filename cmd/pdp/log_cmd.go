@@ -108,8 +108,12 @@ func logVerify(ctx context.Context, std stdio, fs *pflag.FlagSet, l *trail.FileL
 		fmt.Fprintf(std.out, "FAILED: %s at seq %d: %s\n", rep.Problem, rep.Seq, rep.Detail)
 		return errReported
 	}
-	fmt.Fprintf(std.out, "OK: %d records checked [%d,%d), %d checkpoints checked, %d records anchored by the latest\n",
-		rep.To-rep.From, rep.From, rep.To, rep.Checkpoints, rep.Anchored)
+	pruned := ""
+	if rep.Pruned > 0 {
+		pruned = fmt.Sprintf(" (%d pruned by retention)", rep.Pruned)
+	}
+	fmt.Fprintf(std.out, "OK: %d records checked [%d,%d)%s, %d checkpoints checked, %d records anchored by the latest\n",
+		rep.To-rep.From, rep.From, rep.To, pruned, rep.Checkpoints, rep.Anchored)
 	return nil
 }
 

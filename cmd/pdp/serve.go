@@ -152,11 +152,16 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		// Runs once the server has answered its last request: stop the
 		// checkpoint loop, then drain and close (final checkpoint).
 		tctx, stopCheckpoints := context.WithCancel(ctx)
-		checkpointsDone := make(chan struct{})
+		checkpointsDone, retentionDone := make(chan struct{}), make(chan struct{})
 		defer func() {
 			stopCheckpoints()
 			<-checkpointsDone
+			<-retentionDone
 			tr.close(log)
+		}()
+		go func() {
+			defer close(retentionDone)
+			runRetention(tctx, cfg.Trail, tr, log)
 		}()
 		go func() {
 			defer close(checkpointsDone)

@@ -5,11 +5,13 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -56,6 +58,38 @@ type TrailConfig struct {
 	// trail.key is used, made at the first start.
 	SigningKeyFile string `mapstructure:"signing_key_file"`
 	Origin         string `mapstructure:"origin"`
+	// Retention is how long records of each kind (decision, search, admin)
+	// are kept; a kind absent or at 0 is kept forever. Older records become
+	// tombstones that keep their place in the Merkle tree, so what remains
+	// still verifies. RetentionInterval is how often it is applied.
+	Retention         map[string]time.Duration `mapstructure:"retention"`
+	RetentionInterval time.Duration            `mapstructure:"retention_interval"`
+	// Redact lists fields stored as keyed hashes (method hash, under the
+	// key in RedactKeyFile, made at first start when absent) or encrypted
+	// to the auditors (method encrypt, to AuditorRecipients, age X25519).
+	Redact            []trail.RedactionRule `mapstructure:"redact"`
+	RedactKeyFile     string                `mapstructure:"redact_key_file"`
+	AuditorRecipients []string              `mapstructure:"auditor_recipients"`
+}
+
+// Record kinds a retention rule may name.
+var retentionKinds = []string{trail.KindDecision, trail.KindSearch, trail.KindAdmin}
+
+// ErrTrailRetention: a retention rule names an unknown kind or a negative time.
+var ErrTrailRetention = errors.New("trail.retention maps decision, search or admin to a duration (0: forever)")
+
+// redactKeyFile is the generated redaction hash key, next to the log.
+const redactKeyFile = "redact.key"
+
+// retentionRules is the Retention map as the trail takes it.
+func (c TrailConfig) retentionRules() []trail.RetentionRule {
+	var rules []trail.RetentionRule
+	for _, kind := range retentionKinds {
+		if keep := c.Retention[kind]; keep > 0 {
+			rules = append(rules, trail.RetentionRule{Kind: kind, Keep: keep})
+		}
+	}
+	return rules
 }
 
 // DefaultTrail is sync, in ./pdp-data/trail, a checkpoint a minute.
@@ -63,6 +97,7 @@ func DefaultTrail() TrailConfig {
 	return TrailConfig{
 		Mode: TrailSync, Dir: filepath.Join("pdp-data", "trail"), Buffer: trail.DefaultBuffer,
 		WhenFull: trail.FullBlock, CheckpointInterval: time.Minute, Origin: "pdp/trail",
+		RetentionInterval: time.Hour,
 	}
 }
 
@@ -86,6 +121,13 @@ func (c TrailConfig) Validate() error {
 		return fmt.Errorf("%v: %w", c.CheckpointInterval, ErrTrailInterval)
 	case c.Origin == "" || strings.ContainsAny(c.Origin, "+\n\r\t "):
 		return fmt.Errorf("%q: %w", c.Origin, ErrTrailOrigin)
+	case len(c.Retention) > 0 && c.RetentionInterval <= 0:
+		return fmt.Errorf("trail.retention_interval %v: %w", c.RetentionInterval, ErrTrailInterval)
+	}
+	for kind, keep := range c.Retention {
+		if !slices.Contains(retentionKinds, kind) || keep < 0 {
+			return fmt.Errorf("%s: %v: %w", kind, keep, ErrTrailRetention)
+		}
 	}
 	return nil
 }
@@ -148,9 +190,15 @@ func openTrail(cfg TrailConfig, inner trail.Decider, build string, log *slog.Log
 	}
 	host, _ := os.Hostname()
 	instance := fmt.Sprintf("%s-%d-%s", host, os.Getpid(), instanceSuffix())
+	redactor, err := openRedactor(cfg)
+	if err != nil {
+		_ = l.Close()
+		unlock()
+		return nil, err
+	}
 	rec, err := trail.NewRecorder(inner, l, trail.RecorderOptions{
 		Mode: cfg.Mode, Buffer: cfg.Buffer, WhenFull: cfg.WhenFull,
-		Instance: instance, Build: build, Logger: log,
+		Instance: instance, Build: build, Logger: log, Redactor: redactor,
 	})
 	if err != nil {
 		_ = l.Close()
@@ -277,4 +325,104 @@ func (p *policyRecorder) write(ctx context.Context, b *policy.Bundle) error {
 	return p.rec.RecordAdmin(ctx, "policy.activate", "", v.Hash, map[string]any{
 		"version": v, "source": p.source(), "policies": len(b.Policies()), "files": b.Files(),
 	})
+}
+
+// openRedactor builds the redactor of trail.redact; nil without rules.
+func openRedactor(cfg TrailConfig) (*trail.Redactor, error) {
+	if len(cfg.Redact) == 0 {
+		return nil, nil
+	}
+	var key []byte
+	for _, r := range cfg.Redact {
+		if r.Method == trail.RedactHash {
+			k, err := redactKey(cfg)
+			if err != nil {
+				return nil, err
+			}
+			key = k
+			break
+		}
+	}
+	red, err := trail.NewRedactor(cfg.Redact, key, cfg.AuditorRecipients)
+	if err != nil {
+		return nil, fmt.Errorf("trail.redact: %w", err)
+	}
+	return red, nil
+}
+
+// redactKey reads trail.redact_key_file, else Dir/redact.key, made (32
+// random bytes, hex, 0600) when absent. Auditors who must confirm a
+// hashed value need it; it never leaves the PDP otherwise.
+func redactKey(cfg TrailConfig) ([]byte, error) {
+	path := cfg.RedactKeyFile
+	if path == "" {
+		path = filepath.Join(cfg.Dir, redactKeyFile)
+	}
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		key, err := hex.DecodeString(strings.TrimSpace(string(data)))
+		if err != nil || len(key) < trail.MinHashKey {
+			return nil, fmt.Errorf("trail redaction key %s: want at least %d bytes in hex", path, trail.MinHashKey)
+		}
+		return key, nil
+	case !errors.Is(err, os.ErrNotExist) || cfg.RedactKeyFile != "":
+		return nil, fmt.Errorf("trail redaction key: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("trail redaction key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("trail redaction key: %w", err)
+	}
+	_, err = f.WriteString(hex.EncodeToString(key) + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("trail redaction key: %w", err)
+	}
+	return key, nil
+}
+
+// runRetention applies trail.retention now and then every interval until
+// ctx ends, and records each run that pruned something in the trail.
+func runRetention(ctx context.Context, cfg TrailConfig, t *openedTrail, log *slog.Logger) {
+	rules := cfg.retentionRules()
+	if len(rules) == 0 {
+		return
+	}
+	tick := time.NewTicker(cfg.RetentionInterval)
+	defer tick.Stop()
+	for {
+		now := time.Now().UTC()
+		counts, err := t.log.ApplyRetention(ctx, rules, now)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			log.Error("decision trail: retention failed", "error", err)
+		default:
+			total := 0
+			for _, n := range counts {
+				total += n
+			}
+			if total > 0 {
+				log.Info("decision trail: retention pruned records", "counts", counts)
+				if err := t.recorder.RecordAdmin(ctx, "trail.retention", "", "", map[string]any{"at": now, "rules": rules, "pruned": counts}); err != nil {
+					log.Error("decision trail: retention run not recorded", "error", err)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

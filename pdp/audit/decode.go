@@ -109,9 +109,7 @@ func (rd *replayDecoder) decode(body []byte) (trail.DecisionBody, error) {
 		}
 	}
 	db := trail.DecisionBody{Decision: d}
-	dec := json.NewDecoder(bytes.NewReader(rr.Request))
-	dec.UseNumber()
-	if err := dec.Decode(&db.Request); err != nil {
+	if db.Request, err = decodeRequest(rr.Request); err != nil {
 		return db, fmt.Errorf("audit: decision record: request: %w", err)
 	}
 	return db, nil

@@ -39,11 +39,21 @@ type Explanation struct {
 // (nil allowed) it quotes the determining policies and replays the
 // decision under its version, so the explanation says whether the record
 // still reproduces.
-func Explain(rec trail.Record, archive Bundles) (Explanation, error) {
+//
+// reveal (nil: RevealWith(nil)) opens redacted values; a replay that needs
+// a value left hidden says so instead of guessing.
+func Explain(rec trail.Record, archive Bundles, reveal Revealer) (Explanation, error) {
 	if rec.Kind != trail.KindDecision || rec.Pruned {
 		return Explanation{}, fmt.Errorf("audit: record %d is a %q record%s, not a decision", rec.Seq, rec.Kind, map[bool]string{true: " (pruned)"}[rec.Pruned])
 	}
-	db, err := DecodeDecision(rec.Body)
+	if reveal == nil {
+		reveal = RevealWith(nil)
+	}
+	body, hidden, err := reveal(rec.Body)
+	if err != nil {
+		return Explanation{}, err
+	}
+	db, err := DecodeDecision(body)
 	if err != nil {
 		return Explanation{}, err
 	}
@@ -65,7 +75,10 @@ func Explain(rec trail.Record, archive Bundles) (Explanation, error) {
 				}
 				ex.Policies = append(ex.Policies, ref)
 			}
-			r := pdp.NewReplayer().Replay(b, db.Request, d)
+			r := pdp.Replayed{Outcome: pdp.NotReplayable, Missing: trail.NotReplayable(hidden)}
+			if len(r.Missing) == 0 {
+				r = pdp.NewReplayer().Replay(b, db.Request, d, pdp.ReplayOptions{RequestRedacted: requestHidden(hidden)})
+			}
 			ex.Replay = &r
 		} else {
 			for _, id := range d.Policies {

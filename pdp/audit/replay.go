@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,9 +35,9 @@ type ReplayOptions struct {
 	From, To uint64
 	// Since and Until bound the decisions by time when set, [Since, Until).
 	Since, Until time.Time
-	// Reveal opens redacted values an auditor holds the key to; nil leaves
-	// every redacted value hidden.
-	Reveal func(body []byte) (revealed []byte, notReplayable []string, err error)
+	// Reveal opens redacted values an auditor holds the key to; nil is
+	// RevealWith(nil): every redacted value stays hidden.
+	Reveal Revealer
 	// Workers replay in parallel (default: GOMAXPROCS).
 	Workers int
 	// Progress, when set, is called every ProgressEvery records with the
@@ -367,9 +366,13 @@ func replayOne(rp *pdp.Replayer, rd *replayDecoder, rec trail.Record, pick func(
 	}
 	body := []byte(rec.Body)
 	var hidden []string
-	if opts.Reveal != nil {
+	reveal := opts.Reveal
+	if reveal == nil {
+		reveal = RevealWith(nil)
+	}
+	{
 		var err error
-		if body, hidden, err = opts.Reveal(body); err != nil {
+		if body, hidden, err = reveal(body); err != nil {
 			return replayed{seq: rec.Seq, err: fmt.Errorf("audit: record %d: %w", rec.Seq, err)}
 		}
 	}
@@ -391,12 +394,12 @@ func replayOne(rp *pdp.Replayer, rd *replayDecoder, rec trail.Record, pick func(
 		Recorded:      Summary{Allowed: d.Allowed, Policies: d.Policies, Reasons: d.Reasons},
 	}
 	r := replayed{seq: rec.Seq, version: d.PolicyVersion.Hash}
-	if len(hidden) > 0 {
-		r.out = pdp.Replayed{Outcome: pdp.NotReplayable, Missing: hidden}
+	if missing := trail.NotReplayable(hidden); len(missing) > 0 {
+		r.out = pdp.Replayed{Outcome: pdp.NotReplayable, Missing: missing}
 	} else if b, err := pick(d); err != nil {
 		r.out = pdp.Replayed{Outcome: pdp.NotReplayable, Missing: []string{"policy version: " + err.Error()}}
 	} else {
-		r.out = rp.Replay(b, db.Request, d)
+		r.out = rp.Replay(b, db.Request, d, pdp.ReplayOptions{RequestRedacted: requestHidden(hidden)})
 	}
 	item.Outcome, item.Differences, item.Missing = r.out.Outcome, r.out.Differences, r.out.Missing
 	if r.out.Outcome != pdp.NotReplayable {
@@ -420,9 +423,8 @@ func DecodeDecision(body []byte) (trail.DecisionBody, error) {
 		return trail.DecisionBody{}, fmt.Errorf("audit: decision record: %w", err)
 	}
 	db := trail.DecisionBody{Decision: raw.Decision, Instance: raw.Instance, Build: raw.Build}
-	dec := json.NewDecoder(bytes.NewReader(raw.Request))
-	dec.UseNumber()
-	if err := dec.Decode(&db.Request); err != nil {
+	var err error
+	if db.Request, err = decodeRequest(raw.Request); err != nil {
 		return db, fmt.Errorf("audit: decision record: request: %w", err)
 	}
 	return db, nil

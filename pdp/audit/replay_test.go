@@ -69,6 +69,12 @@ type recorded struct {
 // would answer to each v1 request.
 func record(t testing.TB) *recorded {
 	t.Helper()
+	return recordRedacted(t, nil)
+}
+
+// recordRedacted is record with red redacting every record.
+func recordRedacted(t testing.TB, red *trail.Redactor) *recorded {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	v1, v2 := loadBundles(t)
@@ -102,11 +108,11 @@ func record(t testing.TB) *recorded {
 			close1()
 			t.Fatal(err)
 		}
-		r1, err := trail.NewRecorder(e1, l, trail.RecorderOptions{Instance: "test", Build: "test"})
+		r1, err := trail.NewRecorder(e1, l, trail.RecorderOptions{Instance: "test", Build: "test", Redactor: red})
 		if err != nil {
 			t.Fatal(err)
 		}
-		r2, err := trail.NewRecorder(e2, l, trail.RecorderOptions{Instance: "test", Build: "test"})
+		r2, err := trail.NewRecorder(e2, l, trail.RecorderOptions{Instance: "test", Build: "test", Redactor: red})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -248,5 +254,57 @@ func TestArchiveRefusesAnAlteredVersion(t *testing.T) {
 	}
 	if _, err := fresh.Get("sha256:" + strings.Repeat("0", 64)); err == nil {
 		t.Fatal("Get of an unknown version succeeded")
+	}
+}
+
+// TestReplayOfRedactedRecords: a value redacted outside the input leaves
+// replay alone; a hashed input value makes exactly the decisions holding
+// it not_replayable (named by path); an encrypted one replays for the
+// auditor holding the identity, and not without it.
+func TestReplayOfRedactedRecords(t *testing.T) {
+	identity, recipient, err := trail.NewAuditorIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := []byte("0123456789abcdef0123456789abcdef")
+	for _, tc := range []struct {
+		name       string
+		rule       trail.RedactionRule
+		identities []string
+		hidden     bool // some decisions are not replayable
+	}{
+		{"outside the input", trail.RedactionRule{Path: "request.context.on_behalf_of", Method: trail.RedactEncrypt}, nil, false},
+		{"hashed input", trail.RedactionRule{Path: "decision.input.context.amount", Method: trail.RedactHash}, nil, true},
+		{"encrypted input, auditor's identity", trail.RedactionRule{Path: "decision.input.context.amount", Method: trail.RedactEncrypt}, []string{identity}, false},
+		{"encrypted input, no identity", trail.RedactionRule{Path: "decision.input.context.amount", Method: trail.RedactEncrypt}, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			red, err := trail.NewRedactor([]trail.RedactionRule{tc.rule}, key, []string{recipient})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc := recordRedacted(t, red)
+			rep, err := Replay(context.Background(), rc.log, rc.archive, ReplayOptions{Reveal: RevealWith(tc.identities)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Differs != 0 || rep.Decisions != uint64(rc.decisions) {
+				t.Fatalf("replay: %+v", rep)
+			}
+			if !tc.hidden {
+				if !rep.OK() {
+					t.Fatalf("replay: %d not replayable: %+v", rep.NotReplayable, rep.Items)
+				}
+				return
+			}
+			if rep.NotReplayable == 0 || rep.Reproduced == 0 {
+				t.Fatalf("want some decisions not replayable (those with an amount), the others reproduced: %+v", rep)
+			}
+			for _, it := range rep.Items {
+				if it.Action != "make_payment" || len(it.Missing) != 1 || it.Missing[0] != "decision.input.context.amount" {
+					t.Errorf("not replayable: %+v, want make_payment missing decision.input.context.amount", it)
+				}
+			}
+		})
 	}
 }

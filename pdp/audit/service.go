@@ -9,6 +9,9 @@ import (
 type Service struct {
 	Trail   Source
 	Archive Bundles
+	// Reveal opens redacted values (nil: they stay hidden). A running PDP
+	// holds no auditor identity, so it is normally nil.
+	Reveal Revealer
 }
 
 // Explain finds decision id and explains it.
@@ -17,7 +20,7 @@ func (s Service) Explain(ctx context.Context, id string) (Explanation, error) {
 	if err != nil {
 		return Explanation{}, err
 	}
-	return Explain(rec, s.Archive)
+	return Explain(rec, s.Archive, s.Reveal)
 }
 
 // Query lists the decisions matching f.

@@ -29,8 +29,16 @@
 // failed write turns the answer into a deny with trail_unavailable) or
 // async (a bounded buffer that blocks or denies when full, never drops).
 //
-// Not in this package yet (rest of issue 5): records of searches and
-// administrative actions, the PostgreSQL store, retention, redaction, and
-// the auditor commands beyond verify/prove (explain, query, replay,
-// what-if).
+// Searches (kind search) and administrative actions (kind admin: consent
+// and delegation changes, policy versions put into service, reads of the
+// trail, retention runs) are recorded in the same chain.
+//
+// Retention ([FileLog.Prune], [FileLog.ApplyRetention]) turns old records
+// of a kind into tombstones that carry their leaf hash, so the tree and
+// every remaining record still verify. A [Redactor] stores chosen fields as
+// keyed hashes or encrypted to the auditors (age); [Reveal] opens them for
+// an auditor holding the identity.
+//
+// The auditor's commands (explain, query, replay, what-if) are in package
+// audit, which reads the trail through Scan.
 package trail

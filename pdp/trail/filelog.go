@@ -106,6 +106,9 @@ type FileLog struct {
 	hashes hashFile // written only by the committer (or Open)
 	cpf    *os.File
 
+	recReaders *sync.WaitGroup // reads of rec that may outlast a Prune
+	pruneMu    sync.Mutex      // serialises Prune; Close takes it to close the files
+
 	mu      sync.RWMutex
 	offsets []int64 // frame offset of each record
 	end     int64   // end of the records file
@@ -143,7 +146,10 @@ func OpenFile(dir string, opts FileOptions) (*FileLog, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("trail: create dir: %w", err)
 	}
-	l := &FileLog{dir: dir, opts: opts.withDefaults()}
+	if err := removeStalePrune(dir); err != nil {
+		return nil, err
+	}
+	l := &FileLog{dir: dir, opts: opts.withDefaults(), recReaders: new(sync.WaitGroup)}
 	var err error
 	open := func(name string) *os.File {
 		if err != nil {
@@ -215,7 +221,14 @@ func (l *FileLog) recover() error {
 			badFrames += 2 // not a torn write
 		}
 		if int64(i) >= base {
-			leaves = append(leaves, tlog.RecordHash(payload))
+			leaf, _, err := frameLeaf(payload) // a tombstone carries its leaf
+			if err != nil {
+				if firstBad == nil {
+					firstBad = fmt.Errorf("record frame %d at offset %d: %w", i, off, err)
+				}
+				badFrames += 2
+			}
+			leaves = append(leaves, leaf)
 		}
 		return nil
 	})
@@ -330,10 +343,12 @@ func (l *FileLog) Scan(from, to uint64, fn func(Record) error) error {
 	if to < size {
 		end = l.offsets[to]
 	}
+	f, done := l.holdRecords()
 	l.mu.RUnlock()
+	defer done()
 
 	seq := from
-	_, err := scanFrames(io.NewSectionReader(l.rec, start, end-start), end-start, func(_ int, _ int64, payload []byte, bad error) error {
+	_, err := scanFrames(io.NewSectionReader(f, start, end-start), end-start, func(_ int, _ int64, payload []byte, bad error) error {
 		if bad != nil {
 			return fmt.Errorf("trail: record %d: %w", seq, bad)
 		}
@@ -362,7 +377,9 @@ func (l *FileLog) Close() error {
 		l.cpMu.Lock()
 		l.cpClosed = true
 		l.cpMu.Unlock()
+		l.pruneMu.Lock() // a running Prune owns the records file until it returns
 		errs = append(errs, l.closeFiles())
+		l.pruneMu.Unlock()
 		l.closeErr = errors.Join(errs...)
 	})
 	return l.closeErr

@@ -81,6 +81,9 @@ type RecorderOptions struct {
 	Instance string // the PDP instance id written in every record
 	Build    string // the PDP build version written in every record
 	Logger   *slog.Logger
+	// Redactor, when set, redacts every record's body before it is
+	// written (personal data as keyed hashes or encrypted to auditors).
+	Redactor *Redactor
 }
 
 // Validate reports options that cannot be used.
@@ -185,7 +188,18 @@ func (r *Recorder) record(req pdp.Request, d pdp.Decision) (Record, error) {
 	if err != nil {
 		return Record{}, fmt.Errorf("trail: encode decision %s: %w", d.ID, err)
 	}
+	if body, err = r.redact(body); err != nil {
+		return Record{}, fmt.Errorf("trail: redact decision %s: %w", d.ID, err)
+	}
 	return Record{Kind: KindDecision, ID: d.ID, Time: d.Time, Body: body}, nil
+}
+
+// redact applies the configured redaction to a record body.
+func (r *Recorder) redact(body []byte) ([]byte, error) {
+	if r.opts.Redactor == nil {
+		return body, nil
+	}
+	return r.opts.Redactor.Redact(body)
 }
 
 // Decide decides req and records the decision.
@@ -367,6 +381,9 @@ func (r *Recorder) saveSearch(ctx context.Context, b SearchBody, start time.Time
 	b.Application, b.Instance, b.Build = b.Request.Application, r.opts.Instance, r.opts.Build
 	b.DurationNS = time.Since(start).Nanoseconds()
 	body, err := json.Marshal(b)
+	if err == nil {
+		body, err = r.redact(body)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: encode: %v", ErrRecordFailed, err)
 	}
@@ -482,6 +499,9 @@ type AdminBody struct {
 func (r *Recorder) RecordAdmin(ctx context.Context, action, application, target string, detail any) error {
 	body, err := json.Marshal(AdminBody{Action: action, Application: application, Target: target, Detail: detail,
 		Instance: r.opts.Instance, Build: r.opts.Build})
+	if err == nil {
+		body, err = r.redact(body)
+	}
 	if err != nil {
 		return fmt.Errorf("trail: encode %s: %w", action, err)
 	}

@@ -33,12 +33,16 @@ type Report struct {
 	To          uint64  `json:"to"`          // one past the last sequence number checked
 	Checkpoints int     `json:"checkpoints"` // signed checkpoints checked
 	Anchored    uint64  `json:"anchored"`    // records covered by the latest checkpoint
+	Pruned      uint64  `json:"pruned"`      // tombstones among the records checked
 	Problem     Problem `json:"problem,omitempty"`
 	Seq         uint64  `json:"seq,omitempty"` // first bad record (or checkpoint size)
 	Detail      string  `json:"detail,omitempty"`
 }
 
 func (r Report) String() string {
+	if r.OK && r.Pruned > 0 {
+		return fmt.Sprintf("ok: records [%d,%d) (%d pruned), %d checkpoints, %d anchored", r.From, r.To, r.Pruned, r.Checkpoints, r.Anchored)
+	}
 	if r.OK {
 		return fmt.Sprintf("ok: records [%d,%d), %d checkpoints, %d anchored", r.From, r.To, r.Checkpoints, r.Anchored)
 	}
@@ -47,9 +51,10 @@ func (r Report) String() string {
 
 // frameInfo is what Verify learns about one stored frame.
 type frameInfo struct {
-	leaf tlog.Hash
-	seq  int64 // the record's own Seq, -1 if unreadable
-	bad  error // framing or checksum error
+	leaf   tlog.Hash
+	seq    int64 // the record's own Seq, -1 if unreadable
+	bad    error // framing or checksum error, or a malformed tombstone
+	pruned bool  // a tombstone: leaf is the hash it carries
 }
 
 // Verify re-reads the stored records and checkpoints and checks records with
@@ -59,6 +64,9 @@ type frameInfo struct {
 // record's leaf hash and position. The report names the first bad record.
 // Records after the latest checkpoint are checked against the stored hashes
 // and their own sequence numbers only: no signature covers them yet.
+// A tombstone (a record Prune removed the body of) is checked through the
+// leaf hash it carries, like any record, and counted in Report.Pruned; its
+// Kind, ID and Time are not covered by that hash.
 //
 // Verify holds the leaf hashes of the whole trail in memory (about 100 bytes
 // per record).
@@ -161,6 +169,9 @@ func (l *FileLog) Verify(ctx context.Context, verifierKey string, from, to uint6
 	// Per-record checks, first bad record wins.
 	for i := rep.From; i < to; i++ {
 		f := frames[i]
+		if f.pruned {
+			rep.Pruned++
+		}
 		if f.bad != nil {
 			return rep.fail(Changed, i, fmt.Sprintf("frame fails its check: %v", f.bad)), nil
 		}
@@ -210,7 +221,7 @@ func checkConsistency(a, b TreeHead, readers ...tlog.HashReader) error {
 		return fmt.Errorf("tree shrank")
 	}
 	if a.Size == 0 { // every tree extends the empty one
-		if a.Root != (tlog.Hash{}) {
+		if empty, _ := tlog.TreeHash(0, nil); a.Root != empty {
 			return fmt.Errorf("empty tree with a non-empty root")
 		}
 		return nil
@@ -289,14 +300,22 @@ func classifyBySeq(i uint64, frames []frameInfo) (Problem, string) {
 // readFrames reads every complete frame of the records file from disk.
 func (l *FileLog) readFrames(ctx context.Context) ([]frameInfo, error) {
 	var frames []frameInfo
-	_, err := scanFrames(io.NewSectionReader(l.rec, 0, math.MaxInt64), -1, func(i int, _ int64, payload []byte, bad error) error {
+	l.mu.RLock()
+	rec, done := l.holdRecords()
+	l.mu.RUnlock()
+	defer done()
+	_, err := scanFrames(io.NewSectionReader(rec, 0, math.MaxInt64), -1, func(i int, _ int64, payload []byte, bad error) error {
 		if i%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
 		f := frameInfo{seq: -1, bad: bad} // a bad frame's payload is nil
-		f.leaf = tlog.RecordHash(payload)
+		var err error
+		f.leaf, f.pruned, err = frameLeaf(payload)
+		if f.bad == nil {
+			f.bad = err
+		}
 		var s struct {
 			Seq *uint64 `json:"seq"`
 		}
