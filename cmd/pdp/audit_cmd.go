@@ -30,6 +30,7 @@ func trailFlags(fs *pflag.FlagSet) {
 	fs.String("dir", envOr("PDP_TRAIL_DIR", DefaultTrail().Dir), "the trail directory (env PDP_TRAIL_DIR); the PDP using it must be stopped (a running PDP answers auditors at /v1/audit/…)")
 	fs.String("origin", envOr("PDP_TRAIL_ORIGIN", DefaultTrail().Origin), "the checkpoints' origin line, trail.origin (env PDP_TRAIL_ORIGIN)")
 	fs.Bool("json", false, "print JSON instead of text")
+	postgresFlags(fs)
 	fs.String("identity-file", "", "age identities (AGE-SECRET-KEY-1…, one per line) that open fields redacted with trail.redact method encrypt")
 }
 
@@ -62,7 +63,7 @@ func explainCommand() *command {
 			if len(args) != 1 {
 				return usagef("explain takes one decision id, got %q", args)
 			}
-			l, ar, done, err := openAudit(fs)
+			l, ar, done, err := openAudit(ctx, fs)
 			if err != nil {
 				return err
 			}
@@ -142,7 +143,7 @@ func runAuditQuery(ctx context.Context, std stdio, fs *pflag.FlagSet, args []str
 		return usagef("%v", err)
 	}
 	limit, _ := fs.GetInt("limit")
-	l, _, done, err := openAudit(fs)
+	l, _, done, err := openAudit(ctx, fs)
 	if err != nil {
 		return err
 	}
@@ -241,7 +242,7 @@ func runReplay(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string)
 			return err
 		}
 	}
-	l, ar, done, err := openAudit(fs)
+	l, ar, done, err := openAudit(ctx, fs)
 	if err != nil {
 		return err
 	}
@@ -320,20 +321,9 @@ func shortHash(h string) string {
 	return h
 }
 
-// openAudit opens the trail of --dir for reading, and its policy archive.
-func openAudit(fs *pflag.FlagSet) (*trail.FileLog, *audit.DirArchive, func(), error) {
-	dir, _ := fs.GetString("dir")
-	origin, _ := fs.GetString("origin")
-	l, done, err := openTrailForReading(dir, origin)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ar, err := audit.OpenDirArchive(filepath.Join(dir, archiveDirName))
-	if err != nil {
-		done()
-		return nil, nil, nil, err
-	}
-	return l, ar, done, nil
+// openAudit opens the trail the flags name, and its policy archive.
+func openAudit(ctx context.Context, fs *pflag.FlagSet) (trailStore, policyArchive, func(), error) {
+	return openTrailStore(ctx, stdio{err: io.Discard}, fs)
 }
 
 func timeFlag(fs *pflag.FlagSet, name string) (time.Time, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/ciampdp/pdp/pdp/audit"
 )
@@ -224,4 +227,55 @@ func trailText(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return string(data)
+}
+
+// TestTrailOnPostgresSharedByTwoReplicas runs two PDPs on one PostgreSQL
+// trail (one chain, one shared signing key): both record, the chain
+// verifies, and every decision replays under the version archived in the
+// same database.
+func TestTrailOnPostgresSharedByTwoReplicas(t *testing.T) {
+	url := testDatabase(t)
+	key := filepath.Join(t.TempDir(), "trail.key")
+	skey, _, err := note.GenerateKey(rand.Reader, "pdp/trail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, []byte(skey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PDP_TRAIL_STORE", TrailPostgres)
+	t.Setenv("PDP_TRAIL_POSTGRES_URL", url)
+	t.Setenv("PDP_TRAIL_SIGNING_KEY_FILE", key)
+	url1, stop1 := serveTrailBundle(t, TrailSync, filepath.Join(t.TempDir(), "a"), todoDir)
+	url2, stop2 := serveTrailBundle(t, TrailSync, filepath.Join(t.TempDir(), "b"), todoDir)
+	var ids []string
+	for i := range 10 {
+		u := url1
+		if i%2 == 1 {
+			u = url2
+		}
+		a, err := ask(u, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.Context.DecisionID)
+	}
+	stop1()
+	stop2()
+	vkey, err := verifierKey(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := logRun("verify", "--postgres-url", url, "--key", vkey)
+	if code != exitOK || !strings.Contains(out, "OK: 12 records") { // 10 decisions, 2 policy activations
+		t.Fatalf("verify: %d %s %s", code, out, errOut)
+	}
+	code, out, errOut = pdpRun("replay", "--postgres-url", url, "--quiet")
+	if code != exitOK || !strings.Contains(out, "10 reproduced") {
+		t.Fatalf("replay: %d %s %s", code, out, errOut)
+	}
+	code, out, _ = pdpRun("explain", "--postgres-url", url, ids[3])
+	if code != exitOK || !strings.Contains(out, "ALLOWED") {
+		t.Fatalf("explain: %d %s", code, out)
+	}
 }

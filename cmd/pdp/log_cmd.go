@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/ciampdp/pdp/pdp/audit"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -28,6 +29,7 @@ func logCommand() *command {
 			fs.String("key-file", "", "verify: a file with the verifier key (or the signing key)")
 			fs.Uint64("from", 0, "verify: first sequence number to check")
 			fs.Uint64("to", math.MaxUint64, "verify: one past the last sequence number to check (default: the end)")
+			postgresFlags(fs)
 		},
 		run: runLog,
 	}
@@ -51,15 +53,11 @@ func runLog(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) er
 		return usagef("unknown subcommand %q", verb)
 	}
 	dir, _ := fs.GetString("dir")
-	origin, _ := fs.GetString("origin")
-	l, closeLog, err := openTrailForReading(dir, origin)
+	l, _, closeLog, err := openTrailStore(ctx, std, fs)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
-	if rc := l.Recovery(); rc.TruncatedBytes > 0 {
-		fmt.Fprintf(std.err, "note: a torn final record (%d bytes, never acknowledged) was cut off on open\n", rc.TruncatedBytes)
-	}
 	switch verb {
 	case "verify":
 		return logVerify(ctx, std, fs, l, dir)
@@ -73,6 +71,46 @@ func runLog(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) er
 		_, err := std.out.Write(cps[len(cps)-1])
 		return err
 	}
+}
+
+// postgresFlags are the flags that point a command at a PostgreSQL trail.
+func postgresFlags(fs *pflag.FlagSet) {
+	fs.String("postgres-url", envOr("PDP_TRAIL_POSTGRES_URL", ""), "read the PostgreSQL trail at this URL instead of --dir (env PDP_TRAIL_POSTGRES_URL); it may be in use")
+	fs.String("postgres-schema", envOr("PDP_TRAIL_POSTGRES_SCHEMA", "public"), "the PostgreSQL trail's schema (env PDP_TRAIL_POSTGRES_SCHEMA)")
+}
+
+// openTrailStore opens the trail the flags name, and its policy archive: the
+// PostgreSQL trail with --postgres-url, else the files in --dir (locked:
+// the PDP using them must be stopped).
+func openTrailStore(ctx context.Context, std stdio, fs *pflag.FlagSet) (trailStore, policyArchive, func(), error) {
+	origin, _ := fs.GetString("origin")
+	if url, _ := fs.GetString("postgres-url"); url != "" {
+		schema, _ := fs.GetString("postgres-schema")
+		pl, err := trail.OpenPostgres(ctx, url, trail.PostgresOptions{Origin: origin, Schema: schema})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		ar, err := audit.OpenPostgresArchive(ctx, url, schema)
+		if err != nil {
+			_ = pl.Close()
+			return nil, nil, nil, err
+		}
+		return pl, ar, func() { ar.Close(); _ = pl.Close() }, nil
+	}
+	dir, _ := fs.GetString("dir")
+	l, closeLog, err := openTrailForReading(dir, origin)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if rc := l.Recovery(); rc.TruncatedBytes > 0 {
+		fmt.Fprintf(std.err, "note: a torn final record (%d bytes, never acknowledged) was cut off on open\n", rc.TruncatedBytes)
+	}
+	ar, err := audit.OpenDirArchive(filepath.Join(dir, archiveDirName))
+	if err != nil {
+		closeLog()
+		return nil, nil, nil, err
+	}
+	return l, ar, closeLog, nil
 }
 
 // openTrailForReading opens an existing trail, locked against a PDP
@@ -93,7 +131,7 @@ func openTrailForReading(dir, origin string) (*trail.FileLog, func(), error) {
 	return l, func() { _ = l.Close(); unlock() }, nil
 }
 
-func logVerify(ctx context.Context, std stdio, fs *pflag.FlagSet, l *trail.FileLog, dir string) error {
+func logVerify(ctx context.Context, std stdio, fs *pflag.FlagSet, l trailStore, dir string) error {
 	vkey, err := verifierFromFlags(std, fs, dir)
 	if err != nil {
 		return err
@@ -148,7 +186,7 @@ type proofOutput struct {
 	Proof      trail.Proof  `json:"proof"`
 }
 
-func logProve(std stdio, l *trail.FileLog, id string) error {
+func logProve(std stdio, l trailStore, id string) error {
 	var (
 		rec   trail.Record
 		found = errors.New("found")

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -144,7 +143,7 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		auditor  api.Auditor
 		adminLog api.AdminRecorder
 	)
-	tr, err := openTrail(cfg.Trail, engine, build.Version, log)
+	tr, err := openTrail(ctx, cfg.Trail, engine, build.Version, log)
 	if err != nil {
 		return err
 	}
@@ -170,14 +169,10 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 			}
 		}()
 		decider, trailKey = tr.recorder, tr.verifier
-		archive, err := audit.OpenDirArchive(filepath.Join(cfg.Trail.Dir, archiveDirName))
-		if err != nil {
+		if err := versions.set(ctx, tr.archive, tr.recorder, reloader); err != nil {
 			return err
 		}
-		if err := versions.set(ctx, archive, tr.recorder, reloader); err != nil {
-			return err
-		}
-		auditor, adminLog = audit.Service{Trail: tr.log, Archive: archive}, tr.recorder
+		auditor, adminLog = audit.Service{Trail: tr.log, Archive: tr.archive}, tr.recorder
 		if err := reg.Register(tr.recorder); err != nil {
 			return fmt.Errorf("register metrics: %w", err)
 		}

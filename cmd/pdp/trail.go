@@ -31,11 +31,18 @@ const (
 	TrailOff   = "off"
 )
 
+// Stores of the decision trail (trail.store).
+const (
+	TrailFile     = "file"
+	TrailPostgres = "postgres"
+)
+
 // Sentinel errors of TrailConfig.Validate.
 var (
 	ErrTrailMode     = errors.New("trail.mode must be sync, async or off")
 	ErrTrailWhenFull = errors.New("trail.when_full must be block or deny")
 	ErrTrailDir      = errors.New("trail.dir must not be empty")
+	ErrTrailStore    = errors.New("trail.store must be file, or postgres with trail.postgres_url")
 	ErrTrailBuffer   = errors.New("trail.buffer must be positive")
 	ErrTrailInterval = errors.New("trail.checkpoint_interval must be positive")
 	ErrTrailOrigin   = errors.New("trail.origin must be one line without '+' or white space")
@@ -48,7 +55,12 @@ const trailKeyFile = "trail.key"
 
 // TrailConfig is the decision trail: where records go and how durably.
 type TrailConfig struct {
-	Mode               string        `mapstructure:"mode"`
+	Mode string `mapstructure:"mode"`
+	// Store is where records go: file (Dir, one process) or postgres (one
+	// chain that every replica appends to).
+	Store              string        `mapstructure:"store"`
+	PostgresURL        string        `mapstructure:"postgres_url"`
+	PostgresSchema     string        `mapstructure:"postgres_schema"`
 	Dir                string        `mapstructure:"dir"`
 	Buffer             int           `mapstructure:"buffer"`
 	WhenFull           string        `mapstructure:"when_full"`
@@ -95,7 +107,7 @@ func (c TrailConfig) retentionRules() []trail.RetentionRule {
 // DefaultTrail is sync, in ./pdp-data/trail, a checkpoint a minute.
 func DefaultTrail() TrailConfig {
 	return TrailConfig{
-		Mode: TrailSync, Dir: filepath.Join("pdp-data", "trail"), Buffer: trail.DefaultBuffer,
+		Mode: TrailSync, Store: TrailFile, PostgresSchema: "public", Dir: filepath.Join("pdp-data", "trail"), Buffer: trail.DefaultBuffer,
 		WhenFull: trail.FullBlock, CheckpointInterval: time.Minute, Origin: "pdp/trail",
 		RetentionInterval: time.Hour,
 	}
@@ -111,6 +123,12 @@ func (c TrailConfig) Validate() error {
 		return fmt.Errorf("%q: %w", c.Mode, ErrTrailMode)
 	}
 	switch {
+	case c.Store != TrailFile && c.Store != TrailPostgres:
+		return fmt.Errorf("%q: %w", c.Store, ErrTrailStore)
+	case c.Store == TrailPostgres && c.PostgresURL == "":
+		return fmt.Errorf("trail.postgres_url: %w", ErrTrailStore)
+	case c.Store == TrailPostgres && c.SigningKeyFile == "":
+		return fmt.Errorf("trail.signing_key_file must be set with trail.store postgres: every replica signs the shared chain's checkpoints with the same key: %w", ErrTrailStore)
 	case c.Dir == "":
 		return ErrTrailDir
 	case c.WhenFull != trail.FullBlock && c.WhenFull != trail.FullDeny:
@@ -132,9 +150,36 @@ func (c TrailConfig) Validate() error {
 	return nil
 }
 
+// trailStore is what serve and the auditor commands need of a trail
+// store: *trail.FileLog or *trail.PostgresLog.
+type trailStore interface {
+	trail.Appender
+	Size() uint64
+	Scan(from, to uint64, fn func(trail.Record) error) error
+	Run(ctx context.Context) error
+	Close() error
+	Checkpoints() [][]byte
+	Verify(ctx context.Context, verifierKey string, from, to uint64) (trail.Report, error)
+	Prove(seq uint64, checkpoint []byte) (trail.Proof, error)
+	ApplyRetention(ctx context.Context, rules []trail.RetentionRule, now time.Time) (map[string]int, error)
+}
+
+// policyArchive keeps every served policy version: *audit.DirArchive or
+// *audit.PostgresArchive.
+type policyArchive interface {
+	Put(b *policy.Bundle) error
+	Get(hash string) (*policy.Bundle, error)
+}
+
+var (
+	_ trailStore = (*trail.FileLog)(nil)
+	_ trailStore = (*trail.PostgresLog)(nil)
+)
+
 // openedTrail is the running trail of 'pdp serve'.
 type openedTrail struct {
-	log      *trail.FileLog
+	log      trailStore
+	archive  policyArchive
 	recorder *trail.Recorder
 	verifier string // the checkpoints' verifier key
 	unlock   func()
@@ -154,62 +199,91 @@ func (t *openedTrail) close(log *slog.Logger) {
 
 // openTrail opens the trail for serving and wraps inner in a Recorder;
 // nil when the trail is off.
-func openTrail(cfg TrailConfig, inner trail.Decider, build string, log *slog.Logger) (*openedTrail, error) {
+func openTrail(ctx context.Context, cfg TrailConfig, inner trail.Decider, build string, log *slog.Logger) (_ *openedTrail, err error) {
 	if cfg.Mode == TrailOff {
 		log.Warn("decision trail off (trail.mode: off): decisions are not recorded")
 		return nil, nil
 	}
-	unlock, err := lockTrail(cfg.Dir)
-	if err != nil {
-		return nil, err
+	var closers []func()
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+		}
+	}()
+	unlock := func() {}
+	if cfg.Store != TrailPostgres {
+		// Local files are one process's: the PostgreSQL chain is shared.
+		if unlock, err = lockTrail(cfg.Dir); err != nil {
+			return nil, err
+		}
+		closers = append(closers, unlock)
 	}
 	skey, generated, err := trailSigningKey(cfg)
 	if err != nil {
-		unlock()
 		return nil, err
 	}
 	signer, err := note.NewSigner(skey)
 	if err != nil {
-		unlock()
 		return nil, fmt.Errorf("trail signing key: %w", err)
 	}
 	vkey, err := verifierKey(skey)
 	if err != nil {
-		unlock()
 		return nil, err
 	}
-	l, err := trail.OpenFile(cfg.Dir, trail.FileOptions{Origin: cfg.Origin, Signer: signer, CheckpointInterval: cfg.CheckpointInterval})
-	if err != nil {
-		unlock()
-		return nil, err
-	}
-	if err := l.Damaged(); err != nil {
-		_ = l.Close()
-		unlock()
-		return nil, fmt.Errorf("the decision trail in %s fails its checks (run 'pdp log verify --dir %s'): %w", cfg.Dir, cfg.Dir, err)
+	t := &openedTrail{verifier: vkey, unlock: unlock}
+	where := cfg.Dir
+	if cfg.Store == TrailPostgres {
+		where = "postgres schema " + cfg.PostgresSchema
+		pl, err := trail.OpenPostgres(ctx, cfg.PostgresURL, trail.PostgresOptions{Origin: cfg.Origin, Signer: signer,
+			CheckpointInterval: cfg.CheckpointInterval, Schema: cfg.PostgresSchema})
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, func() { _ = pl.Close() })
+		ar, err := audit.OpenPostgresArchive(ctx, cfg.PostgresURL, cfg.PostgresSchema)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, ar.Close)
+		t.log, t.archive = pl, ar
+		t.unlock = func() { ar.Close(); unlock() }
+	} else {
+		fl, err := trail.OpenFile(cfg.Dir, trail.FileOptions{Origin: cfg.Origin, Signer: signer, CheckpointInterval: cfg.CheckpointInterval})
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, func() { _ = fl.Close() })
+		if err := fl.Damaged(); err != nil {
+			return nil, fmt.Errorf("the decision trail in %s fails its checks (run 'pdp log verify --dir %s'): %w", cfg.Dir, cfg.Dir, err)
+		}
+		rc := fl.Recovery()
+		if rc.TruncatedBytes > 0 || rc.RebuiltHashes > 0 {
+			log.Info("decision trail repaired on open", "truncated_bytes", rc.TruncatedBytes, "rebuilt_hashes", rc.RebuiltHashes)
+		}
+		ar, err := audit.OpenDirArchive(filepath.Join(cfg.Dir, archiveDirName))
+		if err != nil {
+			return nil, err
+		}
+		t.log, t.archive = fl, ar
 	}
 	host, _ := os.Hostname()
 	instance := fmt.Sprintf("%s-%d-%s", host, os.Getpid(), instanceSuffix())
 	redactor, err := openRedactor(cfg)
 	if err != nil {
-		_ = l.Close()
-		unlock()
 		return nil, err
 	}
-	rec, err := trail.NewRecorder(inner, l, trail.RecorderOptions{
+	t.recorder, err = trail.NewRecorder(inner, t.log, trail.RecorderOptions{
 		Mode: cfg.Mode, Buffer: cfg.Buffer, WhenFull: cfg.WhenFull,
 		Instance: instance, Build: build, Logger: log, Redactor: redactor,
 	})
 	if err != nil {
-		_ = l.Close()
-		unlock()
 		return nil, err
 	}
-	rc := l.Recovery()
-	log.Info("decision trail open", "mode", cfg.Mode, "dir", cfg.Dir, "records", l.Size(),
-		"verifier_key", vkey, "generated_key", generated, "instance", instance,
-		"truncated_bytes", rc.TruncatedBytes, "rebuilt_hashes", rc.RebuiltHashes)
-	return &openedTrail{log: l, recorder: rec, verifier: vkey, unlock: unlock}, nil
+	log.Info("decision trail open", "mode", cfg.Mode, "store", cfg.Store, "at", where, "records", t.log.Size(),
+		"verifier_key", vkey, "generated_key", generated, "instance", instance)
+	return t, nil
 }
 
 // trailSigningKey reads the configured key, else Dir/trail.key, made (0600)
@@ -294,12 +368,12 @@ func instanceSuffix() string {
 // set then archives and records the version already active.
 type policyRecorder struct {
 	mu      sync.Mutex
-	archive *audit.DirArchive
+	archive policyArchive
 	rec     *trail.Recorder
 	source  func() string
 }
 
-func (p *policyRecorder) set(ctx context.Context, ar *audit.DirArchive, rec *trail.Recorder, r *policy.Reloader) error {
+func (p *policyRecorder) set(ctx context.Context, ar policyArchive, rec *trail.Recorder, r *policy.Reloader) error {
 	p.mu.Lock()
 	p.archive, p.rec = ar, rec
 	p.source = func() string { return r.Status().Source }

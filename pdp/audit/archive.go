@@ -123,6 +123,16 @@ func (a *DirArchive) Get(hash string) (*policy.Bundle, error) {
 	if err := json.Unmarshal(data, &ar); err != nil {
 		return nil, fmt.Errorf("audit: policy archive %s: %w", p, err)
 	}
+	b, err := ar.bundle(hash)
+	if err != nil {
+		return nil, err
+	}
+	a.loaded[hash] = b
+	return b, nil
+}
+
+// bundle rebuilds the archived version and checks it is the one named.
+func (ar archived) bundle(hash string) (*policy.Bundle, error) {
 	files := make(map[string][]byte, len(ar.Files))
 	for name, text := range ar.Files {
 		files[name] = []byte(text)
@@ -134,9 +144,7 @@ func (a *DirArchive) Get(hash string) (*policy.Bundle, error) {
 	if got := b.Version().Hash; got != hash {
 		return nil, fmt.Errorf("audit: archived policy version %s was altered: its content hashes to %s", hash, got)
 	}
-	b = b.WithCommit(ar.Version.Commit)
-	a.loaded[hash] = b
-	return b, nil
+	return b.WithCommit(ar.Version.Commit), nil
 }
 
 // Versions lists the archived version hashes.

@@ -60,8 +60,8 @@ type searcher interface {
 	SearchActions(ctx context.Context, req pdp.Request) ([]string, error)
 }
 
-// appender is the storage edge: *FileLog, or a fake in tests.
-type appender interface {
+// Appender is the storage edge of a Recorder: *FileLog or *PostgresLog.
+type Appender interface {
 	Append(ctx context.Context, recs ...Record) ([]uint64, error)
 }
 
@@ -69,7 +69,8 @@ var (
 	_ Decider  = (*pdp.Engine)(nil)
 	_ Decider  = (*Recorder)(nil)
 	_ searcher = (*Recorder)(nil)
-	_ appender = (*FileLog)(nil)
+	_ Appender = (*FileLog)(nil)
+	_ Appender = (*PostgresLog)(nil)
 )
 
 // RecorderOptions configures a Recorder.
@@ -124,7 +125,7 @@ type RecorderStats struct {
 // cannot be written is not answered (ErrRecordFailed).
 type Recorder struct {
 	inner    Decider
-	log      appender
+	log      Appender
 	opts     RecorderOptions
 	logger   *slog.Logger
 	instance string
@@ -141,11 +142,7 @@ type Recorder struct {
 }
 
 // NewRecorder wraps inner so that every decision is recorded in l.
-func NewRecorder(inner Decider, l *FileLog, opts RecorderOptions) (*Recorder, error) {
-	return newRecorder(inner, l, opts)
-}
-
-func newRecorder(inner Decider, l appender, opts RecorderOptions) (*Recorder, error) {
+func NewRecorder(inner Decider, l Appender, opts RecorderOptions) (*Recorder, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}

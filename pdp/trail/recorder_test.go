@@ -165,7 +165,7 @@ func (s *slowLog) Append(_ context.Context, recs ...Record) ([]uint64, error) {
 func fillAsync(t *testing.T, whenFull string) (*Recorder, *slowLog, []string) {
 	t.Helper()
 	sl := newSlowLog()
-	r, err := newRecorder(todoEngine(t), sl, RecorderOptions{Mode: ModeAsync, Buffer: 2, WhenFull: whenFull})
+	r, err := NewRecorder(todoEngine(t), sl, RecorderOptions{Mode: ModeAsync, Buffer: 2, WhenFull: whenFull})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestRecorderAsyncFailureDeniesLaterDecisions(t *testing.T) {
 	sl := newSlowLog()
 	sl.err = errors.New("disk on fire")
 	close(sl.gate)
-	r, err := newRecorder(todoEngine(t), sl, RecorderOptions{Mode: ModeAsync, Buffer: 4})
+	r, err := NewRecorder(todoEngine(t), sl, RecorderOptions{Mode: ModeAsync, Buffer: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,403 @@
+package trail
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+func (l *PostgresLog) noteSize(n uint64) {
+	for {
+		cur := l.size.Load()
+		if n <= cur || l.size.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}
+
+// Size is the largest tree size this replica has seen (its own appends,
+// SizeContext, checkpoints). Other replicas' appends make it lag; use
+// SizeContext for the database's.
+func (l *PostgresLog) Size() uint64 { return l.size.Load() }
+
+// SizeContext reads the number of records in the shared trail.
+func (l *PostgresLog) SizeContext(ctx context.Context) (uint64, error) {
+	var n int64
+	if err := l.pool.QueryRow(ctx, l.sql.size).Scan(&n); err != nil {
+		return 0, fmt.Errorf("trail: postgres size: %w", err)
+	}
+	l.noteSize(uint64(n))
+	return uint64(n), nil
+}
+
+// Stats counts this replica's group-commit work since open.
+func (l *PostgresLog) Stats() Stats {
+	return Stats{Records: l.records.Load(), Batches: l.batches.Load()}
+}
+
+func (l *PostgresLog) opContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), l.opts.Timeout)
+}
+
+// Get returns the record with sequence number seq.
+func (l *PostgresLog) Get(seq uint64) (Record, error) {
+	if l.closed.Load() {
+		return Record{}, ErrClosed
+	}
+	ctx, cancel := l.opContext()
+	defer cancel()
+	return l.getOne(ctx, fmt.Sprint(seq), l.sql.bySeq, int64(min(seq, math.MaxInt64)))
+}
+
+// GetByID returns the record with the given decision or event id (the
+// first, should several carry it).
+func (l *PostgresLog) GetByID(ctx context.Context, id string) (Record, error) {
+	if l.closed.Load() {
+		return Record{}, ErrClosed
+	}
+	return l.getOne(ctx, "id "+id, l.sql.byID, id)
+}
+
+func (l *PostgresLog) getOne(ctx context.Context, what, sql string, arg any) (Record, error) {
+	rows, err := l.pool.Query(ctx, sql, arg)
+	if err != nil {
+		return Record{}, fmt.Errorf("trail: get %s: %w", what, err)
+	}
+	rec, err := pgx.CollectExactlyOneRow(rows, scanRecord)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Record{}, fmt.Errorf("%w: %s", ErrNotFound, what)
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("trail: get %s: %w", what, err)
+	}
+	return rec, nil
+}
+
+// pgRow is a row of trail_records.
+type pgRow struct {
+	seq      int64
+	kind, id string
+	time     time.Time
+	body     []byte
+	leaf     []byte
+	pruned   bool
+}
+
+func (r *pgRow) dest() []any {
+	return []any{&r.seq, &r.kind, &r.id, &r.time, &r.body, &r.leaf, &r.pruned}
+}
+
+func scanRecord(row pgx.CollectableRow) (Record, error) {
+	var r pgRow
+	if err := row.Scan(r.dest()...); err != nil {
+		return Record{}, err
+	}
+	return r.record()
+}
+
+// record decodes the row: its canonical bytes, or for a tombstone what the
+// columns keep.
+func (r *pgRow) record() (Record, error) {
+	if r.pruned {
+		return Record{Seq: uint64(r.seq), Kind: r.kind, ID: r.id, Time: r.time.UTC(), Pruned: true,
+			Leaf: base64.StdEncoding.EncodeToString(r.leaf)}, nil
+	}
+	if r.body == nil {
+		return Record{}, fmt.Errorf("trail: record %d has no body and is not a tombstone", r.seq)
+	}
+	var rec Record
+	if err := json.Unmarshal(r.body, &rec); err != nil {
+		return Record{}, fmt.Errorf("trail: decode record %d: %w", r.seq, err)
+	}
+	return rec, nil
+}
+
+// Scan calls fn for each record with from <= seq < to, in order, stopping at
+// the first error. It reads in chunks (each bounded by Timeout), and holds
+// no connection while fn runs.
+func (l *PostgresLog) Scan(from, to uint64, fn func(Record) error) error {
+	to = min(to, math.MaxInt64)
+	for from < to {
+		if l.closed.Load() {
+			return ErrClosed
+		}
+		ctx, cancel := l.opContext()
+		rows, err := l.pool.Query(ctx, l.sql.selRecords, int64(from), int64(to), l.scanChunk)
+		var chunk []pgRow
+		if err == nil {
+			var r pgRow
+			_, err = pgx.ForEachRow(rows, r.dest(), func() error { chunk = append(chunk, r); return nil })
+		}
+		cancel()
+		if err != nil {
+			return fmt.Errorf("trail: scan from %d: %w", from, err)
+		}
+		for i := range chunk {
+			rec, err := chunk[i].record()
+			if err != nil {
+				return err
+			}
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+		if len(chunk) < l.scanChunk {
+			return nil
+		}
+		from = uint64(chunk[len(chunk)-1].seq) + 1
+	}
+	return nil
+}
+
+// Checkpoint signs a tree head for the shared trail's current size, stores
+// it and returns it. If the tree has not grown since the latest checkpoint
+// (whichever replica wrote it), that checkpoint is returned.
+func (l *PostgresLog) Checkpoint() ([]byte, error) {
+	if l.opts.Signer == nil {
+		return nil, ErrNoSigner
+	}
+	if l.closed.Load() {
+		return nil, ErrClosed
+	}
+	ctx, cancel := l.opContext()
+	defer cancel()
+	return l.checkpoint(ctx)
+}
+
+func (l *PostgresLog) checkpoint(ctx context.Context) ([]byte, error) {
+	var signed []byte
+	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+		// Serialises checkpoint writers, so sizes only grow; appends and
+		// readers do not take this lock.
+		if _, err := tx.Exec(ctx, l.sql.lockCheckpoints); err != nil {
+			return err
+		}
+		var size, last int64
+		var lastSigned string
+		if err := tx.QueryRow(ctx, l.sql.size).Scan(&size); err != nil {
+			return err
+		}
+		l.noteSize(uint64(size))
+		err := tx.QueryRow(ctx, l.sql.lastCheckpoint).Scan(&last, &lastSigned)
+		switch {
+		case err == nil && last == size:
+			signed = []byte(lastSigned)
+			return nil
+		case err == nil && last > size:
+			return fmt.Errorf("%w: checkpoint of size %d beyond the tree head %d", ErrDamaged, last, size)
+		case err != nil && !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		root, err := tlog.TreeHash(size, l.hashSource(ctx, tx, tlog.StoredHashCount(size), size))
+		if err != nil {
+			return fmt.Errorf("tree hash: %w", err)
+		}
+		head := TreeHead{Origin: l.opts.Origin, Size: uint64(size), Root: root}
+		if signed, err = note.Sign(&note.Note{Text: head.text()}, l.opts.Signer); err != nil {
+			return fmt.Errorf("sign: %w", err)
+		}
+		_, err = tx.Exec(ctx, l.sql.insCheckpoint, size, string(signed))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("trail: postgres checkpoint: %w", err)
+	}
+	return signed, nil
+}
+
+// Checkpoints returns every stored signed checkpoint, oldest first, or nil
+// when the database cannot be read (CheckpointsContext says why).
+func (l *PostgresLog) Checkpoints() [][]byte {
+	ctx, cancel := l.opContext()
+	defer cancel()
+	cps, _ := l.CheckpointsContext(ctx)
+	return cps
+}
+
+// CheckpointsContext returns every stored signed checkpoint, oldest first.
+func (l *PostgresLog) CheckpointsContext(ctx context.Context) ([][]byte, error) {
+	if l.closed.Load() {
+		return nil, ErrClosed
+	}
+	cps, err := readCheckpoints(ctx, l.pool, l.sql.checkpoints)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(cps))
+	for i, c := range cps {
+		out[i] = c.signed
+	}
+	return out, nil
+}
+
+type pgCheckpoint struct {
+	size   int64
+	signed []byte
+}
+
+func readCheckpoints(ctx context.Context, q querier, sql string) ([]pgCheckpoint, error) {
+	rows, err := q.Query(ctx, sql)
+	if err != nil {
+		return nil, fmt.Errorf("trail: read checkpoints: %w", err)
+	}
+	var out []pgCheckpoint
+	var c pgCheckpoint
+	var s string
+	if _, err := pgx.ForEachRow(rows, []any{&c.size, &s}, func() error {
+		out = append(out, pgCheckpoint{size: c.size, signed: []byte(s)})
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("trail: read checkpoints: %w", err)
+	}
+	return out, nil
+}
+
+// Run writes a checkpoint every CheckpointInterval while the tree grows,
+// until ctx is done or the log closed (returning nil). Unlike FileLog.Run, a
+// failed checkpoint does not end it (the database may be back at the next
+// tick); LastCheckpointError reports the latest failure. Without a signer
+// it returns ErrNoSigner.
+func (l *PostgresLog) Run(ctx context.Context) error {
+	if l.opts.Signer == nil {
+		return ErrNoSigner
+	}
+	t := time.NewTicker(l.opts.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			_, err := l.Checkpoint()
+			if errors.Is(err, ErrClosed) {
+				return nil
+			}
+			l.cpErr.Store(&err)
+		}
+	}
+}
+
+// LastCheckpointError is the outcome of Run's latest checkpoint: nil after
+// a success.
+func (l *PostgresLog) LastCheckpointError() error {
+	if p := l.cpErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Prove returns the inclusion proof of record seq in the tree signed by
+// checkpoint, which must be one of this trail's (its root is rechecked).
+func (l *PostgresLog) Prove(seq uint64, checkpoint []byte) (Proof, error) {
+	head, err := unverifiedHead(checkpoint)
+	if err != nil {
+		return Proof{}, err
+	}
+	if seq >= head.Size {
+		return Proof{}, fmt.Errorf("%w: record %d is not in a tree of size %d", ErrNotFound, seq, head.Size)
+	}
+	if l.closed.Load() {
+		return Proof{}, ErrClosed
+	}
+	ctx, cancel := l.opContext()
+	defer cancel()
+	size, err := l.SizeContext(ctx)
+	if err != nil {
+		return Proof{}, err
+	}
+	if head.Size > size {
+		return Proof{}, fmt.Errorf("trail: checkpoint size %d beyond trail size %d", head.Size, size)
+	}
+	n := int64(head.Size)
+	r := l.hashSource(ctx, l.pool, tlog.StoredHashCount(n), n)
+	root, err := tlog.TreeHash(n, r)
+	if err != nil {
+		return Proof{}, fmt.Errorf("trail: tree hash: %w", err)
+	}
+	if root != head.Root {
+		return Proof{}, fmt.Errorf("trail: checkpoint root does not match this trail's tree of size %d", head.Size)
+	}
+	leaf, err := r.ReadHashes([]int64{tlog.StoredHashIndex(0, int64(seq))})
+	if err != nil {
+		return Proof{}, err
+	}
+	hashes, err := tlog.ProveRecord(n, int64(seq), r)
+	if err != nil {
+		return Proof{}, fmt.Errorf("trail: prove record %d: %w", seq, err)
+	}
+	return Proof{RecordHash: leaf[0], LeafIndex: seq, TreeSize: head.Size, Hashes: hashes}, nil
+}
+
+// pruneChunk is the number of records one Prune transaction turns into
+// tombstones.
+const pruneChunk = 10000
+
+// Prune turns the records of kind with a time before before into
+// tombstones: the body is deleted, the leaf hash kept, so the tree and every
+// remaining record still verify. It returns how many it pruned. A record
+// whose body no longer hashes to its leaf is left as it is, for Verify to
+// report, and Prune then says so with ErrDamaged.
+//
+// Tombstones keep the record's time at the microsecond precision of the
+// time column.
+func (l *PostgresLog) Prune(ctx context.Context, kind string, before time.Time) (int, error) {
+	if kind == "" {
+		return 0, fmt.Errorf("%w: prune without a kind", ErrBadOption)
+	}
+	if l.closed.Load() {
+		return 0, ErrClosed
+	}
+	// The time column has microseconds: compare at that precision, rounding
+	// down, so no record at or after before is pruned.
+	before = before.Truncate(time.Microsecond)
+	total := 0
+	for {
+		tag, err := l.pool.Exec(ctx, l.sql.prune, kind, before, pruneChunk)
+		if err != nil {
+			return total, fmt.Errorf("trail: prune: %w", err)
+		}
+		total += int(tag.RowsAffected())
+		if tag.RowsAffected() < pruneChunk {
+			break
+		}
+	}
+	var left int64
+	if err := l.pool.QueryRow(ctx, l.sql.unprunable, kind, before).Scan(&left); err != nil {
+		return total, fmt.Errorf("trail: prune: %w", err)
+	}
+	if left > 0 {
+		return total, fmt.Errorf("%w: %d %s records before %s do not match their leaf hash and were not pruned; run Verify",
+			ErrDamaged, left, kind, before.Format(time.RFC3339Nano))
+	}
+	return total, nil
+}
+
+// ApplyRetention prunes every record older than now minus its class's Keep
+// and returns how many it pruned per class. Classes without a rule, and
+// rules with Keep 0, are kept forever. Each class is pruned in its own
+// transactions, so a failure leaves the classes before it pruned.
+func (l *PostgresLog) ApplyRetention(ctx context.Context, rules []RetentionRule, now time.Time) (map[string]int, error) {
+	if err := ValidateRetention(rules); err != nil {
+		return nil, err
+	}
+	counts := make(map[string]int, len(rules))
+	for _, r := range rules {
+		if r.Keep <= 0 {
+			continue
+		}
+		n, err := l.Prune(ctx, r.Kind, now.Add(-r.Keep))
+		counts[r.Kind] = n
+		if err != nil {
+			return counts, err
+		}
+	}
+	return counts, nil
+}
