@@ -318,7 +318,11 @@ func TestTrailThroughput(t *testing.T) {
 	if n <= 0 {
 		t.Skip("set PDP_TRAIL_BENCH=N to measure N evaluations per trail mode")
 	}
-	for _, mode := range []string{TrailOff, TrailAsync, TrailSync} {
+	modes := []string{TrailOff, TrailAsync, TrailSync}
+	if m := os.Getenv("PDP_TRAIL_BENCH_MODES"); m != "" {
+		modes = strings.Split(m, ",")
+	}
+	for _, mode := range modes {
 		url, stop := serveTrail(t, mode, filepath.Join(t.TempDir(), "trail"))
 		for i := range 200 { // warm up connections and caches
 			if _, err := ask(url, i); err != nil {
@@ -327,6 +331,8 @@ func TestTrailThroughput(t *testing.T) {
 		}
 		var next atomic.Int64
 		var wg sync.WaitGroup
+		var ru0, ru1 syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 		start := time.Now()
 		for range 32 {
 			wg.Go(func() {
@@ -340,6 +346,18 @@ func TestTrailThroughput(t *testing.T) {
 		}
 		wg.Wait()
 		el := time.Since(start)
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+		cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+		t.Logf("%s: CPU %v in %v wall: %.0f%% of one core", mode, cpu.Round(time.Millisecond), el.Round(time.Millisecond), 100*cpu.Seconds()/el.Seconds())
+		if res, err := http.Get(url + "/metrics"); err == nil {
+			data, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			for _, line := range strings.Split(string(data), "\n") {
+				if strings.HasPrefix(line, "pdp_trail_") || strings.HasPrefix(line, "go_gc_duration_seconds_count") {
+					t.Logf("%s %s", mode, line)
+				}
+			}
+		}
 		stop()
 		t.Logf("trail %-5s: %d evaluations in %v: %.0f/s", mode, n, el.Round(time.Millisecond), float64(n)/el.Seconds())
 	}

@@ -2,6 +2,8 @@ package audit
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/ciampdp/pdp/pdp/trail"
@@ -11,7 +13,8 @@ import (
 // realistic Northbank decisions (facts, delegations, consent) of any size.
 func copies(b *testing.B, src *trail.FileLog, n int) *trail.FileLog {
 	b.Helper()
-	l, err := trail.OpenFile(b.TempDir(), trail.FileOptions{})
+	dir := b.TempDir()
+	l, err := trail.OpenFile(dir, trail.FileOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -25,6 +28,13 @@ func copies(b *testing.B, src *trail.FileLog, n int) *trail.FileLog {
 			b.Fatal(err)
 		}
 	}
+	var size int64
+	for _, f := range []string{"records.log", "hashes.bin"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			size += fi.Size()
+		}
+	}
+	b.Logf("trail size: %d records, %.0f bytes per record (records.log + hashes.bin)", l.Size(), float64(size)/float64(l.Size()))
 	return l
 }
 

@@ -22,15 +22,16 @@ import (
 // the same customers, accounts and actions over and over. One decoder per
 // goroutine; it is not safe for concurrent use.
 type replayDecoder struct {
-	uids map[string]types.EntityUID
-	ents map[string]types.Entity
+	uids   map[string]types.EntityUID
+	ents   map[string]types.Entity
+	values map[string]types.Value // context attributes (rel, delegation, consent records…)
 }
 
 // maxCached bounds each cache; a full cache starts again empty.
 const maxCached = 1 << 16
 
 func newReplayDecoder() *replayDecoder {
-	return &replayDecoder{uids: map[string]types.EntityUID{}, ents: map[string]types.Entity{}}
+	return &replayDecoder{uids: map[string]types.EntityUID{}, ents: map[string]types.Entity{}, values: map[string]types.Value{}}
 }
 
 // replayRecord is the part of a decision record replay reads.
@@ -96,7 +97,7 @@ func (rd *replayDecoder) decode(body []byte) (trail.DecisionBody, error) {
 		}
 	}
 	if len(src.Input.Context) > 0 && !bytes.Equal(src.Input.Context, []byte("{}")) {
-		if err := json.Unmarshal(src.Input.Context, &in.Context); err != nil {
+		if in.Context, err = rd.context(src.Input.Context); err != nil {
 			return trail.DecisionBody{}, fmt.Errorf("audit: decision record: input context: %w", err)
 		}
 	}
@@ -146,4 +147,32 @@ func (rd *replayDecoder) entity(raw jsontext.Value) (types.Entity, error) {
 	}
 	rd.ents[string(raw)] = e
 	return e, nil
+}
+
+// context decodes the Cedar context record attribute by attribute, each
+// attribute's value cached by its JSON text: the relationship, delegation
+// and consent records of a trail repeat, only a few values (now, amounts)
+// vary.
+func (rd *replayDecoder) context(raw jsontext.Value) (types.Record, error) {
+	var fields map[string]jsontext.Value
+	if err := jsonv2.Unmarshal(raw, &fields); err != nil {
+		return types.Record{}, err
+	}
+	m := make(types.RecordMap, len(fields))
+	for k, v := range fields {
+		val, ok := rd.values[string(v)]
+		if !ok {
+			var one types.Record
+			if err := json.Unmarshal([]byte(`{"v":`+string(v)+`}`), &one); err != nil {
+				return types.Record{}, fmt.Errorf("%s: %w", k, err)
+			}
+			val, _ = one.Get("v")
+			if len(rd.values) >= maxCached {
+				clear(rd.values)
+			}
+			rd.values[string(v)] = val
+		}
+		m[types.String(k)] = val
+	}
+	return types.NewRecord(m), nil
 }
