@@ -52,6 +52,13 @@ func (r DecisionResponse) AppendJSON(dst []byte) []byte {
 			dst = append(dst, `,"delegation_status":`...)
 			dst = appendString(dst, c.DelegationStatus)
 		}
+		if c.CachedFrom != "" {
+			dst = append(dst, `,"cached_from":`...)
+			dst = appendString(dst, c.CachedFrom)
+		}
+		if c.Degraded {
+			dst = append(dst, `,"degraded":true`...)
+		}
 		dst = append(dst, '}')
 	}
 	return append(dst, '}')

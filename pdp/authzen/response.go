@@ -31,6 +31,12 @@ type DecisionContext struct {
 	// said about it.
 	Delegations      []string `json:"delegations,omitempty"`
 	DelegationStatus string   `json:"delegation_status,omitempty"`
+	// CachedFrom is set by a sidecar answering from its cache: the id of
+	// the central decision it repeats (DecisionID is the answer's own).
+	CachedFrom string `json:"cached_from,omitempty"`
+	// Degraded is set by a sidecar answering from a stale cache entry
+	// while the central PDP is unreachable (only for actions configured so).
+	Degraded bool `json:"degraded,omitempty"`
 }
 
 // noStrings is the shared empty slice that marshals as [] instead of null.
