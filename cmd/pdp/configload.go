@@ -151,7 +151,7 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 // settings flattens a configuration into its dotted keys, by the
 // mapstructure tags of its fields: what the defaults, the documentation and
 // the tests enumerate.
-func settings(c Config) map[string]any {
+func settings(c any) map[string]any {
 	out := map[string]any{}
 	var walk func(prefix string, v reflect.Value)
 	walk = func(prefix string, v reflect.Value) {

@@ -38,6 +38,7 @@ func evaluation(subject, action, resource string) string {
 type server struct {
 	URL  string
 	logs *logWatcher
+	stop func(t *testing.T) // stops it gracefully (also done at cleanup)
 }
 
 // startServer runs `pdp serve --addr 127.0.0.1:0 args…` until the test
@@ -50,20 +51,24 @@ func startServer(t *testing.T, args ...string) *server {
 	done := make(chan int, 1)
 	argv := append([]string{"serve", "--addr", "127.0.0.1:0", "--reload-interval", "0"}, args...)
 	go func() { done <- run(ctx, argv, strings.NewReader(""), io.Discard, logs) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != exitOK {
-				t.Errorf("serve exited with %d after shutdown; log:\n%s", code, logs)
+	var once sync.Once
+	stop := func(t *testing.T) {
+		once.Do(func() {
+			cancel()
+			select {
+			case code := <-done:
+				if code != exitOK {
+					t.Errorf("serve exited with %d after shutdown; log:\n%s", code, logs)
+				}
+			case <-time.After(20 * time.Second):
+				t.Errorf("serve did not stop within 20s; log:\n%s", logs)
 			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("serve did not stop within 20s; log:\n%s", logs)
-		}
-	})
+		})
+	}
+	t.Cleanup(func() { stop(t) })
 	select {
 	case addr := <-logs.listening:
-		return &server{URL: "http://" + addr, logs: logs}
+		return &server{URL: "http://" + addr, logs: logs, stop: stop}
 	case code := <-done:
 		done <- code
 		t.Fatalf("serve exited with %d before listening; log:\n%s", code, logs)
@@ -81,9 +86,10 @@ type logWatcher struct {
 	partial   []byte
 	records   []map[string]any
 	listening chan string
+	msg       string // the message that carries the address; default listeningMsg
 }
 
-func newLogWatcher() *logWatcher { return &logWatcher{listening: make(chan string, 1)} }
+func newLogWatcher() *logWatcher { return &logWatcher{listening: make(chan string, 1), msg: listeningMsg} }
 
 func (l *logWatcher) Write(p []byte) (int, error) {
 	l.mu.Lock()
@@ -98,7 +104,7 @@ func (l *logWatcher) Write(p []byte) (int, error) {
 		var rec map[string]any
 		if json.Unmarshal(l.partial[:i], &rec) == nil {
 			l.records = append(l.records, rec)
-			if rec["msg"] == listeningMsg {
+			if rec["msg"] == l.msg {
 				addr, _ := rec["addr"].(string)
 				select {
 				case l.listening <- addr:

@@ -62,7 +62,7 @@ func forAcme(extra string) string {
 // startNorthbank serves the example with its configuration (API keys
 // included), the stores in a temporary folder unless the environment
 // names others.
-func startNorthbank(t *testing.T) *server {
+func startNorthbank(t *testing.T, args ...string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	for k, v := range map[string]string{
@@ -78,7 +78,7 @@ func startNorthbank(t *testing.T) *server {
 			t.Setenv(k, v)
 		}
 	}
-	return startServer(t, "--config", filepath.Join(northbank, "pdp.yaml"))
+	return startServer(t, append([]string{"--config", filepath.Join(northbank, "pdp.yaml")}, args...)...)
 }
 
 // TestNorthbankDelegations runs the delegation rows of the Northbank story

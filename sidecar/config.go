@@ -1,0 +1,135 @@
+// Package sidecar is the PDP that runs beside each application: it speaks
+// the AuthZEN API on localhost (and the nginx and Envoy gateway adapters),
+// forwards what it cannot answer to the central PDP with its application's
+// credentials, and answers repeated questions from a cache that never
+// outlives a change.
+//
+// Cache correctness. A cached answer is served only while
+//   - the central PDP's change sequence and epoch are the ones the answer
+//     was decided under (every policy version, delegation and consent
+//     change bumps the sequence; a restart changes the epoch), and
+//   - the sidecar's lease is valid: it heard from the central PDP less
+//     than a lease ago (measured from when it sent the poll that was
+//     answered), and
+//   - the entry is younger than cache_ttl (time-bound facts: windows,
+//     expiries).
+//
+// The central PDP answers a revoke or a withdrawal only once every sidecar
+// that may serve from its cache has acknowledged the change (its next poll)
+// or its lease has run out, so no sidecar serves an allow decided before
+// the change once the change call has returned. A request carrying
+// PDP-Consistency-Token is never answered from the cache.
+//
+// Every answer the sidecar gives itself (cache hits, degraded answers,
+// fail-closed denies) is a decision with its own id, spooled durably on
+// local disk and shipped in order to the central trail, exactly once.
+// Answers the central PDP gave are already in its trail.
+package sidecar
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ciampdp/pdp/sidecar/gateway"
+)
+
+// Spool modes.
+const (
+	SpoolSync  = "sync"  // a locally decided answer is given once its record is on disk
+	SpoolAsync = "async" // records go through a bounded buffer to the spool
+)
+
+// Config is the sidecar's configuration (mapstructure tags, for viper).
+type Config struct {
+	// Listen is a loopback address (127.0.0.1:8181) or unix:/path/to.sock.
+	Listen string `mapstructure:"listen"`
+	// CentralURL is the central PDP's base URL.
+	CentralURL string `mapstructure:"central_url"`
+	// APIKey is the application's key at the central PDP: the application
+	// id of every decision is the one the central PDP maps it to.
+	APIKey string `mapstructure:"api_key"`
+	// ID names this sidecar at the central PDP (change feed, trail
+	// ingest); default host-pid-random. Keep it stable across restarts for
+	// the spool's exactly-once shipping.
+	ID string `mapstructure:"id"`
+	// Timeout bounds each call to the central PDP.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// CacheSize is the number of answers kept; 0 disables the cache.
+	CacheSize int `mapstructure:"cache_size"`
+	// CacheTTL bounds an answer's age whatever the change feed says.
+	CacheTTL time.Duration `mapstructure:"cache_ttl"`
+	// PollWait is how long the central PDP may hold a change-feed poll.
+	PollWait time.Duration `mapstructure:"poll_wait"`
+	// SpoolDir holds the spool of locally decided answers and the shipping
+	// position.
+	SpoolDir  string `mapstructure:"spool_dir"`
+	SpoolMode string `mapstructure:"spool_mode"`
+	// ShipInterval is how often the spool is shipped when idle.
+	ShipInterval time.Duration `mapstructure:"ship_interval"`
+	Degraded     Degraded      `mapstructure:"degraded"`
+	Breaker      Breaker       `mapstructure:"breaker"`
+	// Gateway, when it has routes, serves the nginx auth_request and Envoy
+	// ext_authz adapters through the same cache.
+	Gateway gateway.Config `mapstructure:"gateway"`
+}
+
+// Degraded lists what may be answered from a stale cache entry while the
+// central PDP is unreachable: low-risk actions, up to MaxStaleness old.
+// Every such answer is marked degraded. Empty: fail closed for everything.
+type Degraded struct {
+	Actions      []string      `mapstructure:"actions"`
+	MaxStaleness time.Duration `mapstructure:"max_staleness"`
+}
+
+// Breaker stops calling an unreachable central PDP for Cooldown after
+// Failures consecutive failures (then lets one call through to probe).
+type Breaker struct {
+	Failures int           `mapstructure:"failures"`
+	Cooldown time.Duration `mapstructure:"cooldown"`
+}
+
+// DefaultConfig is the configuration's defaults.
+func DefaultConfig() Config {
+	return Config{
+		Listen: "127.0.0.1:8181", CentralURL: "http://127.0.0.1:8080", Timeout: 2 * time.Second,
+		CacheSize: 100000, CacheTTL: 30 * time.Second, PollWait: time.Second,
+		SpoolDir: "pdp-data/sidecar", SpoolMode: SpoolAsync, ShipInterval: 200 * time.Millisecond,
+		Degraded: Degraded{MaxStaleness: 5 * time.Minute},
+		Breaker:  Breaker{Failures: 5, Cooldown: 2 * time.Second},
+	}
+}
+
+// ErrConfig wraps every configuration error.
+var ErrConfig = errors.New("sidecar: bad configuration")
+
+// Validate reports the first unusable setting.
+func (c Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+	}
+	u, err := url.Parse(c.CentralURL)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return bad("central_url %q must be an http or https URL", c.CentralURL)
+	case c.Listen == "":
+		return bad("listen must be host:port on loopback or unix:/path")
+	case strings.HasPrefix(c.Listen, "unix:") && len(c.Listen) == len("unix:"):
+		return bad("listen %q names no socket path", c.Listen)
+	case c.Timeout <= 0 || c.PollWait <= 0 || c.ShipInterval <= 0:
+		return bad("timeout, poll_wait and ship_interval must be positive")
+	case c.CacheSize < 0 || c.CacheSize > 0 && c.CacheTTL <= 0:
+		return bad("cache_size must not be negative, and cache_ttl must be positive with a cache")
+	case c.SpoolDir == "":
+		return bad("spool_dir must not be empty")
+	case c.SpoolMode != SpoolSync && c.SpoolMode != SpoolAsync:
+		return bad("spool_mode %q must be sync or async", c.SpoolMode)
+	case len(c.Degraded.Actions) > 0 && c.Degraded.MaxStaleness <= 0:
+		return bad("degraded.max_staleness must be positive when degraded.actions are listed")
+	case c.Breaker.Failures <= 0 || c.Breaker.Cooldown <= 0:
+		return bad("breaker.failures and breaker.cooldown must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,539 @@
+package sidecar
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/authzen"
+	"github.com/ciampdp/pdp/pdp/trail"
+	"github.com/ciampdp/pdp/sidecar/gateway"
+)
+
+// Reason codes the sidecar gives itself.
+const (
+	// ReasonPDPUnreachable: the central PDP could not be asked and no
+	// degraded answer was allowed: fail closed.
+	ReasonPDPUnreachable = "pdp_unreachable"
+)
+
+// Headers of the sidecar protocol.
+const (
+	HeaderSidecarID        = "PDP-Sidecar-Id"
+	HeaderConsistencyToken = "PDP-Consistency-Token"
+)
+
+// Sidecar is a running sidecar: Handler serves it, Run keeps its change
+// feed and spool shipping going.
+type Sidecar struct {
+	cfg     Config
+	central string
+	hc      *http.Client
+	log     *slog.Logger
+	cache   *cache
+	spool   *spool
+	breaker *breaker
+	gw      *gateway.Gateway
+	mux     *http.ServeMux
+	shipNow chan struct{}
+
+	hits, misses, degraded, failClosed, pollFailures, shipFailures atomic.Uint64
+	shippedRecords                                                 atomic.Uint64
+	closeOnce                                                      sync.Once
+}
+
+// New builds a sidecar from cfg (validated), opening its spool.
+func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ID == "" {
+		host, _ := os.Hostname()
+		cfg.ID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), uuid.NewString()[:8])
+	}
+	if err := os.MkdirAll(cfg.SpoolDir, 0o750); err != nil {
+		return nil, fmt.Errorf("sidecar: spool dir: %w", err)
+	}
+	sp, err := openSpool(cfg.SpoolDir, cfg.SpoolMode)
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second,
+		DialContext: (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext}
+	s := &Sidecar{
+		cfg: cfg, central: strings.TrimSuffix(cfg.CentralURL, "/"), hc: &http.Client{Transport: tr},
+		log: log, cache: newCache(cfg.CacheSize, cfg.CacheTTL, cfg.Degraded.MaxStaleness), spool: sp,
+		breaker: &breaker{failures: cfg.Breaker.Failures, cooldown: cfg.Breaker.Cooldown},
+		shipNow: make(chan struct{}, 1),
+	}
+	s.shippedRecords.Store(sp.shipped())
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("POST /access/v1/evaluation", s.evaluation)
+	s.mux.HandleFunc("POST /access/v1/evaluations", s.evaluations)
+	for _, kind := range []string{"subject", "resource", "action"} {
+		s.mux.HandleFunc("POST /access/v1/search/"+kind, s.forwardRaw)
+	}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", s.ready)
+	if len(cfg.Gateway.Routes) > 0 {
+		gw, err := gateway.New(cfg.Gateway, gateway.Deps{Logger: log, Evaluator: gateway.EvaluatorFunc(
+			func(ctx context.Context, req pdp.Request) (authzen.DecisionResponse, error) {
+				return s.Evaluate(ctx, req, "")
+			})})
+		if err != nil {
+			_ = sp.close()
+			return nil, err
+		}
+		s.gw = gw
+		s.mux.Handle("/authz/", gw.Handler())
+	}
+	return s, nil
+}
+
+// ID is the sidecar's id at the central PDP.
+func (s *Sidecar) ID() string { return s.cfg.ID }
+
+// Handler serves the AuthZEN API, the gateway adapters and health.
+func (s *Sidecar) Handler() http.Handler { return s.mux }
+
+// Run follows the change feed and ships the spool until ctx ends.
+func (s *Sidecar) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.poll(ctx) })
+	wg.Go(func() { s.ship(ctx) })
+	wg.Wait()
+}
+
+// Close flushes the spool (async mode) and closes it. Records not yet
+// shipped stay in the spool and go out at the next start.
+func (s *Sidecar) Close() error {
+	var err error
+	s.closeOnce.Do(func() { err = s.spool.close() })
+	return err
+}
+
+func (s *Sidecar) headers(r *http.Request) {
+	if s.cfg.APIKey != "" {
+		r.Header.Set("Authorization", "Bearer "+s.cfg.APIKey)
+	}
+	r.Header.Set(HeaderSidecarID, s.cfg.ID)
+}
+
+// httpError is an answer of the central PDP relayed as it is (4xx).
+type httpError struct {
+	status int
+	body   []byte
+}
+
+func (e *httpError) Error() string { return fmt.Sprintf("central PDP: %d %s", e.status, e.body) }
+
+// errUnreachable: no answer from the central PDP (transport error, 5xx,
+// breaker open).
+var errUnreachable = errors.New("central PDP unreachable")
+
+func (s *Sidecar) evaluation(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "request body too large"})
+		return
+	}
+	req, err := authzen.DecodeEvaluation(body)
+	if err != nil {
+		var re *authzen.RequestError
+		msg := err.Error()
+		if errors.As(err, &re) {
+			msg = re.Message
+		}
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": msg})
+		return
+	}
+	ans, err := s.evaluate(r.Context(), req, body, r.Header.Get(HeaderConsistencyToken))
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(he.status)
+		_, _ = w.Write(he.body)
+		return
+	case err != nil:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(ans.AppendJSON(make([]byte, 0, 256)))
+}
+
+// Evaluate answers one evaluation (the gateway adapters' entry): from the
+// cache when it may, else from the central PDP, else fail closed.
+func (s *Sidecar) Evaluate(ctx context.Context, req pdp.Request, token string) (authzen.DecisionResponse, error) {
+	return s.evaluate(ctx, req, nil, token)
+}
+
+func (s *Sidecar) evaluate(ctx context.Context, req pdp.Request, body []byte, token string) (authzen.DecisionResponse, error) {
+	key, err := cacheKey(req)
+	if err != nil {
+		return authzen.DecisionResponse{}, err
+	}
+	now := time.Now()
+	if token == "" {
+		if e, ok := s.cache.lookup(key, now); ok {
+			s.hits.Add(1)
+			return s.local(ctx, req, e, "cache")
+		}
+	}
+	s.misses.Add(1)
+	st := s.cache.state.Load()
+	if body == nil {
+		if body, err = json.Marshal(req); err != nil {
+			return authzen.DecisionResponse{}, err
+		}
+	}
+	ans, err := s.forward(ctx, body, token)
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		return ans, err
+	case err != nil:
+		return s.unreachable(ctx, req, key, err)
+	}
+	if ans.Context != nil {
+		s.cache.add(key, entry{answer: ans, action: req.Action.Name, stored: now}, st)
+	}
+	return ans, nil
+}
+
+// forward asks the central PDP.
+func (s *Sidecar) forward(ctx context.Context, body []byte, token string) (authzen.DecisionResponse, error) {
+	if !s.breaker.allow(time.Now()) {
+		return authzen.DecisionResponse{}, fmt.Errorf("%w: circuit breaker open", errUnreachable)
+	}
+	data, status, err := s.post(ctx, "/access/v1/evaluation", body, token)
+	if err != nil || status >= 500 {
+		s.breaker.fail(time.Now())
+		if err == nil {
+			err = fmt.Errorf("%w: %d %s", errUnreachable, status, data)
+		}
+		return authzen.DecisionResponse{}, err
+	}
+	s.breaker.ok()
+	if status != http.StatusOK {
+		return authzen.DecisionResponse{}, &httpError{status: status, body: data}
+	}
+	var ans authzen.DecisionResponse
+	if err := json.Unmarshal(data, &ans); err != nil {
+		return ans, fmt.Errorf("%w: answer %q: %v", errUnreachable, data, err)
+	}
+	return ans, nil
+}
+
+// post sends body to the central PDP, retrying once after a connection
+// failure (with jitter).
+func (s *Sidecar) post(ctx context.Context, path string, body []byte, token string) ([]byte, int, error) {
+	var lastErr error
+	for attempt := range 2 {
+		if attempt > 0 {
+			sleep(ctx, jitter(20*time.Millisecond))
+		}
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		req, err := http.NewRequestWithContext(cctx, http.MethodPost, s.central+path, bytes.NewReader(body))
+		if err != nil {
+			cancel()
+			return nil, 0, err
+		}
+		s.headers(req)
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set(HeaderConsistencyToken, token)
+		}
+		res, err := s.hc.Do(req)
+		if err != nil {
+			cancel()
+			lastErr = fmt.Errorf("%w: %v", errUnreachable, err)
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(res.Body, 8<<20))
+		res.Body.Close()
+		cancel()
+		if err != nil {
+			lastErr = fmt.Errorf("%w: %v", errUnreachable, err)
+			continue
+		}
+		return data, res.StatusCode, nil
+	}
+	return nil, 0, lastErr
+}
+
+// unreachable answers when the central PDP cannot: a degraded answer from
+// a stale entry for the actions configured so, else a deny.
+func (s *Sidecar) unreachable(ctx context.Context, req pdp.Request, key string, cause error) (authzen.DecisionResponse, error) {
+	if slices.Contains(s.cfg.Degraded.Actions, req.Action.Name) {
+		if e, ok := s.cache.staleEntry(key); ok && time.Since(e.stored) <= s.cfg.Degraded.MaxStaleness {
+			s.degraded.Add(1)
+			return s.local(ctx, req, e, "degraded")
+		}
+	}
+	s.failClosed.Add(1)
+	s.log.Warn("central PDP unreachable: denying", "action", req.Action.Name, "error", cause)
+	deny := entry{answer: authzen.DecisionResponse{Decision: false, Context: &authzen.DecisionContext{
+		Reasons: []string{ReasonPDPUnreachable}, Policies: []string{}, Obligations: []string{},
+		Message: "the central PDP could not be reached: " + cause.Error(),
+	}}}
+	return s.local(ctx, req, deny, "fail_closed")
+}
+
+// local gives an answer the sidecar decided itself (cache hit, degraded,
+// fail closed): a decision of its own, spooled for the central trail.
+func (s *Sidecar) local(ctx context.Context, req pdp.Request, e entry, source string) (authzen.DecisionResponse, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return authzen.DecisionResponse{}, err
+	}
+	now := time.Now().UTC()
+	src := e.answer.Context
+	c := &authzen.DecisionContext{DecisionID: id.String(), Policies: []string{}, Reasons: []string{}, Obligations: []string{}}
+	if src != nil {
+		cp := *src
+		c = &cp
+		c.DecisionID = id.String()
+		if source != "fail_closed" {
+			c.CachedFrom = src.DecisionID
+		}
+	}
+	c.Degraded = source == "degraded"
+	ans := authzen.DecisionResponse{Decision: e.answer.Decision, Context: c}
+	st := s.cache.state.Load()
+	body, err := json.Marshal(answerRecord{
+		DecisionID: c.DecisionID, Time: now, Sidecar: s.cfg.ID, Request: req, Decision: ans.Decision,
+		Reasons: c.Reasons, Policies: c.Policies, Obligations: c.Obligations, CachedFrom: c.CachedFrom,
+		PolicyVersion: c.PolicyVersion, ChangeSeq: st.seq, Epoch: st.epoch, Degraded: c.Degraded, Source: source,
+	})
+	if err != nil {
+		return authzen.DecisionResponse{}, err
+	}
+	if err := s.spool.add(ctx, trail.Record{Kind: KindAnswer, ID: c.DecisionID, Time: now, Body: body}); err != nil {
+		// No allow without its record.
+		return authzen.DecisionResponse{Decision: false, Context: &authzen.DecisionContext{
+			DecisionID: c.DecisionID, Policies: []string{}, Obligations: []string{},
+			Reasons: []string{trail.ReasonTrailUnavailable}, Message: "the answer could not be spooled: " + err.Error(),
+		}}, nil
+	}
+	return ans, nil
+}
+
+// evaluations forwards a batch; unreachable, every item is denied.
+func (s *Sidecar) evaluations(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "request body too large"})
+		return
+	}
+	batch, err := authzen.DecodeEvaluations(body)
+	if err != nil {
+		var re *authzen.RequestError
+		msg := err.Error()
+		if errors.As(err, &re) {
+			msg = re.Message
+		}
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": msg})
+		return
+	}
+	if !s.breaker.allow(time.Now()) {
+		s.batchUnreachable(w, r, batch, errors.New("circuit breaker open"))
+		return
+	}
+	data, status, err := s.post(r.Context(), "/access/v1/evaluations", body, r.Header.Get(HeaderConsistencyToken))
+	if err != nil || status >= 500 {
+		s.breaker.fail(time.Now())
+		if err == nil {
+			err = fmt.Errorf("%d %s", status, data)
+		}
+		s.batchUnreachable(w, r, batch, err)
+		return
+	}
+	s.breaker.ok()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(data)
+}
+
+func (s *Sidecar) batchUnreachable(w http.ResponseWriter, r *http.Request, batch authzen.Batch, cause error) {
+	var out []authzen.DecisionResponse
+	for _, req := range batch.Requests {
+		key, _ := cacheKey(req)
+		ans, err := s.unreachable(r.Context(), req, key, cause)
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+			return
+		}
+		out = append(out, ans)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if batch.Single && len(out) == 1 {
+		_, _ = w.Write(out[0].AppendJSON(nil))
+		return
+	}
+	_, _ = w.Write(authzen.EvaluationsResponse{Evaluations: out}.AppendJSON(nil))
+}
+
+// forwardRaw relays a search; unreachable, 503.
+func (s *Sidecar) forwardRaw(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "request body too large"})
+		return
+	}
+	if !s.breaker.allow(time.Now()) {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": ReasonPDPUnreachable + ": circuit breaker open"})
+		return
+	}
+	data, status, err := s.post(r.Context(), r.URL.Path, body, r.Header.Get(HeaderConsistencyToken))
+	if err != nil || status >= 500 {
+		s.breaker.fail(time.Now())
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": ReasonPDPUnreachable})
+		return
+	}
+	s.breaker.ok()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(data)
+}
+
+// Status is what /readyz says.
+type Status struct {
+	Mode          string  `json:"mode"` // connected; no_lease (cache unused: the change feed is silent); unreachable (breaker open: fail closed or degraded answers)
+	ID            string  `json:"sidecar"`
+	Seq           uint64  `json:"change_seq"`
+	Epoch         string  `json:"epoch"`
+	PolicyVersion string  `json:"policy_version"`
+	LeaseLeftMS   int64   `json:"lease_left_ms"`
+	Breaker       string  `json:"breaker"`
+	Hits          uint64  `json:"cache_hits"`
+	Misses        uint64  `json:"cache_misses"`
+	HitRatio      float64 `json:"cache_hit_ratio"`
+	Degraded      uint64  `json:"degraded_answers"`
+	FailClosed    uint64  `json:"fail_closed_answers"`
+	Spooled       uint64  `json:"spooled"`
+	Shipped       uint64  `json:"shipped"`
+}
+
+// Status reports the sidecar's mode and counters.
+func (s *Sidecar) Status() Status {
+	st := s.cache.state.Load()
+	now := time.Now()
+	out := Status{ID: s.cfg.ID, Seq: st.seq, Epoch: st.epoch, PolicyVersion: st.policy,
+		LeaseLeftMS: max(0, st.validUntil.Sub(now).Milliseconds()), Breaker: s.breaker.state(now),
+		Hits: s.hits.Load(), Misses: s.misses.Load(), Degraded: s.degraded.Load(), FailClosed: s.failClosed.Load(),
+		Spooled: s.spool.log.Size(), Shipped: s.shippedRecords.Load()}
+	if total := out.Hits + out.Misses; total > 0 {
+		out.HitRatio = float64(out.Hits) / float64(total)
+	}
+	switch {
+	case out.Breaker == "open":
+		out.Mode = "unreachable"
+	case out.LeaseLeftMS == 0:
+		out.Mode = "no_lease"
+	default:
+		out.Mode = "connected"
+	}
+	return out
+}
+
+func (s *Sidecar) ready(w http.ResponseWriter, _ *http.Request) {
+	st := s.Status()
+	code := http.StatusOK
+	if st.Mode != "connected" {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, st)
+}
+
+// cacheKey identifies a question: the request as decoded (maps encode
+// with sorted keys). The application is the sidecar's own.
+func cacheKey(req pdp.Request) (string, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return "", fmt.Errorf("sidecar: cache key: %w", err)
+	}
+	return string(b), nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// breaker is a consecutive-failure circuit breaker.
+type breaker struct {
+	mu        sync.Mutex
+	failures  int
+	cooldown  time.Duration
+	count     int
+	openUntil time.Time
+	probing   bool
+}
+
+func (b *breaker) allow(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.count < b.failures {
+		return true
+	}
+	if now.Before(b.openUntil) || b.probing {
+		return false
+	}
+	b.probing = true // half open: one call probes
+	return true
+}
+
+func (b *breaker) fail(now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.count++
+	b.probing = false
+	if b.count >= b.failures {
+		b.openUntil = now.Add(b.cooldown)
+	}
+}
+
+func (b *breaker) ok() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.count, b.probing = 0, false
+}
+
+func (b *breaker) state(now time.Time) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.count < b.failures:
+		return "closed"
+	case now.Before(b.openUntil):
+		return "open"
+	default:
+		return "half_open"
+	}
+}

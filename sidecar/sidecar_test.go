@@ -1,0 +1,126 @@
+package sidecar
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ciampdp/pdp/pdp/authzen"
+)
+
+func TestConfigValidate(t *testing.T) {
+	ok := DefaultConfig()
+	for _, tc := range []struct {
+		name   string
+		change func(*Config)
+		valid  bool
+	}{
+		{"defaults", func(*Config) {}, true},
+		{"unix socket", func(c *Config) { c.Listen = "unix:/tmp/s.sock" }, true},
+		{"no socket path", func(c *Config) { c.Listen = "unix:" }, false},
+		{"central not a URL", func(c *Config) { c.CentralURL = "pdp:8080" }, false},
+		{"no timeout", func(c *Config) { c.Timeout = 0 }, false},
+		{"cache without ttl", func(c *Config) { c.CacheTTL = 0 }, false},
+		{"no cache, no ttl", func(c *Config) { c.CacheSize, c.CacheTTL = 0, 0 }, true},
+		{"spool mode", func(c *Config) { c.SpoolMode = "later" }, false},
+		{"degraded without staleness", func(c *Config) { c.Degraded = Degraded{Actions: []string{"view"}} }, false},
+		{"breaker", func(c *Config) { c.Breaker.Failures = 0 }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ok
+			tc.change(&c)
+			err := c.Validate()
+			if (err == nil) != tc.valid || err != nil && !errors.Is(err, ErrConfig) {
+				t.Fatalf("Validate = %v, want valid %v", err, tc.valid)
+			}
+		})
+	}
+}
+
+// TestCacheServesOnlyWhatStillHolds: an answer is served only under the
+// change sequence and epoch it was decided under, within the lease and
+// the TTL; an answer to a question sent before a change is not cached.
+func TestCacheServesOnlyWhatStillHolds(t *testing.T) {
+	c := newCache(10, time.Minute, time.Hour)
+	t0 := time.Now()
+	ans := entry{answer: authzen.DecisionResponse{Decision: true, Context: &authzen.DecisionContext{DecisionID: "d1"}}}
+	if _, ok := c.lookup("k", t0); ok {
+		t.Fatal("hit in an empty cache")
+	}
+	c.apply(changeAnswer{Seq: 1, Epoch: "e1", LeaseMS: 2000}, t0)
+	st := c.state.Load()
+	c.add("k", ans, st)
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+		hit  bool
+	}{
+		{"within the lease", t0.Add(time.Second), true},
+		{"lease over", t0.Add(3 * time.Second), false},
+	} {
+		if _, ok := c.lookup("k", tc.at); ok != tc.hit {
+			t.Errorf("%s: hit %v, want %v", tc.name, ok, tc.hit)
+		}
+	}
+	// Same seq again renews the lease and keeps the entry.
+	c.apply(changeAnswer{Seq: 1, Epoch: "e1", LeaseMS: 2000}, t0.Add(2*time.Second))
+	if _, ok := c.lookup("k", t0.Add(3*time.Second)); !ok {
+		t.Fatal("a renewed lease did not serve the entry")
+	}
+	// A change clears it; a stale answer decided before the change is not
+	// cached afterwards.
+	c.apply(changeAnswer{Seq: 2, Epoch: "e1", LeaseMS: 2000}, t0.Add(2*time.Second))
+	if _, ok := c.lookup("k", t0.Add(3*time.Second)); ok {
+		t.Fatal("served across a change")
+	}
+	c.add("k", ans, st) // st is from before the change
+	if _, ok := c.lookup("k", t0.Add(3*time.Second)); ok {
+		t.Fatal("cached an answer to a question sent before the change")
+	}
+	// A new epoch (the central PDP restarted) clears it too.
+	c.add("k", ans, c.state.Load())
+	c.apply(changeAnswer{Seq: 2, Epoch: "e2", LeaseMS: 2000}, t0.Add(2*time.Second))
+	if _, ok := c.lookup("k", t0.Add(3*time.Second)); ok {
+		t.Fatal("served across a restart of the central PDP")
+	}
+	// Degraded mode still finds it.
+	if _, ok := c.staleEntry("k"); !ok {
+		t.Fatal("the stale copy for degraded answers is gone")
+	}
+}
+
+func TestBreaker(t *testing.T) {
+	b := &breaker{failures: 2, cooldown: time.Second}
+	t0 := time.Now()
+	steps := []struct {
+		do    string
+		at    time.Duration
+		allow bool
+		state string
+	}{
+		{"fail", 0, true, "closed"},
+		{"fail", 0, false, "open"},
+		{"", 500 * time.Millisecond, false, "open"},
+		{"", 1500 * time.Millisecond, true, "half_open"}, // one probe
+		{"", 1500 * time.Millisecond, false, "half_open"},
+		{"ok", 1500 * time.Millisecond, true, "closed"},
+	}
+	for i, s := range steps {
+		now := t0.Add(s.at)
+		switch s.do {
+		case "fail":
+			b.fail(now)
+		case "ok":
+			b.ok()
+		}
+		if got := b.allow(now); got != s.allow {
+			t.Fatalf("step %d: allow = %v, want %v", i, got, s.allow)
+		}
+		if s.do == "ok" {
+			b.ok()
+		}
+		if got := b.state(now); got != s.state && s.do != "" {
+			t.Errorf("step %d: state %s, want %s", i, got, s.state)
+		}
+	}
+}

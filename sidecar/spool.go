@@ -1,0 +1,237 @@
+package sidecar
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ciampdp/pdp/pdp/trail"
+)
+
+// KindAnswer is the kind of a spooled record: an answer the sidecar gave
+// itself.
+const KindAnswer = "sidecar.answer"
+
+// answerRecord is the body of a spooled record.
+type answerRecord struct {
+	DecisionID  string    `json:"decision_id"`
+	Time        time.Time `json:"time"`
+	Sidecar     string    `json:"sidecar"`
+	Request     any       `json:"request"`
+	Decision    bool      `json:"decision"`
+	Reasons     []string  `json:"reasons"`
+	Policies    []string  `json:"policies,omitempty"`
+	Obligations []string  `json:"obligations,omitempty"`
+	// CachedFrom is the central decision the answer repeats; empty for a
+	// fail-closed deny.
+	CachedFrom    string `json:"cached_from,omitempty"`
+	PolicyVersion string `json:"policy_version,omitempty"`
+	ChangeSeq     uint64 `json:"change_seq"`
+	Epoch         string `json:"epoch,omitempty"`
+	Degraded      bool   `json:"degraded,omitempty"`
+	Source        string `json:"source"` // cache, degraded, fail_closed
+}
+
+// spool is the local, durable queue of locally decided answers: a trail
+// FileLog (CRC frames, fsync, torn tail cut), shipped in order.
+type spool struct {
+	log     *trail.FileLog
+	mode    string
+	buf     chan trail.Record
+	drained chan struct{}
+	posFile string
+}
+
+func openSpool(dir, mode string) (*spool, error) {
+	l, err := trail.OpenFile(filepath.Join(dir, "spool"), trail.FileOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("sidecar: spool: %w", err)
+	}
+	if err := l.Damaged(); err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("sidecar: spool in %s: %w", dir, err)
+	}
+	sp := &spool{log: l, mode: mode, posFile: filepath.Join(dir, "shipped")}
+	if mode == SpoolAsync {
+		sp.buf = make(chan trail.Record, 10000)
+		sp.drained = make(chan struct{})
+		go sp.drain()
+	}
+	return sp, nil
+}
+
+// add spools one record: durable on return in sync mode, buffered (waiting
+// for room, never dropped) in async mode.
+func (sp *spool) add(ctx context.Context, rec trail.Record) error {
+	if sp.mode == SpoolSync {
+		_, err := sp.log.Append(ctx, rec)
+		return err
+	}
+	select {
+	case sp.buf <- rec:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (sp *spool) drain() {
+	defer close(sp.drained)
+	batch := make([]trail.Record, 0, 512)
+	for rec := range sp.buf {
+		batch = append(batch[:0], rec)
+	more:
+		for len(batch) < cap(batch) {
+			select {
+			case r, ok := <-sp.buf:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		// An append fails only when the disk does: the log then refuses
+		// everything, and readiness reports it.
+		_, _ = sp.log.Append(context.Background(), batch...)
+	}
+}
+
+func (sp *spool) close() error {
+	if sp.buf != nil {
+		close(sp.buf)
+		<-sp.drained
+	}
+	return sp.log.Close()
+}
+
+// shipped is the next spool sequence number to ship.
+func (sp *spool) shipped() uint64 {
+	data, err := os.ReadFile(sp.posFile)
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// setShipped records the shipping position durably (write, fsync, rename).
+func (sp *spool) setShipped(n uint64) error {
+	tmp := sp.posFile + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(f, "%d\n", n)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp, sp.posFile)
+}
+
+// ingestRecord is one record of POST /v1/trail/ingest.
+type ingestRecord struct {
+	Seq  uint64          `json:"seq"`
+	ID   string          `json:"id"`
+	Time time.Time       `json:"time"`
+	Body json.RawMessage `json:"body"`
+}
+
+// ship sends the spool to the central trail until ctx ends: in order, in
+// batches, each acknowledged before the next; the central PDP skips what
+// it already holds, so a batch resent after a lost answer lands once.
+func (s *Sidecar) ship(ctx context.Context) {
+	next := s.spool.shipped()
+	backoff := 100 * time.Millisecond
+	for {
+		size := s.spool.log.Size()
+		if next >= size {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(s.cfg.ShipInterval):
+			case <-s.shipNow:
+			}
+			continue
+		}
+		acked, err := s.shipBatch(ctx, next, min(size, next+500))
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.shipFailures.Add(1)
+			s.log.Debug("spool shipping failed; retrying", "error", err, "next", next)
+			sleep(ctx, jitter(backoff))
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		next = acked // shipped numbers are 1-based: acked n covers spool seq n-1
+		if err := s.spool.setShipped(next); err != nil {
+			s.log.Error("spool: cannot record the shipping position", "error", err)
+		}
+		s.shippedRecords.Store(next)
+	}
+}
+
+func (s *Sidecar) shipBatch(ctx context.Context, from, to uint64) (uint64, error) {
+	recs := make([]ingestRecord, 0, to-from)
+	err := s.spool.log.Scan(from, to, func(r trail.Record) error {
+		// Shipped sequence numbers start at 1: 0 never names a record.
+		recs = append(recs, ingestRecord{Seq: r.Seq + 1, ID: r.ID, Time: r.Time, Body: json.RawMessage(r.Body)})
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	body, err := json.Marshal(map[string]any{"records": recs})
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout*2)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.central+"/v1/trail/ingest", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	s.headers(req)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := s.hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<16))
+	if res.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("ingest: %s: %s", res.Status, data)
+	}
+	var ans struct {
+		Acked uint64 `json:"acked"`
+	}
+	if err := json.Unmarshal(data, &ans); err != nil {
+		return 0, fmt.Errorf("ingest: %w", err)
+	}
+	if ans.Acked < to {
+		return 0, errors.New("ingest: the central PDP acknowledged less than it was sent")
+	}
+	return ans.Acked, nil
+}
