@@ -89,7 +89,9 @@ type logWatcher struct {
 	msg       string // the message that carries the address; default listeningMsg
 }
 
-func newLogWatcher() *logWatcher { return &logWatcher{listening: make(chan string, 1), msg: listeningMsg} }
+func newLogWatcher() *logWatcher {
+	return &logWatcher{listening: make(chan string, 1), msg: listeningMsg}
+}
 
 func (l *logWatcher) Write(p []byte) (int, error) {
 	l.mu.Lock()
