@@ -109,6 +109,11 @@ func (c *cache) apply(a changeAnswer, sent time.Time) (changed bool) {
 	changed = old.seq != a.Seq || old.epoch != a.Epoch
 	if changed && c.lru != nil {
 		c.lru.Purge()
+		// Degraded answers too: once a change is acknowledged, no answer
+		// decided before it may come back, not even during an outage.
+		if c.stale != nil {
+			c.stale.Purge()
+		}
 	}
 	lease := time.Duration(a.LeaseMS) * time.Millisecond
 	c.state.Store(&feedState{seq: a.Seq, epoch: a.Epoch, validUntil: sent.Add(lease), policy: a.PolicyVersion})

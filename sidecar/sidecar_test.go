@@ -83,9 +83,10 @@ func TestCacheServesOnlyWhatStillHolds(t *testing.T) {
 	if _, ok := c.lookup("k", t0.Add(3*time.Second)); ok {
 		t.Fatal("served across a restart of the central PDP")
 	}
-	// Degraded mode still finds it.
+	// Degraded mode finds answers decided under the current state only.
+	c.add("k", ans, c.state.Load())
 	if _, ok := c.staleEntry("k"); !ok {
-		t.Fatal("the stale copy for degraded answers is gone")
+		t.Fatal("no copy for degraded answers")
 	}
 }
 
@@ -122,5 +123,16 @@ func TestBreaker(t *testing.T) {
 		if got := b.state(now); got != s.state && s.do != "" {
 			t.Errorf("step %d: state %s, want %s", i, got, s.state)
 		}
+	}
+}
+
+func TestChangeClearsDegradedCopies(t *testing.T) {
+	c := newCache(10, time.Minute, time.Hour)
+	t0 := time.Now()
+	c.apply(changeAnswer{Seq: 1, Epoch: "e", LeaseMS: 2000}, t0)
+	c.add("k", entry{answer: authzen.DecisionResponse{Decision: true}}, c.state.Load())
+	c.apply(changeAnswer{Seq: 2, Epoch: "e", LeaseMS: 2000}, t0)
+	if _, ok := c.staleEntry("k"); ok {
+		t.Fatal("an answer decided before a change survives for degraded mode")
 	}
 }

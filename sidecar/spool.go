@@ -148,6 +148,9 @@ func (sp *spool) setShipped(n uint64) error {
 	return os.Rename(tmp, sp.posFile)
 }
 
+// errTooLarge: the central PDP refused a batch as too large.
+var errTooLarge = errors.New("ingest: batch too large")
+
 // ingestRecord is one record of POST /v1/trail/ingest.
 type ingestRecord struct {
 	Seq  uint64          `json:"seq"`
@@ -162,6 +165,7 @@ type ingestRecord struct {
 func (s *Sidecar) ship(ctx context.Context) {
 	next := s.spool.shipped()
 	backoff := 100 * time.Millisecond
+	batchSize := uint64(200)
 	for {
 		size := s.spool.log.Size()
 		if next >= size {
@@ -173,7 +177,11 @@ func (s *Sidecar) ship(ctx context.Context) {
 			}
 			continue
 		}
-		acked, err := s.shipBatch(ctx, next, min(size, next+500))
+		acked, err := s.shipBatch(ctx, next, min(size, next+batchSize))
+		if errors.Is(err, errTooLarge) && batchSize > 1 {
+			batchSize = max(1, batchSize/2) // the central PDP's body limit
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -221,6 +229,9 @@ func (s *Sidecar) shipBatch(ctx context.Context, from, to uint64) (uint64, error
 	}
 	defer res.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<16))
+	if res.StatusCode == http.StatusRequestEntityTooLarge {
+		return 0, errTooLarge
+	}
 	if res.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("ingest: %s: %s", res.Status, data)
 	}

@@ -18,6 +18,7 @@ import (
 // Sentinel errors of the configuration's Validate methods.
 var (
 	ErrAddr            = errors.New("http.addr must be host:port")
+	ErrChangeLease     = errors.New("http.change_lease must be positive and at most 1m")
 	ErrInsecureAddr    = errors.New("no API keys are configured, so authentication is off and http.addr must be a loopback address (127.0.0.1, ::1 or localhost); configure auth.api_keys (see 'pdp hash-key') to listen elsewhere")
 	ErrPolicyDir       = errors.New("policy.dir must not be empty")
 	ErrReloadInterval  = errors.New("policy.reload_interval must not be negative")
@@ -107,6 +108,10 @@ type HTTPConfig struct {
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 	CompactBatch    bool          `mapstructure:"compact_batch"`
 	NoopEndpoint    bool          `mapstructure:"noop_endpoint"`
+	// ChangeLease is how long a sidecar may serve cached answers after the
+	// send time of its last change-feed poll; a change waits at most this
+	// long for a sidecar that does not acknowledge it.
+	ChangeLease time.Duration `mapstructure:"change_lease"`
 }
 
 // DefaultHTTP listens on 127.0.0.1:8080 with the api package's defaults.
@@ -118,6 +123,7 @@ func DefaultHTTP() HTTPConfig {
 		WriteTimeout:    api.DefaultWriteTimeout,
 		IdleTimeout:     api.DefaultIdleTimeout,
 		ShutdownTimeout: api.DefaultShutdownTimeout,
+		ChangeLease:     api.DefaultChangeLease,
 	}
 }
 
@@ -125,6 +131,9 @@ func DefaultHTTP() HTTPConfig {
 func (h HTTPConfig) Validate() error {
 	if _, port, err := net.SplitHostPort(h.Addr); err != nil || port == "" {
 		return fmt.Errorf("http.addr %q: %w", h.Addr, ErrAddr)
+	}
+	if h.ChangeLease <= 0 || h.ChangeLease > time.Minute {
+		return fmt.Errorf("%v: %w", h.ChangeLease, ErrChangeLease)
 	}
 	if err := h.API(nil).Validate(); err != nil {
 		return fmt.Errorf("http: %w", err)

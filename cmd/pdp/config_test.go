@@ -268,6 +268,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad public URL", func(c *Config) { c.HTTP.PublicURL = "ftp://pdp" }, api.ErrPublicURL},
 		{"negative body limit", func(c *Config) { c.HTTP.BodyLimit = -1 }, api.ErrBodyLimit},
 		{"negative timeout", func(c *Config) { c.HTTP.IdleTimeout = -time.Second }, api.ErrTimeout},
+		{"no change lease", func(c *Config) { c.HTTP.ChangeLease = 0 }, ErrChangeLease},
+		{"change lease over a minute", func(c *Config) { c.HTTP.ChangeLease = 2 * time.Minute }, ErrChangeLease},
 		{"negative reload interval", func(c *Config) { c.Policy.ReloadInterval = -time.Second }, ErrReloadInterval},
 		{"no reload", func(c *Config) { c.Policy.ReloadInterval = 0 }, nil},
 		{"empty dir", func(c *Config) { c.Policy.Dir = "" }, ErrPolicyDir},

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -60,6 +61,11 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		log.Warn("policy.git.password is set in the configuration file; prefer the environment variable " + envName("policy.git.password"))
 	}
 
+	// The sidecars' change feed: every policy version put into service,
+	// delegation and consent change is published to it.
+	changes := api.NewChanges(cfg.HTTP.ChangeLease)
+	policyChanged := make(chan struct{}, 1) // coalesces: one publish covers every version since the last
+
 	// Policies: the first version must load, later ones are hot-reloaded.
 	var (
 		schemaWriter zedWriter
@@ -71,6 +77,14 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 				return err
 			}
 			return versions.write(ctx, b)
+		},
+		// Called under the reloader's lock: publish (which waits for the
+		// sidecars) from a goroutine of its own.
+		OnChange: func(policy.Version) {
+			select {
+			case policyChanged <- struct{}{}:
+			default:
+			}
 		}}
 	if cfg.Policy.Git.Enabled() {
 		// The checkout changes only when the PDP pulls, and a pull reloads.
@@ -86,11 +100,27 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		}
 		return fmt.Errorf("policies from %s do not load:\n%w", reloader.Status().Source, locate(dirs, err))
 	}
+	select { // the first version is no change to any sidecar
+	case <-policyChanged:
+	default:
+	}
 	rctx, stopReload := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stopReload()
 	wg.Go(func() { reloader.Run(rctx) })
+	wg.Go(func() {
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-policyChanged:
+				if _, err := changes.Publish(rctx, "policy.activate"); err != nil && rctx.Err() == nil {
+					log.Warn("policy change not acknowledged by every sidecar", "error", err)
+				}
+			}
+		}
+	})
 
 	store, err := openRelations(ctx, cfg.Relations, reloader.Current(), log)
 	if err != nil {
@@ -142,6 +172,7 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		trailKey string
 		auditor  api.Auditor
 		adminLog api.AdminRecorder
+		ingest   *api.Ingest
 	)
 	tr, err := openTrail(ctx, cfg.Trail, engine, build.Version, log)
 	if err != nil {
@@ -173,6 +204,9 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 			return err
 		}
 		auditor, adminLog = audit.Service{Trail: tr.log, Archive: tr.archive}, tr.recorder
+		if ingest, err = openIngest(ctx, tr, log); err != nil {
+			return err
+		}
 		if err := reg.Register(tr.recorder); err != nil {
 			return fmt.Errorf("register metrics: %w", err)
 		}
@@ -197,6 +231,8 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		TrailKey:    trailKey,
 		Auditor:     auditor,
 		AdminLog:    adminLog,
+		Changes:     changes,
+		Ingest:      ingest,
 	})
 	if err != nil {
 		return err
@@ -226,6 +262,22 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// openIngest readies the ingestion of sidecar records into the trail: it
+// scans the trail for the spool positions already stored.
+func openIngest(ctx context.Context, tr *openedTrail, log *slog.Logger) (*api.Ingest, error) {
+	started := time.Now()
+	opts := api.IngestOptions{Logger: log}
+	if tr.redactor != nil {
+		opts.Redact = tr.redactor.Redact
+	}
+	in, err := api.NewIngest(ctx, tr.log, tr.log, opts)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("sidecar record ingestion ready", "trail_records", tr.log.Size(), "took", time.Since(started).Round(time.Millisecond))
+	return in, nil
 }
 
 // newLogger builds the process logger; the configuration is validated.

@@ -181,7 +181,8 @@ type openedTrail struct {
 	log      trailStore
 	archive  policyArchive
 	recorder *trail.Recorder
-	verifier string // the checkpoints' verifier key
+	redactor *trail.Redactor // nil without trail.redact
+	verifier string          // the checkpoints' verifier key
 	unlock   func()
 }
 
@@ -274,6 +275,7 @@ func openTrail(ctx context.Context, cfg TrailConfig, inner trail.Decider, build 
 	if err != nil {
 		return nil, err
 	}
+	t.redactor = redactor
 	t.recorder, err = trail.NewRecorder(inner, t.log, trail.RecorderOptions{
 		Mode: cfg.Mode, Buffer: cfg.Buffer, WhenFull: cfg.WhenFull,
 		Instance: instance, Build: build, Logger: log, Redactor: redactor,

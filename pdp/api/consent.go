@@ -87,8 +87,10 @@ func (s *Server) consentChoice(action string, do func(context.Context, consent.C
 		if err != nil {
 			return err
 		}
-		if err := s.recordAdmin(c, action, app, ev.Subject.String(), ev); err != nil {
-			return err
+		recErr := s.recordAdmin(c, action, app, ev.Subject.String(), ev)
+		s.publish(c, action)
+		if recErr != nil {
+			return recErr
 		}
 		return writeJSON(c, http.StatusCreated, consentAnswer{Event: ev, Receipt: receipt, Position: ev.Position})
 	}
@@ -108,8 +110,10 @@ func (s *Server) withdrawConsent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.recordAdmin(c, "consent.withdraw", app, req.Subject.String(), evs); err != nil {
-		return err
+	recErr := s.recordAdmin(c, "consent.withdraw", app, req.Subject.String(), evs)
+	s.publish(c, "consent.withdraw")
+	if recErr != nil {
+		return recErr
 	}
 	var pos int64
 	for _, e := range evs {
@@ -135,8 +139,10 @@ func (s *Server) renewConsent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.recordAdmin(c, "consent.renew", app, ev.Subject.String(), ev); err != nil {
-		return err
+	recErr := s.recordAdmin(c, "consent.renew", app, ev.Subject.String(), ev)
+	s.publish(c, "consent.renew")
+	if recErr != nil {
+		return recErr
 	}
 	return writeJSON(c, http.StatusOK, consentAnswer{Event: ev, Receipt: receipt, Position: ev.Position})
 }

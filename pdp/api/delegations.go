@@ -104,10 +104,15 @@ func (s *Server) offerDelegation(c echo.Context) error {
 	}
 	d, rev, err := s.delegations.Offer(c.Request().Context(), req)
 	if err != nil {
+		if d.ID != "" { // stored, though not (all) projected: it stands
+			s.publish(c, "delegation.offer")
+		}
 		return err
 	}
-	if err := s.recordAdmin(c, "delegation.offer", app, d.ID, d); err != nil {
-		return err
+	recErr := s.recordAdmin(c, "delegation.offer", app, d.ID, d)
+	s.publish(c, "delegation.offer")
+	if recErr != nil {
+		return recErr
 	}
 	c.Response().Header().Set(echo.HeaderLocation, DelegationsPath+"/"+d.ID)
 	return writeJSON(c, http.StatusCreated, delegationAnswer{Delegation: d, Revision: rev})
@@ -145,10 +150,15 @@ func (s *Server) changeDelegation(op string) echo.HandlerFunc {
 			d, rev, err = s.delegations.Resume(ctx, id, by)
 		}
 		if err != nil {
+			if d.ID != "" { // stored, though not (all) projected: it stands
+				s.publish(c, "delegation."+op)
+			}
 			return err
 		}
-		if err := s.recordAdmin(c, "delegation."+op, app, d.ID, map[string]any{"by": by, "reason": body.Reason, "delegation": d}); err != nil {
-			return err
+		recErr := s.recordAdmin(c, "delegation."+op, app, d.ID, map[string]any{"by": by, "reason": body.Reason, "delegation": d})
+		s.publish(c, "delegation."+op)
+		if recErr != nil {
+			return recErr
 		}
 		return writeJSON(c, http.StatusOK, delegationAnswer{Delegation: d, Revision: rev})
 	}

@@ -11,5 +11,7 @@
 //	GET  /.well-known/authzen-configuration    metadata document
 //	GET  /.well-known/authzen-configuration/*  tenant form of the same
 //	GET  /v1/policies                          policy status (authenticated)
+//	GET  /v1/changes                           sidecars' change feed, when Deps.Changes (changes.go)
+//	POST /v1/trail/ingest                      sidecars' decision records, when Deps.Ingest (ingest.go)
 //	GET  /healthz, /readyz, /metrics           operations (never authenticated)
 package api

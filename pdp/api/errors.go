@@ -40,6 +40,10 @@ func classify(err error) (int, string) {
 		return http.StatusServiceUnavailable, "the answer could not be recorded in the decision trail (" + trail.ReasonTrailUnavailable + ")"
 	case errors.Is(err, errUnrecorded):
 		return http.StatusInternalServerError, err.Error()
+	case errors.Is(err, errSidecarRequest):
+		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, errTooManySidecars):
+		return http.StatusServiceUnavailable, errTooManySidecars.Error()
 	case errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge, errTooLarge.Error()
 	case errors.Is(err, consent.ErrDecode):

@@ -61,6 +61,13 @@ type Deps struct {
 	// changes, reads of the trail) in the trail before they are answered;
 	// nil records none.
 	AdminLog AdminRecorder
+	// Changes is the change feed sidecars poll at ChangesPath: every
+	// delegation and consent change is published to it, and waits for the
+	// sidecars, before it is answered. Nil leaves the feed out.
+	Changes *Changes
+	// Ingest stores the sidecars' decision records posted to
+	// TrailIngestPath; nil leaves the route out.
+	Ingest *Ingest
 }
 
 // Routes of the endpoints that are not under Config.BasePath.
@@ -89,6 +96,8 @@ type Server struct {
 	auditors    keyring // nil: no auditor keys
 	auditor     Auditor
 	adminLog    AdminRecorder
+	changes     *Changes // nil: no change feed
+	ingest      *Ingest  // nil: no sidecar records
 	metrics     *metrics
 	echo        *echo.Echo
 	// metadata is the encoded metadata document, once the PDP identifier is
@@ -118,6 +127,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		auditors:    newKeyring(cfg.AuditorKeys),
 		auditor:     deps.Auditor,
 		adminLog:    deps.AdminLog,
+		changes:     deps.Changes,
+		ingest:      deps.Ingest,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -134,6 +145,18 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	s.metrics = m
+	var extra []prometheus.Collector
+	if deps.Changes != nil {
+		extra = append(extra, deps.Changes)
+	}
+	if deps.Ingest != nil {
+		extra = append(extra, deps.Ingest)
+	}
+	for _, c := range extra {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("api: register metrics: %w", err)
+		}
+	}
 	if cfg.PublicURL != "" {
 		if err := s.setPublicURL(cfg.PublicURL); err != nil {
 			return nil, fmt.Errorf("api: %w", err)
@@ -169,6 +192,12 @@ func (s *Server) routes(reg *prometheus.Registry, deps Deps) *echo.Echo {
 	s.delegationRoutes(e)
 	s.consentRoutes(e)
 	s.auditRoutes(e)
+	if s.changes != nil {
+		e.GET(ChangesPath, s.pollChanges)
+	}
+	if s.ingest != nil {
+		e.POST(TrailIngestPath, s.ingestTrail)
+	}
 	if key := deps.TrailKey; key != "" {
 		e.GET(TrailKeyPath, func(c echo.Context) error { return c.String(http.StatusOK, key+"\n") })
 	}
@@ -234,6 +263,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case err := <-served:
 		return fmt.Errorf("api: serve: %w", err)
 	case <-ctx.Done():
+	}
+	if s.changes != nil {
+		s.changes.Close() // held polls are answered now, not at their wait
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()

@@ -23,7 +23,12 @@ var (
 	_ pdp.FactLookup = Facts{}
 )
 
-// CheckFacts asks every check in one bulk call.
+// CheckFacts asks every check in one bulk call. When ctx carries a
+// consistency token (pdp.WithConsistencyToken) the facts are at least as
+// fresh as it (relations.Store.CheckBulkAtLeast: a token the store has not
+// seen costs one revision barrier); a store that cannot honour it fails the
+// call, so the engine denies with facts_unavailable rather than answer
+// from older facts.
 func (f Facts) CheckFacts(ctx context.Context, checks []pdp.FactCheck) ([]pdp.Fact, string, error) {
 	rc := make([]relations.Check, len(checks))
 	for i, c := range checks {
@@ -34,7 +39,7 @@ func (f Facts) CheckFacts(ctx context.Context, checks []pdp.FactCheck) ([]pdp.Fa
 			Context:    c.Context,
 		}
 	}
-	res, err := f.Store.CheckBulk(ctx, rc)
+	res, err := f.Store.CheckBulkAtLeast(ctx, rc, pdp.ConsistencyToken(ctx))
 	if err != nil {
 		return nil, "", err
 	}
@@ -49,7 +54,10 @@ func (f Facts) CheckFacts(ctx context.Context, checks []pdp.FactCheck) ([]pdp.Fa
 }
 
 // LookupResources lists search candidates only SpiceDB knows, at most
-// pdp.MaxLookupCandidates of them.
+// pdp.MaxLookupCandidates of them. It ignores the consistency token (the
+// floor still applies): every candidate is then decided through
+// CheckFacts, which honours it, so older facts can only leave a candidate
+// out, never allow one.
 func (f Facts) LookupResources(ctx context.Context, resourceType, permission, subjectType, subjectID string, caveat map[string]any) ([]string, error) {
 	ids, _, err := f.Store.LookupResources(ctx, resourceType, permission,
 		relations.Object{Type: subjectType, ID: subjectID}, caveat, pdp.MaxLookupCandidates)
@@ -57,7 +65,8 @@ func (f Facts) LookupResources(ctx context.Context, resourceType, permission, su
 }
 
 // LookupSubjects lists search candidates only SpiceDB knows, at most
-// pdp.MaxLookupCandidates of them.
+// pdp.MaxLookupCandidates of them. Like LookupResources it ignores the
+// consistency token.
 func (f Facts) LookupSubjects(ctx context.Context, resourceType, resourceID, permission, subjectType string, caveat map[string]any) ([]string, error) {
 	ids, _, err := f.Store.LookupSubjects(ctx, relations.Object{Type: resourceType, ID: resourceID},
 		permission, subjectType, caveat, pdp.MaxLookupCandidates)

@@ -1,0 +1,389 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The change feed tells sidecars when to drop their cached answers, and
+// lets a change wait until they have.
+//
+// Protocol (GET ChangesPath, the application's API key, SidecarIDHeader):
+//
+//	GET /v1/changes?after=<seq>&epoch=<epoch>&wait=<duration>
+//	→ 200 {"seq": n, "epoch": "…", "lease_ms": 2000, "policy_version": "…"}
+//
+// seq counts changes since this process started (it is 1 before the first
+// one); epoch is random per process, so a seq is only meaningful with its
+// epoch. The answer comes at once when seq > after, when after is not a seq
+// of this epoch (after > seq, or epoch given and different); otherwise the
+// request is held until a change is published or wait (default 1s, at most
+// 10s) passes, and answered with the seq then current.
+//
+// Each poll says "I have applied after": the sidecar sends after=S only
+// once it has dropped every answer cached before change S. The rule the
+// sidecar keeps:
+//
+//   - It serves a cached answer only while the seq and epoch of the last
+//     poll answer it received are those its cache was filled under, and
+//     only until (the send time of that poll) + lease_ms. When the time runs
+//     out, or an answer brings a new seq or epoch, it stops serving from the
+//     cache (forwarding instead) and clears it before it polls with the new
+//     after.
+//   - A cache fill is tagged with the seq applied when its request was sent;
+//     a fill whose tag is older than the applied seq when the answer arrives
+//     is not cached.
+//
+// Publish, called after a change is applied and before it is answered,
+// increments seq, wakes held polls, and returns once every sidecar that may
+// still serve from its cache has either acknowledged the new seq (polled
+// with after >= seq) or run out of the lease granted by its last poll
+// before the change (arrival time + lease: the sidecar's own deadline,
+// counted from the earlier send time, is no later). So when the change is
+// answered, no sidecar serves an answer cached before it.
+//
+// The feed is this process's: with several PDP replicas, a sidecar must
+// poll the replica that makes the changes (or they must share the feed),
+// which this version does not provide.
+
+// Routes and headers of the sidecar support.
+const (
+	ChangesPath     = "/v1/changes"
+	SidecarIDHeader = "PDP-Sidecar-Id"
+)
+
+// Defaults and bounds of the change feed.
+const (
+	DefaultChangeLease = 2 * time.Second
+	DefaultChangeWait  = time.Second
+	MaxChangeWait      = 10 * time.Second
+	// MaxSidecars bounds the subscribers remembered; a poll from a new
+	// sidecar beyond it is refused with 503 (and counted) until others
+	// are forgotten.
+	MaxSidecars = 10000
+	// forgetAfter leases without a poll, a subscriber is forgotten.
+	forgetAfter = 10
+	// maxSidecarID bounds the length of PDP-Sidecar-Id.
+	maxSidecarID = 200
+)
+
+var (
+	// errSidecarRequest is answered with 400: a malformed sidecar request.
+	errSidecarRequest = errors.New("bad sidecar request")
+	// errTooManySidecars is answered with 503.
+	errTooManySidecars = errors.New("too many sidecars are subscribed to the change feed")
+)
+
+// Changes is the change feed: a sequence number bumped by every change
+// that may alter a decision, and the subscribers (sidecars) that poll it.
+// It is safe for concurrent use.
+type Changes struct {
+	lease   time.Duration
+	epoch   string
+	started time.Time
+
+	seq atomic.Uint64 // starts at 1; written under mu
+
+	mu      sync.Mutex
+	changed chan struct{} // closed (and replaced) by every Publish
+	polled  chan struct{} // closed (and replaced) by every poll that acknowledges a change
+	closed  chan struct{} // closed by Close
+	subs    map[subKey]*subscriber
+	swept   time.Time
+
+	published   *prometheus.CounterVec
+	waited      prometheus.Histogram
+	lapsed      prometheus.Counter
+	refused     prometheus.Counter
+	subscribers *prometheus.Desc
+	closeOnce   sync.Once
+}
+
+// subKey names a subscriber: sidecar ids are the application's to choose,
+// so they are kept apart per application.
+type subKey struct{ app, id string }
+
+type subscriber struct {
+	lastSeen time.Time // arrival of its last poll
+	acked    uint64    // the after of its last poll, in this epoch
+}
+
+var _ prometheus.Collector = (*Changes)(nil)
+
+// NewChanges returns a change feed whose answers grant sidecars lease
+// (DefaultChangeLease when not positive) of serving from their caches.
+func NewChanges(lease time.Duration) *Changes {
+	if lease <= 0 {
+		lease = DefaultChangeLease
+	}
+	b := make([]byte, 12)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	c := &Changes{
+		lease: lease, epoch: hex.EncodeToString(b), started: time.Now(),
+		changed: make(chan struct{}), polled: make(chan struct{}), closed: make(chan struct{}),
+		subs: make(map[subKey]*subscriber),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdp_changes_published_total",
+			Help: "Changes published to the sidecars' change feed, by reason (delegation.revoke, consent.withdraw, policy.activate, …).",
+		}, []string{"reason"}),
+		waited: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pdp_changes_publish_wait_seconds",
+			Help:    "Time a published change waited for the sidecars' acknowledgements (or their leases).",
+			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2, 5, 10},
+		}),
+		lapsed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pdp_changes_lease_lapsed_total",
+			Help: "Sidecars a published change waited for until their lease ran out, without an acknowledgement.",
+		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pdp_changes_refused_total",
+			Help: "Polls of new sidecars refused because MaxSidecars are subscribed.",
+		}),
+		subscribers: prometheus.NewDesc("pdp_changes_subscribers",
+			"Sidecars whose last poll's lease has not run out (they may serve from their caches).", nil, nil),
+	}
+	c.seq.Store(1)
+	return c
+}
+
+// Lease is the time a poll answer lets a sidecar serve from its cache.
+func (c *Changes) Lease() time.Duration { return c.lease }
+
+// Epoch is this process's epoch.
+func (c *Changes) Epoch() string { return c.epoch }
+
+// Seq is the current sequence number (1 before the first change).
+func (c *Changes) Seq() uint64 { return c.seq.Load() }
+
+// Publish records a change (reason names it, for the metrics and errors):
+// it increments seq, wakes held polls, and waits until every sidecar that
+// may still serve answers cached before the change has acknowledged it or
+// run out of its lease, or ctx ends (the error then says how many had not).
+// A sidecar whose lease had already run out is not waited for. In the
+// first lease after NewChanges it also waits for the rest of that lease:
+// sidecars may hold leases granted by the previous process.
+func (c *Changes) Publish(ctx context.Context, reason string) (uint64, error) {
+	start := time.Now()
+	defer func() { c.waited.Observe(time.Since(start).Seconds()) }()
+	c.published.WithLabelValues(reason).Inc()
+	c.mu.Lock()
+	n := c.seq.Add(1)
+	close(c.changed)
+	c.changed = make(chan struct{})
+	deadlines := make(map[subKey]time.Time)
+	for k, s := range c.subs {
+		if dl := s.lastSeen.Add(c.lease); s.acked < n && start.Before(dl) {
+			deadlines[k] = dl
+		}
+	}
+	c.mu.Unlock()
+	grace := c.started.Add(c.lease)
+	for {
+		c.mu.Lock()
+		now := time.Now()
+		var next time.Time
+		for k, dl := range deadlines {
+			s := c.subs[k]
+			switch {
+			case s == nil || s.acked >= n:
+				delete(deadlines, k)
+			case !now.Before(dl):
+				delete(deadlines, k)
+				c.lapsed.Inc()
+			case next.IsZero() || dl.Before(next):
+				next = dl
+			}
+		}
+		if now.Before(grace) && (next.IsZero() || grace.Before(next)) {
+			next = grace
+		}
+		polled := c.polled
+		c.mu.Unlock()
+		if next.IsZero() {
+			return n, nil
+		}
+		t := time.NewTimer(next.Sub(now))
+		select {
+		case <-polled:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return n, fmt.Errorf("change %d (%s): %d sidecars had not acknowledged it: %w", n, reason, len(deadlines), ctx.Err())
+		}
+		t.Stop()
+	}
+}
+
+// Close answers held polls at once, and every later poll too: call it when
+// the server shuts down. Publish keeps waiting as before.
+func (c *Changes) Close() {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		close(c.closed)
+		c.mu.Unlock()
+	})
+}
+
+// poll registers a poll that arrived at now and says whether to hold it,
+// and on what to wake it.
+func (c *Changes) poll(app, id string, after uint64, epoch string, now time.Time) (hold bool, changed, closed <-chan struct{}, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now.Sub(c.swept) > c.lease {
+		c.swept = now
+		for k, s := range c.subs {
+			if now.Sub(s.lastSeen) > forgetAfter*c.lease {
+				delete(c.subs, k)
+			}
+		}
+	}
+	k := subKey{app, id}
+	s := c.subs[k]
+	if s == nil {
+		if len(c.subs) >= MaxSidecars {
+			c.refused.Inc()
+			return false, nil, nil, errTooManySidecars
+		}
+		s = &subscriber{}
+		c.subs[k] = s
+	}
+	seq := c.seq.Load()
+	// after counts only if it is a seq of this epoch: a sidecar that has
+	// not yet seen this epoch has applied none of its changes.
+	ours := (epoch == "" || epoch == c.epoch) && after <= seq
+	prev := s.acked
+	s.lastSeen, s.acked = now, 0
+	if ours {
+		s.acked = after
+	}
+	if s.acked > prev { // an acknowledgement: wake the waiting Publishes
+		close(c.polled)
+		c.polled = make(chan struct{})
+	}
+	select {
+	case <-c.closed:
+		return false, c.changed, c.closed, nil
+	default:
+	}
+	return ours && after == seq, c.changed, c.closed, nil
+}
+
+// Describe implements prometheus.Collector.
+func (c *Changes) Describe(ch chan<- *prometheus.Desc) {
+	c.published.Describe(ch)
+	c.waited.Describe(ch)
+	c.lapsed.Describe(ch)
+	c.refused.Describe(ch)
+	ch <- c.subscribers
+}
+
+// Collect implements prometheus.Collector.
+func (c *Changes) Collect(ch chan<- prometheus.Metric) {
+	c.published.Collect(ch)
+	c.waited.Collect(ch)
+	c.lapsed.Collect(ch)
+	c.refused.Collect(ch)
+	c.mu.Lock()
+	now, live := time.Now(), 0
+	for _, s := range c.subs {
+		if now.Before(s.lastSeen.Add(c.lease)) {
+			live++
+		}
+	}
+	c.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(c.subscribers, prometheus.GaugeValue, float64(live))
+}
+
+// changesAnswer is the answer to a poll.
+type changesAnswer struct {
+	Seq           uint64 `json:"seq"`
+	Epoch         string `json:"epoch"`
+	LeaseMS       int64  `json:"lease_ms"`
+	PolicyVersion string `json:"policy_version"`
+}
+
+// sidecarID reads the sidecar's id from its header.
+func sidecarID(r *http.Request) (string, error) {
+	id := r.Header.Get(SidecarIDHeader)
+	if id == "" || len(id) > maxSidecarID {
+		return "", fmt.Errorf("%w: the %s header is required (at most %d characters)", errSidecarRequest, SidecarIDHeader, maxSidecarID)
+	}
+	return id, nil
+}
+
+// pollChanges answers GET ChangesPath.
+func (s *Server) pollChanges(c echo.Context) error {
+	arrived := time.Now()
+	r := c.Request()
+	app, err := s.keys.authenticate(r)
+	if err != nil {
+		return err
+	}
+	id, err := sidecarID(r)
+	if err != nil {
+		return err
+	}
+	q := c.QueryParams()
+	var after uint64
+	if v := q.Get("after"); v != "" {
+		if after, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return fmt.Errorf("%w: after=%q: want a sequence number", errSidecarRequest, v)
+		}
+	}
+	wait := DefaultChangeWait
+	if v := q.Get("wait"); v != "" {
+		if wait, err = time.ParseDuration(v); err != nil || wait < 0 {
+			return fmt.Errorf("%w: wait=%q: want a duration such as 1s or 500ms", errSidecarRequest, v)
+		}
+		wait = min(wait, MaxChangeWait)
+	}
+	hold, changed, closed, err := s.changes.poll(app, id, after, q.Get("epoch"), arrived)
+	if err != nil {
+		return err
+	}
+	if hold && wait > 0 {
+		// A held poll may outlast the server's write timeout.
+		_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(wait + s.cfg.WriteTimeout))
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+		case <-closed:
+		case <-t.C:
+		case <-r.Context().Done():
+		}
+		t.Stop()
+	}
+	return writeJSON(c, http.StatusOK, changesAnswer{
+		Seq: s.changes.Seq(), Epoch: s.changes.Epoch(), LeaseMS: s.changes.Lease().Milliseconds(),
+		PolicyVersion: s.policies.Status().Active.Hash,
+	})
+}
+
+// publish tells the change feed about a change that has been applied (and
+// recorded) and is about to be answered, and waits for the sidecars. A
+// failure (the caller went away before they acknowledged) is logged and the
+// change is still answered: it stands, and every sidecar's lease bounds
+// how long it may still serve an answer cached before it.
+func (s *Server) publish(c echo.Context, reason string) {
+	if s.changes == nil {
+		return
+	}
+	// Waiting may take a lease: keep the answer within the write timeout.
+	_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(2*s.changes.Lease() + s.cfg.WriteTimeout))
+	ctx := c.Request().Context()
+	if _, err := s.changes.Publish(ctx, reason); err != nil {
+		s.log.WarnContext(ctx, "change not acknowledged by every sidecar; their leases bound it",
+			"reason", reason, "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "error", err.Error())
+	}
+}

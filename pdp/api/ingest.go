@@ -1,0 +1,316 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ciampdp/pdp/pdp/trail"
+)
+
+// TrailIngestPath receives the decision records sidecars made from their
+// caches.
+const TrailIngestPath = "/v1/trail/ingest"
+
+// MaxIngestRecords bounds the records of one ingest request.
+const MaxIngestRecords = 1000
+
+// maxIngestID bounds a record's decision id.
+const maxIngestID = 200
+
+// TrailIngester stores sidecar records in the decision trail:
+// *trail.FileLog or *trail.PostgresLog. Append returns once the records
+// are durable.
+type TrailIngester interface {
+	Append(ctx context.Context, recs ...trail.Record) ([]uint64, error)
+}
+
+// TrailScanner reads the trail back: *trail.FileLog or *trail.PostgresLog.
+type TrailScanner interface {
+	Size() uint64
+	Scan(from, to uint64, fn func(trail.Record) error) error
+}
+
+var (
+	_ TrailIngester = (*trail.FileLog)(nil)
+	_ TrailIngester = (*trail.PostgresLog)(nil)
+	_ TrailScanner  = (*trail.FileLog)(nil)
+	_ TrailScanner  = (*trail.PostgresLog)(nil)
+)
+
+// IngestOptions configures an Ingest.
+type IngestOptions struct {
+	// Redact, when set, is applied to each sidecar record before it is
+	// stored (the trail's redaction rules: (*trail.Redactor).Redact).
+	Redact func([]byte) ([]byte, error)
+	Logger *slog.Logger
+}
+
+// Ingest appends the decision records of sidecars to the trail, exactly
+// once: each sidecar numbers its records (its spool seq, strictly
+// increasing), and a record whose seq is not above the highest stored for
+// that sidecar is skipped. The highest seq of every sidecar (by
+// application and sidecar id) is kept in memory and rebuilt from the trail
+// by NewIngest.
+//
+// Exactly once holds for one process per trail (the file store). With the
+// PostgreSQL store shared by several replicas, a retry that reaches
+// another replica than the first attempt may be stored twice (each
+// replica's highest seqs are its own, from its start); the records are
+// still told apart by their spool seq.
+type Ingest struct {
+	log    TrailIngester
+	redact func([]byte) ([]byte, error)
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	spools map[subKey]*spool
+
+	ingested, skipped, gaps atomic.Uint64
+}
+
+// spool is what is stored of one sidecar's spool.
+type spool struct {
+	mu    sync.Mutex // held across an Append: one batch of a sidecar at a time
+	acked uint64     // the highest spool seq stored
+}
+
+var _ prometheus.Collector = (*Ingest)(nil)
+
+// NewIngest returns an Ingest that appends to log, after scanning the
+// trail (scan) for the sidecar records already stored. The scan reads the
+// whole trail once.
+func NewIngest(ctx context.Context, log TrailIngester, scan TrailScanner, opts IngestOptions) (*Ingest, error) {
+	in := &Ingest{log: log, redact: opts.Redact, logger: opts.Logger, spools: make(map[subKey]*spool)}
+	if in.logger == nil {
+		in.logger = slog.New(slog.DiscardHandler)
+	}
+	if scan == nil {
+		return in, nil
+	}
+	err := scan.Scan(0, scan.Size(), func(rec trail.Record) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if rec.Kind != trail.KindSidecar || rec.Pruned {
+			return nil
+		}
+		var b struct {
+			Sidecar     string `json:"sidecar"`
+			Application string `json:"application"`
+			SpoolSeq    uint64 `json:"spool_seq"`
+		}
+		if err := json.Unmarshal(rec.Body, &b); err != nil {
+			return fmt.Errorf("sidecar record %d: %w", rec.Seq, err)
+		}
+		sp := in.spool(b.Application, b.Sidecar)
+		sp.acked = max(sp.acked, b.SpoolSeq)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("api: rebuild the sidecars' ingest positions from the trail: %w", err)
+	}
+	return in, nil
+}
+
+// Acked returns the highest spool seq stored for a sidecar (0: none).
+func (in *Ingest) Acked(app, sidecar string) uint64 {
+	sp := in.spool(app, sidecar)
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.acked
+}
+
+func (in *Ingest) spool(app, sidecar string) *spool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	k := subKey{app, sidecar}
+	sp := in.spools[k]
+	if sp == nil {
+		sp = &spool{}
+		in.spools[k] = sp
+	}
+	return sp
+}
+
+// IngestRecord is one record of an ingest request.
+type IngestRecord struct {
+	Seq  uint64          // spool seq
+	ID   string          // decision id
+	Time time.Time       // when the sidecar decided
+	Body json.RawMessage // the sidecar's record, a JSON object
+}
+
+// IngestResult is the answer to an ingest request.
+type IngestResult struct {
+	Ingested int    `json:"ingested"`
+	Skipped  int    `json:"skipped"`
+	Acked    uint64 `json:"acked"` // the highest spool seq now stored for the sidecar
+}
+
+// Ingest stores the records of a batch (in spool order) that are not
+// stored yet, in one Append, and returns once they are durable.
+func (in *Ingest) Ingest(ctx context.Context, app, sidecar string, recs []IngestRecord) (IngestResult, error) {
+	sp := in.spool(app, sidecar)
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	var (
+		res  IngestResult
+		out  = make([]trail.Record, 0, len(recs))
+		prev = sp.acked
+	)
+	for i, r := range recs {
+		if r.Seq <= sp.acked {
+			res.Skipped++
+			continue
+		}
+		if r.Seq > prev+1 {
+			in.gaps.Add(1)
+			in.logger.LogAttrs(ctx, slog.LevelWarn, "sidecar spool gap: records missing (cut by the sidecar's spool retention?)",
+				slog.String("application", app), slog.String("sidecar", sidecar),
+				slog.Uint64("from", prev+1), slog.Uint64("to", r.Seq-1))
+		}
+		prev = r.Seq
+		body := r.Body
+		if in.redact != nil {
+			var err error
+			if body, err = in.redact(body); err != nil {
+				return IngestResult{}, fmt.Errorf("%w: records[%d]: redact: %v", trail.ErrRecordFailed, i, err)
+			}
+		}
+		b, err := json.Marshal(trail.SidecarBody{Sidecar: sidecar, Application: app, SpoolSeq: r.Seq, Record: body})
+		if err != nil {
+			return IngestResult{}, fmt.Errorf("%w: records[%d]: %v", trail.ErrRecordFailed, i, err)
+		}
+		out = append(out, trail.Record{Kind: trail.KindSidecar, ID: r.ID, Time: r.Time.UTC(), Body: b})
+	}
+	if len(out) > 0 {
+		// Not abandoned when the sidecar goes away: an append it cannot
+		// know the outcome of would make its retry a duplicate.
+		if _, err := in.log.Append(context.WithoutCancel(ctx), out...); err != nil {
+			return IngestResult{}, fmt.Errorf("%w: %d sidecar records: %v", trail.ErrRecordFailed, len(out), err)
+		}
+		sp.acked = prev
+		in.ingested.Add(uint64(len(out)))
+	}
+	in.skipped.Add(uint64(res.Skipped))
+	res.Ingested, res.Acked = len(out), sp.acked
+	return res, nil
+}
+
+var (
+	descIngested = prometheus.NewDesc("pdp_trail_ingested_total", "Sidecar records stored in the trail.", nil, nil)
+	descSkipped  = prometheus.NewDesc("pdp_trail_ingest_skipped_total", "Sidecar records skipped as already stored (retries).", nil, nil)
+	descGaps     = prometheus.NewDesc("pdp_trail_ingest_gaps_total", "Gaps in sidecar spool sequences (records the PDP never received).", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (in *Ingest) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descIngested
+	ch <- descSkipped
+	ch <- descGaps
+}
+
+// Collect implements prometheus.Collector.
+func (in *Ingest) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(descIngested, prometheus.CounterValue, float64(in.ingested.Load()))
+	ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(in.skipped.Load()))
+	ch <- prometheus.MustNewConstMetric(descGaps, prometheus.CounterValue, float64(in.gaps.Load()))
+}
+
+// decodeIngest reads an ingest body strictly:
+// {"records":[{"seq":1,"id":"…","time":"<RFC 3339>","body":{…}}, …]}.
+// Errors name the record's index.
+func decodeIngest(data []byte) ([]IngestRecord, error) {
+	var top struct {
+		Records []json.RawMessage `json:"records"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&top); err != nil {
+		return nil, fmt.Errorf("%w: %s", errSidecarRequest, strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: data after the JSON object", errSidecarRequest)
+	}
+	if top.Records == nil {
+		return nil, fmt.Errorf("%w: records is missing (an empty list asks only for acked)", errSidecarRequest)
+	}
+	if len(top.Records) > MaxIngestRecords {
+		return nil, fmt.Errorf("%w: %d records: at most %d per request", errSidecarRequest, len(top.Records), MaxIngestRecords)
+	}
+	out := make([]IngestRecord, len(top.Records))
+	for i, raw := range top.Records {
+		bad := func(format string, args ...any) error {
+			return fmt.Errorf("%w: records[%d]: %s", errSidecarRequest, i, fmt.Sprintf(format, args...))
+		}
+		var r struct {
+			Seq  *uint64         `json:"seq"`
+			ID   string          `json:"id"`
+			Time string          `json:"time"`
+			Body json.RawMessage `json:"body"`
+		}
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&r); err != nil {
+			return nil, bad("%s", strings.TrimPrefix(err.Error(), "json: "))
+		}
+		switch {
+		case r.Seq == nil || *r.Seq == 0:
+			return nil, bad("seq must be a positive integer")
+		case i > 0 && *r.Seq <= out[i-1].Seq:
+			return nil, bad("seq %d does not follow %d: seqs must increase strictly", *r.Seq, out[i-1].Seq)
+		case r.ID == "" || len(r.ID) > maxIngestID:
+			return nil, bad("id must be a decision id of 1 to %d characters", maxIngestID)
+		}
+		t, err := time.Parse(time.RFC3339Nano, r.Time)
+		if err != nil {
+			return nil, bad("time %q is not an RFC 3339 time", r.Time)
+		}
+		if b := bytes.TrimSpace(r.Body); len(b) == 0 || b[0] != '{' {
+			return nil, bad("body must be a JSON object")
+		}
+		out[i] = IngestRecord{Seq: *r.Seq, ID: r.ID, Time: t, Body: r.Body}
+	}
+	return out, nil
+}
+
+// ingestTrail answers POST TrailIngestPath.
+func (s *Server) ingestTrail(c echo.Context) error {
+	r := c.Request()
+	app, err := s.keys.authenticate(r)
+	if err != nil {
+		return err
+	}
+	id, err := sidecarID(r)
+	if err != nil {
+		return err
+	}
+	if err := checkContentType(r.Header.Get(echo.HeaderContentType)); err != nil {
+		return err
+	}
+	buf, err := s.readBody(r)
+	if err != nil {
+		return err
+	}
+	defer putBuffer(buf)
+	recs, err := decodeIngest(buf.Bytes())
+	if err != nil {
+		return err
+	}
+	res, err := s.ingest.Ingest(r.Context(), app, id, recs)
+	if err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusOK, res)
+}
