@@ -61,7 +61,9 @@ type Config struct {
 	CacheSize int `mapstructure:"cache_size"`
 	// CacheTTL bounds an answer's age whatever the change feed says.
 	CacheTTL time.Duration `mapstructure:"cache_ttl"`
-	// PollWait is how long the central PDP may hold a change-feed poll.
+	// PollWait is how long the central PDP may hold a change-feed poll;
+	// keep it well under the lease (default lease 2s) so that each renewal
+	// lands before the lease it renews runs out.
 	PollWait time.Duration `mapstructure:"poll_wait"`
 	// SpoolDir holds the spool of locally decided answers and the shipping
 	// position.
@@ -95,7 +97,7 @@ type Breaker struct {
 func DefaultConfig() Config {
 	return Config{
 		Listen: "127.0.0.1:8181", CentralURL: "http://127.0.0.1:8080", Timeout: 2 * time.Second,
-		CacheSize: 100000, CacheTTL: 30 * time.Second, PollWait: time.Second,
+		CacheSize: 100000, CacheTTL: 30 * time.Second, PollWait: 500 * time.Millisecond,
 		SpoolDir: "pdp-data/sidecar", SpoolMode: SpoolAsync, ShipInterval: 200 * time.Millisecond,
 		Degraded: Degraded{MaxStaleness: 5 * time.Minute},
 		Breaker:  Breaker{Failures: 5, Cooldown: 2 * time.Second},

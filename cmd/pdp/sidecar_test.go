@@ -236,6 +236,12 @@ func TestSidecarRevokeUnderLoad(t *testing.T) {
 		st := sidecarStatus(t, sc)
 		return st.Shipped >= st.Spooled
 	})
+	// An auditor explains a cache hit through the central decision it repeats.
+	last := results[len(results)-1]
+	code, body = central.do(t, http.MethodGet, "/v1/audit/decisions/"+last.id, "", "Authorization", "Bearer demo-key-auditor")
+	if code != http.StatusOK || !strings.Contains(string(body), "by sidecar") || !strings.Contains(string(body), "It repeats central decision") {
+		t.Errorf("explain a sidecar answer: %d %s", code, body)
+	}
 	central.stop(t)
 	ids := trailAnswers(t, filepath.Join(dir, "trail"))
 	for _, r := range results {

@@ -2,6 +2,12 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 // Service answers the auditor endpoints of a running PDP over its trail
@@ -14,13 +20,64 @@ type Service struct {
 	Reveal Revealer
 }
 
-// Explain finds decision id and explains it.
+// Explain finds decision id and explains it. An answer a sidecar gave
+// from its cache is explained through the central decision it repeats.
 func (s Service) Explain(ctx context.Context, id string) (Explanation, error) {
 	rec, err := Find(ctx, s.Trail, id)
 	if err != nil {
 		return Explanation{}, err
 	}
-	return Explain(rec, s.Archive, s.Reveal)
+	if rec.Kind != trail.KindSidecar {
+		return Explain(rec, s.Archive, s.Reveal)
+	}
+	return s.explainSidecar(ctx, rec)
+}
+
+// sidecarAnswer is the part of a sidecar's record an explanation reads.
+type sidecarAnswer struct {
+	DecisionID string    `json:"decision_id"`
+	Time       time.Time `json:"time"`
+	Decision   bool      `json:"decision"`
+	Reasons    []string  `json:"reasons"`
+	CachedFrom string    `json:"cached_from"`
+	Degraded   bool      `json:"degraded"`
+	Source     string    `json:"source"`
+	ChangeSeq  uint64    `json:"change_seq"`
+}
+
+func (s Service) explainSidecar(ctx context.Context, rec trail.Record) (Explanation, error) {
+	var b trail.SidecarBody
+	var a sidecarAnswer
+	if err := json.Unmarshal(rec.Body, &b); err != nil {
+		return Explanation{}, fmt.Errorf("audit: sidecar record %d: %w", rec.Seq, err)
+	}
+	if err := json.Unmarshal(b.Record, &a); err != nil {
+		return Explanation{}, fmt.Errorf("audit: sidecar record %d: %w", rec.Seq, err)
+	}
+	verdict := "DENIED"
+	if a.Decision {
+		verdict = "ALLOWED"
+	}
+	head := []string{fmt.Sprintf("Decision %s (trail record %d): %s by sidecar %s of application %s at %s (%s, change %d).",
+		a.DecisionID, rec.Seq, verdict, b.Sidecar, orDash(b.Application), a.Time.UTC().Format("2006-01-02 15:04:05.000 MST"), a.Source, a.ChangeSeq)}
+	if a.Degraded {
+		head = append(head, "Degraded answer: the central PDP was unreachable; the sidecar repeated an earlier answer for an action configured for it.")
+	}
+	if a.CachedFrom == "" {
+		head = append(head, "Reason codes: "+strings.Join(a.Reasons, ", ")+".")
+		return Explanation{Seq: rec.Seq, Words: head, Record: rec, Policies: []PolicyRef{}}, nil
+	}
+	head = append(head, "It repeats central decision "+a.CachedFrom+":")
+	orig, err := Find(ctx, s.Trail, a.CachedFrom)
+	if err != nil {
+		return Explanation{Seq: rec.Seq, Words: append(head, "(not in this trail: "+err.Error()+")"), Record: rec, Policies: []PolicyRef{}}, nil
+	}
+	ex, err := Explain(orig, s.Archive, s.Reveal)
+	if err != nil {
+		return Explanation{}, err
+	}
+	ex.Words = append(head, ex.Words...)
+	return ex, nil
 }
 
 // Query lists the decisions matching f.
