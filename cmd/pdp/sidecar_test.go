@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/policytest"
 	"github.com/ciampdp/pdp/pdp/trail"
 	"github.com/ciampdp/pdp/sidecar"
@@ -315,8 +316,9 @@ func TestSidecarCentralDown(t *testing.T) {
 	}
 }
 
-// TestSidecarConsistency runs every Northbank fixture through the central
-// API (single and batch) and through the sidecar, cold and warm: all agree.
+// TestSidecarConsistency runs every Northbank fixture through the engine
+// in process, the central API (single and batch) and the sidecar, cold and
+// warm: all agree.
 func TestSidecarConsistency(t *testing.T) {
 	dir := t.TempDir()
 	central := northbankWithTrail(t, dir, "127.0.0.1:0")
@@ -324,6 +326,11 @@ func TestSidecarConsistency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	bundle, err := policy.Load(context.Background(), policy.DirsFor(northbank))
+	if err != nil {
+		t.Fatal(err)
+	}
+	engineSuites := 0
 	sidecars := map[string]string{}
 	for _, s := range suites {
 		app := s.Application
@@ -339,6 +346,29 @@ func TestSidecarConsistency(t *testing.T) {
 		for _, c := range s.Cases {
 			bodies = append(bodies, string(c.Body))
 		}
+		// The engine in process, on the suite's facts and the real clock
+		// (the central PDP's), for the suites whose facts are the ones the
+		// central PDP was seeded with.
+		var engineSaid []string
+		if len(s.Consents) == 0 {
+			engineSuites++
+			s2 := s
+			s2.Now = time.Time{}
+			e, closeEngine, err := policytest.NewEngine(context.Background(), bundle, s2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range s.Cases {
+				req := c.Request
+				req.Application = app
+				d, err := e.Decide(context.Background(), req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				engineSaid = append(engineSaid, fmt.Sprintf("%v %v", d.Allowed, d.Reasons))
+			}
+			closeEngine()
+		}
 		batch := `{"evaluations":[` + strings.Join(bodies, ",") + `]}`
 		code, data, err := postJSON(central.URL, "/access/v1/evaluations", "demo-key-"+app, batch)
 		var ba struct {
@@ -350,6 +380,9 @@ func TestSidecarConsistency(t *testing.T) {
 		for i, body := range bodies {
 			paths := map[string]string{"central": central.URL, "sidecar cold": sc, "sidecar warm": sc}
 			want := fmt.Sprintf("%v %v", ba.Evaluations[i].Decision, ba.Evaluations[i].Context.Reasons)
+			if engineSaid != nil && engineSaid[i] != want {
+				t.Errorf("%s case %d: the engine said %s, the central batch %s", s.Name, i, engineSaid[i], want)
+			}
 			for _, name := range []string{"central", "sidecar cold", "sidecar warm"} {
 				key := "demo-key-" + app
 				if name != "central" {
@@ -369,4 +402,8 @@ func TestSidecarConsistency(t *testing.T) {
 			}
 		}
 	}
+	if engineSuites == 0 {
+		t.Fatal("no suite compared with the engine")
+	}
+	t.Logf("%d of %d suites also compared with the engine in process", engineSuites, len(suites))
 }
