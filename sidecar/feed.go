@@ -78,13 +78,14 @@ func (c *cache) lookup(key string, now time.Time) (entry, bool) {
 	return e, true
 }
 
-// add caches an answer decided under st, unless the state moved on since
-// the question was sent (then the answer may predate a change).
+// add caches an answer decided under st, unless a change (or a restart of
+// the central PDP) came since the question was sent: then the answer may
+// predate it. A mere lease renewal does not matter.
 func (c *cache) add(key string, e entry, st *feedState) {
 	if c.lru == nil {
 		return
 	}
-	if c.state.Load() != st {
+	if cur := c.state.Load(); cur.seq != st.seq || cur.epoch != st.epoch {
 		return
 	}
 	e.seq, e.epoch = st.seq, st.epoch

@@ -152,19 +152,13 @@ func (e *httpError) Error() string { return fmt.Sprintf("central PDP: %d %s", e.
 var errUnreachable = errors.New("central PDP unreachable")
 
 func (s *Sidecar) evaluation(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "request body too large"})
+	body, ok := readBody(w, r)
+	if !ok {
 		return
 	}
 	req, err := authzen.DecodeEvaluation(body)
 	if err != nil {
-		var re *authzen.RequestError
-		msg := err.Error()
-		if errors.As(err, &re) {
-			msg = re.Message
-		}
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": msg})
+		badRequest(w, err)
 		return
 	}
 	ans, err := s.evaluate(r.Context(), req, body, r.Header.Get(HeaderConsistencyToken))
@@ -345,19 +339,13 @@ func (s *Sidecar) local(ctx context.Context, req pdp.Request, e entry, source st
 
 // evaluations forwards a batch; unreachable, every item is denied.
 func (s *Sidecar) evaluations(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "request body too large"})
+	body, ok := readBody(w, r)
+	if !ok {
 		return
 	}
 	batch, err := authzen.DecodeEvaluations(body)
 	if err != nil {
-		var re *authzen.RequestError
-		msg := err.Error()
-		if errors.As(err, &re) {
-			msg = re.Message
-		}
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": msg})
+		badRequest(w, err)
 		return
 	}
 	if !s.breaker.allow(time.Now()) {
@@ -400,9 +388,8 @@ func (s *Sidecar) batchUnreachable(w http.ResponseWriter, r *http.Request, batch
 
 // forwardRaw relays a search; unreachable, 503.
 func (s *Sidecar) forwardRaw(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "request body too large"})
+	body, ok := readBody(w, r)
+	if !ok {
 		return
 	}
 	if !s.breaker.allow(time.Now()) {
@@ -423,7 +410,7 @@ func (s *Sidecar) forwardRaw(w http.ResponseWriter, r *http.Request) {
 
 // Status is what /readyz says.
 type Status struct {
-	Mode          string  `json:"mode"` // connected; no_lease (cache unused: the change feed is silent); unreachable (breaker open: fail closed or degraded answers)
+	Mode          string  `json:"mode"` // connected; no_lease (cache unused: the change feed is silent); unreachable (breaker open: fail closed or degraded answers); spool_failed (answers it decides itself are denied)
 	ID            string  `json:"sidecar"`
 	Seq           uint64  `json:"change_seq"`
 	Epoch         string  `json:"epoch"`
@@ -437,6 +424,7 @@ type Status struct {
 	FailClosed    uint64  `json:"fail_closed_answers"`
 	Spooled       uint64  `json:"spooled"`
 	Shipped       uint64  `json:"shipped"`
+	SpoolError    string  `json:"spool_error,omitempty"`
 }
 
 // Status reports the sidecar's mode and counters.
@@ -450,7 +438,12 @@ func (s *Sidecar) Status() Status {
 	if total := out.Hits + out.Misses; total > 0 {
 		out.HitRatio = float64(out.Hits) / float64(total)
 	}
+	if err := s.spool.err(); err != nil {
+		out.SpoolError = err.Error()
+	}
 	switch {
+	case out.SpoolError != "":
+		out.Mode = "spool_failed"
 	case out.Breaker == "open":
 		out.Mode = "unreachable"
 	case out.LeaseLeftMS == 0:
@@ -478,6 +471,26 @@ func cacheKey(req pdp.Request) (string, error) {
 		return "", fmt.Errorf("sidecar: cache key: %w", err)
 	}
 	return string(b), nil
+}
+
+// readBody reads a request body of at most 1 MiB, answering 413 beyond.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "request body too large"})
+		return nil, false
+	}
+	return body, true
+}
+
+// badRequest answers 400 with the AuthZEN decoder's message.
+func badRequest(w http.ResponseWriter, err error) {
+	msg := err.Error()
+	var re *authzen.RequestError
+	if errors.As(err, &re) {
+		msg = re.Message
+	}
+	writeJSON(w, http.StatusBadRequest, map[string]string{"error": msg})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -1,11 +1,13 @@
 package sidecar
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/ciampdp/pdp/pdp/authzen"
+	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -134,5 +136,31 @@ func TestChangeClearsDegradedCopies(t *testing.T) {
 	c.apply(changeAnswer{Seq: 2, Epoch: "e", LeaseMS: 2000}, t0)
 	if _, ok := c.staleEntry("k"); ok {
 		t.Fatal("an answer decided before a change survives for degraded mode")
+	}
+}
+
+// TestAsyncSpoolFailureRefusesLaterAnswers: when the async spool cannot
+// write, later answers are refused (the sidecar then denies) and readiness
+// says so, instead of losing records silently.
+func TestAsyncSpoolFailureRefusesLaterAnswers(t *testing.T) {
+	sp, err := openSpool(t.TempDir(), SpoolAsync)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	_ = sp.log.Close() // the disk goes away
+	rec := trail.Record{Kind: KindAnswer, ID: "a1", Time: time.Now(), Body: []byte(`{}`)}
+	if err := sp.add(context.Background(), rec); err != nil {
+		t.Fatalf("the first add is buffered: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for sp.err() == nil && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if sp.err() == nil {
+		t.Fatal("the drainer's write failure was not kept")
+	}
+	if err := sp.add(context.Background(), rec); err == nil {
+		t.Fatal("an add after the failure was accepted")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ciampdp/pdp/pdp/trail"
@@ -49,6 +50,10 @@ type spool struct {
 	buf     chan trail.Record
 	drained chan struct{}
 	posFile string
+	// failed is the first write error of the async drainer: from then on
+	// every locally decided answer is refused (the caller denies), as the
+	// decision trail's async mode does.
+	failed atomic.Pointer[error]
 }
 
 func openSpool(dir, mode string) (*spool, error) {
@@ -72,6 +77,9 @@ func openSpool(dir, mode string) (*spool, error) {
 // add spools one record: durable on return in sync mode, buffered (waiting
 // for room, never dropped) in async mode.
 func (sp *spool) add(ctx context.Context, rec trail.Record) error {
+	if p := sp.failed.Load(); p != nil {
+		return *p
+	}
 	if sp.mode == SpoolSync {
 		_, err := sp.log.Append(ctx, rec)
 		return err
@@ -101,10 +109,21 @@ func (sp *spool) drain() {
 				break more
 			}
 		}
-		// An append fails only when the disk does: the log then refuses
-		// everything, and readiness reports it.
-		_, _ = sp.log.Append(context.Background(), batch...)
+		// An append fails only when the disk does. These records are lost:
+		// say so once, and refuse every later answer (readiness reports it).
+		if _, err := sp.log.Append(context.Background(), batch...); err != nil {
+			err = fmt.Errorf("sidecar spool write failed, %d answers from %s on are not recorded: %w", len(batch), batch[0].ID, err)
+			sp.failed.CompareAndSwap(nil, &err)
+		}
 	}
+}
+
+// err is the spool's failure, if any.
+func (sp *spool) err() error {
+	if p := sp.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (sp *spool) close() error {

@@ -63,7 +63,7 @@ func explainCommand() *command {
 			if len(args) != 1 {
 				return usagef("explain takes one decision id, got %q", args)
 			}
-			l, ar, done, err := openAudit(ctx, fs)
+			l, ar, done, err := openTrailStore(ctx, std, fs)
 			if err != nil {
 				return err
 			}
@@ -143,7 +143,7 @@ func runAuditQuery(ctx context.Context, std stdio, fs *pflag.FlagSet, args []str
 		return usagef("%v", err)
 	}
 	limit, _ := fs.GetInt("limit")
-	l, _, done, err := openAudit(ctx, fs)
+	l, _, done, err := openTrailStore(ctx, std, fs)
 	if err != nil {
 		return err
 	}
@@ -242,7 +242,7 @@ func runReplay(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string)
 			return err
 		}
 	}
-	l, ar, done, err := openAudit(ctx, fs)
+	l, ar, done, err := openTrailStore(ctx, std, fs)
 	if err != nil {
 		return err
 	}
@@ -319,11 +319,6 @@ func shortHash(h string) string {
 		return s[:12]
 	}
 	return h
-}
-
-// openAudit opens the trail the flags name, and its policy archive.
-func openAudit(ctx context.Context, fs *pflag.FlagSet) (trailStore, policyArchive, func(), error) {
-	return openTrailStore(ctx, stdio{err: io.Discard}, fs)
 }
 
 func timeFlag(fs *pflag.FlagSet, name string) (time.Time, error) {
