@@ -7,9 +7,8 @@ import (
 	"strings"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
-
 	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/jwtverify"
 )
 
 // Defaults applied to zero Config fields.
@@ -43,7 +42,7 @@ var (
 // DefaultAlgorithms are the JWS algorithms accepted when none are
 // configured: asymmetric only. "none" and the HMAC algorithms are never
 // accepted (a JWKS holds public keys).
-var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+var DefaultAlgorithms = jwtverify.DefaultAlgorithms
 
 // Config is the gateway's configuration, as viper (mapstructure) fills it
 // from a YAML section like:
@@ -299,15 +298,6 @@ func (j JWTConfig) validate() error {
 		}
 	}
 	return nil
-}
-
-// algorithms converts the configured names.
-func (j JWTConfig) algorithms() []jose.SignatureAlgorithm {
-	out := make([]jose.SignatureAlgorithm, len(j.Algorithms))
-	for i, a := range j.Algorithms {
-		out[i] = jose.SignatureAlgorithm(a)
-	}
-	return out
 }
 
 // reservedContext are context keys a route may not set: the subject

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/ciampdp/pdp/pdp/jwtverify"
 )
 
 // TestVerifyMatrix checks each way a token can fail, against a JWKS file.
@@ -59,7 +61,7 @@ func TestVerifyMatrix(t *testing.T) {
 		{"RS256 with a key not in the set", signWith(t, jose.RS256, jose.JSONWebKey{Key: rsaKey, KeyID: "k1"}, good), "unknown signing key"},
 		{"garbage", "not.a.token", "malformed token or algorithm not accepted"},
 		{"empty", "", "malformed token or algorithm not accepted"},
-		{"too large", strings.Repeat("a", maxTokenBytes+1), "token too large"},
+		{"too large", strings.Repeat("a", jwtverify.MaxTokenBytes+1), "token too large"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -248,17 +250,17 @@ func TestParseJWKS(t *testing.T) {
 		{Key: []byte("0123456789abcdef"), KeyID: "oct", Algorithm: "HS256"},
 	}}
 	raw, _ := json.Marshal(set)
-	keys, err := parseJWKS(raw)
+	keys, err := jwtverify.ParseJWKS(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(keys) != 1 || keys[0].KeyID != "private-half-given" || !keys[0].IsPublic() {
 		t.Fatalf("keys = %+v, want only the public half of private-half-given", keys)
 	}
-	if _, err := parseJWKS([]byte(`{"keys":[]}`)); err == nil {
+	if _, err := jwtverify.ParseJWKS([]byte(`{"keys":[]}`)); err == nil {
 		t.Error("an empty JWKS was accepted")
 	}
-	if _, err := parseJWKS([]byte(`nope`)); err == nil {
+	if _, err := jwtverify.ParseJWKS([]byte(`nope`)); err == nil {
 		t.Error("garbage was accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package gateway
+package jwtverify
 
 import (
 	"context"
@@ -134,7 +134,7 @@ func (s *keySet) reload(ctx context.Context) error {
 	raw, err := s.read(ctx)
 	if err == nil {
 		var keys []jose.JSONWebKey
-		if keys, err = parseJWKS(raw); err == nil {
+		if keys, err = ParseJWKS(raw); err == nil {
 			s.mu.Lock()
 			s.keys, s.loadedAt, s.lastErr = keys, now, nil
 			s.gen++
@@ -199,9 +199,9 @@ func readLimited(r io.Reader) ([]byte, error) {
 	return b, nil
 }
 
-// parseJWKS decodes a JWKS and keeps the usable signature keys: public
+// ParseJWKS decodes a JWKS and keeps the usable signature keys: public
 // (private halves are dropped), asymmetric, and not marked for encryption.
-func parseJWKS(raw []byte) ([]jose.JSONWebKey, error) {
+func ParseJWKS(raw []byte) ([]jose.JSONWebKey, error) {
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(raw, &set); err != nil {
 		return nil, fmt.Errorf("decode JWKS: %w", err)
