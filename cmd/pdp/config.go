@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ciampdp/pdp/pdp/api"
+	"github.com/ciampdp/pdp/pdp/jwtverify"
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/relations"
 )
@@ -236,6 +237,46 @@ type AuthConfig struct {
 	// the auditor): only they read the trail at /v1/audit/…, and no
 	// application key does.
 	AuditorKeys []APIKey `mapstructure:"auditor_keys"`
+	// ActorTokens, when set, makes every delegation and consent change
+	// prove its actor with the actor's own token (header Actor-Token);
+	// unset, applications are trusted to authenticate their users.
+	ActorTokens ActorTokensConfig `mapstructure:"actor_tokens"`
+}
+
+// ActorTokensConfig says whose end-user tokens prove the actor of an admin
+// change: the identity provider's issuer, the PDP's audience, its keys (a
+// JWKS file or an https URL, fetched with a timeout and cached) and the
+// accepted algorithms.
+type ActorTokensConfig struct {
+	Issuer     string        `mapstructure:"issuer"`
+	Audience   []string      `mapstructure:"audience"`
+	JWKSFile   string        `mapstructure:"jwks_file"`
+	JWKSURL    string        `mapstructure:"jwks_url"`
+	Algorithms []string      `mapstructure:"algorithms"`
+	Leeway     time.Duration `mapstructure:"leeway"`
+}
+
+// Enabled reports whether any part of the section is set (then all of it
+// must be valid).
+func (a ActorTokensConfig) Enabled() bool {
+	return a.Issuer != "" || len(a.Audience) > 0 || a.JWKSFile != "" || a.JWKSURL != "" || len(a.Algorithms) > 0 || a.Leeway != 0
+}
+
+// Verification is the jwtverify view of the section.
+func (a ActorTokensConfig) Verification() jwtverify.Config {
+	return jwtverify.Config{JWKSFile: a.JWKSFile, JWKSURL: a.JWKSURL, Issuer: a.Issuer, Audience: a.Audience,
+		Algorithms: a.Algorithms, Leeway: a.Leeway}
+}
+
+// Validate checks the section when it is set.
+func (a ActorTokensConfig) Validate() error {
+	if !a.Enabled() {
+		return nil
+	}
+	if err := a.Verification().Validate(); err != nil {
+		return fmt.Errorf("auth.actor_tokens: %w", err)
+	}
+	return nil
 }
 
 // APIKey is one application's key, by the hex SHA-256 of the key (the key
@@ -274,7 +315,7 @@ func (a AuthConfig) Validate() error {
 		}
 		seen[d] = true
 	}
-	return nil
+	return a.ActorTokens.Validate()
 }
 
 // Auditors maps each auditor key digest (lower case) to its auditor.

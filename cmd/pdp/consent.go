@@ -45,6 +45,10 @@ type ConsentConfig struct {
 	SigningKeyFile string `mapstructure:"signing_key_file"`
 	KeyID          string `mapstructure:"key_id"`
 	Controller     string `mapstructure:"controller"`
+	// AdminApplications read every consent of a data subject (state,
+	// history, receipts); any other application reads only the grants it
+	// is party to.
+	AdminApplications []string `mapstructure:"admin_applications"`
 }
 
 // DefaultConsent is auto, with the file store in ./pdp-data.
@@ -71,7 +75,7 @@ func (c ConsentConfig) Validate() error {
 }
 
 // openConsent opens the consent ledger, or returns nil when it is off.
-func openConsent(ctx context.Context, cfg ConsentConfig, reloader *policy.Reloader, delegations *delegation.Service, log *slog.Logger) (*consent.Ledger, func(), error) {
+func openConsent(ctx context.Context, cfg ConsentConfig, reloader *policy.Reloader, delegations *delegation.Service, auth authority, log *slog.Logger) (*consent.Ledger, func(), error) {
 	engine := cfg.Engine
 	if engine == ConsentAuto {
 		engine = ConsentOff
@@ -108,6 +112,9 @@ func openConsent(ctx context.Context, cfg ConsentConfig, reloader *policy.Reload
 	}
 	if delegations != nil {
 		lc.Delegations = sources.Representatives{Service: delegations}
+	}
+	if auth.actors != nil {
+		lc.Actors = auth.actors
 	}
 	ledger, err := consent.NewLedger(lc)
 	if err != nil {

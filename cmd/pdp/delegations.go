@@ -69,7 +69,7 @@ func (d DelegationsConfig) Validate() error {
 // projects active delegations into the relationship store (when there is
 // one), imports the seed and reconciles the projection. It returns nil
 // when delegations are off.
-func openDelegations(ctx context.Context, cfg DelegationsConfig, bundles pdp.BundleSource, store *relations.Store, log *slog.Logger) (*delegation.Service, func(), error) {
+func openDelegations(ctx context.Context, cfg DelegationsConfig, bundles pdp.BundleSource, store *relations.Store, auth authority, log *slog.Logger) (*delegation.Service, func(), error) {
 	engine := cfg.Engine
 	if engine == DelegationsAuto {
 		engine = DelegationsOff
@@ -97,7 +97,11 @@ func openDelegations(ctx context.Context, cfg DelegationsConfig, bundles pdp.Bun
 	if store != nil {
 		proj = delegation.NewSpiceDBProjector(store, sources.KnownRelations(bundles), time.Now)
 	}
-	svc := delegation.NewService(delegation.Config{Store: st, Projector: proj, Logger: log})
+	dc := delegation.Config{Store: st, Projector: proj, Logger: log, RegisterApplications: auth.registers}
+	if auth.actors != nil {
+		dc.Actors = auth.actors
+	}
+	svc := delegation.NewService(dc)
 	closeFn := func() { _ = st.Close() }
 	if cfg.Seed != "" {
 		if err := seedDelegations(ctx, svc, cfg.Seed); err != nil {

@@ -142,7 +142,11 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 			}
 		}
 	}
-	dsvc, closeDelegations, err := openDelegations(ctx, cfg.Delegations, reloader, store, log)
+	auth, err := openAuthority(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	dsvc, closeDelegations, err := openDelegations(ctx, cfg.Delegations, reloader, store, auth, log)
 	if err != nil {
 		return err
 	}
@@ -154,7 +158,7 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 	if dsvc != nil {
 		delegations, admin = sources.Delegations{Service: dsvc}, dsvc
 	}
-	ledger, closeConsent, err := openConsent(ctx, cfg.Consent, reloader, dsvc, log)
+	ledger, closeConsent, err := openConsent(ctx, cfg.Consent, reloader, dsvc, auth, log)
 	if err != nil {
 		return err
 	}
@@ -222,7 +226,7 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 	}
 	apiCfg := cfg.HTTP.API(keys)
 	apiCfg.DelegationAdmins = setOf(cfg.Delegations.AdminApplications)
-	apiCfg.RegisterApplications = setOf(cfg.Delegations.RegisterApplications)
+	apiCfg.ConsentAdmins = setOf(cfg.Consent.AdminApplications)
 	apiCfg.AuditorKeys = cfg.Auth.Auditors()
 	srv, err := api.New(apiCfg, api.Deps{
 		Decider: decider, Policies: reloader, Logger: log, Registry: reg, Version: build.Version,

@@ -62,11 +62,15 @@ type Config struct {
 	// without a decision, as a throughput baseline.
 	EnableNoop bool
 	// DelegationAdmins are the applications allowed to use the delegation
-	// admin API (when authentication is on), and RegisterApplications
-	// those that may also record register-sourced delegations (statutory
-	// guardians, legal representatives: active without acceptance).
-	DelegationAdmins     map[string]bool
-	RegisterApplications map[string]bool
+	// admin API (when authentication is on). Which of them may record
+	// register-sourced delegations is the delegation Service's
+	// configuration (delegation.Config.RegisterApplications).
+	DelegationAdmins map[string]bool
+	// ConsentAdmins are the applications that read every consent of a
+	// data subject (state, history, receipts); any other application reads
+	// only what it is party to (consent.Reader). With authentication off,
+	// every caller reads everything.
+	ConsentAdmins map[string]bool
 	// AuditorKeys maps the hex SHA-256 digest of each auditor's bearer
 	// token to the auditor's id: only these read the trail at /v1/audit/….
 	// Application keys never do. With authentication off and no auditor

@@ -23,10 +23,11 @@ type Consents interface {
 	Refuse(ctx context.Context, r consent.ChoiceRequest) (consent.Event, string, error)
 	Withdraw(ctx context.Context, r consent.WithdrawRequest) ([]consent.Event, error)
 	Renew(ctx context.Context, r consent.RenewRequest) (consent.Event, string, error)
-	Current(ctx context.Context, subject consent.Ref) (consent.State, error)
-	StateAt(ctx context.Context, subject consent.Ref, at time.Time) (consent.State, error)
-	History(ctx context.Context, subject consent.Ref) ([]consent.Event, error)
-	Receipt(ctx context.Context, eventID string) (string, error)
+	// The reads answer what the reader may see (consent.Reader).
+	CurrentFor(ctx context.Context, subject consent.Ref, r consent.Reader) (consent.State, error)
+	StateAtFor(ctx context.Context, subject consent.Ref, at time.Time, r consent.Reader) (consent.State, error)
+	HistoryFor(ctx context.Context, subject consent.Ref, r consent.Reader) ([]consent.Event, error)
+	ReceiptFor(ctx context.Context, eventID string, r consent.Reader) (string, error)
 	PublicKey() ed25519.PublicKey
 }
 
@@ -47,10 +48,10 @@ func (s *Server) consentRoutes(e *echo.Echo) {
 	if s.consents == nil {
 		return
 	}
-	e.POST(ConsentsPath+"/give", s.consentChoice("consent.give", s.consents.Give))
-	e.POST(ConsentsPath+"/refuse", s.consentChoice("consent.refuse", s.consents.Refuse))
-	e.POST(ConsentsPath+"/withdraw", s.withdrawConsent)
-	e.POST(ConsentsPath+"/renew", s.renewConsent)
+	e.POST(ConsentsPath+"/give", s.consentChoice("consent.give", s.consents.Give), withActorToken)
+	e.POST(ConsentsPath+"/refuse", s.consentChoice("consent.refuse", s.consents.Refuse), withActorToken)
+	e.POST(ConsentsPath+"/withdraw", s.withdrawConsent, withActorToken)
+	e.POST(ConsentsPath+"/renew", s.renewConsent, withActorToken)
 	e.GET(ConsentsPath+"/receipt-key", s.receiptKey)
 	e.GET(ConsentsPath+"/receipts/:id", s.consentReceipt)
 	e.GET(ConsentsPath+"/subjects/:subject", s.consentState)
@@ -70,6 +71,17 @@ func (s *Server) consentCaller(c echo.Context) (string, error) {
 		return LocalApplication, nil
 	}
 	return app, nil
+}
+
+// consentReader authenticates the caller of a consent read: a consent
+// administrator (Config.ConsentAdmins, or anyone with authentication off)
+// sees everything, any other application what it is party to.
+func (s *Server) consentReader(c echo.Context) (consent.Reader, error) {
+	app, err := s.consentCaller(c)
+	if err != nil {
+		return consent.Reader{}, err
+	}
+	return consent.Reader{Application: app, Admin: s.keys == nil || s.cfg.ConsentAdmins[app]}, nil
 }
 
 func (s *Server) consentChoice(action string, do func(context.Context, consent.ChoiceRequest) (consent.Event, string, error)) echo.HandlerFunc {
@@ -158,7 +170,8 @@ func subjectParam(c echo.Context) (consent.Ref, error) {
 // consentState answers a subject's current consents, or with ?at= their
 // state at a past time, recomputed from the ledger.
 func (s *Server) consentState(c echo.Context) error {
-	if _, err := s.consentCaller(c); err != nil {
+	reader, err := s.consentReader(c)
+	if err != nil {
 		return err
 	}
 	subject, err := subjectParam(c)
@@ -171,9 +184,9 @@ func (s *Server) consentState(c echo.Context) error {
 		if perr != nil {
 			return fmt.Errorf("%w: at=%q: want an RFC 3339 time", consent.ErrDecode, at)
 		}
-		st, err = s.consents.StateAt(c.Request().Context(), subject, t)
+		st, err = s.consents.StateAtFor(c.Request().Context(), subject, t, reader)
 	} else {
-		st, err = s.consents.Current(c.Request().Context(), subject)
+		st, err = s.consents.CurrentFor(c.Request().Context(), subject, reader)
 	}
 	if err != nil {
 		return err
@@ -182,14 +195,15 @@ func (s *Server) consentState(c echo.Context) error {
 }
 
 func (s *Server) consentHistory(c echo.Context) error {
-	if _, err := s.consentCaller(c); err != nil {
+	reader, err := s.consentReader(c)
+	if err != nil {
 		return err
 	}
 	subject, err := subjectParam(c)
 	if err != nil {
 		return err
 	}
-	evs, err := s.consents.History(c.Request().Context(), subject)
+	evs, err := s.consents.HistoryFor(c.Request().Context(), subject, reader)
 	if err != nil {
 		return err
 	}
@@ -202,10 +216,11 @@ func (s *Server) consentHistory(c echo.Context) error {
 }
 
 func (s *Server) consentReceipt(c echo.Context) error {
-	if _, err := s.consentCaller(c); err != nil {
+	reader, err := s.consentReader(c)
+	if err != nil {
 		return err
 	}
-	jws, err := s.consents.Receipt(c.Request().Context(), c.Param("id"))
+	jws, err := s.consents.ReceiptFor(c.Request().Context(), c.Param("id"), reader)
 	if err != nil {
 		return err
 	}

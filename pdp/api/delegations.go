@@ -39,7 +39,8 @@ const DelegationsPath = "/v1/delegations"
 const LocalApplication = "local"
 
 // errAdminForbidden: the calling application may not administer
-// delegations, or may not record register-sourced ones.
+// delegations. (Which may record or change register-sourced ones is the
+// delegation Service's rule.)
 var errAdminForbidden = errors.New("this application may not administer delegations")
 
 // delegationChange is the body of accept, revoke, renounce, suspend and
@@ -62,11 +63,11 @@ func (s *Server) delegationRoutes(e *echo.Echo) {
 	if s.delegations == nil {
 		return
 	}
-	e.POST(DelegationsPath, s.offerDelegation)
+	e.POST(DelegationsPath, s.offerDelegation, withActorToken)
 	e.GET(DelegationsPath, s.listDelegations)
 	e.GET(DelegationsPath+"/:id", s.getDelegation)
 	for _, op := range []string{"accept", "revoke", "renounce", "suspend", "resume"} {
-		e.POST(DelegationsPath+"/:id/"+op, s.changeDelegation(op))
+		e.POST(DelegationsPath+"/:id/"+op, s.changeDelegation(op), withActorToken)
 	}
 }
 
@@ -99,9 +100,6 @@ func (s *Server) offerDelegation(c echo.Context) error {
 		return err
 	}
 	req.By.Application = app
-	if req.Source == delegation.SourceRegister && s.keys != nil && !s.cfg.RegisterApplications[app] {
-		return fmt.Errorf("%w: application %q may not record register-sourced delegations (see delegations.register_applications)", errAdminForbidden, app)
-	}
 	d, rev, err := s.delegations.Offer(c.Request().Context(), req)
 	if err != nil {
 		if d.ID != "" { // stored, though not (all) projected: it stands

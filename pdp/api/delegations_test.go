@@ -23,15 +23,13 @@ func TestDelegationAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	svc := delegation.NewService(delegation.Config{Store: st})
+	svc := delegation.NewService(delegation.Config{Store: st, RegisterApplications: []string{"backoffice"}})
 	keys := map[string]string{}
 	for _, app := range []string{"backoffice", "mobile-banking", "budget-app"} {
 		sum := sha256.Sum256([]byte("key-" + app))
 		keys[hex.EncodeToString(sum[:])] = app
 	}
-	cfg := Config{APIKeys: keys,
-		DelegationAdmins:     map[string]bool{"backoffice": true, "mobile-banking": true},
-		RegisterApplications: map[string]bool{"backoffice": true}}
+	cfg := Config{APIKeys: keys, DelegationAdmins: map[string]bool{"backoffice": true, "mobile-banking": true}}
 	srv, err := New(cfg, Deps{Decider: &fakeDecider{}, Policies: loadedPolicies(), Registry: prometheus.NewRegistry(), Delegations: svc})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/actorproof"
 	"github.com/ciampdp/pdp/pdp/audit"
 	"github.com/ciampdp/pdp/pdp/authzen"
 	"github.com/ciampdp/pdp/pdp/consent"
@@ -18,6 +19,8 @@ import (
 // errorBody is the body of every error answer.
 type errorBody struct {
 	Error string `json:"error"`
+	// Reason is a stable code for the admin API's refusals (reasonOf).
+	Reason string `json:"reason,omitempty"`
 }
 
 // classify maps an error to its status code and a one-line message that is
@@ -30,6 +33,10 @@ func classify(err error) (int, string) {
 		return http.StatusBadRequest, re.Message
 	case errors.Is(err, errUnauthenticated):
 		return http.StatusUnauthorized, errUnauthenticated.Error()
+	case errors.Is(err, actorproof.ErrUnproven):
+		return http.StatusUnauthorized, err.Error()
+	case errors.Is(err, actorproof.ErrKeysUnavailable):
+		return http.StatusServiceUnavailable, "the actor's token cannot be checked: the identity provider's keys are unavailable; nothing was changed"
 	case errors.Is(err, errAuditor):
 		return http.StatusForbidden, errAuditor.Error()
 	case errors.Is(err, audit.ErrBadFilter):
@@ -108,7 +115,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if status == http.StatusUnauthorized {
 		res.Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="pdp"`)
 	}
-	if werr := writeJSON(c, status, errorBody{Error: msg}); werr != nil {
+	if werr := writeJSON(c, status, errorBody{Error: msg, Reason: reasonOf(err)}); werr != nil {
 		s.log.LogAttrs(r.Context(), slog.LevelWarn, "writing error response failed", slog.String("error", werr.Error()))
 	}
 }

@@ -56,6 +56,9 @@ const (
 	// CodeEnded: the grant (or every grant of the purpose) has already
 	// ended.
 	CodeEnded = "already_ended"
+	// CodeOutOfScope: a representative acts under a delegation whose scope
+	// does not reach the purpose (Purpose.RepresentableBy); 403.
+	CodeOutOfScope = "delegation_out_of_scope"
 )
 
 // RuleError is a change the rules refuse; nothing was written. Msg says
@@ -67,10 +70,10 @@ type RuleError struct {
 
 func (e *RuleError) Error() string { return e.Msg }
 
-// Is makes a RuleError with CodeForbidden match ErrForbidden and one with
-// CodeNotFound match ErrNotFound.
+// Is makes a RuleError with CodeForbidden or CodeOutOfScope match
+// ErrForbidden and one with CodeNotFound match ErrNotFound.
 func (e *RuleError) Is(target error) bool {
-	return (target == ErrForbidden && e.Code == CodeForbidden) ||
+	return (target == ErrForbidden && (e.Code == CodeForbidden || e.Code == CodeOutOfScope)) ||
 		(target == ErrNotFound && e.Code == CodeNotFound)
 }
 

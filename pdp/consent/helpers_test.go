@@ -150,6 +150,7 @@ type fakeDelegation struct {
 	principal, agent Ref
 	from, until      time.Time
 	statutory        bool
+	scope            []string
 }
 
 // fakeDelegations stands in for package delegation, the edge the ledger
@@ -170,20 +171,20 @@ func (f *fakeDelegations) add(id string, d fakeDelegation) {
 	f.m[id] = d
 }
 
-func (f *fakeDelegations) Representative(_ context.Context, agent, principal Ref, id string, at time.Time) (bool, error) {
+func (f *fakeDelegations) Representative(_ context.Context, agent, principal Ref, id string, at time.Time) (Mandate, error) {
 	f.calls.Add(1)
 	f.mu.Lock()
 	d, ok := f.m[id]
 	f.mu.Unlock()
 	switch {
 	case !ok:
-		return false, fmt.Errorf("delegation %s not found", id)
+		return Mandate{}, fmt.Errorf("delegation %s not found", id)
 	case d.principal != principal || d.agent != agent:
-		return false, fmt.Errorf("delegation %s is not from %s to %s", id, principal, agent)
+		return Mandate{}, fmt.Errorf("delegation %s is not from %s to %s", id, principal, agent)
 	case at.Before(d.from) || !at.Before(d.until):
-		return false, fmt.Errorf("delegation %s is not in force at %s", id, at.Format(time.RFC3339))
+		return Mandate{}, fmt.Errorf("delegation %s is not in force at %s", id, at.Format(time.RFC3339))
 	}
-	return d.statutory, nil
+	return Mandate{Statutory: d.statutory, Scope: d.scope}, nil
 }
 
 // testRegistry parses testdata/purposes.yaml, the Northbank registry.

@@ -24,9 +24,25 @@ import (
 type DelegationChecker interface {
 	// Representative reports whether agent acted for principal under the
 	// delegation with id at time at: ok (nil error) when that delegation
-	// is in force from principal to agent at that time; statutory when it
-	// is a statutory one (guardian, legal representative).
-	Representative(ctx context.Context, agent, principal Ref, delegationID string, at time.Time) (statutory bool, err error)
+	// is in force from principal to agent at that time, with what it
+	// allows.
+	Representative(ctx context.Context, agent, principal Ref, delegationID string, at time.Time) (Mandate, error)
+}
+
+// Mandate is what a delegation in force lets its agent do for the data
+// subject.
+type Mandate struct {
+	// Statutory: a guardian or legal representative.
+	Statutory bool
+	// Scope: the delegation's actions ("*": every action).
+	Scope []string
+}
+
+// ActorProver proves that the actor of a change is the person the calling
+// application names (package actorproof verifies the actor's token); nil
+// trusts the application.
+type ActorProver interface {
+	Prove(ctx context.Context, actorType, actorID string) error
 }
 
 // LedgerConfig wires a Ledger.
@@ -40,6 +56,9 @@ type LedgerConfig struct {
 	// Delegations checks representatives; nil refuses every representative
 	// and every guardian grant.
 	Delegations DelegationChecker
+	// Actors, when not nil, proves the actor of every change (see
+	// ActorProver).
+	Actors ActorProver
 	// SigningKey signs receipts as KeyID for Controller. Without one the
 	// Ledger makes an ephemeral key and logs a warning: its receipts
 	// cannot be verified after a restart.
@@ -76,6 +95,7 @@ type Ledger struct {
 	excl       bool
 	registry   func() *Registry
 	dels       DelegationChecker
+	actors     ActorProver
 	key        ed25519.PrivateKey
 	pub        ed25519.PublicKey
 	kid        string
@@ -122,7 +142,7 @@ func NewLedger(c LedgerConfig) (*Ledger, error) {
 	}
 	_, excl := c.Store.(exclusive)
 	l := &Ledger{
-		store: c.Store, scan: scan, excl: excl, registry: c.Registry, dels: c.Delegations,
+		store: c.Store, scan: scan, excl: excl, registry: c.Registry, dels: c.Delegations, actors: c.Actors,
 		key: c.SigningKey, kid: c.KeyID, controller: c.Controller, now: c.Now, newID: c.NewID, log: c.Logger,
 		freshEvery: c.FreshnessInterval, flushEvery: c.ActivityFlushInterval,
 		idx: map[indexKey][]Event{}, purposes: map[Ref][]string{}, epoch: time.Now(),
@@ -320,7 +340,8 @@ func (l *Ledger) guardian(ctx context.Context) func(Event) bool {
 		if hit {
 			return ok
 		}
-		statutory, err := l.dels.Representative(ctx, e.Actor, e.Subject, e.Delegation, e.At)
+		m, err := l.dels.Representative(ctx, e.Actor, e.Subject, e.Delegation, e.At)
+		statutory := m.Statutory
 		if err != nil {
 			l.log.Debug("consent: guardian check", "event", e.ID, "delegation", e.Delegation, "err", err)
 			return false

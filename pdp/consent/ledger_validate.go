@@ -30,6 +30,9 @@ func (l *Ledger) checkActor(ctx context.Context, subject, actor Ref, delegation 
 	if actor.Type == "" || actor.ID == "" {
 		return Ref{}, invalid("actor.type and actor.id are required when an actor is given")
 	}
+	if err := l.proveActor(ctx, "", actor); err != nil {
+		return Ref{}, err
+	}
 	if actor == subject {
 		if delegation != "" {
 			return Ref{}, invalid("delegation %q given, but the actor is the subject", delegation)
@@ -43,14 +46,58 @@ func (l *Ledger) checkActor(ctx context.Context, subject, actor Ref, delegation 
 	case l.dels == nil:
 		return Ref{}, ruleErr(CodeNoDelegation, msg+": this ledger accepts no representatives", subject, actor)
 	}
-	if _, err := l.dels.Representative(ctx, actor, subject, delegation, at); err != nil {
-		if ctx.Err() != nil {
-			return Ref{}, ctx.Err()
-		}
-		return Ref{}, ruleErr(CodeNoDelegation, msg+" at %s: delegation %s: %v",
-			subject, actor, at.Format(time.RFC3339), delegation, err)
+	if _, err := l.mandate(ctx, subject, actor, delegation, at); err != nil {
+		return Ref{}, err
 	}
 	return actor, nil
+}
+
+// mandate is the delegation in force from subject to the representative
+// actor at at, or the rule error saying it is not.
+func (l *Ledger) mandate(ctx context.Context, subject, actor Ref, delegation string, at time.Time) (Mandate, error) {
+	const msg = "a representative needs a delegation in force from %s to %s"
+	m, err := l.dels.Representative(ctx, actor, subject, delegation, at)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Mandate{}, ctx.Err()
+		}
+		return Mandate{}, ruleErr(CodeNoDelegation, msg+" at %s: delegation %s: %v",
+			subject, actor, at.Format(time.RFC3339), delegation, err)
+	}
+	return m, nil
+}
+
+// proveActor asks the ActorProver, when there is one, whether actor is
+// who acts. An application acting as itself (a controller's revocation)
+// is proven by its credential.
+func (l *Ledger) proveActor(ctx context.Context, app string, actor Ref) error {
+	if l.actors == nil || actor == (Ref{Type: "application", ID: app}) {
+		return nil
+	}
+	return l.actors.Prove(ctx, actor.Type, actor.ID)
+}
+
+// withinMandate checks that a representative (actor other than the
+// subject) acts within their delegation's scope for purpose p (see
+// Purpose.RepresentableBy): 403 with CodeOutOfScope otherwise. actor was
+// checked by checkActor.
+func (l *Ledger) withinMandate(ctx context.Context, subject, actor Ref, delegation string, at time.Time, p Purpose) error {
+	if actor == subject || l.dels == nil {
+		return nil
+	}
+	m, err := l.mandate(ctx, subject, actor, delegation, at)
+	if err != nil {
+		return err
+	}
+	if p.RepresentableBy(m) {
+		return nil
+	}
+	need := "a statutory representative (guardian, legal representative) or a delegation of every action (\"*\")"
+	if len(p.RepresentativeScope) > 0 {
+		need = "a delegation whose scope covers one of " + strings.Join(p.RepresentativeScope, ", ") + " (or \"*\")"
+	}
+	return ruleErr(CodeOutOfScope, "%s may not act for %s on purpose %q under delegation %s (scope %s): the purposes registry requires %s",
+		actor, subject, p.ID, delegation, strings.Join(m.Scope, ", "), need)
 }
 
 func purposeFor(reg *Registry, app, id string) (Purpose, error) {

@@ -123,6 +123,9 @@ func (l *Ledger) choice(ctx context.Context, typ EventType, r ChoiceRequest) (Ev
 	if e.Actor, err = l.checkActor(ctx, r.Subject, r.Actor, r.Delegation, at); err != nil {
 		return Event{}, "", err
 	}
+	if err := l.withinMandate(ctx, r.Subject, e.Actor, r.Delegation, at, p); err != nil {
+		return Event{}, "", err
+	}
 	e.ID = l.newID()
 	if typ == EventGiven {
 		e.GrantID = e.ID
@@ -169,6 +172,9 @@ func (l *Ledger) Withdraw(ctx context.Context, r WithdrawRequest) ([]Event, erro
 			return nil, invalid("the subject withdraws; revoke is for someone else ending the grant")
 		case strings.TrimSpace(r.Reason) == "":
 			return nil, invalid("a revocation needs a reason")
+		}
+		if err := l.proveActor(ctx, r.Application, actor); err != nil {
+			return nil, err
 		}
 	} else if actor, err = l.checkActor(ctx, r.Subject, r.Actor, r.Delegation, now); err != nil {
 		return nil, err
@@ -251,6 +257,13 @@ func (l *Ledger) Withdraw(ctx context.Context, r WithdrawRequest) ([]Event, erro
 			targets = append(targets, target{p, "", byPurpose[id]})
 		}
 	}
+	if !r.Revoke {
+		for _, t := range targets {
+			if err := l.withinMandate(ctx, r.Subject, actor, r.Delegation, now, t.purpose); err != nil {
+				return nil, err
+			}
+		}
+	}
 	var out []Event
 	for _, t := range targets {
 		e := Event{
@@ -299,6 +312,9 @@ func (l *Ledger) Renew(ctx context.Context, r RenewRequest) (Event, string, erro
 	}
 	p, err := purposeFor(reg, r.Application, g.g.Purpose)
 	if err != nil {
+		return Event{}, "", err
+	}
+	if err := l.withinMandate(ctx, r.Subject, actor, r.Delegation, now, p); err != nil {
 		return Event{}, "", err
 	}
 	rule, err := consentRule(p, g.g.Jurisdiction, EventRenewed)

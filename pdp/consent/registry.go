@@ -72,6 +72,32 @@ type Purpose struct {
 	// Rules by jurisdiction: an ISO 3166-1 country ("DE"), an ISO 3166-2
 	// subdivision ("US-CA"), or "*" for every other.
 	Rules map[string]Rule
+	// RepresentativeScope (representative_scope) are the delegation
+	// actions of which a representative's delegation must cover one for
+	// them to give, refuse, renew or withdraw consent to the purpose for
+	// the data subject. See Purpose.RepresentableBy.
+	RepresentativeScope []string
+}
+
+// RepresentableBy reports whether a representative holding mandate m may
+// make or end a choice for the purpose on the data subject's behalf: when
+// the delegation's scope is every action ("*"), or covers one of the
+// purpose's representative_scope; a purpose without one may be chosen for
+// only by a statutory representative (a guardian or legal representative,
+// who stands in for the person by law) or one with every action.
+func (p Purpose) RepresentableBy(m Mandate) bool {
+	if slices.Contains(m.Scope, "*") {
+		return true
+	}
+	if len(p.RepresentativeScope) == 0 {
+		return m.Statutory
+	}
+	for _, a := range p.RepresentativeScope {
+		if slices.Contains(m.Scope, a) {
+			return true
+		}
+	}
+	return false
 }
 
 // Registry is the purposes registry of a policy bundle (RegistryFile).
@@ -122,6 +148,7 @@ func (p Purpose) Allows(application string) bool {
 const AnyJurisdiction = "*"
 
 var (
+	actionRE       = regexp.MustCompile(`^[a-z][a-z0-9_]{0,127}$`)
 	purposeIDRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
 	jurisdictionRE = regexp.MustCompile(`^[A-Z]{2}(-[A-Z0-9]{1,3})?$`)
 	daysRE         = regexp.MustCompile(`^\+?([0-9]+)d$`)
@@ -229,7 +256,7 @@ func (p *regParser) purposes(n *yaml.Node, r *Registry) {
 
 func (p *regParser) purpose(id, path string, n *yaml.Node) Purpose {
 	pu := Purpose{ID: id, Rules: map[string]Rule{}}
-	if !p.mapping(n, path, "want a mapping with version, applications, notice_min_version and rules") {
+	if !p.mapping(n, path, "want a mapping with version, applications, notice_min_version, representative_scope and rules") {
 		return pu
 	}
 	var hasVersion, hasApps, hasRules bool
@@ -246,6 +273,8 @@ func (p *regParser) purpose(id, path string, n *yaml.Node) Purpose {
 			pu.Applications = p.applications(v, path+".applications")
 		case "notice_min_version":
 			pu.NoticeMinVersion = p.integer(v, path+".notice_min_version")
+		case "representative_scope":
+			pu.RepresentativeScope = p.actions(v, path+".representative_scope")
 		case "rules":
 			hasRules = true
 			p.rules(v, path+".rules", pu.Rules)
@@ -286,6 +315,29 @@ func (p *regParser) applications(n *yaml.Node, path string) []string {
 		case !ok:
 		case slices.Contains(out, s):
 			p.fail(it, path, "duplicate application %q", s)
+		default:
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// actions decodes representative_scope: a non-empty list of delegation
+// action names.
+func (p *regParser) actions(n *yaml.Node, path string) []string {
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+		p.fail(n, path, "want a non-empty list of delegation actions (such as view_portfolio)")
+		return nil
+	}
+	out := make([]string, 0, len(n.Content))
+	for _, it := range n.Content {
+		s, ok := p.name(it, path)
+		switch {
+		case !ok:
+		case !actionRE.MatchString(s):
+			p.fail(it, path, "%q is not an action name (a-z, 0-9, _)", s)
+		case slices.Contains(out, s):
+			p.fail(it, path, "duplicate action %q", s)
 		default:
 			out = append(out, s)
 		}

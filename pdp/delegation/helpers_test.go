@@ -181,7 +181,8 @@ func newEnv(t testing.TB, st Store, sfx string) *env {
 	e := &env{t: t, st: st, clock: &fakeClock{t: today}, proj: &recordingProjector{}, sfx: sfx}
 	e.svc = NewService(Config{
 		Store: st, Projector: e.proj, Now: e.clock.Now,
-		NewID: func() string { return fmt.Sprintf("dlg-%d%s", e.ids.Add(1), sfx) },
+		NewID:                func() string { return fmt.Sprintf("dlg-%d%s", e.ids.Add(1), sfx) },
+		RegisterApplications: []string{register.Application},
 	})
 	return e
 }

@@ -17,21 +17,36 @@ type transition struct {
 	from  []Status
 	to    Status
 	// may says whether by may make the change to d (parent is d's parent,
-	// nil when it has none or it is missing).
-	may func(d, parent *Delegation, by Actor) bool
+	// nil when it has none or it is missing; register says whether by's
+	// application speaks for a register).
+	may func(d, parent *Delegation, by Actor, register bool) bool
 	// who describes may for the error message.
 	who string
 }
 
-func isAgent(d, _ *Delegation, by Actor) bool { return by.Subject == d.Agent }
+// byRegisterOnly reports whether only a register may change d: a statutory
+// guardian or legal representative recorded by a register ends, pauses or
+// resumes by the register's word alone — not by the ward's, the
+// company's or an application's.
+func byRegisterOnly(d *Delegation) bool { return d.Source == SourceRegister && d.Basis.statutory() }
 
-// isPrincipalSide: the principal, anyone for a register-sourced record (the
-// caller lets only the register through), or the parent's agent for a
-// sub-delegation.
-func isPrincipalSide(d, parent *Delegation, by Actor) bool {
-	return by.Subject == d.Principal || d.Source == SourceRegister ||
+// isAgent: the agent, whatever the source: giving up one's own power
+// (accepting it, or renouncing it, even a statutory one) is the agent's
+// own act.
+func isAgent(d, _ *Delegation, by Actor, _ bool) bool { return by.Subject == d.Agent }
+
+// isPrincipalSide: the principal, or the parent's agent for a
+// sub-delegation; for a register-sourced record also a register
+// application, and for a statutory one only that.
+func isPrincipalSide(d, parent *Delegation, by Actor, register bool) bool {
+	if byRegisterOnly(d) {
+		return register
+	}
+	return by.Subject == d.Principal || (d.Source == SourceRegister && register) ||
 		(parent != nil && by.Subject == parent.Agent)
 }
+
+const principalSide = "the principal, the parent's agent or, for a register-sourced delegation, a register application (only a register application for a statutory guardian or legal representative)"
 
 var (
 	accept = transition{
@@ -41,7 +56,7 @@ var (
 	revoke = transition{
 		verb: "revoke", event: EventRevoked, to: StatusRevoked,
 		from: []Status{StatusOffered, StatusActive, StatusSuspended},
-		may:  isPrincipalSide, who: "the principal, the register or the parent's agent",
+		may:  isPrincipalSide, who: principalSide,
 	}
 	renounce = transition{
 		verb: "renounce", event: EventRenounced, to: StatusRenounced,
@@ -50,11 +65,11 @@ var (
 	}
 	suspend = transition{
 		verb: "suspend", event: EventSuspended, from: []Status{StatusActive}, to: StatusSuspended,
-		may: isPrincipalSide, who: "the principal, the register or the parent's agent",
+		may: isPrincipalSide, who: principalSide,
 	}
 	resume = transition{
 		verb: "resume", event: EventResumed, from: []Status{StatusSuspended}, to: StatusActive,
-		may: isPrincipalSide, who: "the principal, the register or the parent's agent",
+		may: isPrincipalSide, who: principalSide,
 	}
 )
 
@@ -66,8 +81,9 @@ func (s *Service) Accept(ctx context.Context, id string, by Actor) (Delegation, 
 
 // Revoke ends a delegation (offered, active or suspended) and every
 // delegation sub-delegated from it, at any depth. The principal may, the
-// parent's agent for a sub-delegation, and anyone for a record a register
-// made (the caller decides who reaches this for such records).
+// parent's agent for a sub-delegation, and a register application for a
+// record a register made; a statutory guardian or legal representative
+// recorded by a register only a register application may.
 func (s *Service) Revoke(ctx context.Context, id string, by Actor, reason string) (Delegation, string, error) {
 	return s.apply(ctx, revoke, id, by, reason)
 }
@@ -97,6 +113,9 @@ func (s *Service) apply(ctx context.Context, t transition, id string, by Actor, 
 	if err := checkRef("by.subject", by.Subject); err != nil {
 		return Delegation{}, "", err
 	}
+	if err := s.proveActor(ctx, by); err != nil {
+		return Delegation{}, "", err
+	}
 	now := s.clock()
 	d, err := s.change(ctx, id, func(d *Delegation) error {
 		var parent *Delegation
@@ -109,7 +128,7 @@ func (s *Service) apply(ctx context.Context, t transition, id string, by Actor, 
 				parent = &p
 			}
 		}
-		if !t.may(d, parent, by) {
+		if !t.may(d, parent, by, s.registers[by.Application]) {
 			return forbidden("%s may not %s delegation %s: only %s may", by.Subject, t.verb, d.ID, t.who)
 		}
 		if !slices.Contains(t.from, d.Status) {

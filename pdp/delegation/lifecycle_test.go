@@ -115,8 +115,9 @@ func TestTransitionsSpecialActors(t *testing.T) {
 	carol, dave, acme, erin, frank := e.user("carol"), e.user("dave"), e.org("acme"), e.user("erin"), e.user("frank")
 	guardian := e.offer(OfferRequest{By: register, Principal: carol, Agent: dave, Basis: BasisStatutoryGuardian,
 		Source: SourceRegister, Scope: []string{"*"}, ValidUntil: date(2032, 5, 1)})
-	// A register record: any actor the caller lets through may suspend,
-	// resume and revoke; accept stays the agent's.
+	// A statutory register record: the register application suspends,
+	// resumes and revokes (TestRegisterRecordsChangeOnlyThroughTheRegister);
+	// accept stays the agent's.
 	if _, _, err := e.svc.Accept(ctx, guardian.ID, register); !errors.Is(err, ErrForbidden) {
 		t.Errorf("register accepts for the agent: %v", err)
 	}

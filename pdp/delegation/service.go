@@ -34,6 +34,16 @@ type Config struct {
 	// NewID makes the id of an offer that has none; default "dlg-" and a
 	// UUIDv7.
 	NewID func() string
+	// RegisterApplications are the applications that speak for a public
+	// register (civil register, commercial register): only they may offer
+	// a register-sourced delegation, and only they may revoke, suspend,
+	// resume or renounce one that is statutory (see the rules in
+	// lifecycle.go). None by default.
+	RegisterApplications []string
+	// Actors, when not nil, proves that the actor of every change is who
+	// the calling application says (see ActorProver); nil trusts the
+	// application.
+	Actors ActorProver
 }
 
 // Service applies the rules of delegations: every change is checked,
@@ -45,11 +55,13 @@ type Config struct {
 // the error wraps ErrProjection when only the projection failed, or says
 // which descendant could not be revoked. Reconcile repairs both.
 type Service struct {
-	store Store
-	proj  Projector
-	now   func() time.Time
-	log   *slog.Logger
-	newID func() string
+	store     Store
+	proj      Projector
+	now       func() time.Time
+	log       *slog.Logger
+	newID     func() string
+	registers map[string]bool
+	actors    ActorProver
 }
 
 // NewService returns a Service. It panics without a Store.
@@ -57,7 +69,11 @@ func NewService(c Config) *Service {
 	if c.Store == nil {
 		panic("delegation: NewService without a Store")
 	}
-	s := &Service{store: c.Store, proj: c.Projector, now: c.Now, log: c.Logger, newID: c.NewID}
+	s := &Service{store: c.Store, proj: c.Projector, now: c.Now, log: c.Logger, newID: c.NewID,
+		registers: map[string]bool{}, actors: c.Actors}
+	for _, app := range c.RegisterApplications {
+		s.registers[app] = true
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -95,8 +111,9 @@ type OfferRequest struct {
 // Offer records a new delegation. It is active at once when a register
 // records a statutory guardian or legal representative; otherwise it is
 // offered until the agent accepts it. Who may offer: the principal, a
-// register (Source register: the caller decides which applications may
-// claim that), or for a sub-delegation the agent of the parent.
+// register application (Source register: only one of
+// Config.RegisterApplications may claim that), or for a sub-delegation the
+// agent of the parent.
 func (s *Service) Offer(ctx context.Context, r OfferRequest) (Delegation, string, error) {
 	now := s.clock()
 	d := Delegation{
@@ -121,6 +138,12 @@ func (s *Service) Offer(ctx context.Context, r OfferRequest) (Delegation, string
 	}
 	if err := d.validateShape(); err != nil {
 		return Delegation{}, "", err
+	}
+	if err := s.proveActor(ctx, r.By); err != nil {
+		return Delegation{}, "", err
+	}
+	if d.Source == SourceRegister && !s.registers[r.By.Application] {
+		return Delegation{}, "", forbidden("application %q may not record register-sourced delegations: only a register application may (delegations.register_applications)", r.By.Application)
 	}
 	var parent *Delegation
 	if d.Parent != "" {

@@ -3,6 +3,7 @@ package sources
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/ciampdp/pdp/pdp"
@@ -50,22 +51,24 @@ var _ consent.DelegationChecker = Representatives{}
 var ErrNotRepresentative = errors.New("no delegation in force from the data subject to the representative")
 
 // Representative reports whether the delegation with id was in force from
-// principal to agent at at, and whether it is statutory (a guardian, a
-// legal representative).
-func (r Representatives) Representative(ctx context.Context, agent, principal consent.Ref, id string, at time.Time) (bool, error) {
+// principal to agent at at, and what it allows: whether it is statutory (a
+// guardian, a legal representative) and its scope.
+func (r Representatives) Representative(ctx context.Context, agent, principal consent.Ref, id string, at time.Time) (consent.Mandate, error) {
 	if r.Service == nil {
-		return false, ErrNotRepresentative
+		return consent.Mandate{}, ErrNotRepresentative
 	}
 	d, err := r.Service.Get(ctx, id)
 	if err != nil {
-		return false, err
+		return consent.Mandate{}, err
 	}
 	if d.Agent.Type != agent.Type || d.Agent.ID != agent.ID || d.Principal.Type != principal.Type || d.Principal.ID != principal.ID {
-		return false, ErrNotRepresentative
+		return consent.Mandate{}, ErrNotRepresentative
 	}
 	if d.Effective(at) != delegation.StatusActive {
-		return false, ErrNotRepresentative
+		return consent.Mandate{}, ErrNotRepresentative
 	}
-	statutory := d.Basis == delegation.BasisStatutoryGuardian || d.Basis == delegation.BasisLegalRepresentative
-	return statutory, nil
+	return consent.Mandate{
+		Statutory: d.Basis == delegation.BasisStatutoryGuardian || d.Basis == delegation.BasisLegalRepresentative,
+		Scope:     slices.Clone(d.Scope),
+	}, nil
 }
