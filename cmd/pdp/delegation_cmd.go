@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/ciampdp/pdp/pdp/actorproof"
 	"github.com/ciampdp/pdp/pdp/api"
 )
 
@@ -159,8 +160,9 @@ func adminCall(ctx context.Context, out io.Writer, method, u string, body []byte
 	return err
 }
 
-// adminDo sends one admin request with the API key of PDP_API_KEY and
-// returns the answer's body. A non-2xx answer is an error carrying the
+// adminDo sends one admin request with the API key of PDP_API_KEY (and,
+// when set, the actor's token of PDP_ACTOR_TOKEN in the Actor-Token
+// header, for a PDP with auth.actor_tokens) and returns the answer's body. A non-2xx answer is an error carrying the
 // server's message.
 func adminDo(ctx context.Context, method, u string, body []byte) ([]byte, error) {
 	var rd io.Reader
@@ -176,6 +178,9 @@ func adminDo(ctx context.Context, method, u string, body []byte) ([]byte, error)
 	}
 	if key := os.Getenv("PDP_API_KEY"); key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if tok := os.Getenv("PDP_ACTOR_TOKEN"); tok != "" {
+		req.Header.Set(actorproof.Header, tok)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
