@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -440,4 +441,28 @@ func TestConsentReadsScoped(t *testing.T) {
 			t.Fatalf("advisor-portal's history lacks the withdrawal:\n%s", h)
 		}
 	})
+}
+
+// TestActorTokenKeysUnavailable: when the identity provider's JWKS cannot
+// be fetched the PDP still starts, and every change is refused with 503
+// (fail closed) — nothing changes, decisions go on.
+func TestActorTokenKeysUnavailable(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(northbank, "pdp-actor-tokens.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := replaceOnce(t, string(data), "jwks_file: examples/northbank/sidecar/jwks.json", "jwks_url: https://127.0.0.1:1/jwks.json")
+	path := filepath.Join(t.TempDir(), "pdp.yaml")
+	writeFile(t, path, cfg)
+	s := startNorthbank(t, "--config", path)
+	a := s.admin(t, "mobile-banking", http.MethodPost, "/v1/delegations/poa-alice-bob/revoke", actorBody("alice"), actorToken(t, "alice", nil))
+	if a.Code != http.StatusServiceUnavailable || a.Reason != "actor_keys_unavailable" {
+		t.Fatalf("%d %s, want 503 actor_keys_unavailable", a.Code, a.Body)
+	}
+	if st := s.delegationStatus(t, "poa-alice-bob"); st != "active" {
+		t.Fatalf("poa-alice-bob is %s", st)
+	}
+	if d := s.nbEvaluate(t, "bob", "view_statements", "acc-alice", forUser("alice", "")); !d.Decision {
+		t.Fatalf("bob denied: %v", d.Context.Reasons)
+	}
 }

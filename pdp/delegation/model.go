@@ -49,8 +49,9 @@ type Source string
 // Sources.
 const (
 	// SourceRegister: recorded by the operator of a public register (civil
-	// register, commercial register). Which applications may record such
-	// delegations is for the caller (the HTTP layer) to decide.
+	// register, commercial register): only the applications of
+	// Config.RegisterApplications may record such delegations, and change
+	// the statutory ones.
 	SourceRegister Source = "register"
 	// SourceSelfDeclared: declared by the principal (or, for a
 	// sub-delegation, by the agent of the parent).
