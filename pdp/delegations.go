@@ -187,6 +187,36 @@ func onBehalfOf(b *policy.Bundle, req Request, subject ObjectRef) (*ObjectRef, e
 	return &ref, nil
 }
 
+// guardDelegation applies the delegation guard after Cedar: a request
+// that claims to act for someone else (context.on_behalf_of naming
+// another principal than the subject) is denied unless the delegation
+// records hold an active delegation for it, whatever the policies said.
+// A claimed agency can then never widen what the subject may do on its
+// own: a policy that reads context.delegation (a limit that applies only
+// while "not_acting", say) cannot be sidestepped by naming someone at
+// random. A request acting for the subject itself is not acting
+// (onBehalfOf), so it carries no delegation and is not guarded.
+func guardDelegation(d *Decision) {
+	p := d.Delegation
+	if p == nil || p.Status == DelegationActive || p.Status == DelegationNotActing {
+		return
+	}
+	reason := delegationReason(p.Status)
+	switch {
+	case d.Allowed:
+		d.Allowed = false
+		d.Reasons = []string{reason}
+		d.Obligations = []string{}
+		if d.Message == "" {
+			d.Message = fmt.Sprintf("acting on behalf of %s needs an active delegation; the delegation records say %s", p.OnBehalfOf, p.Status)
+		}
+	case len(d.Reasons) == 1 && d.Reasons[0] == ReasonNotPermitted:
+		d.Reasons = []string{reason}
+	default:
+		d.Reasons = sortedUnique(append(d.Reasons, reason))
+	}
+}
+
 // delegationQuery builds the query of a request acting for principal.
 func delegationQuery(req Request, actor, principal, resource ObjectRef, now time.Time) DelegationQuery {
 	q := DelegationQuery{Actor: actor, Principal: principal, Action: req.Action.Name, Resource: resource, Now: now}

@@ -379,6 +379,7 @@ func (e *Engine) evaluate(b *policy.Bundle, j *job) {
 	j.d.Input.Entities = rec.seen
 	explain(b, &j.d, dec, diag)
 	refineDeny(&j.d, len(j.checks) > 0)
+	guardDelegation(&j.d)
 	guardConsent(&j.d)
 	if !j.d.Allowed {
 		for _, f := range j.d.Facts {

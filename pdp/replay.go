@@ -133,6 +133,7 @@ func (r *Replayer) evaluate(b *policy.Bundle, plans map[types.EntityUID]actionPl
 	dec, diag := cedar.Authorize(b.PolicySet(), ents, rec.Input.CedarRequest())
 	explain(b, &d, dec, diag)
 	refineDeny(&d, len(rec.Facts) > 0)
+	guardDelegation(&d)
 	guardConsent(&d)
 	if !d.Allowed {
 		for _, f := range d.Facts {

@@ -164,12 +164,19 @@ func startNorthbankApp(t *testing.T) (string, int) {
 // stopped (SIGQUIT, then SIGKILL) at cleanup.
 func startNginx(t *testing.T, sidecarAddr, appAddr string) (string, int) {
 	t.Helper()
+	return startNginxConf(t, filepath.Join(nbSidecarDir, "nginx.conf"), sidecarAddr, appAddr)
+}
+
+// startNginxConf is startNginx with another of the example's nginx
+// configurations (it must name the same addresses).
+func startNginxConf(t *testing.T, confFile, sidecarAddr, appAddr string) (string, int) {
+	t.Helper()
 	bin := nginxBinary(t)
 	prefix := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(prefix, "logs"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(nbSidecarDir, "nginx.conf"))
+	data, err := os.ReadFile(confFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +186,10 @@ func startNginx(t *testing.T, sidecarAddr, appAddr string) (string, int) {
 	conf = replaceOnce(t, conf, "listen "+nbNginxAddr+";", "listen "+addr+";")
 	confPath := filepath.Join(prefix, "nginx.conf")
 	writeFile(t, confPath, conf)
+	// Files the configuration names relative to itself.
+	if pw, err := os.ReadFile(filepath.Join(filepath.Dir(confFile), "htpasswd")); err == nil {
+		writeFile(t, filepath.Join(prefix, "htpasswd"), string(pw))
+	}
 
 	global := "daemon off;"
 	if os.Getuid() == 0 {

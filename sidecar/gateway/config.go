@@ -85,6 +85,13 @@ type Config struct {
 	// subject id on allowed answers (for example X-Authz-Subject), which
 	// the proxy can pass upstream.
 	SubjectHeader string `mapstructure:"subject_header"`
+	// ActingForHeader, if set, names a header carrying, on allowed
+	// answers, whom the decision let the subject act for ("user:alice"):
+	// set only when the PDP found an active delegation, empty otherwise
+	// (also when the request named the subject itself), so that a proxy
+	// copying it upstream overwrites any value the client sent. The
+	// client's own on-behalf-of header must never reach the upstream.
+	ActingForHeader string `mapstructure:"acting_for_header"`
 }
 
 // RouteConfig is one entry of the route table.
@@ -233,6 +240,9 @@ func (c Config) Validate() error {
 	}
 	if c.SubjectHeader != "" && !validHeaderName(c.SubjectHeader) {
 		return fmt.Errorf("%w: subject_header %q is not a valid header name", ErrConfig, c.SubjectHeader)
+	}
+	if c.ActingForHeader != "" && !validHeaderName(c.ActingForHeader) {
+		return fmt.Errorf("%w: acting_for_header %q is not a valid header name", ErrConfig, c.ActingForHeader)
 	}
 	if err := c.Subject.validate(); err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"unicode/utf8"
 
@@ -18,13 +17,14 @@ import (
 // Reason codes of the answers the gateway gives itself, without a PDP
 // decision. They travel like the PDP's codes (X-Decision-Reasons).
 const (
-	ReasonRouteNotFound   = "route_not_found"  // no route matches (and unmatched is deny)
-	ReasonInvalidPath     = "invalid_path"     // the path is not canonical (see SplitPath)
-	ReasonUnauthenticated = "unauthenticated"  // no credentials
-	ReasonInvalidToken    = "invalid_token"    // credentials that do not verify
-	ReasonInvalidInput    = "invalid_input"    // a route value does not convert (same code as the engine's)
-	ReasonPDPUnavailable  = "pdp_unavailable"  // the Evaluator failed: fail closed
-	ReasonKeysUnavailable = "keys_unavailable" // the JWKS cannot be loaded: fail closed
+	ReasonRouteNotFound   = "route_not_found"   // no route matches (and unmatched is deny)
+	ReasonInvalidPath     = "invalid_path"      // the path is not canonical (see SplitPath)
+	ReasonUnauthenticated = "unauthenticated"   // no credentials
+	ReasonInvalidToken    = "invalid_token"     // credentials that do not verify
+	ReasonInvalidInput    = "invalid_input"     // a route value does not convert (same code as the engine's)
+	ReasonAmbiguous       = "ambiguous_request" // the upstream may read the query or a mapped value differently (see target.go)
+	ReasonPDPUnavailable  = "pdp_unavailable"   // the Evaluator failed: fail closed
+	ReasonKeysUnavailable = "keys_unavailable"  // the JWKS cannot be loaded: fail closed
 )
 
 // Deps are the gateway's collaborators.
@@ -108,6 +108,10 @@ type Verdict struct {
 	// subject id.
 	Route   string
 	Subject string
+	// OnBehalfOf is whom an allowed decision let the subject act for
+	// ("user:alice"): set only when the PDP relied on an active
+	// delegation.
+	OnBehalfOf string
 	// Challenge is the WWW-Authenticate value of a 401.
 	Challenge string
 	// Err is the cause of a 401 or 503, for logs.
@@ -156,16 +160,20 @@ func (g *Gateway) prepare(ctx context.Context, r Request) (routedRequest, *Verdi
 		v.Route = route.Name
 		return routedRequest{}, v
 	}
-	query, err := url.ParseQuery(r.RawQuery)
+	query, err := parseQuery(r.RawQuery)
 	if err != nil {
-		// Keep what parses; a value the route needs and cannot read is
-		// absent, which the PDP judges.
-		g.log.DebugContext(ctx, "query did not parse fully", "err", err)
+		v := g.local(http.StatusForbidden, ReasonAmbiguous, err)
+		v.Route, v.Subject = route.Name, id.subject.ID
+		return routedRequest{}, v
 	}
 	in := &valueInput{vars: vars, header: r.Header, query: query, claims: id.claims}
 	req, err := route.request(id.subject, in)
 	if err != nil {
-		v := g.local(http.StatusForbidden, ReasonInvalidInput, err)
+		reason := ReasonInvalidInput
+		if errors.Is(err, errAmbiguous) {
+			reason = ReasonAmbiguous
+		}
+		v := g.local(http.StatusForbidden, reason, err)
 		v.Route, v.Subject = route.Name, id.subject.ID
 		return routedRequest{}, v
 	}
@@ -211,11 +219,29 @@ func (g *Gateway) evaluate(ctx context.Context, req routedRequest) Verdict {
 	}
 	if c := ans.Context; c != nil {
 		v.DecisionID, v.Reasons, v.Obligations = c.DecisionID, c.Reasons, c.Obligations
+		if ans.Decision && c.DelegationStatus == pdp.DelegationActive {
+			v.OnBehalfOf = actingFor(req.Context)
+		}
 	}
 	if v.DecisionID == "" {
 		v.DecisionID, v.Local = newLocalID(), true
 	}
 	return v
+}
+
+// actingFor names the principal in an evaluation's context.on_behalf_of,
+// "type:id".
+func actingFor(ctx map[string]any) string {
+	m, ok := ctx[pdp.ContextOnBehalfOf].(map[string]any)
+	if !ok {
+		return ""
+	}
+	typ, _ := m["type"].(string)
+	id, _ := m["id"].(string)
+	if typ == "" || id == "" {
+		return ""
+	}
+	return typ + ":" + id
 }
 
 // local is a verdict the gateway makes itself.

@@ -93,11 +93,14 @@ func (g *Gateway) EnvoyHandler() http.Handler {
 
 // splitURI splits an nginx $request_uri into the escaped path and the raw
 // query. An absolute-form URI (http://host/path) is reduced to its path.
+// A '#' is kept where it is: nginx passes the target to the upstream as the
+// client sent it, fragment included, so the gateway must not decide on a
+// shorter one (SplitPath and the query check refuse it).
 func splitURI(uri string) (string, string) {
-	if i := strings.IndexByte(uri, '#'); i >= 0 {
-		uri = uri[:i]
-	}
 	if !strings.HasPrefix(uri, "/") {
+		if strings.Contains(uri, "#") {
+			return uri, "" // url.Parse would drop the fragment: not a path, SplitPath rejects it
+		}
 		if u, err := url.Parse(uri); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
 			p := u.EscapedPath()
 			if p == "" {
@@ -140,6 +143,9 @@ func (g *Gateway) write(w http.ResponseWriter, v Verdict) {
 			// allow"), so that a proxy copying it upstream overwrites any
 			// value the client sent.
 			h.Set(g.cfg.SubjectHeader, v.Subject)
+		}
+		if g.cfg.ActingForHeader != "" {
+			h.Set(g.cfg.ActingForHeader, v.OnBehalfOf) // even when empty, likewise
 		}
 		w.WriteHeader(http.StatusOK)
 		return

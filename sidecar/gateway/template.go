@@ -197,7 +197,10 @@ const maxPathSegments = 256
 // that is not canonical wraps ErrPath: one that does not start with "/",
 // has an empty segment other than the last ("//"), a "." or ".." segment
 // (also percent-encoded), a bad escape, an encoded '/' or '\' or a raw '\',
-// a control character, invalid UTF-8, or more than 256 segments.
+// a raw ';' (path parameters, which servlet containers and others cut
+// off) or '#' (a fragment, which the proxy passes on and the upstream may
+// cut off or not), a control character, invalid UTF-8, or more than 256
+// segments.
 func SplitPath(escaped string) ([]string, error) {
 	if !strings.HasPrefix(escaped, "/") {
 		return nil, fmt.Errorf("%w: must start with '/'", ErrPath)
@@ -212,6 +215,9 @@ func SplitPath(escaped string) ([]string, error) {
 	for i, p := range parts {
 		if p == "" && i != len(parts)-1 {
 			return nil, fmt.Errorf("%w: empty segment", ErrPath)
+		}
+		if strings.ContainsAny(p, "#;") {
+			return nil, fmt.Errorf("%w: a fragment ('#') or path parameters (';')", ErrPath)
 		}
 		d, err := url.PathUnescape(p)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // A value spec says where a route takes a value from. Written as a string
@@ -142,19 +143,29 @@ func (v valueSpec) resolve(in *valueInput) (any, bool, error) {
 		if len(vs) == 0 {
 			return nil, false, nil
 		}
-		s = vs[0]
-	case srcQuery:
-		vs, ok := in.query[v.name]
-		if !ok || len(vs) == 0 {
-			return nil, false, nil
+		if len(vs) > 1 {
+			return nil, false, fmt.Errorf("%w: header %s is given %d times", errAmbiguous, v.name, len(vs))
 		}
 		s = vs[0]
+	case srcQuery:
+		var (
+			ok  bool
+			err error
+		)
+		if s, ok, err = queryValue(in.query, v.name); err != nil || !ok {
+			return nil, false, err
+		}
 	case srcClaim:
 		c, ok := in.claims[v.name]
 		if !ok || c == nil {
 			return nil, false, nil
 		}
 		return v.convertClaim(c)
+	}
+	if !utf8.ValidString(s) || hasControl(s) {
+		// JSON would turn invalid bytes into U+FFFD: the PDP would judge
+		// another value than the upstream reads.
+		return nil, false, fmt.Errorf("%w: %s is not UTF-8 text", errValue, v.what())
 	}
 	out, err := v.convert(s)
 	if err != nil {
@@ -167,7 +178,8 @@ func (v valueSpec) resolve(in *valueInput) (any, bool, error) {
 func (v valueSpec) convert(s string) (any, error) {
 	switch v.typ {
 	case typNumber:
-		s = strings.TrimSpace(s)
+		// Not trimmed: the number the PDP judges is the text the
+		// upstream reads (" 900" is refused, not read as 900).
 		if !isJSONNumber(s) {
 			return nil, fmt.Errorf("%w: %s must be a number", errValue, v.what())
 		}

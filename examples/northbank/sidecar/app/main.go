@@ -27,15 +27,23 @@ func main() {
 func handler() http.Handler {
 	allowed := func(what string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			// Both headers are set by nginx from the sidecar's answer.
-			fmt.Fprintf(w, "allowed: user %s %s on account %s%s (decision %s)\n", r.Header.Get("X-Authz-Subject"),
-				what, r.PathValue("id"), amount(r), r.Header.Get("X-Decision-Id"))
+			// The headers are set by nginx from the sidecar's answer.
+			fmt.Fprintf(w, "allowed: user %s %s on account %s%s%s (decision %s)\n", r.Header.Get("X-Authz-Subject"),
+				what, r.PathValue("id"), amount(r), actingFor(r), r.Header.Get("X-Decision-Id"))
 		}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /accounts/{id}/statements", allowed("view_statements"))
 	mux.HandleFunc("POST /accounts/{id}/payments", allowed("make_payment"))
 	return mux
+}
+
+// actingFor says whom the decision let the user act for, if anyone.
+func actingFor(r *http.Request) string {
+	if p := r.Header.Get("X-Authz-On-Behalf-Of"); p != "" {
+		return ", for " + p
+	}
+	return ""
 }
 
 // amount describes a payment's amount, as the PDP saw it (the query).
