@@ -58,6 +58,9 @@ type LedgerConfig struct {
 	// ActivityFlushInterval: how often Touch's activity is written to the
 	// store; default 5s.
 	ActivityFlushInterval time.Duration
+	// Journal, when not nil, records every change before it is appended
+	// (see Journal).
+	Journal Journal
 }
 
 // catchUpBatch is how many events one read of the store brings.
@@ -76,6 +79,7 @@ type Ledger struct {
 	excl       bool
 	registry   func() *Registry
 	dels       DelegationChecker
+	jrn        Journal
 	key        ed25519.PrivateKey
 	pub        ed25519.PublicKey
 	kid        string
@@ -122,7 +126,7 @@ func NewLedger(c LedgerConfig) (*Ledger, error) {
 	}
 	_, excl := c.Store.(exclusive)
 	l := &Ledger{
-		store: c.Store, scan: scan, excl: excl, registry: c.Registry, dels: c.Delegations,
+		store: c.Store, scan: scan, excl: excl, registry: c.Registry, dels: c.Delegations, jrn: c.Journal,
 		key: c.SigningKey, kid: c.KeyID, controller: c.Controller, now: c.Now, newID: c.NewID, log: c.Logger,
 		freshEvery: c.FreshnessInterval, flushEvery: c.ActivityFlushInterval,
 		idx: map[indexKey][]Event{}, purposes: map[Ref][]string{}, epoch: time.Now(),

@@ -97,7 +97,13 @@ func (s *Service) apply(ctx context.Context, t transition, id string, by Actor, 
 	if err := checkRef("by.subject", by.Subject); err != nil {
 		return Delegation{}, "", err
 	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	now := s.clock()
+	record := func(d Delegation) (Change, error) {
+		c := Change{Action: "delegation." + t.verb, By: by, Reason: reason, Delegation: d}
+		return c, s.journal(ctx, c)
+	}
 	d, err := s.change(ctx, id, func(d *Delegation) error {
 		var parent *Delegation
 		if d.Parent != "" {
@@ -124,7 +130,7 @@ func (s *Service) apply(ctx context.Context, t transition, id string, by Actor, 
 			d.AcceptedAt = &now
 		}
 		return nil
-	})
+	}, record)
 	if err != nil {
 		return Delegation{}, "", err
 	}
@@ -199,7 +205,7 @@ func (s *Service) cascade(ctx context.Context, root Delegation, by Actor, now ti
 				d.addEvent(EventRevoked, now, by, reason, StatusRevoked)
 			}
 			return nil
-		})
+		}, nil)
 		if err != nil {
 			return k, fmt.Errorf("delegation %s ended, but revoking its descendant %s failed (Reconcile completes it): %w",
 				root.ID, k.ID, err)
@@ -240,6 +246,8 @@ var reconcileActor = Actor{Application: "pdp-reconcile"}
 // exists are left alone. Version 0 is stored as 1 and a zero CreatedAt as
 // now; the rules of Offer (who, parent bounds) are not applied.
 func (s *Service) Import(ctx context.Context, ds []Delegation) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	now := s.clock()
 	recs := make([]Delegation, 0, len(ds))
 	var errs []error
@@ -290,6 +298,8 @@ func (s *Service) Import(ctx context.Context, ds []Delegation) error {
 // missing) and projects every record again. It returns how many records
 // were projected. Run it at start and after an ErrProjection.
 func (s *Service) Reconcile(ctx context.Context) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	all, err := s.store.List(ctx, Filter{})
 	if err != nil {
 		return 0, err
@@ -307,7 +317,7 @@ func (s *Service) Reconcile(ctx context.Context) (int, error) {
 						r.addEvent(EventRevoked, now, reconcileActor, reason, StatusRevoked)
 					}
 					return nil
-				})
+				}, nil)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("reconcile %s: %w", d.ID, err))
 					continue

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,6 +35,9 @@ type Config struct {
 	// NewID makes the id of an offer that has none; default "dlg-" and a
 	// UUIDv7.
 	NewID func() string
+	// Journal, when not nil, records every change before it is applied
+	// (see Journal).
+	Journal Journal
 }
 
 // Service applies the rules of delegations: every change is checked,
@@ -50,6 +54,10 @@ type Service struct {
 	now   func() time.Time
 	log   *slog.Logger
 	newID func() string
+	jrn   Journal
+	// wmu makes check, record and apply one step per change in this
+	// process, so that a journalled change never loses a race to another.
+	wmu sync.Mutex
 }
 
 // NewService returns a Service. It panics without a Store.
@@ -57,7 +65,7 @@ func NewService(c Config) *Service {
 	if c.Store == nil {
 		panic("delegation: NewService without a Store")
 	}
-	s := &Service{store: c.Store, proj: c.Projector, now: c.Now, log: c.Logger, newID: c.NewID}
+	s := &Service{store: c.Store, proj: c.Projector, now: c.Now, log: c.Logger, newID: c.NewID, jrn: c.Journal}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -98,6 +106,8 @@ type OfferRequest struct {
 // register (Source register: the caller decides which applications may
 // claim that), or for a sub-delegation the agent of the parent.
 func (s *Service) Offer(ctx context.Context, r OfferRequest) (Delegation, string, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	now := s.clock()
 	d := Delegation{
 		ID: r.ID, Principal: r.Principal, Agent: r.Agent, Basis: r.Basis, Source: r.Source,
@@ -158,7 +168,12 @@ func (s *Service) Offer(ctx context.Context, r OfferRequest) (Delegation, string
 	if d.Source == SourceRegister && d.Basis.statutory() {
 		d.addEvent(EventActivated, now, r.By, "", StatusActive)
 	}
+	c := Change{Action: "delegation.offer", By: r.By, Delegation: d}
+	if err := s.journal(ctx, c); err != nil {
+		return Delegation{}, "", err
+	}
 	if err := s.store.Create(ctx, d); err != nil {
+		s.notApplied(ctx, c, err)
 		return Delegation{}, "", err
 	}
 	s.log.InfoContext(ctx, "delegation offered", "id", d.ID, "principal", d.Principal.String(),
@@ -222,9 +237,11 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Delegation, error) {
 	return s.store.List(ctx, f)
 }
 
-// change reads the record, applies mutate, bumps the version and stores it
-// against the version read; on a conflict it does it all once more.
-func (s *Service) change(ctx context.Context, id string, mutate func(*Delegation) error) (Delegation, error) {
+// change reads the record, applies mutate, bumps the version, passes the
+// result to record (when not nil: the journal, before anything is stored)
+// and stores it against the version read; on a conflict it does it all
+// once more (a journalled attempt that lost is recorded as not applied).
+func (s *Service) change(ctx context.Context, id string, mutate func(*Delegation) error, record func(Delegation) (Change, error)) (Delegation, error) {
 	for attempt := 0; ; attempt++ {
 		d, err := s.store.Get(ctx, id)
 		if err != nil {
@@ -235,9 +252,18 @@ func (s *Service) change(ctx context.Context, id string, mutate func(*Delegation
 			return Delegation{}, err
 		}
 		d.Version = prev + 1
+		var c Change
+		if record != nil {
+			if c, err = record(d); err != nil {
+				return Delegation{}, err
+			}
+		}
 		err = s.store.Update(ctx, d, prev)
 		if err == nil {
 			return d, nil
+		}
+		if record != nil {
+			s.notApplied(ctx, c, err)
 		}
 		if !errors.Is(err, ErrConflict) || attempt > 0 {
 			return Delegation{}, err

@@ -1,0 +1,315 @@
+package adminlog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ciampdp/pdp/pdp/consent"
+	"github.com/ciampdp/pdp/pdp/delegation"
+	"github.com/ciampdp/pdp/pdp/trail"
+)
+
+// ErrMissing: the trail holds acknowledged changes a store lacks.
+var ErrMissing = errors.New("the decision trail holds acknowledged changes that the stores lack")
+
+// Trail is what Check reads of the decision trail: *trail.FileLog or
+// *trail.PostgresLog.
+type Trail interface {
+	Size() uint64
+	Scan(from, to uint64, fn func(trail.Record) error) error
+}
+
+// Delegations reads delegation records: *delegation.Service or a
+// delegation.Store.
+type Delegations interface {
+	Get(ctx context.Context, id string) (delegation.Delegation, error)
+}
+
+// Events reads consent events: *consent.Ledger or a consent.Store.
+type Events interface {
+	Event(ctx context.Context, id string) (consent.Event, error)
+}
+
+// Missing is one change the trail holds and a store lacks: a delegation
+// record (the newest the trail holds of that id) or a consent event.
+type Missing struct {
+	// Seq is the trail sequence number of the change's record.
+	Seq    uint64
+	Action string
+	// Delegation is the record after the change; nil for consent.
+	Delegation *delegation.Delegation
+	// Event is the consent event; nil for a delegation.
+	Event *consent.Event
+	// Has is what the store holds instead ("absent", or "version 2").
+	Has string
+}
+
+// Kind is "delegation" or "consent".
+func (m Missing) Kind() string {
+	if m.Delegation != nil {
+		return "delegation"
+	}
+	return "consent"
+}
+
+// ID is the delegation id or the consent event id.
+func (m Missing) ID() string {
+	if m.Delegation != nil {
+		return m.Delegation.ID
+	}
+	return m.Event.ID
+}
+
+func (m Missing) String() string {
+	if m.Delegation != nil {
+		return fmt.Sprintf("%s of delegation %s (version %d, status %s; the store has %s) at trail seq %d",
+			m.Action, m.Delegation.ID, m.Delegation.Version, m.Delegation.Status, m.Has, m.Seq)
+	}
+	return fmt.Sprintf("%s: consent event %s (%s %s of %s; the ledger has %s) at trail seq %d",
+		m.Action, m.Event.ID, m.Event.Type, m.Event.Purpose, m.Event.Subject, m.Has, m.Seq)
+}
+
+// Report is the outcome of Check.
+type Report struct {
+	// Changes is how many delegation and consent change records the trail
+	// holds (not counting those recorded as not applied).
+	Changes int
+	// Missing lists what the stores lack, in trail order.
+	Missing []Missing
+	// Unreadable counts change records whose detail could not be read
+	// (redacted, or of an unknown shape): they are not checked.
+	Unreadable int
+}
+
+// Err is nil when nothing is missing, else an error wrapping ErrMissing
+// that names every missing change.
+func (r Report) Err() error {
+	if len(r.Missing) == 0 {
+		return nil
+	}
+	lines := make([]string, len(r.Missing))
+	for i, m := range r.Missing {
+		lines[i] = "  " + m.String()
+	}
+	return fmt.Errorf("%w (%d):\n%s", ErrMissing, len(r.Missing), strings.Join(lines, "\n"))
+}
+
+type delegationChange struct {
+	seq    uint64
+	action string
+	rec    delegation.Delegation
+}
+
+type consentChange struct {
+	seq    uint64
+	action string
+	ev     consent.Event
+}
+
+// Check reads every admin record of the trail and compares the delegation
+// and consent changes it holds with the stores (ds or es nil: that store is
+// off, not checked). A delegation is missing a change when the store lacks
+// the record or holds an older version than the newest the trail holds
+// (and that was not recorded as not applied); a consent event is missing
+// when the ledger lacks its id. A store that cannot be read is an error.
+func Check(ctx context.Context, tr Trail, ds Delegations, es Events) (Report, error) {
+	var (
+		rep      Report
+		dels     = map[string]delegationChange{} // id → newest change
+		order    []string                        // delegation ids, first seen first
+		events   []consentChange
+		skipDel  = map[string]bool{} // digests recorded as not applied
+		skipCons = map[string]bool{} // event ids recorded as not applied
+	)
+	err := tr.Scan(0, tr.Size(), func(r trail.Record) error {
+		if r.Kind != trail.KindAdmin || r.Pruned {
+			return nil
+		}
+		var body struct {
+			Action string          `json:"action"`
+			Detail json.RawMessage `json:"detail"`
+		}
+		if err := json.Unmarshal(r.Body, &body); err != nil {
+			return nil // not ours to judge: the trail verifies its own records
+		}
+		switch {
+		case body.Action == ActionDelegationNotApplied || body.Action == ActionConsentNotApplied:
+			var na notAppliedDetail
+			if json.Unmarshal(body.Detail, &na) != nil {
+				rep.Unreadable++
+				return nil
+			}
+			if na.Digest != "" {
+				skipDel[na.Digest] = true
+			}
+			for _, id := range na.Events {
+				skipCons[id] = true
+			}
+		case isDelegationChange(body.Action):
+			d, ok := decodeDelegation(body.Detail)
+			if !ok {
+				rep.Unreadable++
+				return nil
+			}
+			rep.Changes++
+			c := delegationChange{seq: r.Seq, action: body.Action, rec: d}
+			prev, seen := dels[d.ID]
+			if !seen {
+				order = append(order, d.ID)
+			}
+			if !seen || d.Version >= prev.rec.Version {
+				// Kept even when recorded as not applied later: the filter
+				// below falls back to the newest one that was applied.
+				dels[d.ID] = c
+			}
+			dels[d.ID+"\x00"+digest(d)] = c
+		case isConsentChange(body.Action):
+			evs, ok := decodeEvents(body.Detail)
+			if !ok {
+				rep.Unreadable++
+				return nil
+			}
+			rep.Changes++
+			for _, e := range evs {
+				events = append(events, consentChange{seq: r.Seq, action: body.Action, ev: e})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("read the decision trail: %w", err)
+	}
+	if ds != nil {
+		for _, id := range order {
+			c, ok := newestApplied(dels, id, skipDel)
+			if !ok {
+				continue
+			}
+			cur, err := ds.Get(ctx, id)
+			switch {
+			case errors.Is(err, delegation.ErrNotFound):
+				rep.Missing = append(rep.Missing, missingDelegation(c, "no such record"))
+			case err != nil:
+				return rep, fmt.Errorf("read delegation %s: %w", id, err)
+			case cur.Version < c.rec.Version:
+				rep.Missing = append(rep.Missing, missingDelegation(c, fmt.Sprintf("version %d (%s)", cur.Version, cur.Status)))
+			}
+		}
+	}
+	if es != nil {
+		for _, c := range events {
+			if skipCons[c.ev.ID] {
+				continue
+			}
+			_, err := es.Event(ctx, c.ev.ID)
+			switch {
+			case errors.Is(err, consent.ErrNotFound):
+				ev := c.ev
+				rep.Missing = append(rep.Missing, Missing{Seq: c.seq, Action: c.action, Event: &ev, Has: "no such event"})
+			case err != nil:
+				return rep, fmt.Errorf("read consent event %s: %w", c.ev.ID, err)
+			}
+		}
+	}
+	sortMissing(rep.Missing)
+	return rep, nil
+}
+
+// newestApplied is the newest change of id not recorded as not applied.
+func newestApplied(dels map[string]delegationChange, id string, skip map[string]bool) (delegationChange, bool) {
+	c := dels[id]
+	if !skip[digest(c.rec)] {
+		return c, true
+	}
+	// Rare: the newest was not applied; look for the newest that was.
+	var best delegationChange
+	found := false
+	prefix := id + "\x00"
+	for k, o := range dels {
+		if strings.HasPrefix(k, prefix) && !skip[k[len(prefix):]] && (!found || o.rec.Version > best.rec.Version) {
+			best, found = o, true
+		}
+	}
+	return best, found
+}
+
+func missingDelegation(c delegationChange, has string) Missing {
+	d := c.rec
+	return Missing{Seq: c.seq, Action: c.action, Delegation: &d, Has: has}
+}
+
+// sortMissing puts the list in trail order (insertion sort: short lists).
+func sortMissing(ms []Missing) {
+	for i := 1; i < len(ms); i++ {
+		for j := i; j > 0 && ms[j].Seq < ms[j-1].Seq; j-- {
+			ms[j], ms[j-1] = ms[j-1], ms[j]
+		}
+	}
+}
+
+func isDelegationChange(action string) bool {
+	switch action {
+	case "delegation.offer", "delegation.accept", "delegation.revoke", "delegation.renounce",
+		"delegation.suspend", "delegation.resume":
+		return true
+	}
+	return false
+}
+
+func isConsentChange(action string) bool {
+	switch action {
+	case "consent.give", "consent.refuse", "consent.withdraw", "consent.renew":
+		return true
+	}
+	return false
+}
+
+// decodeDelegation reads the record after a change from a detail: this
+// package's {"by","reason","delegation"}, or the record itself (offers
+// recorded before the journal).
+func decodeDelegation(raw json.RawMessage) (delegation.Delegation, bool) {
+	var wrapped struct {
+		Delegation *delegation.Delegation `json:"delegation"`
+	}
+	if json.Unmarshal(raw, &wrapped) == nil && wrapped.Delegation != nil && wrapped.Delegation.ID != "" {
+		return *wrapped.Delegation, true
+	}
+	var d delegation.Delegation
+	if json.Unmarshal(raw, &d) == nil && d.ID != "" && d.Version > 0 {
+		return d, true
+	}
+	return delegation.Delegation{}, false
+}
+
+// decodeEvents reads the events of a consent change: this package's
+// {"events":[…]}, or an event or a list of events (recorded before the
+// journal).
+func decodeEvents(raw json.RawMessage) ([]consent.Event, bool) {
+	var wrapped struct {
+		Events []consent.Event `json:"events"`
+	}
+	if json.Unmarshal(raw, &wrapped) == nil && len(wrapped.Events) > 0 {
+		return wrapped.Events, validEvents(wrapped.Events)
+	}
+	var list []consent.Event
+	if json.Unmarshal(raw, &list) == nil && len(list) > 0 {
+		return list, validEvents(list)
+	}
+	var e consent.Event
+	if json.Unmarshal(raw, &e) == nil {
+		return []consent.Event{e}, validEvents([]consent.Event{e})
+	}
+	return nil, false
+}
+
+func validEvents(evs []consent.Event) bool {
+	for _, e := range evs {
+		if e.ID == "" || e.Type == "" || e.Subject.ID == "" {
+			return false
+		}
+	}
+	return true
+}
