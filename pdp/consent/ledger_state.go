@@ -175,6 +175,14 @@ func (l *Ledger) History(ctx context.Context, subject Ref) ([]Event, error) {
 	return l.store.Events(ctx, subject)
 }
 
+// Event is the stored event with the id (ErrNotFound when there is none).
+func (l *Ledger) Event(ctx context.Context, id string) (Event, error) {
+	if l.closed.Load() {
+		return Event{}, ErrClosed
+	}
+	return l.store.Event(ctx, id)
+}
+
 // Receipt signs again the receipt of a stored event (the same claims as
 // the one its write returned).
 func (l *Ledger) Receipt(ctx context.Context, eventID string) (string, error) {
