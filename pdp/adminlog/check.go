@@ -1,6 +1,7 @@
 package adminlog
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,8 +44,13 @@ type Missing struct {
 	Delegation *delegation.Delegation
 	// Event is the consent event; nil for a delegation.
 	Event *consent.Event
-	// Has is what the store holds instead ("absent", or "version 2").
+	// Has is what the store holds instead ("no such record", or
+	// "version 2 (active)").
 	Has string
+	// Redacted: the trail holds the change with redacted values
+	// (trail.redact), so Repair cannot apply it: restore that store from a
+	// backup instead.
+	Redacted bool
 }
 
 // Kind is "delegation" or "consent".
@@ -64,12 +70,16 @@ func (m Missing) ID() string {
 }
 
 func (m Missing) String() string {
-	if m.Delegation != nil {
-		return fmt.Sprintf("%s of delegation %s (version %d, status %s; the store has %s) at trail seq %d",
-			m.Action, m.Delegation.ID, m.Delegation.Version, m.Delegation.Status, m.Has, m.Seq)
+	note := ""
+	if m.Redacted {
+		note = " [redacted in the trail: cannot be repaired from it]"
 	}
-	return fmt.Sprintf("%s: consent event %s (%s %s of %s; the ledger has %s) at trail seq %d",
-		m.Action, m.Event.ID, m.Event.Type, m.Event.Purpose, m.Event.Subject, m.Has, m.Seq)
+	if m.Delegation != nil {
+		return fmt.Sprintf("%s of delegation %s (version %d, status %s; the store has %s) at trail seq %d%s",
+			m.Action, m.Delegation.ID, m.Delegation.Version, m.Delegation.Status, m.Has, m.Seq, note)
+	}
+	return fmt.Sprintf("%s: consent event %s (%s %s of %s; the ledger has %s) at trail seq %d%s",
+		m.Action, m.Event.ID, m.Event.Type, m.Event.Purpose, m.Event.Subject, m.Has, m.Seq, note)
 }
 
 // Report is the outcome of Check.
@@ -98,16 +108,21 @@ func (r Report) Err() error {
 }
 
 type delegationChange struct {
-	seq    uint64
-	action string
-	rec    delegation.Delegation
+	seq      uint64
+	action   string
+	rec      delegation.Delegation
+	redacted bool
 }
 
 type consentChange struct {
-	seq    uint64
-	action string
-	ev     consent.Event
+	seq      uint64
+	action   string
+	ev       consent.Event
+	redacted bool
 }
+
+// redactedMarker is in every value trail.redact replaced.
+var redactedMarker = []byte(`"$redacted"`)
 
 // Check reads every admin record of the trail and compares the delegation
 // and consent changes it holds with the stores (ds or es nil: that store is
@@ -155,7 +170,7 @@ func Check(ctx context.Context, tr Trail, ds Delegations, es Events) (Report, er
 				return nil
 			}
 			rep.Changes++
-			c := delegationChange{seq: r.Seq, action: body.Action, rec: d}
+			c := delegationChange{seq: r.Seq, action: body.Action, rec: d, redacted: bytes.Contains(body.Detail, redactedMarker)}
 			prev, seen := dels[d.ID]
 			if !seen {
 				order = append(order, d.ID)
@@ -173,8 +188,9 @@ func Check(ctx context.Context, tr Trail, ds Delegations, es Events) (Report, er
 				return nil
 			}
 			rep.Changes++
+			redacted := bytes.Contains(body.Detail, redactedMarker)
 			for _, e := range evs {
-				events = append(events, consentChange{seq: r.Seq, action: body.Action, ev: e})
+				events = append(events, consentChange{seq: r.Seq, action: body.Action, ev: e, redacted: redacted})
 			}
 		}
 		return nil
@@ -208,7 +224,7 @@ func Check(ctx context.Context, tr Trail, ds Delegations, es Events) (Report, er
 			switch {
 			case errors.Is(err, consent.ErrNotFound):
 				ev := c.ev
-				rep.Missing = append(rep.Missing, Missing{Seq: c.seq, Action: c.action, Event: &ev, Has: "no such event"})
+				rep.Missing = append(rep.Missing, Missing{Seq: c.seq, Action: c.action, Event: &ev, Has: "no such event", Redacted: c.redacted})
 			case err != nil:
 				return rep, fmt.Errorf("read consent event %s: %w", c.ev.ID, err)
 			}
@@ -238,7 +254,7 @@ func newestApplied(dels map[string]delegationChange, id string, skip map[string]
 
 func missingDelegation(c delegationChange, has string) Missing {
 	d := c.rec
-	return Missing{Seq: c.seq, Action: c.action, Delegation: &d, Has: has}
+	return Missing{Seq: c.seq, Action: c.action, Delegation: &d, Has: has, Redacted: c.redacted}
 }
 
 // sortMissing puts the list in trail order (insertion sort: short lists).
@@ -274,11 +290,11 @@ func decodeDelegation(raw json.RawMessage) (delegation.Delegation, bool) {
 	var wrapped struct {
 		Delegation *delegation.Delegation `json:"delegation"`
 	}
-	if json.Unmarshal(raw, &wrapped) == nil && wrapped.Delegation != nil && wrapped.Delegation.ID != "" {
+	if loose(raw, &wrapped) && wrapped.Delegation != nil && wrapped.Delegation.ID != "" {
 		return *wrapped.Delegation, true
 	}
 	var d delegation.Delegation
-	if json.Unmarshal(raw, &d) == nil && d.ID != "" && d.Version > 0 {
+	if loose(raw, &d) && d.ID != "" && d.Version > 0 {
 		return d, true
 	}
 	return delegation.Delegation{}, false
@@ -291,23 +307,33 @@ func decodeEvents(raw json.RawMessage) ([]consent.Event, bool) {
 	var wrapped struct {
 		Events []consent.Event `json:"events"`
 	}
-	if json.Unmarshal(raw, &wrapped) == nil && len(wrapped.Events) > 0 {
+	if loose(raw, &wrapped) && len(wrapped.Events) > 0 {
 		return wrapped.Events, validEvents(wrapped.Events)
 	}
 	var list []consent.Event
-	if json.Unmarshal(raw, &list) == nil && len(list) > 0 {
+	if loose(raw, &list) && len(list) > 0 {
 		return list, validEvents(list)
 	}
 	var e consent.Event
-	if json.Unmarshal(raw, &e) == nil {
+	if loose(raw, &e) {
 		return []consent.Event{e}, validEvents([]consent.Event{e})
 	}
 	return nil, false
 }
 
+// loose decodes raw into v, tolerating values of the wrong type (a
+// redacted string is an object): what can be read is read.
+func loose(raw json.RawMessage, v any) bool {
+	err := json.Unmarshal(raw, v)
+	var te *json.UnmarshalTypeError
+	return err == nil || errors.As(err, &te)
+}
+
+// validEvents: every event has an id and a type (its subject may be
+// redacted).
 func validEvents(evs []consent.Event) bool {
 	for _, e := range evs {
-		if e.ID == "" || e.Type == "" || e.Subject.ID == "" {
+		if e.ID == "" || e.Type == "" {
 			return false
 		}
 	}

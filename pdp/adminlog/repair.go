@@ -52,6 +52,8 @@ func Repair(ctx context.Context, rep Report, ds DelegationStore, cs ConsentStore
 	for _, m := range rep.Missing {
 		var err error
 		switch {
+		case m.Redacted:
+			err = errors.New("the trail holds it with redacted values: restore this store from a backup")
 		case m.Delegation != nil && ds != nil:
 			err = restoreDelegation(ctx, ds, *m.Delegation)
 		case m.Event != nil && cs != nil:
