@@ -97,13 +97,15 @@ func (s *Service) apply(ctx context.Context, t transition, id string, by Actor, 
 	if err := checkRef("by.subject", by.Subject); err != nil {
 		return Delegation{}, "", err
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
 	now := s.clock()
 	record := func(d Delegation) (Change, error) {
 		c := Change{Action: "delegation." + t.verb, By: by, Reason: reason, Delegation: d}
 		return c, s.journal(ctx, c)
 	}
+	// One journalled change at a time in this process: check, record and
+	// store never lose a race (a cascade and the projection follow
+	// outside the lock).
+	s.wmu.Lock()
 	d, err := s.change(ctx, id, func(d *Delegation) error {
 		var parent *Delegation
 		if d.Parent != "" {
@@ -131,6 +133,7 @@ func (s *Service) apply(ctx context.Context, t transition, id string, by Actor, 
 		}
 		return nil
 	}, record)
+	s.wmu.Unlock()
 	if err != nil {
 		return Delegation{}, "", err
 	}
