@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // storageEnv points the Northbank example at stores and a decision trail
@@ -186,8 +188,75 @@ func TestTornStoreRefusesStartUntilRepaired(t *testing.T) {
 	root := t.TempDir()
 	data, trailDir := filepath.Join(root, "data"), filepath.Join(root, "trail")
 	storageEnv(t, data, trailDir)
+	revokeAndWithdraw(t)
 
+	delPath, consPath := filepath.Join(data, "delegations.jsonl"), filepath.Join(data, "consent.jsonl")
+	delOff, delCut := cutLastLineWith(t, delPath, `"id":"rep-acme-erin"`)
+	consOff, consCut := cutLastLineWith(t, consPath, `"type":"withdrawn"`)
+
+	logs := serveRefuses(t)
+	for _, c := range []struct {
+		path        string
+		offset, cut int
+	}{{delPath, delOff, delCut}, {consPath, consOff, consCut}} {
+		if !cutLogged(logs, c.path, c.offset, c.cut) {
+			t.Errorf("no warning of the cut of %s at %d (%d bytes):\n%s", c.path, c.offset, c.cut, logs)
+		}
+	}
+	repairAndRecheck(t)
+}
+
+// TestRestoredPostgresStoresRefuseStartUntilRepaired: the same with the
+// delegation records and the consent ledger on PostgreSQL, restored from a
+// "backup" taken before the revocation and the withdrawal.
+func TestRestoredPostgresStoresRefuseStartUntilRepaired(t *testing.T) {
+	uri := testDatabase(t)
+	root := t.TempDir()
+	storageEnv(t, filepath.Join(root, "data"), filepath.Join(root, "trail"))
+	t.Setenv("PDP_DELEGATIONS_ENGINE", "postgres")
+	t.Setenv("PDP_DELEGATIONS_POSTGRES_URI", uri)
+	t.Setenv("PDP_CONSENT_ENGINE", "postgres")
+	t.Setenv("PDP_CONSENT_POSTGRES_URI", uri)
+	ctx := context.Background()
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	// The "backup": the delegation rows as they are after the seed.
+	var backedUp bool
+	revokeAndWithdrawAfter(t, func() {
+		exec(`CREATE TABLE backup_delegations AS SELECT * FROM pdp_delegations`)
+		backedUp = true
+	})
+	if !backedUp {
+		t.Fatal("no backup taken")
+	}
+	exec(`UPDATE pdp_delegations d SET status = b.status, version = b.version, record = b.record
+		FROM backup_delegations b WHERE d.id = b.id`)
+	exec(`DELETE FROM pdp_consent_events WHERE subject = 'user:alice' AND event->>'type' = 'withdrawn'`)
+
+	serveRefuses(t)
+	repairAndRecheck(t)
+}
+
+// revokeAndWithdraw serves the example, revokes erin's delegation and
+// withdraws alice's financial_advice, checks that frank and gina are
+// denied, and stops.
+func revokeAndWithdraw(t *testing.T) { revokeAndWithdrawAfter(t, func() {}) }
+
+// revokeAndWithdrawAfter is revokeAndWithdraw, calling before once the
+// PDP serves and before the changes.
+func revokeAndWithdrawAfter(t *testing.T, before func()) {
+	t.Helper()
 	s := startNorthbank(t)
+	before()
 	code, body := s.do(t, http.MethodPost, "/v1/delegations/rep-acme-erin/revoke",
 		`{"actor":{"type":"user","id":"registrar"},"reason":"test"}`, demoKey("backoffice")...)
 	if code != http.StatusOK {
@@ -202,24 +271,28 @@ func TestTornStoreRefusesStartUntilRepaired(t *testing.T) {
 		t.Fatalf("after the changes: frank %v, gina %v; want both denied", frank.Decision, gina.Decision)
 	}
 	s.stop(t)
+}
 
-	delPath, consPath := filepath.Join(data, "delegations.jsonl"), filepath.Join(data, "consent.jsonl")
-	delOff, delCut := cutLastLineWith(t, delPath, `"id":"rep-acme-erin"`)
-	consOff, consCut := cutLastLineWith(t, consPath, `"type":"withdrawn"`)
+// exampleConfig is the example's configuration flag.
+func exampleConfig() []string { return []string{"--config", filepath.Join(northbank, "pdp.yaml")} }
 
-	config := []string{"--config", filepath.Join(northbank, "pdp.yaml")}
+// serveRefuses runs serve and wants it to refuse to start, naming erin's
+// revocation and alice's withdrawal and telling to run pdp repair; it
+// returns the log.
+func serveRefuses(t *testing.T) *logWatcher {
+	t.Helper()
 	logs := newLogWatcher()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	exited := make(chan int, 1)
 	go func() {
-		exited <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0", "--reload-interval", "0"}, config...),
+		exited <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0", "--reload-interval", "0"}, exampleConfig()...),
 			strings.NewReader(""), &bytes.Buffer{}, logs)
 	}()
 	select {
 	case code := <-exited:
 		if code != exitFailure {
-			t.Fatalf("serve on the cut stores exited %d, want %d (refuse to start); log:\n%s", code, exitFailure, logs)
+			t.Fatalf("serve on the damaged stores exited %d, want %d (refuse to start); log:\n%s", code, exitFailure, logs)
 		}
 	case <-logs.listening:
 		cancel()
@@ -234,25 +307,24 @@ func TestTornStoreRefusesStartUntilRepaired(t *testing.T) {
 			t.Errorf("the refusal does not name %q:\n%s", want, out)
 		}
 	}
-	for _, c := range []struct {
-		path        string
-		offset, cut int
-	}{{delPath, delOff, delCut}, {consPath, consOff, consCut}} {
-		if !cutLogged(logs, c.path, c.offset, c.cut) {
-			t.Errorf("no warning of the cut of %s at %d (%d bytes):\n%s", c.path, c.offset, c.cut, out)
-		}
-	}
+	return logs
+}
 
+// repairAndRecheck runs pdp repair, serves the example again and finds
+// frank and gina denied as before the damage; pdp repair --check then
+// finds nothing to repair.
+func repairAndRecheck(t *testing.T) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), append([]string{"repair"}, config...), strings.NewReader(""), &stdout, &stderr); code != exitOK {
+	if code := run(context.Background(), append([]string{"repair"}, exampleConfig()...), strings.NewReader(""), &stdout, &stderr); code != exitOK {
 		t.Fatalf("pdp repair: %d\n%s\n%s", code, stdout.String(), stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "applied: delegation rep-acme-erin") || !strings.Contains(stdout.String(), "applied: consent") {
 		t.Fatalf("pdp repair says:\n%s", stdout.String())
 	}
 
-	s = startNorthbank(t)
-	frank, gina = frankAndGina(t, s)
+	s := startNorthbank(t)
+	frank, gina := frankAndGina(t, s)
 	if frank.Decision || !slices.Equal(frank.Context.Reasons, []string{"delegation_revoked"}) ||
 		gina.Decision || !slices.Equal(gina.Context.Reasons, []string{"consent_withdrawn"}) {
 		t.Fatalf("after the repair: frank %v %v, gina %v %v; want delegation_revoked and consent_withdrawn",
@@ -261,7 +333,7 @@ func TestTornStoreRefusesStartUntilRepaired(t *testing.T) {
 	s.stop(t)
 
 	stdout.Reset()
-	if code := run(context.Background(), append([]string{"repair", "--check"}, config...), strings.NewReader(""), &stdout, &stderr); code != exitOK ||
+	if code := run(context.Background(), append([]string{"repair", "--check"}, exampleConfig()...), strings.NewReader(""), &stdout, &stderr); code != exitOK ||
 		!strings.Contains(stdout.String(), "nothing to repair") {
 		t.Fatalf("pdp repair --check after the repair: %d\n%s", code, stdout.String())
 	}
