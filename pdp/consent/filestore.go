@@ -22,7 +22,9 @@ import (
 // (BenchmarkGive/file measures it: 750 to 3 000 durable gives a second on
 // the ext4 virtual disk of the development VM, shared and noisy). Group commit (one fsync for
 // the appends that queue behind the one in flight) is future work. Opening the file replays it into memory,
-// which serves every read. One process at a time may use a file.
+// which serves every read. One store at a time may use a file: OpenFile
+// takes an exclusive lock on it (an error saying it is in use by another
+// process otherwise).
 //
 // A crash can leave the last line torn (written in part, or without its
 // newline); OpenFile cuts it off and truncates the file to the last whole

@@ -185,6 +185,7 @@ func TestFileStoreActivityFile(t *testing.T) {
 	if err := os.WriteFile(path+".activity", []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	_ = s.Close() // one store at a time on a file
 	if _, err := OpenFile(path); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("OpenFile with a corrupt activity file = %v, want ErrCorrupt", err)
 	}

@@ -14,8 +14,9 @@ import (
 // FileStore keeps delegations in an append-only JSON-lines file: every
 // Create and Update appends one line holding the full record and fsyncs the
 // file before it returns. Opening the file replays it (the last line of an
-// id wins) into memory, which serves every read. One process at a time may
-// use a file.
+// id wins) into memory, which serves every read. One store at a time may
+// use a file: OpenFile takes an exclusive lock on it (an error wrapping
+// jsonl.ErrLocked, "in use by another process", otherwise).
 //
 // A crash can leave the last line torn (written in part, or without its
 // newline); OpenFile cuts it off and truncates the file to the last whole

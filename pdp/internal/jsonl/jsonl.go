@@ -1,8 +1,8 @@
 // Package jsonl owns the append-only JSON-lines files of the record stores
-// (delegation records, the consent ledger): replaying them with the one
-// rule for a torn last line (cut, and every cut logged with file, offset
-// and bytes), durable appends (write, then fsync) and the refusal of
-// every write after a failed fsync.
+// (delegation records, the consent ledger): one writer at a time (an
+// exclusive lock), replaying them with the one rule for a torn last line
+// (cut, and every cut logged with file, offset and bytes), durable appends
+// (write, then fsync) and the refusal of every write after a failed fsync.
 package jsonl
 
 import (
@@ -14,7 +14,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 )
+
+// ErrLocked: another process (or another open store in this one) has the
+// file open.
+var ErrLocked = errors.New("the store file is in use by another process")
 
 // Options configure Open.
 type Options struct {
@@ -75,6 +80,15 @@ func Open(path string, opts Options, decode func(body []byte) error) (*File, err
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
+	}
+	// One writer: the lock goes with the descriptor (released by Close, or
+	// by the kernel when the process dies).
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, ErrLocked
+		}
+		return nil, fmt.Errorf("lock: %w", err)
 	}
 	jf := &File{path: path, f: f, corrupt: opts.Corrupt, Sync: (*os.File).Sync}
 	fail := func(err error) (*File, error) {

@@ -143,3 +143,25 @@ func FuzzReplay(f *testing.F) {
 		}
 	})
 }
+
+// TestOneWriter: a file open in one store cannot be opened by another
+// until it is closed.
+func TestOneWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.jsonl")
+	var ids []string
+	f, err := Open(path, Options{}, decodeID(&ids))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, Options{}, decodeID(&ids)); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: %v, want ErrLocked", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := Open(path, Options{}, decodeID(&ids))
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	_ = g.Close()
+}
