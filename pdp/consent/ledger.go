@@ -79,7 +79,6 @@ type Ledger struct {
 	excl       bool
 	registry   func() *Registry
 	dels       DelegationChecker
-	jrn        Journal
 	key        ed25519.PrivateKey
 	pub        ed25519.PublicKey
 	kid        string
@@ -91,6 +90,7 @@ type Ledger struct {
 	flushEvery time.Duration
 
 	wmu sync.Mutex // one write at a time: validate, append, index
+	jrn Journal    // records every change before it is appended; nil: none
 
 	mu       sync.RWMutex
 	idx      map[indexKey][]Event // position order; copy-on-write
@@ -126,7 +126,7 @@ func NewLedger(c LedgerConfig) (*Ledger, error) {
 	}
 	_, excl := c.Store.(exclusive)
 	l := &Ledger{
-		store: c.Store, scan: scan, excl: excl, registry: c.Registry, dels: c.Delegations, jrn: c.Journal,
+		store: c.Store, scan: scan, excl: excl, registry: c.Registry, dels: c.Delegations,
 		key: c.SigningKey, kid: c.KeyID, controller: c.Controller, now: c.Now, newID: c.NewID, log: c.Logger,
 		freshEvery: c.FreshnessInterval, flushEvery: c.ActivityFlushInterval,
 		idx: map[indexKey][]Event{}, purposes: map[Ref][]string{}, epoch: time.Now(),
@@ -136,6 +136,7 @@ func NewLedger(c LedgerConfig) (*Ledger, error) {
 	if l.registry == nil {
 		l.registry = func() *Registry { return nil }
 	}
+	l.jrn = c.Journal
 	if l.now == nil {
 		l.now = time.Now
 	}

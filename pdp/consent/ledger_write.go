@@ -254,15 +254,16 @@ func (l *Ledger) Withdraw(ctx context.Context, r WithdrawRequest) ([]Event, erro
 			targets = append(targets, target{p, "", byPurpose[id]})
 		}
 	}
-	events := make([]Event, 0, len(targets))
+	var out []Event
 	for _, t := range targets {
-		events = append(events, Event{
+		e := Event{
 			ID: l.newID(), Type: typ, GrantID: t.grantID, Subject: r.Subject, Actor: actor,
 			Delegation: r.Delegation, Application: r.Application, Purpose: t.purpose.ID,
 			PurposeVersion: t.purpose.Version, Jurisdiction: t.last.g.Jurisdiction, Reason: r.Reason, At: now,
-		})
+		}
+		out = append(out, e) // recorded together, then appended one by one
 	}
-	return l.writeJournaled(ctx, "consent.withdraw", r.Application, events)
+	return l.writeJournaled(ctx, "consent.withdraw", r.Application, out)
 }
 
 // Renew confirms a grant that is in force again: a renewed event with the

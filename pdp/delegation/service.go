@@ -28,6 +28,9 @@ type Config struct {
 	Store Store
 	// Projector, when not nil, is told of every change.
 	Projector Projector
+	// Journal, when not nil, records every change before it is applied
+	// (see Journal).
+	Journal Journal
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger; default discards.
@@ -35,9 +38,6 @@ type Config struct {
 	// NewID makes the id of an offer that has none; default "dlg-" and a
 	// UUIDv7.
 	NewID func() string
-	// Journal, when not nil, records every change before it is applied
-	// (see Journal).
-	Journal Journal
 }
 
 // Service applies the rules of delegations: every change is checked,
@@ -65,7 +65,7 @@ func NewService(c Config) *Service {
 	if c.Store == nil {
 		panic("delegation: NewService without a Store")
 	}
-	s := &Service{store: c.Store, proj: c.Projector, now: c.Now, log: c.Logger, newID: c.NewID, jrn: c.Journal}
+	s := &Service{store: c.Store, proj: c.Projector, now: c.Now, log: c.Logger, newID: c.NewID}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -75,6 +75,7 @@ func NewService(c Config) *Service {
 	if s.newID == nil {
 		s.newID = func() string { return "dlg-" + uuid.Must(uuid.NewV7()).String() }
 	}
+	s.jrn = c.Journal
 	return s
 }
 
