@@ -55,8 +55,9 @@ type Service struct {
 	log   *slog.Logger
 	newID func() string
 	jrn   Journal
-	// wmu makes check, record and apply one step per change in this
-	// process, so that a journalled change never loses a race to another.
+	// wmu makes check, record and store one step per status change in
+	// this process, so that a journalled change never loses a race to
+	// another (an offer needs none: Create races on the id alone).
 	wmu sync.Mutex
 }
 
@@ -107,18 +108,6 @@ type OfferRequest struct {
 // register (Source register: the caller decides which applications may
 // claim that), or for a sub-delegation the agent of the parent.
 func (s *Service) Offer(ctx context.Context, r OfferRequest) (Delegation, string, error) {
-	d, err := s.offer(ctx, r)
-	if err != nil {
-		return Delegation{}, "", err
-	}
-	token, err := s.project(ctx, d)
-	return d, token, err
-}
-
-// offer checks, records and stores an offer (one at a time: s.wmu).
-func (s *Service) offer(ctx context.Context, r OfferRequest) (Delegation, error) {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
 	now := s.clock()
 	d := Delegation{
 		ID: r.ID, Principal: r.Principal, Agent: r.Agent, Basis: r.Basis, Source: r.Source,
@@ -132,25 +121,25 @@ func (s *Service) offer(ctx context.Context, r OfferRequest) (Delegation, error)
 	}
 	d.normalize()
 	if d.ID != "" && !validID(d.ID) {
-		return Delegation{}, invalid("id %q has characters other than a-z A-Z 0-9 / _ | - = +", d.ID)
+		return Delegation{}, "", invalid("id %q has characters other than a-z A-Z 0-9 / _ | - = +", d.ID)
 	}
 	if r.By.Application == "" {
-		return Delegation{}, invalid("by.application is required")
+		return Delegation{}, "", invalid("by.application is required")
 	}
 	if err := checkRef("by.subject", r.By.Subject); err != nil {
-		return Delegation{}, err
+		return Delegation{}, "", err
 	}
 	if err := d.validateShape(); err != nil {
-		return Delegation{}, err
+		return Delegation{}, "", err
 	}
 	var parent *Delegation
 	if d.Parent != "" {
 		p, err := s.store.Get(ctx, d.Parent)
 		if errors.Is(err, ErrNotFound) {
-			return Delegation{}, invalid("parent delegation %s does not exist", d.Parent)
+			return Delegation{}, "", invalid("parent delegation %s does not exist", d.Parent)
 		}
 		if err != nil {
-			return Delegation{}, err
+			return Delegation{}, "", err
 		}
 		parent = &p
 	}
@@ -162,14 +151,14 @@ func (s *Service) offer(ctx context.Context, r OfferRequest) (Delegation, error)
 		if parent != nil {
 			who += ", or the agent " + parent.Agent.String() + " of the parent " + parent.ID + ","
 		}
-		return Delegation{}, forbidden("%s may not offer a delegation for %s: %s may", by, d.Principal, who)
+		return Delegation{}, "", forbidden("%s may not offer a delegation for %s: %s may", by, d.Principal, who)
 	}
 	if parent != nil {
 		if err := s.checkParentInForce(ctx, *parent, now); err != nil {
-			return Delegation{}, err
+			return Delegation{}, "", err
 		}
 		if err := checkWithinParent(&d, *parent); err != nil {
-			return Delegation{}, err
+			return Delegation{}, "", err
 		}
 	}
 	if d.ID == "" {
@@ -181,16 +170,17 @@ func (s *Service) offer(ctx context.Context, r OfferRequest) (Delegation, error)
 	}
 	c := Change{Action: "delegation.offer", By: r.By, Delegation: d}
 	if err := s.journal(ctx, c); err != nil {
-		return Delegation{}, err
+		return Delegation{}, "", err
 	}
 	if err := s.store.Create(ctx, d); err != nil {
 		s.notApplied(ctx, c, err)
-		return Delegation{}, err
+		return Delegation{}, "", err
 	}
 	s.log.InfoContext(ctx, "delegation offered", "id", d.ID, "principal", d.Principal.String(),
 		"agent", d.Agent.String(), "basis", d.Basis, "status", d.Status, "by", r.By.Subject.String(),
 		"application", r.By.Application)
-	return d, nil
+	token, err := s.project(ctx, d)
+	return d, token, err
 }
 
 // checkParentInForce: the parent and all its ancestors must be in force.
