@@ -184,6 +184,17 @@ func TestCheckAndRepair(t *testing.T) {
 			if strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Fatalf("missing:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
+			// The same through readers of one record or event at a time.
+			one, err := Check(ctx, l, getOnly{st.ds}, eventOnly{st.cs})
+			must(t, err)
+			if len(one.Missing) != len(rep.Missing) {
+				t.Fatalf("one at a time: %d missing, in one pass: %d", len(one.Missing), len(rep.Missing))
+			}
+			for i := range one.Missing {
+				if one.Missing[i].String() != rep.Missing[i].String() {
+					t.Fatalf("one at a time: %s\nin one pass: %s", one.Missing[i], rep.Missing[i])
+				}
+			}
 			if rep.Missing[0].Seq != 2 || !errors.Is(rep.Err(), ErrMissing) || !strings.Contains(rep.Err().Error(), "at trail seq 2") {
 				t.Fatalf("first missing at seq %d; Err: %v", rep.Missing[0].Seq, rep.Err())
 			}
@@ -238,6 +249,12 @@ func TestRedactedChangesAreNamedNotRepaired(t *testing.T) {
 		t.Fatalf("Repair of a redacted change: %v", err)
 	}
 }
+
+// getOnly and eventOnly hide the one-pass readers of the stores.
+type (
+	getOnly   struct{ Delegations }
+	eventOnly struct{ Events }
+)
 
 func must(t *testing.T, err error) {
 	t.Helper()

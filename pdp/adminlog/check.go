@@ -34,6 +34,40 @@ type Events interface {
 	Event(ctx context.Context, id string) (consent.Event, error)
 }
 
+// delegationLister lists every record in one read (delegation.Service and
+// the stores do).
+type delegationLister interface {
+	List(ctx context.Context, f delegation.Filter) ([]delegation.Delegation, error)
+}
+
+// eventScanner reads the ledger in position order (consent.Ledger and the
+// stores do).
+type eventScanner interface {
+	EventsAfter(ctx context.Context, after int64, limit int) ([]consent.Event, error)
+}
+
+// scanBatch is how many events one read of the ledger brings.
+const scanBatch = 5000
+
+// allEventIDs reads the id of every event of the ledger.
+func allEventIDs(ctx context.Context, sc eventScanner) (map[string]bool, error) {
+	ids := map[string]bool{}
+	var after int64
+	for {
+		evs, err := sc.EventsAfter(ctx, after, scanBatch)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range evs {
+			ids[e.ID] = true
+			after = max(after, e.Position)
+		}
+		if len(evs) < scanBatch {
+			return ids, nil
+		}
+	}
+}
+
 // Missing is one change the trail holds and a store lacks: a delegation
 // record (the newest the trail holds of that id) or a consent event.
 type Missing struct {
@@ -199,12 +233,30 @@ func Check(ctx context.Context, tr Trail, ds Delegations, es Events) (Report, er
 		return rep, fmt.Errorf("read the decision trail: %w", err)
 	}
 	if ds != nil {
+		get := ds.Get
+		if l, ok := ds.(delegationLister); ok && len(order) > 1 {
+			// One read of every record rather than one per id.
+			all, err := l.List(ctx, delegation.Filter{})
+			if err != nil {
+				return rep, fmt.Errorf("read the delegation records: %w", err)
+			}
+			byID := make(map[string]delegation.Delegation, len(all))
+			for _, d := range all {
+				byID[d.ID] = d
+			}
+			get = func(_ context.Context, id string) (delegation.Delegation, error) {
+				if d, ok := byID[id]; ok {
+					return d, nil
+				}
+				return delegation.Delegation{}, delegation.ErrNotFound
+			}
+		}
 		for _, id := range order {
 			c, ok := newestApplied(dels, id, skipDel)
 			if !ok {
 				continue
 			}
-			cur, err := ds.Get(ctx, id)
+			cur, err := get(ctx, id)
 			switch {
 			case errors.Is(err, delegation.ErrNotFound):
 				rep.Missing = append(rep.Missing, missingDelegation(c, "no such record"))
@@ -216,17 +268,32 @@ func Check(ctx context.Context, tr Trail, ds Delegations, es Events) (Report, er
 		}
 	}
 	if es != nil {
+		has := func(id string) (bool, error) {
+			_, err := es.Event(ctx, id)
+			if errors.Is(err, consent.ErrNotFound) {
+				return false, nil
+			}
+			return err == nil, err
+		}
+		if sc, ok := es.(eventScanner); ok && len(events) > 1 {
+			// One pass over the ledger rather than one read per event.
+			ids, err := allEventIDs(ctx, sc)
+			if err != nil {
+				return rep, fmt.Errorf("read the consent ledger: %w", err)
+			}
+			has = func(id string) (bool, error) { return ids[id], nil }
+		}
 		for _, c := range events {
 			if skipCons[c.ev.ID] {
 				continue
 			}
-			_, err := es.Event(ctx, c.ev.ID)
+			ok, err := has(c.ev.ID)
 			switch {
-			case errors.Is(err, consent.ErrNotFound):
-				ev := c.ev
-				rep.Missing = append(rep.Missing, Missing{Seq: c.seq, Action: c.action, Event: &ev, Has: "no such event", Redacted: c.redacted})
 			case err != nil:
 				return rep, fmt.Errorf("read consent event %s: %w", c.ev.ID, err)
+			case !ok:
+				ev := c.ev
+				rep.Missing = append(rep.Missing, Missing{Seq: c.seq, Action: c.action, Event: &ev, Has: "no such event", Redacted: c.redacted})
 			}
 		}
 	}
