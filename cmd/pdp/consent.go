@@ -75,7 +75,8 @@ func (c ConsentConfig) Validate() error {
 }
 
 // openConsent opens the consent ledger, or returns nil when it is off.
-func openConsent(ctx context.Context, cfg ConsentConfig, reloader *policy.Reloader, delegations *delegation.Service, auth authority, log *slog.Logger) (*consent.Ledger, func(), error) {
+// Every change the ledger makes is recorded in journal first.
+func openConsent(ctx context.Context, cfg ConsentConfig, reloader *policy.Reloader, delegations *delegation.Service, auth authority, journal consent.Journal, log *slog.Logger) (*consent.Ledger, func(), error) {
 	engine := cfg.Engine
 	if engine == ConsentAuto {
 		engine = ConsentOff
@@ -83,21 +84,13 @@ func openConsent(ctx context.Context, cfg ConsentConfig, reloader *policy.Reload
 			engine = ConsentFile
 		}
 	}
-	var (
-		st  consent.Store
-		err error
-	)
-	switch engine {
-	case ConsentOff:
+	if engine == ConsentOff {
 		log.Info("consent ledger off (the bundle has no purposes registry, or consent.engine: off)")
 		return nil, func() {}, nil
-	case ConsentFile:
-		st, err = consent.OpenFile(cfg.Path)
-	case ConsentPostgres:
-		st, err = consent.OpenPostgres(ctx, cfg.PostgresURI)
 	}
+	st, err := openConsentStore(ctx, cfg, engine, log)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open the consent ledger (%s): %w", engine, err)
+		return nil, nil, err
 	}
 	key, err := readSigningKey(cfg.SigningKeyFile)
 	if err != nil {
@@ -108,7 +101,7 @@ func openConsent(ctx context.Context, cfg ConsentConfig, reloader *policy.Reload
 		Store:      st,
 		Registry:   func() *consent.Registry { return reloader.Current().Purposes() },
 		SigningKey: key, KeyID: cfg.KeyID, Controller: cfg.Controller,
-		Logger: log,
+		Logger: log, Journal: journal,
 	}
 	if delegations != nil {
 		lc.Delegations = sources.Representatives{Service: delegations}
@@ -130,6 +123,27 @@ func openConsent(ctx context.Context, cfg ConsentConfig, reloader *policy.Reload
 	}
 	log.Info("consent ledger open", "engine", engine, "position", ledger.Head())
 	return ledger, closeFn, nil
+}
+
+// openConsentStore opens the store of the engine (file or postgres); a
+// torn last line of the file is cut and logged to log.
+func openConsentStore(ctx context.Context, cfg ConsentConfig, engine string, log *slog.Logger) (consent.Store, error) {
+	var (
+		st  consent.Store
+		err error
+	)
+	switch engine {
+	case ConsentFile:
+		st, err = consent.OpenFileWith(cfg.Path, consent.FileOptions{Logger: log})
+	case ConsentPostgres:
+		st, err = consent.OpenPostgres(ctx, cfg.PostgresURI)
+	default:
+		err = fmt.Errorf("%q: %w", engine, ErrConsentEngine)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open the consent ledger (%s): %w", engine, err)
+	}
+	return st, nil
 }
 
 func seedConsent(ctx context.Context, ledger *consent.Ledger, path string) error {

@@ -69,7 +69,8 @@ func (d DelegationsConfig) Validate() error {
 // projects active delegations into the relationship store (when there is
 // one), imports the seed and reconciles the projection. It returns nil
 // when delegations are off.
-func openDelegations(ctx context.Context, cfg DelegationsConfig, bundles pdp.BundleSource, store *relations.Store, auth authority, log *slog.Logger) (*delegation.Service, func(), error) {
+// Every change the service makes is recorded in journal first.
+func openDelegations(ctx context.Context, cfg DelegationsConfig, bundles pdp.BundleSource, store *relations.Store, auth authority, journal delegation.Journal, log *slog.Logger) (*delegation.Service, func(), error) {
 	engine := cfg.Engine
 	if engine == DelegationsAuto {
 		engine = DelegationsOff
@@ -77,27 +78,19 @@ func openDelegations(ctx context.Context, cfg DelegationsConfig, bundles pdp.Bun
 			engine = DelegationsFile
 		}
 	}
-	var (
-		st  delegation.Store
-		err error
-	)
-	switch engine {
-	case DelegationsOff:
+	if engine == DelegationsOff {
 		log.Info("delegation records off (no action declares context.delegation, or delegations.engine: off)")
 		return nil, func() {}, nil
-	case DelegationsFile:
-		st, err = delegation.OpenFile(cfg.Path)
-	case DelegationsPostgres:
-		st, err = delegation.OpenPostgres(ctx, cfg.PostgresURI)
 	}
+	st, err := openDelegationStore(ctx, cfg, engine, log)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open the delegation records (%s): %w", engine, err)
+		return nil, nil, err
 	}
 	var proj delegation.Projector
 	if store != nil {
 		proj = delegation.NewSpiceDBProjector(store, sources.KnownRelations(bundles), time.Now)
 	}
-	dc := delegation.Config{Store: st, Projector: proj, Logger: log, RegisterApplications: auth.registers}
+	dc := delegation.Config{Store: st, Projector: proj, Logger: log, RegisterApplications: auth.registers, Journal: journal}
 	if auth.actors != nil {
 		dc.Actors = auth.actors
 	}
@@ -120,6 +113,27 @@ func openDelegations(ctx context.Context, cfg DelegationsConfig, bundles pdp.Bun
 		log.Warn("delegation records open without a relationship store: they are not projected into SpiceDB", "engine", engine)
 	}
 	return svc, closeFn, nil
+}
+
+// openDelegationStore opens the store of the engine (file or postgres); a
+// torn last line of the file is cut and logged to log.
+func openDelegationStore(ctx context.Context, cfg DelegationsConfig, engine string, log *slog.Logger) (delegation.Store, error) {
+	var (
+		st  delegation.Store
+		err error
+	)
+	switch engine {
+	case DelegationsFile:
+		st, err = delegation.OpenFileWith(cfg.Path, delegation.FileOptions{Logger: log})
+	case DelegationsPostgres:
+		st, err = delegation.OpenPostgres(ctx, cfg.PostgresURI)
+	default:
+		err = fmt.Errorf("%q: %w", engine, ErrDelegationsEngine)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open the delegation records (%s): %w", engine, err)
+	}
+	return st, nil
 }
 
 // seedDelegations imports a JSON array of delegation records.

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/adminlog"
 	"github.com/ciampdp/pdp/pdp/api"
 	"github.com/ciampdp/pdp/pdp/audit"
 	"github.com/ciampdp/pdp/pdp/policy"
@@ -146,7 +147,10 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 	if err != nil {
 		return err
 	}
-	dsvc, closeDelegations, err := openDelegations(ctx, cfg.Delegations, reloader, store, auth, log)
+	// Delegation and consent changes are recorded in the trail before they
+	// are applied; the journal records once the trail is open.
+	journal := &adminlog.Journal{}
+	dsvc, closeDelegations, err := openDelegations(ctx, cfg.Delegations, reloader, store, auth, journal, log)
 	if err != nil {
 		return err
 	}
@@ -158,7 +162,7 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 	if dsvc != nil {
 		delegations, admin = sources.Delegations{Service: dsvc}, dsvc
 	}
-	ledger, closeConsent, err := openConsent(ctx, cfg.Consent, reloader, dsvc, auth, log)
+	ledger, closeConsent, err := openConsent(ctx, cfg.Consent, reloader, dsvc, auth, journal, log)
 	if err != nil {
 		return err
 	}
@@ -203,6 +207,10 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 				log.Error("decision trail: checkpoint failed; no more checkpoints until restart", "error", err)
 			}
 		}()
+		if err := checkStores(ctx, tr.log, dsvc, ledger, log); err != nil {
+			return err
+		}
+		journal.Set(tr.recorder)
 		decider, trailKey = tr.recorder, tr.verifier
 		if err := versions.set(ctx, tr.archive, tr.recorder, reloader); err != nil {
 			return err

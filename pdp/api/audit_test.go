@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,15 +13,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ciampdp/pdp/pdp/adminlog"
 	"github.com/ciampdp/pdp/pdp/audit"
 	"github.com/ciampdp/pdp/pdp/delegation"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 // TestAuditorEndpointsAndAdminRecords runs the server over a real trail:
-// delegation changes and trail reads land in it as admin records, only an
-// auditor key reads it, and a change whose record cannot be written is
-// reported as such.
+// delegation changes (through the service's journal) and trail reads land
+// in it as admin records, only an auditor key reads it, and a change whose
+// record cannot be written is refused (503) and not applied.
 func TestAuditorEndpointsAndAdminRecords(t *testing.T) {
 	dir := t.TempDir()
 	l, err := trail.OpenFile(filepath.Join(dir, "trail"), trail.FileOptions{})
@@ -35,13 +38,15 @@ func TestAuditorEndpointsAndAdminRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
+	var journal adminlog.Journal
+	journal.Set(rec)
 	cfg := Config{
 		APIKeys:          map[string]string{digest("key-app"): "mobile-banking"},
 		AuditorKeys:      map[string]string{digest("key-auditor"): "internal-audit"},
 		DelegationAdmins: map[string]bool{"mobile-banking": true},
 	}
 	srv, err := New(cfg, Deps{Decider: rec, Policies: loadedPolicies(), Registry: prometheus.NewRegistry(),
-		Delegations: delegation.NewService(delegation.Config{Store: st}),
+		Delegations: delegation.NewService(delegation.Config{Store: st, Journal: &journal}),
 		Auditor:     audit.Service{Trail: l}, AdminLog: rec})
 	if err != nil {
 		t.Fatal(err)
@@ -126,12 +131,15 @@ func TestAuditorEndpointsAndAdminRecords(t *testing.T) {
 		t.Fatalf("admin records:\n %s\nwant\n %s", got, want)
 	}
 
-	// The trail fails: the change is applied, and the answer says its record is missing.
+	// The trail fails: the change is refused before it is applied.
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	code, body = send("key-app", http.MethodPost, "/v1/delegations", poa)
-	if code != http.StatusInternalServerError || !strings.Contains(body, "could not be written to the decision trail") {
+	code, body = send("key-app", http.MethodPost, "/v1/delegations", strings.Replace(poa, "{", `{"id":"dlg-unrecorded",`, 1))
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "nothing was changed (trail_unavailable)") {
 		t.Fatalf("offer with the trail closed: %d %s", code, body)
+	}
+	if _, err := st.Get(context.Background(), "dlg-unrecorded"); !errors.Is(err, delegation.ErrNotFound) {
+		t.Fatalf("the unrecorded offer was stored: %v", err)
 	}
 }

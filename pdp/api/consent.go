@@ -17,7 +17,10 @@ import (
 
 // Consents records and reads consent; *consent.Ledger is the real one.
 // Every write answers with the ledger position it was stored at: a
-// decision after it never sees older consent state.
+// decision after it never sees older consent state. The ledger records
+// every change in the decision trail before it appends it (its Journal): a
+// change that cannot be recorded is not applied (consent.ErrNotRecorded,
+// 503).
 type Consents interface {
 	Give(ctx context.Context, r consent.ChoiceRequest) (consent.Event, string, error)
 	Refuse(ctx context.Context, r consent.ChoiceRequest) (consent.Event, string, error)
@@ -99,11 +102,7 @@ func (s *Server) consentChoice(action string, do func(context.Context, consent.C
 		if err != nil {
 			return err
 		}
-		recErr := s.recordAdmin(c, action, app, ev.Subject.String(), ev)
 		s.publish(c, action)
-		if recErr != nil {
-			return recErr
-		}
 		return writeJSON(c, http.StatusCreated, consentAnswer{Event: ev, Receipt: receipt, Position: ev.Position})
 	}
 }
@@ -122,11 +121,7 @@ func (s *Server) withdrawConsent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	recErr := s.recordAdmin(c, "consent.withdraw", app, req.Subject.String(), evs)
 	s.publish(c, "consent.withdraw")
-	if recErr != nil {
-		return recErr
-	}
 	var pos int64
 	for _, e := range evs {
 		pos = max(pos, e.Position)
@@ -151,11 +146,7 @@ func (s *Server) renewConsent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	recErr := s.recordAdmin(c, "consent.renew", app, ev.Subject.String(), ev)
 	s.publish(c, "consent.renew")
-	if recErr != nil {
-		return recErr
-	}
 	return writeJSON(c, http.StatusOK, consentAnswer{Event: ev, Receipt: receipt, Position: ev.Position})
 }
 

@@ -17,7 +17,9 @@ import (
 // Delegations manages delegation records; *delegation.Service is the real
 // one. Every change returns the relationship store's revision token after
 // the change: a client that passes it on (or the PDP itself) never gets a
-// decision from older state.
+// decision from older state. The service records every change in the
+// decision trail before it applies it (its Journal): a change that cannot
+// be recorded is not applied (delegation.ErrNotRecorded, 503).
 type Delegations interface {
 	Offer(ctx context.Context, r delegation.OfferRequest) (delegation.Delegation, string, error)
 	Accept(ctx context.Context, id string, by delegation.Actor) (delegation.Delegation, string, error)
@@ -107,11 +109,7 @@ func (s *Server) offerDelegation(c echo.Context) error {
 		}
 		return err
 	}
-	recErr := s.recordAdmin(c, "delegation.offer", app, d.ID, d)
 	s.publish(c, "delegation.offer")
-	if recErr != nil {
-		return recErr
-	}
 	c.Response().Header().Set(echo.HeaderLocation, DelegationsPath+"/"+d.ID)
 	return writeJSON(c, http.StatusCreated, delegationAnswer{Delegation: d, Revision: rev})
 }
@@ -153,11 +151,7 @@ func (s *Server) changeDelegation(op string) echo.HandlerFunc {
 			}
 			return err
 		}
-		recErr := s.recordAdmin(c, "delegation."+op, app, d.ID, map[string]any{"by": by, "reason": body.Reason, "delegation": d})
 		s.publish(c, "delegation."+op)
-		if recErr != nil {
-			return recErr
-		}
 		return writeJSON(c, http.StatusOK, delegationAnswer{Delegation: d, Revision: rev})
 	}
 }

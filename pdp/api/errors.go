@@ -45,6 +45,9 @@ func classify(err error) (int, string) {
 		return http.StatusNotFound, err.Error()
 	case errors.Is(err, trail.ErrRecordFailed):
 		return http.StatusServiceUnavailable, "the answer could not be recorded in the decision trail (" + trail.ReasonTrailUnavailable + ")"
+	case errors.Is(err, delegation.ErrNotRecorded), errors.Is(err, consent.ErrNotRecorded):
+		// Write-ahead: the change was refused before anything was applied.
+		return http.StatusServiceUnavailable, "the change could not be recorded in the decision trail, so nothing was changed (" + trail.ReasonTrailUnavailable + ")"
 	case errors.Is(err, errUnrecorded):
 		return http.StatusInternalServerError, err.Error()
 	case errors.Is(err, errSidecarRequest):

@@ -1,18 +1,18 @@
 package consent
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/ciampdp/pdp/pdp/internal/jsonl"
 )
 
 // FileStore keeps the ledger in an append-only JSON-lines file, one event a
@@ -22,11 +22,16 @@ import (
 // (BenchmarkGive/file measures it: 750 to 3 000 durable gives a second on
 // the ext4 virtual disk of the development VM, shared and noisy). Group commit (one fsync for
 // the appends that queue behind the one in flight) is future work. Opening the file replays it into memory,
-// which serves every read. One process at a time may use a file.
+// which serves every read. One store at a time may use a file: OpenFile
+// takes an exclusive lock on it (an error saying it is in use by another
+// process otherwise).
 //
 // A crash can leave the last line torn (written in part, or without its
-// newline); it was never acknowledged, so OpenFile drops it and truncates
-// the file to the last whole event (TornBytes says how much). A line in the
+// newline); OpenFile cuts it off and truncates the file to the last whole
+// event (TornBytes says how much), logging the cut (file, offset, bytes)
+// as a warning. A torn line was normally never acknowledged; when it was
+// (the file was damaged after the fact), the decision trail still holds
+// the event and the start-up check of 'pdp serve' names it. A line in the
 // middle that cannot be read, or whose position does not follow the one
 // before, is an error (ErrCorrupt, with its line number). When fsync fails
 // the store refuses every later write (reopen it to recover).
@@ -41,133 +46,72 @@ type FileStore struct {
 	path string
 
 	mu        sync.RWMutex
-	f         *os.File
-	size      int64 // bytes of whole lines in the file
-	torn      int64
+	file      *jsonl.File
 	events    []Event // position order
 	byID      map[string]int
 	bySubject map[Ref][]int
-	broken    error
 	closed    bool
 
 	amu      sync.Mutex
 	activity map[Ref]time.Time
 	adirty   bool
 	flushMu  sync.Mutex // one FlushActivity at a time
-
-	// sync makes a write durable; tests replace it.
-	sync func(*os.File) error
 }
 
 var _ Store = (*FileStore)(nil)
 
+// FileOptions configure OpenFileWith.
+type FileOptions struct {
+	// Logger receives the warning of a torn last line cut; default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
 // OpenFile opens (creating it, and its directory, if missing, with mode
-// 0600) the ledger file at path, replays it and reads <path>.activity.
+// 0600) the ledger file at path, replays it and reads <path>.activity; a
+// cut is logged to slog.Default().
 func OpenFile(path string) (*FileStore, error) {
+	return OpenFileWith(path, FileOptions{})
+}
+
+// OpenFileWith is OpenFile with options.
+func OpenFileWith(path string, opts FileOptions) (*FileStore, error) {
 	if path == "" {
 		return nil, errors.New("consent: ledger file: empty path")
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("consent: ledger file: %w", err)
-	}
-	_, statErr := os.Stat(path)
-	created := errors.Is(statErr, os.ErrNotExist)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("consent: ledger file: %w", err)
-	}
-	fail := func(format string, args ...any) (*FileStore, error) {
-		_ = f.Close()
-		return nil, fmt.Errorf("consent: %s: "+format, append([]any{path}, args...)...)
-	}
-	if created {
-		if err := syncDir(dir); err != nil {
-			return fail("%w", err)
-		}
-	}
 	s := &FileStore{
-		path: path, f: f, sync: (*os.File).Sync,
+		path: path,
 		byID: map[string]int{}, bySubject: map[Ref][]int{}, activity: map[Ref]time.Time{},
 	}
-	good, total, err := s.replay(f)
+	var last int64
+	f, err := jsonl.Open(path, jsonl.Options{Logger: opts.Logger, Corrupt: ErrCorrupt}, func(body []byte) error {
+		var e Event
+		if err := json.Unmarshal(body, &e); err != nil {
+			return err
+		}
+		if err := checkStorable(e); err != nil {
+			return err
+		}
+		if e.Position <= last {
+			// Not a torn write: a whole line out of order.
+			return jsonl.Fatal(fmt.Errorf("position %d does not follow %d", e.Position, last))
+		}
+		if _, dup := s.byID[e.ID]; dup {
+			return jsonl.Fatal(fmt.Errorf("event id %s appears twice", e.ID))
+		}
+		last = e.Position
+		s.put(e)
+		return nil
+	})
 	if err != nil {
-		return fail("%w", err)
+		return nil, fmt.Errorf("consent: %s: %w", path, err)
 	}
-	if good < total {
-		if err := f.Truncate(good); err != nil {
-			return fail("drop torn last line: %w", err)
-		}
-		if err := f.Sync(); err != nil {
-			return fail("drop torn last line: %w", err)
-		}
-		s.torn = total - good
-	}
-	s.size = good
+	s.file = f
 	if err := s.readActivity(); err != nil {
-		return fail("%w", err)
+		_ = f.Close()
+		return nil, fmt.Errorf("consent: %s: %w", path, err)
 	}
 	return s, nil
-}
-
-// replay reads the file into s: the length of the whole lines read and the
-// total length. A last line that is torn is left out of good; a bad line
-// before it is ErrCorrupt.
-func (s *FileStore) replay(r io.Reader) (good, total int64, err error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var (
-		lineNo  int
-		pending error // a bad line, fatal if another line follows
-		last    int64
-	)
-	for {
-		line, rerr := br.ReadBytes('\n')
-		if len(line) > 0 {
-			lineNo++
-			start := total
-			total += int64(len(line))
-			whole := line[len(line)-1] == '\n'
-			body := bytes.TrimSpace(line)
-			if pending != nil {
-				if len(body) == 0 {
-					continue // blank lines after a torn one change nothing
-				}
-				return 0, 0, pending
-			}
-			switch {
-			case len(body) == 0 && whole:
-				good = total
-			case !whole:
-				// Written without its newline: never acknowledged.
-				pending = fmt.Errorf("%w: line %d: no newline", ErrCorrupt, lineNo)
-			default:
-				var e Event
-				if err := json.Unmarshal(body, &e); err != nil {
-					pending = fmt.Errorf("%w: line %d: %w", ErrCorrupt, lineNo, err)
-				} else if err := checkStorable(e); err != nil {
-					pending = fmt.Errorf("%w: line %d: %w", ErrCorrupt, lineNo, err)
-				} else if e.Position <= last {
-					// Not a torn write: a whole line out of order.
-					return 0, 0, fmt.Errorf("%w: line %d: position %d does not follow %d", ErrCorrupt, lineNo, e.Position, last)
-				} else if _, dup := s.byID[e.ID]; dup {
-					return 0, 0, fmt.Errorf("%w: line %d: event id %s appears twice", ErrCorrupt, lineNo, e.ID)
-				} else {
-					last = e.Position
-					s.put(e)
-					good = total
-				}
-			}
-			if pending != nil {
-				good = start
-			}
-		}
-		if errors.Is(rerr, io.EOF) {
-			return good, total, nil
-		}
-		if rerr != nil {
-			return 0, 0, fmt.Errorf("read: %w", rerr)
-		}
-	}
 }
 
 func (s *FileStore) activityPath() string { return s.path + ".activity" }
@@ -211,8 +155,8 @@ func (*FileStore) exclusive() {}
 // Path is the ledger file.
 func (s *FileStore) Path() string { return s.path }
 
-// TornBytes is how many bytes of a torn last line OpenFile dropped.
-func (s *FileStore) TornBytes() int64 { return s.torn }
+// TornBytes is how many bytes of a torn last line OpenFile cut.
+func (s *FileStore) TornBytes() int64 { return s.file.TornBytes() }
 
 // Append implements Store: one line, fsynced, at position head+1.
 func (s *FileStore) Append(ctx context.Context, e Event) (Event, error) {
@@ -237,19 +181,9 @@ func (s *FileStore) Append(ctx context.Context, e Event) (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("consent event %s: encode: %w", e.ID, err)
 	}
-	line = append(line, '\n')
-	n, err := s.f.Write(line)
-	if err != nil {
-		if terr := s.f.Truncate(s.size); terr != nil {
-			s.broken = errors.Join(err, terr)
-		}
-		return Event{}, fmt.Errorf("consent: write %s: %w", s.path, err)
+	if err := s.file.Append(line); err != nil {
+		return Event{}, fmt.Errorf("consent: %w", err)
 	}
-	if err := s.sync(s.f); err != nil {
-		s.broken = err
-		return Event{}, fmt.Errorf("consent: fsync %s: %w", s.path, err)
-	}
-	s.size += int64(n)
 	s.put(e)
 	return cloneEvent(e), nil
 }
@@ -258,8 +192,8 @@ func (s *FileStore) writable() error {
 	if s.closed {
 		return ErrClosed
 	}
-	if s.broken != nil {
-		return fmt.Errorf("consent: %s refuses writes after an earlier failure (reopen it): %w", s.path, s.broken)
+	if err := s.file.Writable(); err != nil {
+		return fmt.Errorf("consent: %w", err)
 	}
 	return nil
 }
@@ -429,8 +363,8 @@ func (s *FileStore) Close() error {
 	}
 	s.closed = true
 	ferr := s.FlushActivity()
-	if err := s.f.Close(); err != nil {
-		return errors.Join(ferr, fmt.Errorf("consent: close %s: %w", s.path, err))
+	if err := s.file.Close(); err != nil {
+		return errors.Join(ferr, fmt.Errorf("consent: %w", err))
 	}
 	return ferr
 }

@@ -141,12 +141,12 @@ func TestFileStoreFsyncFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	s.sync = func(*os.File) error { return errors.New("disk on fire") }
+	s.file.Sync = func(*os.File) error { return errors.New("disk on fire") }
 	ctx := context.Background()
 	if _, err := s.Append(ctx, storeEvent("cev-1", Ref{"user", "u"}, EventRefused, "marketing", ledgerToday)); err == nil {
 		t.Fatal("Append with a failing fsync: no error")
 	}
-	s.sync = (*os.File).Sync
+	s.file.Sync = (*os.File).Sync
 	if _, err := s.Append(ctx, storeEvent("cev-2", Ref{"user", "u"}, EventRefused, "marketing", ledgerToday)); err == nil || !strings.Contains(err.Error(), "refuses writes") {
 		t.Errorf("Append after a failed fsync = %v, want refused", err)
 	}
@@ -185,6 +185,7 @@ func TestFileStoreActivityFile(t *testing.T) {
 	if err := os.WriteFile(path+".activity", []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	_ = s.Close() // one store at a time on a file
 	if _, err := OpenFile(path); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("OpenFile with a corrupt activity file = %v, want ErrCorrupt", err)
 	}

@@ -77,6 +77,9 @@ type LedgerConfig struct {
 	// ActivityFlushInterval: how often Touch's activity is written to the
 	// store; default 5s.
 	ActivityFlushInterval time.Duration
+	// Journal, when not nil, records every change before it is appended
+	// (see Journal).
+	Journal Journal
 }
 
 // catchUpBatch is how many events one read of the store brings.
@@ -107,6 +110,7 @@ type Ledger struct {
 	flushEvery time.Duration
 
 	wmu sync.Mutex // one write at a time: validate, append, index
+	jrn Journal    // records every change before it is appended; nil: none
 
 	mu       sync.RWMutex
 	idx      map[indexKey][]Event // position order; copy-on-write
@@ -152,6 +156,7 @@ func NewLedger(c LedgerConfig) (*Ledger, error) {
 	if l.registry == nil {
 		l.registry = func() *Registry { return nil }
 	}
+	l.jrn = c.Journal
 	if l.now == nil {
 		l.now = time.Now
 	}

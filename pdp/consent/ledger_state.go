@@ -175,6 +175,23 @@ func (l *Ledger) History(ctx context.Context, subject Ref) ([]Event, error) {
 	return l.store.Events(ctx, subject)
 }
 
+// Event is the stored event with the id (ErrNotFound when there is none).
+func (l *Ledger) Event(ctx context.Context, id string) (Event, error) {
+	if l.closed.Load() {
+		return Event{}, ErrClosed
+	}
+	return l.store.Event(ctx, id)
+}
+
+// EventsAfter returns up to limit stored events above the position, in
+// position order, from the store.
+func (l *Ledger) EventsAfter(ctx context.Context, after int64, limit int) ([]Event, error) {
+	if l.closed.Load() {
+		return nil, ErrClosed
+	}
+	return l.scan.EventsAfter(ctx, after, limit)
+}
+
 // Receipt signs again the receipt of a stored event (the same claims as
 // the one its write returned).
 func (l *Ledger) Receipt(ctx context.Context, eventID string) (string, error) {

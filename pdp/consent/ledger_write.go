@@ -131,14 +131,17 @@ func (l *Ledger) choice(ctx context.Context, typ EventType, r ChoiceRequest) (Ev
 		e.GrantID = e.ID
 	}
 	l.wmu.Lock()
-	stored, err := l.write(ctx, e)
+	stored, err := l.writeJournaled(ctx, "consent."+choiceVerb[typ], r.Application, []Event{e})
 	l.wmu.Unlock()
 	if err != nil {
 		return Event{}, "", err
 	}
-	receipt, err := l.sign(stored)
-	return stored, receipt, err
+	receipt, err := l.sign(stored[0])
+	return stored[0], receipt, err
 }
+
+// choiceVerb names the journal action of a choice.
+var choiceVerb = map[EventType]string{EventGiven: "give", EventRefused: "refuse"}
 
 // Withdraw ends grants and returns one event per purpose affected, each
 // durable and in the index (their positions are the tokens for CheckAt).
@@ -271,13 +274,9 @@ func (l *Ledger) Withdraw(ctx context.Context, r WithdrawRequest) ([]Event, erro
 			Delegation: r.Delegation, Application: r.Application, Purpose: t.purpose.ID,
 			PurposeVersion: t.purpose.Version, Jurisdiction: t.last.g.Jurisdiction, Reason: r.Reason, At: now,
 		}
-		stored, err := l.write(ctx, e)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, stored)
+		out = append(out, e) // recorded together, then appended one by one
 	}
-	return out, nil
+	return l.writeJournaled(ctx, "consent.withdraw", r.Application, out)
 }
 
 // Renew confirms a grant that is in force again: a renewed event with the
@@ -334,12 +333,12 @@ func (l *Ledger) Renew(ctx context.Context, r RenewRequest) (Event, string, erro
 		Applications: slices.Clone(g.g.Applications), Jurisdiction: g.g.Jurisdiction, Notice: r.Notice,
 		Channel: r.Channel, Evidence: r.Evidence, At: now, Expires: expires,
 	}
-	stored, err := l.write(ctx, e)
+	stored, err := l.writeJournaled(ctx, "consent.renew", r.Application, []Event{e})
 	if err != nil {
 		return Event{}, "", err
 	}
-	receipt, err := l.sign(stored)
-	return stored, receipt, err
+	receipt, err := l.sign(stored[0])
+	return stored[0], receipt, err
 }
 
 // Import seeds the ledger: it appends, in order, the events whose ids are
@@ -438,13 +437,12 @@ func (l *Ledger) syncForWrite(ctx context.Context) error {
 	return nil
 }
 
-// write appends e (l.wmu held), stamped with the ledger's clock, and
+// write appends e (l.wmu held; RecordedAt stamped by writeJournaled) and
 // indexes it.
 func (l *Ledger) write(ctx context.Context, e Event) (Event, error) {
 	if l.closed.Load() {
 		return Event{}, ErrClosed
 	}
-	e.RecordedAt = l.clock()
 	stored, err := l.store.Append(ctx, e)
 	if err != nil {
 		return Event{}, err

@@ -55,4 +55,15 @@
 // and the Service returns the record with an error wrapping ErrProjection.
 // Service.Reconcile re-projects every record (at start, and after such a
 // failure). Service.Resolve reads only the Store.
+//
+// # The journal: record, then apply
+//
+// With a Journal (the decision trail, in the PDP) every change a caller
+// asks for is recorded before it is written to the Store, holding the
+// record as it will be stored. A change whose record fails is not applied
+// (ErrNotRecorded); one whose Store write fails after its record is
+// journalled as not applied. So the trail never holds an acknowledged
+// change the Store lacks unless the Store lost it afterwards, and that is
+// what the PDP checks at start (package adminlog; 'pdp repair' applies
+// such changes from the trail).
 package delegation

@@ -1,173 +1,100 @@
 package delegation
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
+	"log/slog"
 	"sync"
+
+	"github.com/ciampdp/pdp/pdp/internal/jsonl"
 )
 
 // FileStore keeps delegations in an append-only JSON-lines file: every
 // Create and Update appends one line holding the full record and fsyncs the
 // file before it returns. Opening the file replays it (the last line of an
-// id wins) into memory, which serves every read. One process at a time may
-// use a file.
+// id wins) into memory, which serves every read. One store at a time may
+// use a file: OpenFile takes an exclusive lock on it (an error wrapping
+// jsonl.ErrLocked, "in use by another process", otherwise).
 //
 // A crash can leave the last line torn (written in part, or without its
-// newline); such a line was never acknowledged, so OpenFile drops it and
-// truncates the file to the last whole record (TornBytes says how much).
-// A line in the middle that cannot be read is an error (ErrCorrupt, with its
-// line number). When fsync fails the store refuses every later write (the
-// state of the file is unknown; reopen it to recover).
+// newline); OpenFile cuts it off and truncates the file to the last whole
+// record (TornBytes says how much), logging the cut (file, offset, bytes)
+// as a warning. A torn line was normally never acknowledged; when it was
+// (the file was damaged after the fact), the decision trail still holds
+// the change and the start-up check of 'pdp serve' names it. A line in the
+// middle that cannot be read is an error (ErrCorrupt, with its line
+// number). When fsync fails the store refuses every later write (the state
+// of the file is unknown; reopen it to recover).
 type FileStore struct {
 	path string
 
 	mu          sync.RWMutex
-	f           *os.File
-	size        int64 // bytes of whole records in the file
-	torn        int64
+	file        *jsonl.File
 	recs        map[string]*Delegation
 	byPrincipal map[Ref]map[string]struct{}
 	byAgent     map[Ref]map[string]struct{}
 	byParent    map[string]map[string]struct{}
-	broken      error
 	closed      bool
-
-	// sync makes a write durable; tests replace it.
-	sync func(*os.File) error
 }
 
 var _ Store = (*FileStore)(nil)
 
+// FileOptions configure OpenFileWith.
+type FileOptions struct {
+	// Logger receives the warning of a torn last line cut; default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
 // OpenFile opens (creating it, and its directory, if missing, with mode
-// 0600) the store file at path and replays it.
+// 0600) the store file at path and replays it; a cut is logged to
+// slog.Default().
 func OpenFile(path string) (*FileStore, error) {
+	return OpenFileWith(path, FileOptions{})
+}
+
+// OpenFileWith is OpenFile with options.
+func OpenFileWith(path string, opts FileOptions) (*FileStore, error) {
 	if path == "" {
 		return nil, errors.New("delegation: store file: empty path")
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("delegation: store file: %w", err)
-	}
-	_, statErr := os.Stat(path)
-	created := errors.Is(statErr, os.ErrNotExist)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("delegation: store file: %w", err)
-	}
 	s := &FileStore{
-		path: path, f: f, sync: (*os.File).Sync,
+		path:        path,
 		recs:        map[string]*Delegation{},
 		byPrincipal: map[Ref]map[string]struct{}{},
 		byAgent:     map[Ref]map[string]struct{}{},
 		byParent:    map[string]map[string]struct{}{},
 	}
-	if created {
-		if err := syncDir(dir); err != nil {
-			_ = f.Close()
-			return nil, fmt.Errorf("delegation: store file: %w", err)
+	// The last record of an id wins: collect, then index.
+	recs := map[string]Delegation{}
+	f, err := jsonl.Open(path, jsonl.Options{Logger: opts.Logger, Corrupt: ErrCorrupt}, func(body []byte) error {
+		var d Delegation
+		if err := json.Unmarshal(body, &d); err != nil {
+			return err
 		}
-	}
-	recs, good, total, err := replay(f)
+		if d.ID == "" {
+			return errors.New("record without id")
+		}
+		recs[d.ID] = d
+		return nil
+	})
 	if err != nil {
-		_ = f.Close()
 		return nil, fmt.Errorf("delegation: %s: %w", path, err)
 	}
-	if good < total {
-		if err := f.Truncate(good); err != nil {
-			_ = f.Close()
-			return nil, fmt.Errorf("delegation: %s: drop torn last line: %w", path, err)
-		}
-		if err := f.Sync(); err != nil {
-			_ = f.Close()
-			return nil, fmt.Errorf("delegation: %s: drop torn last line: %w", path, err)
-		}
-		s.torn = total - good
-	}
-	s.size = good
+	s.file = f
 	for _, d := range recs {
 		s.put(d)
 	}
 	return s, nil
 }
 
-// replay reads a store file: the last record of each id, the length of the
-// whole records read, and the total length. A last line that is torn is
-// left out of good; a bad line before it is ErrCorrupt.
-func replay(r io.Reader) (recs map[string]Delegation, good, total int64, err error) {
-	recs = map[string]Delegation{}
-	br := bufio.NewReaderSize(r, 64<<10)
-	var (
-		lineNo  int
-		pending error // a bad line, fatal if another line follows
-	)
-	for {
-		line, rerr := br.ReadBytes('\n')
-		if len(line) > 0 {
-			lineNo++
-			start := total
-			total += int64(len(line))
-			whole := line[len(line)-1] == '\n'
-			body := bytes.TrimSpace(line)
-			if pending != nil {
-				if len(body) == 0 {
-					continue // blank lines after a torn one change nothing
-				}
-				return nil, 0, 0, pending
-			}
-			switch {
-			case len(body) == 0 && whole:
-				good = total
-			case !whole:
-				// Written without its newline: never acknowledged.
-				pending = fmt.Errorf("%w: line %d: no newline", ErrCorrupt, lineNo)
-			default:
-				var d Delegation
-				if err := json.Unmarshal(body, &d); err != nil {
-					pending = fmt.Errorf("%w: line %d: %w", ErrCorrupt, lineNo, err)
-				} else if d.ID == "" {
-					pending = fmt.Errorf("%w: line %d: record without id", ErrCorrupt, lineNo)
-				} else {
-					recs[d.ID] = d
-					good = total
-				}
-			}
-			if pending != nil {
-				good = start
-			}
-		}
-		if errors.Is(rerr, io.EOF) {
-			return recs, good, total, nil
-		}
-		if rerr != nil {
-			return nil, 0, 0, fmt.Errorf("read: %w", rerr)
-		}
-	}
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
-
 // Path is the file the store keeps.
 func (s *FileStore) Path() string { return s.path }
 
-// TornBytes is how many bytes of a torn last line OpenFile dropped.
-func (s *FileStore) TornBytes() int64 { return s.torn }
+// TornBytes is how many bytes of a torn last line OpenFile cut.
+func (s *FileStore) TornBytes() int64 { return s.file.TornBytes() }
 
 // Create implements Store.
 func (s *FileStore) Create(ctx context.Context, d Delegation) error {
@@ -275,8 +202,8 @@ func (s *FileStore) Close() error {
 		return nil
 	}
 	s.closed = true
-	if err := s.f.Close(); err != nil {
-		return fmt.Errorf("delegation: close %s: %w", s.path, err)
+	if err := s.file.Close(); err != nil {
+		return fmt.Errorf("delegation: %w", err)
 	}
 	return nil
 }
@@ -285,32 +212,21 @@ func (s *FileStore) writable() error {
 	if s.closed {
 		return ErrClosed
 	}
-	if s.broken != nil {
-		return fmt.Errorf("delegation: %s refuses writes after an earlier failure (reopen it): %w", s.path, s.broken)
+	if err := s.file.Writable(); err != nil {
+		return fmt.Errorf("delegation: %w", err)
 	}
 	return nil
 }
 
-// append writes one line and makes it durable. A failed write is cut off
-// the file again; a failed fsync breaks the store.
+// append writes one line and makes it durable.
 func (s *FileStore) append(d *Delegation) error {
 	line, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("delegation %s: encode: %w", d.ID, err)
 	}
-	line = append(line, '\n')
-	n, err := s.f.Write(line)
-	if err != nil {
-		if terr := s.f.Truncate(s.size); terr != nil {
-			s.broken = errors.Join(err, terr)
-		}
-		return fmt.Errorf("delegation: write %s: %w", s.path, err)
+	if err := s.file.Append(line); err != nil {
+		return fmt.Errorf("delegation: %w", err)
 	}
-	if err := s.sync(s.f); err != nil {
-		s.broken = err
-		return fmt.Errorf("delegation: fsync %s: %w", s.path, err)
-	}
-	s.size += int64(n)
 	return nil
 }
 

@@ -157,7 +157,7 @@ func TestFileStoreSync(t *testing.T) {
 	defer s.Close()
 	var syncs int
 	fail := false
-	s.sync = func(f *os.File) error {
+	s.file.Sync = func(f *os.File) error {
 		syncs++
 		if fail {
 			return errors.New("EIO")
@@ -203,30 +203,4 @@ func TestOpenFileErrors(t *testing.T) {
 	if _, err := OpenFile(dir); err == nil {
 		t.Error("OpenFile(a directory): no error")
 	}
-}
-
-// FuzzReplay: replaying any bytes never panics, and what it accepts it
-// accepts again after the torn tail is cut.
-func FuzzReplay(f *testing.F) {
-	f.Add([]byte(""))
-	f.Add([]byte("{\"id\":\"dlg-1\",\"version\":1}\n"))
-	f.Add([]byte("{\"id\":\"dlg-1\"}\n{\"id\":\"dlg-1\",\"version\":2}\n{\"id\""))
-	f.Add([]byte("\n\n{}\n"))
-	f.Add([]byte("{\"id\":\"x\"}\nnot json\n{\"id\":\"y\"}\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		recs, good, total, err := replay(bytes.NewReader(data))
-		if err != nil {
-			if !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("error %v does not wrap ErrCorrupt", err)
-			}
-			return
-		}
-		if total != int64(len(data)) || good > total {
-			t.Fatalf("good %d total %d for %d bytes", good, total, len(data))
-		}
-		again, good2, total2, err := replay(bytes.NewReader(data[:good]))
-		if err != nil || good2 != good || total2 != good || len(again) != len(recs) {
-			t.Fatalf("replay of the good prefix: %v good %d total %d, %d vs %d records", err, good2, total2, len(again), len(recs))
-		}
-	})
 }

@@ -117,6 +117,14 @@ func (s *Service) apply(ctx context.Context, t transition, id string, by Actor, 
 		return Delegation{}, "", err
 	}
 	now := s.clock()
+	record := func(d Delegation) (Change, error) {
+		c := Change{Action: "delegation." + t.verb, By: by, Reason: reason, Delegation: d}
+		return c, s.journal(ctx, c)
+	}
+	// One journalled change at a time in this process: check, record and
+	// store never lose a race (a cascade and the projection follow
+	// outside the lock).
+	s.wmu.Lock()
 	d, err := s.change(ctx, id, func(d *Delegation) error {
 		var parent *Delegation
 		if d.Parent != "" {
@@ -143,7 +151,8 @@ func (s *Service) apply(ctx context.Context, t transition, id string, by Actor, 
 			d.AcceptedAt = &now
 		}
 		return nil
-	})
+	}, record)
+	s.wmu.Unlock()
 	if err != nil {
 		return Delegation{}, "", err
 	}
@@ -218,7 +227,7 @@ func (s *Service) cascade(ctx context.Context, root Delegation, by Actor, now ti
 				d.addEvent(EventRevoked, now, by, reason, StatusRevoked)
 			}
 			return nil
-		})
+		}, nil)
 		if err != nil {
 			return k, fmt.Errorf("delegation %s ended, but revoking its descendant %s failed (Reconcile completes it): %w",
 				root.ID, k.ID, err)
@@ -259,6 +268,8 @@ var reconcileActor = Actor{Application: "pdp-reconcile"}
 // exists are left alone. Version 0 is stored as 1 and a zero CreatedAt as
 // now; the rules of Offer (who, parent bounds) are not applied.
 func (s *Service) Import(ctx context.Context, ds []Delegation) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	now := s.clock()
 	recs := make([]Delegation, 0, len(ds))
 	var errs []error
@@ -309,6 +320,8 @@ func (s *Service) Import(ctx context.Context, ds []Delegation) error {
 // missing) and projects every record again. It returns how many records
 // were projected. Run it at start and after an ErrProjection.
 func (s *Service) Reconcile(ctx context.Context) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	all, err := s.store.List(ctx, Filter{})
 	if err != nil {
 		return 0, err
@@ -326,7 +339,7 @@ func (s *Service) Reconcile(ctx context.Context) (int, error) {
 						r.addEvent(EventRevoked, now, reconcileActor, reason, StatusRevoked)
 					}
 					return nil
-				})
+				}, nil)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("reconcile %s: %w", d.ID, err))
 					continue

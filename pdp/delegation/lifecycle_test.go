@@ -212,7 +212,7 @@ func TestConflictRetry(t *testing.T) {
 				if tt.compete == "revoke" {
 					_, _, err = base.svc.Revoke(ctx, id, as(alice), "")
 				} else {
-					_, err = base.svc.change(ctx, id, func(*Delegation) error { return nil })
+					_, err = base.svc.change(ctx, id, func(*Delegation) error { return nil }, nil)
 				}
 				if err != nil {
 					t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,6 +28,9 @@ type Config struct {
 	Store Store
 	// Projector, when not nil, is told of every change.
 	Projector Projector
+	// Journal, when not nil, records every change before it is applied
+	// (see Journal).
+	Journal Journal
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger; default discards.
@@ -62,6 +66,11 @@ type Service struct {
 	newID     func() string
 	registers map[string]bool
 	actors    ActorProver
+	jrn       Journal
+	// wmu makes check, record and store one step per status change in
+	// this process, so that a journalled change never loses a race to
+	// another (an offer needs none: Create races on the id alone).
+	wmu sync.Mutex
 }
 
 // NewService returns a Service. It panics without a Store.
@@ -83,6 +92,7 @@ func NewService(c Config) *Service {
 	if s.newID == nil {
 		s.newID = func() string { return "dlg-" + uuid.Must(uuid.NewV7()).String() }
 	}
+	s.jrn = c.Journal
 	return s
 }
 
@@ -181,7 +191,12 @@ func (s *Service) Offer(ctx context.Context, r OfferRequest) (Delegation, string
 	if d.Source == SourceRegister && d.Basis.statutory() {
 		d.addEvent(EventActivated, now, r.By, "", StatusActive)
 	}
+	c := Change{Action: "delegation.offer", By: r.By, Delegation: d}
+	if err := s.journal(ctx, c); err != nil {
+		return Delegation{}, "", err
+	}
 	if err := s.store.Create(ctx, d); err != nil {
+		s.notApplied(ctx, c, err)
 		return Delegation{}, "", err
 	}
 	s.log.InfoContext(ctx, "delegation offered", "id", d.ID, "principal", d.Principal.String(),
@@ -245,9 +260,11 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Delegation, error) {
 	return s.store.List(ctx, f)
 }
 
-// change reads the record, applies mutate, bumps the version and stores it
-// against the version read; on a conflict it does it all once more.
-func (s *Service) change(ctx context.Context, id string, mutate func(*Delegation) error) (Delegation, error) {
+// change reads the record, applies mutate, bumps the version, passes the
+// result to record (when not nil: the journal, before anything is stored)
+// and stores it against the version read; on a conflict it does it all
+// once more (a journalled attempt that lost is recorded as not applied).
+func (s *Service) change(ctx context.Context, id string, mutate func(*Delegation) error, record func(Delegation) (Change, error)) (Delegation, error) {
 	for attempt := 0; ; attempt++ {
 		d, err := s.store.Get(ctx, id)
 		if err != nil {
@@ -258,9 +275,18 @@ func (s *Service) change(ctx context.Context, id string, mutate func(*Delegation
 			return Delegation{}, err
 		}
 		d.Version = prev + 1
+		var c Change
+		if record != nil {
+			if c, err = record(d); err != nil {
+				return Delegation{}, err
+			}
+		}
 		err = s.store.Update(ctx, d, prev)
 		if err == nil {
 			return d, nil
+		}
+		if record != nil {
+			s.notApplied(ctx, c, err)
 		}
 		if !errors.Is(err, ErrConflict) || attempt > 0 {
 			return Delegation{}, err

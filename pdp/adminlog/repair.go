@@ -1,0 +1,108 @@
+package adminlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ciampdp/pdp/pdp/consent"
+	"github.com/ciampdp/pdp/pdp/delegation"
+)
+
+// DelegationStore is what Repair writes delegation records to.
+type DelegationStore interface {
+	Delegations
+	Create(ctx context.Context, d delegation.Delegation) error
+	Update(ctx context.Context, d delegation.Delegation, prevVersion int) error
+}
+
+// ConsentStore is what Repair appends consent events to.
+type ConsentStore interface {
+	Events
+	Append(ctx context.Context, e consent.Event) (consent.Event, error)
+}
+
+// repairDetail is the detail of the ActionRepair record.
+type repairDetail struct {
+	Applied []repaired `json:"applied"`
+	Failed  []string   `json:"failed,omitempty"`
+}
+
+type repaired struct {
+	Seq     uint64 `json:"seq"` // the trail record the change came from
+	Action  string `json:"action"`
+	Kind    string `json:"kind"`
+	ID      string `json:"id"`
+	Version int    `json:"version,omitempty"`
+}
+
+// Repair applies the missing changes of rep, in trail order: a delegation
+// record is written as the trail holds it (created, or replacing the older
+// version the store has), a consent event is appended again (at a new
+// position, with its original times). A change that a store now has is
+// left alone, so Repair may run again after a failure. When rec is not nil
+// it records what was applied in the trail (ActionRepair), as
+// application "pdp-repair". It returns the changes applied.
+func Repair(ctx context.Context, rep Report, ds DelegationStore, cs ConsentStore, rec Recorder) ([]Missing, error) {
+	var (
+		applied []Missing
+		detail  repairDetail
+		errs    []error
+	)
+	for _, m := range rep.Missing {
+		var err error
+		switch {
+		case m.Redacted:
+			err = errors.New("the trail holds it with redacted values: restore this store from a backup")
+		case m.Delegation != nil && ds != nil:
+			err = restoreDelegation(ctx, ds, *m.Delegation)
+		case m.Event != nil && cs != nil:
+			err = restoreEvent(ctx, cs, *m.Event)
+		default:
+			err = errors.New("its store is not open")
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", m, err))
+			detail.Failed = append(detail.Failed, m.String()+": "+err.Error())
+			continue
+		}
+		applied = append(applied, m)
+		r := repaired{Seq: m.Seq, Action: m.Action, Kind: m.Kind(), ID: m.ID()}
+		if m.Delegation != nil {
+			r.Version = m.Delegation.Version
+		}
+		detail.Applied = append(detail.Applied, r)
+	}
+	if rec != nil && (len(detail.Applied) > 0 || len(detail.Failed) > 0) {
+		if err := rec.RecordAdmin(ctx, ActionRepair, "pdp-repair", "", detail); err != nil {
+			errs = append(errs, fmt.Errorf("record the repair in the decision trail: %w", err))
+		}
+	}
+	return applied, errors.Join(errs...)
+}
+
+func restoreDelegation(ctx context.Context, ds DelegationStore, d delegation.Delegation) error {
+	cur, err := ds.Get(ctx, d.ID)
+	switch {
+	case errors.Is(err, delegation.ErrNotFound):
+		return ds.Create(ctx, d)
+	case err != nil:
+		return err
+	case cur.Version >= d.Version:
+		return nil // the store has it (or newer) by now
+	}
+	return ds.Update(ctx, d, cur.Version)
+}
+
+func restoreEvent(ctx context.Context, cs ConsentStore, e consent.Event) error {
+	_, err := cs.Event(ctx, e.ID)
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, consent.ErrNotFound):
+		return err
+	}
+	e.Position = 0 // the store assigns the next one
+	_, err = cs.Append(ctx, e)
+	return err
+}

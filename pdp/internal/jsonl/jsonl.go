@@ -1,0 +1,231 @@
+// Package jsonl owns the append-only JSON-lines files of the record stores
+// (delegation records, the consent ledger): one writer at a time (an
+// exclusive lock), replaying them with the one rule for a torn last line
+// (cut, and every cut logged with file, offset and bytes), durable appends
+// (write, then fsync) and the refusal of every write after a failed fsync.
+package jsonl
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// ErrLocked: another process (or another open store in this one) has the
+// file open.
+var ErrLocked = errors.New("the store file is in use by another process")
+
+// Options configure Open.
+type Options struct {
+	// Logger receives the warning of every cut; default slog.Default().
+	Logger *slog.Logger
+	// Corrupt is the sentinel every error about a line wraps (the store's
+	// ErrCorrupt).
+	Corrupt error
+}
+
+// fatalError marks a line that no torn write explains.
+type fatalError struct{ err error }
+
+func (f fatalError) Error() string { return f.err.Error() }
+func (f fatalError) Unwrap() error { return f.err }
+
+// Fatal marks an error of decode as fatal even on the last line: a whole
+// line that is wrong (out of order, duplicated) is not a torn write.
+func Fatal(err error) error { return fatalError{err} }
+
+// File is an open store file. It is not safe for concurrent use: the store
+// that owns it serialises its calls.
+type File struct {
+	path    string
+	f       *os.File
+	size    int64 // bytes of whole lines in the file
+	torn    int64
+	broken  error
+	corrupt error
+
+	// Sync makes a write durable; tests replace it.
+	Sync func(*os.File) error
+}
+
+// Open opens (creating it, and its directory, with mode 0600/0700, if
+// missing) the file at path and replays it, calling decode with the body
+// of every line (without blank lines). A line that decode rejects, or one
+// without its newline, is torn when it is the last: it is cut off the
+// file and the cut is logged as a warning (file, offset, bytes). Anywhere
+// else, or when decode marks it Fatal, it is an error wrapping
+// opts.Corrupt with its line number.
+func Open(path string, opts Options, decode func(body []byte) error) (*File, error) {
+	if path == "" {
+		return nil, errors.New("empty path")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Corrupt == nil {
+		opts.Corrupt = errors.New("store file corrupt")
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	_, statErr := os.Stat(path)
+	created := errors.Is(statErr, os.ErrNotExist)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	// One writer: the lock goes with the descriptor (released by Close, or
+	// by the kernel when the process dies).
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, ErrLocked
+		}
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	jf := &File{path: path, f: f, corrupt: opts.Corrupt, Sync: (*os.File).Sync}
+	fail := func(err error) (*File, error) {
+		_ = f.Close()
+		return nil, err
+	}
+	if created {
+		if err := syncDir(dir); err != nil {
+			return fail(err)
+		}
+	}
+	good, total, why, err := jf.replay(f, decode)
+	if err != nil {
+		return fail(err)
+	}
+	if good < total {
+		if err := f.Truncate(good); err != nil {
+			return fail(fmt.Errorf("cut torn last line: %w", err))
+		}
+		if err := f.Sync(); err != nil {
+			return fail(fmt.Errorf("cut torn last line: %w", err))
+		}
+		jf.torn = total - good
+		opts.Logger.Warn("store file: torn last line cut (a write that was interrupted; if it had been acknowledged, the decision trail still holds it and the start-up check names it)",
+			"file", path, "offset", good, "bytes", jf.torn, "why", why.Error())
+	}
+	jf.size = good
+	return jf, nil
+}
+
+// replay reads the file: the length of the whole lines decoded, the total
+// length and, when they differ, why the last line is torn.
+func (jf *File) replay(r io.Reader, decode func([]byte) error) (good, total int64, why, err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var (
+		lineNo  int
+		pending error // a bad line, fatal if another line follows
+	)
+	for {
+		line, rerr := br.ReadBytes('\n')
+		if len(line) > 0 {
+			lineNo++
+			start := total
+			total += int64(len(line))
+			whole := line[len(line)-1] == '\n'
+			body := bytes.TrimSpace(line)
+			if pending != nil {
+				if len(body) == 0 {
+					continue // blank lines after a torn one change nothing
+				}
+				return 0, 0, nil, pending
+			}
+			switch {
+			case len(body) == 0 && whole:
+				good = total
+			case !whole:
+				// Written without its newline: an interrupted write.
+				pending = fmt.Errorf("%w: line %d: no newline", jf.corrupt, lineNo)
+			default:
+				derr := decode(body)
+				var fe fatalError
+				switch {
+				case errors.As(derr, &fe):
+					return 0, 0, nil, fmt.Errorf("%w: line %d: %w", jf.corrupt, lineNo, fe.err)
+				case derr != nil:
+					pending = fmt.Errorf("%w: line %d: %w", jf.corrupt, lineNo, derr)
+				default:
+					good = total
+				}
+			}
+			if pending != nil {
+				good = start
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			return good, total, pending, nil
+		}
+		if rerr != nil {
+			return 0, 0, nil, fmt.Errorf("read: %w", rerr)
+		}
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Path is the file.
+func (jf *File) Path() string { return jf.path }
+
+// TornBytes is how many bytes of a torn last line Open cut.
+func (jf *File) TornBytes() int64 { return jf.torn }
+
+// Writable says why the file refuses writes (nil when it takes them).
+func (jf *File) Writable() error {
+	if jf.broken != nil {
+		return fmt.Errorf("%s refuses writes after an earlier failure (reopen it): %w", jf.path, jf.broken)
+	}
+	return nil
+}
+
+// Append writes one line (a newline is added) and makes it durable. A
+// failed write is cut off the file again; a failed fsync breaks the file
+// (its state is unknown: every later Append fails until it is reopened).
+func (jf *File) Append(line []byte) error {
+	if err := jf.Writable(); err != nil {
+		return err
+	}
+	buf := make([]byte, 0, len(line)+1)
+	buf = append(append(buf, line...), '\n')
+	n, err := jf.f.Write(buf)
+	if err != nil {
+		if terr := jf.f.Truncate(jf.size); terr != nil {
+			jf.broken = errors.Join(err, terr)
+		}
+		return fmt.Errorf("write %s: %w", jf.path, err)
+	}
+	if err := jf.Sync(jf.f); err != nil {
+		jf.broken = err
+		return fmt.Errorf("fsync %s: %w", jf.path, err)
+	}
+	jf.size += int64(n)
+	return nil
+}
+
+// Close closes the file.
+func (jf *File) Close() error {
+	if err := jf.f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", jf.path, err)
+	}
+	return nil
+}
