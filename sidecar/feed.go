@@ -105,10 +105,15 @@ func (c *cache) staleEntry(key string) (entry, bool) {
 }
 
 // apply takes a change-feed answer received for a poll sent at sent.
+//
+// A renewal of a lease that had run out before the poll was sent clears
+// the cache too: while the sidecar was not heard from, the central PDP may
+// have forgotten it and published changes without waiting for it (it
+// waits only for sidecars it knows to hold answers).
 func (c *cache) apply(a changeAnswer, sent time.Time) (changed bool) {
 	old := c.state.Load()
 	changed = old.seq != a.Seq || old.epoch != a.Epoch
-	if changed && c.lru != nil {
+	if lapsed := !sent.Before(old.validUntil); (changed || lapsed) && c.lru != nil {
 		c.lru.Purge()
 		// Degraded answers too: once a change is acknowledged, no answer
 		// decided before it may come back, not even during an outage.

@@ -74,12 +74,28 @@ func openSpool(dir, mode string) (*spool, error) {
 	return sp, nil
 }
 
+// spoolWait bounds how long recording one answer may wait for room in the
+// async buffer (or for the sync append): past it the answer is refused.
+const spoolWait = 5 * time.Second
+
+// errSpoolFull: the async buffer stayed full for spoolWait.
+var errSpoolFull = errors.New("sidecar spool: the buffer stayed full")
+
 // add spools one record: durable on return in sync mode, buffered (waiting
-// for room, never dropped) in async mode.
+// for room up to spoolWait, never dropped) in async mode.
+//
+// The record of an answer already decided is written whatever became of
+// the request that asked for it: ctx's deadline or cancellation (a caller
+// that gave up, a gateway timeout spent waiting for the central PDP) does
+// not apply here, only spoolWait. Otherwise a fail-closed deny given at
+// the request's deadline would turn into trail_unavailable and leave no
+// record.
 func (sp *spool) add(ctx context.Context, rec trail.Record) error {
 	if p := sp.failed.Load(); p != nil {
 		return *p
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), spoolWait)
+	defer cancel()
 	if sp.mode == SpoolSync {
 		_, err := sp.log.Append(ctx, rec)
 		return err
@@ -87,8 +103,13 @@ func (sp *spool) add(ctx context.Context, rec trail.Record) error {
 	select {
 	case sp.buf <- rec:
 		return nil
+	default:
+	}
+	select {
+	case sp.buf <- rec:
+		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("%w for %v", errSpoolFull, spoolWait)
 	}
 }
 
