@@ -55,6 +55,7 @@ type Sidecar struct {
 
 	hits, misses, degraded, failClosed, pollFailures, shipFailures atomic.Uint64
 	shippedRecords, unauthorized                                   atomic.Uint64
+	shipRefused                                                    atomic.Pointer[error]
 	closeOnce                                                      sync.Once
 }
 
@@ -476,6 +477,7 @@ type Status struct {
 	Shipped       uint64  `json:"shipped"`
 	SpoolError    string  `json:"spool_error,omitempty"`
 	Unauthorized  uint64  `json:"unauthorized_requests"` // AuthZEN requests refused without the application's credential
+	ShipError     string  `json:"ship_error,omitempty"`  // the central PDP refuses the spool's next records (422/403): shipping is stuck
 }
 
 // Status reports the sidecar's mode and counters.
@@ -491,6 +493,9 @@ func (s *Sidecar) Status() Status {
 	}
 	if err := s.spool.err(); err != nil {
 		out.SpoolError = err.Error()
+	}
+	if p := s.shipRefused.Load(); p != nil {
+		out.ShipError = (*p).Error()
 	}
 	switch {
 	case out.SpoolError != "":

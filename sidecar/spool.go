@@ -188,6 +188,11 @@ func (sp *spool) setShipped(n uint64) error {
 	return os.Rename(tmp, sp.posFile)
 }
 
+// errRefused: the central PDP refused the records themselves (422: not an
+// answer this sidecar could have given; 403: its id belongs to another
+// application).
+var errRefused = errors.New("ingest: the central PDP refused the records")
+
 // errTooLarge: the central PDP refused a batch as too large.
 var errTooLarge = errors.New("ingest: batch too large")
 
@@ -227,12 +232,20 @@ func (s *Sidecar) ship(ctx context.Context) {
 				return
 			}
 			s.shipFailures.Add(1)
-			s.log.Debug("spool shipping failed; retrying", "error", err, "next", next)
+			if errors.Is(err, errRefused) {
+				// Not a passing outage: the central PDP will refuse these
+				// records until someone looks (readyz says ship_error).
+				s.shipRefused.Store(&err)
+				s.log.Error("spool: the central PDP refuses records; shipping is stuck", "error", err, "next", next)
+			} else {
+				s.log.Debug("spool shipping failed; retrying", "error", err, "next", next)
+			}
 			sleep(ctx, jitter(backoff))
 			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		s.shipRefused.Store(nil)
 		next = acked // shipped numbers are 1-based: acked n covers spool seq n-1
 		if err := s.spool.setShipped(next); err != nil {
 			s.log.Error("spool: cannot record the shipping position", "error", err)
@@ -271,6 +284,9 @@ func (s *Sidecar) shipBatch(ctx context.Context, from, to uint64) (uint64, error
 	data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<16))
 	if res.StatusCode == http.StatusRequestEntityTooLarge {
 		return 0, errTooLarge
+	}
+	if res.StatusCode == http.StatusUnprocessableEntity || res.StatusCode == http.StatusForbidden {
+		return 0, fmt.Errorf("%w: %s: %s", errRefused, res.Status, data)
 	}
 	if res.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("ingest: %s: %s", res.Status, data)

@@ -87,8 +87,17 @@ func (p *tcpProxy) serve() {
 			_ = c.Close()
 			continue
 		}
-		p.track(c)
-		p.track(up)
+		// The mode may have changed while dialling: relay only if it is
+		// still pass (set changes it under the same lock).
+		p.mu.Lock()
+		if p.mode.Load() != proxyPass {
+			p.mu.Unlock()
+			_ = c.Close()
+			_ = up.Close()
+			continue
+		}
+		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+		p.mu.Unlock()
 		go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
 		go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
 	}
@@ -97,8 +106,13 @@ func (p *tcpProxy) serve() {
 // set changes the mode and closes every open connection (keep-alive ones
 // too), so that the new mode holds for everything from now on.
 func (p *tcpProxy) set(mode int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.mode.Store(mode)
-	p.closeAll()
+	for c := range p.conns {
+		_ = c.Close()
+	}
+	clear(p.conns)
 }
 
 // askSidecar sends an evaluation to the sidecar with the application key

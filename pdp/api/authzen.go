@@ -158,6 +158,10 @@ func (s *Server) decideOne(c echo.Context, app string, req pdp.Request) error {
 		return fmt.Errorf("decide: %w", err)
 	}
 	s.record(ctx, app, &d)
+	if s.ingest != nil && sidecar != "" {
+		// The sidecar may repeat it from its cache: its records will name it.
+		s.ingest.NoteDecision(d.ID, app, d.Time, d.Allowed, req.Action.Name)
+	}
 	return writeJSON(c, http.StatusOK, authzen.NewDecisionResponse(d, false))
 }
 
