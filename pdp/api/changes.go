@@ -329,7 +329,9 @@ func (c *Changes) poll(app, id string, after uint64, epoch string, now time.Time
 		for k, s := range c.subs {
 			if now.Sub(s.lastSeen) > forgetAfter*c.lease {
 				delete(c.subs, k)
-				c.perApp[k.app]--
+				if c.perApp[k.app]--; c.perApp[k.app] <= 0 {
+					delete(c.perApp, k.app)
+				}
 			}
 		}
 	}
