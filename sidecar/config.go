@@ -17,8 +17,15 @@
 // The central PDP answers a revoke or a withdrawal only once every sidecar
 // that may serve from its cache has acknowledged the change (its next poll)
 // or its lease has run out, so no sidecar serves an allow decided before
-// the change once the change call has returned. A request carrying
+// the change once the change call has returned. That holds in every mode:
+// degraded answers too are given only while the lease holds, and a lease
+// renewed after it ran out clears the cache. A request carrying
 // PDP-Consistency-Token is never answered from the cache.
+//
+// On a TCP listener the AuthZEN endpoints answer only callers presenting
+// the application's API key or the sidecar's local_token (anyone on the
+// machine can reach a loopback port); on a Unix socket the socket's file
+// permissions decide. The gateway adapters and health need no credential.
 //
 // Every answer the sidecar gives itself (cache hits, degraded answers,
 // fail-closed denies) is a decision with its own id, spooled durably on

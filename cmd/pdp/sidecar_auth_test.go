@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
+	"io"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSidecarAPIRequiresCredential ("the enforcement path holds", item 4):
@@ -48,5 +53,58 @@ func TestSidecarAPIRequiresCredential(t *testing.T) {
 		t.Errorf("healthz without a credential: %v %v", res, err)
 	} else {
 		res.Body.Close()
+	}
+}
+
+// TestSidecarUnixSocketNeedsNoCredential: on a Unix socket the sidecar
+// asks for no credential; the socket is its user's and group's only.
+func TestSidecarUnixSocketNeedsNoCredential(t *testing.T) {
+	dir := t.TempDir()
+	central := startNorthbank(t)
+	sock := filepath.Join(dir, "sidecar.sock")
+	t.Setenv("PDP_SIDECAR_API_KEY", "demo-key-mobile-banking")
+	t.Setenv("PDP_SIDECAR_SPOOL_DIR", filepath.Join(dir, "spool"))
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := newLogWatcher()
+	logs.msg = sidecarListeningMsg
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"sidecar", "--listen", "unix:" + sock, "--central-url", central.URL}, strings.NewReader(""), io.Discard, logs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Errorf("sidecar did not stop; log:\n%s", logs)
+		}
+	})
+	select {
+	case <-logs.listening:
+	case code := <-done:
+		t.Fatalf("sidecar exited with %d; log:\n%s", code, logs)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("sidecar did not listen; log:\n%s", logs)
+	}
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o007 != 0 {
+		t.Errorf("socket mode %v: others may connect", perm)
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	views := `{"subject":{"type":"user","id":"alice"},"action":{"name":"view_statements"},"resource":{"type":"account","id":"acc-alice"},"context":{"purpose":"account_servicing"}}`
+	res, err := hc.Post("http://sidecar/access/v1/evaluation", "application/json", strings.NewReader(views))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), `"decision":true`) {
+		t.Fatalf("evaluation on the Unix socket without a credential: %d %s", res.StatusCode, body)
 	}
 }
