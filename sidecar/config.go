@@ -17,8 +17,15 @@
 // The central PDP answers a revoke or a withdrawal only once every sidecar
 // that may serve from its cache has acknowledged the change (its next poll)
 // or its lease has run out, so no sidecar serves an allow decided before
-// the change once the change call has returned. A request carrying
+// the change once the change call has returned. That holds in every mode:
+// degraded answers too are given only while the lease holds, and a lease
+// renewed after it ran out clears the cache. A request carrying
 // PDP-Consistency-Token is never answered from the cache.
+//
+// On a TCP listener the AuthZEN endpoints answer only callers presenting
+// the application's API key or the sidecar's local_token (anyone on the
+// machine can reach a loopback port); on a Unix socket the socket's file
+// permissions decide. The gateway adapters and health need no credential.
 //
 // Every answer the sidecar gives itself (cache hits, degraded answers,
 // fail-closed denies) is a decision with its own id, spooled durably on
@@ -51,6 +58,13 @@ type Config struct {
 	// APIKey is the application's key at the central PDP: the application
 	// id of every decision is the one the central PDP maps it to.
 	APIKey string `mapstructure:"api_key"`
+	// LocalToken is a secret the application may present to the sidecar
+	// instead of APIKey (Authorization: Bearer <token>). On a TCP listener
+	// the AuthZEN endpoints answer only callers presenting one of the two
+	// (with neither set, as with the central PDP's authentication off,
+	// anyone on the machine); on a Unix socket its file permissions decide
+	// who may connect, and no credential is asked.
+	LocalToken string `mapstructure:"local_token"`
 	// ID names this sidecar at the central PDP (change feed, trail
 	// ingest); default host-pid-random. Keep it stable across restarts for
 	// the spool's exactly-once shipping.
@@ -79,8 +93,11 @@ type Config struct {
 }
 
 // Degraded lists what may be answered from a stale cache entry while the
-// central PDP is unreachable: low-risk actions, up to MaxStaleness old.
-// Every such answer is marked degraded. Empty: fail closed for everything.
+// central PDP does not answer evaluations: low-risk actions, up to
+// MaxStaleness old, and only while the change feed's lease holds (nothing
+// changed since the entry was decided). Every such answer is marked
+// degraded. Once the lease has run out everything fails closed. Empty:
+// fail closed for everything.
 type Degraded struct {
 	Actions      []string      `mapstructure:"actions"`
 	MaxStaleness time.Duration `mapstructure:"max_staleness"`

@@ -23,6 +23,9 @@ type feedState struct {
 	epoch      string
 	validUntil time.Time // cached answers may be served until then
 	policy     string
+	// cleared counts the cache clears: an answer asked before a clear is
+	// not cached after it.
+	cleared uint64
 }
 
 // changeAnswer is the central PDP's answer to GET /v1/changes.
@@ -80,12 +83,13 @@ func (c *cache) lookup(key string, now time.Time) (entry, bool) {
 
 // add caches an answer decided under st, unless a change (or a restart of
 // the central PDP) came since the question was sent: then the answer may
-// predate it. A mere lease renewal does not matter.
+// predate it, nor after the cache was cleared for a lapsed lease. A mere
+// lease renewal does not matter.
 func (c *cache) add(key string, e entry, st *feedState) {
 	if c.lru == nil {
 		return
 	}
-	if cur := c.state.Load(); cur.seq != st.seq || cur.epoch != st.epoch {
+	if cur := c.state.Load(); cur.seq != st.seq || cur.epoch != st.epoch || cur.cleared != st.cleared {
 		return
 	}
 	e.seq, e.epoch = st.seq, st.epoch
@@ -105,10 +109,19 @@ func (c *cache) staleEntry(key string) (entry, bool) {
 }
 
 // apply takes a change-feed answer received for a poll sent at sent.
+//
+// A renewal of a lease that had run out before the poll was sent clears
+// the cache too: while the sidecar was not heard from, the central PDP may
+// have forgotten it and published changes without waiting for it (it
+// waits only for sidecars it knows to hold answers).
 func (c *cache) apply(a changeAnswer, sent time.Time) (changed bool) {
 	old := c.state.Load()
 	changed = old.seq != a.Seq || old.epoch != a.Epoch
-	if changed && c.lru != nil {
+	cleared := old.cleared
+	if lapsed := !sent.Before(old.validUntil); changed || lapsed {
+		cleared++
+	}
+	if cleared != old.cleared && c.lru != nil {
 		c.lru.Purge()
 		// Degraded answers too: once a change is acknowledged, no answer
 		// decided before it may come back, not even during an outage.
@@ -117,7 +130,7 @@ func (c *cache) apply(a changeAnswer, sent time.Time) (changed bool) {
 		}
 	}
 	lease := time.Duration(a.LeaseMS) * time.Millisecond
-	c.state.Store(&feedState{seq: a.Seq, epoch: a.Epoch, validUntil: sent.Add(lease), policy: a.PolicyVersion})
+	c.state.Store(&feedState{seq: a.Seq, epoch: a.Epoch, validUntil: sent.Add(lease), policy: a.PolicyVersion, cleared: cleared})
 	return changed
 }
 

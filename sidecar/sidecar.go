@@ -53,7 +53,8 @@ type Sidecar struct {
 	shipNow chan struct{}
 
 	hits, misses, degraded, failClosed, pollFailures, shipFailures atomic.Uint64
-	shippedRecords                                                 atomic.Uint64
+	shippedRecords, unauthorized                                   atomic.Uint64
+	shipRefused                                                    atomic.Pointer[error]
 	closeOnce                                                      sync.Once
 }
 
@@ -86,10 +87,10 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 	}
 	s.shippedRecords.Store(sp.shipped())
 	s.mux = http.NewServeMux()
-	s.mux.HandleFunc("POST /access/v1/evaluation", s.evaluation)
-	s.mux.HandleFunc("POST /access/v1/evaluations", s.evaluations)
+	s.mux.Handle("POST /access/v1/evaluation", s.authenticated(s.evaluation))
+	s.mux.Handle("POST /access/v1/evaluations", s.authenticated(s.evaluations))
 	for _, kind := range []string{"subject", "resource", "action"} {
-		s.mux.HandleFunc("POST /access/v1/search/"+kind, s.forwardRaw)
+		s.mux.Handle("POST /access/v1/search/"+kind, s.authenticated(s.forwardRaw))
 	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -282,9 +283,20 @@ func (s *Sidecar) post(ctx context.Context, path string, body []byte, token stri
 
 // unreachable answers when the central PDP cannot: a degraded answer from
 // a stale entry for the actions configured so, else a deny.
+//
+// A degraded answer is given only while the lease holds and under the
+// change sequence and epoch it was decided under: the change feed still
+// proves that nothing changed since (the central PDP answers its
+// evaluations too slowly, or with errors, while the feed answers). Once
+// the lease has run out the sidecar cannot know whether a revoke or a
+// withdrawal was answered meanwhile — the central PDP waits for a silent
+// sidecar only until its lease runs out — so it fails closed: no sidecar
+// serves an allow decided before a change once the change call returned,
+// in any mode.
 func (s *Sidecar) unreachable(ctx context.Context, req pdp.Request, key string, cause error) (authzen.DecisionResponse, error) {
-	if slices.Contains(s.cfg.Degraded.Actions, req.Action.Name) {
-		if e, ok := s.cache.staleEntry(key); ok && time.Since(e.stored) <= s.cfg.Degraded.MaxStaleness {
+	if st := s.cache.state.Load(); slices.Contains(s.cfg.Degraded.Actions, req.Action.Name) && time.Now().Before(st.validUntil) {
+		if e, ok := s.cache.staleEntry(key); ok && e.seq == st.seq && e.epoch == st.epoch &&
+			time.Since(e.stored) <= s.cfg.Degraded.MaxStaleness {
 			s.degraded.Add(1)
 			return s.local(ctx, req, e, "degraded")
 		}
@@ -425,6 +437,8 @@ type Status struct {
 	Spooled       uint64  `json:"spooled"`
 	Shipped       uint64  `json:"shipped"`
 	SpoolError    string  `json:"spool_error,omitempty"`
+	Unauthorized  uint64  `json:"unauthorized_requests"` // AuthZEN requests refused without the application's credential
+	ShipError     string  `json:"ship_error,omitempty"`  // the central PDP refuses the spool's next records (422/403): shipping is stuck
 }
 
 // Status reports the sidecar's mode and counters.
@@ -434,12 +448,15 @@ func (s *Sidecar) Status() Status {
 	out := Status{ID: s.cfg.ID, Seq: st.seq, Epoch: st.epoch, PolicyVersion: st.policy,
 		LeaseLeftMS: max(0, st.validUntil.Sub(now).Milliseconds()), Breaker: s.breaker.state(now),
 		Hits: s.hits.Load(), Misses: s.misses.Load(), Degraded: s.degraded.Load(), FailClosed: s.failClosed.Load(),
-		Spooled: s.spool.log.Size(), Shipped: s.shippedRecords.Load()}
+		Spooled: s.spool.log.Size(), Shipped: s.shippedRecords.Load(), Unauthorized: s.unauthorized.Load()}
 	if total := out.Hits + out.Misses; total > 0 {
 		out.HitRatio = float64(out.Hits) / float64(total)
 	}
 	if err := s.spool.err(); err != nil {
 		out.SpoolError = err.Error()
+	}
+	if p := s.shipRefused.Load(); p != nil {
+		out.ShipError = (*p).Error()
 	}
 	switch {
 	case out.SpoolError != "":

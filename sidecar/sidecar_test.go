@@ -64,11 +64,19 @@ func TestCacheServesOnlyWhatStillHolds(t *testing.T) {
 			t.Errorf("%s: hit %v, want %v", tc.name, ok, tc.hit)
 		}
 	}
-	// Same seq again renews the lease and keeps the entry.
-	c.apply(changeAnswer{Seq: 1, Epoch: "e1", LeaseMS: 2000}, t0.Add(2*time.Second))
+	// Same seq again, asked before the lease ran out, renews the lease and
+	// keeps the entry.
+	c.apply(changeAnswer{Seq: 1, Epoch: "e1", LeaseMS: 2000}, t0.Add(1500*time.Millisecond))
 	if _, ok := c.lookup("k", t0.Add(3*time.Second)); !ok {
 		t.Fatal("a renewed lease did not serve the entry")
 	}
+	// A lease renewed only after it ran out clears the cache: the central
+	// PDP may have answered changes without waiting for this sidecar.
+	c.apply(changeAnswer{Seq: 1, Epoch: "e1", LeaseMS: 2000}, t0.Add(4*time.Second))
+	if _, ok := c.lookup("k", t0.Add(4500*time.Millisecond)); ok {
+		t.Fatal("served an entry across a lapsed lease")
+	}
+	c.add("k", ans, c.state.Load())
 	// A change clears it; a stale answer decided before the change is not
 	// cached afterwards.
 	c.apply(changeAnswer{Seq: 2, Epoch: "e1", LeaseMS: 2000}, t0.Add(2*time.Second))

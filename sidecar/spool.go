@@ -74,12 +74,28 @@ func openSpool(dir, mode string) (*spool, error) {
 	return sp, nil
 }
 
+// spoolWait bounds how long recording one answer may wait for room in the
+// async buffer (or for the sync append): past it the answer is refused.
+const spoolWait = 5 * time.Second
+
+// errSpoolFull: the async buffer stayed full for spoolWait.
+var errSpoolFull = errors.New("sidecar spool: the buffer stayed full")
+
 // add spools one record: durable on return in sync mode, buffered (waiting
-// for room, never dropped) in async mode.
+// for room up to spoolWait, never dropped) in async mode.
+//
+// The record of an answer already decided is written whatever became of
+// the request that asked for it: ctx's deadline or cancellation (a caller
+// that gave up, a gateway timeout spent waiting for the central PDP) does
+// not apply here, only spoolWait. Otherwise a fail-closed deny given at
+// the request's deadline would turn into trail_unavailable and leave no
+// record.
 func (sp *spool) add(ctx context.Context, rec trail.Record) error {
 	if p := sp.failed.Load(); p != nil {
 		return *p
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), spoolWait)
+	defer cancel()
 	if sp.mode == SpoolSync {
 		_, err := sp.log.Append(ctx, rec)
 		return err
@@ -87,8 +103,13 @@ func (sp *spool) add(ctx context.Context, rec trail.Record) error {
 	select {
 	case sp.buf <- rec:
 		return nil
+	default:
+	}
+	select {
+	case sp.buf <- rec:
+		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("%w for %v", errSpoolFull, spoolWait)
 	}
 }
 
@@ -167,6 +188,11 @@ func (sp *spool) setShipped(n uint64) error {
 	return os.Rename(tmp, sp.posFile)
 }
 
+// errRefused: the central PDP refused the records themselves (422: not an
+// answer this sidecar could have given; 403: its id belongs to another
+// application).
+var errRefused = errors.New("ingest: the central PDP refused the records")
+
 // errTooLarge: the central PDP refused a batch as too large.
 var errTooLarge = errors.New("ingest: batch too large")
 
@@ -206,12 +232,20 @@ func (s *Sidecar) ship(ctx context.Context) {
 				return
 			}
 			s.shipFailures.Add(1)
-			s.log.Debug("spool shipping failed; retrying", "error", err, "next", next)
+			if errors.Is(err, errRefused) {
+				// Not a passing outage: the central PDP will refuse these
+				// records until someone looks (readyz says ship_error).
+				s.shipRefused.Store(&err)
+				s.log.Error("spool: the central PDP refuses records; shipping is stuck", "error", err, "next", next)
+			} else {
+				s.log.Debug("spool shipping failed; retrying", "error", err, "next", next)
+			}
 			sleep(ctx, jitter(backoff))
 			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		s.shipRefused.Store(nil)
 		next = acked // shipped numbers are 1-based: acked n covers spool seq n-1
 		if err := s.spool.setShipped(next); err != nil {
 			s.log.Error("spool: cannot record the shipping position", "error", err)
@@ -250,6 +284,9 @@ func (s *Sidecar) shipBatch(ctx context.Context, from, to uint64) (uint64, error
 	data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<16))
 	if res.StatusCode == http.StatusRequestEntityTooLarge {
 		return 0, errTooLarge
+	}
+	if res.StatusCode == http.StatusUnprocessableEntity || res.StatusCode == http.StatusForbidden {
+		return 0, fmt.Errorf("%w: %s: %s", errRefused, res.Status, data)
 	}
 	if res.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("ingest: %s: %s", res.Status, data)

@@ -103,8 +103,8 @@ func TestSidecarBench(t *testing.T) {
 	const views = `{"subject":{"type":"user","id":"alice"},"action":{"name":"view_statements"},"resource":{"type":"account","id":"acc-alice"},"context":{"purpose":"account_servicing"}}`
 	host := func(url string) string { return strings.TrimPrefix(url, "http://") }
 	post := func(body string) []byte {
-		return fmt.Appendf(nil, "POST /access/v1/evaluation HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
-			host(sc.url), len(body), body)
+		return fmt.Appendf(nil, "POST /access/v1/evaluation HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+			host(sc.url), nbMobileBanking, len(body), body)
 	}
 	statements := func(url, path string, extra ...string) []byte {
 		return fmt.Appendf(nil, "GET %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n%s\r\n", path, host(url), alice, strings.Join(extra, ""))

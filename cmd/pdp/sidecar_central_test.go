@@ -2,11 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/ciampdp/pdp/pdp/api"
 )
@@ -51,9 +55,17 @@ func TestServeChangeFeedOnPolicyChange(t *testing.T) {
 // across a restart, and the trail still verifies.
 func TestServeTrailIngest(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "trail")
-	records := `{"records":[
-		{"seq":1,"id":"sc-dec-1","time":"2026-03-01T10:00:00Z","body":{"decision":true}},
-		{"seq":2,"id":"sc-dec-2","time":"2026-03-01T10:00:01Z","body":{"decision":false}}]}`
+	// Two fail-closed denies, as a sidecar spools them (the PDP stores
+	// only records a sidecar could have made).
+	var recs []string
+	for seq := 1; seq <= 2; seq++ {
+		id := uuid.Must(uuid.NewV7())
+		sec, nsec := id.Time().UnixTime()
+		at := time.Unix(sec, nsec).UTC().Format(time.RFC3339Nano)
+		recs = append(recs, fmt.Sprintf(`{"seq":%d,"id":%q,"time":%q,"body":{"decision_id":%q,"time":%q,"sidecar":"sc-test","decision":false,"source":"fail_closed"}}`,
+			seq, id, at, id, at))
+	}
+	records := `{"records":[` + strings.Join(recs, ",") + `]}`
 	ingest := func(url string) string {
 		t.Helper()
 		s := &server{URL: url}

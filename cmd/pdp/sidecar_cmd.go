@@ -132,6 +132,12 @@ func listenSidecar(ctx context.Context, addr string) (net.Listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listen %s: %w", addr, err)
 		}
+		// The socket's permissions are its access control (no credential
+		// is asked on it): the sidecar's user and group only.
+		if err := os.Chmod(path, 0o660); err != nil {
+			_ = ln.Close()
+			return nil, fmt.Errorf("listen %s: restrict the socket to its user and group: %w", addr, err)
+		}
 		return ln, nil
 	}
 	ln, err := lc.Listen(ctx, "tcp", addr)

@@ -66,7 +66,7 @@ func TestSidecarHitRatioOnAMix(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(w), 42))
 			z := rand.NewZipf(r, 1.2, 1, 100)
 			for !stop.Load() {
-				code, data, err := postJSON(sc, "/access/v1/evaluation", "", question(r, z))
+				code, data, err := postJSON(sc, "/access/v1/evaluation", "demo-key-mobile-banking", question(r, z))
 				if err != nil || code != http.StatusOK || !json.Valid(data) {
 					t.Errorf("%d %s %v", code, data, err)
 					return

@@ -146,11 +146,22 @@ func (s *Server) evaluation(c echo.Context, app string, body []byte) error {
 func (s *Server) decideOne(c echo.Context, app string, req pdp.Request) error {
 	req.Application = app
 	ctx := c.Request().Context()
+	sidecar := c.Request().Header.Get(SidecarIDHeader)
+	if s.changes != nil && sidecar != "" {
+		// Before deciding: a change published after this was applied
+		// before this decision, and one published before it waits for
+		// the sidecar, which may cache the answer.
+		s.changes.Asked(app, sidecar)
+	}
 	d, err := s.decider.Decide(ctx, req)
 	if err != nil {
 		return fmt.Errorf("decide: %w", err)
 	}
 	s.record(ctx, app, &d)
+	if s.ingest != nil && sidecar != "" {
+		// The sidecar may repeat it from its cache: its records will name it.
+		s.ingest.NoteDecision(d.ID, app, d.Time, d.Allowed, req.Action.Name)
+	}
 	return writeJSON(c, http.StatusOK, authzen.NewDecisionResponse(d, false))
 }
 

@@ -1,13 +1,16 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,13 +48,35 @@ import (
 //     a fill whose tag is older than the applied seq when the answer arrives
 //     is not cached.
 //
+//   - When a poll answer renews a lease that had already run out (the poll
+//     was sent after the end of the previous lease), the sidecar clears its
+//     cache first: the PDP may have forgotten it, or published changes
+//     without waiting for it, meanwhile.
+//
 // Publish, called after a change is applied and before it is answered,
 // increments seq, wakes held polls, and returns once every sidecar that may
-// still serve from its cache has either acknowledged the new seq (polled
-// with after >= seq) or run out of the lease granted by its last poll
-// before the change (arrival time + lease: the sidecar's own deadline,
-// counted from the earlier send time, is no later). So when the change is
-// answered, no sidecar serves an answer cached before it.
+// still serve an answer cached before the change has either acknowledged
+// the new seq (polled with after >= seq) or run out of the lease granted by
+// its last poll before the change (arrival time + lease: the sidecar's own
+// deadline, counted from the earlier send time, is no later). So when the
+// change is answered, no sidecar serves an answer cached before it.
+//
+// Which sidecars may hold a cached answer. A sidecar caches only answers
+// to evaluations it forwarded with its SidecarIDHeader, and only under the
+// seq it had applied when it sent them; it drops them when it applies a
+// new seq. The PDP notes when each evaluation of a subscriber arrives
+// (before deciding it), and when it first answered that subscriber's poll
+// with each seq. A subscriber that acknowledged seq S holds nothing unless
+// an evaluation of it arrived after the PDP first told it S: an answer
+// cached under S was asked after the sidecar learnt S. So a subscriber that
+// never forwarded an evaluation (a flood of fresh ids, a sidecar idle since
+// its last change) is not waited for, and costs a change nothing. An
+// evaluation that arrives after Publish began is decided after the change
+// was applied, and cannot hold an answer from before it.
+//
+// Subscribers are kept per application, at most MaxSidecarsPerApplication
+// each: a poll from a new sidecar beyond it is refused with 503 for that
+// application only; one application's sidecars never lock out another's.
 //
 // The feed is this process's: with several PDP replicas, a sidecar must
 // poll the replica that makes the changes (or they must share the feed),
@@ -61,6 +86,13 @@ import (
 const (
 	ChangesPath     = "/v1/changes"
 	SidecarIDHeader = "PDP-Sidecar-Id"
+	// HeaderUnacknowledgedSidecars is on the answer of a change call
+	// (delegation, consent) when sidecars that may have served an answer
+	// from before the change did not acknowledge it: application/id,
+	// comma-separated. Their leases ran out before the call returned, so
+	// they serve nothing cached (no degraded allow either) until they hear
+	// from the PDP again.
+	HeaderUnacknowledgedSidecars = "PDP-Unacknowledged-Sidecars"
 )
 
 // Defaults and bounds of the change feed.
@@ -68,10 +100,14 @@ const (
 	DefaultChangeLease = 2 * time.Second
 	DefaultChangeWait  = time.Second
 	MaxChangeWait      = 10 * time.Second
-	// MaxSidecars bounds the subscribers remembered; a poll from a new
-	// sidecar beyond it is refused with 503 (and counted) until others
-	// are forgotten.
-	MaxSidecars = 10000
+	// MaxSidecarsPerApplication bounds the subscribers remembered per
+	// application; a poll from a new sidecar of an application that has
+	// that many is refused with 503 (and counted) until some of them are
+	// forgotten. Other applications are not affected.
+	MaxSidecarsPerApplication = 1000
+	// maxUnackedNamed bounds the sidecars named in
+	// HeaderUnacknowledgedSidecars.
+	maxUnackedNamed = 20
 	// forgetAfter leases without a poll, a subscriber is forgotten.
 	forgetAfter = 10
 	// maxSidecarID bounds the length of PDP-Sidecar-Id.
@@ -82,7 +118,7 @@ var (
 	// errSidecarRequest is answered with 400: a malformed sidecar request.
 	errSidecarRequest = errors.New("bad sidecar request")
 	// errTooManySidecars is answered with 503.
-	errTooManySidecars = errors.New("too many sidecars are subscribed to the change feed")
+	errTooManySidecars = errors.New("too many sidecars of this application are subscribed to the change feed")
 )
 
 // Changes is the change feed: a sequence number bumped by every change
@@ -100,6 +136,7 @@ type Changes struct {
 	polled  chan struct{} // closed (and replaced) by every poll that acknowledges a change
 	closed  chan struct{} // closed by Close
 	subs    map[subKey]*subscriber
+	perApp  map[string]int // subscribers per application
 	swept   time.Time
 
 	published   *prometheus.CounterVec
@@ -117,6 +154,33 @@ type subKey struct{ app, id string }
 type subscriber struct {
 	lastSeen time.Time // arrival of its last poll
 	acked    uint64    // the after of its last poll, in this epoch
+	// told and toldAt: the last seq its polls were answered with, and
+	// when the PDP first answered it with that seq.
+	told   uint64
+	toldAt time.Time
+	// clean: answers it may cache were asked after this time (toldAt of
+	// the seq it acknowledged; zero when unknown).
+	clean time.Time
+	// asked: arrival of its last evaluation (zero: none).
+	asked time.Time
+}
+
+// holds says whether the subscriber may hold a cached answer: an
+// evaluation of it arrived after the seq it acknowledged was first told.
+func (s *subscriber) holds() bool { return !s.asked.IsZero() && s.asked.After(s.clean) }
+
+// SidecarRef names a sidecar: its application and id.
+type SidecarRef struct{ Application, ID string }
+
+func (r SidecarRef) String() string { return r.Application + "/" + r.ID }
+
+// Published is what Publish did.
+type Published struct {
+	Seq uint64
+	// Unacknowledged are the sidecars that were waited for and did not
+	// acknowledge the change: their leases ran out (they fail closed
+	// until they hear from the PDP again), or ctx ended first.
+	Unacknowledged []SidecarRef
 }
 
 var _ prometheus.Collector = (*Changes)(nil)
@@ -132,7 +196,7 @@ func NewChanges(lease time.Duration) *Changes {
 	c := &Changes{
 		lease: lease, epoch: hex.EncodeToString(b), started: time.Now(),
 		changed: make(chan struct{}), polled: make(chan struct{}), closed: make(chan struct{}),
-		subs: make(map[subKey]*subscriber),
+		subs: make(map[subKey]*subscriber), perApp: make(map[string]int),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdp_changes_published_total",
 			Help: "Changes published to the sidecars' change feed, by reason (delegation.revoke, consent.withdraw, policy.activate, …).",
@@ -148,7 +212,7 @@ func NewChanges(lease time.Duration) *Changes {
 		}),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pdp_changes_refused_total",
-			Help: "Polls of new sidecars refused because MaxSidecars are subscribed.",
+			Help: "Polls of new sidecars refused because their application has MaxSidecarsPerApplication subscribed.",
 		}),
 		subscribers: prometheus.NewDesc("pdp_changes_subscribers",
 			"Sidecars whose last poll's lease has not run out (they may serve from their caches).", nil, nil),
@@ -174,6 +238,13 @@ func (c *Changes) Seq() uint64 { return c.seq.Load() }
 // first lease after NewChanges it also waits for the rest of that lease:
 // sidecars may hold leases granted by the previous process.
 func (c *Changes) Publish(ctx context.Context, reason string) (uint64, error) {
+	p, err := c.PublishReport(ctx, reason)
+	return p.Seq, err
+}
+
+// PublishReport is Publish, and says which sidecars did not acknowledge
+// the change.
+func (c *Changes) PublishReport(ctx context.Context, reason string) (Published, error) {
 	start := time.Now()
 	defer func() { c.waited.Observe(time.Since(start).Seconds()) }()
 	c.published.WithLabelValues(reason).Inc()
@@ -183,12 +254,13 @@ func (c *Changes) Publish(ctx context.Context, reason string) (uint64, error) {
 	c.changed = make(chan struct{})
 	deadlines := make(map[subKey]time.Time)
 	for k, s := range c.subs {
-		if dl := s.lastSeen.Add(c.lease); s.acked < n && start.Before(dl) {
+		if dl := s.lastSeen.Add(c.lease); s.acked < n && start.Before(dl) && s.holds() {
 			deadlines[k] = dl
 		}
 	}
 	c.mu.Unlock()
 	grace := c.started.Add(c.lease)
+	var unacked []SidecarRef
 	for {
 		c.mu.Lock()
 		now := time.Now()
@@ -201,6 +273,7 @@ func (c *Changes) Publish(ctx context.Context, reason string) (uint64, error) {
 			case !now.Before(dl):
 				delete(deadlines, k)
 				c.lapsed.Inc()
+				unacked = append(unacked, SidecarRef{k.app, k.id})
 			case next.IsZero() || dl.Before(next):
 				next = dl
 			}
@@ -211,7 +284,7 @@ func (c *Changes) Publish(ctx context.Context, reason string) (uint64, error) {
 		polled := c.polled
 		c.mu.Unlock()
 		if next.IsZero() {
-			return n, nil
+			return Published{Seq: n, Unacknowledged: sortRefs(unacked)}, nil
 		}
 		t := time.NewTimer(next.Sub(now))
 		select {
@@ -219,10 +292,21 @@ func (c *Changes) Publish(ctx context.Context, reason string) (uint64, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return n, fmt.Errorf("change %d (%s): %d sidecars had not acknowledged it: %w", n, reason, len(deadlines), ctx.Err())
+			for k := range deadlines {
+				unacked = append(unacked, SidecarRef{k.app, k.id})
+			}
+			return Published{Seq: n, Unacknowledged: sortRefs(unacked)},
+				fmt.Errorf("change %d (%s): %d sidecars had not acknowledged it: %w", n, reason, len(deadlines), ctx.Err())
 		}
 		t.Stop()
 	}
+}
+
+func sortRefs(refs []SidecarRef) []SidecarRef {
+	slices.SortFunc(refs, func(a, b SidecarRef) int {
+		return cmp.Or(cmp.Compare(a.Application, b.Application), cmp.Compare(a.ID, b.ID))
+	})
+	return refs
 }
 
 // Close answers held polls at once, and every later poll too: call it when
@@ -245,18 +329,22 @@ func (c *Changes) poll(app, id string, after uint64, epoch string, now time.Time
 		for k, s := range c.subs {
 			if now.Sub(s.lastSeen) > forgetAfter*c.lease {
 				delete(c.subs, k)
+				if c.perApp[k.app]--; c.perApp[k.app] <= 0 {
+					delete(c.perApp, k.app)
+				}
 			}
 		}
 	}
 	k := subKey{app, id}
 	s := c.subs[k]
 	if s == nil {
-		if len(c.subs) >= MaxSidecars {
+		if c.perApp[app] >= MaxSidecarsPerApplication {
 			c.refused.Inc()
 			return false, nil, nil, errTooManySidecars
 		}
 		s = &subscriber{}
 		c.subs[k] = s
+		c.perApp[app]++
 	}
 	seq := c.seq.Load()
 	// after counts only if it is a seq of this epoch: a sidecar that has
@@ -266,6 +354,13 @@ func (c *Changes) poll(app, id string, after uint64, epoch string, now time.Time
 	s.lastSeen, s.acked = now, 0
 	if ours {
 		s.acked = after
+	}
+	// Answers it caches from now on are asked after it learnt after; if
+	// the PDP does not know when that was, assume any.
+	if ours && after == s.told && !s.toldAt.IsZero() {
+		s.clean = s.toldAt
+	} else if s.acked != prev {
+		s.clean = time.Time{}
 	}
 	if s.acked > prev { // an acknowledgement: wake the waiting Publishes
 		close(c.polled)
@@ -277,6 +372,34 @@ func (c *Changes) poll(app, id string, after uint64, epoch string, now time.Time
 	default:
 	}
 	return ours && after == seq, c.changed, c.closed, nil
+}
+
+// told notes that a poll of the subscriber is answered with seq (now,
+// before the answer is written).
+func (c *Changes) told(app, id string, seq uint64) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.subs[subKey{app, id}]; s != nil && s.told != seq {
+		s.told, s.toldAt = seq, now
+	}
+}
+
+// Asked notes an evaluation of a sidecar (its SidecarIDHeader) that
+// arrived now, before it is decided: the sidecar may cache the answer, so
+// changes wait for it until it acknowledges them. Unknown sidecars are
+// ignored: a sidecar not subscribed holds no lease, and drops its cache
+// when it gets one.
+func (c *Changes) Asked(app, id string) {
+	if id == "" {
+		return
+	}
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.subs[subKey{app, id}]; s != nil {
+		s.asked = now
+	}
 }
 
 // Describe implements prometheus.Collector.
@@ -364,8 +487,10 @@ func (s *Server) pollChanges(c echo.Context) error {
 		}
 		t.Stop()
 	}
+	seq := s.changes.Seq()
+	s.changes.told(app, id, seq)
 	return writeJSON(c, http.StatusOK, changesAnswer{
-		Seq: s.changes.Seq(), Epoch: s.changes.Epoch(), LeaseMS: s.changes.Lease().Milliseconds(),
+		Seq: seq, Epoch: s.changes.Epoch(), LeaseMS: s.changes.Lease().Milliseconds(),
 		PolicyVersion: s.policies.Status().Active.Hash,
 	})
 }
@@ -382,8 +507,31 @@ func (s *Server) publish(c echo.Context, reason string) {
 	// Waiting may take a lease: keep the answer within the write timeout.
 	_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(2*s.changes.Lease() + s.cfg.WriteTimeout))
 	ctx := c.Request().Context()
-	if _, err := s.changes.Publish(ctx, reason); err != nil {
+	p, err := s.changes.PublishReport(ctx, reason)
+	if err != nil {
 		s.log.WarnContext(ctx, "change not acknowledged by every sidecar; their leases bound it",
 			"reason", reason, "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "error", err.Error())
 	}
+	if len(p.Unacknowledged) > 0 {
+		c.Response().Header().Set(HeaderUnacknowledgedSidecars, unackedHeader(p.Unacknowledged))
+		s.log.InfoContext(ctx, "change answered without the acknowledgement of some sidecars: their leases ran out",
+			"reason", reason, "seq", p.Seq, "sidecars", len(p.Unacknowledged))
+	}
+}
+
+// unackedHeader lists sidecars as application/id, comma-separated, at most
+// maxUnackedNamed of them and then "+N more".
+func unackedHeader(refs []SidecarRef) string {
+	var b strings.Builder
+	for i, r := range refs {
+		if i == maxUnackedNamed {
+			fmt.Fprintf(&b, ", +%d more", len(refs)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(r.String())
+	}
+	return b.String()
 }

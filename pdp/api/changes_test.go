@@ -214,6 +214,7 @@ func TestPublishWaitsForAck(t *testing.T) {
 	e := newFeedEnv(t, Config{}, Deps{Changes: newTestChanges(lease)})
 	ctx := context.Background()
 	e.poll(ctx, "sc", "", "after=1&wait=0s")
+	e.ch.Asked("", "sc") // it forwarded an evaluation: it may cache the answer
 
 	start := time.Now()
 	returned := make(chan time.Time, 1)
@@ -262,6 +263,7 @@ func TestPublishWaitsForTheLeaseOfAVanishedSubscriber(t *testing.T) {
 	ctx := context.Background()
 	sent := time.Now()
 	e.poll(ctx, "sc", "", "after=1&wait=0s")
+	e.ch.Asked("", "sc")
 	time.Sleep(100 * time.Millisecond)
 
 	if _, err := e.ch.Publish(ctx, "test"); err != nil {
@@ -282,6 +284,7 @@ func TestPublishWaitsForTheLeaseOfAVanishedSubscriber(t *testing.T) {
 	// polling without acknowledging is waited for only until the lease of
 	// its last poll before the change.
 	e.poll(ctx, "sc", "", "after=2&wait=0s")
+	e.ch.Asked("", "sc")
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -330,6 +333,7 @@ func TestPublishSkipsExpiredSubscribers(t *testing.T) {
 func TestPublishEndsWithItsContext(t *testing.T) {
 	e := newFeedEnv(t, Config{}, Deps{Changes: newTestChanges(10 * time.Second)})
 	e.poll(context.Background(), "sc", "", "after=1&wait=0s")
+	e.ch.Asked("", "sc")
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	seq, err := e.ch.Publish(ctx, "test")
@@ -449,6 +453,10 @@ func TestDelegationRevokeWaitsForSidecarAck(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &struct{ Delegation *delegation.Delegation }{&d}); code != http.StatusCreated || err != nil {
 		t.Fatalf("offer: %d %s", code, body)
 	}
+	// The sidecar acknowledged the offer, then forwarded an evaluation: it
+	// may cache the answer, so the revoke waits for it.
+	waitFor(t, func() bool { return e.ch.acked("mobile-banking", "sidecar-1") == 2 })
+	e.ch.Asked("mobile-banking", "sidecar-1")
 	start := time.Now()
 	code, body, answered := send(DelegationsPath+"/"+d.ID+"/revoke", `{"actor":{"type":"user","id":"alice"}}`)
 	if code != http.StatusOK {
@@ -572,5 +580,67 @@ func TestConsentChangesArePublished(t *testing.T) {
 	}
 	if got := e.ch.Seq(); got != uint64(len(ops)+1) {
 		t.Errorf("failed changes were published: seq %d", got)
+	}
+}
+
+// TestPublishWaitsOnlyForSubscribersThatMayHoldAnswers (B8): subscribers
+// that never forwarded an evaluation, or acknowledged every change since
+// their last one, are not waited for; one that asked after the seq it
+// acknowledged was told is.
+func TestPublishWaitsOnlyForSubscribersThatMayHoldAnswers(t *testing.T) {
+	const lease = 2 * time.Second
+	e := newFeedEnv(t, Config{}, Deps{Changes: newTestChanges(lease)})
+	ctx := context.Background()
+	for i := range 50 { // polled once, never asked
+		e.poll(ctx, fmt.Sprintf("idle-%d", i), "", "after=0&wait=0s")
+	}
+	first := e.poll(ctx, "busy", "", "after=0&wait=0s")
+	e.poll(ctx, "busy", "", fmt.Sprintf("after=%d&epoch=%s&wait=0s", first.ans.Seq, first.ans.Epoch))
+	e.ch.Asked("", "busy")
+	e.ch.Asked("", "never-polled") // unknown: ignored
+
+	start := time.Now()
+	p, err := e.ch.PublishReport(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if took < lease-300*time.Millisecond {
+		t.Errorf("Publish took %v: it did not wait for the subscriber that may hold an answer", took)
+	}
+	if len(p.Unacknowledged) != 1 || p.Unacknowledged[0].ID != "busy" {
+		t.Errorf("unacknowledged %v, want only busy", p.Unacknowledged)
+	}
+
+	// busy acknowledges the change and asks nothing more: the next change
+	// does not wait at all.
+	if r := e.poll(ctx, "busy", "", fmt.Sprintf("after=%d&epoch=%s&wait=0s", first.ans.Seq, first.ans.Epoch)); r.ans.Seq != p.Seq {
+		t.Fatalf("busy learns of the change: %+v", r)
+	}
+	e.poll(ctx, "busy", "", fmt.Sprintf("after=%d&epoch=%s&wait=0s", p.Seq, first.ans.Epoch))
+	start = time.Now()
+	if p, err = e.ch.PublishReport(ctx, "test"); err != nil || len(p.Unacknowledged) != 0 {
+		t.Fatalf("second change: %+v %v", p, err)
+	}
+	if took := time.Since(start); took > 200*time.Millisecond {
+		t.Errorf("the second change took %v, want at once: nobody holds an answer", took)
+	}
+}
+
+// TestChangesCapIsPerApplication (B8): one application's sidecars fill
+// only that application's share of the subscribers.
+func TestChangesCapIsPerApplication(t *testing.T) {
+	ch := newTestChanges(time.Minute)
+	now := time.Now()
+	for i := range MaxSidecarsPerApplication {
+		if _, _, _, err := ch.poll("budget-app", fmt.Sprintf("f-%d", i), 0, "", now); err != nil {
+			t.Fatalf("poll %d: %v", i, err)
+		}
+	}
+	if _, _, _, err := ch.poll("budget-app", "one-more", 0, "", now); err == nil {
+		t.Fatal("a poll beyond budget-app's cap was accepted")
+	}
+	if _, _, _, err := ch.poll("mobile-banking", "real", 0, "", now); err != nil {
+		t.Fatalf("mobile-banking's sidecar was locked out by budget-app's: %v", err)
 	}
 }

@@ -52,6 +52,10 @@ func classify(err error) (int, string) {
 		return http.StatusInternalServerError, err.Error()
 	case errors.Is(err, errSidecarRequest):
 		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, errIngestRefused):
+		return http.StatusUnprocessableEntity, err.Error()
+	case errors.Is(err, errSidecarBound):
+		return http.StatusForbidden, err.Error()
 	case errors.Is(err, errTooManySidecars):
 		return http.StatusServiceUnavailable, errTooManySidecars.Error()
 	case errors.Is(err, errTooLarge):

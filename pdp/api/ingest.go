@@ -70,11 +70,16 @@ type IngestOptions struct {
 // still told apart by their spool seq.
 type Ingest struct {
 	log    TrailIngester
+	scan   TrailScanner // nil: no look-ups in the trail
 	redact func([]byte) ([]byte, error)
 	logger *slog.Logger
 
 	mu     sync.Mutex
 	spools map[subKey]*spool
+	bound  map[string]string // sidecar id → the application it belongs to
+
+	index  *decisionIndex // central decisions and stored sidecar records, by id
+	scanMu sync.Mutex     // one look-up scan of the trail at a time
 
 	ingested, skipped, gaps atomic.Uint64
 }
@@ -91,18 +96,28 @@ var _ prometheus.Collector = (*Ingest)(nil)
 // trail (scan) for the sidecar records already stored. The scan reads the
 // whole trail once.
 func NewIngest(ctx context.Context, log TrailIngester, scan TrailScanner, opts IngestOptions) (*Ingest, error) {
-	in := &Ingest{log: log, redact: opts.Redact, logger: opts.Logger, spools: make(map[subKey]*spool)}
+	in := &Ingest{log: log, scan: scan, redact: opts.Redact, logger: opts.Logger, spools: make(map[subKey]*spool),
+		bound: make(map[string]string), index: newDecisionIndex()}
 	if in.logger == nil {
 		in.logger = slog.New(slog.DiscardHandler)
 	}
 	if scan == nil {
 		return in, nil
 	}
+	recent := time.Now().Add(-indexWindow)
 	err := scan.Scan(0, scan.Size(), func(rec trail.Record) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if rec.Kind != trail.KindSidecar || rec.Pruned {
+		if rec.Pruned {
+			return nil
+		}
+		if !rec.Time.Before(recent) {
+			if k, ok := knownOf(rec); ok {
+				in.index.add(rec.ID, k)
+			}
+		}
+		if rec.Kind != trail.KindSidecar {
 			return nil
 		}
 		var b struct {
@@ -115,6 +130,9 @@ func NewIngest(ctx context.Context, log TrailIngester, scan TrailScanner, opts I
 		}
 		sp := in.spool(b.Application, b.Sidecar)
 		sp.acked = max(sp.acked, b.SpoolSeq)
+		if _, ok := in.bound[b.Sidecar]; !ok {
+			in.bound[b.Sidecar] = b.Application
+		}
 		return nil
 	})
 	if err != nil {
@@ -159,7 +177,9 @@ type IngestResult struct {
 }
 
 // Ingest stores the records of a batch (in spool order) that are not
-// stored yet, in one Append, and returns once they are durable.
+// stored yet, in one Append, and returns once they are durable. The
+// records to store must pass the checks of checkBatch, all of them, or
+// none is stored.
 func (in *Ingest) Ingest(ctx context.Context, app, sidecar string, recs []IngestRecord) (IngestResult, error) {
 	sp := in.spool(app, sidecar)
 	sp.mu.Lock()
@@ -169,11 +189,15 @@ func (in *Ingest) Ingest(ctx context.Context, app, sidecar string, recs []Ingest
 		out  = make([]trail.Record, 0, len(recs))
 		prev = sp.acked
 	)
+	// Retries (records stored already) are skipped before the checks.
+	for len(recs) > 0 && recs[0].Seq <= sp.acked {
+		res.Skipped++
+		recs = recs[1:]
+	}
+	if err := in.checkBatch(ctx, app, sidecar, recs, res.Skipped); err != nil {
+		return IngestResult{}, err
+	}
 	for i, r := range recs {
-		if r.Seq <= sp.acked {
-			res.Skipped++
-			continue
-		}
 		if r.Seq > prev+1 {
 			in.gaps.Add(1)
 			in.logger.LogAttrs(ctx, slog.LevelWarn, "sidecar spool gap: records missing (cut by the sidecar's spool retention?)",
@@ -185,12 +209,12 @@ func (in *Ingest) Ingest(ctx context.Context, app, sidecar string, recs []Ingest
 		if in.redact != nil {
 			var err error
 			if body, err = in.redact(body); err != nil {
-				return IngestResult{}, fmt.Errorf("%w: records[%d]: redact: %v", trail.ErrRecordFailed, i, err)
+				return IngestResult{}, fmt.Errorf("%w: records[%d]: redact: %v", trail.ErrRecordFailed, res.Skipped+i, err)
 			}
 		}
 		b, err := json.Marshal(trail.SidecarBody{Sidecar: sidecar, Application: app, SpoolSeq: r.Seq, Record: body})
 		if err != nil {
-			return IngestResult{}, fmt.Errorf("%w: records[%d]: %v", trail.ErrRecordFailed, i, err)
+			return IngestResult{}, fmt.Errorf("%w: records[%d]: %v", trail.ErrRecordFailed, res.Skipped+i, err)
 		}
 		out = append(out, trail.Record{Kind: trail.KindSidecar, ID: r.ID, Time: r.Time.UTC(), Body: b})
 	}
@@ -202,6 +226,10 @@ func (in *Ingest) Ingest(ctx context.Context, app, sidecar string, recs []Ingest
 		}
 		sp.acked = prev
 		in.ingested.Add(uint64(len(out)))
+		_ = in.bind(app, sidecar, true) // checked above
+		for _, r := range recs {
+			in.index.add(r.ID, known{sidecar: true, app: app, at: r.Time})
+		}
 	}
 	in.skipped.Add(uint64(res.Skipped))
 	res.Ingested, res.Acked = len(out), sp.acked

@@ -9,8 +9,11 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ciampdp/pdp/pdp/trail"
@@ -92,11 +95,27 @@ func (e *ingestEnv) sidecarRecords() []trail.Record {
 	return out
 }
 
-// batch builds an ingest body of the given spool seqs.
-func batch(seqs ...uint64) string {
+// ingestIDs keeps the decision id of each sidecar's spool seq, so that a
+// batch sent again carries the same records.
+var ingestIDs sync.Map
+
+// ingestRec is a record the PDP accepts: a fail-closed deny of sidecar sc at
+// spool seq n (the same id and time for the same sc and n), with the extra
+// body fields given (",\"k\":v").
+func ingestRec(sc string, n uint64, extra string) string {
+	v, _ := ingestIDs.LoadOrStore(fmt.Sprintf("%s/%d", sc, n), uuid.Must(uuid.NewV7()).String())
+	id := v.(string)
+	sec, nsec := uuid.MustParse(id).Time().UnixTime()
+	at := time.Unix(sec, nsec).UTC().Format(time.RFC3339Nano)
+	return fmt.Sprintf(`{"seq":%d,"id":%q,"time":%q,"body":{"decision_id":%q,"time":%q,"sidecar":%q,"decision":false,"source":"fail_closed","n":%d%s}}`,
+		n, id, at, id, at, sc, n, extra)
+}
+
+// batch builds an ingest body of sidecar sc's given spool seqs.
+func batch(sc string, seqs ...uint64) string {
 	recs := make([]string, len(seqs))
 	for i, s := range seqs {
-		recs[i] = fmt.Sprintf(`{"seq":%d,"id":"dec-%d","time":"2026-03-01T10:00:%02dZ","body":{"decision":true,"n":%d}}`, s, s, s%60, s)
+		recs[i] = ingestRec(sc, s, "")
 	}
 	return `{"records":[` + strings.Join(recs, ",") + `]}`
 }
@@ -105,7 +124,7 @@ func TestIngestExactlyOnce(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "trail")
 	e := newIngestEnv(t, dir)
 
-	if got := e.ingest("key-app", "sc-1", batch(1, 2, 3)); got != (IngestResult{Ingested: 3, Acked: 3}) {
+	if got := e.ingest("key-app", "sc-1", batch("sc-1", 1, 2, 3)); got != (IngestResult{Ingested: 3, Acked: 3}) {
 		t.Fatalf("first batch: %+v", got)
 	}
 	recs := e.sidecarRecords()
@@ -116,8 +135,14 @@ func TestIngestExactlyOnce(t *testing.T) {
 	if err := json.Unmarshal(recs[1].Body, &b); err != nil {
 		t.Fatal(err)
 	}
-	if recs[1].ID != "dec-2" || recs[1].Time.Format("15:04:05") != "10:00:02" || b.Sidecar != "sc-1" ||
-		b.Application != "mobile-banking" || b.SpoolSeq != 2 || string(b.Record) != `{"decision":true,"n":2}` {
+	var r2 struct {
+		DecisionID string `json:"decision_id"`
+		N          int    `json:"n"`
+	}
+	if err := json.Unmarshal(b.Record, &r2); err != nil {
+		t.Fatal(err)
+	}
+	if recs[1].ID != r2.DecisionID || b.Sidecar != "sc-1" || b.Application != "mobile-banking" || b.SpoolSeq != 2 || r2.N != 2 {
 		t.Fatalf("record: %+v body %s", recs[1], recs[1].Body)
 	}
 	// One Append: consecutive leaves.
@@ -125,27 +150,28 @@ func TestIngestExactlyOnce(t *testing.T) {
 		t.Errorf("records at %d…%d: not one batch", recs[0].Seq, recs[2].Seq)
 	}
 
-	if got := e.ingest("key-app", "sc-1", batch(1, 2, 3)); got != (IngestResult{Skipped: 3, Acked: 3}) {
+	if got := e.ingest("key-app", "sc-1", batch("sc-1", 1, 2, 3)); got != (IngestResult{Skipped: 3, Acked: 3}) {
 		t.Fatalf("the same batch again: %+v", got)
 	}
-	if got := e.ingest("key-app", "sc-1", batch(2, 3, 4, 5)); got != (IngestResult{Ingested: 2, Skipped: 2, Acked: 5}) {
+	if got := e.ingest("key-app", "sc-1", batch("sc-1", 2, 3, 4, 5)); got != (IngestResult{Ingested: 2, Skipped: 2, Acked: 5}) {
 		t.Fatalf("an overlapping batch: %+v", got)
 	}
-	if got := e.ingest("key-app", "sc-1", batch(9)); got != (IngestResult{Ingested: 1, Acked: 9}) {
+	if got := e.ingest("key-app", "sc-1", batch("sc-1", 9)); got != (IngestResult{Ingested: 1, Acked: 9}) {
 		t.Fatalf("a batch after a gap: %+v", got)
 	}
 	if got := e.ingest("key-app", "sc-1", `{"records":[]}`); got != (IngestResult{Acked: 9}) {
 		t.Fatalf("an empty batch: %+v", got)
 	}
-	// Sidecar ids are per application.
-	if got := e.ingest("key-web", "sc-1", batch(1, 2)); got != (IngestResult{Ingested: 2, Acked: 2}) {
-		t.Fatalf("another application's sidecar of the same id: %+v", got)
+	// A sidecar id belongs to the application that stored records under
+	// it first.
+	if code, body := e.post("key-web", "sc-1", batch("sc-1", 1, 2)); code != http.StatusForbidden {
+		t.Fatalf("another application's sidecar of the same id: %d %s", code, body)
 	}
-	if got := e.ingest("key-app", "sc-2", batch(1)); got != (IngestResult{Ingested: 1, Acked: 1}) {
+	if got := e.ingest("key-app", "sc-2", batch("sc-2", 1)); got != (IngestResult{Ingested: 1, Acked: 1}) {
 		t.Fatalf("another sidecar: %+v", got)
 	}
-	if n := len(e.sidecarRecords()); n != 9 {
-		t.Fatalf("%d sidecar records, want 9", n)
+	if n := len(e.sidecarRecords()); n != 7 {
+		t.Fatalf("%d sidecar records, want 7", n)
 	}
 
 	// A restart: the positions come back from the trail.
@@ -160,23 +186,27 @@ func TestIngestExactlyOnce(t *testing.T) {
 	for _, tc := range []struct {
 		app, sidecar string
 		want         uint64
-	}{{"mobile-banking", "sc-1", 9}, {"web-banking", "sc-1", 2}, {"mobile-banking", "sc-2", 1}, {"mobile-banking", "sc-3", 0}} {
+	}{{"mobile-banking", "sc-1", 9}, {"web-banking", "sc-1", 0}, {"mobile-banking", "sc-2", 1}, {"mobile-banking", "sc-3", 0}} {
 		if got := e.in.Acked(tc.app, tc.sidecar); got != tc.want {
 			t.Errorf("after reopening, %s/%s acked %d, want %d", tc.app, tc.sidecar, got, tc.want)
 		}
 	}
-	if got := e.ingest("key-app", "sc-1", batch(1, 2, 3, 4, 5, 9, 10)); got != (IngestResult{Ingested: 1, Skipped: 6, Acked: 10}) {
+	if got := e.ingest("key-app", "sc-1", batch("sc-1", 1, 2, 3, 4, 5, 9, 10)); got != (IngestResult{Ingested: 1, Skipped: 6, Acked: 10}) {
 		t.Fatalf("a retry after the restart: %+v", got)
 	}
-	if n := len(e.sidecarRecords()); n != 10 {
-		t.Fatalf("%d sidecar records, want 10", n)
+	if n := len(e.sidecarRecords()); n != 8 {
+		t.Fatalf("%d sidecar records, want 8", n)
+	}
+	// The binding survives the restart.
+	if code, body := e.post("key-web", "sc-1", batch("sc-1", 1)); code != http.StatusForbidden {
+		t.Fatalf("another application's sidecar of the same id, after the restart: %d %s", code, body)
 	}
 
 	// The trail fails: 503, and nothing counts as stored.
 	if err := e.log.Close(); err != nil {
 		t.Fatal(err)
 	}
-	code, body := e.post("key-app", "sc-1", batch(11))
+	code, body := e.post("key-app", "sc-1", batch("sc-1", 11))
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "trail") {
 		t.Fatalf("with the trail closed: %d %s", code, body)
 	}
@@ -199,7 +229,7 @@ func TestIngestRedacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs, err := decodeIngest([]byte(`{"records":[{"seq":1,"id":"d","time":"2026-03-01T10:00:00Z","body":{"request":{"context":{"ip":"10.1.2.3"}}}}]}`))
+	recs, err := decodeIngest([]byte(`{"records":[` + ingestRec("sc", 1, `,"request":{"context":{"ip":"10.1.2.3"}}`) + `]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,15 +248,15 @@ func TestIngestRedacts(t *testing.T) {
 func TestIngestRequests(t *testing.T) {
 	e := newIngestEnv(t, t.TempDir())
 	rec := func(fields string) string { return `{"records":[` + fields + `]}` }
-	good := `{"seq":1,"id":"d1","time":"2026-03-01T10:00:00Z","body":{}}`
+	good := ingestRec("sc", 1, "")
 	for _, tc := range []struct {
 		name, key, sidecar, body string
 		code                     int
 		want                     string
 	}{
-		{"no key", "", "sc", batch(1), http.StatusUnauthorized, "API key"},
-		{"a wrong key", "nope", "sc", batch(1), http.StatusUnauthorized, "API key"},
-		{"no sidecar id", "key-app", "", batch(1), http.StatusBadRequest, SidecarIDHeader},
+		{"no key", "", "sc", batch("sc", 1), http.StatusUnauthorized, "API key"},
+		{"a wrong key", "nope", "sc", batch("sc", 1), http.StatusUnauthorized, "API key"},
+		{"no sidecar id", "key-app", "", batch("sc", 1), http.StatusBadRequest, SidecarIDHeader},
 		{"not JSON", "key-app", "sc", `{"records":`, http.StatusBadRequest, "bad sidecar request"},
 		{"not an object", "key-app", "sc", `[]`, http.StatusBadRequest, "bad sidecar request"},
 		{"no records", "key-app", "sc", `{}`, http.StatusBadRequest, "records is missing"},
@@ -242,7 +272,8 @@ func TestIngestRequests(t *testing.T) {
 		{"no body", "key-app", "sc", rec(`{"seq":1,"id":"d","time":"2026-03-01T10:00:00Z"}`), http.StatusBadRequest, "records[0]: body"},
 		{"a body not an object", "key-app", "sc", rec(`{"seq":1,"id":"d","time":"2026-03-01T10:00:00Z","body":[1]}`), http.StatusBadRequest, "records[0]: body"},
 		{"an unknown record field", "key-app", "sc", rec(`{"seq":1,"id":"d","time":"2026-03-01T10:00:00Z","body":{},"x":1}`), http.StatusBadRequest, "records[0]"},
-		{"too many records", "key-app", "sc", batch(seqs(1001)...), http.StatusBadRequest, "at most 1000"},
+		{"too many records", "key-app", "sc", batch("sc", seqs(1001)...), http.StatusBadRequest, "at most 1000"},
+		{"a record the sidecar did not make", "key-app", "sc", rec(`{"seq":1,"id":"d","time":"2026-03-01T10:00:00Z","body":{}}`), http.StatusUnprocessableEntity, "records[0]"},
 		{"ok", "key-app", "sc", rec(good), http.StatusOK, `"ingested":1`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
