@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -11,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -141,6 +144,9 @@ func TestNorthbankREADMEWalkthrough(t *testing.T) {
 	}
 	if srv.running() {
 		srv.stop(t)
+	}
+	if t.Failed() {
+		t.Log("to update examples/northbank/README.md: paste the printed lines after the command, with … where a value changes from run to run (ids, times, durations)")
 	}
 }
 
@@ -472,6 +478,7 @@ func startReadmeShell(t *testing.T, root string, env []string, bin string) *read
 	sh := &readmeShell{done: make(chan string, 1), stderr: &lockedBuffer{}, dir: t.TempDir()}
 	cmd := exec.Command("bash", "--noprofile", "--norc")
 	cmd.Dir, cmd.Env, cmd.Stderr = root, env, sh.stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its commands are killed with it
 	var err error
 	if sh.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
@@ -488,8 +495,8 @@ func startReadmeShell(t *testing.T, root string, env []string, bin string) *read
 		select {
 		case <-sh.done:
 		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
 		}
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // anything a command left running
 		_ = cmd.Wait()
 	})
 	go func() {
