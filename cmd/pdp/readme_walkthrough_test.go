@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -82,16 +83,14 @@ func TestNorthbankREADMEWalkthrough(t *testing.T) {
 	}
 	blocks := readmeShellBlocks(string(data))
 	serveArgs := readmeServeArgs(t, blocks)
-	var walk []mdBlock
-	for _, name := range readmeWalkthroughSections {
-		n := 0
-		for _, b := range blocks {
-			if b.section == name {
-				walk = append(walk, b)
-				n++
-			}
+	var walk []mdBlock // in the README's order
+	for _, b := range blocks {
+		if slices.Contains(readmeWalkthroughSections, b.section) {
+			walk = append(walk, b)
 		}
-		if n == 0 {
+	}
+	for _, name := range readmeWalkthroughSections {
+		if !slices.ContainsFunc(walk, func(b mdBlock) bool { return b.section == name }) {
 			t.Fatalf("examples/northbank/README.md has no ```sh block under %q: update readmeWalkthroughSections", name)
 		}
 	}
@@ -126,7 +125,7 @@ func TestNorthbankREADMEWalkthrough(t *testing.T) {
 		for _, c := range cmds {
 			text, err := fillPlaceholders(toShell.Replace(c.text), outputs)
 			if err != nil {
-				t.Fatalf("README.md:%d: %v\n    %s", c.line, err, c.text)
+				t.Fatalf("examples/northbank/README.md:%d: %v\n%s", c.line, err, indent(c.text))
 			}
 			out, code := sh.run(t, c, text)
 			out = fromShell.Replace(out)
@@ -151,8 +150,8 @@ func TestNorthbankREADMEWalkthrough(t *testing.T) {
 }
 
 // readmeWalkthroughSections are the sections of examples/northbank/README.md
-// the walkthrough runs, in order (the nginx and sidecar section has its own
-// test: nginx_test.go).
+// the walkthrough runs, in the README's order (the nginx and sidecar
+// section has its own test: nginx_test.go).
 var readmeWalkthroughSections = []string{
 	"A delegation's life, with curl",
 	"A consent's life, with curl",
@@ -517,7 +516,7 @@ func (sh *readmeShell) run(t *testing.T, c shCommand, text string) (string, int)
 	sh.n++
 	out := filepath.Join(sh.dir, fmt.Sprintf("%03d.out", sh.n))
 	if _, err := fmt.Fprintf(sh.stdin, "{\n%s\n} </dev/null >%q 2>&1\nprintf '%s %%d\\n' $?\n", text, out, readmeDone); err != nil {
-		t.Fatalf("README.md:%d: writing to bash: %v", c.line, err)
+		t.Fatalf("examples/northbank/README.md:%d: writing to bash: %v", c.line, err)
 	}
 	select {
 	case l, ok := <-sh.done:
