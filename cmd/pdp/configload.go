@@ -31,6 +31,7 @@ var configFlags = []struct {
 	{"dir", "policy.dir", "bundle root: its policies/ and schema/ folders (or the folder itself)"},
 	{"reload-interval", "policy.reload_interval", "how often to check the bundle for changes; 0 turns hot reload off"},
 	{"git-remote", "policy.git.remote", "follow this Git repository instead of --dir (URL or local path)"},
+	{"trail-dir", "trail.dir", "directory of the decision trail (trail.store file)"},
 	{"log-level", "log.level", "debug, info, warn or error"},
 	{"log-format", "log.format", "json or text"},
 }

@@ -72,11 +72,13 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		versions     policyRecorder
 	)
 	rc := policy.ReloaderConfig{Interval: cfg.Policy.ReloadInterval, Logger: log,
-		Prepare: func(ctx context.Context, b *policy.Bundle) error {
+		// Called under the reloader's lock: everything it needs of the
+		// reloader comes in c (calling back would deadlock).
+		Prepare: func(ctx context.Context, b *policy.Bundle, c policy.Candidate) error {
 			if err := schemaWriter.write(ctx, b); err != nil {
 				return err
 			}
-			return versions.write(ctx, b)
+			return versions.write(ctx, b, c.Source)
 		},
 		// Called under the reloader's lock: publish (which waits for the
 		// sidecars) from a goroutine of its own.
