@@ -104,11 +104,12 @@ func (c TrailConfig) retentionRules() []trail.RetentionRule {
 	return rules
 }
 
-// DefaultTrail is sync, in ./pdp-data/trail, a checkpoint a minute.
+// DefaultTrail is sync, in ./pdp-data/trail, a checkpoint every second
+// while the trail grows (records stay unanchored about a second).
 func DefaultTrail() TrailConfig {
 	return TrailConfig{
 		Mode: TrailSync, Store: TrailFile, PostgresSchema: "public", Dir: filepath.Join("pdp-data", "trail"), Buffer: trail.DefaultBuffer,
-		WhenFull: trail.FullBlock, CheckpointInterval: time.Minute, Origin: "pdp/trail",
+		WhenFull: trail.FullBlock, CheckpointInterval: trail.DefaultCheckpointInterval, Origin: "pdp/trail",
 		RetentionInterval: time.Hour,
 	}
 }
