@@ -28,19 +28,19 @@ const (
 
 // Report is the outcome of Verify.
 type Report struct {
-	OK          bool    `json:"ok"`
-	From        uint64  `json:"from"`        // first sequence number checked
-	To          uint64  `json:"to"`          // one past the last sequence number checked
-	Checkpoints int     `json:"checkpoints"` // signed checkpoints checked
-	Anchored    uint64  `json:"anchored"`    // records covered by the latest checkpoint
+	OK          bool   `json:"ok"`
+	From        uint64 `json:"from"`        // first sequence number checked
+	To          uint64 `json:"to"`          // one past the last sequence number checked
+	Checkpoints int    `json:"checkpoints"` // signed checkpoints checked
+	Anchored    uint64 `json:"anchored"`    // records covered by the latest checkpoint
 	// Unanchored counts the records after the latest checkpoint: no
 	// signature covers them yet, so they could be altered (or dropped)
 	// without Verify noticing.
-	Unanchored uint64 `json:"unanchored"`
-	Pruned      uint64  `json:"pruned"`      // tombstones among the records checked
-	Problem     Problem `json:"problem,omitempty"`
-	Seq         uint64  `json:"seq,omitempty"` // first bad record (or checkpoint size)
-	Detail      string  `json:"detail,omitempty"`
+	Unanchored uint64  `json:"unanchored"`
+	Pruned     uint64  `json:"pruned"` // tombstones among the records checked
+	Problem    Problem `json:"problem,omitempty"`
+	Seq        uint64  `json:"seq,omitempty"` // first bad record (or checkpoint size)
+	Detail     string  `json:"detail,omitempty"`
 }
 
 func (r Report) String() string {
