@@ -175,6 +175,8 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		auditor  api.Auditor
 		adminLog api.AdminRecorder
 		ingest   *api.Ingest
+		// trailHealth stays a nil interface without a trail.
+		trailHealth api.TrailHealth
 	)
 	tr, err := openTrail(ctx, cfg.Trail, engine, build.Version, log)
 	if err != nil {
@@ -198,10 +200,10 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		go func() {
 			defer close(checkpointsDone)
 			if err := tr.log.Run(tctx); err != nil {
-				log.Error("decision trail: checkpoint failed; no more checkpoints until restart", "error", err)
+				log.Error("decision trail: no more checkpoints until restart", "error", err)
 			}
 		}()
-		decider, trailKey = tr.recorder, tr.verifier
+		decider, trailKey, trailHealth = tr.recorder, tr.verifier, tr.recorder
 		if err := versions.set(ctx, tr.archive, tr.recorder, reloader); err != nil {
 			return err
 		}
@@ -235,6 +237,7 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		AdminLog:    adminLog,
 		Changes:     changes,
 		Ingest:      ingest,
+		Trail:       trailHealth,
 	})
 	if err != nil {
 		return err

@@ -68,6 +68,15 @@ type Deps struct {
 	// Ingest stores the sidecars' decision records posted to
 	// TrailIngestPath; nil leaves the route out.
 	Ingest *Ingest
+	// Trail, when set, is asked by /readyz whether decisions can be
+	// recorded: while they cannot, the PDP is not ready (503,
+	// trail_unavailable).
+	Trail TrailHealth
+}
+
+// TrailHealth says whether the decision trail records: *trail.Recorder.
+type TrailHealth interface {
+	Ready(ctx context.Context) error
 }
 
 // Routes of the endpoints that are not under Config.BasePath.
@@ -98,6 +107,7 @@ type Server struct {
 	adminLog    AdminRecorder
 	changes     *Changes // nil: no change feed
 	ingest      *Ingest  // nil: no sidecar records
+	trail       TrailHealth
 	metrics     *metrics
 	echo        *echo.Echo
 	// metadata is the encoded metadata document, once the PDP identifier is
@@ -129,6 +139,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		adminLog:    deps.AdminLog,
 		changes:     deps.Changes,
 		ingest:      deps.Ingest,
+		trail:       deps.Trail,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -120,13 +120,15 @@ type FileLog struct {
 	mu      sync.RWMutex
 	offsets []int64 // frame offset of each record
 	end     int64   // end of the records file
-	failed  error   // a write or fsync failed; the log takes no more appends
+	failed  error   // a prune failed half way; the log takes no more appends
 	damaged error   // set on open; never cleared
+	dirty   bool    // committer only: a failed write may have left bytes past end
 
 	cpMu     sync.Mutex // serialises checkpoint writes
 	cps      []signedHead
 	cpEnd    int64
 	cpClosed bool
+	cpErr    atomic.Pointer[error] // Run's latest checkpoint outcome
 
 	reqs      chan *appendReq
 	closing   chan struct{}
