@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
 
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/api"
@@ -46,6 +47,13 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
 	log := newLogger(std.err, cfg.Log)
+	// SIGINT and SIGTERM stop serve within http.shutdown_timeout, whatever
+	// hangs: in-flight requests get drainTimeout of it, closing the rest.
+	return boundShutdown(ctx, cfg.HTTP.shutdownTimeout(), log, func() error { return serve(ctx, cfg, v, log) })
+}
+
+// serve runs the PDP until ctx is done.
+func serve(ctx context.Context, cfg Config, v *viper.Viper, log *slog.Logger) error {
 	build := readBuild()
 	start := []any{"version", build.Version, "go", build.GoVersion}
 	if build.Revision != "" {
@@ -225,6 +233,7 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		}
 	}
 	apiCfg := cfg.HTTP.API(keys)
+	apiCfg.ShutdownTimeout = drainTimeout(cfg.HTTP.shutdownTimeout())
 	apiCfg.DelegationAdmins = setOf(cfg.Delegations.AdminApplications)
 	apiCfg.RegisterApplications = setOf(cfg.Delegations.RegisterApplications)
 	apiCfg.AuditorKeys = cfg.Auth.Auditors()
