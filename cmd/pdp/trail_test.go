@@ -38,6 +38,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	_ = os.RemoveAll(root)
+	if sharedBin != "" {
+		_ = os.RemoveAll(filepath.Dir(sharedBin))
+	}
 	os.Exit(code)
 }
 
