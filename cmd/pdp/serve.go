@@ -222,6 +222,17 @@ func serve(ctx context.Context, cfg Config, v *viper.Viper, log *slog.Logger) er
 		if err := reg.Register(tr.recorder); err != nil {
 			return fmt.Errorf("register metrics: %w", err)
 		}
+		if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pdp_trail_checkpoint_failing",
+			Help: "1 while the latest periodic checkpoint of the decision trail failed (records stay unanchored), else 0.",
+		}, func() float64 {
+			if tr.log.LastCheckpointError() != nil {
+				return 1
+			}
+			return 0
+		})); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
 	}
 	for _, c := range []prometheus.Collector{
 		collectors.NewGoCollector(),

@@ -158,6 +158,7 @@ type trailStore interface {
 	Size() uint64
 	Scan(from, to uint64, fn func(trail.Record) error) error
 	Run(ctx context.Context) error
+	LastCheckpointError() error
 	Close() error
 	Checkpoints() [][]byte
 	Verify(ctx context.Context, verifierKey string, from, to uint64) (trail.Report, error)

@@ -121,6 +121,7 @@ func TestTrailRecoversWhenDiskFrees(t *testing.T) {
 	if v := s.metric(t, "pdp_trail_unavailable"); v != 0 {
 		t.Errorf("pdp_trail_unavailable = %v after recovery, want 0", v)
 	}
+	eventually(t, "checkpoints succeed again", func() bool { return s.metric(t, "pdp_trail_checkpoint_failing") == 0 })
 	if _, code := p.signal(t, syscall.SIGTERM, 15*time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM; log:\n%s", code, p.logs)
 	}
