@@ -71,6 +71,10 @@ type Config struct {
 	ID string `mapstructure:"id"`
 	// Timeout bounds each call to the central PDP.
 	Timeout time.Duration `mapstructure:"timeout"`
+	// ShutdownTimeout bounds the whole stop on SIGINT or SIGTERM: requests
+	// in flight get three quarters of it (at least), closing the spool the
+	// rest; what still hangs then is abandoned.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 	// CacheSize is the number of answers kept; 0 disables the cache.
 	CacheSize int `mapstructure:"cache_size"`
 	// CacheTTL bounds an answer's age whatever the change feed says.
@@ -113,7 +117,7 @@ type Breaker struct {
 // DefaultConfig is the configuration's defaults.
 func DefaultConfig() Config {
 	return Config{
-		Listen: "127.0.0.1:8181", CentralURL: "http://127.0.0.1:8080", Timeout: 2 * time.Second,
+		Listen: "127.0.0.1:8181", CentralURL: "http://127.0.0.1:8080", Timeout: 2 * time.Second, ShutdownTimeout: 5 * time.Second,
 		CacheSize: 100000, CacheTTL: 30 * time.Second, PollWait: 500 * time.Millisecond,
 		SpoolDir: "pdp-data/sidecar", SpoolMode: SpoolAsync, ShipInterval: 200 * time.Millisecond,
 		Degraded: Degraded{MaxStaleness: 5 * time.Minute},
@@ -137,8 +141,8 @@ func (c Config) Validate() error {
 		return bad("listen must be host:port on loopback or unix:/path")
 	case strings.HasPrefix(c.Listen, "unix:") && len(c.Listen) == len("unix:"):
 		return bad("listen %q names no socket path", c.Listen)
-	case c.Timeout <= 0 || c.PollWait <= 0 || c.ShipInterval <= 0:
-		return bad("timeout, poll_wait and ship_interval must be positive")
+	case c.Timeout <= 0 || c.PollWait <= 0 || c.ShipInterval <= 0 || c.ShutdownTimeout <= 0:
+		return bad("timeout, poll_wait, ship_interval and shutdown_timeout must be positive")
 	case c.CacheSize < 0 || c.CacheSize > 0 && c.CacheTTL <= 0:
 		return bad("cache_size must not be negative, and cache_ttl must be positive with a cache")
 	case c.SpoolDir == "":

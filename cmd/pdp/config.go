@@ -142,6 +142,14 @@ func (h HTTPConfig) Validate() error {
 	return nil
 }
 
+// shutdownTimeout bounds serve's whole shutdown (0: the api default).
+func (h HTTPConfig) shutdownTimeout() time.Duration {
+	if h.ShutdownTimeout <= 0 {
+		return api.DefaultShutdownTimeout
+	}
+	return h.ShutdownTimeout
+}
+
 // API is the api package's view of the section, with the API keys.
 func (h HTTPConfig) API(keys map[string]string) api.Config {
 	return api.Config{

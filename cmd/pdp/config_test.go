@@ -144,7 +144,7 @@ func sameValue(got, want any) bool {
 }
 
 func TestConfigDefaults(t *testing.T) {
-	t.Setenv("PDP_TRAIL_MODE", "") // TestMain turns the trail off; empty means unset
+	t.Setenv("PDP_TRAIL_DIR", "") // TestMain points the trail at a throwaway folder; empty means unset
 	c, err := load(t, "", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -35,6 +35,16 @@ var configFlags = []struct {
 	{"log-format", "log.format", "json or text"},
 }
 
+// hiddenConfigFlags bind like configFlags but are left out of the help
+// and of the README's flag reference (which configFlags must match) until
+// that lists them: --trail-dir gives each server the tests start a trail
+// folder of its own.
+var hiddenConfigFlags = []struct {
+	flag, key, help string
+}{
+	{"trail-dir", "trail.dir", "directory of the decision trail (trail.store file)"},
+}
+
 // addConfigFlags adds --config and the configuration flags, with the
 // defaults of DefaultConfig.
 func addConfigFlags(fs *pflag.FlagSet) {
@@ -51,6 +61,10 @@ func addConfigFlags(fs *pflag.FlagSet) {
 		default:
 			panic(fmt.Sprintf("flag --%s: unsupported type %T", f.flag, d))
 		}
+	}
+	for _, f := range hiddenConfigFlags {
+		fs.String(f.flag, defaults[f.key].(string), f.help)
+		_ = fs.MarkHidden(f.flag)
 	}
 }
 
@@ -80,7 +94,7 @@ func loadConfig(fs *pflag.FlagSet) (Config, *viper.Viper, error) {
 			return Config{}, nil, fmt.Errorf("read config %s: %w", file, err)
 		}
 	}
-	for _, f := range configFlags {
+	for _, f := range append(configFlags[:len(configFlags):len(configFlags)], hiddenConfigFlags...) {
 		if err := v.BindPFlag(f.key, fs.Lookup(f.flag)); err != nil {
 			return Config{}, nil, fmt.Errorf("bind --%s: %w", f.flag, err)
 		}

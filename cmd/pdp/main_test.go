@@ -49,7 +49,7 @@ func startServer(t *testing.T, args ...string) *server {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLogWatcher()
 	done := make(chan int, 1)
-	argv := append([]string{"serve", "--addr", "127.0.0.1:0", "--reload-interval", "0"}, args...)
+	argv := append(append([]string{"serve", "--addr", "127.0.0.1:0", "--reload-interval", "0"}, testTrailArgs(t)...), args...)
 	go func() { done <- run(ctx, argv, strings.NewReader(""), io.Discard, logs) }()
 	var once sync.Once
 	stop := func(t *testing.T) {
@@ -357,7 +357,7 @@ func TestServeRefusesNonLoopbackWithoutKeys(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:0", "pdp.example:8080"} {
 		t.Run(addr, func(t *testing.T) {
 			var stderr bytes.Buffer
-			code := run(t.Context(), []string{"serve", "--dir", todoDir, "--addr", addr}, strings.NewReader(""), io.Discard, &stderr)
+			code := run(t.Context(), append([]string{"serve", "--dir", todoDir, "--addr", addr}, testTrailArgs(t)...), strings.NewReader(""), io.Discard, &stderr)
 			if code != exitFailure {
 				t.Errorf("exit code %d, want %d", code, exitFailure)
 			}
@@ -373,7 +373,7 @@ func TestServeRefusesBrokenBundle(t *testing.T) {
 	dir := copyBundle(t, todoDir)
 	writeFile(t, filepath.Join(dir, "policies", "broken.cedar"), brokenPolicy)
 	var stderr bytes.Buffer
-	code := run(t.Context(), []string{"serve", "--dir", dir, "--addr", "127.0.0.1:0"}, strings.NewReader(""), io.Discard, &stderr)
+	code := run(t.Context(), append([]string{"serve", "--dir", dir, "--addr", "127.0.0.1:0"}, testTrailArgs(t)...), strings.NewReader(""), io.Discard, &stderr)
 	if code != exitFailure {
 		t.Fatalf("exit code %d, want %d", code, exitFailure)
 	}
@@ -395,7 +395,7 @@ func TestSignalStopsServer(t *testing.T) {
 	logs := newLogWatcher()
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--dir", todoDir, "--addr", "127.0.0.1:0"}, strings.NewReader(""), io.Discard, logs)
+		done <- run(ctx, append([]string{"serve", "--dir", todoDir, "--addr", "127.0.0.1:0"}, testTrailArgs(t)...), strings.NewReader(""), io.Discard, logs)
 	}()
 	select {
 	case <-logs.listening:

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
 
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/adminlog"
@@ -47,6 +48,13 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
 	log := newLogger(std.err, cfg.Log)
+	// SIGINT and SIGTERM stop serve within http.shutdown_timeout, whatever
+	// hangs: in-flight requests get drainTimeout of it, closing the rest.
+	return boundShutdown(ctx, cfg.HTTP.shutdownTimeout(), log, func() error { return serve(ctx, cfg, v, log) })
+}
+
+// serve runs the PDP until ctx is done.
+func serve(ctx context.Context, cfg Config, v *viper.Viper, log *slog.Logger) error {
 	build := readBuild()
 	start := []any{"version", build.Version, "go", build.GoVersion}
 	if build.Revision != "" {
@@ -73,11 +81,13 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		versions     policyRecorder
 	)
 	rc := policy.ReloaderConfig{Interval: cfg.Policy.ReloadInterval, Logger: log,
-		Prepare: func(ctx context.Context, b *policy.Bundle) error {
+		// Called under the reloader's lock: everything it needs of the
+		// reloader comes in c (calling back would deadlock).
+		Prepare: func(ctx context.Context, b *policy.Bundle, c policy.Candidate) error {
 			if err := schemaWriter.write(ctx, b); err != nil {
 				return err
 			}
-			return versions.write(ctx, b)
+			return versions.write(ctx, b, c.Source)
 		},
 		// Called under the reloader's lock: publish (which waits for the
 		// sidecars) from a goroutine of its own.
@@ -181,6 +191,8 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		auditor  api.Auditor
 		adminLog api.AdminRecorder
 		ingest   *api.Ingest
+		// trailHealth stays a nil interface without a trail.
+		trailHealth api.TrailHealth
 	)
 	tr, err := openTrail(ctx, cfg.Trail, engine, build.Version, log)
 	if err != nil {
@@ -204,14 +216,14 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		go func() {
 			defer close(checkpointsDone)
 			if err := tr.log.Run(tctx); err != nil {
-				log.Error("decision trail: checkpoint failed; no more checkpoints until restart", "error", err)
+				log.Error("decision trail: no more checkpoints until restart", "error", err)
 			}
 		}()
 		if err := checkStores(ctx, tr.log, dsvc, ledger, log); err != nil {
 			return err
 		}
 		journal.Set(tr.recorder)
-		decider, trailKey = tr.recorder, tr.verifier
+		decider, trailKey, trailHealth = tr.recorder, tr.verifier, tr.recorder
 		if err := versions.set(ctx, tr.archive, tr.recorder, reloader); err != nil {
 			return err
 		}
@@ -220,6 +232,17 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 			return err
 		}
 		if err := reg.Register(tr.recorder); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+		if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pdp_trail_checkpoint_failing",
+			Help: "1 while the latest periodic checkpoint of the decision trail failed (records stay unanchored), else 0.",
+		}, func() float64 {
+			if tr.log.LastCheckpointError() != nil {
+				return 1
+			}
+			return 0
+		})); err != nil {
 			return fmt.Errorf("register metrics: %w", err)
 		}
 	}
@@ -233,6 +256,7 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		}
 	}
 	apiCfg := cfg.HTTP.API(keys)
+	apiCfg.ShutdownTimeout = drainTimeout(cfg.HTTP.shutdownTimeout())
 	apiCfg.DelegationAdmins = setOf(cfg.Delegations.AdminApplications)
 	apiCfg.ConsentAdmins = setOf(cfg.Consent.AdminApplications)
 	apiCfg.AuditorKeys = cfg.Auth.Auditors()
@@ -245,6 +269,7 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		AdminLog:    adminLog,
 		Changes:     changes,
 		Ingest:      ingest,
+		Trail:       trailHealth,
 	})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -86,6 +87,13 @@ func runSidecar(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string
 	}
 	format, _ := fs.GetString("log-format")
 	log := newLogger(std.err, LogConfig{Format: format, Level: "info"})
+	// SIGINT and SIGTERM stop the sidecar within shutdown_timeout, whatever
+	// hangs (a central PDP that stopped answering, say).
+	return boundShutdown(ctx, cfg.ShutdownTimeout, log, func() error { return serveSidecar(ctx, cfg, log) })
+}
+
+// serveSidecar runs the sidecar until ctx is done.
+func serveSidecar(ctx context.Context, cfg sidecar.Config, log *slog.Logger) error {
 	ln, err := listenSidecar(ctx, cfg.Listen)
 	if err != nil {
 		return err
@@ -104,7 +112,12 @@ func runSidecar(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string
 	defer stop()
 	runDone := make(chan struct{})
 	go func() { defer close(runDone); sc.Run(rctx) }()
-	srv := &http.Server{Handler: sc.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 90 * time.Second}
+	// Requests run under base, cancelled when their share of the shutdown
+	// timeout is over: one waiting on the central PDP then fails closed.
+	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	srv := &http.Server{Handler: sc.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 90 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return base }}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info(sidecarListeningMsg, "addr", ln.Addr().String(), "central", cfg.CentralURL, "sidecar", sc.ID(),
@@ -116,10 +129,14 @@ func runSidecar(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string
 		<-runDone
 		return fmt.Errorf("sidecar: %w", err)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	stop() // the change feed and the shipper stop now
+	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout(cfg.ShutdownTimeout))
 	defer cancel()
-	_ = srv.Shutdown(sctx)
-	stop()
+	if err := srv.Shutdown(sctx); err != nil {
+		cancelBase()
+		_ = srv.Close()
+		log.Warn("sidecar: requests still in flight at the shutdown timeout were cut", "error", err)
+	}
 	<-runDone
 	return nil
 }

@@ -104,11 +104,12 @@ func (c TrailConfig) retentionRules() []trail.RetentionRule {
 	return rules
 }
 
-// DefaultTrail is sync, in ./pdp-data/trail, a checkpoint a minute.
+// DefaultTrail is sync, in ./pdp-data/trail, a checkpoint every second
+// while the trail grows (records stay unanchored about a second).
 func DefaultTrail() TrailConfig {
 	return TrailConfig{
 		Mode: TrailSync, Store: TrailFile, PostgresSchema: "public", Dir: filepath.Join("pdp-data", "trail"), Buffer: trail.DefaultBuffer,
-		WhenFull: trail.FullBlock, CheckpointInterval: time.Minute, Origin: "pdp/trail",
+		WhenFull: trail.FullBlock, CheckpointInterval: trail.DefaultCheckpointInterval, Origin: "pdp/trail",
 		RetentionInterval: time.Hour,
 	}
 }
@@ -157,6 +158,7 @@ type trailStore interface {
 	Size() uint64
 	Scan(from, to uint64, fn func(trail.Record) error) error
 	Run(ctx context.Context) error
+	LastCheckpointError() error
 	Close() error
 	Checkpoints() [][]byte
 	Verify(ctx context.Context, verifierKey string, from, to uint64) (trail.Report, error)
@@ -368,27 +370,29 @@ func instanceSuffix() string {
 // replay never misses one, and records its activation in the trail. Until
 // the trail is open (the first version loads before it) it does nothing;
 // set then archives and records the version already active.
+//
+// write runs as the reloader's Prepare step, under the reloader's lock: it
+// must never call the reloader (the source comes as an argument).
 type policyRecorder struct {
 	mu      sync.Mutex
 	archive policyArchive
 	rec     *trail.Recorder
-	source  func() string
 }
 
+// set is called outside the reloader's lock, so it may ask r.
 func (p *policyRecorder) set(ctx context.Context, ar policyArchive, rec *trail.Recorder, r *policy.Reloader) error {
 	p.mu.Lock()
 	p.archive, p.rec = ar, rec
-	p.source = func() string { return r.Status().Source }
 	p.mu.Unlock()
 	if b := r.Current(); b != nil {
-		return p.write(ctx, b)
+		return p.write(ctx, b, r.Status().Source)
 	}
 	return nil
 }
 
 // write is the reloader's Prepare step: a version that cannot be archived
 // or recorded is rejected, and the active one keeps serving.
-func (p *policyRecorder) write(ctx context.Context, b *policy.Bundle) error {
+func (p *policyRecorder) write(ctx context.Context, b *policy.Bundle, source string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.archive == nil {
@@ -399,7 +403,7 @@ func (p *policyRecorder) write(ctx context.Context, b *policy.Bundle) error {
 	}
 	v := b.Version()
 	return p.rec.RecordAdmin(ctx, "policy.activate", "", v.Hash, map[string]any{
-		"version": v, "source": p.source(), "policies": len(b.Policies()), "files": b.Files(),
+		"version": v, "source": source, "policies": len(b.Policies()), "files": b.Files(),
 	})
 }
 

@@ -21,15 +21,40 @@ import (
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
-// TestMain turns the decision trail off for the tests that do not set it:
-// they start many servers in parallel from this folder, and two servers may
-// not share one trail directory (the second one refuses to start). The
-// trail tests set PDP_TRAIL_MODE and PDP_TRAIL_DIR themselves.
+// TestMain runs the tests on the shipped defaults: the decision trail is on
+// (sync). Many servers start in parallel from this folder and two may not
+// share one trail directory, so PDP_TRAIL_DIR points at a throwaway folder
+// and startServer gives every server a trail directory of its own (see
+// testTrailArgs). A test that turns the trail off says why.
 func TestMain(m *testing.M) {
-	if os.Getenv("PDP_TRAIL_MODE") == "" {
-		_ = os.Setenv("PDP_TRAIL_MODE", TrailOff)
+	root, err := os.MkdirTemp("", "pdp-cmd-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	defaultTestTrailDir = filepath.Join(root, "trail")
+	if os.Getenv("PDP_TRAIL_DIR") == "" {
+		_ = os.Setenv("PDP_TRAIL_DIR", defaultTestTrailDir)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(root)
+	if sharedBin != "" {
+		_ = os.RemoveAll(filepath.Dir(sharedBin))
+	}
+	os.Exit(code)
+}
+
+// defaultTestTrailDir is the PDP_TRAIL_DIR TestMain sets.
+var defaultTestTrailDir string
+
+// testTrailArgs gives a server its own trail directory (--trail-dir),
+// unless the test chose one in PDP_TRAIL_DIR.
+func testTrailArgs(t *testing.T) []string {
+	t.Helper()
+	if os.Getenv("PDP_TRAIL_DIR") != defaultTestTrailDir {
+		return nil
+	}
+	return []string{"--trail-dir", filepath.Join(t.TempDir(), "trail")}
 }
 
 // answer is the part of an evaluation answer the trail tests need.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/authzen"
+	"github.com/ciampdp/pdp/pdp/trail"
 	"github.com/labstack/echo/v4"
 )
 
@@ -85,11 +86,23 @@ func (s *Server) healthz(c echo.Context) error {
 	}{"ok", s.version})
 }
 
-// readyz answers 200 once a policy version is active, else 503.
+// readyz answers 200 once a policy version is active and while decisions
+// can be recorded in the trail; else 503 (with reason trail_unavailable
+// and the trail's error when it is the trail).
 func (s *Server) readyz(c echo.Context) error {
 	hash := s.policies.Status().Active.Hash
 	if hash == "" {
 		return fmt.Errorf("readyz: %w", pdp.ErrNotReady)
+	}
+	if s.trail != nil {
+		if err := s.trail.Ready(c.Request().Context()); err != nil {
+			return writeJSON(c, http.StatusServiceUnavailable, struct {
+				Status        string `json:"status"`
+				Reason        string `json:"reason"`
+				Error         string `json:"error"`
+				PolicyVersion string `json:"policy_version"`
+			}{"not_ready", trail.ReasonTrailUnavailable, err.Error(), hash})
+		}
 	}
 	return writeJSON(c, http.StatusOK, struct {
 		Status        string `json:"status"`

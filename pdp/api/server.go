@@ -68,6 +68,15 @@ type Deps struct {
 	// Ingest stores the sidecars' decision records posted to
 	// TrailIngestPath; nil leaves the route out.
 	Ingest *Ingest
+	// Trail, when set, is asked by /readyz whether decisions can be
+	// recorded: while they cannot, the PDP is not ready (503,
+	// trail_unavailable).
+	Trail TrailHealth
+}
+
+// TrailHealth says whether the decision trail records: *trail.Recorder.
+type TrailHealth interface {
+	Ready(ctx context.Context) error
 }
 
 // Routes of the endpoints that are not under Config.BasePath.
@@ -98,6 +107,7 @@ type Server struct {
 	adminLog    AdminRecorder
 	changes     *Changes // nil: no change feed
 	ingest      *Ingest  // nil: no sidecar records
+	trail       TrailHealth
 	metrics     *metrics
 	echo        *echo.Echo
 	// metadata is the encoded metadata document, once the PDP identifier is
@@ -129,6 +139,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		adminLog:    deps.AdminLog,
 		changes:     deps.Changes,
 		ingest:      deps.Ingest,
+		trail:       deps.Trail,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -257,6 +268,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       s.cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	// Requests run under base: when the grace period is over it is
+	// cancelled, so handlers waiting on a store give up (and answer, or
+	// fail closed) instead of outliving the shutdown.
+	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	hs.BaseContext = func(net.Listener) context.Context { return base }
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	select {
@@ -270,6 +287,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
+		cancelBase()
 		closeErr := hs.Close()
 		<-served
 		return fmt.Errorf("api: shutdown: %w", errors.Join(err, closeErr))

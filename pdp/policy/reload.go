@@ -30,10 +30,22 @@ type ReloaderConfig struct {
 	// Prepare, if set, is called with a new version that loaded, before it
 	// becomes active: it readies what the version needs outside the bundle
 	// (its SpiceDB schema, say). An error rejects the version like a load
-	// error: the active one keeps serving.
-	Prepare func(context.Context, *Bundle) error
-	// OnChange, if set, is called after a new version became active.
+	// error: the active one keeps serving. It runs under the reloader's
+	// lock, so it must not call the Reloader (Status would wait for that
+	// lock forever): what it needs of the reloader is in its arguments.
+	Prepare func(ctx context.Context, b *Bundle, c Candidate) error
+	// OnChange, if set, is called after a new version became active. It
+	// runs under the reloader's lock too: it must not call the Reloader.
 	OnChange func(Version)
+}
+
+// Candidate is what Prepare is told about a version besides its bundle.
+type Candidate struct {
+	// Source is where the version came from: the folders, or the Git
+	// remote and branch (Status().Source).
+	Source string
+	// Previous is the version active until now; zero for the first one.
+	Previous Version
 }
 
 // Reloader owns the active bundle. It loads and validates new versions off
@@ -110,7 +122,11 @@ func (r *Reloader) loadLocked(ctx context.Context) error {
 	b, err := Load(ctx, r.cfg.Dirs)
 	if err == nil && r.cfg.Prepare != nil {
 		if cur := r.cur.Load(); cur == nil || cur.Version() != b.Version() {
-			if perr := r.cfg.Prepare(ctx, b); perr != nil {
+			c := Candidate{Source: r.status.Source}
+			if cur != nil {
+				c.Previous = cur.Version()
+			}
+			if perr := r.cfg.Prepare(ctx, b, c); perr != nil {
 				err = fmt.Errorf("preparing version %s: %w", b.Version().Hash, perr)
 			}
 		}

@@ -163,9 +163,11 @@ func (l *FileLog) Checkpoint() ([]byte, error) {
 	}
 	frame := appendFrame(nil, payload)
 	if _, err := l.cpf.WriteAt(frame, l.cpEnd); err != nil {
+		_ = l.cpf.Truncate(l.cpEnd) // the next checkpoint is written at cpEnd again
 		return nil, fmt.Errorf("trail: write checkpoint: %w", err)
 	}
 	if err := l.cpf.Sync(); err != nil {
+		_ = l.cpf.Truncate(l.cpEnd)
 		return nil, fmt.Errorf("trail: fsync checkpoint: %w", err)
 	}
 	l.cpEnd += int64(len(frame))
@@ -185,7 +187,10 @@ func (l *FileLog) Checkpoints() [][]byte {
 }
 
 // Run writes a checkpoint every CheckpointInterval while the tree grows,
-// until ctx is done (returning nil) or a checkpoint fails (returning why).
+// until ctx is done or the log closed (returning nil). A failed checkpoint
+// (a full disk, say) does not end it: the next tick tries again, and
+// LastCheckpointError reports the latest outcome. A damaged log, which can
+// never be checkpointed, ends it with the reason.
 func (l *FileLog) Run(ctx context.Context) error {
 	t := time.NewTicker(l.opts.CheckpointInterval)
 	defer t.Stop()
@@ -194,13 +199,25 @@ func (l *FileLog) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if _, err := l.Checkpoint(); errors.Is(err, ErrClosed) {
+			_, err := l.Checkpoint()
+			switch {
+			case errors.Is(err, ErrClosed):
 				return nil
-			} else if err != nil {
+			case errors.Is(err, ErrDamaged), errors.Is(err, ErrNoSigner):
 				return err
 			}
+			l.cpErr.Store(&err)
 		}
 	}
+}
+
+// LastCheckpointError is the outcome of Run's latest checkpoint: nil after
+// a success.
+func (l *FileLog) LastCheckpointError() error {
+	if p := l.cpErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // sideReader reads the stored hashes of a tree of the given size from the

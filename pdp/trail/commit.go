@@ -3,6 +3,7 @@ package trail
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -114,10 +115,19 @@ func (l *FileLog) commitLoop() {
 	}
 }
 
-// commit writes one batch. A failed write or fsync fails the whole log: after
-// an fsync error the kernel's page state is unknown, so nothing is retried.
+// commit writes one batch. A failed write or fsync fails the batch, and the
+// files are cut back to the last acknowledged record (records file
+// truncated and fsynced, side file truncated): what the failed write left,
+// torn or whole, is gone, so its pages' state after a failed fsync does not
+// matter. The next batch is written only once that repair succeeded, so the
+// log takes appends again when the disk does (space freed, say), and the
+// tree always matches what is on disk.
 func (l *FileLog) commit(batch []*appendReq) {
-	if err := l.failure(); err != nil {
+	err := l.failure()
+	if err == nil && l.dirty {
+		err = l.repair()
+	}
+	if err != nil {
 		for _, r := range batch {
 			r.done <- appendResult{err: err}
 		}
@@ -162,11 +172,13 @@ func (l *FileLog) commit(batch []*appendReq) {
 	}
 	if len(leaves) > 0 {
 		if err := l.write(buf, end, n0, leaves); err != nil {
-			l.mu.Lock()
-			l.failed = fmt.Errorf("trail: log failed: %w", err)
-			l.mu.Unlock()
+			err = fmt.Errorf("trail: write failed, records not stored: %w", err)
+			l.dirty = true
+			if rerr := l.repair(); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
 			for i := range results {
-				results[i] = appendResult{err: l.failed}
+				results[i] = appendResult{err: err}
 			}
 		} else {
 			l.mu.Lock()
@@ -182,9 +194,28 @@ func (l *FileLog) commit(batch []*appendReq) {
 	}
 }
 
+// repair cuts the files back to the acknowledged records after a failed
+// write: the records file to the end of the last one (fsynced), the side
+// file to their stored hashes. Only the committer calls it.
+func (l *FileLog) repair() error {
+	l.mu.RLock()
+	n, end := int64(len(l.offsets)), l.end
+	l.mu.RUnlock()
+	if err := l.rec.Truncate(end); err != nil {
+		return fmt.Errorf("trail: cut the records file back to %d bytes: %w", end, err)
+	}
+	if err := l.rec.Sync(); err != nil {
+		return fmt.Errorf("trail: fsync the records file: %w", err)
+	}
+	if err := l.hashes.truncate(n); err != nil {
+		return err
+	}
+	l.dirty = false
+	return nil
+}
+
 func (l *FileLog) write(buf []byte, end, n0 int64, leaves []tlog.Hash) error {
 	if _, err := l.rec.WriteAt(buf, end); err != nil {
-		_ = l.rec.Truncate(end)
 		return fmt.Errorf("write records: %w", err)
 	}
 	if err := l.rec.Sync(); err != nil {

@@ -17,7 +17,12 @@
 //     golang.org/x/mod/sumdb/note), framed like records.
 //
 // Append is group-committed: concurrent callers are batched into one write and
-// one fsync, and Append returns only once its records are durable.
+// one fsync, and Append returns only once its records are durable. A failed
+// write or fsync (a full disk) fails its batch and cuts the files back to the
+// last acknowledged record; the next batch is tried afresh, so the log works
+// again when the disk does. Run signs a checkpoint every
+// DefaultCheckpointInterval (1s) while the tree grows, bounding how long a
+// record stays unanchored (Report.Unanchored counts such records).
 //
 // Verify checks a trail against its signed checkpoints and names the first
 // record that was changed, dropped, inserted or reordered. Prove and
@@ -28,6 +33,9 @@
 // too) before it is answered: mode sync (the record is durable first; a
 // failed write turns the answer into a deny with trail_unavailable) or
 // async (a bounded buffer that blocks or denies when full, never drops).
+// From a failed write until a write succeeds again the trail is down:
+// Ready says so (and tries a write, the trail.recovered record), and the
+// pdp_trail_unavailable gauge is 1.
 //
 // Searches (kind search) and administrative actions (kind admin: consent
 // and delegation changes, policy versions put into service, reads of the

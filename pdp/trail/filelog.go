@@ -24,6 +24,11 @@ const (
 	checkpointsFile = "checkpoints.log"
 )
 
+// DefaultCheckpointInterval is how often a checkpoint is written while the
+// trail grows, unless configured: a record stays unanchored about a second.
+// A tick on which the tree did not grow writes nothing.
+const DefaultCheckpointInterval = time.Second
+
 // DefaultOrigin is the first line of checkpoints when FileOptions.Origin is empty.
 const DefaultOrigin = "northbank-pdp/trail"
 
@@ -48,7 +53,10 @@ type FileOptions struct {
 	Origin string
 	// Signer signs checkpoints (note.NewSigner on a key from note.GenerateKey).
 	Signer note.Signer
-	// CheckpointInterval is how often Run writes a checkpoint. Default 1m.
+	// CheckpointInterval is how often Run writes a checkpoint while the
+	// tree grows: it bounds how long a record stays unanchored (no
+	// signature covers it, so it could be altered undetected). Default
+	// DefaultCheckpointInterval.
 	CheckpointInterval time.Duration
 	// MaxBatch caps the records written by one write+fsync. Default 4096.
 	MaxBatch int
@@ -76,7 +84,7 @@ func (o FileOptions) withDefaults() FileOptions {
 		o.Origin = DefaultOrigin
 	}
 	if o.CheckpointInterval == 0 {
-		o.CheckpointInterval = time.Minute
+		o.CheckpointInterval = DefaultCheckpointInterval
 	}
 	if o.MaxBatch == 0 {
 		o.MaxBatch = 4096
@@ -112,13 +120,15 @@ type FileLog struct {
 	mu      sync.RWMutex
 	offsets []int64 // frame offset of each record
 	end     int64   // end of the records file
-	failed  error   // a write or fsync failed; the log takes no more appends
+	failed  error   // a prune failed half way; the log takes no more appends
 	damaged error   // set on open; never cleared
+	dirty   bool    // committer only: a failed write may have left bytes past end
 
 	cpMu     sync.Mutex // serialises checkpoint writes
 	cps      []signedHead
 	cpEnd    int64
 	cpClosed bool
+	cpErr    atomic.Pointer[error] // Run's latest checkpoint outcome
 
 	reqs      chan *appendReq
 	closing   chan struct{}

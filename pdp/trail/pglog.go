@@ -79,7 +79,9 @@ type PostgresOptions struct {
 	Origin string
 	// Signer signs checkpoints. Every replica must sign with the same key.
 	Signer note.Signer
-	// CheckpointInterval is how often Run writes a checkpoint. Default 1m.
+	// CheckpointInterval is how often Run writes a checkpoint while the
+	// tree grows: it bounds how long a record stays unanchored. Default
+	// DefaultCheckpointInterval.
 	CheckpointInterval time.Duration
 	// MaxBatch caps the records of one group-commit transaction. Default 4096.
 	MaxBatch int
@@ -113,7 +115,7 @@ func (o PostgresOptions) withDefaults() PostgresOptions {
 		o.Origin = DefaultOrigin
 	}
 	if o.CheckpointInterval == 0 {
-		o.CheckpointInterval = time.Minute
+		o.CheckpointInterval = DefaultCheckpointInterval
 	}
 	if o.MaxBatch == 0 {
 		o.MaxBatch = 4096

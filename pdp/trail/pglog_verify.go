@@ -97,6 +97,7 @@ func (l *PostgresLog) Verify(ctx context.Context, verifierKey string, from, to u
 	if len(heads) > 0 {
 		rep.Anchored = heads[len(heads)-1].Size
 	}
+	rep.Unanchored = n - min(rep.Anchored, n)
 	if from > to {
 		rep.From = to
 	}

@@ -117,8 +117,9 @@ type RecorderStats struct {
 // trail_unavailable (same id), so no allow is ever answered without its
 // record. In async mode records go through a bounded buffer that a single
 // goroutine drains into the log in batches; when the buffer is full the
-// decision waits (block) or is denied (deny), and it is never dropped. After
-// the log has failed once, async decisions are denied as well.
+// decision waits (block) or is denied (deny), and it is never dropped. While
+// the log fails (from a failed write until a write succeeds again), async
+// decisions are denied as well; Ready says so, and tries a write.
 //
 // Search answers are recorded too, one record per search (kind "search")
 // holding the request and the entities answered; a search whose record
@@ -135,10 +136,16 @@ type Recorder struct {
 	closed  bool
 	buf     chan Record
 	drained chan struct{}
-	failed  atomic.Pointer[error]
+	failed  atomic.Pointer[error] // async: records were lost (Close reports it)
 
-	written, blocked, denied, failures atomic.Uint64
-	closeOnce                          sync.Once
+	// down is the running outage: set by a failed write, cleared by a
+	// successful one (or a probe, see Ready).
+	down      atomic.Pointer[outage]
+	probeMu   sync.Mutex
+	lastProbe time.Time
+
+	written, blocked, denied, failures, outages atomic.Uint64
+	closeOnce                                   sync.Once
 }
 
 // NewRecorder wraps inner so that every decision is recorded in l.
@@ -244,9 +251,13 @@ func (r *Recorder) save(ctx context.Context, reqs []pdp.Request, ds []pdp.Decisi
 			for _, i := range idx {
 				r.fail(&ds[i], err)
 			}
+			if ctx.Err() == nil { // a caller that gave up is no trail failure
+				r.lost(err, largest(recs))
+			}
 			return
 		}
 		r.written.Add(uint64(len(recs)))
+		r.wrote()
 		return
 	}
 	for k, rec := range recs {
@@ -267,9 +278,13 @@ func (r *Recorder) fail(d *pdp.Decision, err error) {
 }
 
 // enqueue hands rec to the async drainer, as the full-buffer rule says.
+// While the trail is down nothing is accepted (its answer would go out
+// with no record behind it) until a probe write succeeds.
 func (r *Recorder) enqueue(ctx context.Context, rec Record) error {
-	if p := r.failed.Load(); p != nil {
-		return *p
+	if o := r.down.Load(); o != nil {
+		if err := r.probe(ctx, o); err != nil {
+			return fmt.Errorf("an earlier write failed: %w", err)
+		}
 	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -313,14 +328,16 @@ func (r *Recorder) drain() {
 		}
 		if _, err := r.log.Append(context.Background(), batch...); err != nil {
 			r.failures.Add(uint64(len(batch)))
-			err = fmt.Errorf("an earlier write failed: %w", err)
-			r.failed.CompareAndSwap(nil, &err)
+			lostErr := fmt.Errorf("records were lost: %w", err)
+			r.failed.CompareAndSwap(nil, &lostErr)
 			r.logger.LogAttrs(context.Background(), slog.LevelError,
 				"decision trail write failed; these records are lost and later decisions are denied with trail_unavailable",
 				slog.Int("records", len(batch)), slog.String("first_decision_id", batch[0].ID), slog.String("error", err.Error()))
+			r.lost(err, largest(batch))
 			continue
 		}
 		r.written.Add(uint64(len(batch)))
+		r.wrote()
 	}
 }
 
@@ -393,9 +410,13 @@ func (r *Recorder) saveSearch(ctx context.Context, b SearchBody, start time.Time
 		if _, err := r.log.Append(ctx, rec); err != nil {
 			r.failures.Add(1)
 			r.denied.Add(1)
+			if ctx.Err() == nil {
+				r.lost(err, len(body))
+			}
 			return fmt.Errorf("%w: %v", ErrRecordFailed, err)
 		}
 		r.written.Add(1)
+		r.wrote()
 		return nil
 	}
 	if err := r.enqueue(ctx, rec); err != nil {
@@ -463,6 +484,7 @@ func (r *Recorder) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descDenied
 	ch <- descFailures
 	ch <- descBuffered
+	r.describeOutages(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -473,6 +495,7 @@ func (r *Recorder) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descDenied, prometheus.CounterValue, float64(s.Denied))
 	ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(s.Failures))
 	ch <- prometheus.MustNewConstMetric(descBuffered, prometheus.GaugeValue, float64(s.Buffered))
+	r.collectOutages(ch)
 }
 
 // KindAdmin is the Record.Kind of an administrative action: a consent or
@@ -494,13 +517,9 @@ type AdminBody struct {
 // once it is durable, whatever the mode: administrative actions are rare,
 // and one that is answered must be on record.
 func (r *Recorder) RecordAdmin(ctx context.Context, action, application, target string, detail any) error {
-	body, err := json.Marshal(AdminBody{Action: action, Application: application, Target: target, Detail: detail,
-		Instance: r.opts.Instance, Build: r.opts.Build})
-	if err == nil {
-		body, err = r.redact(body)
-	}
+	body, err := r.adminBody(action, application, target, detail)
 	if err != nil {
-		return fmt.Errorf("trail: encode %s: %w", action, err)
+		return err
 	}
 	now := time.Now().UTC()
 	id, err := uuid.NewV7()
@@ -509,8 +528,25 @@ func (r *Recorder) RecordAdmin(ctx context.Context, action, application, target 
 	}
 	if _, err := r.log.Append(ctx, Record{Kind: KindAdmin, ID: id.String(), Time: now, Body: body}); err != nil {
 		r.failures.Add(1)
+		if ctx.Err() == nil {
+			r.lost(err, len(body))
+		}
 		return fmt.Errorf("trail: record %s: %w", action, err)
 	}
 	r.written.Add(1)
+	r.wrote()
 	return nil
+}
+
+// adminBody encodes (and redacts) the body of an administrative record.
+func (r *Recorder) adminBody(action, application, target string, detail any) ([]byte, error) {
+	body, err := json.Marshal(AdminBody{Action: action, Application: application, Target: target, Detail: detail,
+		Instance: r.opts.Instance, Build: r.opts.Build})
+	if err == nil {
+		body, err = r.redact(body)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("trail: encode %s: %w", action, err)
+	}
+	return body, nil
 }

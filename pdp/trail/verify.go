@@ -28,23 +28,27 @@ const (
 
 // Report is the outcome of Verify.
 type Report struct {
-	OK          bool    `json:"ok"`
-	From        uint64  `json:"from"`        // first sequence number checked
-	To          uint64  `json:"to"`          // one past the last sequence number checked
-	Checkpoints int     `json:"checkpoints"` // signed checkpoints checked
-	Anchored    uint64  `json:"anchored"`    // records covered by the latest checkpoint
-	Pruned      uint64  `json:"pruned"`      // tombstones among the records checked
-	Problem     Problem `json:"problem,omitempty"`
-	Seq         uint64  `json:"seq,omitempty"` // first bad record (or checkpoint size)
-	Detail      string  `json:"detail,omitempty"`
+	OK          bool   `json:"ok"`
+	From        uint64 `json:"from"`        // first sequence number checked
+	To          uint64 `json:"to"`          // one past the last sequence number checked
+	Checkpoints int    `json:"checkpoints"` // signed checkpoints checked
+	Anchored    uint64 `json:"anchored"`    // records covered by the latest checkpoint
+	// Unanchored counts the records after the latest checkpoint: no
+	// signature covers them yet, so they could be altered (or dropped)
+	// without Verify noticing.
+	Unanchored uint64  `json:"unanchored"`
+	Pruned     uint64  `json:"pruned"` // tombstones among the records checked
+	Problem    Problem `json:"problem,omitempty"`
+	Seq        uint64  `json:"seq,omitempty"` // first bad record (or checkpoint size)
+	Detail     string  `json:"detail,omitempty"`
 }
 
 func (r Report) String() string {
 	if r.OK && r.Pruned > 0 {
-		return fmt.Sprintf("ok: records [%d,%d) (%d pruned), %d checkpoints, %d anchored", r.From, r.To, r.Pruned, r.Checkpoints, r.Anchored)
+		return fmt.Sprintf("ok: records [%d,%d) (%d pruned), %d checkpoints, %d anchored, %d unanchored", r.From, r.To, r.Pruned, r.Checkpoints, r.Anchored, r.Unanchored)
 	}
 	if r.OK {
-		return fmt.Sprintf("ok: records [%d,%d), %d checkpoints, %d anchored", r.From, r.To, r.Checkpoints, r.Anchored)
+		return fmt.Sprintf("ok: records [%d,%d), %d checkpoints, %d anchored, %d unanchored", r.From, r.To, r.Checkpoints, r.Anchored, r.Unanchored)
 	}
 	return fmt.Sprintf("%s at seq %d: %s", r.Problem, r.Seq, r.Detail)
 }
@@ -116,6 +120,7 @@ func (l *FileLog) Verify(ctx context.Context, verifierKey string, from, to uint6
 	if len(heads) > 0 {
 		rep.Anchored = heads[len(heads)-1].Size
 	}
+	rep.Unanchored = uint64(len(frames)) - min(rep.Anchored, uint64(len(frames)))
 	if from > to {
 		rep.From = to
 	}
