@@ -44,6 +44,8 @@ func classify(err error) (int, string) {
 		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, errTooManySidecars):
 		return http.StatusServiceUnavailable, errTooManySidecars.Error()
+	case errors.As(err, new(*tooManyError)):
+		return http.StatusRequestEntityTooLarge, err.Error()
 	case errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge, errTooLarge.Error()
 	case errors.Is(err, consent.ErrDecode):
