@@ -97,7 +97,7 @@ func openDelegations(ctx context.Context, cfg DelegationsConfig, bundles pdp.Bun
 	if store != nil {
 		proj = delegation.NewSpiceDBProjector(store, sources.KnownRelations(bundles), time.Now)
 	}
-	svc := delegation.NewService(delegation.Config{Store: st, Projector: proj, Logger: log})
+	svc := delegation.NewService(delegation.Config{Store: st, Projector: proj, Logger: log, Vocabulary: sources.Vocabulary{Bundles: bundles}})
 	closeFn := func() { _ = st.Close() }
 	if cfg.Seed != "" {
 		if err := seedDelegations(ctx, svc, cfg.Seed); err != nil {

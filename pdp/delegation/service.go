@@ -34,6 +34,9 @@ type Config struct {
 	// NewID makes the id of an offer that has none; default "dlg-" and a
 	// UUIDv7.
 	NewID func() string
+	// Vocabulary, when not nil, is the active schema's: offers may only
+	// name its types and actions.
+	Vocabulary Vocabulary
 }
 
 // Service applies the rules of delegations: every change is checked,
@@ -50,6 +53,7 @@ type Service struct {
 	now   func() time.Time
 	log   *slog.Logger
 	newID func() string
+	vocab Vocabulary
 }
 
 // NewService returns a Service. It panics without a Store.
@@ -57,7 +61,7 @@ func NewService(c Config) *Service {
 	if c.Store == nil {
 		panic("delegation: NewService without a Store")
 	}
-	s := &Service{store: c.Store, proj: c.Projector, now: c.Now, log: c.Logger, newID: c.NewID}
+	s := &Service{store: c.Store, proj: c.Projector, now: c.Now, log: c.Logger, newID: c.NewID, vocab: c.Vocabulary}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -122,6 +126,9 @@ func (s *Service) Offer(ctx context.Context, r OfferRequest) (Delegation, string
 	if err := d.validateShape(); err != nil {
 		return Delegation{}, "", err
 	}
+	if err := checkVocabulary(s.vocab, &d); err != nil {
+		return Delegation{}, "", err
+	}
 	var parent *Delegation
 	if d.Parent != "" {
 		p, err := s.store.Get(ctx, d.Parent)
@@ -150,6 +157,9 @@ func (s *Service) Offer(ctx context.Context, r OfferRequest) (Delegation, string
 		if err := checkWithinParent(&d, *parent); err != nil {
 			return Delegation{}, "", err
 		}
+	}
+	if err := checkNotOver(&d, now); err != nil {
+		return Delegation{}, "", err
 	}
 	if d.ID == "" {
 		d.ID = s.newID()
