@@ -72,6 +72,8 @@ func classify(err error) (int, string) {
 		return http.StatusServiceUnavailable, delegation.ErrProjection.Error() + "; it is repaired at the next start or reconcile"
 	case errors.As(err, new(*delegation.RuleError)):
 		return http.StatusUnprocessableEntity, err.Error()
+	case errors.Is(err, pdp.ErrInvalidID), errors.Is(err, pdp.ErrContextTooLarge):
+		return http.StatusBadRequest, strings.ReplaceAll(err.Error(), "pdp: ", "")
 	case errors.Is(err, pdp.ErrFactsUnavailable):
 		return http.StatusServiceUnavailable, "relationship facts unavailable: the search cannot be answered"
 	case errors.Is(err, pdp.ErrNotReady):
