@@ -5,6 +5,11 @@ import (
 	"fmt"
 	"math/bits"
 	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/relations"
 )
 
 // What the relationship store (SpiceDB) refuses to be asked. The engine
@@ -106,3 +111,26 @@ func caveatContextSize(ctx map[string]any) int {
 }
 
 func varintLen(n int) int { return (bits.Len64(uint64(n)|1) + 6) / 7 }
+
+// replayRefused re-runs, for replay under b, the checks prepare makes
+// before asking the relationship store, so that a decision denied
+// invalid_id or context_too_large replays to the same answer. "" and nil
+// when b lets the request through to the store.
+func replayRefused(b *policy.Bundle, plan actionPlan, req Request, in builtInput, now time.Time) (string, error) {
+	if len(plan.rel) == 0 && len(plan.onBehalf) == 0 {
+		return "", nil
+	}
+	var caveated map[string]map[string]bool
+	if zed := b.SpiceDBSchema(); strings.TrimSpace(zed) != "" {
+		caveated, _ = relations.CaveatedNames(zed) // nil: every check carries the context, as the engine does
+	}
+	subject := ObjectRef{Type: b.ObjectType(in.Principal.Type), ID: string(in.Principal.ID)}
+	caveats := caveatContext(req.Context, now)
+	checks := factChecks(b, plan.rel, in, subject, caveats, caveated)
+	if len(plan.onBehalf) > 0 {
+		if obo, err := onBehalfOf(b, req, subject); err == nil && obo != nil {
+			checks = append(checks, factChecks(b, plan.onBehalf, in, *obo, caveats, caveated)...)
+		}
+	}
+	return checkFactInput(checks)
+}

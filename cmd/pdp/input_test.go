@@ -285,8 +285,11 @@ func TestInputDuplicateNames(t *testing.T) {
 
 // D18: ids and contexts the relationship store would refuse get their own
 // reason (a search: 400), never facts_unavailable or 503, and one such item
-// does not fail its batch.
+// does not fail its batch; the decisions replay to the same answer.
 func TestInputFactsRefusedInput(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "trail")
+	t.Setenv("PDP_TRAIL_MODE", TrailSync)
+	t.Setenv("PDP_TRAIL_DIR", dir)
 	s := startNorthbank(t)
 	big := strings.Repeat("x", 5000)
 	for _, tc := range []struct {
@@ -337,6 +340,14 @@ func TestInputFactsRefusedInput(t *testing.T) {
 	}
 	if r := s.logs.find("WARN", "relationship facts unavailable"); r != nil {
 		t.Errorf("refused input logged as an outage: %v", r)
+	}
+	s.stop(t)
+	code, out, errOut := pdpRun("replay", "--dir", dir, "--json", "--quiet")
+	var rep struct {
+		Decisions, Reproduced int
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitOK || rep.Decisions != 6 || rep.Reproduced != 6 {
+		t.Fatalf("replay: %d %+v %v\n%s\n%s", code, rep, err, out, errOut)
 	}
 }
 
