@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ciampdp/pdp/pdp/api"
 )
 
 // Issue "Trustworthy as shipped", B9 and D14–D19: what the PDP accepts as
@@ -392,6 +395,39 @@ func TestInputAuditorOutputEscaped(t *testing.T) {
 			var v any
 			if code != exitOK || json.Unmarshal([]byte(out), &v) != nil || strings.ContainsAny(out, "\x1b\x07\r") {
 				t.Fatalf("%s --json: %d %q %s", tc.name, code, out, errOut)
+			}
+		})
+	}
+}
+
+// B9: http.max_batch is a configuration key with a default of 1,000; a
+// negative value is refused at start.
+func TestInputMaxBatchConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		file string
+		env  map[string]string
+		want int
+		err  error
+	}{
+		{"default", "", nil, 1000, nil},
+		{"file", "http:\n  max_batch: 50\n", nil, 50, nil},
+		{"environment", "", map[string]string{"PDP_HTTP_MAX_BATCH": "7"}, 7, nil},
+		{"negative", "", map[string]string{"PDP_HTTP_MAX_BATCH": "-1"}, 0, api.ErrMaxBatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := load(t, tc.file, tc.env)
+			if err == nil {
+				err = c.Validate()
+			}
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("error %v, want %v", err, tc.err)
+				}
+				return
+			}
+			if err != nil || c.HTTP.MaxBatch != tc.want {
+				t.Fatalf("max_batch %d, error %v; want %d", c.HTTP.MaxBatch, err, tc.want)
 			}
 		})
 	}
