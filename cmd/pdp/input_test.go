@@ -144,6 +144,9 @@ func TestInputCurrencyMissing(t *testing.T) {
 			if d.Decision != tc.allowed || !slices.Equal(d.Context.Reasons, want) {
 				t.Fatalf("got %v %v, want %v %v", d.Decision, d.Context.Reasons, tc.allowed, want)
 			}
+			if tc.reason == "currency_missing" && !slices.Equal(d.Context.Delegations, []string{"poa-alice-bob"}) {
+				t.Fatalf("the deny names delegations %v, want the one it looked at", d.Context.Delegations)
+			}
 		})
 	}
 }
