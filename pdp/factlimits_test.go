@@ -1,6 +1,7 @@
 package pdp
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -24,6 +25,18 @@ func TestCaveatContextSize(t *testing.T) {
 		}
 		if got, want := caveatContextSize(ctx), proto.Size(s); got != want {
 			t.Errorf("%d keys: got %d, proto.Size %d", len(ctx), got, want)
+		}
+	}
+}
+
+// TestValidObjectID follows SpiceDB's object id grammar.
+func TestValidObjectID(t *testing.T) {
+	spicedb := regexp.MustCompile(`^[a-zA-Z0-9/_|\-=+]+$`)
+	for _, id := range []string{"alice", "acc-alice", "CiRmZDE2MTRkMy1jMzlh+/=", "a|b_c", "", "*", "alice smith",
+		"alice@bank", "al:ice", "é", "a\x00", strings.Repeat("a", 1024), strings.Repeat("a", 1025)} {
+		want := id != "*" && len(id) <= 1024 && spicedb.MatchString(id)
+		if got := validObjectID(id); got != want {
+			t.Errorf("validObjectID(%q) = %v, want %v", id, got, want)
 		}
 	}
 }
