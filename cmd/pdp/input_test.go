@@ -309,9 +309,15 @@ func TestInputFactsRefusedInput(t *testing.T) {
 			"resource":{"type":"account","id":"acc-alice"},"context":{"purpose":"account_servicing","on_behalf_of":{"type":"user","id":"al ice"}}}`, "invalid_id"},
 		{"a context over the caveat limit", `{"subject":{"type":"user","id":"alice"},"action":{"name":"view_statements"},
 			"resource":{"type":"account","id":"acc-alice"},"context":{"purpose":"account_servicing","note":"` + big + `"}}`, "context_too_large"},
+		{"an account id whose data subject is looked up for consent", `{"subject":{"type":"user","id":"alice"},"action":{"name":"share_account_information"},
+			"resource":{"type":"account","id":"acc alice"},"context":{"purpose":"account_information_sharing"}}`, "invalid_id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := s.nbDecide(t, "mobile-banking", tc.body)
+			app := "mobile-banking"
+			if strings.Contains(tc.body, "account_information_sharing") {
+				app = "budget-app"
+			}
+			d := s.nbDecide(t, app, tc.body)
 			if d.Decision || !slices.Equal(d.Context.Reasons, []string{tc.reason}) {
 				t.Fatalf("got %v %v, want a deny %s", d.Decision, d.Context.Reasons, tc.reason)
 			}
@@ -352,7 +358,7 @@ func TestInputFactsRefusedInput(t *testing.T) {
 	var rep struct {
 		Decisions, Reproduced int
 	}
-	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitOK || rep.Decisions != 6 || rep.Reproduced != 6 {
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitOK || rep.Decisions != 7 || rep.Reproduced != 7 {
 		t.Fatalf("replay: %d %+v %v\n%s\n%s", code, rep, err, out, errOut)
 	}
 }
