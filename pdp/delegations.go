@@ -53,6 +53,7 @@ const (
 	DelegationRevoked      = "revoked"
 	DelegationSuspended    = "suspended"
 	DelegationOutOfScope   = "out_of_scope"
+	DelegationNoCurrency   = "currency_missing"
 	delegationAttrActive   = "active"
 	delegationAttrStatus   = "status"
 	delegationAttrBasis    = "basis"
@@ -64,13 +65,16 @@ const (
 // Reason codes of denies that acting on behalf of someone explains. They
 // replace the generic not_permitted when no forbid policy gave a reason.
 const (
-	ReasonNoRelationship         = "no_relationship"
-	ReasonDelegationOutOfScope   = "delegation_out_of_scope"
-	ReasonDelegationExpired      = "delegation_expired"
-	ReasonDelegationNotAccepted  = "delegation_not_accepted"
-	ReasonDelegationRevoked      = "delegation_revoked"
-	ReasonDelegationSuspended    = "delegation_suspended"
-	ReasonDelegationNotYetValid  = "delegation_not_yet_valid"
+	ReasonNoRelationship        = "no_relationship"
+	ReasonDelegationOutOfScope  = "delegation_out_of_scope"
+	ReasonDelegationExpired     = "delegation_expired"
+	ReasonDelegationNotAccepted = "delegation_not_accepted"
+	ReasonDelegationRevoked     = "delegation_revoked"
+	ReasonDelegationSuspended   = "delegation_suspended"
+	ReasonDelegationNotYetValid = "delegation_not_yet_valid"
+	// ReasonCurrencyMissing: a payment acting for someone names an amount
+	// but no currency, and the delegation is limited to one currency.
+	ReasonCurrencyMissing        = "currency_missing"
 	reasonDelegationUnrecognised = "delegation_invalid"
 )
 
@@ -91,6 +95,8 @@ func delegationReason(status string) string {
 		return ReasonDelegationSuspended
 	case DelegationNotYetValid:
 		return ReasonDelegationNotYetValid
+	case DelegationNoCurrency:
+		return ReasonCurrencyMissing
 	}
 	return reasonDelegationUnrecognised
 }

@@ -267,8 +267,22 @@ func (j *job) deny(code string, err error) {
 	j.done = true
 }
 
-// prepare maps the request onto the schema and plans its fact checks.
+// prepare maps the request onto the schema and plans its fact checks, and
+// denies it at once when the relationship store would refuse those
+// checks (invalid_id, context_too_large): one such item must not fail the
+// facts of its whole batch.
 func (e *Engine) prepare(b *policy.Bundle, req Request) job {
+	j := e.planChecks(b, req)
+	if !j.done {
+		if code, err := checkFactInput(j.checks); err != nil {
+			j.deny(code, err)
+		}
+	}
+	return j
+}
+
+// planChecks maps the request onto the schema and plans its fact checks.
+func (e *Engine) planChecks(b *policy.Bundle, req Request) job {
 	start := e.now()
 	j := job{start: start, began: time.Now(), d: Decision{
 		ID:            newDecisionID(),

@@ -102,6 +102,14 @@ func (r *Replayer) Replay(b *policy.Bundle, req Request, rec Decision, opts Repl
 		out.diff(rec)
 		return out
 	}
+	if !evaluated && (slices.Contains(rec.Reasons, ReasonInvalidID) || slices.Contains(rec.Reasons, ReasonContextTooLarge)) {
+		if code, err := replayRefused(b, plans[in.Action], req, in, rec.Time); err != nil {
+			d.Reasons, d.Message = []string{code}, err.Error()
+			out.Decision = d
+			out.diff(rec)
+			return out
+		}
+	}
 	if !evaluated {
 		// The engine stopped before Cedar, but b lets the request through:
 		// the record holds no input to evaluate.

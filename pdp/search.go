@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/cedar-policy/cedar-go/types"
 
@@ -185,6 +186,16 @@ func (e *Engine) lookUp(ctx context.Context, b *policy.Bundle, req Request, subj
 	}
 	caveats := caveatContext(req.Context, e.now())
 	objRes, objSub := b.ObjectType(rt), b.ObjectType(pt)
+	if subjects {
+		if err := checkObjectID(objRes, req.Resource.ID); err != nil {
+			return nil, err
+		}
+	} else if err := checkObjectID(objSub, req.Subject.ID); err != nil {
+		return nil, err
+	}
+	if err := checkCaveatContext(caveats); err != nil {
+		return nil, err
+	}
 	var out []string
 	for _, perm := range plan {
 		var (
@@ -216,6 +227,15 @@ func (e *Engine) lookUp(ctx context.Context, b *policy.Bundle, req Request, subj
 // Without a configured store those actions always deny, and the search
 // answers so.
 func (e *Engine) factsFailed(ds []Decision) error {
+	for _, d := range ds {
+		// A search about an id or a context the relationship store
+		// refuses is a bad request, whichever candidate showed it.
+		for code, sentinel := range map[string]error{ReasonInvalidID: ErrInvalidID, ReasonContextTooLarge: ErrContextTooLarge} {
+			if slices.Contains(d.Reasons, code) {
+				return fmt.Errorf("%w%s", sentinel, strings.TrimPrefix(d.Message, sentinel.Error()))
+			}
+		}
+	}
 	if e.facts == nil {
 		return nil
 	}

@@ -173,7 +173,7 @@ func runAuditQuery(ctx context.Context, std stdio, fs *pflag.FlagSet, args []str
 		if len(e.Policies) > 0 {
 			line += "  policies=" + strings.Join(e.Policies, ",")
 		}
-		fmt.Fprintln(std.out, line)
+		fmt.Fprintln(std.out, audit.Printable(line))
 	}
 	more := ""
 	if res.Truncated {
@@ -284,7 +284,7 @@ func runReplay(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string)
 
 func printReplay(w io.Writer, rep audit.ReplayReport) {
 	for _, it := range rep.Items {
-		fmt.Fprintf(w, "%s seq %d decision %s (%s %s %s, policy %s): %s\n", strings.ToUpper(it.Outcome), it.Seq, it.DecisionID,
+		printLine(w, "%s seq %d decision %s (%s %s %s, policy %s): %s", strings.ToUpper(it.Outcome), it.Seq, it.DecisionID,
 			it.Subject, it.Action, it.Resource, shortHash(it.PolicyVersion), strings.Join(append(it.Differences, it.Missing...), "; "))
 	}
 	fmt.Fprintf(w, "%d decisions replayed under %d policy version(s) in %s: %d reproduced, %d differs, %d not_replayable (%d other records)\n",
@@ -296,7 +296,7 @@ func printWhatIf(w io.Writer, rep audit.WhatIfReport, proposed string) {
 	fmt.Fprintf(w, "  %d unchanged, %d allow→deny, %d deny→allow, %d same decision with other reasons, %d not_replayable\n",
 		rep.Unchanged, rep.AllowToDeny, rep.DenyToAllow, rep.OtherChanges, rep.NotReplayable)
 	for _, g := range rep.Groups {
-		fmt.Fprintf(w, "  action %s, policies %s: %d allow→deny, %d deny→allow\n", g.Action, strings.Join(g.Policies, ","), g.AllowToDeny, g.DenyToAllow)
+		printLine(w, "  action %s, policies %s: %d allow→deny, %d deny→allow", g.Action, strings.Join(g.Policies, ","), g.AllowToDeny, g.DenyToAllow)
 	}
 	for _, it := range rep.Flips {
 		was, now := "deny", "allow"
@@ -307,11 +307,17 @@ func printWhatIf(w io.Writer, rep audit.WhatIfReport, proposed string) {
 		if it.Replayed != nil && len(it.Replayed.Reasons) > 0 {
 			reasons = " (" + strings.Join(it.Replayed.Reasons, ",") + ")"
 		}
-		fmt.Fprintf(w, "  FLIP %s→%s%s  %s  %s %s %s\n", was, now, reasons, it.DecisionID, it.Subject, it.Action, it.Resource)
+		printLine(w, "  FLIP %s→%s%s  %s  %s %s %s", was, now, reasons, it.DecisionID, it.Subject, it.Action, it.Resource)
 	}
 	for _, it := range rep.Unreplayable {
-		fmt.Fprintf(w, "  NOT_REPLAYABLE %s: %s\n", it.DecisionID, strings.Join(it.Missing, "; "))
+		printLine(w, "  NOT_REPLAYABLE %s: %s", it.DecisionID, strings.Join(it.Missing, "; "))
 	}
+}
+
+// printLine writes one line of text output, made terminal-safe
+// (audit.Printable): the values in it were recorded from callers.
+func printLine(w io.Writer, format string, args ...any) {
+	fmt.Fprintln(w, audit.Printable(fmt.Sprintf(format, args...)))
 }
 
 func shortHash(h string) string {

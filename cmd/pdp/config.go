@@ -103,6 +103,7 @@ type HTTPConfig struct {
 	BasePath        string        `mapstructure:"base_path"`
 	PublicURL       string        `mapstructure:"public_url"`
 	BodyLimit       int64         `mapstructure:"body_limit"`
+	MaxBatch        int           `mapstructure:"max_batch"`
 	ReadTimeout     time.Duration `mapstructure:"read_timeout"`
 	WriteTimeout    time.Duration `mapstructure:"write_timeout"`
 	IdleTimeout     time.Duration `mapstructure:"idle_timeout"`
@@ -120,6 +121,7 @@ func DefaultHTTP() HTTPConfig {
 	return HTTPConfig{
 		Addr:            "127.0.0.1:8080",
 		BodyLimit:       api.DefaultBodyLimit,
+		MaxBatch:        api.DefaultMaxBatch,
 		ReadTimeout:     api.DefaultReadTimeout,
 		WriteTimeout:    api.DefaultWriteTimeout,
 		IdleTimeout:     api.DefaultIdleTimeout,
@@ -156,6 +158,7 @@ func (h HTTPConfig) API(keys map[string]string) api.Config {
 		BasePath:        h.BasePath,
 		PublicURL:       h.PublicURL,
 		BodyLimit:       h.BodyLimit,
+		MaxBatch:        h.MaxBatch,
 		ReadTimeout:     h.ReadTimeout,
 		WriteTimeout:    h.WriteTimeout,
 		IdleTimeout:     h.IdleTimeout,

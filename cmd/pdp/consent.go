@@ -102,6 +102,7 @@ func openConsent(ctx context.Context, cfg ConsentConfig, reloader *policy.Reload
 		Registry:   func() *consent.Registry { return reloader.Current().Purposes() },
 		SigningKey: key, KeyID: cfg.KeyID, Controller: cfg.Controller,
 		Logger: log, Journal: journal,
+		Types: sources.Vocabulary{Bundles: reloader},
 	}
 	if delegations != nil {
 		lc.Delegations = sources.Representatives{Service: delegations}

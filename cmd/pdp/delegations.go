@@ -90,7 +90,8 @@ func openDelegations(ctx context.Context, cfg DelegationsConfig, bundles pdp.Bun
 	if store != nil {
 		proj = delegation.NewSpiceDBProjector(store, sources.KnownRelations(bundles), time.Now)
 	}
-	dc := delegation.Config{Store: st, Projector: proj, Logger: log, RegisterApplications: auth.registers, Journal: journal}
+	dc := delegation.Config{Store: st, Projector: proj, Logger: log, RegisterApplications: auth.registers, Journal: journal,
+		Vocabulary: sources.Vocabulary{Bundles: bundles}}
 	if auth.actors != nil {
 		dc.Actors = auth.actors
 	}

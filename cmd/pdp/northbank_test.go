@@ -130,7 +130,7 @@ func northbankScenario(t *testing.T) {
 	}
 
 	pay := func(amount string) string {
-		return forUser("alice", `,"amount":`+amount+`,"currency":"EUR","purpose":"account_servicing"`)
+		return forUser("alice", `,"amount":`+amount+`,"currency":"EUR"`)
 	}
 	t.Run("bob pays 250 for alice, relying on his power of attorney", func(t *testing.T) {
 		d := s.nbEvaluate(t, "bob", "make_payment", "acc-alice", pay("250"))

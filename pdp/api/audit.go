@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -80,6 +84,9 @@ func (s *Server) auditExplain(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkQueryNames(c.QueryParams()); err != nil {
+		return err
+	}
 	id := c.Param("id")
 	if err := s.recordAdmin(c, "trail.read", who, id, map[string]string{"endpoint": "explain"}); err != nil {
 		return err
@@ -97,6 +104,9 @@ func (s *Server) auditQuery(c echo.Context) error {
 		return err
 	}
 	q := c.QueryParams()
+	if err := checkQueryNames(q, auditQueryNames...); err != nil {
+		return err
+	}
 	f := audit.Filter{
 		Subject: q.Get("subject"), OnBehalfOf: q.Get("on_behalf_of"), Resource: q.Get("resource"),
 		Action: q.Get("action"), Application: q.Get("application"), Result: q.Get("result"), Reason: q.Get("reason"),
@@ -125,4 +135,25 @@ func (s *Server) auditQuery(c echo.Context) error {
 		return err
 	}
 	return writeJSON(c, http.StatusOK, res)
+}
+
+// auditQueryNames are the query parameters of GET AuditDecisionsPath.
+var auditQueryNames = []string{"subject", "on_behalf_of", "resource", "action", "application", "result", "reason", "since", "until", "limit"}
+
+// checkQueryNames refuses a query parameter not among allowed, and one
+// given twice: an auditor's filter with a typo (resourse=…) or a second
+// value must not silently widen the answer to every record.
+func checkQueryNames(q url.Values, allowed ...string) error {
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		if !slices.Contains(allowed, name) {
+			if len(allowed) == 0 {
+				return fmt.Errorf("%w: unknown query parameter %q (this endpoint takes none)", audit.ErrBadFilter, name)
+			}
+			return fmt.Errorf("%w: unknown query parameter %q (want one of %s)", audit.ErrBadFilter, name, strings.Join(allowed, ", "))
+		}
+		if len(q[name]) > 1 {
+			return fmt.Errorf("%w: query parameter %q is given %d times (at most once)", audit.ErrBadFilter, name, len(q[name]))
+		}
+	}
+	return nil
 }

@@ -21,6 +21,12 @@ import (
 // errTooLarge is answered with 413.
 var errTooLarge = errors.New("request body too large")
 
+// tooManyError is a request over a count limit (batch items), answered
+// with 413 and its message.
+type tooManyError struct{ msg string }
+
+func (e *tooManyError) Error() string { return e.msg }
+
 // bodyHandler handles an AuthZEN POST whose caller is authenticated and
 // whose body has been read and checked to be declared as JSON.
 type bodyHandler func(c echo.Context, app string, body []byte) error
@@ -172,6 +178,9 @@ func (s *Server) evaluations(c echo.Context, app string, body []byte) error {
 	b, err := authzen.DecodeEvaluations(body)
 	if err != nil {
 		return err
+	}
+	if n := len(b.Requests); n > s.cfg.MaxBatch {
+		return &tooManyError{fmt.Sprintf("evaluations holds %d items: at most %d per request (http.max_batch); split the batch", n, s.cfg.MaxBatch)}
 	}
 	if b.Single {
 		return s.decideOne(c, app, b.Requests[0])

@@ -16,6 +16,9 @@ const (
 	DefaultWriteTimeout          = 10 * time.Second
 	DefaultIdleTimeout           = 60 * time.Second
 	DefaultShutdownTimeout       = 10 * time.Second
+	// DefaultMaxBatch bounds the items of one Access Evaluations request
+	// and the results of one search page.
+	DefaultMaxBatch = 1000
 )
 
 // Sentinel errors of Config.Validate and New.
@@ -23,6 +26,7 @@ var (
 	ErrBasePath  = errors.New("base path must be empty or start with '/', must not end with '/', and must not contain '?', '#', ':' or '*'")
 	ErrPublicURL = errors.New("public URL must be an absolute http or https URL without query or fragment")
 	ErrBodyLimit = errors.New("body limit must not be negative")
+	ErrMaxBatch  = errors.New("max batch must not be negative")
 	ErrTimeout   = errors.New("timeouts must not be negative")
 	ErrAPIKey    = errors.New("API keys must map a hex SHA-256 digest (64 hex digits) to a non-empty application id")
 	ErrDeps      = errors.New("a Decider and a PolicyStatus are required")
@@ -55,6 +59,11 @@ type Config struct {
 	// bearer token to the id of the application that holds it. Empty means authentication
 	// is off and every request's Application is "".
 	APIKeys map[string]string
+	// MaxBatch is the most items one Access Evaluations request may hold
+	// (more: 413, nothing decided) and the most results one search page
+	// may ask for (page.limit above it: 400); a search without a page
+	// limit gets pages of MaxBatch results. Default 1,000.
+	MaxBatch int
 	// CompactBatch leaves the context out of batch items, so that each item
 	// is exactly {"decision":true|false}.
 	CompactBatch bool
@@ -98,6 +107,9 @@ func (c Config) Validate() error {
 	if c.BodyLimit < 0 {
 		return fmt.Errorf("body limit %d: %w", c.BodyLimit, ErrBodyLimit)
 	}
+	if c.MaxBatch < 0 {
+		return fmt.Errorf("max batch %d: %w", c.MaxBatch, ErrMaxBatch)
+	}
 	for name, d := range map[string]time.Duration{
 		"read": c.ReadTimeout, "write": c.WriteTimeout, "idle": c.IdleTimeout, "shutdown": c.ShutdownTimeout,
 	} {
@@ -126,6 +138,9 @@ func (c Config) Validate() error {
 func (c Config) withDefaults() Config {
 	if c.BodyLimit == 0 {
 		c.BodyLimit = DefaultBodyLimit
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = DefaultMaxBatch
 	}
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = DefaultReadTimeout

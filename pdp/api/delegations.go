@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ciampdp/pdp/pdp/delegation"
+	"github.com/ciampdp/pdp/pdp/internal/strictjson"
 )
 
 // Delegations manages delegation records; *delegation.Service is the real
@@ -159,10 +161,20 @@ func (s *Server) changeDelegation(op string) echo.HandlerFunc {
 // decodeChange reads the body of a delegation change strictly.
 func decodeChange(r io.Reader) (delegationChange, error) {
 	var body delegationChange
-	dec := json.NewDecoder(r)
+	raw, err := io.ReadAll(io.LimitReader(r, delegation.MaxOfferBytes+1))
+	if err != nil {
+		return body, fmt.Errorf("%w: read: %w", delegation.ErrDecode, err)
+	}
+	if len(raw) > delegation.MaxOfferBytes {
+		return body, fmt.Errorf("%w: larger than %d bytes", delegation.ErrDecode, delegation.MaxOfferBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
 		return body, fmt.Errorf("%w: %s", delegation.ErrDecode, strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if err := strictjson.CheckNames(raw); err != nil {
+		return body, fmt.Errorf("%w: %w", delegation.ErrDecode, err)
 	}
 	return body, nil
 }

@@ -58,6 +58,8 @@ func classify(err error) (int, string) {
 		return http.StatusForbidden, err.Error()
 	case errors.Is(err, errTooManySidecars):
 		return http.StatusServiceUnavailable, errTooManySidecars.Error()
+	case errors.As(err, new(*tooManyError)):
+		return http.StatusRequestEntityTooLarge, err.Error()
 	case errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge, errTooLarge.Error()
 	case errors.Is(err, consent.ErrDecode):
@@ -84,6 +86,8 @@ func classify(err error) (int, string) {
 		return http.StatusServiceUnavailable, delegation.ErrProjection.Error() + "; it is repaired at the next start or reconcile"
 	case errors.As(err, new(*delegation.RuleError)):
 		return http.StatusUnprocessableEntity, err.Error()
+	case errors.Is(err, pdp.ErrInvalidID), errors.Is(err, pdp.ErrContextTooLarge):
+		return http.StatusBadRequest, strings.ReplaceAll(err.Error(), "pdp: ", "")
 	case errors.Is(err, pdp.ErrFactsUnavailable):
 		return http.StatusServiceUnavailable, "relationship facts unavailable: the search cannot be answered"
 	case errors.Is(err, pdp.ErrNotReady):

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ciampdp/pdp/pdp/internal/strictjson"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -270,6 +271,9 @@ func decodeIngest(data []byte) ([]IngestRecord, error) {
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("%w: data after the JSON object", errSidecarRequest)
+	}
+	if err := strictjson.CheckNames(data); err != nil {
+		return nil, fmt.Errorf("%w: %w", errSidecarRequest, err)
 	}
 	if top.Records == nil {
 		return nil, fmt.Errorf("%w: records is missing (an empty list asks only for acked)", errSidecarRequest)

@@ -29,6 +29,9 @@ func (s *Server) search(kind authzen.SearchKind) bodyHandler {
 		if err != nil {
 			return err
 		}
+		if err := q.Bound(s.cfg.MaxBatch); err != nil {
+			return err
+		}
 		q.Request.Application = app
 		ctx := c.Request().Context()
 		if kind == authzen.SearchAction {

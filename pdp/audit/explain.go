@@ -91,7 +91,16 @@ func Explain(rec trail.Record, archive Bundles, reveal Revealer) (Explanation, e
 }
 
 // Text is the explanation as lines of text.
-func (ex Explanation) Text() string { return strings.Join(ex.Words, "\n") + "\n" }
+// Each line is made terminal-safe (Printable): recorded values are the
+// callers'.
+func (ex Explanation) Text() string {
+	var b strings.Builder
+	for _, w := range ex.Words {
+		b.WriteString(Printable(w))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
 
 func words(ex Explanation) []string {
 	d, e := ex.Decision, ex.Entry

@@ -9,6 +9,7 @@ import (
 	"reflect"
 
 	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/internal/strictjson"
 )
 
 // wireEntity is a subject or resource as sent. A nil *wireEntity means the
@@ -71,6 +72,9 @@ func decodeObject(body []byte, v any) error {
 	// makes the body malformed.
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return badRequest("malformed JSON: unexpected data after the top-level object", err)
+	}
+	if err := strictjson.CheckNames(trimmed); err != nil {
+		return badRequest(err.Error(), err)
 	}
 	return nil
 }

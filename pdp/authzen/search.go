@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"strconv"
 
 	"github.com/ciampdp/pdp/pdp"
@@ -43,6 +44,9 @@ type Search struct {
 	// key identifies the query (everything but the page), so that a page
 	// token is only accepted for the query that issued it.
 	key [8]byte
+	// max is the page size when the request asked for all results (see
+	// Bound); 0: unbounded.
+	max int
 }
 
 type wireSearch struct {
@@ -124,6 +128,21 @@ func DecodeSearch(kind SearchKind, body []byte) (Search, error) {
 	return s, nil
 }
 
+// Bound caps the answer at max results a page: a page.limit above max is
+// a RequestError, and a search that asked for all results (no page, or
+// limit 0) gets pages of max, with a next_token while more remain (the
+// token works with the same request, the page member holding only it).
+func (s *Search) Bound(max int) error {
+	if max <= 0 {
+		return nil
+	}
+	if s.Page != nil && s.Page.Limit > max {
+		return badRequest(fmt.Sprintf("page.limit %d is above the most results a page may hold (%d, http.max_batch)", s.Page.Limit, max), nil)
+	}
+	s.max = max
+	return nil
+}
+
 func limitOf(p *Page) int {
 	if p == nil {
 		return 0
@@ -162,8 +181,11 @@ func Paginate[T any](s Search, all []T) (SearchResponse[T], error) {
 	if all == nil {
 		all = []T{}
 	}
-	if s.Page == nil {
+	if s.Page == nil && (s.max == 0 || len(all) <= s.max) {
 		return SearchResponse[T]{Results: all}, nil
+	}
+	if s.Page == nil {
+		s.Page = &Page{}
 	}
 	offset := 0
 	if s.Page.Token != "" {
@@ -175,8 +197,11 @@ func Paginate[T any](s Search, all []T) (SearchResponse[T], error) {
 	}
 	offset = min(offset, len(all))
 	end := len(all)
-	if s.Page.Limit > 0 {
+	switch {
+	case s.Page.Limit > 0:
 		end = min(offset+s.Page.Limit, len(all))
+	case s.max > 0:
+		end = min(offset+s.max, len(all))
 	}
 	page := &PageResponse{Count: end - offset, Total: len(all)}
 	if end < len(all) {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"reflect"
 	"time"
+
+	"github.com/ciampdp/pdp/pdp/internal/strictjson"
 )
 
 // MaxRequestBytes bounds the JSON of one consent request.
@@ -150,6 +152,9 @@ func decodeStrict(r io.Reader, v any, what string) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: data after the %s object", ErrDecode, what)
+	}
+	if err := strictjson.CheckNames(body); err != nil {
+		return fmt.Errorf("%w: %w", ErrDecode, err)
 	}
 	return nil
 }

@@ -71,6 +71,9 @@ type LedgerConfig struct {
 	NewID func() string
 	// Logger; default discards.
 	Logger *slog.Logger
+	// Types, when not nil, are the active schema's: subjects and actors of
+	// a write must be of a declared type.
+	Types TypeChecker
 	// FreshnessInterval: with a shared store, how long Check may answer
 	// without asking the store for its head (default 0: every Check).
 	FreshnessInterval time.Duration
@@ -99,6 +102,7 @@ type Ledger struct {
 	registry   func() *Registry
 	dels       DelegationChecker
 	actors     ActorProver
+	types      TypeChecker
 	key        ed25519.PrivateKey
 	pub        ed25519.PublicKey
 	kid        string
@@ -146,7 +150,7 @@ func NewLedger(c LedgerConfig) (*Ledger, error) {
 	}
 	_, excl := c.Store.(exclusive)
 	l := &Ledger{
-		store: c.Store, scan: scan, excl: excl, registry: c.Registry, dels: c.Delegations, actors: c.Actors,
+		store: c.Store, scan: scan, excl: excl, registry: c.Registry, dels: c.Delegations, actors: c.Actors, types: c.Types,
 		key: c.SigningKey, kid: c.KeyID, controller: c.Controller, now: c.Now, newID: c.NewID, log: c.Logger,
 		freshEvery: c.FreshnessInterval, flushEvery: c.ActivityFlushInterval,
 		idx: map[indexKey][]Event{}, purposes: map[Ref][]string{}, epoch: time.Now(),

@@ -90,7 +90,7 @@ func (l *Ledger) choice(ctx context.Context, typ EventType, r ChoiceRequest) (Ev
 	if at.After(now.Add(maxSkew)) {
 		return Event{}, "", invalid("at %s is in the future", at.Format(time.RFC3339))
 	}
-	if err := checkCaller(r.Application, r.Subject); err != nil {
+	if err := l.checkCaller(r.Application, r.Subject, r.Actor); err != nil {
 		return Event{}, "", err
 	}
 	p, err := purposeFor(reg, r.Application, r.Purpose)
@@ -160,7 +160,7 @@ func (l *Ledger) Withdraw(ctx context.Context, r WithdrawRequest) ([]Event, erro
 	case !r.All && r.Purpose == "" && r.GrantID == "":
 		return nil, invalid("name what to withdraw: a grant_id, a purpose, or all")
 	}
-	if err := checkCaller(r.Application, r.Subject); err != nil {
+	if err := l.checkCaller(r.Application, r.Subject, r.Actor); err != nil {
 		return nil, err
 	}
 	now := l.clock()
@@ -286,7 +286,7 @@ func (l *Ledger) Renew(ctx context.Context, r RenewRequest) (Event, string, erro
 	if err != nil {
 		return Event{}, "", err
 	}
-	if err := checkCaller(r.Application, r.Subject); err != nil {
+	if err := l.checkCaller(r.Application, r.Subject, r.Actor); err != nil {
 		return Event{}, "", err
 	}
 	if r.GrantID == "" {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/ciampdp/pdp/pdp/internal/strictjson"
 )
 
 // MaxOfferBytes bounds the JSON of one offer.
@@ -52,6 +54,9 @@ func DecodeOffer(r io.Reader) (OfferRequest, error) {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return OfferRequest{}, fmt.Errorf("%w: data after the offer object", ErrDecode)
+	}
+	if err := strictjson.CheckNames(body); err != nil {
+		return OfferRequest{}, fmt.Errorf("%w: %w", ErrDecode, err)
 	}
 	o := OfferRequest{
 		ID: w.ID, By: Actor{Subject: w.Actor}, Principal: w.Principal, Agent: w.Agent, Basis: w.Basis, Source: w.Source,

@@ -20,18 +20,24 @@ const (
 	ProofRevoked      = "revoked"
 	ProofSuspended    = "suspended"
 	ProofOutOfScope   = "out_of_scope"
+	// ProofCurrencyMissing: the delegation limits payments to one
+	// currency and the request names an amount but no currency, so the
+	// limit cannot be applied (the relationship store's amount_limit
+	// caveat compares numbers only).
+	ProofCurrencyMissing = "currency_missing"
 )
 
 // proofRank orders the answers when none is active: the most informative
 // one wins.
 var proofRank = map[string]int{
-	ProofActive:      7,
-	ProofOutOfScope:  6,
-	ProofSuspended:   5,
-	ProofNotYetValid: 4,
-	ProofExpired:     3,
-	ProofRevoked:     2,
-	ProofNotAccepted: 1,
+	ProofActive:          7,
+	ProofOutOfScope:      6,
+	ProofCurrencyMissing: 6,
+	ProofSuspended:       5,
+	ProofNotYetValid:     4,
+	ProofExpired:         3,
+	ProofRevoked:         2,
+	ProofNotAccepted:     1,
 }
 
 // Query asks whether Actor may act for Principal doing Action on Resource
@@ -141,6 +147,9 @@ func (s *Service) evaluate(ctx context.Context, d Delegation, q Query, now time.
 	if q.Amount != nil && d.Constraints.MaxAmount != nil && *q.Amount > *d.Constraints.MaxAmount {
 		return ProofOutOfScope, chain, fmt.Sprintf("amount %s exceeds the limit %s %s", num(*q.Amount),
 			num(*d.Constraints.MaxAmount), d.Constraints.Currency), nil
+	}
+	if q.Amount != nil && d.Constraints.Currency != "" && strings.TrimSpace(q.Currency) == "" {
+		return ProofCurrencyMissing, chain, fmt.Sprintf("an amount without a currency: delegation %s allows %s only", d.ID, d.Constraints.Currency), nil
 	}
 	if q.Currency != "" && d.Constraints.Currency != "" && !strings.EqualFold(q.Currency, d.Constraints.Currency) {
 		return ProofOutOfScope, chain, fmt.Sprintf("currency %s is not %s", q.Currency, d.Constraints.Currency), nil

@@ -48,6 +48,9 @@ type Config struct {
 	// the calling application says (see ActorProver); nil trusts the
 	// application.
 	Actors ActorProver
+	// Vocabulary, when not nil, is the active schema's: offers may only
+	// name its types and actions.
+	Vocabulary Vocabulary
 }
 
 // Service applies the rules of delegations: every change is checked,
@@ -67,6 +70,7 @@ type Service struct {
 	registers map[string]bool
 	actors    ActorProver
 	jrn       Journal
+	vocab     Vocabulary
 	// wmu makes check, record and store one step per status change in
 	// this process, so that a journalled change never loses a race to
 	// another (an offer needs none: Create races on the id alone).
@@ -79,7 +83,7 @@ func NewService(c Config) *Service {
 		panic("delegation: NewService without a Store")
 	}
 	s := &Service{store: c.Store, proj: c.Projector, now: c.Now, log: c.Logger, newID: c.NewID,
-		registers: map[string]bool{}, actors: c.Actors}
+		registers: map[string]bool{}, actors: c.Actors, vocab: c.Vocabulary}
 	for _, app := range c.RegisterApplications {
 		s.registers[app] = true
 	}
@@ -155,6 +159,9 @@ func (s *Service) Offer(ctx context.Context, r OfferRequest) (Delegation, string
 	if d.Source == SourceRegister && !s.registers[r.By.Application] {
 		return Delegation{}, "", forbidden("application %q may not record register-sourced delegations: only a register application may (delegations.register_applications)", r.By.Application)
 	}
+	if err := checkVocabulary(s.vocab, &d); err != nil {
+		return Delegation{}, "", err
+	}
 	var parent *Delegation
 	if d.Parent != "" {
 		p, err := s.store.Get(ctx, d.Parent)
@@ -183,6 +190,9 @@ func (s *Service) Offer(ctx context.Context, r OfferRequest) (Delegation, string
 		if err := checkWithinParent(&d, *parent); err != nil {
 			return Delegation{}, "", err
 		}
+	}
+	if err := checkNotOver(&d, now); err != nil {
+		return Delegation{}, "", err
 	}
 	if d.ID == "" {
 		d.ID = s.newID()

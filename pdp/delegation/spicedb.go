@@ -209,7 +209,13 @@ func relationships(d Delegation, known map[string]map[string]bool, caveats map[s
 		out = append(out, relations.Relationship{
 			Resource: self, Relation: RelationAgent, Subject: obj(d.Agent), Caveat: CaveatWindow,
 			CaveatContext: map[string]any{
-				CaveatValidFromKey:  d.ValidFrom.UTC().Format(time.RFC3339Nano),
+				// The PDP passes the caveat's now cut to the second (so
+				// that checks within a second share cached answers): the
+				// window opens at the start of valid_from's second, else a
+				// delegation accepted at 12:00:00.4 would be refused until
+				// 12:00:01. The records hold the exact time, and every
+				// decision checks them too.
+				CaveatValidFromKey:  d.ValidFrom.UTC().Truncate(time.Second).Format(time.RFC3339Nano),
 				CaveatValidUntilKey: d.ValidUntil.UTC().Format(time.RFC3339Nano),
 			},
 		})
