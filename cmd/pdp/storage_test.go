@@ -62,8 +62,8 @@ func mountFull(t *testing.T, dir string) (fill, free func()) {
 		}
 	})
 	filler := filepath.Join(dir, "filler")
-	fill = func() {
-		f, err := os.Create(filler)
+	fill = func() { // fills what is left, again after the trail cut a failed write back
+		f, err := os.OpenFile(filler, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,12 +120,19 @@ func TestAdminChangeNotAppliedWithoutItsRecord(t *testing.T) {
 			t.Fatal("the decision trail still takes records on a full file system")
 		}
 	}
+	// A failed write is cut back (the trail recovers when space returns):
+	// fill the room it freed before each change, and give each change a
+	// reason longer than a page, so that its record cannot fit in the
+	// slack of the trail file's last page (tmpfs allocates whole pages).
+	long := strings.Repeat("a long reason ", 700)
+	fill()
 	code, body := s.do(t, http.MethodPost, "/v1/delegations/rep-acme-erin/suspend",
-		`{"actor":{"type":"user","id":"registrar"},"reason":"test"}`, demoKey("backoffice")...)
+		`{"actor":{"type":"user","id":"registrar"},"reason":"`+long+`"}`, demoKey("backoffice")...)
 	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "trail_unavailable") {
 		t.Fatalf("suspend with the trail full: %d %s, want 503 trail_unavailable", code, body)
 	}
-	code, body = s.do(t, http.MethodPost, "/v1/consents/withdraw", `{"subject":`+userAlice+`,"purpose":"financial_advice"}`, demoKey("advisor-portal")...)
+	fill()
+	code, body = s.do(t, http.MethodPost, "/v1/consents/withdraw", `{"subject":`+userAlice+`,"purpose":"financial_advice","reason":"`+long+`"}`, demoKey("advisor-portal")...)
 	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "trail_unavailable") {
 		t.Fatalf("withdraw with the trail full: %d %s, want 503 trail_unavailable", code, body)
 	}
