@@ -18,6 +18,11 @@ import (
 // twice.
 var ErrDuplicateName = errors.New("duplicate member name")
 
+// ErrInvalidUTF8 is returned by CheckNames for a body that is not UTF-8
+// (RFC 8259 requires it): encoding/json would turn the bad bytes into
+// U+FFFD, so two different ids could reach the engine as one.
+var ErrInvalidUTF8 = errors.New("the body is not valid UTF-8 text")
+
 // CheckNames reports an object in data that names a member twice, exactly
 // or in another case: encoding/json keeps the last of two equal names and
 // matches struct fields case-insensitively, so {"id":"mallory","ID":"alice"}
@@ -25,7 +30,12 @@ var ErrDuplicateName = errors.New("duplicate member name")
 // name saw "mallory". The error wraps ErrDuplicateName and says where
 // ("duplicate member name \"id\" in /subject"). Syntax errors are not its
 // business: it returns nil for them and lets the decoder report them.
+//
+// It also refuses a body that is not valid UTF-8 (ErrInvalidUTF8).
 func CheckNames(data []byte) error {
+	if !utf8.Valid(data) {
+		return ErrInvalidUTF8
+	}
 	dec := jsontext.NewDecoder(bytes.NewReader(data),
 		jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	type frame struct {

@@ -62,3 +62,14 @@ func FuzzCheckNames(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckNamesRefusesInvalidUTF8(t *testing.T) {
+	for _, body := range []string{"{\"id\":\"al\xffice\"}", "{\"i\xc3\":1}", "\xef\xbb\xbf\xfe{}"} {
+		if err := CheckNames([]byte(body)); !errors.Is(err, ErrInvalidUTF8) {
+			t.Errorf("CheckNames(%q) = %v, want ErrInvalidUTF8", body, err)
+		}
+	}
+	if err := CheckNames([]byte(`{"id":"alïce ✓"}`)); err != nil {
+		t.Errorf("valid UTF-8 refused: %v", err)
+	}
+}
