@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 
@@ -13,47 +12,6 @@ import (
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/relations"
 )
-
-// checkFactsModel reports every relationship fact the Cedar schema declares
-// that the bundle's SpiceDB schema cannot answer: a missing schema/*.zed,
-// a resource or principal type with no SpiceDB definition, or a fact that is
-// neither a relation nor a permission of the resource's definition.
-func checkFactsModel(b *policy.Bundle) ([]string, error) {
-	plans := pdp.FactPlans(b)
-	if len(plans) == 0 {
-		return nil, nil
-	}
-	if strings.TrimSpace(b.SpiceDBSchema()) == "" {
-		return []string{"schema: actions declare relationship facts (context.rel) but the bundle has no SpiceDB schema (schema/*.zed)"}, nil
-	}
-	defs, err := relations.ParseSchemaPermissions(b.SpiceDBSchema())
-	if err != nil {
-		return nil, fmt.Errorf("SpiceDB schema: %w", err)
-	}
-	var problems []string
-	for action, facts := range plans {
-		a := b.Schema().Actions[action].AppliesTo
-		for _, pt := range a.Principals {
-			if _, ok := defs[b.ObjectType(pt)]; !ok {
-				problems = append(problems, fmt.Sprintf("schema: action %s: principal type %s has no SpiceDB definition %q", action, pt, b.ObjectType(pt)))
-			}
-		}
-		for _, rt := range a.Resources {
-			def, ok := defs[b.ObjectType(rt)]
-			if !ok {
-				problems = append(problems, fmt.Sprintf("schema: action %s: resource type %s has no SpiceDB definition %q", action, rt, b.ObjectType(rt)))
-				continue
-			}
-			for _, f := range facts {
-				if _, ok := def[f]; !ok {
-					problems = append(problems, fmt.Sprintf("schema: action %s: fact context.rel.%s is neither a relation nor a permission of SpiceDB definition %q", action, f, b.ObjectType(rt)))
-				}
-			}
-		}
-	}
-	sort.Strings(problems)
-	return problems, nil
-}
 
 // openRelations opens the configured relationship store. The embedded
 // memory store (the default) starts only when the bundle has a SpiceDB

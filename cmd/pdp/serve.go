@@ -19,6 +19,7 @@ import (
 	"github.com/ciampdp/pdp/pdp/adminlog"
 	"github.com/ciampdp/pdp/pdp/api"
 	"github.com/ciampdp/pdp/pdp/audit"
+	"github.com/ciampdp/pdp/pdp/bundlecheck"
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/sources"
 )
@@ -84,6 +85,11 @@ func serve(ctx context.Context, cfg Config, v *viper.Viper, log *slog.Logger) er
 		// Called under the reloader's lock: everything it needs of the
 		// reloader comes in c (calling back would deadlock).
 		Prepare: func(ctx context.Context, b *policy.Bundle, c policy.Candidate) error {
+			// The checks `pdp validate` makes: a version that fails them
+			// never serves, at start or on a reload.
+			if err := bundlecheck.Err(b); err != nil {
+				return err
+			}
 			if err := schemaWriter.write(ctx, b); err != nil {
 				return err
 			}

@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ciampdp/pdp/pdp"
-	"github.com/ciampdp/pdp/pdp/relations"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/spf13/pflag"
 
+	"github.com/ciampdp/pdp/pdp/bundlecheck"
 	"github.com/ciampdp/pdp/pdp/policy"
 )
 
@@ -35,14 +33,12 @@ func runValidate(ctx context.Context, std stdio, _ *pflag.FlagSet, args []string
 	if err != nil {
 		return err
 	}
-	problems, err := checkFactsModel(b)
+	problems, err := bundlecheck.Check(b)
 	if err != nil {
 		fmt.Fprintln(std.out, err)
 		fmt.Fprintf(std.out, "invalid: %s has 1 problem\n", b.Dirs())
 		return errReported
 	}
-	problems = append(problems, pdp.DelegationProblems(b)...)
-	problems = append(problems, dataSubjectProblems(b)...)
 	if len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintln(std.out, p)
@@ -135,31 +131,3 @@ func isFile(p string) bool {
 }
 
 func joinPath(root, rel string) string { return filepath.Join(root, filepath.FromSlash(rel)) }
-
-// dataSubjectProblems reports @data_subject annotations the bundle cannot
-// honour: a relation the SpiceDB schema does not define on the entity's
-// SpiceDB definition.
-func dataSubjectProblems(b *policy.Bundle) []string {
-	var out []string
-	var defs map[string]map[string]relations.NameKind
-	for et := range b.Schema().Entities {
-		rule, ok := b.DataSubject(et)
-		if !ok || rule == policy.DataSubjectSelf {
-			continue
-		}
-		if defs == nil {
-			var err error
-			if defs, err = relations.ParseSchemaPermissions(b.SpiceDBSchema()); err != nil || strings.TrimSpace(b.SpiceDBSchema()) == "" {
-				out = append(out, fmt.Sprintf("schema: entity %s: @data_subject(%q) needs the relation in the SpiceDB schema (schema/*.zed), which is missing or does not compile", et, rule))
-				defs = map[string]map[string]relations.NameKind{}
-				continue
-			}
-		}
-		obj := b.ObjectType(et)
-		if _, ok := defs[obj][rule]; !ok {
-			out = append(out, fmt.Sprintf("schema: entity %s: @data_subject(%q): SpiceDB definition %q has no relation or permission %q", et, rule, obj, rule))
-		}
-	}
-	sort.Strings(out)
-	return out
-}
