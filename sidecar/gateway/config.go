@@ -3,7 +3,6 @@ package gateway
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -275,39 +274,21 @@ func (s SubjectConfig) validate() error {
 }
 
 func (j JWTConfig) validate() error {
-	switch {
-	case j.JWKSFile != "" && j.JWKSURL != "":
-		return fmt.Errorf("%w: set jwks_file or jwks_url, not both", ErrJWT)
-	case j.Issuer == "":
-		return fmt.Errorf("%w: issuer is required", ErrJWT)
-	case len(j.Audience) == 0:
-		return fmt.Errorf("%w: audience is required", ErrJWT)
-	case j.Leeway < 0 || j.Leeway > MaxLeeway:
-		return fmt.Errorf("%w: leeway %v must be between 0 and %v", ErrJWT, j.Leeway, MaxLeeway)
-	case j.RefreshInterval < 0 || j.MinRefreshInterval < 0:
-		return fmt.Errorf("%w: refresh intervals must not be negative", ErrJWT)
-	}
-	for _, a := range j.Audience {
-		if a == "" {
-			return fmt.Errorf("%w: audience must not contain an empty value", ErrJWT)
-		}
-	}
-	if j.JWKSURL != "" {
-		u, err := url.Parse(j.JWKSURL)
-		if err != nil || u.Scheme != "https" || u.Host == "" {
-			return fmt.Errorf("%w: jwks_url %q must be an absolute https URL", ErrJWT, j.JWKSURL)
-		}
-	}
-	allowed := map[string]bool{}
-	for _, a := range DefaultAlgorithms {
-		allowed[a] = true
-	}
-	for _, a := range j.Algorithms {
-		if !allowed[a] {
-			return fmt.Errorf("%w: algorithm %q is not accepted (use asymmetric ones: %s)", ErrJWT, a, strings.Join(DefaultAlgorithms, ", "))
-		}
+	if err := j.verifier().Validate(); err != nil {
+		// one set of rules with the PDP's actor tokens; the gateway's
+		// sentinel, the same message
+		return fmt.Errorf("%w%s", ErrJWT, strings.TrimPrefix(err.Error(), jwtverify.ErrConfig.Error()))
 	}
 	return nil
+}
+
+// verifier is the verifier's configuration of j.
+func (j JWTConfig) verifier() jwtverify.Config {
+	return jwtverify.Config{
+		JWKSFile: j.JWKSFile, JWKSURL: j.JWKSURL, Issuer: j.Issuer, Audience: j.Audience,
+		Algorithms: j.Algorithms, Leeway: j.Leeway,
+		RefreshInterval: j.RefreshInterval, MinRefreshInterval: j.MinRefreshInterval,
+	}
 }
 
 // reservedContext are context keys a route may not set: the subject

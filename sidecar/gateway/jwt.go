@@ -38,9 +38,5 @@ func NewVerifier(cfg JWTConfig, deps VerifierDeps) (*Verifier, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return jwtverify.New(jwtverify.Config{
-		JWKSFile: cfg.JWKSFile, JWKSURL: cfg.JWKSURL, Issuer: cfg.Issuer, Audience: cfg.Audience,
-		Algorithms: cfg.Algorithms, Leeway: cfg.Leeway,
-		RefreshInterval: cfg.RefreshInterval, MinRefreshInterval: cfg.MinRefreshInterval,
-	}, deps)
+	return jwtverify.New(cfg.verifier(), deps)
 }
