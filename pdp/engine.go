@@ -15,7 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ciampdp/pdp/pdp/policy"
-	"github.com/ciampdp/pdp/pdp/relations"
+	"github.com/ciampdp/pdp/pdp/zedschema"
 )
 
 // ErrNotReady is returned when no valid policy bundle is loaded yet.
@@ -97,7 +97,7 @@ func (e *Engine) bundlePlans(b *policy.Bundle) *bundlePlans {
 	}
 	p := &bundlePlans{bundle: b, byAct: actionPlans(b), relByAc: map[types.EntityUID][]string{}}
 	if zed := b.SpiceDBSchema(); strings.TrimSpace(zed) != "" {
-		if c, err := relations.CaveatedNames(zed); err == nil {
+		if c, err := zedschema.CaveatedNames(zed); err == nil {
 			p.caveated = c
 		}
 	}
