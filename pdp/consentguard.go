@@ -9,8 +9,8 @@ import (
 	"github.com/cedar-policy/cedar-go/types"
 	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
 
-	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/purposes"
 )
 
 // Consent is enforced by the engine, not only by policy (ARCHITECTURE.md,
@@ -91,7 +91,7 @@ type consentJob struct {
 
 // planConsent prepares the consent check of a request; false with a
 // reason when the request must be denied outright.
-func planConsent(b *policy.Bundle, reg *consent.Registry, req Request, in builtInput, now time.Time) (*consentJob, string, error) {
+func planConsent(b *policy.Bundle, reg *purposes.Registry, req Request, in builtInput, now time.Time) (*consentJob, string, error) {
 	purpose, _ := req.Context[ContextPurpose].(string)
 	if purpose == "" {
 		return nil, ReasonPurposeNotAllowed, errors.New("the request names no purpose (context.purpose); this PDP's purposes registry requires one")
@@ -105,7 +105,7 @@ func planConsent(b *policy.Bundle, reg *consent.Registry, req Request, in builtI
 	}
 	cj := &consentJob{purpose: purpose}
 	for _, r := range p.Rules {
-		if r.Basis == consent.BasisConsent {
+		if r.Basis == purposes.BasisConsent {
 			cj.needsConsent = true
 		}
 	}

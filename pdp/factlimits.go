@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ciampdp/pdp/pdp/policy"
-	"github.com/ciampdp/pdp/pdp/relations"
+	"github.com/ciampdp/pdp/pdp/zedschema"
 )
 
 // What the relationship store (SpiceDB) refuses to be asked. The engine
@@ -136,7 +136,7 @@ func replayRefused(b *policy.Bundle, plan actionPlan, req Request, in builtInput
 	}
 	var caveated map[string]map[string]bool
 	if zed := b.SpiceDBSchema(); strings.TrimSpace(zed) != "" {
-		caveated, _ = relations.CaveatedNames(zed) // nil: every check carries the context, as the engine does
+		caveated, _ = zedschema.CaveatedNames(zed) // nil: every check carries the context, as the engine does
 	}
 	subject := ObjectRef{Type: b.ObjectType(in.Principal.Type), ID: string(in.Principal.ID)}
 	caveats := caveatContext(req.Context, now)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/ciampdp/pdp/pdp/purposes"
 )
 
 func TestRepresentableBy(t *testing.T) {
@@ -33,7 +35,7 @@ func TestRepresentableBy(t *testing.T) {
 
 func TestRegistryRepresentativeScope(t *testing.T) {
 	base := "version: \"1\"\npurposes:\n  p:\n    version: 1\n    applications: [a]\n    rules: {\"*\": {basis: consent, default: opt_in}}\n"
-	reg, err := ParseRegistry([]byte(base + "    representative_scope: [view_portfolio, make_payment]\n"))
+	reg, err := purposes.ParseRegistry([]byte(base + "    representative_scope: [view_portfolio, make_payment]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +43,7 @@ func TestRegistryRepresentativeScope(t *testing.T) {
 		t.Fatalf("representative_scope %v", got)
 	}
 	for _, bad := range []string{"[]", "view_portfolio", "[\"View\"]", "[a, a]"} {
-		if _, err := ParseRegistry([]byte(base + "    representative_scope: " + bad + "\n")); !errors.Is(err, ErrInvalidRegistry) {
+		if _, err := purposes.ParseRegistry([]byte(base + "    representative_scope: " + bad + "\n")); !errors.Is(err, purposes.ErrInvalidRegistry) {
 			t.Errorf("representative_scope %s: %v, want ErrInvalidRegistry", bad, err)
 		}
 	}

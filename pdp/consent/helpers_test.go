@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ciampdp/pdp/pdp/purposes"
 )
 
 // pgEnv names the variable that points the tests at PostgreSQL.
@@ -194,7 +196,7 @@ func testRegistry(t testing.TB) *Registry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := ParseRegistry(data)
+	reg, err := purposes.ParseRegistry(data)
 	if err != nil {
 		t.Fatalf("ParseRegistry: %v", err)
 	}

@@ -29,15 +29,6 @@ type DelegationChecker interface {
 	Representative(ctx context.Context, agent, principal Ref, delegationID string, at time.Time) (Mandate, error)
 }
 
-// Mandate is what a delegation in force lets its agent do for the data
-// subject.
-type Mandate struct {
-	// Statutory: a guardian or legal representative.
-	Statutory bool
-	// Scope: the delegation's actions ("*": every action).
-	Scope []string
-}
-
 // ActorProver proves that the actor of a change is the person the calling
 // application names (package actorproof verifies the actor's token); nil
 // trusts the application.

@@ -1,10 +1,8 @@
-// Package consent owns consent as a first-class record: a purposes
-// registry (which applications may process for which purpose, and per
-// jurisdiction the legal basis, the default without a choice, the longest
-// validity of a grant, the age of consent), an append-only ledger of
-// consent events with monotonically increasing positions, the current state
-// indexed for decisions, the rules that say whether a decision may rely on
-// a grant, and signed consent receipts.
+// Package consent owns consent as a first-class record: an append-only
+// ledger of consent events with monotonically increasing positions, the
+// current state indexed for decisions, the rules that say whether a
+// decision may rely on a grant under the purposes registry (package
+// purposes), and signed consent receipts.
 package consent
 
 import "time"
@@ -17,27 +15,6 @@ type Ref struct {
 }
 
 func (r Ref) String() string { return r.Type + ":" + r.ID }
-
-// Basis is a legal basis of processing (GDPR Art. 6(1)).
-type Basis string
-
-const (
-	BasisConsent            Basis = "consent"
-	BasisContract           Basis = "contract"
-	BasisLegalObligation    Basis = "legal_obligation"
-	BasisLegitimateInterest Basis = "legitimate_interest"
-	BasisVitalInterest      Basis = "vital_interest"
-	BasisPublicTask         Basis = "public_task"
-)
-
-// Default is what holds when no choice is recorded: opt_in denies, opt_out
-// allows until an opt-out (refused or withdrawn) is recorded.
-type Default string
-
-const (
-	DefaultOptIn  Default = "opt_in"
-	DefaultOptOut Default = "opt_out"
-)
 
 // EventType is the kind of a ledger event.
 type EventType string

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ciampdp/pdp/pdp/purposes"
 )
 
 // The people of the Northbank scenario.
@@ -72,8 +74,8 @@ func rtDaveIsGuardian(e Event) bool {
 }
 
 func TestDecide(t *testing.T) {
-	reg := northbankRegistry(t)
-	noRuleReg, err := ParseRegistry([]byte(`version: "t"
+	reg := testRegistry(t)
+	noRuleReg, err := purposes.ParseRegistry([]byte(`version: "t"
 purposes:
   marketing:
     version: 1
@@ -381,7 +383,7 @@ purposes:
 // TestDecideMostRecentFailure: with no valid grant, the most recently
 // confirmed failing grant gives the reason.
 func TestDecideMostRecentFailure(t *testing.T) {
-	reg := northbankRegistry(t)
+	reg := testRegistry(t)
 	q := CheckQuery{Subject: nbAlice, Purpose: "financial_advice", Application: "advisor-portal", Jurisdiction: "DE", Now: rulesNow}
 	expired := rtWith(rtEvent(EventGiven, nbAlice, "financial_advice", "g-old", "2026-01-01"), rtExpiring("2026-06-01"))
 	oldNotice := rtWith(rtEvent(EventGiven, nbAlice, "financial_advice", "g-notice", "2026-02-01"), rtNotice(1))
@@ -406,7 +408,7 @@ func TestDecideNilRegistry(t *testing.T) {
 // BenchmarkDecide: a typical data subject with five events over three
 // purposes, asked for the one with a renewed grant.
 func BenchmarkDecide(b *testing.B) {
-	reg := northbankRegistry(b)
+	reg := testRegistry(b)
 	events := rtSeq(
 		rtEvent(EventGiven, nbAlice, "financial_advice", "g-fa", "2026-03-01"),
 		rtWith(rtEvent(EventGiven, nbAlice, "account_information_sharing", "g-aisp", "2026-06-01"), rtExpiring("2026-11-30")),

@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"github.com/ciampdp/pdp/pdp/consent"
-
 	"sort"
 	"strings"
 	"time"
@@ -10,6 +8,8 @@ import (
 	"github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/types"
 	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
+
+	"github.com/ciampdp/pdp/pdp/purposes"
 )
 
 // Policy is one validated Cedar policy with where it came from and the
@@ -43,7 +43,7 @@ type Bundle struct {
 	ancestors map[types.EntityUID][]types.EntityUID
 	index     *index
 	zed       string
-	purposes  *consent.Registry
+	purposes  *purposes.Registry
 	names     names
 	sources   map[string][]byte // "policies/…" and "schema/…" → content
 }
@@ -68,7 +68,7 @@ const DataSubjectSelf = "self"
 
 // Purposes is the bundle's purposes registry (schema/purposes.yaml), nil
 // when it has none (then the engine enforces no purpose or consent).
-func (b *Bundle) Purposes() *consent.Registry { return b.purposes }
+func (b *Bundle) Purposes() *purposes.Registry { return b.purposes }
 
 // DataSubject is the @data_subject annotation of an entity type: "self",
 // or the relation whose holders (users) are the data subjects of its

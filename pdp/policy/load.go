@@ -25,7 +25,7 @@ import (
 	"github.com/cedar-policy/cedar-go/x/exp/schema/validate"
 	git "github.com/go-git/go-git/v5"
 
-	"github.com/ciampdp/pdp/pdp/consent"
+	"github.com/ciampdp/pdp/pdp/purposes"
 )
 
 // PurposesFile is the purposes registry of a bundle, in its schema folder.
@@ -344,7 +344,7 @@ func build(d Dirs, files []sourceFile) (*Bundle, error) {
 		if f.kind != kindPurposes {
 			continue
 		}
-		reg, err := consent.ParseRegistry(f.data)
+		reg, err := purposes.ParseRegistry(f.data)
 		if err != nil {
 			return nil, LoadErrors{&LoadError{File: f.kind.label() + "/" + f.rel, Err: err}}
 		}

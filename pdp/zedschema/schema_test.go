@@ -1,4 +1,4 @@
-package relations
+package zedschema
 
 import (
 	"maps"
@@ -37,3 +37,31 @@ func TestParseSchemaPermissions(t *testing.T) {
 		}
 	}
 }
+
+// testSchema has a caveat only on account#delegate, a subject relation
+// (group#member) and permissions built on both.
+const testSchema = `use expiration
+
+definition user {}
+
+caveat within_limit(amount int, limit int) {
+	amount <= limit
+}
+
+caveat valid(now timestamp, valid_from timestamp, valid_until timestamp) {
+	now >= valid_from && now < valid_until
+}
+
+definition group {
+	relation member: user
+}
+
+definition account {
+	relation owner: user
+	relation delegate: user with within_limit | user with valid | user with expiration
+	relation viewer: user | group#member
+	permission manage = owner
+	permission pay = owner + delegate
+	permission view = viewer + pay
+}
+`
