@@ -11,7 +11,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/policy"
-	"github.com/ciampdp/pdp/pdp/relations"
+	"github.com/ciampdp/pdp/pdp/zedschema"
 )
 
 // Check returns every problem of b, one per line as `pdp validate` prints
@@ -56,7 +56,7 @@ func FactsModel(b *policy.Bundle) ([]string, error) {
 	if strings.TrimSpace(b.SpiceDBSchema()) == "" {
 		return []string{"schema: actions declare relationship facts (context.rel) but the bundle has no SpiceDB schema (schema/*.zed)"}, nil
 	}
-	defs, err := relations.ParseSchemaPermissions(b.SpiceDBSchema())
+	defs, err := zedschema.ParseSchemaPermissions(b.SpiceDBSchema())
 	if err != nil {
 		return nil, fmt.Errorf("SpiceDB schema: %w", err)
 	}
@@ -90,7 +90,7 @@ func FactsModel(b *policy.Bundle) ([]string, error) {
 // SpiceDB definition.
 func DataSubjects(b *policy.Bundle) []string {
 	var out []string
-	var defs map[string]map[string]relations.NameKind
+	var defs map[string]map[string]zedschema.NameKind
 	for et := range b.Schema().Entities {
 		rule, ok := b.DataSubject(et)
 		if !ok || rule == policy.DataSubjectSelf {
@@ -98,9 +98,9 @@ func DataSubjects(b *policy.Bundle) []string {
 		}
 		if defs == nil {
 			var err error
-			if defs, err = relations.ParseSchemaPermissions(b.SpiceDBSchema()); err != nil || strings.TrimSpace(b.SpiceDBSchema()) == "" {
+			if defs, err = zedschema.ParseSchemaPermissions(b.SpiceDBSchema()); err != nil || strings.TrimSpace(b.SpiceDBSchema()) == "" {
 				out = append(out, fmt.Sprintf("schema: entity %s: @data_subject(%q) needs the relation in the SpiceDB schema (schema/*.zed), which is missing or does not compile", et, rule))
-				defs = map[string]map[string]relations.NameKind{}
+				defs = map[string]map[string]zedschema.NameKind{}
 				continue
 			}
 		}
