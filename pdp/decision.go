@@ -13,7 +13,8 @@ import (
 )
 
 // Reason codes are a stable contract with applications: they switch on them.
-// Later parts of the engine (relationships, consent, trail) add their own.
+// Every code is defined, with its meaning, in package reason (the
+// catalogue); these are the engine's names for them.
 const (
 	// ReasonNotPermitted: no policy permitted the request (Cedar's default deny).
 	ReasonNotPermitted = reason.NotPermitted

@@ -33,7 +33,7 @@ var decisionEntries = []Entry{
 // otherEntries are the codes given outside the engine's decisions: HTTP
 // errors, then the sidecar, then the gateway.
 var otherEntries = []Entry{
-	{TrailUnavailable, HTTPError, "503: a search or an admin change whose record could not be written (nothing changed); `/readyz` while decisions cannot be recorded"},
+	{TrailUnavailable, HTTPError, "503, named in the `error` message: a search or an admin change whose record could not be written (nothing changed); also the `reason` of `/readyz` while decisions cannot be recorded"},
 	{ActorUnproven, HTTPError, "401: `auth.actor_tokens` is set and the change's actor is not proven by a valid, matching `Actor-Token`"},
 	{ActorKeysUnavailable, HTTPError, "503: the identity provider's keys cannot be loaded, so no actor can be proven; nothing changed"},
 	{Invalid, HTTPError, "422: the delegation or consent request is malformed or inconsistent"},
