@@ -11,6 +11,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/purposes"
+	"github.com/ciampdp/pdp/pdp/reason"
 )
 
 // Consent is enforced by the engine, not only by policy (ARCHITECTURE.md,
@@ -36,8 +37,8 @@ const (
 // rules: consent_missing, consent_withdrawn, consent_expired,
 // consent_invalid_minor, revalidation_required).
 const (
-	ReasonPurposeNotAllowed = "purpose_not_allowed"
-	ReasonConsentMissing    = "consent_missing"
+	ReasonPurposeNotAllowed = reason.PurposeNotAllowed
+	ReasonConsentMissing    = reason.ConsentMissing
 )
 
 // ConsentQuery asks whether a decision may process a data subject's data

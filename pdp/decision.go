@@ -9,22 +9,24 @@ import (
 	"github.com/cedar-policy/cedar-go/types"
 
 	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/reason"
 )
 
 // Reason codes are a stable contract with applications: they switch on them.
-// Later parts of the engine (relationships, consent, trail) add their own.
+// Every code is defined, with its meaning, in package reason (the
+// catalogue); these are the engine's names for them.
 const (
 	// ReasonNotPermitted: no policy permitted the request (Cedar's default deny).
-	ReasonNotPermitted = "not_permitted"
+	ReasonNotPermitted = reason.NotPermitted
 	// ReasonForbidden: a forbid policy matched and carried no @reason annotation.
-	ReasonForbidden = "forbidden"
+	ReasonForbidden = reason.Forbidden
 	// ReasonUnknownAction: the action is not declared in the Cedar schema.
-	ReasonUnknownAction = "unknown_action"
+	ReasonUnknownAction = reason.UnknownAction
 	// ReasonUnknownEntityType: the subject or resource type is not in the schema.
-	ReasonUnknownEntityType = "unknown_entity_type"
+	ReasonUnknownEntityType = reason.UnknownEntityType
 	// ReasonInvalidInput: a property or context value does not fit the schema,
 	// or a batch item lacks a required entity after defaults were applied.
-	ReasonInvalidInput = "invalid_input"
+	ReasonInvalidInput = reason.InvalidInput
 )
 
 // EvalError is an error Cedar met while evaluating one policy. Cedar skips a
@@ -87,7 +89,7 @@ type Decision struct {
 
 // ReasonPolicyError accompanies not_permitted when a policy failed to
 // evaluate (Cedar skips such a policy); the errors are in Decision.Errors.
-const ReasonPolicyError = "policy_error"
+const ReasonPolicyError = reason.PolicyError
 
 func sortErrors(es []EvalError) {
 	sort.Slice(es, func(i, j int) bool {

@@ -12,6 +12,7 @@ import (
 	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
 
 	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/reason"
 )
 
 // Acting on behalf of someone. The subject of a request is the actor;
@@ -65,17 +66,17 @@ const (
 // Reason codes of denies that acting on behalf of someone explains. They
 // replace the generic not_permitted when no forbid policy gave a reason.
 const (
-	ReasonNoRelationship        = "no_relationship"
-	ReasonDelegationOutOfScope  = "delegation_out_of_scope"
-	ReasonDelegationExpired     = "delegation_expired"
-	ReasonDelegationNotAccepted = "delegation_not_accepted"
-	ReasonDelegationRevoked     = "delegation_revoked"
-	ReasonDelegationSuspended   = "delegation_suspended"
-	ReasonDelegationNotYetValid = "delegation_not_yet_valid"
+	ReasonNoRelationship        = reason.NoRelationship
+	ReasonDelegationOutOfScope  = reason.DelegationOutOfScope
+	ReasonDelegationExpired     = reason.DelegationExpired
+	ReasonDelegationNotAccepted = reason.DelegationNotAccepted
+	ReasonDelegationRevoked     = reason.DelegationRevoked
+	ReasonDelegationSuspended   = reason.DelegationSuspended
+	ReasonDelegationNotYetValid = reason.DelegationNotYetValid
 	// ReasonCurrencyMissing: a payment acting for someone names an amount
 	// but no currency, and the delegation is limited to one currency.
-	ReasonCurrencyMissing        = "currency_missing"
-	reasonDelegationUnrecognised = "delegation_invalid"
+	ReasonCurrencyMissing        = reason.CurrencyMissing
+	reasonDelegationUnrecognised = reason.DelegationInvalid
 )
 
 // delegationReason maps a delegation status to the reason code of a deny.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/reason"
 	"github.com/ciampdp/pdp/pdp/zedschema"
 )
 
@@ -21,11 +22,11 @@ const (
 	// name an object in the relationship store, so no fact about it can
 	// exist or be asked (SpiceDB ids are 1 to 1024 of a-z A-Z 0-9 / _ | -
 	// = +).
-	ReasonInvalidID = "invalid_id"
+	ReasonInvalidID = reason.InvalidID
 	// ReasonContextTooLarge: the request's scalar context values, which
 	// the engine passes to SpiceDB caveats, exceed the caveat context
 	// limit (MaxCaveatContextBytes).
-	ReasonContextTooLarge = "context_too_large"
+	ReasonContextTooLarge = reason.ContextTooLarge
 	// MaxCaveatContextBytes is SpiceDB's default limit on the encoded
 	// caveat context of one check (--max-caveat-context-size, 4 KiB).
 	MaxCaveatContextBytes = 4096

@@ -11,6 +11,7 @@ import (
 	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
 
 	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/reason"
 )
 
 // ContextRel is the context record that carries relationship facts. An
@@ -25,11 +26,11 @@ const ContextRel = "rel"
 const (
 	// ReasonFactsUnavailable: the relationship store could not answer, so
 	// the decision fails closed.
-	ReasonFactsUnavailable = "facts_unavailable"
+	ReasonFactsUnavailable = reason.FactsUnavailable
 	// ReasonFactsIncomplete: a relationship holds only under a condition
 	// (caveat) whose context the request did not supply; it counts as not
 	// holding.
-	ReasonFactsIncomplete = "facts_incomplete"
+	ReasonFactsIncomplete = reason.FactsIncomplete
 )
 
 // FactCheck asks whether a subject holds a permission on a resource, in

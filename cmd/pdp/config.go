@@ -408,7 +408,7 @@ func (l LogConfig) level() (slog.Level, error) {
 // relationship facts are then denied with facts_unavailable).
 type RelationsConfig struct {
 	Engine       string        `mapstructure:"engine"`
-	PostgresURI  string        `mapstructure:"postgres_uri"`
+	PostgresURL  string        `mapstructure:"postgres_url"`
 	Endpoint     string        `mapstructure:"endpoint"`
 	PresharedKey string        `mapstructure:"preshared_key"`
 	CAFile       string        `mapstructure:"ca_file"`
@@ -449,7 +449,7 @@ func (r RelationsConfig) Validate() error {
 func (r RelationsConfig) Store() relations.Config {
 	return relations.Config{
 		Engine:       r.Engine,
-		PostgresURI:  r.PostgresURI,
+		PostgresURI:  r.PostgresURL,
 		Endpoint:     r.Endpoint,
 		PresharedKey: r.PresharedKey,
 		CAFile:       r.CAFile,

@@ -73,6 +73,12 @@ func addConfigFlags(fs *pflag.FlagSet) {
 // variables, and the flags given on the command line. Unknown keys in the
 // file are an error. It also returns the keys the file set.
 func loadConfig(fs *pflag.FlagSet) (Config, *viper.Viper, error) {
+	c, v, _, err := loadConfigWarn(fs)
+	return c, v, err
+}
+
+// newConfigViper is a viper with the defaults and the environment bound.
+func newConfigViper() (*viper.Viper, error) {
 	v := viper.New()
 	for key, def := range settings(DefaultConfig()) {
 		v.SetDefault(key, def)
@@ -80,23 +86,42 @@ func loadConfig(fs *pflag.FlagSet) (Config, *viper.Viper, error) {
 	v.SetEnvPrefix(envPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
+	return v, bindDeprecatedEnv(v)
+}
 
+// setConfigFile points v at file; files without a known extension are YAML.
+func setConfigFile(v *viper.Viper, file string) {
+	v.SetConfigFile(file)
+	if ext := strings.ToLower(strings.TrimPrefix(filepath.Ext(file), ".")); !slices.Contains(viper.SupportedExts, ext) {
+		v.SetConfigType("yaml") // pdp.conf and friends are YAML too
+	}
+}
+
+// loadConfigWarn is loadConfig, also returning a warning for each
+// deprecated key the file or the environment uses (deprecatedKeys), for
+// the caller to log once its logger exists.
+func loadConfigWarn(fs *pflag.FlagSet) (Config, *viper.Viper, []string, error) {
+	v, err := newConfigViper()
+	if err != nil {
+		return Config{}, nil, nil, err
+	}
 	file, _ := fs.GetString("config")
 	if file == "" {
 		file = os.Getenv(configFileEnv)
 	}
 	if file != "" {
-		v.SetConfigFile(file)
-		if ext := strings.ToLower(strings.TrimPrefix(filepath.Ext(file), ".")); !slices.Contains(viper.SupportedExts, ext) {
-			v.SetConfigType("yaml") // pdp.conf and friends are YAML too
-		}
+		setConfigFile(v, file)
 		if err := v.ReadInConfig(); err != nil {
-			return Config{}, nil, fmt.Errorf("read config %s: %w", file, err)
+			return Config{}, nil, nil, fmt.Errorf("read config %s: %w", file, err)
 		}
+	}
+	v, warnings, err := renameDeprecated(v, file, newConfigViper)
+	if err != nil {
+		return Config{}, nil, nil, err
 	}
 	for _, f := range append(configFlags[:len(configFlags):len(configFlags)], hiddenConfigFlags...) {
 		if err := v.BindPFlag(f.key, fs.Lookup(f.flag)); err != nil {
-			return Config{}, nil, fmt.Errorf("bind --%s: %w", f.flag, err)
+			return Config{}, nil, nil, fmt.Errorf("bind --%s: %w", f.flag, err)
 		}
 	}
 	var c Config
@@ -105,9 +130,9 @@ func loadConfig(fs *pflag.FlagSet) (Config, *viper.Viper, error) {
 		if file != "" {
 			where = file
 		}
-		return Config{}, nil, fmt.Errorf("%s: %w", where, err)
+		return Config{}, nil, nil, fmt.Errorf("%s: %w", where, err)
 	}
-	return c, v, nil
+	return c, v, warnings, nil
 }
 
 var (

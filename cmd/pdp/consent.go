@@ -34,7 +34,7 @@ var ErrConsentEngine = errors.New("consent.engine must be auto, file, postgres o
 type ConsentConfig struct {
 	Engine      string `mapstructure:"engine"`
 	Path        string `mapstructure:"path"`
-	PostgresURI string `mapstructure:"postgres_uri"`
+	PostgresURL string `mapstructure:"postgres_url"`
 	// Seed is a JSON file {"events":[…], "activity":{"user:heidi":"…"}}
 	// imported at start (events whose ids are absent).
 	Seed string `mapstructure:"seed"`
@@ -64,8 +64,8 @@ func (c ConsentConfig) Validate() error {
 			return errors.New("consent.path must not be empty for the file store")
 		}
 	case ConsentPostgres:
-		if c.PostgresURI == "" {
-			return errors.New("consent.postgres_uri is required when consent.engine is postgres")
+		if c.PostgresURL == "" {
+			return errors.New("consent.postgres_url is required when consent.engine is postgres")
 		}
 	case ConsentOff:
 	default:
@@ -137,7 +137,7 @@ func openConsentStore(ctx context.Context, cfg ConsentConfig, engine string, log
 	case ConsentFile:
 		st, err = consent.OpenFileWith(cfg.Path, consent.FileOptions{Logger: log})
 	case ConsentPostgres:
-		st, err = consent.OpenPostgres(ctx, cfg.PostgresURI)
+		st, err = consent.OpenPostgres(ctx, cfg.PostgresURL)
 	default:
 		err = fmt.Errorf("%q: %w", engine, ErrConsentEngine)
 	}

@@ -34,7 +34,7 @@ var ErrDelegationsEngine = errors.New("delegations.engine must be auto, file, po
 type DelegationsConfig struct {
 	Engine      string `mapstructure:"engine"`
 	Path        string `mapstructure:"path"`
-	PostgresURI string `mapstructure:"postgres_uri"`
+	PostgresURL string `mapstructure:"postgres_url"`
 	// Seed is a JSON file of delegation records (with their history)
 	// imported at start when their ids are absent.
 	Seed                 string   `mapstructure:"seed"`
@@ -55,8 +55,8 @@ func (d DelegationsConfig) Validate() error {
 			return errors.New("delegations.path must not be empty for the file store")
 		}
 	case DelegationsPostgres:
-		if d.PostgresURI == "" {
-			return errors.New("delegations.postgres_uri is required when delegations.engine is postgres")
+		if d.PostgresURL == "" {
+			return errors.New("delegations.postgres_url is required when delegations.engine is postgres")
 		}
 	case DelegationsOff:
 	default:
@@ -127,7 +127,7 @@ func openDelegationStore(ctx context.Context, cfg DelegationsConfig, engine stri
 	case DelegationsFile:
 		st, err = delegation.OpenFileWith(cfg.Path, delegation.FileOptions{Logger: log})
 	case DelegationsPostgres:
-		st, err = delegation.OpenPostgres(ctx, cfg.PostgresURI)
+		st, err = delegation.OpenPostgres(ctx, cfg.PostgresURL)
 	default:
 		err = fmt.Errorf("%q: %w", engine, ErrDelegationsEngine)
 	}

@@ -46,7 +46,7 @@ func relationsCommand() *command {
 func migrateCommand() *command {
 	return &command{
 		name:    "migrate",
-		summary: "bring the SpiceDB tables of relations.postgres_uri to the newest version (relations.engine postgres)",
+		summary: "bring the SpiceDB tables of relations.postgres_url to the newest version (relations.engine postgres)",
 		flags:   addAdminConfigFlags,
 		run:     runMigrate,
 	}
@@ -65,7 +65,7 @@ func addAdminConfigFlags(fs *pflag.FlagSet) {
 // adminConfig loads the configuration and checks what the administration
 // commands use of it: the relations and log sections.
 func adminConfig(fs *pflag.FlagSet, w io.Writer) (RelationsConfig, *slog.Logger, error) {
-	cfg, _, err := loadConfig(fs)
+	cfg, _, warnings, err := loadConfigWarn(fs)
 	if err != nil {
 		return RelationsConfig{}, nil, err
 	}
@@ -83,7 +83,9 @@ func adminConfig(fs *pflag.FlagSet, w io.Writer) (RelationsConfig, *slog.Logger,
 	if lv, _ := lc.level(); lv < slog.LevelWarn && !fs.Changed("log-level") {
 		lc.Level = "warn"
 	}
-	return cfg.Relations, newLogger(w, lc), nil
+	log := newLogger(w, lc)
+	warnDeprecated(log, warnings)
+	return cfg.Relations, log, nil
 }
 
 // defaultPerTransaction is how many relationships one transaction of an
@@ -93,7 +95,7 @@ const defaultPerTransaction = 100_000
 
 // errMemoryEngine explains why the administration commands cannot reach
 // the default store.
-var errMemoryEngine = errors.New(`relations.engine is "memory": that store lives inside the serving process ('pdp serve') and is gone when it stops, so no other command can reach it; seed it with relations.bootstrap, or configure relations.engine postgres (with relations.postgres_uri) or remote`)
+var errMemoryEngine = errors.New(`relations.engine is "memory": that store lives inside the serving process ('pdp serve') and is gone when it stops, so no other command can reach it; seed it with relations.bootstrap, or configure relations.engine postgres (with relations.postgres_url) or remote`)
 
 func runRelations(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) error {
 	if len(args) == 0 {
@@ -225,7 +227,7 @@ func importFailure(ctx context.Context, name string, skip int, err error) error 
 
 func runMigrate(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) error {
 	if len(args) > 0 {
-		return usagef("migrate takes no arguments (the database is relations.postgres_uri)")
+		return usagef("migrate takes no arguments (the database is relations.postgres_url)")
 	}
 	rc, _, err := adminConfig(fs, std.err)
 	if err != nil {
@@ -240,16 +242,16 @@ func runMigrate(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string
 	default:
 		return fmt.Errorf(`relations.engine is %q: 'pdp migrate' is for relations.engine postgres`, rc.Engine)
 	}
-	where := redactURI(rc.PostgresURI)
-	before, err := spiceDBVersion(ctx, rc.PostgresURI)
+	where := redactURI(rc.PostgresURL)
+	before, err := spiceDBVersion(ctx, rc.PostgresURL)
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	started := time.Now()
-	if err := relations.Migrate(ctx, rc.PostgresURI); err != nil {
+	if err := relations.Migrate(ctx, rc.PostgresURL); err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
-	after, err := spiceDBVersion(ctx, rc.PostgresURI)
+	after, err := spiceDBVersion(ctx, rc.PostgresURL)
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
@@ -262,7 +264,7 @@ func runMigrate(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string
 	default:
 		fmt.Fprintf(std.out, "SpiceDB tables in %s migrated from %s to %s (%s)\n", where, before, after, took)
 	}
-	if on, err := trackCommitTimestamp(ctx, rc.PostgresURI); err == nil && !on {
+	if on, err := trackCommitTimestamp(ctx, rc.PostgresURL); err == nil && !on {
 		fmt.Fprintln(std.err, "warning: this PostgreSQL server runs with track_commit_timestamp=off: SpiceDB's Watch, and with it the PDP's fact cache, needs track_commit_timestamp=on (set it in postgresql.conf and restart the server)")
 	}
 	return nil
@@ -305,7 +307,7 @@ func trackCommitTimestamp(ctx context.Context, uri string) (bool, error) {
 func redactURI(uri string) string {
 	u, err := url.Parse(uri)
 	if err != nil {
-		return "relations.postgres_uri"
+		return "relations.postgres_url"
 	}
 	return u.Redacted()
 }

@@ -77,7 +77,7 @@ func runRepair(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string)
 	if len(args) > 0 {
 		return usagef("repair takes no arguments: %q", args)
 	}
-	cfg, _, err := loadConfig(fs)
+	cfg, _, warnings, err := loadConfigWarn(fs)
 	if err != nil {
 		return err
 	}
@@ -92,6 +92,7 @@ func runRepair(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string)
 		lc.Level = "warn"
 	}
 	log := newLogger(std.err, lc)
+	warnDeprecated(log, warnings)
 	tr, err := openTrail(ctx, cfg.Trail, nil, readBuild().Version, log)
 	if err != nil {
 		return fmt.Errorf("open the decision trail (is the PDP still running?): %w", err)

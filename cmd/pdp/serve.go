@@ -41,7 +41,7 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 	if len(args) > 0 {
 		return usagef("serve takes no arguments (the bundle root is --dir): %q", args)
 	}
-	cfg, v, err := loadConfig(fs)
+	cfg, v, warnings, err := loadConfigWarn(fs)
 	if err != nil {
 		return err
 	}
@@ -49,6 +49,7 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
 	log := newLogger(std.err, cfg.Log)
+	warnDeprecated(log, warnings)
 	// SIGINT and SIGTERM stop serve within http.shutdown_timeout, whatever
 	// hangs: in-flight requests get drainTimeout of it, closing the rest.
 	return boundShutdown(ctx, cfg.HTTP.shutdownTimeout(), log, func() error { return serve(ctx, cfg, v, log) })

@@ -10,16 +10,17 @@ import (
 	"github.com/ciampdp/pdp/pdp/actorproof"
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
+	"github.com/ciampdp/pdp/pdp/reason"
 )
 
 // Reason codes of admin errors that are not a service's rule code.
 const (
 	// ReasonActorUnproven: actor tokens are on and the change's actor is
 	// not proven by the request's Actor-Token (401).
-	ReasonActorUnproven = "actor_unproven"
+	ReasonActorUnproven = reason.ActorUnproven
 	// ReasonActorKeysUnavailable: the identity provider's keys cannot be
 	// loaded, so no actor can be proven (503, fail closed).
-	ReasonActorKeysUnavailable = "actor_keys_unavailable"
+	ReasonActorKeysUnavailable = reason.ActorKeysUnavailable
 )
 
 // withActorToken hands the request's Actor-Token header to the services

@@ -3,6 +3,8 @@ package consent
 import (
 	"errors"
 	"fmt"
+
+	"github.com/ciampdp/pdp/pdp/reason"
 )
 
 // Sentinel errors. The HTTP layer maps ErrNotFound to 404, ErrConflict (and
@@ -36,29 +38,29 @@ var (
 // Codes of RuleError.
 const (
 	// CodeInvalid: the request is malformed or inconsistent.
-	CodeInvalid = "invalid"
+	CodeInvalid = reason.Invalid
 	// CodeForbidden: the calling application may not do this (403).
-	CodeForbidden = "forbidden"
+	CodeForbidden = reason.Forbidden
 	// CodeNotFound: the grant named does not exist (404).
-	CodeNotFound = "not_found"
+	CodeNotFound = reason.NotFound
 	// CodeUnknownPurpose: the registry has no such purpose.
-	CodeUnknownPurpose = "unknown_purpose"
+	CodeUnknownPurpose = reason.UnknownPurpose
 	// CodeNoRule: the purpose has no rule for the jurisdiction.
-	CodeNoRule = "no_rule"
+	CodeNoRule = reason.NoRule
 	// CodeNotConsent: the purpose is processed on another legal basis in
 	// the jurisdiction: there is no consent to record.
-	CodeNotConsent = "not_consent"
+	CodeNotConsent = reason.NotConsent
 	// CodeTooLong: the grant would outlive the purpose's max_validity.
-	CodeTooLong = "exceeds_max_validity"
+	CodeTooLong = reason.ExceedsMaxValidity
 	// CodeNoDelegation: a representative acts without a delegation in
 	// force.
-	CodeNoDelegation = "no_delegation"
+	CodeNoDelegation = reason.NoDelegation
 	// CodeEnded: the grant (or every grant of the purpose) has already
 	// ended.
-	CodeEnded = "already_ended"
+	CodeEnded = reason.AlreadyEnded
 	// CodeOutOfScope: a representative acts under a delegation whose scope
 	// does not reach the purpose (Purpose.RepresentableBy); 403.
-	CodeOutOfScope = "delegation_out_of_scope"
+	CodeOutOfScope = reason.DelegationOutOfScope
 )
 
 // RuleError is a change the rules refuse; nothing was written. Msg says

@@ -5,29 +5,31 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/ciampdp/pdp/pdp/reason"
 )
 
 // Reason codes of a denied CheckResult: a stable contract with
 // applications, which switch on them.
 const (
 	// ReasonConsentMissing: consent is needed (opt-in) and none was given.
-	ReasonConsentMissing = "consent_missing"
+	ReasonConsentMissing = reason.ConsentMissing
 	// ReasonConsentWithdrawn: the grant was withdrawn or revoked, or the
 	// data subject refused (in an opt-out jurisdiction: opted out).
-	ReasonConsentWithdrawn = "consent_withdrawn"
+	ReasonConsentWithdrawn = reason.ConsentWithdrawn
 	// ReasonConsentExpired: the grant passed its expiry or the purpose's
 	// max_validity.
-	ReasonConsentExpired = "consent_expired"
+	ReasonConsentExpired = reason.ConsentExpired
 	// ReasonConsentInvalidMinor: the data subject was under the age of
 	// consent when the grant was given, and no guardian gave it.
-	ReasonConsentInvalidMinor = "consent_invalid_minor"
+	ReasonConsentInvalidMinor = reason.ConsentInvalidMinor
 	// ReasonRevalidationRequired: the data subject was dormant, or the
 	// grant was given on a notice that has materially changed since.
-	ReasonRevalidationRequired = "revalidation_required"
+	ReasonRevalidationRequired = reason.RevalidationRequired
 	// ReasonPurposeNotAllowed: the purpose is unknown, the calling
 	// application may not process for it, or it has no rule for the
 	// jurisdiction.
-	ReasonPurposeNotAllowed = "purpose_not_allowed"
+	ReasonPurposeNotAllowed = reason.PurposeNotAllowed
 )
 
 // Statuses of an allowed CheckResult; a denied one has its Reason as

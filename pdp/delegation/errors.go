@@ -3,6 +3,8 @@ package delegation
 import (
 	"errors"
 	"fmt"
+
+	"github.com/ciampdp/pdp/pdp/reason"
 )
 
 // Sentinel errors. The HTTP layer maps ErrNotFound to 404, ErrConflict (and
@@ -33,17 +35,17 @@ var (
 // Codes of RuleError.
 const (
 	// CodeInvalid: the request is malformed or inconsistent.
-	CodeInvalid = "invalid"
+	CodeInvalid = reason.Invalid
 	// CodeForbidden: the actor may not make this change.
-	CodeForbidden = "forbidden"
+	CodeForbidden = reason.Forbidden
 	// CodeInvalidTransition: the change is not allowed from the current
 	// status.
-	CodeInvalidTransition = "invalid_transition"
+	CodeInvalidTransition = reason.InvalidTransition
 	// CodeExceedsParent: a sub-delegation would grant more than its parent.
-	CodeExceedsParent = "exceeds_parent"
+	CodeExceedsParent = reason.ExceedsParent
 	// CodeParentInactive: a sub-delegation's parent (or an ancestor) is not
 	// in force.
-	CodeParentInactive = "parent_inactive"
+	CodeParentInactive = reason.ParentInactive
 )
 
 // RuleError is a change the rules refuse. Msg says exactly what is wrong and

@@ -15,12 +15,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/reason"
 )
 
 // ReasonTrailUnavailable is the reason code of a deny given because the
 // decision could not be recorded: the trail failed, or (async, when_full
 // deny) its buffer was full.
-const ReasonTrailUnavailable = "trail_unavailable"
+const ReasonTrailUnavailable = reason.TrailUnavailable
 
 // KindDecision is the Record.Kind of a decision record.
 const KindDecision = "decision"

@@ -12,19 +12,20 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/reason"
 )
 
 // Reason codes of the answers the gateway gives itself, without a PDP
 // decision. They travel like the PDP's codes (X-Decision-Reasons).
 const (
-	ReasonRouteNotFound   = "route_not_found"   // no route matches (and unmatched is deny)
-	ReasonInvalidPath     = "invalid_path"      // the path is not canonical (see SplitPath)
-	ReasonUnauthenticated = "unauthenticated"   // no credentials
-	ReasonInvalidToken    = "invalid_token"     // credentials that do not verify
-	ReasonInvalidInput    = "invalid_input"     // a route value does not convert (same code as the engine's)
-	ReasonAmbiguous       = "ambiguous_request" // the upstream may read the query or a mapped value differently (see target.go)
-	ReasonPDPUnavailable  = "pdp_unavailable"   // the Evaluator failed: fail closed
-	ReasonKeysUnavailable = "keys_unavailable"  // the JWKS cannot be loaded: fail closed
+	ReasonRouteNotFound   = reason.RouteNotFound   // no route matches (and unmatched is deny)
+	ReasonInvalidPath     = reason.InvalidPath     // the path is not canonical (see SplitPath)
+	ReasonUnauthenticated = reason.Unauthenticated // no credentials
+	ReasonInvalidToken    = reason.InvalidToken    // credentials that do not verify
+	ReasonInvalidInput    = reason.InvalidInput    // a route value does not convert (same code as the engine's)
+	ReasonAmbiguous       = reason.Ambiguous       // the upstream may read the query or a mapped value differently (see target.go)
+	ReasonPDPUnavailable  = reason.PDPUnavailable  // the Evaluator failed: fail closed
+	ReasonKeysUnavailable = reason.KeysUnavailable // the JWKS cannot be loaded: fail closed
 )
 
 // Deps are the gateway's collaborators.
