@@ -67,6 +67,9 @@ type Store interface {
 	SetActivity(ctx context.Context, subject Ref, at time.Time) error
 	// Activity returns the subject's last activity, false if none.
 	Activity(ctx context.Context, subject Ref) (time.Time, bool, error)
+	// Activities is Activity for many subjects in one read: the last
+	// activity of those that have one.
+	Activities(ctx context.Context, subjects []Ref) (map[Ref]time.Time, error)
 	Close() error
 }
 
