@@ -33,8 +33,10 @@ func (l *Ledger) checkAll(ctx context.Context, qs []CheckQuery, minPosition int6
 	head := l.head.Load()
 	l.mu.RUnlock()
 	last := make([]time.Time, len(qs))
-	var dormant []Ref
-	seen := map[Ref]bool{}
+	var (
+		dormant []Ref
+		seen    map[Ref]bool // made for the first dormant-looking subject
+	)
 	for i, q := range qs {
 		if q.Now.IsZero() {
 			qs[i].Now = now
@@ -42,6 +44,9 @@ func (l *Ledger) checkAll(ctx context.Context, qs []CheckQuery, minPosition int6
 		var ok bool
 		last[i], ok = l.lastActiveHere(qs[i].Subject, reg, qs[i].Now, len(evs[i]) > 0)
 		if !ok && !seen[q.Subject] {
+			if seen == nil {
+				seen = map[Ref]bool{}
+			}
 			seen[q.Subject] = true
 			dormant = append(dormant, q.Subject)
 		}
