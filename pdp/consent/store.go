@@ -19,7 +19,10 @@
 // round trip: SELECT max(position)) and, when the store is ahead, reads the
 // events above the index head. LedgerConfig.FreshnessInterval bounds how
 // often it asks (default 0: on every Check); a larger interval trades that
-// round trip for staleness of at most the interval. CheckAt(q, p) always
+// round trip for staleness of at most the interval. CheckBatch answers the
+// checks of a batch of decisions after one such comparison, and reads the
+// activity of its dormant-looking subjects (see Touch) in one more round
+// trip at most. CheckAt(q, p) always
 // catches up until the head reaches p, whatever the interval. A write on
 // one replica catches up before it validates (the grant it ends must be
 // the latest known) and after it appends. Two replicas ending the same
