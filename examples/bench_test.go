@@ -29,8 +29,9 @@ func BenchmarkTodoHandler(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	engine := pdp.NewEngine(pdp.Components{Bundles: bundle})
 	srv, err := api.New(api.Config{EnableNoop: true}, api.Deps{
-		Decider: pdp.NewEngine(pdp.Components{Bundles: bundle}), Policies: fixedStatus{bundle}, Registry: prometheus.NewRegistry(),
+		Decider: engine, Searcher: engine, Policies: fixedStatus{bundle}, Registry: prometheus.NewRegistry(),
 	})
 	if err != nil {
 		b.Fatal(err)

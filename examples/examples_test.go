@@ -112,6 +112,7 @@ func checkBundle(t *testing.T, root string, suites []policytest.Suite) {
 		}
 		srv, err := api.New(cfg, api.Deps{
 			Decider:  engine,
+			Searcher: engine,
 			Policies: fixedStatus{b},
 			Registry: prometheus.NewRegistry(),
 		})

@@ -27,7 +27,8 @@ func TestCertificationSearch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Config{}, api.Deps{Decider: pdp.NewEngine(pdp.Components{Bundles: b}),
+	engine := pdp.NewEngine(pdp.Components{Bundles: b})
+	srv, err := api.New(api.Config{}, api.Deps{Decider: engine, Searcher: engine,
 		Policies: fixedStatus{b}, Registry: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)

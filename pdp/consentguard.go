@@ -68,12 +68,13 @@ type ConsentFact struct {
 	Detail   string    `json:"detail,omitempty"`
 }
 
-// ConsentSource answers consent checks (the consent ledger) and takes note
-// of activity (a decision made by a subject shows it is not dormant). An
-// error means the ledger could not answer: the engine denies with
-// facts_unavailable.
+// ConsentSource answers consent checks (the consent ledger), every check
+// of a batch at once (one fact per query, in order), and takes note of
+// activity (a decision made by a subject shows it is not dormant). An
+// error means the ledger could not answer: the engine denies every query
+// of the call with facts_unavailable.
 type ConsentSource interface {
-	CheckConsent(ctx context.Context, q ConsentQuery) (ConsentFact, error)
+	CheckConsents(ctx context.Context, qs []ConsentQuery) ([]ConsentFact, error)
 	Touch(subject ObjectRef, at time.Time)
 }
 
@@ -152,11 +153,13 @@ func personFacts(b *policy.Bundle, subject ObjectRef) (string, *time.Time) {
 	return jur, born
 }
 
-// resolveConsent finds the data subject and asks the ledger.
-func (e *Engine) resolveConsent(ctx context.Context, b *policy.Bundle, j *job) {
+// subjectConsent finds the data subject of a job and readies its ledger
+// question; true when the job needs the ledger's answer (asked for the
+// whole batch at once by resolveConsents).
+func (e *Engine) subjectConsent(ctx context.Context, b *policy.Bundle, j *job) bool {
 	cj := j.consent
 	if j.done || cj == nil {
-		return
+		return false
 	}
 	if !cj.needsConsent {
 		// No consent anywhere for this purpose: the basis is recorded, no
@@ -174,39 +177,32 @@ func (e *Engine) resolveConsent(ctx context.Context, b *policy.Bundle, j *job) {
 			}
 		}
 		j.d.Consent = &ConsentFact{Subject: cj.query.Subject, Purpose: cj.purpose, Allowed: true, Status: "not_required", Basis: basis}
-		return
+		return false
 	}
 	if e.consent == nil {
 		j.deny(ReasonFactsUnavailable, errors.New("consent ledger unavailable: none is configured"))
-		return
+		return false
 	}
 	if cj.lookup != "" {
 		lk, ok := e.facts.(FactLookup)
 		if !ok {
 			j.deny(ReasonFactsUnavailable, fmt.Errorf("the data subject of %s (its %q) cannot be looked up: no relationship store", cj.resource, cj.lookup))
-			return
+			return false
 		}
 		ids, err := lk.LookupSubjects(ctx, cj.resource.Type, cj.resource.ID, cj.lookup, cj.subjectType, nil)
 		if err != nil {
 			j.deny(ReasonFactsUnavailable, fmt.Errorf("data subject of %s unavailable: %w", cj.resource, err))
-			return
+			return false
 		}
 		if len(ids) == 0 {
 			j.deny(ReasonConsentMissing, fmt.Errorf("%s has no %s who could have consented to %s", cj.resource, cj.lookup, cj.purpose))
 			j.d.Consent = &ConsentFact{Purpose: cj.purpose, Status: ReasonConsentMissing, Reason: ReasonConsentMissing}
-			return
+			return false
 		}
 		cj.query.Subject = ObjectRef{Type: cj.subjectType, ID: ids[0]}
 	}
 	cj.query.Jurisdiction, cj.query.BirthDate = personFacts(b, cj.query.Subject)
-	f, err := e.consent.CheckConsent(ctx, cj.query)
-	if err != nil {
-		e.log.WarnContext(ctx, "consent ledger unavailable; denying", "err", err)
-		j.deny(ReasonFactsUnavailable, fmt.Errorf("consent ledger unavailable: %w", err))
-		return
-	}
-	f.Subject, f.Purpose = cj.query.Subject, cj.purpose
-	j.d.Consent = &f
+	return true
 }
 
 // consentRecord builds context.consent with the attributes the action

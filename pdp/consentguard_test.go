@@ -51,7 +51,19 @@ type ledgerFake struct {
 	touched []string
 }
 
-func (l *ledgerFake) CheckConsent(_ context.Context, q pdp.ConsentQuery) (pdp.ConsentFact, error) {
+func (l *ledgerFake) CheckConsents(ctx context.Context, qs []pdp.ConsentQuery) ([]pdp.ConsentFact, error) {
+	out := make([]pdp.ConsentFact, len(qs))
+	for i, q := range qs {
+		f, err := l.check(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = f
+	}
+	return out, nil
+}
+
+func (l *ledgerFake) check(_ context.Context, q pdp.ConsentQuery) (pdp.ConsentFact, error) {
 	l.last = q
 	if l.fail != nil {
 		return pdp.ConsentFact{}, l.fail

@@ -135,10 +135,12 @@ type DelegationProof struct {
 	Basis      string    `json:"basis,omitempty"`
 }
 
-// DelegationSource resolves delegations. An error means the records could
-// not be read: the engine denies with facts_unavailable.
+// DelegationSource resolves delegations: every query of a batch at once
+// (one proof per query, in order), so that a batch costs one read of the
+// records. An error means the records could not be read: the engine
+// denies every query of the call with facts_unavailable.
 type DelegationSource interface {
-	ResolveDelegation(ctx context.Context, q DelegationQuery) (DelegationProof, error)
+	ResolveDelegations(ctx context.Context, qs []DelegationQuery) ([]DelegationProof, error)
 }
 
 // actionPlan is what the engine derives once per bundle and action from the

@@ -47,7 +47,19 @@ type registry struct {
 	last   pdp.DelegationQuery
 }
 
-func (r *registry) ResolveDelegation(_ context.Context, q pdp.DelegationQuery) (pdp.DelegationProof, error) {
+func (r *registry) ResolveDelegations(ctx context.Context, qs []pdp.DelegationQuery) ([]pdp.DelegationProof, error) {
+	out := make([]pdp.DelegationProof, len(qs))
+	for i, q := range qs {
+		p, err := r.resolve(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
+func (r *registry) resolve(_ context.Context, q pdp.DelegationQuery) (pdp.DelegationProof, error) {
 	r.last = q
 	if r.fail != nil {
 		return pdp.DelegationProof{}, r.fail

@@ -93,8 +93,9 @@ func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
 		return Decision{}, ErrNotReady
 	}
 	j := e.prepare(b, req)
-	e.resolveDelegation(ctx, &j)
-	e.resolveConsent(ctx, b, &j)
+	jobs := []*job{&j}
+	e.resolveDelegations(ctx, jobs)
+	e.resolveConsents(ctx, b, jobs)
 	var (
 		facts    []Fact
 		revision string
@@ -116,33 +117,6 @@ func (e *Engine) DecideBatch(ctx context.Context, reqs []Request) ([]Decision, e
 		return nil, ErrNotReady
 	}
 	return e.decideBatch(ctx, b, reqs)
-}
-
-func (e *Engine) decideBatch(ctx context.Context, b *policy.Bundle, reqs []Request) ([]Decision, error) {
-	jobs := make([]job, len(reqs))
-	var checks []FactCheck
-	for i, r := range reqs {
-		jobs[i] = e.prepare(b, r)
-		e.resolveDelegation(ctx, &jobs[i])
-		e.resolveConsent(ctx, b, &jobs[i])
-		if jobs[i].done {
-			continue
-		}
-		jobs[i].factsAt = len(checks)
-		checks = append(checks, jobs[i].checks...)
-	}
-	facts, revision, factErr := e.fetchFacts(ctx, checks)
-	out := make([]Decision, len(reqs))
-	for i := range jobs {
-		j := &jobs[i]
-		var mine []Fact
-		if !j.done && factErr == nil && len(j.checks) > 0 {
-			mine = facts[j.factsAt : j.factsAt+len(j.checks)]
-		}
-		e.finish(b, j, mine, revision, factErr)
-		out[i] = j.d
-	}
-	return out, nil
 }
 
 // finish hands a prepared job its facts (or the error that kept them
@@ -295,26 +269,6 @@ func (e *Engine) planChecks(b *policy.Bundle, req Request) job {
 		j.dq = &q
 	}
 	return j
-}
-
-// resolveDelegation asks the delegation records about a job acting for
-// someone; a job whose records cannot be read is denied (fail closed).
-func (e *Engine) resolveDelegation(ctx context.Context, j *job) {
-	if j.done || j.dq == nil {
-		return
-	}
-	if e.delegations == nil {
-		j.deny(ReasonFactsUnavailable, errors.New("delegation records unavailable: no delegation store is configured"))
-		return
-	}
-	p, err := e.delegations.ResolveDelegation(ctx, *j.dq)
-	if err != nil {
-		e.log.WarnContext(ctx, "delegation records unavailable; denying", "err", err)
-		j.deny(ReasonFactsUnavailable, fmt.Errorf("delegation records unavailable: %w", err))
-		return
-	}
-	p.OnBehalfOf = j.dq.Principal
-	j.d.Delegation = &p
 }
 
 // evaluate runs Cedar on a prepared job whose facts are in.

@@ -193,7 +193,8 @@ func serve(ctx context.Context, cfg Config, v *viper.Viper, log *slog.Logger) er
 	}
 	engine := pdp.NewEngine(pdp.Components{Bundles: reloader, Facts: facts, Delegations: delegations, Consent: consents, Logger: log})
 	var (
-		decider  api.Decider = engine
+		decider  pdp.Decider  = engine
+		searcher pdp.Searcher = engine
 		trailKey string
 		auditor  api.Auditor
 		adminLog api.AdminRecorder
@@ -230,7 +231,7 @@ func serve(ctx context.Context, cfg Config, v *viper.Viper, log *slog.Logger) er
 			return err
 		}
 		journal.Set(tr.recorder)
-		decider, trailKey, trailHealth = tr.recorder, tr.verifier, tr.recorder
+		decider, searcher, trailKey, trailHealth = tr.recorder, tr.recorder, tr.verifier, tr.recorder
 		if err := versions.set(ctx, tr.archive, tr.recorder, reloader); err != nil {
 			return err
 		}
@@ -268,7 +269,7 @@ func serve(ctx context.Context, cfg Config, v *viper.Viper, log *slog.Logger) er
 	apiCfg.ConsentAdmins = setOf(cfg.Consent.AdminApplications)
 	apiCfg.AuditorKeys = cfg.Auth.Auditors()
 	srv, err := api.New(apiCfg, api.Deps{
-		Decider: decider, Policies: reloader, Logger: log, Registry: reg, Version: build.Version,
+		Decider: decider, Searcher: searcher, Policies: reloader, Logger: log, Registry: reg, Version: build.Version,
 		Delegations: admin,
 		Consents:    consentAdmin,
 		TrailKey:    trailKey,

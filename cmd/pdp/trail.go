@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/audit"
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/trail"
@@ -202,7 +203,7 @@ func (t *openedTrail) close(log *slog.Logger) {
 
 // openTrail opens the trail for serving and wraps inner in a Recorder;
 // nil when the trail is off.
-func openTrail(ctx context.Context, cfg TrailConfig, inner trail.Decider, build string, log *slog.Logger) (_ *openedTrail, err error) {
+func openTrail(ctx context.Context, cfg TrailConfig, inner pdp.Decider, build string, log *slog.Logger) (_ *openedTrail, err error) {
 	if cfg.Mode == TrailOff {
 		log.Warn("decision trail off (trail.mode: off): decisions are not recorded")
 		return nil, nil

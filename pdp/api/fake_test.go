@@ -30,7 +30,7 @@ type fakeDecider struct {
 	apps []string // Application of every request decided, in order
 }
 
-var _ Decider = (*fakeDecider)(nil)
+var _ pdp.Decider = (*fakeDecider)(nil)
 
 // fixtureAttrs are the fixture's entity attributes.
 var fixtureAttrs = map[string]map[string]any{

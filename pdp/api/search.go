@@ -1,26 +1,13 @@
 package api
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/authzen"
 )
-
-// Searcher answers the AuthZEN search APIs. A Decider that also implements
-// it (as *pdp.Engine does) gets the search endpoints, advertised in the
-// metadata document.
-type Searcher interface {
-	SearchSubjects(ctx context.Context, req pdp.Request) ([]pdp.Entity, error)
-	SearchResources(ctx context.Context, req pdp.Request) ([]pdp.Entity, error)
-	SearchActions(ctx context.Context, req pdp.Request) ([]string, error)
-}
-
-var _ Searcher = (*pdp.Engine)(nil)
 
 // search answers POST {base}/access/v1/search/{subject,resource,action}.
 func (s *Server) search(kind authzen.SearchKind) bodyHandler {

@@ -19,15 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Decider decides requests; *pdp.Engine is the real one. It returns
-// pdp.ErrNotReady while no policy version is loaded.
-type Decider interface {
-	Decide(ctx context.Context, req pdp.Request) (pdp.Decision, error)
-	DecideBatch(ctx context.Context, reqs []pdp.Request) ([]pdp.Decision, error)
-}
-
-var _ Decider = (*pdp.Engine)(nil)
-
 // PolicyStatus reports the policy loader's state.
 type PolicyStatus interface {
 	Status() policy.Status
@@ -35,7 +26,12 @@ type PolicyStatus interface {
 
 // Deps are the server's collaborators.
 type Deps struct {
-	Decider  Decider      // required
+	Decider pdp.Decider // required
+	// Searcher answers the AuthZEN search APIs (/access/v1/search/…,
+	// advertised in the metadata document); nil leaves them out. It is
+	// given explicitly, not found in the Decider: a wrapper of the engine
+	// (the trail's recorder) is passed here as well.
+	Searcher pdp.Searcher
 	Policies PolicyStatus // required
 	// Logger receives errors (Error) and, at Debug, one line per decision.
 	// Nil discards.
@@ -94,8 +90,8 @@ const (
 // document, the policy status and the operational endpoints.
 type Server struct {
 	cfg         Config
-	decider     Decider
-	searcher    Searcher // nil when the Decider cannot search
+	decider     pdp.Decider
+	searcher    pdp.Searcher // nil: no search routes
 	delegations Delegations
 	consents    Consents
 	policies    PolicyStatus
@@ -128,6 +124,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{
 		cfg:         cfg,
 		decider:     deps.Decider,
+		searcher:    deps.Searcher,
 		policies:    deps.Policies,
 		log:         deps.Logger,
 		version:     deps.Version,
@@ -143,9 +140,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
-	}
-	if se, ok := deps.Decider.(Searcher); ok {
-		s.searcher = se
 	}
 	reg := deps.Registry
 	if reg == nil {

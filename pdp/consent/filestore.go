@@ -290,6 +290,19 @@ func (s *FileStore) Activity(ctx context.Context, subject Ref) (time.Time, bool,
 	return at, ok, nil
 }
 
+// Activities implements Store.
+func (s *FileStore) Activities(ctx context.Context, subjects []Ref) (map[Ref]time.Time, error) {
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	out := make(map[Ref]time.Time, len(subjects))
+	for _, r := range subjects {
+		if at, ok := s.activity[r]; ok {
+			out[r] = at
+		}
+	}
+	return out, nil
+}
+
 // AllActivity implements Scanner.
 func (s *FileStore) AllActivity(ctx context.Context) (map[Ref]time.Time, error) {
 	s.amu.Lock()

@@ -300,26 +300,11 @@ func (l *Ledger) Check(ctx context.Context, q CheckQuery) (CheckResult, error) {
 // position a write returned): it catches up until it does, or fails with
 // ErrStale when the store has no such position.
 func (l *Ledger) CheckAt(ctx context.Context, q CheckQuery, minPosition int64) (CheckResult, error) {
-	reg := l.registry()
-	if reg == nil {
-		return CheckResult{}, ErrNoRegistry
-	}
-	if err := l.fresh(ctx, minPosition); err != nil {
+	rs, err := l.checkAll(ctx, []CheckQuery{q}, minPosition)
+	if err != nil {
 		return CheckResult{}, err
 	}
-	if q.Now.IsZero() {
-		q.Now = l.clock()
-	}
-	l.mu.RLock()
-	evs := l.idx[indexKey{q.Subject, q.Purpose}]
-	head := l.head.Load()
-	l.mu.RUnlock()
-	last := l.lastActive(ctx, q.Subject, reg, q.Now, len(evs) > 0)
-	// Decide is pure and never changes events (it sorts a copy when it
-	// must): the index's slice is passed as it is.
-	res := Decide(reg, q, evs, last, l.guardian(ctx))
-	res.Position = head
-	return res, nil
+	return rs[0], nil
 }
 
 // guardian is the guardianOK of Decide: the event was made by a statutory
@@ -363,34 +348,6 @@ func (l *Ledger) Touch(subject Ref, at time.Time) {
 		l.dirty[subject] = at
 	}
 	l.amu.Unlock()
-}
-
-// lastActive is the subject's last activity. With a shared store a subject
-// with events who looks dormant is read from the store: another replica may
-// have seen them since this one loaded.
-func (l *Ledger) lastActive(ctx context.Context, subject Ref, reg *Registry, now time.Time, hasEvents bool) time.Time {
-	l.amu.RLock()
-	at := l.active[subject]
-	l.amu.RUnlock()
-	// Zero: never seen here since the load, so not dormant by another
-	// replica's account either (its activity would be newer).
-	if l.excl || !hasEvents || at.IsZero() || reg.Dormancy <= 0 || now.Sub(at) <= reg.Dormancy {
-		return at
-	}
-	st, ok, err := l.store.Activity(ctx, subject)
-	if err != nil {
-		l.log.Warn("consent: read activity", "subject", subject.String(), "err", err)
-		return at
-	}
-	if ok && st.After(at) {
-		l.amu.Lock()
-		if st.After(l.active[subject]) {
-			l.active[subject] = st
-		}
-		l.amu.Unlock()
-		return st
-	}
-	return at
 }
 
 func (l *Ledger) flushLoop() {

@@ -189,9 +189,26 @@ func (s *PostgresStore) Activity(ctx context.Context, subject Ref) (time.Time, b
 	return at.UTC(), true, nil
 }
 
+// Activities implements Store in one query.
+func (s *PostgresStore) Activities(ctx context.Context, subjects []Ref) (map[Ref]time.Time, error) {
+	if len(subjects) == 0 {
+		return map[Ref]time.Time{}, nil
+	}
+	names := make([]string, len(subjects))
+	for i, r := range subjects {
+		names[i] = r.String()
+	}
+	return s.activity(ctx, `SELECT subject, last_active FROM pdp_consent_activity WHERE subject = ANY($1::text[])`, names)
+}
+
 // AllActivity implements Scanner.
 func (s *PostgresStore) AllActivity(ctx context.Context) (map[Ref]time.Time, error) {
-	rows, err := s.pool.Query(ctx, `SELECT subject, last_active FROM pdp_consent_activity`)
+	return s.activity(ctx, `SELECT subject, last_active FROM pdp_consent_activity`)
+}
+
+// activity reads (subject, last_active) rows.
+func (s *PostgresStore) activity(ctx context.Context, query string, args ...any) (map[Ref]time.Time, error) {
+	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("consent: postgres activity: %w", err)
 	}

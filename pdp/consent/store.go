@@ -19,7 +19,10 @@
 // round trip: SELECT max(position)) and, when the store is ahead, reads the
 // events above the index head. LedgerConfig.FreshnessInterval bounds how
 // often it asks (default 0: on every Check); a larger interval trades that
-// round trip for staleness of at most the interval. CheckAt(q, p) always
+// round trip for staleness of at most the interval. CheckBatch answers the
+// checks of a batch of decisions after one such comparison, and reads the
+// activity of its dormant-looking subjects (see Touch) in one more round
+// trip at most. CheckAt(q, p) always
 // catches up until the head reaches p, whatever the interval. A write on
 // one replica catches up before it validates (the grant it ends must be
 // the latest known) and after it appends. Two replicas ending the same
@@ -67,6 +70,9 @@ type Store interface {
 	SetActivity(ctx context.Context, subject Ref, at time.Time) error
 	// Activity returns the subject's last activity, false if none.
 	Activity(ctx context.Context, subject Ref) (time.Time, bool, error)
+	// Activities is Activity for many subjects in one read: the last
+	// activity of those that have one.
+	Activities(ctx context.Context, subjects []Ref) (map[Ref]time.Time, error)
 	Close() error
 }
 

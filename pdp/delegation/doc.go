@@ -54,7 +54,9 @@
 // first and projected after; when the projection fails the change stands
 // and the Service returns the record with an error wrapping ErrProjection.
 // Service.Reconcile re-projects every record (at start, and after such a
-// failure). Service.Resolve reads only the Store.
+// failure). Service.Resolve reads only the Store, with one Store.Lineage
+// read (on PostgreSQL one recursive query); Service.ResolveBatch answers a
+// batch of decisions with one such read.
 //
 // # The journal: record, then apply
 //

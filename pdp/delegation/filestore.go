@@ -266,3 +266,32 @@ func delIndex[K comparable](idx map[K]map[string]struct{}, k K, id string) {
 		}
 	}
 }
+
+// Lineage implements Store, from memory.
+func (s *FileStore) Lineage(ctx context.Context, pairs []Pair) ([]Delegation, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	seen := map[string]bool{}
+	var out []Delegation
+	for _, p := range pairs {
+		for id := range s.byPrincipal[p.Principal] {
+			d := s.recs[id]
+			if d.Agent != p.Agent {
+				continue
+			}
+			// The record, then its ancestors until one is missing or seen.
+			for d != nil && !seen[d.ID] {
+				seen[d.ID] = true
+				out = append(out, d.Clone())
+				if d.Parent == "" {
+					break
+				}
+				d = s.recs[d.Parent]
+			}
+		}
+	}
+	return out, nil
+}

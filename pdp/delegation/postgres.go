@@ -230,6 +230,56 @@ func (s *PostgresStore) List(ctx context.Context, f Filter) ([]Delegation, error
 	return out, nil
 }
 
+// Lineage implements Store in one query: the records of the pairs, then
+// their ancestors, walked by a recursive query (UNION stops a loop).
+func (s *PostgresStore) Lineage(ctx context.Context, pairs []Pair) ([]Delegation, error) {
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	principals, agents := make([]string, len(pairs)), make([]string, len(pairs))
+	for i, p := range pairs {
+		principals[i], agents[i] = p.Principal.String(), p.Agent.String()
+	}
+	rows, err := s.pool.Query(ctx, `WITH RECURSIVE lineage(id, parent, version, record) AS (
+			SELECT d.id, d.parent, d.version, d.record FROM pdp_delegations d
+			JOIN unnest($1::text[], $2::text[]) AS p(principal, agent)
+				ON d.principal = p.principal AND d.agent = p.agent
+			UNION
+			SELECT d.id, d.parent, d.version, d.record FROM pdp_delegations d
+			JOIN lineage l ON d.id = l.parent AND l.parent <> ''
+		)
+		SELECT id, version, record FROM lineage`, principals, agents)
+	if err != nil {
+		return nil, fmt.Errorf("delegation: postgres lineage: %w", err)
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	var out []Delegation
+	for rows.Next() {
+		var (
+			id      string
+			version int
+			rec     []byte
+		)
+		if err := rows.Scan(&id, &version, &rec); err != nil {
+			return nil, fmt.Errorf("delegation: postgres lineage: %w", err)
+		}
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		d, err := decodeRow(id, version, rec)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("delegation: postgres lineage: %w", err)
+	}
+	return out, nil
+}
+
 func decodeRow(id string, version int, rec []byte) (Delegation, error) {
 	var d Delegation
 	if err := json.Unmarshal(rec, &d); err != nil {

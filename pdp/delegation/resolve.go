@@ -74,20 +74,82 @@ func (p Proof) Allowed() bool { return p.Status == ProofActive }
 // first delegation that allows the request, or else the most informative
 // refusal (out_of_scope, suspended, not_yet_valid, expired, revoked,
 // not_accepted, in that order), or no_delegation. It reads only the Store
-// (the FileStore from memory).
+// (the FileStore from memory): one Lineage read.
 func (s *Service) Resolve(ctx context.Context, q Query) (Proof, error) {
+	ps, err := s.ResolveBatch(ctx, []Query{q})
+	if err != nil {
+		return Proof{}, err
+	}
+	return ps[0], nil
+}
+
+// ResolveBatch is Resolve for every query, in order, with one read of the
+// Store for all of them (Store.Lineage: the candidates of every pair and
+// their ancestors), whatever their number: a batch of decisions costs one
+// round trip to PostgreSQL.
+func (s *Service) ResolveBatch(ctx context.Context, qs []Query) ([]Proof, error) {
+	var pairs []Pair
+	seen := map[Pair]bool{}
+	for _, q := range qs {
+		p := Pair{Principal: q.Principal, Agent: q.Actor}
+		if q.Actor != q.Principal && !seen[p] {
+			seen[p] = true
+			pairs = append(pairs, p)
+		}
+	}
+	out := make([]Proof, len(qs))
+	if len(pairs) == 0 {
+		for i := range out {
+			out[i] = Proof{Status: ProofNoDelegation}
+		}
+		return out, nil
+	}
+	recs, err := s.store.Lineage(ctx, pairs)
+	if err != nil {
+		return nil, fmt.Errorf("delegation: resolve: %w", err)
+	}
+	byID := make(map[string]Delegation, len(recs))
+	cands := map[Pair][]Delegation{}
+	for _, d := range recs {
+		byID[d.ID] = d
+		if p := (Pair{Principal: d.Principal, Agent: d.Agent}); seen[p] {
+			cands[p] = append(cands[p], d)
+		}
+	}
+	for _, c := range cands {
+		sortDelegations(c) // List's order: the first that allows wins
+	}
+	get := func(_ context.Context, id string) (Delegation, error) {
+		if d, ok := byID[id]; ok {
+			return d, nil
+		}
+		return Delegation{}, fmt.Errorf("delegation %s: %w", id, ErrNotFound)
+	}
+	for i, q := range qs {
+		var c []Delegation
+		if q.Actor != q.Principal {
+			c = cands[Pair{Principal: q.Principal, Agent: q.Actor}]
+		}
+		p, err := s.resolveAmong(ctx, q, c, get)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
+// getter reads one record: the Store's Get, or a batch's records.
+type getter func(ctx context.Context, id string) (Delegation, error)
+
+// resolveAmong is Resolve on the candidates (the records from q.Principal
+// to q.Actor, in List's order), reading their ancestors through get.
+func (s *Service) resolveAmong(ctx context.Context, q Query, cands []Delegation, get getter) (Proof, error) {
 	now := q.Now
 	if now.IsZero() {
 		now = s.clock()
 	}
 	p := Proof{Status: ProofNoDelegation}
-	if q.Actor == q.Principal {
-		return p, nil
-	}
-	cands, err := s.store.List(ctx, Filter{Principal: &q.Principal, Agent: &q.Actor})
-	if err != nil {
-		return Proof{}, fmt.Errorf("delegation: resolve: %w", err)
-	}
 	if len(cands) == 0 {
 		return p, nil
 	}
@@ -98,7 +160,7 @@ func (s *Service) Resolve(ctx context.Context, q Query) (Proof, error) {
 	slices.Sort(p.Considered)
 	best := 0
 	for _, d := range cands {
-		st, chain, detail, err := s.evaluate(ctx, d, q, now)
+		st, chain, detail, err := s.evaluate(ctx, d, q, now, get)
 		if err != nil {
 			return Proof{}, fmt.Errorf("delegation: resolve: %w", err)
 		}
@@ -115,12 +177,12 @@ func (s *Service) Resolve(ctx context.Context, q Query) (Proof, error) {
 
 // evaluate is the status of one candidate for q: its own end, then its
 // ancestors (nearest first), then its own status, window and limits.
-func (s *Service) evaluate(ctx context.Context, d Delegation, q Query, now time.Time) (status string, chain []string, detail string, err error) {
+func (s *Service) evaluate(ctx context.Context, d Delegation, q Query, now time.Time, get getter) (status string, chain []string, detail string, err error) {
 	chain = []string{d.ID}
 	if d.Status.ended() {
 		return ProofRevoked, chain, fmt.Sprintf("delegation %s is %s", d.ID, d.Status), nil
 	}
-	anc, err := s.ancestors(ctx, d)
+	anc, err := ancestorsVia(ctx, d, get)
 	for _, a := range anc {
 		chain = append(chain, a.ID)
 	}

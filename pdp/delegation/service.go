@@ -243,6 +243,11 @@ const maxChain = 32
 // ancestors returns d's ancestors, nearest first. A missing one is
 // ErrNotFound (with the ancestors found so far).
 func (s *Service) ancestors(ctx context.Context, d Delegation) ([]Delegation, error) {
+	return ancestorsVia(ctx, d, s.store.Get)
+}
+
+// ancestorsVia is ancestors reading each parent through get.
+func ancestorsVia(ctx context.Context, d Delegation, get getter) ([]Delegation, error) {
 	var out []Delegation
 	seen := map[string]bool{d.ID: true}
 	for id := d.Parent; id != ""; {
@@ -250,7 +255,7 @@ func (s *Service) ancestors(ctx context.Context, d Delegation) ([]Delegation, er
 			return out, fmt.Errorf("delegation %s: parent chain loops or is longer than %d at %s", d.ID, maxChain, id)
 		}
 		seen[id] = true
-		p, err := s.store.Get(ctx, id)
+		p, err := get(ctx, id)
 		if err != nil {
 			return out, fmt.Errorf("delegation %s: ancestor: %w", d.ID, err)
 		}

@@ -32,8 +32,16 @@ type Store interface {
 	// List returns the records the filter matches, sorted by CreatedAt then
 	// ID.
 	List(ctx context.Context, f Filter) ([]Delegation, error)
+	// Lineage returns, in one read, every record from a pair's principal
+	// to its agent and every ancestor of those (followed through Parent,
+	// a missing one left out), each once, in no particular order: what
+	// Service.ResolveBatch needs to answer all the pairs' questions.
+	Lineage(ctx context.Context, pairs []Pair) ([]Delegation, error)
 	Close() error
 }
+
+// Pair is an agent acting for a principal: the key of a Resolve question.
+type Pair struct{ Principal, Agent Ref }
 
 // sortDelegations sorts by CreatedAt, then ID.
 func sortDelegations(ds []Delegation) {

@@ -10,14 +10,6 @@ import (
 	"github.com/ciampdp/pdp/pdp/authzen"
 )
 
-// Decider answers requests: the engine, or anything standing in for it.
-type Decider interface {
-	Decide(ctx context.Context, req pdp.Request) (pdp.Decision, error)
-	DecideBatch(ctx context.Context, reqs []pdp.Request) ([]pdp.Decision, error)
-}
-
-var _ Decider = (*pdp.Engine)(nil)
-
 // Report is the outcome of Run: one result per case and batch, in suite
 // order.
 type Report struct {
@@ -51,7 +43,7 @@ type CaseResult struct {
 // decision differs from its expectation, or whose Decider call fails, is a
 // failure; Run itself never fails. Once ctx is done, the remaining cases
 // fail with its error.
-func Run(ctx context.Context, d Decider, suites []Suite) Report {
+func Run(ctx context.Context, d pdp.Decider, suites []Suite) Report {
 	var r Report
 	for _, s := range suites {
 		for _, c := range s.Cases {
@@ -73,7 +65,7 @@ func (r *Report) add(cr CaseResult) {
 	r.Results = append(r.Results, cr)
 }
 
-func runCase(ctx context.Context, d Decider, s Suite, c Case) CaseResult {
+func runCase(ctx context.Context, d pdp.Decider, s Suite, c Case) CaseResult {
 	cr := CaseResult{File: s.File, Line: c.Line, Suite: s.Name, Name: c.Name, Expected: c.Expect.String()}
 	if err := ctx.Err(); err != nil {
 		cr.Err = err
@@ -91,7 +83,7 @@ func runCase(ctx context.Context, d Decider, s Suite, c Case) CaseResult {
 	return cr
 }
 
-func runBatch(ctx context.Context, d Decider, s Suite, b BatchCase) CaseResult {
+func runBatch(ctx context.Context, d pdp.Decider, s Suite, b BatchCase) CaseResult {
 	cr := CaseResult{File: s.File, Line: b.Line, Suite: s.Name, Name: b.Name, Batch: true, Expected: boolList(b.Expect)}
 	if err := ctx.Err(); err != nil {
 		cr.Err = err

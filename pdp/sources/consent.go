@@ -16,22 +16,31 @@ type Consent struct{ Ledger *consent.Ledger }
 
 var _ pdp.ConsentSource = Consent{}
 
-// CheckConsent applies the registry's rules to the data subject's
-// consent state.
-func (c Consent) CheckConsent(ctx context.Context, q pdp.ConsentQuery) (pdp.ConsentFact, error) {
-	r, err := c.Ledger.Check(ctx, consent.CheckQuery{
-		Subject:      consent.Ref{Type: q.Subject.Type, ID: q.Subject.ID},
-		Purpose:      q.Purpose,
-		Application:  q.Application,
-		Jurisdiction: q.Jurisdiction,
-		BirthDate:    q.BirthDate,
-		Now:          q.Now,
-	})
-	if err != nil {
-		return pdp.ConsentFact{}, err
+// CheckConsents applies the registry's rules to the data subjects'
+// consent state, for every query against one state of the ledger
+// (consent.Ledger.CheckBatch: one freshness check for all of them).
+func (c Consent) CheckConsents(ctx context.Context, qs []pdp.ConsentQuery) ([]pdp.ConsentFact, error) {
+	cq := make([]consent.CheckQuery, len(qs))
+	for i, q := range qs {
+		cq[i] = consent.CheckQuery{
+			Subject:      consent.Ref{Type: q.Subject.Type, ID: q.Subject.ID},
+			Purpose:      q.Purpose,
+			Application:  q.Application,
+			Jurisdiction: q.Jurisdiction,
+			BirthDate:    q.BirthDate,
+			Now:          q.Now,
+		}
 	}
-	return pdp.ConsentFact{Allowed: r.Allowed, Status: r.Status, Reason: r.Reason, Basis: string(r.Basis),
-		GrantID: r.GrantID, Position: r.Position, Detail: r.Detail}, nil
+	rs, err := c.Ledger.CheckBatch(ctx, cq)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]pdp.ConsentFact, len(rs))
+	for i, r := range rs {
+		out[i] = pdp.ConsentFact{Allowed: r.Allowed, Status: r.Status, Reason: r.Reason, Basis: string(r.Basis),
+			GrantID: r.GrantID, Position: r.Position, Detail: r.Detail}
+	}
+	return out, nil
 }
 
 // Touch records that the subject was active.

@@ -78,21 +78,31 @@ type Delegations struct{ Service *delegation.Service }
 
 var _ pdp.DelegationSource = Delegations{}
 
-// ResolveDelegation answers whether the actor may act for the principal.
-func (d Delegations) ResolveDelegation(ctx context.Context, q pdp.DelegationQuery) (pdp.DelegationProof, error) {
-	p, err := d.Service.Resolve(ctx, delegation.Query{
-		Actor:     delegation.Ref{Type: q.Actor.Type, ID: q.Actor.ID},
-		Principal: delegation.Ref{Type: q.Principal.Type, ID: q.Principal.ID},
-		Action:    q.Action,
-		Resource:  delegation.Ref{Type: q.Resource.Type, ID: q.Resource.ID},
-		Amount:    q.Amount,
-		Currency:  q.Currency,
-		Now:       q.Now,
-	})
-	if err != nil {
-		return pdp.DelegationProof{}, err
+// ResolveDelegations answers whether each actor may act for its
+// principal, with one read of the records for all the queries
+// (delegation.Service.ResolveBatch).
+func (d Delegations) ResolveDelegations(ctx context.Context, qs []pdp.DelegationQuery) ([]pdp.DelegationProof, error) {
+	dq := make([]delegation.Query, len(qs))
+	for i, q := range qs {
+		dq[i] = delegation.Query{
+			Actor:     delegation.Ref{Type: q.Actor.Type, ID: q.Actor.ID},
+			Principal: delegation.Ref{Type: q.Principal.Type, ID: q.Principal.ID},
+			Action:    q.Action,
+			Resource:  delegation.Ref{Type: q.Resource.Type, ID: q.Resource.ID},
+			Amount:    q.Amount,
+			Currency:  q.Currency,
+			Now:       q.Now,
+		}
 	}
-	return pdp.DelegationProof{Status: p.Status, Chain: p.Chain, Considered: p.Considered, Basis: string(p.Basis)}, nil
+	ps, err := d.Service.ResolveBatch(ctx, dq)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]pdp.DelegationProof, len(ps))
+	for i, p := range ps {
+		out[i] = pdp.DelegationProof{Status: p.Status, Chain: p.Chain, Considered: p.Considered, Basis: string(p.Basis)}
+	}
+	return out, nil
 }
 
 // KnownRelations lists the relations and permissions of the active

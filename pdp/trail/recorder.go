@@ -47,31 +47,16 @@ var (
 	errBufferFull = errors.New("the decision trail's buffer is full")
 )
 
-// Decider is what a Recorder wraps (and is): *pdp.Engine implements it.
-type Decider interface {
-	Decide(ctx context.Context, req pdp.Request) (pdp.Decision, error)
-	DecideBatch(ctx context.Context, reqs []pdp.Request) ([]pdp.Decision, error)
-}
-
-// searcher is the AuthZEN search side of a decider (the api package's
-// Searcher, redeclared: trail never imports HTTP).
-type searcher interface {
-	SearchSubjects(ctx context.Context, req pdp.Request) ([]pdp.Entity, error)
-	SearchResources(ctx context.Context, req pdp.Request) ([]pdp.Entity, error)
-	SearchActions(ctx context.Context, req pdp.Request) ([]string, error)
-}
-
 // Appender is the storage edge of a Recorder: *FileLog or *PostgresLog.
 type Appender interface {
 	Append(ctx context.Context, recs ...Record) ([]uint64, error)
 }
 
 var (
-	_ Decider  = (*pdp.Engine)(nil)
-	_ Decider  = (*Recorder)(nil)
-	_ searcher = (*Recorder)(nil)
-	_ Appender = (*FileLog)(nil)
-	_ Appender = (*PostgresLog)(nil)
+	_ pdp.Decider  = (*Recorder)(nil)
+	_ pdp.Searcher = (*Recorder)(nil)
+	_ Appender     = (*FileLog)(nil)
+	_ Appender     = (*PostgresLog)(nil)
 )
 
 // RecorderOptions configures a Recorder.
@@ -126,7 +111,7 @@ type RecorderStats struct {
 // holding the request and the entities answered; a search whose record
 // cannot be written is not answered (ErrRecordFailed).
 type Recorder struct {
-	inner    Decider
+	inner    pdp.Decider
 	log      Appender
 	opts     RecorderOptions
 	logger   *slog.Logger
@@ -150,7 +135,7 @@ type Recorder struct {
 }
 
 // NewRecorder wraps inner so that every decision is recorded in l.
-func NewRecorder(inner Decider, l Appender, opts RecorderOptions) (*Recorder, error) {
+func NewRecorder(inner pdp.Decider, l Appender, opts RecorderOptions) (*Recorder, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -430,7 +415,7 @@ func (r *Recorder) saveSearch(ctx context.Context, b SearchBody, start time.Time
 // SearchSubjects answers a subject search from the wrapped decider and
 // records the answer.
 func (r *Recorder) SearchSubjects(ctx context.Context, req pdp.Request) ([]pdp.Entity, error) {
-	s, ok := r.inner.(searcher)
+	s, ok := r.inner.(pdp.Searcher)
 	if !ok {
 		return nil, ErrNoSearch
 	}
@@ -444,7 +429,7 @@ func (r *Recorder) SearchSubjects(ctx context.Context, req pdp.Request) ([]pdp.E
 
 // SearchResources answers a resource search and records the answer.
 func (r *Recorder) SearchResources(ctx context.Context, req pdp.Request) ([]pdp.Entity, error) {
-	s, ok := r.inner.(searcher)
+	s, ok := r.inner.(pdp.Searcher)
 	if !ok {
 		return nil, ErrNoSearch
 	}
@@ -458,7 +443,7 @@ func (r *Recorder) SearchResources(ctx context.Context, req pdp.Request) ([]pdp.
 
 // SearchActions answers an action search and records the answer.
 func (r *Recorder) SearchActions(ctx context.Context, req pdp.Request) ([]string, error) {
-	s, ok := r.inner.(searcher)
+	s, ok := r.inner.(pdp.Searcher)
 	if !ok {
 		return nil, ErrNoSearch
 	}

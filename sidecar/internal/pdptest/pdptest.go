@@ -103,7 +103,7 @@ func Start(t testing.TB, opts Options) *Server {
 	srv, err := api.New(api.Config{
 		APIKeys:   map[string]string{hex.EncodeToString(sum[:]): Application},
 		BodyLimit: opts.BodyLimit,
-	}, api.Deps{Decider: engine, Policies: status{b}, Registry: prometheus.NewRegistry()})
+	}, api.Deps{Decider: engine, Searcher: engine, Policies: status{b}, Registry: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}

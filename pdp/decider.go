@@ -1,0 +1,26 @@
+package pdp
+
+import "context"
+
+// Decider decides requests: *Engine, and the wrappers around it (the
+// decision trail's recorder). It returns ErrNotReady while no policy
+// version is loaded. Declared here, once, for every package that takes
+// one (the HTTP API, the trail, the policy tests).
+type Decider interface {
+	Decide(ctx context.Context, req Request) (Decision, error)
+	DecideBatch(ctx context.Context, reqs []Request) ([]Decision, error)
+}
+
+// Searcher answers the AuthZEN search APIs: *Engine, and the wrappers
+// around it. It is passed on its own, never found by asserting a Decider,
+// so that a wrapper cannot drop it unnoticed.
+type Searcher interface {
+	SearchSubjects(ctx context.Context, req Request) ([]Entity, error)
+	SearchResources(ctx context.Context, req Request) ([]Entity, error)
+	SearchActions(ctx context.Context, req Request) ([]string, error)
+}
+
+var (
+	_ Decider  = (*Engine)(nil)
+	_ Searcher = (*Engine)(nil)
+)
