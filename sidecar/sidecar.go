@@ -21,6 +21,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/authzen"
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
 	"github.com/ciampdp/pdp/sidecar/gateway"
 )
@@ -343,7 +344,7 @@ func (s *Sidecar) local(ctx context.Context, req pdp.Request, e entry, source st
 		// No allow without its record.
 		return authzen.DecisionResponse{Decision: false, Context: &authzen.DecisionContext{
 			DecisionID: c.DecisionID, Policies: []string{}, Obligations: []string{},
-			Reasons: []string{trail.ReasonTrailUnavailable}, Message: "the answer could not be spooled: " + err.Error(),
+			Reasons: []string{recorder.ReasonTrailUnavailable}, Message: "the answer could not be spooled: " + err.Error(),
 		}}, nil
 	}
 	return ans, nil

@@ -21,13 +21,14 @@ import (
 
 	"github.com/ciampdp/pdp/pdp/audit"
 	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 // Modes of the decision trail (trail.mode).
 const (
-	TrailSync  = trail.ModeSync
-	TrailAsync = trail.ModeAsync
+	TrailSync  = recorder.ModeSync
+	TrailAsync = recorder.ModeAsync
 	TrailOff   = "off"
 )
 
@@ -85,7 +86,7 @@ type TrailConfig struct {
 }
 
 // Record kinds a retention rule may name.
-var retentionKinds = []string{trail.KindDecision, trail.KindSearch, trail.KindAdmin}
+var retentionKinds = []string{recorder.KindDecision, recorder.KindSearch, recorder.KindAdmin}
 
 // ErrTrailRetention: a retention rule names an unknown kind or a negative time.
 var ErrTrailRetention = errors.New("trail.retention maps decision, search or admin to a duration (0: forever)")
@@ -108,8 +109,8 @@ func (c TrailConfig) retentionRules() []trail.RetentionRule {
 // while the trail grows (records stay unanchored about a second).
 func DefaultTrail() TrailConfig {
 	return TrailConfig{
-		Mode: TrailSync, Store: TrailFile, PostgresSchema: "public", Dir: filepath.Join("pdp-data", "trail"), Buffer: trail.DefaultBuffer,
-		WhenFull: trail.FullBlock, CheckpointInterval: trail.DefaultCheckpointInterval, Origin: "pdp/trail",
+		Mode: TrailSync, Store: TrailFile, PostgresSchema: "public", Dir: filepath.Join("pdp-data", "trail"), Buffer: recorder.DefaultBuffer,
+		WhenFull: recorder.FullBlock, CheckpointInterval: trail.DefaultCheckpointInterval, Origin: "pdp/trail",
 		RetentionInterval: time.Hour,
 	}
 }
@@ -132,7 +133,7 @@ func (c TrailConfig) Validate() error {
 		return fmt.Errorf("trail.signing_key_file must be set with trail.store postgres: every replica signs the shared chain's checkpoints with the same key: %w", ErrTrailStore)
 	case c.Dir == "":
 		return ErrTrailDir
-	case c.WhenFull != trail.FullBlock && c.WhenFull != trail.FullDeny:
+	case c.WhenFull != recorder.FullBlock && c.WhenFull != recorder.FullDeny:
 		return fmt.Errorf("%q: %w", c.WhenFull, ErrTrailWhenFull)
 	case c.Buffer <= 0:
 		return fmt.Errorf("%d: %w", c.Buffer, ErrTrailBuffer)
@@ -154,7 +155,7 @@ func (c TrailConfig) Validate() error {
 // trailStore is what serve and the auditor commands need of a trail
 // store: *trail.FileLog or *trail.PostgresLog.
 type trailStore interface {
-	trail.Appender
+	recorder.Appender
 	Size() uint64
 	Scan(from, to uint64, fn func(trail.Record) error) error
 	Run(ctx context.Context) error
@@ -182,7 +183,7 @@ var (
 type openedTrail struct {
 	log      trailStore
 	archive  policyArchive
-	recorder *trail.Recorder
+	recorder *recorder.Recorder
 	redactor *trail.Redactor // nil without trail.redact
 	verifier string          // the checkpoints' verifier key
 	unlock   func()
@@ -202,7 +203,7 @@ func (t *openedTrail) close(log *slog.Logger) {
 
 // openTrail opens the trail for serving and wraps inner in a Recorder;
 // nil when the trail is off.
-func openTrail(ctx context.Context, cfg TrailConfig, inner trail.Decider, build string, log *slog.Logger) (_ *openedTrail, err error) {
+func openTrail(ctx context.Context, cfg TrailConfig, inner recorder.Decider, build string, log *slog.Logger) (_ *openedTrail, err error) {
 	if cfg.Mode == TrailOff {
 		log.Warn("decision trail off (trail.mode: off): decisions are not recorded")
 		return nil, nil
@@ -278,7 +279,7 @@ func openTrail(ctx context.Context, cfg TrailConfig, inner trail.Decider, build 
 		return nil, err
 	}
 	t.redactor = redactor
-	t.recorder, err = trail.NewRecorder(inner, t.log, trail.RecorderOptions{
+	t.recorder, err = recorder.NewRecorder(inner, t.log, recorder.RecorderOptions{
 		Mode: cfg.Mode, Buffer: cfg.Buffer, WhenFull: cfg.WhenFull,
 		Instance: instance, Build: build, Logger: log, Redactor: redactor,
 	})
@@ -376,11 +377,11 @@ func instanceSuffix() string {
 type policyRecorder struct {
 	mu      sync.Mutex
 	archive policyArchive
-	rec     *trail.Recorder
+	rec     *recorder.Recorder
 }
 
 // set is called outside the reloader's lock, so it may ask r.
-func (p *policyRecorder) set(ctx context.Context, ar policyArchive, rec *trail.Recorder, r *policy.Reloader) error {
+func (p *policyRecorder) set(ctx context.Context, ar policyArchive, rec *recorder.Recorder, r *policy.Reloader) error {
 	p.mu.Lock()
 	p.archive, p.rec = ar, rec
 	p.mu.Unlock()

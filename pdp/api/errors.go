@@ -12,7 +12,7 @@ import (
 	"github.com/ciampdp/pdp/pdp/authzen"
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
-	"github.com/ciampdp/pdp/pdp/trail"
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/labstack/echo/v4"
 )
 
@@ -43,11 +43,11 @@ func classify(err error) (int, string) {
 		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, audit.ErrNoSuchDecision):
 		return http.StatusNotFound, err.Error()
-	case errors.Is(err, trail.ErrRecordFailed):
-		return http.StatusServiceUnavailable, "the answer could not be recorded in the decision trail (" + trail.ReasonTrailUnavailable + ")"
+	case errors.Is(err, recorder.ErrRecordFailed):
+		return http.StatusServiceUnavailable, "the answer could not be recorded in the decision trail (" + recorder.ReasonTrailUnavailable + ")"
 	case errors.Is(err, delegation.ErrNotRecorded), errors.Is(err, consent.ErrNotRecorded):
 		// Write-ahead: the change was refused before anything was applied.
-		return http.StatusServiceUnavailable, "the change could not be recorded in the decision trail, so nothing was changed (" + trail.ReasonTrailUnavailable + ")"
+		return http.StatusServiceUnavailable, "the change could not be recorded in the decision trail, so nothing was changed (" + recorder.ReasonTrailUnavailable + ")"
 	case errors.Is(err, errUnrecorded):
 		return http.StatusInternalServerError, err.Error()
 	case errors.Is(err, errSidecarRequest):

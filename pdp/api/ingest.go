@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ciampdp/pdp/pdp/internal/strictjson"
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -210,12 +211,12 @@ func (in *Ingest) Ingest(ctx context.Context, app, sidecar string, recs []Ingest
 		if in.redact != nil {
 			var err error
 			if body, err = in.redact(body); err != nil {
-				return IngestResult{}, fmt.Errorf("%w: records[%d]: redact: %v", trail.ErrRecordFailed, res.Skipped+i, err)
+				return IngestResult{}, fmt.Errorf("%w: records[%d]: redact: %v", recorder.ErrRecordFailed, res.Skipped+i, err)
 			}
 		}
 		b, err := json.Marshal(trail.SidecarBody{Sidecar: sidecar, Application: app, SpoolSeq: r.Seq, Record: body})
 		if err != nil {
-			return IngestResult{}, fmt.Errorf("%w: records[%d]: %v", trail.ErrRecordFailed, res.Skipped+i, err)
+			return IngestResult{}, fmt.Errorf("%w: records[%d]: %v", recorder.ErrRecordFailed, res.Skipped+i, err)
 		}
 		out = append(out, trail.Record{Kind: trail.KindSidecar, ID: r.ID, Time: r.Time.UTC(), Body: b})
 	}
@@ -223,7 +224,7 @@ func (in *Ingest) Ingest(ctx context.Context, app, sidecar string, recs []Ingest
 		// Not abandoned when the sidecar goes away: an append it cannot
 		// know the outcome of would make its retry a duplicate.
 		if _, err := in.log.Append(context.WithoutCancel(ctx), out...); err != nil {
-			return IngestResult{}, fmt.Errorf("%w: %d sidecar records: %v", trail.ErrRecordFailed, len(out), err)
+			return IngestResult{}, fmt.Errorf("%w: %d sidecar records: %v", recorder.ErrRecordFailed, len(out), err)
 		}
 		sp.acked = prev
 		in.ingested.Add(uint64(len(out)))

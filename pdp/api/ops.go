@@ -9,7 +9,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/authzen"
-	"github.com/ciampdp/pdp/pdp/trail"
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/labstack/echo/v4"
 )
 
@@ -101,7 +101,7 @@ func (s *Server) readyz(c echo.Context) error {
 				Reason        string `json:"reason"`
 				Error         string `json:"error"`
 				PolicyVersion string `json:"policy_version"`
-			}{"not_ready", trail.ReasonTrailUnavailable, err.Error(), hash})
+			}{"not_ready", recorder.ReasonTrailUnavailable, err.Error(), hash})
 		}
 	}
 	return writeJSON(c, http.StatusOK, struct {
