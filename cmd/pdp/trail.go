@@ -23,6 +23,7 @@ import (
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
+	"github.com/ciampdp/pdp/pdp/trail/pgtrail"
 )
 
 // Modes of the decision trail (trail.mode).
@@ -153,7 +154,7 @@ func (c TrailConfig) Validate() error {
 }
 
 // trailStore is what serve and the auditor commands need of a trail
-// store: *trail.FileLog or *trail.PostgresLog.
+// store: *trail.FileLog or *pgtrail.Log.
 type trailStore interface {
 	recorder.Appender
 	Size() uint64
@@ -176,7 +177,7 @@ type policyArchive interface {
 
 var (
 	_ trailStore = (*trail.FileLog)(nil)
-	_ trailStore = (*trail.PostgresLog)(nil)
+	_ trailStore = (*pgtrail.Log)(nil)
 )
 
 // openedTrail is the running trail of 'pdp serve'.
@@ -240,7 +241,7 @@ func openTrail(ctx context.Context, cfg TrailConfig, inner recorder.Decider, bui
 	where := cfg.Dir
 	if cfg.Store == TrailPostgres {
 		where = "postgres schema " + cfg.PostgresSchema
-		pl, err := trail.OpenPostgres(ctx, cfg.PostgresURL, trail.PostgresOptions{Origin: cfg.Origin, Signer: signer,
+		pl, err := pgtrail.Open(ctx, cfg.PostgresURL, pgtrail.Options{Origin: cfg.Origin, Signer: signer,
 			CheckpointInterval: cfg.CheckpointInterval, Schema: cfg.PostgresSchema})
 		if err != nil {
 			return nil, err

@@ -18,7 +18,7 @@ import (
 var ErrMissing = errors.New("the decision trail holds acknowledged changes that the stores lack")
 
 // Trail is what Check reads of the decision trail: *trail.FileLog or
-// *trail.PostgresLog.
+// *pgtrail.Log.
 type Trail interface {
 	Size() uint64
 	Scan(from, to uint64, fn func(trail.Record) error) error

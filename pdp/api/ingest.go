@@ -18,6 +18,7 @@ import (
 	"github.com/ciampdp/pdp/pdp/internal/strictjson"
 	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
+	"github.com/ciampdp/pdp/pdp/trail/pgtrail"
 )
 
 // TrailIngestPath receives the decision records sidecars made from their
@@ -31,13 +32,13 @@ const MaxIngestRecords = 1000
 const maxIngestID = 200
 
 // TrailIngester stores sidecar records in the decision trail:
-// *trail.FileLog or *trail.PostgresLog. Append returns once the records
+// *trail.FileLog or *pgtrail.Log. Append returns once the records
 // are durable.
 type TrailIngester interface {
 	Append(ctx context.Context, recs ...trail.Record) ([]uint64, error)
 }
 
-// TrailScanner reads the trail back: *trail.FileLog or *trail.PostgresLog.
+// TrailScanner reads the trail back: *trail.FileLog or *pgtrail.Log.
 type TrailScanner interface {
 	Size() uint64
 	Scan(from, to uint64, fn func(trail.Record) error) error
@@ -45,9 +46,9 @@ type TrailScanner interface {
 
 var (
 	_ TrailIngester = (*trail.FileLog)(nil)
-	_ TrailIngester = (*trail.PostgresLog)(nil)
+	_ TrailIngester = (*pgtrail.Log)(nil)
 	_ TrailScanner  = (*trail.FileLog)(nil)
-	_ TrailScanner  = (*trail.PostgresLog)(nil)
+	_ TrailScanner  = (*pgtrail.Log)(nil)
 )
 
 // IngestOptions configures an Ingest.

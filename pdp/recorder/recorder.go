@@ -61,7 +61,7 @@ type searcher interface {
 	SearchActions(ctx context.Context, req pdp.Request) ([]string, error)
 }
 
-// Appender is the storage edge of a Recorder: *FileLog or *PostgresLog.
+// Appender is the storage edge of a Recorder: *trail.FileLog or *pgtrail.Log.
 type Appender interface {
 	Append(ctx context.Context, recs ...trail.Record) ([]uint64, error)
 }
@@ -71,7 +71,6 @@ var (
 	_ Decider  = (*Recorder)(nil)
 	_ searcher = (*Recorder)(nil)
 	_ Appender = (*trail.FileLog)(nil)
-	_ Appender = (*trail.PostgresLog)(nil)
 )
 
 // RecorderOptions configures a Recorder.
