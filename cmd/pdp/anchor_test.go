@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -60,7 +61,7 @@ func TestVerifyReportsUnanchored(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range n {
-			rec := trail.Record{Kind: trail.KindAdmin, ID: fmt.Sprintf("r-%d", i), Time: time.Now().UTC(), Body: []byte(`{}`)}
+			rec := trail.Record{Kind: recorder.KindAdmin, ID: fmt.Sprintf("r-%d", i), Time: time.Now().UTC(), Body: []byte(`{}`)}
 			if _, err := l.Append(context.Background(), rec); err != nil {
 				t.Fatal(err)
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp/audit"
 	"github.com/ciampdp/pdp/pdp/trail"
+	"github.com/ciampdp/pdp/pdp/trail/pgtrail"
 )
 
 // logCommand is the auditor's view of a decision trail on disk.
@@ -87,7 +88,7 @@ func openTrailStore(ctx context.Context, std stdio, fs *pflag.FlagSet) (trailSto
 	origin, _ := fs.GetString("origin")
 	if url, _ := fs.GetString("postgres-url"); url != "" {
 		schema, _ := fs.GetString("postgres-schema")
-		pl, err := trail.OpenPostgres(ctx, url, trail.PostgresOptions{Origin: origin, Schema: schema})
+		pl, err := pgtrail.Open(ctx, url, pgtrail.Options{Origin: origin, Schema: schema})
 		if err != nil {
 			return nil, nil, nil, err
 		}

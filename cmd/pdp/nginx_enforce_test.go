@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -139,7 +140,7 @@ func trailRequests(t *testing.T, dir string) map[string]pdp.Request {
 	out := map[string]pdp.Request{}
 	err = l.Scan(0, l.Size(), func(r trail.Record) error {
 		switch r.Kind {
-		case trail.KindDecision:
+		case recorder.KindDecision:
 			var b struct {
 				Request pdp.Request `json:"request"`
 			}

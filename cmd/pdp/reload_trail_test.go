@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -170,7 +171,7 @@ func activations(t *testing.T, dir string) map[string]string {
 	defer l.Close()
 	out := map[string]string{}
 	err = l.Scan(0, l.Size(), func(r trail.Record) error {
-		if r.Kind != trail.KindAdmin {
+		if r.Kind != recorder.KindAdmin {
 			return nil
 		}
 		var b struct {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/policytest"
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
 	"github.com/ciampdp/pdp/sidecar"
 )
@@ -145,7 +146,7 @@ func trailAnswers(t *testing.T, dir string) map[string]int {
 	ids := map[string]int{}
 	err = l.Scan(0, l.Size(), func(r trail.Record) error {
 		switch r.Kind {
-		case trail.KindDecision:
+		case recorder.KindDecision:
 			ids[r.ID]++
 		case "sidecar":
 			var b struct {

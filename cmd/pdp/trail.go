@@ -22,13 +22,15 @@ import (
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/audit"
 	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
+	"github.com/ciampdp/pdp/pdp/trail/pgtrail"
 )
 
 // Modes of the decision trail (trail.mode).
 const (
-	TrailSync  = trail.ModeSync
-	TrailAsync = trail.ModeAsync
+	TrailSync  = recorder.ModeSync
+	TrailAsync = recorder.ModeAsync
 	TrailOff   = "off"
 )
 
@@ -86,7 +88,7 @@ type TrailConfig struct {
 }
 
 // Record kinds a retention rule may name.
-var retentionKinds = []string{trail.KindDecision, trail.KindSearch, trail.KindAdmin}
+var retentionKinds = []string{recorder.KindDecision, recorder.KindSearch, recorder.KindAdmin}
 
 // ErrTrailRetention: a retention rule names an unknown kind or a negative time.
 var ErrTrailRetention = errors.New("trail.retention maps decision, search or admin to a duration (0: forever)")
@@ -109,8 +111,8 @@ func (c TrailConfig) retentionRules() []trail.RetentionRule {
 // while the trail grows (records stay unanchored about a second).
 func DefaultTrail() TrailConfig {
 	return TrailConfig{
-		Mode: TrailSync, Store: TrailFile, PostgresSchema: "public", Dir: filepath.Join("pdp-data", "trail"), Buffer: trail.DefaultBuffer,
-		WhenFull: trail.FullBlock, CheckpointInterval: trail.DefaultCheckpointInterval, Origin: "pdp/trail",
+		Mode: TrailSync, Store: TrailFile, PostgresSchema: "public", Dir: filepath.Join("pdp-data", "trail"), Buffer: recorder.DefaultBuffer,
+		WhenFull: recorder.FullBlock, CheckpointInterval: trail.DefaultCheckpointInterval, Origin: "pdp/trail",
 		RetentionInterval: time.Hour,
 	}
 }
@@ -133,7 +135,7 @@ func (c TrailConfig) Validate() error {
 		return fmt.Errorf("trail.signing_key_file must be set with trail.store postgres: every replica signs the shared chain's checkpoints with the same key: %w", ErrTrailStore)
 	case c.Dir == "":
 		return ErrTrailDir
-	case c.WhenFull != trail.FullBlock && c.WhenFull != trail.FullDeny:
+	case c.WhenFull != recorder.FullBlock && c.WhenFull != recorder.FullDeny:
 		return fmt.Errorf("%q: %w", c.WhenFull, ErrTrailWhenFull)
 	case c.Buffer <= 0:
 		return fmt.Errorf("%d: %w", c.Buffer, ErrTrailBuffer)
@@ -153,9 +155,9 @@ func (c TrailConfig) Validate() error {
 }
 
 // trailStore is what serve and the auditor commands need of a trail
-// store: *trail.FileLog or *trail.PostgresLog.
+// store: *trail.FileLog or *pgtrail.Log.
 type trailStore interface {
-	trail.Appender
+	recorder.Appender
 	Size() uint64
 	Scan(from, to uint64, fn func(trail.Record) error) error
 	Run(ctx context.Context) error
@@ -176,14 +178,14 @@ type policyArchive interface {
 
 var (
 	_ trailStore = (*trail.FileLog)(nil)
-	_ trailStore = (*trail.PostgresLog)(nil)
+	_ trailStore = (*pgtrail.Log)(nil)
 )
 
 // openedTrail is the running trail of 'pdp serve'.
 type openedTrail struct {
 	log      trailStore
 	archive  policyArchive
-	recorder *trail.Recorder
+	recorder *recorder.Recorder
 	redactor *trail.Redactor // nil without trail.redact
 	verifier string          // the checkpoints' verifier key
 	unlock   func()
@@ -240,7 +242,7 @@ func openTrail(ctx context.Context, cfg TrailConfig, inner pdp.Decider, build st
 	where := cfg.Dir
 	if cfg.Store == TrailPostgres {
 		where = "postgres schema " + cfg.PostgresSchema
-		pl, err := trail.OpenPostgres(ctx, cfg.PostgresURL, trail.PostgresOptions{Origin: cfg.Origin, Signer: signer,
+		pl, err := pgtrail.Open(ctx, cfg.PostgresURL, pgtrail.Options{Origin: cfg.Origin, Signer: signer,
 			CheckpointInterval: cfg.CheckpointInterval, Schema: cfg.PostgresSchema})
 		if err != nil {
 			return nil, err
@@ -279,7 +281,7 @@ func openTrail(ctx context.Context, cfg TrailConfig, inner pdp.Decider, build st
 		return nil, err
 	}
 	t.redactor = redactor
-	t.recorder, err = trail.NewRecorder(inner, t.log, trail.RecorderOptions{
+	t.recorder, err = recorder.NewRecorder(inner, t.log, recorder.RecorderOptions{
 		Mode: cfg.Mode, Buffer: cfg.Buffer, WhenFull: cfg.WhenFull,
 		Instance: instance, Build: build, Logger: log, Redactor: redactor,
 	})
@@ -377,11 +379,11 @@ func instanceSuffix() string {
 type policyRecorder struct {
 	mu      sync.Mutex
 	archive policyArchive
-	rec     *trail.Recorder
+	rec     *recorder.Recorder
 }
 
 // set is called outside the reloader's lock, so it may ask r.
-func (p *policyRecorder) set(ctx context.Context, ar policyArchive, rec *trail.Recorder, r *policy.Reloader) error {
+func (p *policyRecorder) set(ctx context.Context, ar policyArchive, rec *recorder.Recorder, r *policy.Reloader) error {
 	p.mu.Lock()
 	p.archive, p.rec = ar, rec
 	p.mu.Unlock()

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ciampdp/pdp/pdp/trail"
+	"github.com/ciampdp/pdp/pdp/recorder"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes at a fresh folder until the test
@@ -90,7 +90,7 @@ func TestTrailRecoversWhenDiskFrees(t *testing.T) {
 	denied := false
 	for i := 100; i < 2000 && !denied; i++ { // the last page of each file may still take a few
 		a := askOK(i)
-		denied = !a.Decision && slices.Equal(a.Context.Reasons, []string{trail.ReasonTrailUnavailable})
+		denied = !a.Decision && slices.Equal(a.Context.Reasons, []string{recorder.ReasonTrailUnavailable})
 	}
 	if !denied {
 		t.Fatal("no decision denied trail_unavailable with the disk full")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -82,14 +83,14 @@ func openStores(t *testing.T, kind string) stores {
 }
 
 // openTrail is a real trail and its recorder.
-func openTrail(t *testing.T) (*trail.FileLog, *trail.Recorder) {
+func openTrail(t *testing.T) (*trail.FileLog, *recorder.Recorder) {
 	t.Helper()
 	l, err := trail.OpenFile(filepath.Join(t.TempDir(), "trail"), trail.FileOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
-	rec, err := trail.NewRecorder(nil, l, trail.RecorderOptions{Instance: "test"})
+	rec, err := recorder.NewRecorder(nil, l, recorder.RecorderOptions{Instance: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +216,7 @@ func TestCheckAndRepair(t *testing.T) {
 			}
 			var repairs int
 			must(t, l.Scan(0, l.Size(), func(r trail.Record) error {
-				var b trail.AdminBody
+				var b recorder.AdminBody
 				if json.Unmarshal(r.Body, &b) == nil && b.Action == ActionRepair {
 					repairs++
 				}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -31,7 +32,7 @@ func BenchmarkCheck(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer l.Close()
-	rec, err := trail.NewRecorder(nil, l, trail.RecorderOptions{Instance: "bench"})
+	rec, err := recorder.NewRecorder(nil, l, recorder.RecorderOptions{Instance: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -17,7 +18,7 @@ import (
 var ErrMissing = errors.New("the decision trail holds acknowledged changes that the stores lack")
 
 // Trail is what Check reads of the decision trail: *trail.FileLog or
-// *trail.PostgresLog.
+// *pgtrail.Log.
 type Trail interface {
 	Size() uint64
 	Scan(from, to uint64, fn func(trail.Record) error) error
@@ -174,7 +175,7 @@ func Check(ctx context.Context, tr Trail, ds Delegations, es Events) (Report, er
 		skipCons = map[string]bool{} // event ids recorded as not applied
 	)
 	err := tr.Scan(0, tr.Size(), func(r trail.Record) error {
-		if r.Kind != trail.KindAdmin || r.Pruned {
+		if r.Kind != recorder.KindAdmin || r.Pruned {
 			return nil
 		}
 		var body struct {

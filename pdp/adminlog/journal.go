@@ -30,7 +30,7 @@ const (
 )
 
 // Recorder writes an admin record into the trail, durably, before it
-// returns: *trail.Recorder.
+// returns: *recorder.Recorder.
 type Recorder interface {
 	RecordAdmin(ctx context.Context, action, application, target string, detail any) error
 }

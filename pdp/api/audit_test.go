@@ -16,6 +16,7 @@ import (
 	"github.com/ciampdp/pdp/pdp/adminlog"
 	"github.com/ciampdp/pdp/pdp/audit"
 	"github.com/ciampdp/pdp/pdp/delegation"
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -29,7 +30,7 @@ func TestAuditorEndpointsAndAdminRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := trail.NewRecorder(&fakeDecider{}, l, trail.RecorderOptions{Instance: "test"})
+	rec, err := recorder.NewRecorder(&fakeDecider{}, l, recorder.RecorderOptions{Instance: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,8 +114,8 @@ func TestAuditorEndpointsAndAdminRecords(t *testing.T) {
 
 	var actions []string
 	if err := l.Scan(0, l.Size(), func(r trail.Record) error {
-		if r.Kind == trail.KindAdmin {
-			var b trail.AdminBody
+		if r.Kind == recorder.KindAdmin {
+			var b recorder.AdminBody
 			if err := json.Unmarshal(r.Body, &b); err != nil {
 				return err
 			}

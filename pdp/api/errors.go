@@ -13,7 +13,7 @@ import (
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
 	"github.com/ciampdp/pdp/pdp/reason"
-	"github.com/ciampdp/pdp/pdp/trail"
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/labstack/echo/v4"
 )
 
@@ -44,7 +44,7 @@ func classify(err error) (int, string) {
 		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, audit.ErrNoSuchDecision):
 		return http.StatusNotFound, err.Error()
-	case errors.Is(err, trail.ErrRecordFailed):
+	case errors.Is(err, recorder.ErrRecordFailed):
 		return http.StatusServiceUnavailable, "the answer could not be recorded in the decision trail (" + reason.TrailUnavailable + ")"
 	case errors.Is(err, delegation.ErrNotRecorded), errors.Is(err, consent.ErrNotRecorded):
 		// Write-ahead: the change was refused before anything was applied.

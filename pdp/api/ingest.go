@@ -16,7 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ciampdp/pdp/pdp/internal/strictjson"
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
+	"github.com/ciampdp/pdp/pdp/trail/pgtrail"
 )
 
 // TrailIngestPath receives the decision records sidecars made from their
@@ -30,13 +32,13 @@ const MaxIngestRecords = 1000
 const maxIngestID = 200
 
 // TrailIngester stores sidecar records in the decision trail:
-// *trail.FileLog or *trail.PostgresLog. Append returns once the records
+// *trail.FileLog or *pgtrail.Log. Append returns once the records
 // are durable.
 type TrailIngester interface {
 	Append(ctx context.Context, recs ...trail.Record) ([]uint64, error)
 }
 
-// TrailScanner reads the trail back: *trail.FileLog or *trail.PostgresLog.
+// TrailScanner reads the trail back: *trail.FileLog or *pgtrail.Log.
 type TrailScanner interface {
 	Size() uint64
 	Scan(from, to uint64, fn func(trail.Record) error) error
@@ -44,9 +46,9 @@ type TrailScanner interface {
 
 var (
 	_ TrailIngester = (*trail.FileLog)(nil)
-	_ TrailIngester = (*trail.PostgresLog)(nil)
+	_ TrailIngester = (*pgtrail.Log)(nil)
 	_ TrailScanner  = (*trail.FileLog)(nil)
-	_ TrailScanner  = (*trail.PostgresLog)(nil)
+	_ TrailScanner  = (*pgtrail.Log)(nil)
 )
 
 // IngestOptions configures an Ingest.
@@ -210,12 +212,12 @@ func (in *Ingest) Ingest(ctx context.Context, app, sidecar string, recs []Ingest
 		if in.redact != nil {
 			var err error
 			if body, err = in.redact(body); err != nil {
-				return IngestResult{}, fmt.Errorf("%w: records[%d]: redact: %v", trail.ErrRecordFailed, res.Skipped+i, err)
+				return IngestResult{}, fmt.Errorf("%w: records[%d]: redact: %v", recorder.ErrRecordFailed, res.Skipped+i, err)
 			}
 		}
 		b, err := json.Marshal(trail.SidecarBody{Sidecar: sidecar, Application: app, SpoolSeq: r.Seq, Record: body})
 		if err != nil {
-			return IngestResult{}, fmt.Errorf("%w: records[%d]: %v", trail.ErrRecordFailed, res.Skipped+i, err)
+			return IngestResult{}, fmt.Errorf("%w: records[%d]: %v", recorder.ErrRecordFailed, res.Skipped+i, err)
 		}
 		out = append(out, trail.Record{Kind: trail.KindSidecar, ID: r.ID, Time: r.Time.UTC(), Body: b})
 	}
@@ -223,7 +225,7 @@ func (in *Ingest) Ingest(ctx context.Context, app, sidecar string, recs []Ingest
 		// Not abandoned when the sidecar goes away: an append it cannot
 		// know the outcome of would make its retry a duplicate.
 		if _, err := in.log.Append(context.WithoutCancel(ctx), out...); err != nil {
-			return IngestResult{}, fmt.Errorf("%w: %d sidecar records: %v", trail.ErrRecordFailed, len(out), err)
+			return IngestResult{}, fmt.Errorf("%w: %d sidecar records: %v", recorder.ErrRecordFailed, len(out), err)
 		}
 		sp.acked = prev
 		in.ingested.Add(uint64(len(out)))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -269,7 +270,7 @@ func (in *Ingest) lookup(ctx context.Context, want map[string]bool, fresh map[st
 		if errors.Is(err, errIngestRefused) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: look up decisions in the trail: %v", trail.ErrRecordFailed, err)
+		return nil, fmt.Errorf("%w: look up decisions in the trail: %v", recorder.ErrRecordFailed, err)
 	}
 	return found, nil
 }
@@ -277,7 +278,7 @@ func (in *Ingest) lookup(ctx context.Context, want map[string]bool, fresh map[st
 // knownOf reads a trail record into the index's terms.
 func knownOf(rec trail.Record) (known, bool) {
 	switch rec.Kind {
-	case trail.KindDecision:
+	case recorder.KindDecision:
 		var b struct {
 			Decision struct {
 				Allowed     bool   `json:"decision"`

@@ -70,7 +70,7 @@ type Deps struct {
 	Trail TrailHealth
 }
 
-// TrailHealth says whether the decision trail records: *trail.Recorder.
+// TrailHealth says whether the decision trail records: *recorder.Recorder.
 type TrailHealth interface {
 	Ready(ctx context.Context) error
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/policy"
-	"github.com/ciampdp/pdp/pdp/trail"
+	"github.com/ciampdp/pdp/pdp/recorder"
 )
 
 // replayDecoder decodes decision records for replay, faster than
@@ -67,12 +67,12 @@ type replayFact struct {
 }
 
 // decode returns the recorded request and decision of a decision record.
-func (rd *replayDecoder) decode(body []byte) (trail.DecisionBody, error) {
+func (rd *replayDecoder) decode(body []byte) (recorder.DecisionBody, error) {
 	var rr replayRecord
 	// JSON v2 (cedar-go's own decoder) reads a record in one pass, where
 	// encoding/json validates it first and then decodes it.
 	if err := jsonv2.Unmarshal(body, &rr); err != nil {
-		return trail.DecisionBody{}, fmt.Errorf("audit: decision record: %w", err)
+		return recorder.DecisionBody{}, fmt.Errorf("audit: decision record: %w", err)
 	}
 	src := &rr.Decision
 	d := pdp.Decision{
@@ -93,23 +93,23 @@ func (rd *replayDecoder) decode(body []byte) (trail.DecisionBody, error) {
 		dst *types.EntityUID
 	}{{src.Input.Principal, &in.Principal}, {src.Input.Action, &in.Action}, {src.Input.Resource, &in.Resource}} {
 		if *u.dst, err = rd.uid(u.raw); err != nil {
-			return trail.DecisionBody{}, fmt.Errorf("audit: decision record: input: %w", err)
+			return recorder.DecisionBody{}, fmt.Errorf("audit: decision record: input: %w", err)
 		}
 	}
 	if len(src.Input.Context) > 0 && !bytes.Equal(src.Input.Context, []byte("{}")) {
 		if in.Context, err = rd.context(src.Input.Context); err != nil {
-			return trail.DecisionBody{}, fmt.Errorf("audit: decision record: input context: %w", err)
+			return recorder.DecisionBody{}, fmt.Errorf("audit: decision record: input context: %w", err)
 		}
 	}
 	if len(src.Input.Entities) > 0 {
 		in.Entities = make([]types.Entity, len(src.Input.Entities))
 		for i, raw := range src.Input.Entities {
 			if in.Entities[i], err = rd.entity(raw); err != nil {
-				return trail.DecisionBody{}, fmt.Errorf("audit: decision record: input entity %d: %w", i, err)
+				return recorder.DecisionBody{}, fmt.Errorf("audit: decision record: input entity %d: %w", i, err)
 			}
 		}
 	}
-	db := trail.DecisionBody{Decision: d}
+	db := recorder.DecisionBody{Decision: d}
 	if db.Request, err = decodeRequest(rr.Request); err != nil {
 		return db, fmt.Errorf("audit: decision record: request: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/cedar-policy/cedar-go"
 
 	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -43,7 +44,7 @@ type Explanation struct {
 // reveal (nil: RevealWith(nil)) opens redacted values; a replay that needs
 // a value left hidden says so instead of guessing.
 func Explain(rec trail.Record, archive Bundles, reveal Revealer) (Explanation, error) {
-	if rec.Kind != trail.KindDecision || rec.Pruned {
+	if rec.Kind != recorder.KindDecision || rec.Pruned {
 		return Explanation{}, fmt.Errorf("audit: record %d is a %q record%s, not a decision", rec.Seq, rec.Kind, map[bool]string{true: " (pruned)"}[rec.Pruned])
 	}
 	if reveal == nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -105,7 +106,7 @@ func Query(ctx context.Context, src Source, f Filter, limit int) (QueryResult, e
 			return err
 		}
 		res.Scanned++
-		if rec.Kind != trail.KindDecision || rec.Pruned {
+		if rec.Kind != recorder.KindDecision || rec.Pruned {
 			return nil
 		}
 		if !f.Since.IsZero() && rec.Time.Before(f.Since) || !f.Until.IsZero() && !rec.Time.Before(f.Until) {
@@ -150,7 +151,7 @@ func (f Filter) matches(e Entry) bool {
 	return true
 }
 
-func entryOf(seq uint64, db trail.DecisionBody) Entry {
+func entryOf(seq uint64, db recorder.DecisionBody) Entry {
 	d, r := db.Decision, db.Request
 	e := Entry{
 		Seq: seq, DecisionID: d.ID, Time: d.Time, Application: d.Application,

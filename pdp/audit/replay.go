@@ -13,6 +13,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -361,7 +362,7 @@ func run(ctx context.Context, src Source, pick func(pdp.Decision) (*policy.Bundl
 
 // replayOne decodes and replays one record.
 func replayOne(rp *pdp.Replayer, rd *replayDecoder, rec trail.Record, pick func(pdp.Decision) (*policy.Bundle, error), opts ReplayOptions) replayed {
-	if rec.Kind != trail.KindDecision || rec.Pruned {
+	if rec.Kind != recorder.KindDecision || rec.Pruned {
 		return replayed{seq: rec.Seq, skip: true}
 	}
 	body := []byte(rec.Body)
@@ -412,7 +413,7 @@ func replayOne(rp *pdp.Replayer, rd *replayDecoder, rec trail.Record, pick func(
 // DecodeDecision decodes a decision record's body. Numbers in the request
 // decode as json.Number, as the AuthZEN decoder gives them to the engine,
 // so that a replay converts them exactly as the decision did.
-func DecodeDecision(body []byte) (trail.DecisionBody, error) {
+func DecodeDecision(body []byte) (recorder.DecisionBody, error) {
 	var raw struct {
 		Decision pdp.Decision    `json:"decision"`
 		Request  json.RawMessage `json:"request"`
@@ -420,9 +421,9 @@ func DecodeDecision(body []byte) (trail.DecisionBody, error) {
 		Build    string          `json:"build"`
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
-		return trail.DecisionBody{}, fmt.Errorf("audit: decision record: %w", err)
+		return recorder.DecisionBody{}, fmt.Errorf("audit: decision record: %w", err)
 	}
-	db := trail.DecisionBody{Decision: raw.Decision, Instance: raw.Instance, Build: raw.Build}
+	db := recorder.DecisionBody{Decision: raw.Decision, Instance: raw.Instance, Build: raw.Build}
 	var err error
 	if db.Request, err = decodeRequest(raw.Request); err != nil {
 		return db, fmt.Errorf("audit: decision record: request: %w", err)

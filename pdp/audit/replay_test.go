@@ -13,6 +13,7 @@ import (
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/policytest"
+	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -108,11 +109,11 @@ func recordRedacted(t testing.TB, red *trail.Redactor) *recorded {
 			close1()
 			t.Fatal(err)
 		}
-		r1, err := trail.NewRecorder(e1, l, trail.RecorderOptions{Instance: "test", Build: "test", Redactor: red})
+		r1, err := recorder.NewRecorder(e1, l, recorder.RecorderOptions{Instance: "test", Build: "test", Redactor: red})
 		if err != nil {
 			t.Fatal(err)
 		}
-		r2, err := trail.NewRecorder(e2, l, trail.RecorderOptions{Instance: "test", Build: "test", Redactor: red})
+		r2, err := recorder.NewRecorder(e2, l, recorder.RecorderOptions{Instance: "test", Build: "test", Redactor: red})
 		if err != nil {
 			t.Fatal(err)
 		}

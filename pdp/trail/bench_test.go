@@ -68,7 +68,7 @@ func BenchmarkVerify(b *testing.B) {
 	body = append(body, `"}}}}`...)
 	batch := make([]Record, 1000)
 	for i := range batch {
-		batch[i] = Record{Kind: KindDecision, ID: fmt.Sprintf("d-%d", i), Time: time.Unix(1700000000, 0), Body: body}
+		batch[i] = Record{Kind: "decision", ID: fmt.Sprintf("d-%d", i), Time: time.Unix(1700000000, 0), Body: body}
 	}
 	for range n / len(batch) {
 		if _, err := l.Append(context.Background(), batch...); err != nil {

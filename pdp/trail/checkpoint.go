@@ -58,6 +58,17 @@ func unverifiedHead(signed []byte) (TreeHead, error) {
 	return parseTreeHead(string(signed[:i+1]))
 }
 
+// UnverifiedHead returns the tree head of a signed checkpoint without
+// checking its signatures: for a store that reads back a checkpoint it
+// wrote itself, or that Verify checks later. Use OpenCheckpoint for one
+// that must be trusted.
+func UnverifiedHead(signed []byte) (TreeHead, error) { return unverifiedHead(signed) }
+
+// Sign signs h as a checkpoint (a signed note of its text) with s.
+func (h TreeHead) Sign(s note.Signer) ([]byte, error) {
+	return note.Sign(&note.Note{Text: h.text()}, s)
+}
+
 // OpenCheckpoint checks a signed checkpoint against the verifier key and
 // returns its tree head.
 func OpenCheckpoint(verifierKey string, signed []byte) (TreeHead, error) {
@@ -153,7 +164,7 @@ func (l *FileLog) Checkpoint() ([]byte, error) {
 		return nil, fmt.Errorf("trail: tree hash: %w", err)
 	}
 	head := TreeHead{Origin: l.opts.Origin, Size: uint64(size), Root: root}
-	signed, err := note.Sign(&note.Note{Text: head.text()}, l.opts.Signer)
+	signed, err := head.Sign(l.opts.Signer)
 	if err != nil {
 		return nil, fmt.Errorf("trail: sign checkpoint: %w", err)
 	}

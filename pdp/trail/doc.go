@@ -29,17 +29,10 @@
 // CheckProof produce and check inclusion proofs that a third party can verify
 // with the public key alone.
 //
-// A [Recorder] wraps the engine and records every decision (batch items
-// too) before it is answered: mode sync (the record is durable first; a
-// failed write turns the answer into a deny with trail_unavailable) or
-// async (a bounded buffer that blocks or denies when full, never drops).
-// From a failed write until a write succeeds again the trail is down:
-// Ready says so (and tries a write, the trail.recovered record), and the
-// pdp_trail_unavailable gauge is 1.
-//
-// Searches (kind search) and administrative actions (kind admin: consent
-// and delegation changes, policy versions put into service, reads of the
-// trail, retention runs) are recorded in the same chain.
+// The log knows nothing of decisions: a record is a kind, an id, a time and
+// an opaque JSON body. Package recorder writes the PDP's decision, search
+// and administrative records into it; package pgtrail keeps the same chain
+// in PostgreSQL.
 //
 // Retention ([FileLog.Prune], [FileLog.ApplyRetention]) turns old records
 // of a kind into tombstones that carry their leaf hash, so the tree and

@@ -11,7 +11,6 @@ import (
 	"hash"
 	"io"
 	"math/bits"
-	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -304,40 +303,6 @@ func parseRecipient(s string) (age.Recipient, error) {
 	}
 }
 
-func parseIdentities(ss []string) ([]age.Identity, error) {
-	ids := make([]age.Identity, 0, len(ss))
-	for i, s := range ss {
-		s = strings.TrimSpace(s)
-		var id age.Identity
-		var err error
-		switch {
-		case strings.HasPrefix(s, "AGE-SECRET-KEY-PQ-1"):
-			id, err = age.ParseHybridIdentity(s)
-		case strings.HasPrefix(s, "AGE-SECRET-KEY-1"):
-			id, err = age.ParseX25519Identity(s)
-		default:
-			err = errors.New("not an age identity (AGE-SECRET-KEY-1…)")
-		}
-		if err != nil {
-			// age's errors do not quote the key; neither do we.
-			return nil, fmt.Errorf("%w %d: %v", ErrBadIdentity, i+1, err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, nil
-}
-
-// NewAuditorIdentity generates an auditor key pair: the identity (secret,
-// "AGE-SECRET-KEY-1…") for the auditor, and its recipient ("age1…") for
-// the PDP's configuration.
-func NewAuditorIdentity() (identity, recipient string, err error) {
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		return "", "", fmt.Errorf("trail: generate auditor identity: %w", err)
-	}
-	return id.String(), id.Recipient().String(), nil
-}
-
 // HashValue is the "value" of the hash marker of value (encoded as the
 // Recorder encodes it, with encoding/json) under key: an auditor holding
 // the key confirms a candidate by comparing.
@@ -355,219 +320,57 @@ func HashValue(key []byte, value any) (string, error) {
 // by its marker. Paths that are absent are skipped. body must be one JSON
 // value nested at most 1000 deep.
 func (r *Redactor) Redact(body []byte) ([]byte, error) {
-	s := redactScan{lexer: lexer{in: body, out: make([]byte, 0, len(body)+len(body)/8+64), max: maxDepthIn}, r: r}
-	if err := s.top(r.all); err != nil {
+	w := walker{lexer: lexer{in: body, out: make([]byte, 0, len(body)+len(body)/8+64), max: maxDepthIn}, v: redaction{r}}
+	if err := w.top(frame{mask: r.all}); err != nil {
 		return nil, err
 	}
-	return s.out, nil
+	return w.out, nil
 }
 
-// lexer reads JSON from in and writes it compacted to out.
-type lexer struct {
-	in    []byte
-	i     int
-	out   []byte
-	depth int
-	max   int
-}
+// redaction is the visitor of Redact: it replaces the values the rules
+// match by their markers, and wraps objects that have a "$redacted" key of
+// their own in literal markers.
+type redaction struct{ r *Redactor }
 
-func (l *lexer) errf(format string, args ...any) error {
-	return fmt.Errorf("%w: at byte %d: %s", ErrBadBody, l.i, fmt.Sprintf(format, args...))
-}
-
-func (l *lexer) ws() {
-	for l.i < len(l.in) {
-		switch l.in[l.i] {
-		case ' ', '\t', '\n', '\r':
-			l.i++
-		default:
-			return
+// value redacts the value in f if a rule's path ends there.
+func (v redaction) value(w *walker, f frame) (bool, error) {
+	if f.mask != 0 && f.d < len(v.r.endsAt) {
+		if m := f.mask & v.r.endsAt[f.d]; m != 0 {
+			return true, v.redact(w, bits.TrailingZeros64(m), f.d)
 		}
 	}
+	return false, nil
 }
 
-// peek skips white space and returns the next byte (0 at the end).
-func (l *lexer) peek() byte {
-	l.ws()
-	if l.i < len(l.in) {
-		return l.in[l.i]
+func (v redaction) member(_ *walker, f frame, k member, _ bool, _ int) (frame, bool, error) {
+	var child uint64
+	if f.mask != 0 {
+		child = v.r.byKey(f.mask, f.d, k.bytes())
 	}
-	return 0
+	return frame{d: f.d + 1, mask: child, raw: f.raw}, false, nil
 }
 
-func (l *lexer) expect(c byte) error {
-	if l.peek() != c {
-		if l.i == len(l.in) {
-			return l.errf("unexpected end, want %q", c)
-		}
-		return l.errf("unexpected %q, want %q", l.in[l.i], c)
+func (v redaction) element(f frame, n int) frame {
+	var child uint64
+	if f.mask != 0 {
+		child = v.r.byIndex(f.mask, f.d, n)
 	}
-	l.i++
-	return nil
+	return frame{d: f.d + 1, mask: child, raw: f.raw}
 }
 
-func (l *lexer) enter() error {
-	if l.depth++; l.depth > l.max {
-		return l.errf("nested deeper than %d", l.max)
-	}
-	return nil
-}
+const literalPrefix = `{"` + markerKey + `":"` + MarkerLiteral + `","value":`
 
-// str reads the string at l.i and returns it as written, quotes included;
-// esc tells whether it has escapes.
-func (l *lexer) str() (raw []byte, esc bool, err error) {
-	if l.peek() != '"' {
-		return nil, false, l.errf("want a string")
+// closed wraps an object of the body that has a "$redacted" key:
+// {"$redacted":"literal","value":{…}}.
+func (v redaction) closed(w *walker, f frame, start int, marked bool) {
+	if !marked || f.raw {
+		return
 	}
-	in, start := l.in, l.i
-	for i := start + 1; i < len(in); {
-		switch c := in[i]; {
-		case c == '"':
-			l.i = i + 1
-			return in[start:l.i], esc, nil
-		case c == '\\':
-			esc = true
-			l.i = i
-			if i+1 >= len(in) {
-				return nil, false, l.errf("unterminated string")
-			}
-			switch in[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(in) || !isHex4(in[i+2:i+6]) {
-					return nil, false, l.errf("bad \\u escape")
-				}
-				i += 6
-			default:
-				return nil, false, l.errf("bad escape")
-			}
-		case c < 0x20:
-			l.i = i
-			return nil, false, l.errf("control character in string")
-		default:
-			i++
-		}
-	}
-	l.i = len(in)
-	return nil, false, l.errf("unterminated string")
-}
-
-func isHex4(b []byte) bool {
-	for _, c := range b {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
-}
-
-// key is the decoded text of a string read by str.
-func key(raw []byte, esc bool) string {
-	if !esc {
-		return string(raw[1 : len(raw)-1])
-	}
-	var s string
-	_ = json.Unmarshal(raw, &s) // raw is a valid JSON string
-	return s
-}
-
-// scalar copies the number, string or literal at l.i to out.
-func (l *lexer) scalar() error {
-	start := l.i
-	switch c := l.in[l.i]; {
-	case c == '"':
-		raw, _, err := l.str()
-		if err != nil {
-			return err
-		}
-		l.out = append(l.out, raw...)
-		return nil
-	case c == 't' || c == 'f' || c == 'n':
-		for _, w := range [...]string{"true", "false", "null"} {
-			if bytes.HasPrefix(l.in[l.i:], []byte(w)) {
-				l.i += len(w)
-				l.out = append(l.out, w...)
-				return nil
-			}
-		}
-	case c == '-' || '0' <= c && c <= '9':
-		if c == '-' {
-			l.i++
-		}
-		switch {
-		case l.i < len(l.in) && l.in[l.i] == '0':
-			l.i++ // no leading zeros: "01" is 0 followed by junk
-		case l.digits() == 0:
-			return l.errf("bad number")
-		}
-		if l.i < len(l.in) && l.in[l.i] == '.' {
-			l.i++
-			if l.digits() == 0 {
-				return l.errf("bad number")
-			}
-		}
-		if l.i < len(l.in) && (l.in[l.i] == 'e' || l.in[l.i] == 'E') {
-			l.i++
-			if l.i < len(l.in) && (l.in[l.i] == '+' || l.in[l.i] == '-') {
-				l.i++
-			}
-			if l.digits() == 0 {
-				return l.errf("bad number")
-			}
-		}
-		l.out = append(l.out, l.in[start:l.i]...)
-		return nil
-	}
-	return l.errf("unexpected %q", l.in[l.i])
-}
-
-// digits skips a run of digits and returns its length.
-func (l *lexer) digits() int {
-	n := 0
-	for l.i < len(l.in) && '0' <= l.in[l.i] && l.in[l.i] <= '9' {
-		l.i++
-		n++
-	}
-	return n
-}
-
-// redactScan copies a body to out, redacting what the rules match.
-type redactScan struct {
-	lexer
-	r   *Redactor
-	raw bool // copying a value that is about to be redacted: wrap nothing
-}
-
-func (s *redactScan) top(mask uint64) error {
-	if err := s.value(mask, 0); err != nil {
-		return err
-	}
-	if s.ws(); s.i != len(s.in) {
-		return s.errf("data after the value")
-	}
-	return nil
-}
-
-// value copies the value at depth d; mask holds the rules that match its
-// path so far.
-func (s *redactScan) value(mask uint64, d int) error {
-	c := s.peek()
-	if s.i == len(s.in) {
-		return s.errf("unexpected end")
-	}
-	if mask != 0 && d < len(s.r.endsAt) {
-		if m := mask & s.r.endsAt[d]; m != 0 {
-			return s.redact(bits.TrailingZeros64(m), d)
-		}
-	}
-	switch c {
-	case '{':
-		return s.object(mask, d)
-	case '[':
-		return s.array(mask, d)
-	}
-	return s.scalar()
+	n := len(w.out) - start
+	w.out = append(w.out, literalPrefix...)
+	copy(w.out[start+len(literalPrefix):], w.out[start:start+n])
+	copy(w.out[start:], literalPrefix)
+	w.out = append(w.out, '}')
 }
 
 // byKey is the rules of mask (matching a value at depth d) that match its
@@ -595,382 +398,40 @@ func (r *Redactor) byIndex(mask uint64, d, n int) uint64 {
 	return child
 }
 
-const literalPrefix = `{"` + markerKey + `":"` + MarkerLiteral + `","value":`
-
-func (s *redactScan) object(mask uint64, d int) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	start := len(s.out)
-	s.i++
-	s.out = append(s.out, '{')
-	wrap := false
-	if s.peek() == '}' {
-		s.i++
-	} else {
-		for {
-			raw, esc, err := s.str()
-			if err != nil {
-				return err
-			}
-			k := raw[1 : len(raw)-1]
-			if esc && (mask != 0 || !s.raw) {
-				k = []byte(key(raw, esc))
-			}
-			if !s.raw && string(k) == markerKey {
-				wrap = true
-			}
-			s.out = append(s.out, raw...)
-			if err := s.expect(':'); err != nil {
-				return err
-			}
-			s.out = append(s.out, ':')
-			if err := s.value(s.r.byKey(mask, d, k), d+1); err != nil {
-				return err
-			}
-			if s.peek() != ',' {
-				break
-			}
-			s.i++
-			s.out = append(s.out, ',')
-		}
-		if err := s.expect('}'); err != nil {
-			return err
-		}
-	}
-	s.out = append(s.out, '}')
-	if wrap {
-		// Move the object right and wrap it: {"$redacted":"literal","value":{…}}.
-		n := len(s.out) - start
-		s.out = append(s.out, literalPrefix...)
-		copy(s.out[start+len(literalPrefix):], s.out[start:start+n])
-		copy(s.out[start:], literalPrefix)
-		s.out = append(s.out, '}')
-	}
-	s.depth--
-	return nil
-}
-
-func (s *redactScan) array(mask uint64, d int) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	s.i++
-	s.out = append(s.out, '[')
-	if s.peek() == ']' {
-		s.i++
-	} else {
-		for n := 0; ; n++ {
-			var child uint64
-			if mask != 0 {
-				child = s.r.byIndex(mask, d, n)
-			}
-			if err := s.value(child, d+1); err != nil {
-				return err
-			}
-			if s.peek() != ',' {
-				break
-			}
-			s.i++
-			s.out = append(s.out, ',')
-		}
-		if err := s.expect(']'); err != nil {
-			return err
-		}
-	}
-	s.out = append(s.out, ']')
-	s.depth--
-	return nil
-}
-
 // redact copies the value at depth d and replaces it by its marker under
 // rule i.
-func (s *redactScan) redact(i, d int) error {
-	start := len(s.out)
-	s.raw = true
-	err := s.value(0, d)
-	s.raw = false
-	if err != nil {
+func (v redaction) redact(w *walker, i, d int) error {
+	start := len(w.out)
+	if err := w.value(frame{d: d, raw: true}); err != nil {
 		return err
 	}
-	text := s.out[start:] // the value's compact JSON text
-	switch s.r.rules[i].method {
+	text := w.out[start:] // the value's compact JSON text
+	switch v.r.rules[i].method {
 	case RedactHash:
-		m := s.r.macs.Get().(hash.Hash)
+		m := v.r.macs.Get().(hash.Hash)
 		m.Reset()
 		m.Write(text)
 		var sum [sha256.Size]byte
 		m.Sum(sum[:0])
-		s.r.macs.Put(m)
-		s.out = append(s.out[:start], `{"`+markerKey+`":"`+MarkerHMAC+`","value":"`...)
-		s.out = base64.StdEncoding.AppendEncode(s.out, sum[:])
+		v.r.macs.Put(m)
+		w.out = append(w.out[:start], `{"`+markerKey+`":"`+MarkerHMAC+`","value":"`...)
+		w.out = base64.StdEncoding.AppendEncode(w.out, sum[:])
 	case RedactEncrypt:
 		var ct bytes.Buffer
 		ct.Grow(len(text) + 256)
-		w, err := age.Encrypt(&ct, s.r.recipients...)
+		aw, err := age.Encrypt(&ct, v.r.recipients...)
 		if err == nil {
-			_, err = w.Write(text)
+			_, err = aw.Write(text)
 		}
 		if err == nil {
-			err = w.Close()
+			err = aw.Close()
 		}
 		if err != nil {
-			return fmt.Errorf("trail: encrypt the value at rule %q: %w", formatSegments(s.r.rules[i].segs), err)
+			return fmt.Errorf("trail: encrypt the value at rule %q: %w", formatSegments(v.r.rules[i].segs), err)
 		}
-		s.out = append(s.out[:start], `{"`+markerKey+`":"`+MarkerAge+`","value":"`...)
-		s.out = base64.StdEncoding.AppendEncode(s.out, ct.Bytes())
+		w.out = append(w.out[:start], `{"`+markerKey+`":"`+MarkerAge+`","value":"`...)
+		w.out = base64.StdEncoding.AppendEncode(w.out, ct.Bytes())
 	}
-	s.out = append(s.out, `"}`...)
+	w.out = append(w.out, `"}`...)
 	return nil
-}
-
-// Reveal reads a redacted body. It decrypts every age marker that one of
-// identities ("AGE-SECRET-KEY-1…") opens, restoring the value's JSON text,
-// unwraps literal markers, and returns the body compacted with the paths of
-// the markers that stay hidden (hash markers, age markers no identity
-// opens), in body order. A hidden path is concrete
-// (decision.input.entities.3.attrs.email) and escaped like a rule path.
-// With no identities every marker stays hidden; Reveal(body, nil) is how a
-// redacted body is read when no key is held.
-func Reveal(body []byte, identities []string) (revealed []byte, hidden []string, err error) {
-	ids, err := parseIdentities(identities)
-	if err != nil {
-		return nil, nil, err
-	}
-	s := revealScan{lexer: lexer{in: body, out: make([]byte, 0, len(body)), max: maxDepthOut}, ids: ids}
-	if err := s.value(); err != nil {
-		return nil, nil, err
-	}
-	if s.ws(); s.i != len(s.in) {
-		return nil, nil, s.errf("data after the value")
-	}
-	return s.out, s.hidden, nil
-}
-
-// NotReplayable returns the hidden paths (from Reveal) that replay needs:
-// those at or under decision.input, or above it. Replay reports each as
-// "not_replayable: <path>"; values hidden elsewhere (the request as
-// received, say) do not hinder it.
-func NotReplayable(hidden []string) []string {
-	var out []string
-	for _, p := range hidden {
-		if p == "" || p == ReplayInput || strings.HasPrefix(p, ReplayInput+".") || strings.HasPrefix(ReplayInput, p+".") {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-type revealScan struct {
-	lexer
-	ids    []age.Identity
-	path   []string
-	hidden []string
-}
-
-func (s *revealScan) markerErr(format string, args ...any) error {
-	return fmt.Errorf("%w at %q: %s", ErrBadMarker, formatPath(s.path), fmt.Sprintf(format, args...))
-}
-
-func (s *revealScan) value() error {
-	switch s.peek() {
-	case '{':
-		return s.object()
-	case '[':
-		return s.array()
-	}
-	if s.i == len(s.in) {
-		return s.errf("unexpected end")
-	}
-	return s.scalar()
-}
-
-func (s *revealScan) object() error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	s.i++
-	var err error
-	if s.peek() == '}' {
-		s.i++
-		s.out = append(s.out, "{}"...)
-	} else if raw, esc, err2 := s.str(); err2 != nil {
-		err = err2
-	} else if k := key(raw, esc); k == markerKey {
-		err = s.marker()
-	} else {
-		s.out = append(s.out, '{')
-		err = s.members(raw, k, false)
-	}
-	s.depth--
-	return err
-}
-
-func (s *revealScan) array() error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	s.i++
-	s.out = append(s.out, '[')
-	if s.peek() == ']' {
-		s.i++
-	} else {
-		for n := 0; ; n++ {
-			s.path = append(s.path, strconv.Itoa(n))
-			err := s.value()
-			s.path = s.path[:len(s.path)-1]
-			if err != nil {
-				return err
-			}
-			if s.peek() != ',' {
-				break
-			}
-			s.i++
-			s.out = append(s.out, ',')
-		}
-		if err := s.expect(']'); err != nil {
-			return err
-		}
-	}
-	s.out = append(s.out, ']')
-	s.depth--
-	return nil
-}
-
-// members copies the members of an object, from its first key (raw, k,
-// already read) to its closing brace. In a literal, "$redacted" is a key
-// like any other.
-func (s *revealScan) members(raw []byte, k string, literal bool) error {
-	for {
-		if !literal && k == markerKey {
-			return s.markerErr("%s is not the first key of its object", markerKey)
-		}
-		s.out = append(s.out, raw...)
-		if err := s.expect(':'); err != nil {
-			return err
-		}
-		s.out = append(s.out, ':')
-		s.path = append(s.path, k)
-		err := s.value()
-		s.path = s.path[:len(s.path)-1]
-		if err != nil {
-			return err
-		}
-		if s.peek() != ',' {
-			break
-		}
-		s.i++
-		s.out = append(s.out, ',')
-		var esc bool
-		if raw, esc, err = s.str(); err != nil {
-			return err
-		}
-		k = key(raw, esc)
-	}
-	if err := s.expect('}'); err != nil {
-		return err
-	}
-	s.out = append(s.out, '}')
-	return nil
-}
-
-// marker reads a marker after its `{"$redacted"`, up to its closing brace.
-func (s *revealScan) marker() error {
-	if err := s.expect(':'); err != nil {
-		return err
-	}
-	if s.peek() != '"' {
-		return s.markerErr("the method is not a string")
-	}
-	raw, esc, err := s.str()
-	if err != nil {
-		return err
-	}
-	method := key(raw, esc)
-	if err := s.expect(','); err != nil {
-		return err
-	}
-	if raw, esc, err = s.str(); err != nil {
-		return err
-	} else if key(raw, esc) != "value" {
-		return s.markerErr("want the member \"value\" second")
-	}
-	if err := s.expect(':'); err != nil {
-		return err
-	}
-	switch method {
-	case MarkerLiteral:
-		if s.peek() != '{' {
-			return s.markerErr("a literal's value is not an object")
-		}
-		if err := s.enter(); err != nil {
-			return err
-		}
-		s.i++
-		s.out = append(s.out, '{')
-		if s.peek() == '}' {
-			s.i++
-			s.out = append(s.out, '}')
-		} else if raw, esc, err = s.str(); err != nil {
-			return err
-		} else if err := s.members(raw, key(raw, esc), true); err != nil {
-			return err
-		}
-		s.depth--
-	case MarkerHMAC, MarkerAge:
-		if s.peek() != '"' {
-			return s.markerErr("the value is not a string")
-		}
-		if raw, esc, err = s.str(); err != nil {
-			return err
-		}
-		var plain []byte
-		if method == MarkerAge && len(s.ids) > 0 {
-			if plain, err = s.open(key(raw, esc)); err != nil {
-				return err
-			}
-		}
-		if plain != nil {
-			s.out = append(s.out, plain...)
-			break
-		}
-		s.out = append(s.out, `{"`+markerKey+`":"`...)
-		s.out = append(s.out, method...)
-		s.out = append(s.out, `","value":`...)
-		s.out = append(s.out, raw...)
-		s.out = append(s.out, '}')
-		s.hidden = append(s.hidden, formatPath(s.path))
-	default:
-		return s.markerErr("unknown method %q", method)
-	}
-	if s.peek() != '}' {
-		return s.markerErr("members beyond %q and \"value\"", markerKey)
-	}
-	s.i++
-	return nil
-}
-
-// open decrypts an age marker's value; nil when no identity opens it.
-func (s *revealScan) open(value string) ([]byte, error) {
-	ct, err := base64.StdEncoding.DecodeString(value)
-	if err != nil {
-		return nil, s.markerErr("the value is not base64")
-	}
-	r, err := age.Decrypt(bytes.NewReader(ct), s.ids...)
-	if _, ok := errors.AsType[*age.NoIdentityMatchError](err); ok {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, s.markerErr("age: %v", err)
-	}
-	pt, err := io.ReadAll(r)
-	if err != nil {
-		return nil, s.markerErr("age: %v", err)
-	}
-	// One JSON value, compacted, nested no deeper than the marker may be.
-	c := redactScan{lexer: lexer{in: pt, out: make([]byte, 0, len(pt)), depth: s.depth - 1, max: s.max}, raw: true}
-	if err := c.top(0); err != nil {
-		return nil, s.markerErr("the decrypted value is not JSON: %v", err)
-	}
-	return c.out, nil
 }

@@ -5,17 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"filippo.io/age"
-	"github.com/cedar-policy/cedar-go/types"
-
-	"github.com/ciampdp/pdp/pdp"
-	"github.com/ciampdp/pdp/pdp/policy"
 )
 
 var testHashKey = []byte("0123456789abcdef0123456789abcdef")
@@ -46,68 +42,17 @@ func newTestRedactor(t testing.TB, rules ...RedactionRule) *Redactor {
 	return r
 }
 
-// realisticBody is a decision body as the Recorder writes it: about 2 KB,
-// personal data in the request and in the Cedar input.
+// realisticBody is a decision body as the recorder writes it: about 2 KB,
+// personal data in the request and in the Cedar input
+// (testdata/decision_body.json, encoded by package recorder's
+// DecisionBody).
 func realisticBody(t testing.TB) []byte {
 	t.Helper()
-	alice := types.NewEntityUID("Customer", "c-829301")
-	acct := types.NewEntityUID("Account", "DE89370400440532013000")
-	in := pdp.Input{
-		Principal: alice,
-		Action:    types.NewEntityUID("Action", "transfer"),
-		Resource:  acct,
-		Context: types.NewRecord(types.RecordMap{
-			"ip":     types.String("203.0.113.42"),
-			"amount": types.Long(125000),
-			"device": types.NewRecord(types.RecordMap{
-				"id":          types.String("d-7f3a9c"),
-				"fingerprint": types.String("sha256:9b1f2c7d4e5a6b8c9d0e1f2a3b4c5d6e"),
-				"trusted":     types.True,
-			}),
-			"action_properties": types.NewRecord(types.RecordMap{"channel": types.String("mobile")}),
-		}),
-		Entities: []types.Entity{
-			{UID: alice, Parents: types.NewEntityUIDSet(types.NewEntityUID("Segment", "retail")), Attributes: types.NewRecord(types.RecordMap{
-				"email": types.String("alice.martin@example.com"), "phone": types.String("+49 151 23456789"),
-				"name": types.String("Alice Martin"), "kyc_level": types.Long(2), "country": types.String("DE"),
-			})},
-			{UID: acct, Attributes: types.NewRecord(types.RecordMap{
-				"owner": alice, "currency": types.String("EUR"), "frozen": types.False,
-				"iban": types.String("DE89370400440532013000"),
-			})},
-			{UID: types.NewEntityUID("Customer", "c-112233"), Attributes: types.NewRecord(types.RecordMap{
-				"email": types.String("bob@example.org"), "name": types.String("Bob Keller"), "kyc_level": types.Long(1),
-			})},
-			{UID: types.NewEntityUID("Segment", "retail"), Attributes: types.NewRecord(types.RecordMap{"label": types.String("Retail banking")})},
-		},
-	}
-	d := pdp.Decision{
-		ID: "01890a5d-ac96-774b-bcce-b302099a8057", Time: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
-		Allowed: true, Application: "mobile-banking", Policies: []string{"transfer-own-account", "kyc-level-2"},
-		Reasons: []string{}, Obligations: []string{"step_up_authentication"},
-		PolicyVersion: policy.Version{Hash: "sha256:4c1d6f0e9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d", Commit: "9fceb02d0ae598e95dc970b74767f19372d61af8"},
-		Input:         in, Duration: 48213 * time.Nanosecond,
-	}
-	req := pdp.Request{
-		Subject: pdp.Entity{Type: "Customer", ID: "c-829301", Properties: map[string]any{
-			"email": "alice.martin@example.com", "phone": "+49 151 23456789", "name": "Alice Martin",
-		}},
-		Action:   pdp.Action{Name: "transfer", Properties: map[string]any{"channel": "mobile"}},
-		Resource: pdp.Entity{Type: "Account", ID: "DE89370400440532013000"},
-		Context: map[string]any{"ip": "203.0.113.42", "amount": 125000, "device": map[string]any{
-			"id": "d-7f3a9c", "fingerprint": "sha256:9b1f2c7d4e5a6b8c9d0e1f2a3b4c5d6e", "trusted": true,
-		}},
-	}
-	body, err := json.Marshal(struct {
-		Decision pdp.Decision `json:"decision"`
-		Request  pdp.Request  `json:"request"`
-		Instance string       `json:"instance"`
-		Build    string       `json:"build"`
-	}{d, req, "pdp-eu-1", "v0.9.0"})
+	body, err := os.ReadFile("testdata/decision_body.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return body
+	return bytes.TrimSpace(body)
 }
 
 func compact(t testing.TB, body []byte) []byte {

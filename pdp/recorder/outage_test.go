@@ -1,4 +1,4 @@
-package trail
+package recorder
 
 import (
 	"context"
@@ -8,16 +8,18 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 // flakyLog is the storage-edge fake: it fails while err is set.
 type flakyLog struct {
 	err  atomic.Pointer[error]
 	mu   sync.Mutex
-	recs []Record
+	recs []trail.Record
 }
 
-func (f *flakyLog) Append(_ context.Context, recs ...Record) ([]uint64, error) {
+func (f *flakyLog) Append(_ context.Context, recs ...trail.Record) ([]uint64, error) {
 	if p := f.err.Load(); p != nil {
 		return nil, *p
 	}

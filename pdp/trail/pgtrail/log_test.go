@@ -1,4 +1,4 @@
-package trail
+package pgtrail
 
 import (
 	"bytes"
@@ -19,6 +19,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 // trailPGEnv names the variable that points the tests at PostgreSQL.
@@ -72,14 +74,14 @@ func newPGDB(t testing.TB) pgDB {
 	return db
 }
 
-func (db pgDB) open(opts PostgresOptions) *PostgresLog {
+func (db pgDB) open(opts Options) *Log {
 	db.t.Helper()
 	opts.Schema = db.schema
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	l, err := OpenPostgres(ctx, db.url, opts)
+	l, err := Open(ctx, db.url, opts)
 	if err != nil {
-		db.t.Fatalf("OpenPostgres: %v", err)
+		db.t.Fatalf("Open: %v", err)
 	}
 	db.t.Cleanup(func() { _ = l.Close() })
 	return l
@@ -108,7 +110,7 @@ func (db pgDB) count(s string, args ...any) int64 {
 	return n
 }
 
-func pgAppendN(t testing.TB, l *PostgresLog, from, n int) {
+func pgAppendN(t testing.TB, l *Log, from, n int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
 		seqs, err := l.Append(context.Background(), mkRec(i))
@@ -121,7 +123,7 @@ func pgAppendN(t testing.TB, l *PostgresLog, from, n int) {
 	}
 }
 
-func pgVerify(t *testing.T, l *PostgresLog, vkey string) Report {
+func pgVerify(t *testing.T, l *Log, vkey string) trail.Report {
 	t.Helper()
 	rep, err := l.Verify(context.Background(), vkey, 0, ^uint64(0))
 	if err != nil {
@@ -135,7 +137,7 @@ func pgVerify(t *testing.T, l *PostgresLog, vkey string) Report {
 func TestPostgresSeqSplice(t *testing.T) {
 	for _, seq := range []uint64{0, 1, 9, 10, 12345, 1<<63 - 1} {
 		rec := mkRec(int(seq % 1000))
-		enc, err := Canonical(rec)
+		enc, err := trail.Canonical(rec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +146,7 @@ func TestPostgresSeqSplice(t *testing.T) {
 			t.Fatal(err)
 		}
 		rec.Seq = seq
-		want, _ := Canonical(rec)
+		want, _ := trail.Canonical(rec)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("seq %d:\n%s\n%s", seq, got, want)
 		}
@@ -169,25 +171,25 @@ func TestPostgresFrontier(t *testing.T) {
 }
 
 func TestPostgresOptionsValidate(t *testing.T) {
-	for _, o := range []PostgresOptions{
+	for _, o := range []Options{
 		{CheckpointInterval: -1},
 		{MaxBatch: -1},
 		{Timeout: -time.Second},
 		{Schema: "Trail"},
 		{Schema: `x"; DROP TABLE y; --`},
 	} {
-		if err := o.Validate(); !errors.Is(err, ErrBadOption) {
+		if err := o.Validate(); !errors.Is(err, trail.ErrBadOption) {
 			t.Errorf("%+v: %v", o, err)
 		}
-		if _, err := OpenPostgres(context.Background(), "postgres://127.0.0.1:1/none", o); !errors.Is(err, ErrBadOption) {
-			t.Errorf("OpenPostgres(%+v): %v", o, err)
+		if _, err := Open(context.Background(), "postgres://127.0.0.1:1/none", o); !errors.Is(err, trail.ErrBadOption) {
+			t.Errorf("Open(%+v): %v", o, err)
 		}
 	}
 }
 
 func TestPostgresAppendGetScan(t *testing.T) {
 	db := newPGDB(t)
-	l := db.open(PostgresOptions{})
+	l := db.open(Options{})
 	ctx := context.Background()
 	pgAppendN(t, l, 0, 3)
 	seqs, err := l.Append(ctx, mkRec(3), mkRec(4), mkRec(5))
@@ -211,13 +213,13 @@ func TestPostgresAppendGetScan(t *testing.T) {
 			t.Fatalf("Get(%d) body %s", i, got.Body)
 		}
 	}
-	if _, err := l.Get(6); !errors.Is(err, ErrNotFound) {
+	if _, err := l.Get(6); !errors.Is(err, trail.ErrNotFound) {
 		t.Fatalf("Get past end: %v", err)
 	}
 	if r, err := l.GetByID(ctx, "d-0004"); err != nil || r.Seq != 4 {
 		t.Fatalf("GetByID: %+v %v", r, err)
 	}
-	if _, err := l.GetByID(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+	if _, err := l.GetByID(ctx, "nope"); !errors.Is(err, trail.ErrNotFound) {
 		t.Fatalf("GetByID unknown: %v", err)
 	}
 
@@ -233,7 +235,7 @@ func TestPostgresAppendGetScan(t *testing.T) {
 		{7, ^uint64(0), "[]"},
 	} {
 		var ids []string
-		if err := l.Scan(tc.from, tc.to, func(r Record) error { ids = append(ids, r.ID); return nil }); err != nil {
+		if err := l.Scan(tc.from, tc.to, func(r trail.Record) error { ids = append(ids, r.ID); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		if fmt.Sprint(ids) != tc.want {
@@ -241,7 +243,7 @@ func TestPostgresAppendGetScan(t *testing.T) {
 		}
 	}
 	stop := errors.New("stop")
-	if err := l.Scan(0, 100, func(Record) error { return stop }); !errors.Is(err, stop) {
+	if err := l.Scan(0, 100, func(trail.Record) error { return stop }); !errors.Is(err, stop) {
 		t.Fatalf("scan stop: %v", err)
 	}
 
@@ -267,8 +269,8 @@ func TestPostgresAppendGetScan(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.Seq = 6
-	a, _ := Canonical(rec)
-	b, _ := Canonical(got)
+	a, _ := trail.Canonical(rec)
+	b, _ := trail.Canonical(got)
 	if !bytes.Equal(a, b) {
 		t.Fatalf("canonical bytes differ:\n%s\n%s", a, b)
 	}
@@ -283,12 +285,12 @@ func TestPostgresAppendGetScan(t *testing.T) {
 func TestPostgresConcurrentReplicas(t *testing.T) {
 	db := newPGDB(t)
 	signer, vkey := newKeys(t)
-	logs := make([]*PostgresLog, 4)
+	logs := make([]*Log, 4)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for i := range logs { // opened at once: the DDL is serialised
 		wg.Go(func() {
-			l, err := OpenPostgres(context.Background(), db.url, PostgresOptions{Signer: signer, Schema: db.schema})
+			l, err := Open(context.Background(), db.url, Options{Signer: signer, Schema: db.schema})
 			if err != nil {
 				t.Error(err)
 				return
@@ -386,7 +388,7 @@ func TestPostgresConcurrentReplicas(t *testing.T) {
 func TestPostgresReopenAndRun(t *testing.T) {
 	db := newPGDB(t)
 	signer, vkey := newKeys(t)
-	l := db.open(PostgresOptions{Signer: signer, CheckpointInterval: 5 * time.Millisecond})
+	l := db.open(Options{Signer: signer, CheckpointInterval: 5 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx) }()
@@ -406,14 +408,14 @@ func TestPostgresReopenAndRun(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Append(context.Background(), mkRec(0)); !errors.Is(err, ErrClosed) {
+	if _, err := l.Append(context.Background(), mkRec(0)); !errors.Is(err, trail.ErrClosed) {
 		t.Fatalf("append after close: %v", err)
 	}
-	if _, err := l.Get(0); !errors.Is(err, ErrClosed) {
+	if _, err := l.Get(0); !errors.Is(err, trail.ErrClosed) {
 		t.Fatalf("get after close: %v", err)
 	}
 
-	l = db.open(PostgresOptions{Signer: signer})
+	l = db.open(Options{Signer: signer})
 	if l.Size() != 5 {
 		t.Fatalf("reopened size %d", l.Size())
 	}
@@ -432,11 +434,11 @@ func TestPostgresReopenAndRun(t *testing.T) {
 	if rep := pgVerify(t, l, vkey); !rep.OK || rep.Anchored != 9 || rep.Checkpoints != len(cps)+1 {
 		t.Fatalf("verify: %+v", rep)
 	}
-	unsigned := db.open(PostgresOptions{})
-	if _, err := unsigned.Checkpoint(); !errors.Is(err, ErrNoSigner) {
+	unsigned := db.open(Options{})
+	if _, err := unsigned.Checkpoint(); !errors.Is(err, trail.ErrNoSigner) {
 		t.Fatalf("checkpoint without signer: %v", err)
 	}
-	if err := unsigned.Run(context.Background()); !errors.Is(err, ErrNoSigner) {
+	if err := unsigned.Run(context.Background()); !errors.Is(err, trail.ErrNoSigner) {
 		t.Fatalf("run without signer: %v", err)
 	}
 }
@@ -446,7 +448,7 @@ func TestPostgresReopenAndRun(t *testing.T) {
 func TestPostgresFailedBatchWritesNothing(t *testing.T) {
 	db := newPGDB(t)
 	signer, vkey := newKeys(t)
-	l := db.open(PostgresOptions{Signer: signer})
+	l := db.open(Options{Signer: signer})
 	pgAppendN(t, l, 0, 5)
 	// A rogue row where the next record goes: every insert collides.
 	body, leaf := canonicalAt(50, 5)
@@ -542,7 +544,7 @@ func TestPostgresUnreachable(t *testing.T) {
 	const timeout = 2 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	l, err := OpenPostgres(ctx, u.String(), PostgresOptions{Signer: signer, Schema: db.schema, Timeout: timeout})
+	l, err := Open(ctx, u.String(), Options{Signer: signer, Schema: db.schema, Timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -630,7 +632,7 @@ func TestPostgresOpenUnreachable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	if _, err := OpenPostgres(ctx, "postgres://pdp:pdp@"+addr+"/pdp?sslmode=disable&connect_timeout=2", PostgresOptions{}); err == nil {
+	if _, err := Open(ctx, "postgres://pdp:pdp@"+addr+"/pdp?sslmode=disable&connect_timeout=2", Options{}); err == nil {
 		t.Fatal("open without a database succeeded")
 	}
 }

@@ -1,6 +1,6 @@
 // # PostgreSQL store
 //
-// A [PostgresLog] keeps the trail in PostgreSQL so that many PDP replicas
+// A [Log] keeps the trail in PostgreSQL so that many PDP replicas
 // share one trail. It behaves like a [FileLog]: group-committed appends that
 // are durable when Append returns, signed checkpoints, inclusion proofs, and
 // a Verify that names the first record changed, dropped, inserted or
@@ -52,7 +52,7 @@
 //
 // Durability is the server's: Append returns after COMMIT, which is durable
 // when the server runs with fsync and synchronous_commit on.
-package trail
+package pgtrail
 
 import (
 	"bytes"
@@ -69,11 +69,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/ciampdp/pdp/pdp/trail"
 )
 
-// PostgresOptions configures a PostgresLog. The zero value is valid apart
+// Options configures a Log. The zero value is valid apart
 // from Signer, without which no checkpoints are written.
-type PostgresOptions struct {
+type Options struct {
 	// Origin is the first line of every checkpoint. Default DefaultOrigin.
 	// Every replica sharing the trail must use the same one.
 	Origin string
@@ -96,26 +98,26 @@ type PostgresOptions struct {
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // Validate reports options that cannot be used.
-func (o PostgresOptions) Validate() error {
+func (o Options) Validate() error {
 	switch {
 	case o.CheckpointInterval < 0:
-		return fmt.Errorf("%w: negative checkpoint interval", ErrBadOption)
+		return fmt.Errorf("%w: negative checkpoint interval", trail.ErrBadOption)
 	case o.MaxBatch < 0:
-		return fmt.Errorf("%w: negative max batch", ErrBadOption)
+		return fmt.Errorf("%w: negative max batch", trail.ErrBadOption)
 	case o.Timeout < 0 || o.Timeout > 24*time.Hour:
-		return fmt.Errorf("%w: timeout %v not in [0, 24h]", ErrBadOption, o.Timeout)
+		return fmt.Errorf("%w: timeout %v not in [0, 24h]", trail.ErrBadOption, o.Timeout)
 	case o.Schema != "" && !schemaName.MatchString(o.Schema):
-		return fmt.Errorf("%w: schema %q is not a lower-case SQL identifier", ErrBadOption, o.Schema)
+		return fmt.Errorf("%w: schema %q is not a lower-case SQL identifier", trail.ErrBadOption, o.Schema)
 	}
 	return nil
 }
 
-func (o PostgresOptions) withDefaults() PostgresOptions {
+func (o Options) withDefaults() Options {
 	if o.Origin == "" {
-		o.Origin = DefaultOrigin
+		o.Origin = trail.DefaultOrigin
 	}
 	if o.CheckpointInterval == 0 {
-		o.CheckpointInterval = DefaultCheckpointInterval
+		o.CheckpointInterval = trail.DefaultCheckpointInterval
 	}
 	if o.MaxBatch == 0 {
 		o.MaxBatch = 4096
@@ -129,11 +131,11 @@ func (o PostgresOptions) withDefaults() PostgresOptions {
 	return o
 }
 
-// PostgresLog is a trail stored in PostgreSQL and shared by every PDP
+// Log is a trail stored in PostgreSQL and shared by every PDP
 // replica that opens the same database and schema. It is safe for
 // concurrent use.
-type PostgresLog struct {
-	opts PostgresOptions
+type Log struct {
+	opts Options
 	pool *pgxpool.Pool
 	sql  pgSQL
 
@@ -239,9 +241,9 @@ INSERT INTO %[4]s (one, size) VALUES (1, 0) ON CONFLICT (one) DO NOTHING;
 // schemaLock serialises the table creation of replicas starting together.
 const schemaLock = 0x7064707472616c // "pdptral"
 
-// OpenPostgres connects to the database at url (a pgx/libpq URL), creates
+// Open connects to the database at url (a pgx/libpq URL), creates
 // the schema and tables if they are absent, and starts the group committer.
-func OpenPostgres(ctx context.Context, url string, opts PostgresOptions) (*PostgresLog, error) {
+func Open(ctx context.Context, url string, opts Options) (*Log, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -257,7 +259,7 @@ func OpenPostgres(ctx context.Context, url string, opts PostgresOptions) (*Postg
 	if err != nil {
 		return nil, fmt.Errorf("trail: postgres: %w", err)
 	}
-	l := &PostgresLog{opts: opts, pool: pool, sql: newSQL(opts.Schema), frontN: -1, scanChunk: 1024}
+	l := &Log{opts: opts, pool: pool, sql: newSQL(opts.Schema), frontN: -1, scanChunk: 1024}
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(schemaLock)); err != nil {
 			return err
@@ -286,7 +288,7 @@ func OpenPostgres(ctx context.Context, url string, opts PostgresOptions) (*Postg
 // hand the records to the committer: once accepted, Append waits for the
 // outcome (at most Timeout). An error after COMMIT was sent (the connection
 // broke) leaves the outcome unknown: the records may be in the trail.
-func (l *PostgresLog) Append(ctx context.Context, recs ...Record) ([]uint64, error) {
+func (l *Log) Append(ctx context.Context, recs ...trail.Record) ([]uint64, error) {
 	if len(recs) == 0 {
 		return nil, nil
 	}
@@ -296,19 +298,19 @@ func (l *PostgresLog) Append(ctx context.Context, recs ...Record) ([]uint64, err
 			return nil, fmt.Errorf("trail: append: record %q is a tombstone", rec.ID)
 		}
 		rec.Seq = 0
-		enc, err := Canonical(rec) // off the committer, in parallel
+		enc, err := trail.Canonical(rec) // off the committer, in parallel
 		if err != nil {
 			return nil, err
 		}
 		req.recs[i] = pgPending{kind: rec.Kind, id: rec.ID, time: rec.Time.UTC(), enc: enc}
 	}
 	if l.closed.Load() {
-		return nil, ErrClosed
+		return nil, trail.ErrClosed
 	}
 	select {
 	case l.reqs <- req:
 	case <-l.closing:
-		return nil, ErrClosed
+		return nil, trail.ErrClosed
 	case <-ctx.Done():
 		return nil, fmt.Errorf("trail: append: %w", ctx.Err())
 	}
@@ -332,7 +334,7 @@ func withSeq(enc []byte, seq uint64) ([]byte, error) {
 // commitLoop is this replica's single writer: it takes the first queued
 // append, and commits it together with every append that queued before its
 // transaction got the head lock.
-func (l *PostgresLog) commitLoop() {
+func (l *Log) commitLoop() {
 	defer close(l.done)
 	for {
 		select {
@@ -352,7 +354,7 @@ func (l *PostgresLog) commitLoop() {
 }
 
 // gather adds the appends queued now to batch, up to MaxBatch records.
-func (l *PostgresLog) gather(batch []*pgReq) []*pgReq {
+func (l *Log) gather(batch []*pgReq) []*pgReq {
 	n := 0
 	for _, r := range batch {
 		n += len(r.recs)
@@ -368,7 +370,7 @@ func (l *PostgresLog) gather(batch []*pgReq) []*pgReq {
 	return batch
 }
 
-func (l *PostgresLog) commit(first *pgReq) {
+func (l *Log) commit(first *pgReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
 	defer cancel()
 	n0, batch, err := l.write(ctx, []*pgReq{first})
@@ -397,7 +399,7 @@ func (l *PostgresLog) commit(first *pgReq) {
 // Round trips: BEGIN with the head lock, the frontier hashes (only when
 // another replica appended since this one last did), then the inserts, the
 // head update and COMMIT in one pipeline.
-func (l *PostgresLog) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, err error) {
+func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, err error) {
 	conn, err := l.pool.Acquire(ctx)
 	if err != nil {
 		return 0, batch, err
@@ -454,7 +456,7 @@ func (l *PostgresLog) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []
 	b.Queue(l.sql.insHashes, idxs, hashes)
 	b.Queue(l.sql.setHead, n1, n0).Exec(func(ct pgconn.CommandTag) error {
 		if ct.RowsAffected() != 1 { // cannot happen while the row lock holds
-			return fmt.Errorf("%w: head row did not move from %d", ErrDamaged, n0)
+			return fmt.Errorf("%w: head row did not move from %d", trail.ErrDamaged, n0)
 		}
 		return nil
 	})
@@ -490,103 +492,9 @@ func rollback(c *pgxpool.Conn) {
 	_, _ = c.Exec(ctx, "ROLLBACK")
 }
 
-// frontier lists the stored-hash indexes of the complete subtrees a tree of
-// n records splits into, largest first: what tlog.TreeHash(n) reads, and
-// all that appending records n, n+1, … needs from before n.
-func frontier(n int64) []int64 {
-	var idx []int64
-	for level := 62; level >= 0; level-- {
-		if n>>level&1 == 1 {
-			idx = append(idx, tlog.StoredHashIndex(level, n>>level-1))
-		}
-	}
-	return idx
-}
-
-// querier is a pool, a connection or a transaction.
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-// pgHashes is a tlog.HashReader over the stored hashes of a tree: below
-// limit from the cache or the database, from limit on the hashes a batch
-// is computing.
-type pgHashes struct {
-	ctx     context.Context
-	q       querier
-	sql     string
-	limit   int64
-	known   map[int64]tlog.Hash
-	pending []tlog.Hash
-}
-
-// hashSource reads stored hashes below limit, starting from the frontier
-// cache if it is the frontier of a tree of n records.
-func (l *PostgresLog) hashSource(ctx context.Context, q querier, limit, n int64) *pgHashes {
-	hs := &pgHashes{ctx: ctx, q: q, sql: l.sql.readHashes, limit: limit, known: make(map[int64]tlog.Hash)}
-	l.frontMu.Lock()
-	if l.frontN == n {
-		for idx, h := range l.front {
-			hs.known[idx] = h
-		}
-	}
-	l.frontMu.Unlock()
-	return hs
-}
-
-func (h *pgHashes) lookup(idx int64) (tlog.Hash, bool) {
-	if idx >= h.limit {
-		if j := idx - h.limit; j < int64(len(h.pending)) {
-			return h.pending[j], true
-		}
-		return tlog.Hash{}, false
-	}
-	v, ok := h.known[idx]
-	return v, ok
-}
-
-func (h *pgHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	var missing []int64
-	for _, idx := range indexes {
-		if idx < 0 || idx >= h.limit+int64(len(h.pending)) {
-			return nil, fmt.Errorf("trail: stored hash %d beyond the tree (%d hashes)", idx, h.limit)
-		}
-		if _, ok := h.lookup(idx); !ok {
-			missing = append(missing, idx)
-		}
-	}
-	if len(missing) > 0 {
-		rows, err := h.q.Query(h.ctx, h.sql, missing)
-		if err != nil {
-			return nil, fmt.Errorf("trail: read stored hashes: %w", err)
-		}
-		var idx int64
-		var raw []byte
-		_, err = pgx.ForEachRow(rows, []any{&idx, &raw}, func() error {
-			if len(raw) != tlog.HashSize {
-				return fmt.Errorf("stored hash %d has %d bytes", idx, len(raw))
-			}
-			h.known[idx] = tlog.Hash(raw)
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("trail: read stored hashes: %w", err)
-		}
-	}
-	out := make([]tlog.Hash, len(indexes))
-	for i, idx := range indexes {
-		v, ok := h.lookup(idx)
-		if !ok {
-			return nil, fmt.Errorf("trail: stored hash %d missing", idx)
-		}
-		out[i] = v
-	}
-	return out, nil
-}
-
 // Close stops the committer after the appends it has accepted, writes a
 // final checkpoint when a signer is configured, and closes the pool.
-func (l *PostgresLog) Close() error {
+func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.closing)
 		<-l.done
@@ -599,4 +507,10 @@ func (l *PostgresLog) Close() error {
 		l.pool.Close()
 	})
 	return l.closeErr
+}
+
+// appendResult is the outcome of one Append call.
+type appendResult struct {
+	seqs []uint64
+	err  error
 }

@@ -1,4 +1,4 @@
-package trail
+package pgtrail
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+
+	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 // BenchmarkPostgresAppend measures committed appends to the shared chain:
@@ -17,9 +19,9 @@ func BenchmarkPostgresAppend(b *testing.B) {
 	for _, bc := range []struct{ replicas, goroutines int }{{1, 1}, {1, 32}, {3, 32}} {
 		b.Run(fmt.Sprintf("replicas=%d/goroutines=%d", bc.replicas, bc.goroutines), func(b *testing.B) {
 			db := newPGDB(b)
-			logs := make([]*PostgresLog, bc.replicas)
+			logs := make([]*Log, bc.replicas)
 			for i := range logs {
-				logs[i] = db.open(PostgresOptions{})
+				logs[i] = db.open(Options{})
 			}
 			rec := mkRec(1)
 			ctx := context.Background()
@@ -44,7 +46,7 @@ func BenchmarkPostgresAppend(b *testing.B) {
 					}
 				})
 			}
-			var st Stats
+			var st trail.Stats
 			for _, l := range logs {
 				s := l.Stats()
 				st.Records, st.Batches = st.Records+s.Records, st.Batches+s.Batches

@@ -1,4 +1,4 @@
-package trail
+package recorder
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/reason"
+	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 // ReasonTrailUnavailable is the reason code of a deny given because the
@@ -47,16 +48,15 @@ var (
 	errBufferFull = errors.New("the decision trail's buffer is full")
 )
 
-// Appender is the storage edge of a Recorder: *FileLog or *PostgresLog.
+// Appender is the storage edge of a Recorder: *trail.FileLog or *pgtrail.Log.
 type Appender interface {
-	Append(ctx context.Context, recs ...Record) ([]uint64, error)
+	Append(ctx context.Context, recs ...trail.Record) ([]uint64, error)
 }
 
 var (
 	_ pdp.Decider  = (*Recorder)(nil)
 	_ pdp.Searcher = (*Recorder)(nil)
-	_ Appender     = (*FileLog)(nil)
-	_ Appender     = (*PostgresLog)(nil)
+	_ Appender     = (*trail.FileLog)(nil)
 )
 
 // RecorderOptions configures a Recorder.
@@ -70,7 +70,7 @@ type RecorderOptions struct {
 	Logger   *slog.Logger
 	// Redactor, when set, redacts every record's body before it is
 	// written (personal data as keyed hashes or encrypted to auditors).
-	Redactor *Redactor
+	Redactor *trail.Redactor
 }
 
 // Validate reports options that cannot be used.
@@ -81,7 +81,7 @@ func (o RecorderOptions) Validate() error {
 	case o.WhenFull != "" && o.WhenFull != FullBlock && o.WhenFull != FullDeny:
 		return fmt.Errorf("%w: when_full %q", ErrBadMode, o.WhenFull)
 	case o.Buffer < 0 || o.MaxBatch < 0:
-		return fmt.Errorf("%w: negative buffer or batch", ErrBadOption)
+		return fmt.Errorf("%w: negative buffer or batch", trail.ErrBadOption)
 	}
 	return nil
 }
@@ -120,7 +120,7 @@ type Recorder struct {
 	// async
 	mu      sync.RWMutex // held shared by senders, exclusively by Close
 	closed  bool
-	buf     chan Record
+	buf     chan trail.Record
 	drained chan struct{}
 	failed  atomic.Pointer[error] // async: records were lost (Close reports it)
 
@@ -156,7 +156,7 @@ func NewRecorder(inner pdp.Decider, l Appender, opts RecorderOptions) (*Recorder
 		r.logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Mode == ModeAsync {
-		r.buf = make(chan Record, opts.Buffer)
+		r.buf = make(chan trail.Record, opts.Buffer)
 		r.drained = make(chan struct{})
 		go r.drain()
 	}
@@ -173,15 +173,15 @@ type DecisionBody struct {
 	Build    string       `json:"build"`
 }
 
-func (r *Recorder) record(req pdp.Request, d pdp.Decision) (Record, error) {
+func (r *Recorder) record(req pdp.Request, d pdp.Decision) (trail.Record, error) {
 	body, err := json.Marshal(DecisionBody{Decision: d, Request: req, Instance: r.opts.Instance, Build: r.opts.Build})
 	if err != nil {
-		return Record{}, fmt.Errorf("trail: encode decision %s: %w", d.ID, err)
+		return trail.Record{}, fmt.Errorf("trail: encode decision %s: %w", d.ID, err)
 	}
 	if body, err = r.redact(body); err != nil {
-		return Record{}, fmt.Errorf("trail: redact decision %s: %w", d.ID, err)
+		return trail.Record{}, fmt.Errorf("trail: redact decision %s: %w", d.ID, err)
 	}
-	return Record{Kind: KindDecision, ID: d.ID, Time: d.Time, Body: body}, nil
+	return trail.Record{Kind: KindDecision, ID: d.ID, Time: d.Time, Body: body}, nil
 }
 
 // redact applies the configured redaction to a record body.
@@ -216,7 +216,7 @@ func (r *Recorder) DecideBatch(ctx context.Context, reqs []pdp.Request) ([]pdp.D
 // save records ds (decided for reqs), turning each decision whose record
 // could not be written or buffered into a trail_unavailable deny.
 func (r *Recorder) save(ctx context.Context, reqs []pdp.Request, ds []pdp.Decision) {
-	recs := make([]Record, 0, len(ds))
+	recs := make([]trail.Record, 0, len(ds))
 	idx := make([]int, 0, len(ds))
 	for i := range ds {
 		rec, err := r.record(reqs[i], ds[i])
@@ -266,7 +266,7 @@ func (r *Recorder) fail(d *pdp.Decision, err error) {
 // enqueue hands rec to the async drainer, as the full-buffer rule says.
 // While the trail is down nothing is accepted (its answer would go out
 // with no record behind it) until a probe write succeeds.
-func (r *Recorder) enqueue(ctx context.Context, rec Record) error {
+func (r *Recorder) enqueue(ctx context.Context, rec trail.Record) error {
 	if o := r.down.Load(); o != nil {
 		if err := r.probe(ctx, o); err != nil {
 			return fmt.Errorf("an earlier write failed: %w", err)
@@ -275,7 +275,7 @@ func (r *Recorder) enqueue(ctx context.Context, rec Record) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.closed {
-		return ErrClosed
+		return trail.ErrClosed
 	}
 	select {
 	case r.buf <- rec:
@@ -297,7 +297,7 @@ func (r *Recorder) enqueue(ctx context.Context, rec Record) error {
 // drain writes buffered records in batches until Close closes the buffer.
 func (r *Recorder) drain() {
 	defer close(r.drained)
-	batch := make([]Record, 0, r.opts.MaxBatch)
+	batch := make([]trail.Record, 0, r.opts.MaxBatch)
 	for rec := range r.buf {
 		batch = append(batch[:0], rec)
 	more:
@@ -391,7 +391,7 @@ func (r *Recorder) saveSearch(ctx context.Context, b SearchBody, start time.Time
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrRecordFailed, err)
 	}
-	rec := Record{Kind: KindSearch, ID: id.String(), Time: start.UTC(), Body: body}
+	rec := trail.Record{Kind: KindSearch, ID: id.String(), Time: start.UTC(), Body: body}
 	if r.opts.Mode == ModeSync {
 		if _, err := r.log.Append(ctx, rec); err != nil {
 			r.failures.Add(1)
@@ -512,7 +512,7 @@ func (r *Recorder) RecordAdmin(ctx context.Context, action, application, target 
 	if err != nil {
 		return fmt.Errorf("trail: record id: %w", err)
 	}
-	if _, err := r.log.Append(ctx, Record{Kind: KindAdmin, ID: id.String(), Time: now, Body: body}); err != nil {
+	if _, err := r.log.Append(ctx, trail.Record{Kind: KindAdmin, ID: id.String(), Time: now, Body: body}); err != nil {
 		r.failures.Add(1)
 		if ctx.Err() == nil {
 			r.lost(err, len(body))

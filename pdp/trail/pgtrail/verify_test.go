@@ -1,4 +1,4 @@
-package trail
+package pgtrail
 
 import (
 	"context"
@@ -9,15 +9,17 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 // pgTamperedTrail writes 20 records with checkpoints at 10 and 20 (on
 // Close), applies tamper, and reopens the trail.
-func pgTamperedTrail(t *testing.T, tamper func(pgDB)) (*PostgresLog, string) {
+func pgTamperedTrail(t *testing.T, tamper func(pgDB)) (*Log, string) {
 	t.Helper()
 	db := newPGDB(t)
 	signer, vkey := newKeys(t)
-	l := db.open(PostgresOptions{Signer: signer})
+	l := db.open(Options{Signer: signer})
 	pgAppendN(t, l, 0, 10)
 	if _, err := l.Checkpoint(); err != nil {
 		t.Fatal(err)
@@ -29,14 +31,14 @@ func pgTamperedTrail(t *testing.T, tamper func(pgDB)) (*PostgresLog, string) {
 	if tamper != nil {
 		tamper(db)
 	}
-	return db.open(PostgresOptions{Signer: signer}), vkey
+	return db.open(Options{Signer: signer}), vkey
 }
 
 // canonicalAt is the canonical record i as the trail stores it at seq.
 func canonicalAt(i int, seq uint64) ([]byte, []byte) {
 	rec := mkRec(i)
 	rec.Seq = seq
-	b, _ := Canonical(rec)
+	b, _ := trail.Canonical(rec)
 	h := tlog.RecordHash(b)
 	return b, h[:]
 }
@@ -45,7 +47,7 @@ func TestPostgresVerifyFindsTampering(t *testing.T) {
 	tests := []struct {
 		name    string
 		tamper  func(db pgDB)
-		problem Problem
+		problem trail.Problem
 		seq     uint64
 	}{
 		{name: "untouched", tamper: func(pgDB) {}},
@@ -54,24 +56,24 @@ func TestPostgresVerifyFindsTampering(t *testing.T) {
 			tamper: func(db pgDB) {
 				db.exec(`UPDATE {records} SET body = convert_to(replace(convert_from(body, 'UTF8'), 'allow', 'Allow'), 'UTF8') WHERE seq = 4`)
 			},
-			problem: Changed, seq: 4,
+			problem: trail.Changed, seq: 4,
 		},
 		{
 			name:    "record deleted",
 			tamper:  func(db pgDB) { db.exec(`DELETE FROM {records} WHERE seq = 4`) },
-			problem: Dropped, seq: 4,
+			problem: trail.Dropped, seq: 4,
 		},
 		{
 			name:    "last record deleted",
 			tamper:  func(db pgDB) { db.exec(`DELETE FROM {records} WHERE seq = 19`) },
-			problem: Dropped, seq: 19,
+			problem: trail.Dropped, seq: 19,
 		},
 		{
 			name: "bodies swapped",
 			tamper: func(db pgDB) {
 				db.exec(`UPDATE {records} r SET body = o.body FROM {records} o WHERE (r.seq, o.seq) IN ((3, 6), (6, 3))`)
 			},
-			problem: Reordered, seq: 3,
+			problem: trail.Reordered, seq: 3,
 		},
 		{
 			name: "neighbours swapped with their columns",
@@ -80,7 +82,7 @@ func TestPostgresVerifyFindsTampering(t *testing.T) {
 				db.exec(`UPDATE {records} SET seq = 11 WHERE seq = 12`)
 				db.exec(`UPDATE {records} SET seq = 12 WHERE seq = 1011`)
 			},
-			problem: Reordered, seq: 11,
+			problem: trail.Reordered, seq: 11,
 		},
 		{
 			name: "record inserted",
@@ -90,7 +92,7 @@ func TestPostgresVerifyFindsTampering(t *testing.T) {
 				db.exec(`UPDATE {records} SET seq = seq - 999 WHERE seq >= 1000`)
 				db.exec(`INSERT INTO {records} (seq, kind, id, time, body, leaf) VALUES (5, 'decision', 'd-0099', $1, $2, $3)`, mkRec(99).Time, body, leaf)
 			},
-			problem: Inserted, seq: 5,
+			problem: trail.Inserted, seq: 5,
 		},
 		{
 			name: "record appended behind the head",
@@ -98,48 +100,48 @@ func TestPostgresVerifyFindsTampering(t *testing.T) {
 				body, leaf := canonicalAt(20, 20)
 				db.exec(`INSERT INTO {records} (seq, kind, id, time, body, leaf) VALUES (20, 'decision', 'd-0020', $1, $2, $3)`, mkRec(20).Time, body, leaf)
 			},
-			problem: Inserted, seq: 20,
+			problem: trail.Inserted, seq: 20,
 		},
 		{
 			name:    "id column changed",
 			tamper:  func(db pgDB) { db.exec(`UPDATE {records} SET id = 'd-9999' WHERE seq = 7`) },
-			problem: Changed, seq: 7,
+			problem: trail.Changed, seq: 7,
 		},
 		{
 			name:    "leaf column changed",
 			tamper:  func(db pgDB) { db.exec(`UPDATE {records} SET leaf = sha256(leaf) WHERE seq = 8`) },
-			problem: StoredHashes, seq: 8,
+			problem: trail.StoredHashes, seq: 8,
 		},
 		{
 			name: "stored hash changed",
 			tamper: func(db pgDB) {
 				db.exec(`UPDATE {hashes} SET hash = sha256(hash) WHERE idx = $1`, tlog.StoredHashIndex(0, 5))
 			},
-			problem: StoredHashes, seq: 5,
+			problem: trail.StoredHashes, seq: 5,
 		},
 		{
 			name: "stored hash deleted",
 			tamper: func(db pgDB) {
 				db.exec(`DELETE FROM {hashes} WHERE idx = $1`, tlog.StoredHashIndex(0, 15))
 			},
-			problem: StoredHashes, seq: 20,
+			problem: trail.StoredHashes, seq: 20,
 		},
 		{
 			name:    "stored hashes recomputed after a change",
 			tamper:  recomputeAfterChange(13),
-			problem: Changed, seq: 10,
+			problem: trail.Changed, seq: 10,
 		},
 		{
 			name: "checkpoint forged",
 			tamper: func(db pgDB) {
 				db.exec(`UPDATE {checkpoints} SET signed = replace(signed, E'\n20\n', E'\n21\n'), size = 21 WHERE size = 20`)
 			},
-			problem: BadCheckpoint, seq: 21,
+			problem: trail.BadCheckpoint, seq: 21,
 		},
 		{
 			name:    "checkpoint refiled",
 			tamper:  func(db pgDB) { db.exec(`UPDATE {checkpoints} SET size = 30 WHERE size = 10`) },
-			problem: BadCheckpoint, seq: 10,
+			problem: trail.BadCheckpoint, seq: 10,
 		},
 	}
 	for _, tc := range tests {
@@ -174,14 +176,16 @@ func recomputeAfterChange(seq int64) func(pgDB) {
 		if err != nil {
 			db.t.Fatal(err)
 		}
-		var tree memTree
-		for _, b := range bodies {
-			if err := tree.add(tlog.RecordHash(b)); err != nil {
+		var tree []tlog.Hash
+		for i, b := range bodies {
+			hs, err := tlog.StoredHashesForRecordHash(int64(i), tlog.RecordHash(b), memHashes(tree))
+			if err != nil {
 				db.t.Fatal(err)
 			}
+			tree = append(tree, hs...)
 		}
-		idxs, hashes := make([]int64, len(tree.hashes)), make([][]byte, len(tree.hashes))
-		for i, h := range tree.hashes {
+		idxs, hashes := make([]int64, len(tree)), make([][]byte, len(tree))
+		for i, h := range tree {
 			idxs[i], hashes[i] = int64(i), h[:]
 		}
 		db.exec(`DELETE FROM {hashes}`)
@@ -201,11 +205,11 @@ func TestPostgresVerifyRangeAndKey(t *testing.T) {
 		t.Fatalf("[10,20): %+v %v", rep, err)
 	}
 	_, other := newKeys(t)
-	if rep := pgVerify(t, l, other); rep.OK || rep.Problem != BadCheckpoint {
+	if rep := pgVerify(t, l, other); rep.OK || rep.Problem != trail.BadCheckpoint {
 		t.Fatalf("other key: %+v", rep)
 	}
 	l.opts.Origin = "another/trail"
-	if rep := pgVerify(t, l, vkey); rep.Problem != BadCheckpoint {
+	if rep := pgVerify(t, l, vkey); rep.Problem != trail.BadCheckpoint {
 		t.Fatalf("other origin: %+v", rep)
 	}
 	if _, err := l.Verify(ctx, "not a key", 0, 1); err == nil {
@@ -218,7 +222,7 @@ func TestPostgresVerifyRangeAndKey(t *testing.T) {
 func TestPostgresProve(t *testing.T) {
 	db := newPGDB(t)
 	signer, vkey := newKeys(t)
-	a, b := db.open(PostgresOptions{Signer: signer}), db.open(PostgresOptions{Signer: signer})
+	a, b := db.open(Options{Signer: signer}), db.open(Options{Signer: signer})
 	pgAppendN(t, a, 0, 5)
 	early, err := b.Checkpoint()
 	if err != nil {
@@ -239,11 +243,11 @@ func TestPostgresProve(t *testing.T) {
 			t.Fatal(err)
 		}
 		js, _ := json.Marshal(p)
-		var p2 Proof
+		var p2 trail.Proof
 		if err := json.Unmarshal(js, &p2); err != nil {
 			t.Fatal(err)
 		}
-		if err := CheckProof(vkey, cp, rec, p2); err != nil {
+		if err := trail.CheckProof(vkey, cp, rec, p2); err != nil {
 			t.Fatalf("seq %d: %v", seq, err)
 		}
 	}
@@ -252,22 +256,22 @@ func TestPostgresProve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckProof(vkey, early, rec, p); err != nil {
+	if err := trail.CheckProof(vkey, early, rec, p); err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckProof(vkey, cp, rec, p); !errors.Is(err, ErrProof) {
+	if err := trail.CheckProof(vkey, cp, rec, p); !errors.Is(err, trail.ErrProof) {
 		t.Fatalf("proof against the wrong checkpoint: %v", err)
 	}
-	if _, err := a.Prove(7, early); !errors.Is(err, ErrNotFound) {
+	if _, err := a.Prove(7, early); !errors.Is(err, trail.ErrNotFound) {
 		t.Fatalf("prove beyond checkpoint: %v", err)
 	}
 	changed := rec
 	changed.Body = json.RawMessage(`{"i":3,"effect":"deny"}`)
-	if err := CheckProof(vkey, early, changed, p); !errors.Is(err, ErrProof) {
+	if err := trail.CheckProof(vkey, early, changed, p); !errors.Is(err, trail.ErrProof) {
 		t.Fatalf("changed record: %v", err)
 	}
 	// A checkpoint of another trail of the same size is refused.
-	other := newPGDB(t).open(PostgresOptions{Signer: signer})
+	other := newPGDB(t).open(Options{Signer: signer})
 	if _, err := other.Append(context.Background(), mkRec(100), mkRec(101), mkRec(102), mkRec(103), mkRec(104)); err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +287,7 @@ func TestPostgresProve(t *testing.T) {
 func TestPostgresPrune(t *testing.T) {
 	db := newPGDB(t)
 	signer, vkey := newKeys(t)
-	l := db.open(PostgresOptions{Signer: signer})
+	l := db.open(Options{Signer: signer})
 	ctx := context.Background()
 	for i := range 20 {
 		rec := mkRec(i)
@@ -322,11 +326,11 @@ func TestPostgresPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckProof(vkey, cp, tomb, p); err != nil {
+	if err := trail.CheckProof(vkey, cp, tomb, p); err != nil {
 		t.Fatalf("tombstone proof: %v", err)
 	}
 	var pruned int
-	if err := l.Scan(0, 20, func(r Record) error {
+	if err := l.Scan(0, 20, func(r trail.Record) error {
 		if r.Pruned {
 			pruned++
 		}
@@ -336,15 +340,15 @@ func TestPostgresPrune(t *testing.T) {
 	}
 	// Retention rules: admin records older than 15ms before "now" go (1, 3,
 	// … 13 of them are before epoch+15ms), decisions are kept.
-	counts, err := l.ApplyRetention(ctx, []RetentionRule{{Kind: "admin", Keep: 5 * time.Millisecond}, {Kind: "decision"}},
+	counts, err := l.ApplyRetention(ctx, []trail.RetentionRule{{Kind: "admin", Keep: 5 * time.Millisecond}, {Kind: "decision"}},
 		epoch.Add(20*time.Millisecond))
 	if err != nil || counts["admin"] != 7 || counts["decision"] != 0 {
 		t.Fatalf("retention: %v %v", counts, err)
 	}
-	if _, err := l.ApplyRetention(ctx, []RetentionRule{{Kind: "admin", Keep: -1}}, epoch); !errors.Is(err, ErrBadOption) {
+	if _, err := l.ApplyRetention(ctx, []trail.RetentionRule{{Kind: "admin", Keep: -1}}, epoch); !errors.Is(err, trail.ErrBadOption) {
 		t.Fatalf("bad rule: %v", err)
 	}
-	if _, err := l.Prune(ctx, "", epoch); !errors.Is(err, ErrBadOption) {
+	if _, err := l.Prune(ctx, "", epoch); !errors.Is(err, trail.ErrBadOption) {
 		t.Fatalf("prune without a kind: %v", err)
 	}
 	if rep := pgVerify(t, l, vkey); !rep.OK {
@@ -361,15 +365,15 @@ func TestPostgresPrune(t *testing.T) {
 	// A tampered record is not laundered into a tombstone.
 	db.exec(`UPDATE {records} SET body = convert_to(replace(convert_from(body, 'UTF8'), 'allow', 'deny!'), 'UTF8') WHERE seq = 12`)
 	n, err := l.Prune(ctx, "decision", epoch.Add(16*time.Millisecond))
-	if n != 2 || !errors.Is(err, ErrDamaged) {
+	if n != 2 || !errors.Is(err, trail.ErrDamaged) {
 		t.Fatalf("prune with a tampered record: %d %v", n, err)
 	}
-	if rep := pgVerify(t, l, vkey); rep.Problem != Changed || rep.Seq != 12 {
+	if rep := pgVerify(t, l, vkey); rep.Problem != trail.Changed || rep.Seq != 12 {
 		t.Fatalf("tampered record: %+v", rep)
 	}
 	// A tombstone's leaf is evidence too.
 	db.exec(`UPDATE {records} SET leaf = sha256(leaf) WHERE seq = 0`)
-	if rep := pgVerify(t, l, vkey); rep.Problem != Changed || rep.Seq != 0 {
+	if rep := pgVerify(t, l, vkey); rep.Problem != trail.Changed || rep.Seq != 0 {
 		t.Fatalf("tombstone leaf changed: %+v", rep)
 	}
 }

@@ -1,4 +1,4 @@
-package trail
+package recorder
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 type fixedBundle struct{ b *policy.Bundle }
@@ -40,7 +41,7 @@ func readTodos(id string) pdp.Request {
 
 func TestRecorderSyncRecordsEveryDecision(t *testing.T) {
 	s, vkey := newKeys(t)
-	l := openLog(t, t.TempDir(), FileOptions{Signer: s})
+	l := openLog(t, t.TempDir(), trail.FileOptions{Signer: s})
 	r, err := NewRecorder(todoEngine(t), l, RecorderOptions{Instance: "pdp-1", Build: "v-test"})
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +57,7 @@ func TestRecorderSyncRecordsEveryDecision(t *testing.T) {
 	}
 	want := []string{d.ID, ds[0].ID, ds[1].ID, ds[2].ID}
 	var got []string
-	err = l.Scan(0, 100, func(rec Record) error {
+	err = l.Scan(0, 100, func(rec trail.Record) error {
 		got = append(got, rec.ID)
 		var body struct {
 			Decision pdp.Decision `json:"decision"`
@@ -89,14 +90,14 @@ func TestRecorderSyncRecordsEveryDecision(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l2 := openLog(t, l.dir, FileOptions{})
+	l2 := openLog(t, l.dir, trail.FileOptions{})
 	if rep, err := l2.Verify(ctx, vkey, 0, 100); err != nil || !rep.OK || rep.Anchored != 4 {
 		t.Fatalf("verify: %v %v", rep, err)
 	}
 }
 
 func TestRecorderSyncFailureDenies(t *testing.T) {
-	l := openLog(t, t.TempDir(), FileOptions{})
+	l := openLog(t, t.TempDir(), trail.FileOptions{})
 	_ = l.Close() // every append now fails
 	r, err := NewRecorder(todoEngine(t), l, RecorderOptions{})
 	if err != nil {
@@ -141,7 +142,7 @@ func newSlowLog() *slowLog {
 	return &slowLog{started: make(chan struct{}, 1), gate: make(chan struct{})}
 }
 
-func (s *slowLog) Append(_ context.Context, recs ...Record) ([]uint64, error) {
+func (s *slowLog) Append(_ context.Context, recs ...trail.Record) ([]uint64, error) {
 	select {
 	case s.started <- struct{}{}:
 	default:
@@ -264,7 +265,7 @@ func TestRecorderAsyncFailureDeniesLaterDecisions(t *testing.T) {
 }
 
 func TestRecorderRecordsSearches(t *testing.T) {
-	l := openLog(t, t.TempDir(), FileOptions{})
+	l := openLog(t, t.TempDir(), trail.FileOptions{})
 	r, err := NewRecorder(todoEngine(t), l, RecorderOptions{Instance: "pdp-1"})
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package trail
+package recorder
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 // ErrUnavailable is returned by Recorder.Ready while records cannot be
@@ -34,7 +36,7 @@ type outage struct {
 // lost notes a failed write of records whose largest body is size bytes:
 // it starts an outage unless one is running.
 func (r *Recorder) lost(err error, size int) {
-	if errors.Is(err, ErrClosed) { // shutting down: no outage
+	if errors.Is(err, trail.ErrClosed) { // shutting down: no outage
 		return
 	}
 	o := &outage{err: err, since: time.Now().UTC(), size: size}
@@ -103,7 +105,7 @@ func (r *Recorder) probe(ctx context.Context, o *outage) error {
 	if err != nil {
 		return err
 	}
-	if _, err := r.log.Append(ctx, Record{Kind: KindAdmin, ID: id.String(), Time: time.Now().UTC(), Body: body}); err != nil {
+	if _, err := r.log.Append(ctx, trail.Record{Kind: KindAdmin, ID: id.String(), Time: time.Now().UTC(), Body: body}); err != nil {
 		r.failures.Add(1)
 		return err
 	}
@@ -132,7 +134,7 @@ func (r *Recorder) collectOutages(ch chan<- prometheus.Metric) {
 }
 
 // largest is the size of the largest body among recs.
-func largest(recs []Record) int {
+func largest(recs []trail.Record) int {
 	n := 0
 	for _, rec := range recs {
 		n = max(n, len(rec.Body))

@@ -1,4 +1,4 @@
-package trail
+package pgtrail
 
 import (
 	"context"
@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/ciampdp/pdp/pdp/trail"
 )
 
-func (l *PostgresLog) noteSize(n uint64) {
+func (l *Log) noteSize(n uint64) {
 	for {
 		cur := l.size.Load()
 		if n <= cur || l.size.CompareAndSwap(cur, n) {
@@ -26,10 +27,10 @@ func (l *PostgresLog) noteSize(n uint64) {
 // Size is the largest tree size this replica has seen (its own appends,
 // SizeContext, checkpoints). Other replicas' appends make it lag; use
 // SizeContext for the database's.
-func (l *PostgresLog) Size() uint64 { return l.size.Load() }
+func (l *Log) Size() uint64 { return l.size.Load() }
 
 // SizeContext reads the number of records in the shared trail.
-func (l *PostgresLog) SizeContext(ctx context.Context) (uint64, error) {
+func (l *Log) SizeContext(ctx context.Context) (uint64, error) {
 	var n int64
 	if err := l.pool.QueryRow(ctx, l.sql.size).Scan(&n); err != nil {
 		return 0, fmt.Errorf("trail: postgres size: %w", err)
@@ -39,18 +40,18 @@ func (l *PostgresLog) SizeContext(ctx context.Context) (uint64, error) {
 }
 
 // Stats counts this replica's group-commit work since open.
-func (l *PostgresLog) Stats() Stats {
-	return Stats{Records: l.records.Load(), Batches: l.batches.Load()}
+func (l *Log) Stats() trail.Stats {
+	return trail.Stats{Records: l.records.Load(), Batches: l.batches.Load()}
 }
 
-func (l *PostgresLog) opContext() (context.Context, context.CancelFunc) {
+func (l *Log) opContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), l.opts.Timeout)
 }
 
 // Get returns the record with sequence number seq.
-func (l *PostgresLog) Get(seq uint64) (Record, error) {
+func (l *Log) Get(seq uint64) (trail.Record, error) {
 	if l.closed.Load() {
-		return Record{}, ErrClosed
+		return trail.Record{}, trail.ErrClosed
 	}
 	ctx, cancel := l.opContext()
 	defer cancel()
@@ -59,24 +60,24 @@ func (l *PostgresLog) Get(seq uint64) (Record, error) {
 
 // GetByID returns the record with the given decision or event id (the
 // first, should several carry it).
-func (l *PostgresLog) GetByID(ctx context.Context, id string) (Record, error) {
+func (l *Log) GetByID(ctx context.Context, id string) (trail.Record, error) {
 	if l.closed.Load() {
-		return Record{}, ErrClosed
+		return trail.Record{}, trail.ErrClosed
 	}
 	return l.getOne(ctx, "id "+id, l.sql.byID, id)
 }
 
-func (l *PostgresLog) getOne(ctx context.Context, what, sql string, arg any) (Record, error) {
+func (l *Log) getOne(ctx context.Context, what, sql string, arg any) (trail.Record, error) {
 	rows, err := l.pool.Query(ctx, sql, arg)
 	if err != nil {
-		return Record{}, fmt.Errorf("trail: get %s: %w", what, err)
+		return trail.Record{}, fmt.Errorf("trail: get %s: %w", what, err)
 	}
 	rec, err := pgx.CollectExactlyOneRow(rows, scanRecord)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Record{}, fmt.Errorf("%w: %s", ErrNotFound, what)
+		return trail.Record{}, fmt.Errorf("%w: %s", trail.ErrNotFound, what)
 	}
 	if err != nil {
-		return Record{}, fmt.Errorf("trail: get %s: %w", what, err)
+		return trail.Record{}, fmt.Errorf("trail: get %s: %w", what, err)
 	}
 	return rec, nil
 }
@@ -95,27 +96,27 @@ func (r *pgRow) dest() []any {
 	return []any{&r.seq, &r.kind, &r.id, &r.time, &r.body, &r.leaf, &r.pruned}
 }
 
-func scanRecord(row pgx.CollectableRow) (Record, error) {
+func scanRecord(row pgx.CollectableRow) (trail.Record, error) {
 	var r pgRow
 	if err := row.Scan(r.dest()...); err != nil {
-		return Record{}, err
+		return trail.Record{}, err
 	}
 	return r.record()
 }
 
 // record decodes the row: its canonical bytes, or for a tombstone what the
 // columns keep.
-func (r *pgRow) record() (Record, error) {
+func (r *pgRow) record() (trail.Record, error) {
 	if r.pruned {
-		return Record{Seq: uint64(r.seq), Kind: r.kind, ID: r.id, Time: r.time.UTC(), Pruned: true,
+		return trail.Record{Seq: uint64(r.seq), Kind: r.kind, ID: r.id, Time: r.time.UTC(), Pruned: true,
 			Leaf: base64.StdEncoding.EncodeToString(r.leaf)}, nil
 	}
 	if r.body == nil {
-		return Record{}, fmt.Errorf("trail: record %d has no body and is not a tombstone", r.seq)
+		return trail.Record{}, fmt.Errorf("trail: record %d has no body and is not a tombstone", r.seq)
 	}
-	var rec Record
+	var rec trail.Record
 	if err := json.Unmarshal(r.body, &rec); err != nil {
-		return Record{}, fmt.Errorf("trail: decode record %d: %w", r.seq, err)
+		return trail.Record{}, fmt.Errorf("trail: decode record %d: %w", r.seq, err)
 	}
 	return rec, nil
 }
@@ -123,11 +124,11 @@ func (r *pgRow) record() (Record, error) {
 // Scan calls fn for each record with from <= seq < to, in order, stopping at
 // the first error. It reads in chunks (each bounded by Timeout), and holds
 // no connection while fn runs.
-func (l *PostgresLog) Scan(from, to uint64, fn func(Record) error) error {
+func (l *Log) Scan(from, to uint64, fn func(trail.Record) error) error {
 	to = min(to, math.MaxInt64)
 	for from < to {
 		if l.closed.Load() {
-			return ErrClosed
+			return trail.ErrClosed
 		}
 		ctx, cancel := l.opContext()
 		rows, err := l.pool.Query(ctx, l.sql.selRecords, int64(from), int64(to), l.scanChunk)
@@ -160,19 +161,19 @@ func (l *PostgresLog) Scan(from, to uint64, fn func(Record) error) error {
 // Checkpoint signs a tree head for the shared trail's current size, stores
 // it and returns it. If the tree has not grown since the latest checkpoint
 // (whichever replica wrote it), that checkpoint is returned.
-func (l *PostgresLog) Checkpoint() ([]byte, error) {
+func (l *Log) Checkpoint() ([]byte, error) {
 	if l.opts.Signer == nil {
-		return nil, ErrNoSigner
+		return nil, trail.ErrNoSigner
 	}
 	if l.closed.Load() {
-		return nil, ErrClosed
+		return nil, trail.ErrClosed
 	}
 	ctx, cancel := l.opContext()
 	defer cancel()
 	return l.checkpoint(ctx)
 }
 
-func (l *PostgresLog) checkpoint(ctx context.Context) ([]byte, error) {
+func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
 	var signed []byte
 	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
 		// Serialises checkpoint writers, so sizes only grow; appends and
@@ -192,7 +193,7 @@ func (l *PostgresLog) checkpoint(ctx context.Context) ([]byte, error) {
 			signed = []byte(lastSigned)
 			return nil
 		case err == nil && last > size:
-			return fmt.Errorf("%w: checkpoint of size %d beyond the tree head %d", ErrDamaged, last, size)
+			return fmt.Errorf("%w: checkpoint of size %d beyond the tree head %d", trail.ErrDamaged, last, size)
 		case err != nil && !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
@@ -200,8 +201,8 @@ func (l *PostgresLog) checkpoint(ctx context.Context) ([]byte, error) {
 		if err != nil {
 			return fmt.Errorf("tree hash: %w", err)
 		}
-		head := TreeHead{Origin: l.opts.Origin, Size: uint64(size), Root: root}
-		if signed, err = note.Sign(&note.Note{Text: head.text()}, l.opts.Signer); err != nil {
+		head := trail.TreeHead{Origin: l.opts.Origin, Size: uint64(size), Root: root}
+		if signed, err = head.Sign(l.opts.Signer); err != nil {
 			return fmt.Errorf("sign: %w", err)
 		}
 		_, err = tx.Exec(ctx, l.sql.insCheckpoint, size, string(signed))
@@ -215,7 +216,7 @@ func (l *PostgresLog) checkpoint(ctx context.Context) ([]byte, error) {
 
 // Checkpoints returns every stored signed checkpoint, oldest first, or nil
 // when the database cannot be read (CheckpointsContext says why).
-func (l *PostgresLog) Checkpoints() [][]byte {
+func (l *Log) Checkpoints() [][]byte {
 	ctx, cancel := l.opContext()
 	defer cancel()
 	cps, _ := l.CheckpointsContext(ctx)
@@ -223,9 +224,9 @@ func (l *PostgresLog) Checkpoints() [][]byte {
 }
 
 // CheckpointsContext returns every stored signed checkpoint, oldest first.
-func (l *PostgresLog) CheckpointsContext(ctx context.Context) ([][]byte, error) {
+func (l *Log) CheckpointsContext(ctx context.Context) ([][]byte, error) {
 	if l.closed.Load() {
-		return nil, ErrClosed
+		return nil, trail.ErrClosed
 	}
 	cps, err := readCheckpoints(ctx, l.pool, l.sql.checkpoints)
 	if err != nil {
@@ -265,9 +266,9 @@ func readCheckpoints(ctx context.Context, q querier, sql string) ([]pgCheckpoint
 // failed checkpoint does not end it (the database may be back at the next
 // tick); LastCheckpointError reports the latest failure. Without a signer
 // it returns ErrNoSigner.
-func (l *PostgresLog) Run(ctx context.Context) error {
+func (l *Log) Run(ctx context.Context) error {
 	if l.opts.Signer == nil {
-		return ErrNoSigner
+		return trail.ErrNoSigner
 	}
 	t := time.NewTicker(l.opts.CheckpointInterval)
 	defer t.Stop()
@@ -277,7 +278,7 @@ func (l *PostgresLog) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			_, err := l.Checkpoint()
-			if errors.Is(err, ErrClosed) {
+			if errors.Is(err, trail.ErrClosed) {
 				return nil
 			}
 			l.cpErr.Store(&err)
@@ -287,7 +288,7 @@ func (l *PostgresLog) Run(ctx context.Context) error {
 
 // LastCheckpointError is the outcome of Run's latest checkpoint: nil after
 // a success.
-func (l *PostgresLog) LastCheckpointError() error {
+func (l *Log) LastCheckpointError() error {
 	if p := l.cpErr.Load(); p != nil {
 		return *p
 	}
@@ -296,44 +297,44 @@ func (l *PostgresLog) LastCheckpointError() error {
 
 // Prove returns the inclusion proof of record seq in the tree signed by
 // checkpoint, which must be one of this trail's (its root is rechecked).
-func (l *PostgresLog) Prove(seq uint64, checkpoint []byte) (Proof, error) {
-	head, err := unverifiedHead(checkpoint)
+func (l *Log) Prove(seq uint64, checkpoint []byte) (trail.Proof, error) {
+	head, err := trail.UnverifiedHead(checkpoint)
 	if err != nil {
-		return Proof{}, err
+		return trail.Proof{}, err
 	}
 	if seq >= head.Size {
-		return Proof{}, fmt.Errorf("%w: record %d is not in a tree of size %d", ErrNotFound, seq, head.Size)
+		return trail.Proof{}, fmt.Errorf("%w: record %d is not in a tree of size %d", trail.ErrNotFound, seq, head.Size)
 	}
 	if l.closed.Load() {
-		return Proof{}, ErrClosed
+		return trail.Proof{}, trail.ErrClosed
 	}
 	ctx, cancel := l.opContext()
 	defer cancel()
 	size, err := l.SizeContext(ctx)
 	if err != nil {
-		return Proof{}, err
+		return trail.Proof{}, err
 	}
 	if head.Size > size {
-		return Proof{}, fmt.Errorf("trail: checkpoint size %d beyond trail size %d", head.Size, size)
+		return trail.Proof{}, fmt.Errorf("trail: checkpoint size %d beyond trail size %d", head.Size, size)
 	}
 	n := int64(head.Size)
 	r := l.hashSource(ctx, l.pool, tlog.StoredHashCount(n), n)
 	root, err := tlog.TreeHash(n, r)
 	if err != nil {
-		return Proof{}, fmt.Errorf("trail: tree hash: %w", err)
+		return trail.Proof{}, fmt.Errorf("trail: tree hash: %w", err)
 	}
 	if root != head.Root {
-		return Proof{}, fmt.Errorf("trail: checkpoint root does not match this trail's tree of size %d", head.Size)
+		return trail.Proof{}, fmt.Errorf("trail: checkpoint root does not match this trail's tree of size %d", head.Size)
 	}
 	leaf, err := r.ReadHashes([]int64{tlog.StoredHashIndex(0, int64(seq))})
 	if err != nil {
-		return Proof{}, err
+		return trail.Proof{}, err
 	}
 	hashes, err := tlog.ProveRecord(n, int64(seq), r)
 	if err != nil {
-		return Proof{}, fmt.Errorf("trail: prove record %d: %w", seq, err)
+		return trail.Proof{}, fmt.Errorf("trail: prove record %d: %w", seq, err)
 	}
-	return Proof{RecordHash: leaf[0], LeafIndex: seq, TreeSize: head.Size, Hashes: hashes}, nil
+	return trail.Proof{RecordHash: leaf[0], LeafIndex: seq, TreeSize: head.Size, Hashes: hashes}, nil
 }
 
 // pruneChunk is the number of records one Prune transaction turns into
@@ -348,12 +349,12 @@ const pruneChunk = 10000
 //
 // Tombstones keep the record's time at the microsecond precision of the
 // time column.
-func (l *PostgresLog) Prune(ctx context.Context, kind string, before time.Time) (int, error) {
+func (l *Log) Prune(ctx context.Context, kind string, before time.Time) (int, error) {
 	if kind == "" {
-		return 0, fmt.Errorf("%w: prune without a kind", ErrBadOption)
+		return 0, fmt.Errorf("%w: prune without a kind", trail.ErrBadOption)
 	}
 	if l.closed.Load() {
-		return 0, ErrClosed
+		return 0, trail.ErrClosed
 	}
 	// The time column has microseconds: compare at that precision, rounding
 	// down, so no record at or after before is pruned.
@@ -375,7 +376,7 @@ func (l *PostgresLog) Prune(ctx context.Context, kind string, before time.Time) 
 	}
 	if left > 0 {
 		return total, fmt.Errorf("%w: %d %s records before %s do not match their leaf hash and were not pruned; run Verify",
-			ErrDamaged, left, kind, before.Format(time.RFC3339Nano))
+			trail.ErrDamaged, left, kind, before.Format(time.RFC3339Nano))
 	}
 	return total, nil
 }
@@ -384,8 +385,8 @@ func (l *PostgresLog) Prune(ctx context.Context, kind string, before time.Time) 
 // and returns how many it pruned per class. Classes without a rule, and
 // rules with Keep 0, are kept forever. Each class is pruned in its own
 // transactions, so a failure leaves the classes before it pruned.
-func (l *PostgresLog) ApplyRetention(ctx context.Context, rules []RetentionRule, now time.Time) (map[string]int, error) {
-	if err := ValidateRetention(rules); err != nil {
+func (l *Log) ApplyRetention(ctx context.Context, rules []trail.RetentionRule, now time.Time) (map[string]int, error) {
+	if err := trail.ValidateRetention(rules); err != nil {
 		return nil, err
 	}
 	counts := make(map[string]int, len(rules))

@@ -1,0 +1,15 @@
+// Package recorder owns the decision record: a [Recorder] wraps the engine
+// and writes every decision (batch items too), search answer and
+// administrative action into a trail log before it is answered.
+//
+// Mode sync makes the record durable first (a failed write turns the
+// answer into a deny with trail_unavailable); mode async goes through a
+// bounded buffer that blocks or denies when full, never drops. From a
+// failed write until a write succeeds again the trail is down: Ready says
+// so (and tries a write, the trail.recovered record), and the
+// pdp_trail_unavailable gauge is 1.
+//
+// Searches (kind search) and administrative actions (kind admin: consent
+// and delegation changes, policy versions put into service, reads of the
+// trail, retention runs) are recorded in the same chain as decisions.
+package recorder

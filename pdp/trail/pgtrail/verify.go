@@ -1,0 +1,190 @@
+package pgtrail
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/ciampdp/pdp/pdp/trail"
+)
+
+// pgSnapshot is the whole trail as one repeatable-read transaction sees it.
+type pgSnapshot struct {
+	head      int64
+	cps       []pgCheckpoint
+	frames    []trail.Frame          // position i: the i-th record in seq order
+	issues    map[uint64]trail.Issue // lesser problems of a record, by position
+	hashes    []tlog.Hash            // stored hashes of a tree of head records
+	have      []bool                 // hashes[i] was read
+	hashRows  int64                  // rows of trail_hashes with an index in range
+	strayRows int64                  // rows of trail_hashes beyond the tree
+}
+
+// Verify re-reads the shared trail in one snapshot and checks records with
+// from <= seq < to, like trail.FileLog.Verify (both use
+// trail.VerifyEvidence): every checkpoint's signature under verifierKey
+// and origin, that each checkpoint's root is the tree of the records it
+// covers, that successive checkpoints are consistent, and each record's
+// leaf hash (recomputed from its canonical bytes; a tombstone's is the leaf
+// it keeps) and position. The report names the first bad record.
+// Positions are the records in seq order, so a deleted row shows as a gap
+// (dropped), rows given other numbers as inserted or reordered. Beyond
+// the file log it checks that each checkpoint is filed under its size, that
+// the records match the head row's size, that the kind, id and time columns
+// agree with the canonical bytes, and that trail_hashes holds exactly the
+// tree's stored hashes.
+//
+// A tombstone cannot be told from a record whose body someone deleted and
+// marked pruned: both keep the leaf, and the tree still verifies.
+//
+// Verify holds the leaf and stored hashes of the whole trail in memory
+// (about 200 bytes per record).
+func (l *Log) Verify(ctx context.Context, verifierKey string, from, to uint64) (trail.Report, error) {
+	if _, err := note.NewVerifier(verifierKey); err != nil {
+		return trail.Report{}, fmt.Errorf("trail: verifier key: %w", err)
+	}
+	if l.closed.Load() {
+		return trail.Report{}, trail.ErrClosed
+	}
+	var s pgSnapshot
+	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
+	if err := pgx.BeginTxFunc(ctx, l.pool, opts, func(tx pgx.Tx) error { return s.load(ctx, tx, l.sql) }); err != nil {
+		return trail.Report{}, fmt.Errorf("trail: verify: %w", err)
+	}
+	signed := make([][]byte, len(s.cps))
+	for i, c := range s.cps {
+		signed[i] = c.signed
+	}
+	rep, err := trail.VerifyEvidence(verifierKey, trail.Evidence{
+		Origin:      l.opts.Origin,
+		Checkpoints: signed,
+		CheckHead: func(i int, h trail.TreeHead) error {
+			if h.Size != uint64(s.cps[i].size) {
+				return fmt.Errorf("signed for size %d, stored as size %d", h.Size, s.cps[i].size)
+			}
+			return nil
+		},
+		Frames:        s.frames,
+		Stored:        s.hashes,
+		Have:          s.have,
+		StoredDiffers: "the record matches the signed checkpoints but its stored hash in trail_hashes differs",
+		Issues:        s.issues,
+	}, from, to)
+	if err != nil || !rep.OK {
+		return rep, err
+	}
+
+	// The head row, the records and the stored hashes must agree.
+	n, head, to := uint64(len(s.frames)), uint64(s.head), rep.To
+	switch {
+	case n < head && n >= rep.From && n <= to:
+		return rep.Fail(trail.Dropped, n, fmt.Sprintf("the tree head says %d records, the trail holds %d", head, n)), nil
+	case n > head && head >= rep.From && head < to:
+		return rep.Fail(trail.Inserted, head, fmt.Sprintf("%d records beyond the tree head of %d", n-head, head)), nil
+	case to == n && (s.hashRows != int64(len(s.hashes)) || s.strayRows > 0):
+		return rep.Fail(trail.StoredHashes, head, fmt.Sprintf("trail_hashes holds %d of the %d stored hashes of the tree, and %d rows beyond it",
+			s.hashRows, len(s.hashes), s.strayRows)), nil
+	}
+	return rep, nil
+}
+
+// load reads the head, the checkpoints, the records and the stored hashes.
+func (s *pgSnapshot) load(ctx context.Context, tx pgx.Tx, q pgSQL) error {
+	if err := tx.QueryRow(ctx, q.size).Scan(&s.head); err != nil {
+		return fmt.Errorf("read head: %w", err)
+	}
+	var err error
+	if s.cps, err = readCheckpoints(ctx, tx, q.checkpoints); err != nil {
+		return err
+	}
+
+	rows, err := tx.Query(ctx, q.allRecords)
+	if err != nil {
+		return fmt.Errorf("read records: %w", err)
+	}
+	s.issues = map[uint64]trail.Issue{}
+	var r pgRow
+	if _, err := pgx.ForEachRow(rows, r.dest(), func() error {
+		i := uint64(len(s.frames))
+		if i%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		f, issue := r.frame()
+		if issue != nil {
+			s.issues[i] = *issue
+		}
+		s.frames = append(s.frames, f)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("read records: %w", err)
+	}
+
+	limit := tlog.StoredHashCount(s.head)
+	s.hashes, s.have = make([]tlog.Hash, limit), make([]bool, limit)
+	rows, err = tx.Query(ctx, q.allHashes)
+	if err != nil {
+		return fmt.Errorf("read stored hashes: %w", err)
+	}
+	var idx int64
+	var raw []byte
+	if _, err := pgx.ForEachRow(rows, []any{&idx, &raw}, func() error {
+		if idx < 0 || idx >= limit || len(raw) != tlog.HashSize {
+			s.strayRows++
+			return nil
+		}
+		s.hashes[idx], s.have[idx] = tlog.Hash(raw), true
+		s.hashRows++
+		return nil
+	}); err != nil {
+		return fmt.Errorf("read stored hashes: %w", err)
+	}
+	return nil
+}
+
+// frame is what Verify learns about a row: its leaf hash and own sequence
+// number, and a lesser problem of its columns if it has one.
+func (r *pgRow) frame() (trail.Frame, *trail.Issue) {
+	f := trail.Frame{Seq: -1}
+	if r.pruned {
+		f.Seq = r.seq
+		if len(r.leaf) != tlog.HashSize {
+			f.Bad = fmt.Errorf("tombstone with a malformed leaf hash (%d bytes)", len(r.leaf))
+			return f, nil
+		}
+		f.Leaf = tlog.Hash(r.leaf)
+		return f, nil
+	}
+	if r.body == nil {
+		f.Bad = errors.New("record without a body that is not a tombstone")
+		return f, nil
+	}
+	f.Leaf = tlog.RecordHash(r.body)
+	var c struct {
+		Seq  *uint64   `json:"seq"`
+		Kind string    `json:"kind"`
+		ID   string    `json:"id"`
+		Time time.Time `json:"time"`
+	}
+	if json.Unmarshal(r.body, &c) != nil || c.Seq == nil || *c.Seq > math.MaxInt64 {
+		return f, nil // seq -1: unreadable
+	}
+	f.Seq = int64(*c.Seq)
+	if d := r.time.Sub(c.Time); r.seq != f.Seq || r.kind != c.Kind || r.id != c.ID || d <= -time.Microsecond || d >= time.Microsecond {
+		return f, &trail.Issue{Problem: trail.Changed, Detail: fmt.Sprintf("the seq, kind, id or time column (%d, %q, %q, %s) differs from the record's canonical bytes",
+			r.seq, r.kind, r.id, r.time.UTC().Format(time.RFC3339Nano))}
+	}
+	if !bytes.Equal(r.leaf, f.Leaf[:]) {
+		return f, &trail.Issue{Problem: trail.StoredHashes, Detail: "the record matches its stored hash but its leaf column differs"}
+	}
+	return f, nil
+}
