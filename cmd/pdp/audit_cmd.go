@@ -19,16 +19,14 @@ import (
 
 	"github.com/ciampdp/pdp/pdp/audit"
 	"github.com/ciampdp/pdp/pdp/policy"
+	pdpserver "github.com/ciampdp/pdp/pdp/server"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
-// archiveDirName is the policy archive's folder inside a trail directory.
-const archiveDirName = "policies"
-
 // trailFlags are the flags every auditor command shares.
 func trailFlags(fs *pflag.FlagSet) {
-	fs.String("dir", envOr("PDP_TRAIL_DIR", DefaultTrail().Dir), "the trail directory (env PDP_TRAIL_DIR); the PDP using it must be stopped (a running PDP answers auditors at /v1/audit/…)")
-	fs.String("origin", envOr("PDP_TRAIL_ORIGIN", DefaultTrail().Origin), "the checkpoints' origin line, trail.origin (env PDP_TRAIL_ORIGIN)")
+	fs.String("dir", envOr("PDP_TRAIL_DIR", pdpserver.DefaultTrail().Dir), "the trail directory (env PDP_TRAIL_DIR); the PDP using it must be stopped (a running PDP answers auditors at /v1/audit/…)")
+	fs.String("origin", envOr("PDP_TRAIL_ORIGIN", pdpserver.DefaultTrail().Origin), "the checkpoints' origin line, trail.origin (env PDP_TRAIL_ORIGIN)")
 	fs.Bool("json", false, "print JSON instead of text")
 	postgresFlags(fs)
 	fs.String("identity-file", "", "age identities (AGE-SECRET-KEY-1…, one per line) that open fields redacted with trail.redact method encrypt")

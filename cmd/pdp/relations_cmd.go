@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ciampdp/pdp/pdp/relations"
+	pdpserver "github.com/ciampdp/pdp/pdp/server"
 )
 
 // The administration commands below work on the relationship store of a
@@ -64,23 +65,23 @@ func addAdminConfigFlags(fs *pflag.FlagSet) {
 
 // adminConfig loads the configuration and checks what the administration
 // commands use of it: the relations and log sections.
-func adminConfig(fs *pflag.FlagSet, w io.Writer) (RelationsConfig, *slog.Logger, error) {
+func adminConfig(fs *pflag.FlagSet, w io.Writer) (pdpserver.RelationsConfig, *slog.Logger, error) {
 	cfg, _, warnings, err := loadConfigWarn(fs)
 	if err != nil {
-		return RelationsConfig{}, nil, err
+		return pdpserver.RelationsConfig{}, nil, err
 	}
 	if err := cfg.Log.Validate(); err != nil {
-		return RelationsConfig{}, nil, fmt.Errorf("invalid configuration: %w", err)
+		return pdpserver.RelationsConfig{}, nil, fmt.Errorf("invalid configuration: %w", err)
 	}
-	if cfg.Relations.Engine != EngineNone {
+	if cfg.Relations.Engine != pdpserver.EngineNone {
 		if err := cfg.Relations.Validate(); err != nil {
-			return RelationsConfig{}, nil, fmt.Errorf("invalid configuration: %w", err)
+			return pdpserver.RelationsConfig{}, nil, fmt.Errorf("invalid configuration: %w", err)
 		}
 	}
 	// The store's routine info lines would only repeat what the command
 	// prints: warnings and errors only, unless --log-level asks for more.
 	lc := cfg.Log
-	if lv, _ := lc.level(); lv < slog.LevelWarn && !fs.Changed("log-level") {
+	if lv, _ := lc.SlogLevel(); lv < slog.LevelWarn && !fs.Changed("log-level") {
 		lc.Level = "warn"
 	}
 	log := newLogger(w, lc)
@@ -128,7 +129,7 @@ func runRelations(ctx context.Context, std stdio, fs *pflag.FlagSet, args []stri
 	switch rc.Engine {
 	case relations.EngineMemory:
 		return errMemoryEngine
-	case EngineNone:
+	case pdpserver.EngineNone:
 		return errors.New(`relations.engine is "none": there is no relationship store to import into`)
 	}
 
