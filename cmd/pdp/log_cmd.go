@@ -12,10 +12,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/ciampdp/pdp/pdp/audit"
 	pdpserver "github.com/ciampdp/pdp/pdp/server"
 	"github.com/ciampdp/pdp/pdp/trail"
-	"github.com/ciampdp/pdp/pdp/trail/pgtrail"
 )
 
 // logCommand is the auditor's view of a decision trail on disk.
@@ -86,52 +84,19 @@ func postgresFlags(fs *pflag.FlagSet) {
 // PostgreSQL trail with --postgres-url, else the files in --dir (locked:
 // the PDP using them must be stopped).
 func openTrailStore(ctx context.Context, std stdio, fs *pflag.FlagSet) (pdpserver.TrailStore, pdpserver.PolicyArchive, func(), error) {
-	origin, _ := fs.GetString("origin")
-	if url, _ := fs.GetString("postgres-url"); url != "" {
-		schema, _ := fs.GetString("postgres-schema")
-		pl, err := pgtrail.Open(ctx, url, pgtrail.Options{Origin: origin, Schema: schema})
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		ar, err := audit.OpenPostgresArchive(ctx, url, schema)
-		if err != nil {
-			_ = pl.Close()
-			return nil, nil, nil, err
-		}
-		return pl, ar, func() { ar.Close(); _ = pl.Close() }, nil
-	}
-	dir, _ := fs.GetString("dir")
-	l, closeLog, err := openTrailForReading(dir, origin)
+	var o pdpserver.TrailReadOptions
+	o.Origin, _ = fs.GetString("origin")
+	o.PostgresURL, _ = fs.GetString("postgres-url")
+	o.PostgresSchema, _ = fs.GetString("postgres-schema")
+	o.Dir, _ = fs.GetString("dir")
+	r, err := pdpserver.OpenTrailReader(ctx, o)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if rc := l.Recovery(); rc.TruncatedBytes > 0 {
-		fmt.Fprintf(std.err, "note: a torn final record (%d bytes, never acknowledged) was cut off on open\n", rc.TruncatedBytes)
+	if r.TruncatedBytes > 0 {
+		fmt.Fprintf(std.err, "note: a torn final record (%d bytes, never acknowledged) was cut off on open\n", r.TruncatedBytes)
 	}
-	ar, err := audit.OpenDirArchive(filepath.Join(dir, pdpserver.ArchiveDirName))
-	if err != nil {
-		closeLog()
-		return nil, nil, nil, err
-	}
-	return l, ar, closeLog, nil
-}
-
-// openTrailForReading opens an existing trail, locked against a PDP
-// writing it at the same time (opening repairs a torn tail).
-func openTrailForReading(dir, origin string) (*trail.FileLog, func(), error) {
-	if _, err := os.Stat(filepath.Join(dir, "records.log")); err != nil {
-		return nil, nil, fmt.Errorf("no decision trail in %s: %w", dir, err)
-	}
-	unlock, err := pdpserver.LockTrail(dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	l, err := trail.OpenFile(dir, trail.FileOptions{Origin: origin})
-	if err != nil {
-		unlock()
-		return nil, nil, err
-	}
-	return l, func() { _ = l.Close(); unlock() }, nil
+	return r.Log, r.Archive, r.Close, nil
 }
 
 func logVerify(ctx context.Context, std stdio, fs *pflag.FlagSet, l pdpserver.TrailStore, dir string) error {

@@ -224,7 +224,7 @@ func openTrail(ctx context.Context, cfg TrailConfig, inner pdp.Decider, build st
 	unlock := func() {}
 	if cfg.Store != TrailPostgres {
 		// Local files are one process's: the PostgreSQL chain is shared.
-		if unlock, err = LockTrail(cfg.Dir); err != nil {
+		if unlock, err = lockTrail(cfg.Dir); err != nil {
 			return nil, err
 		}
 		closers = append(closers, unlock)
@@ -346,9 +346,9 @@ func VerifierKey(skey string) (string, error) {
 	return note.NewEd25519VerifierKey(parts[2], pub)
 }
 
-// LockTrail takes an exclusive lock on dir/LOCK, so that two processes (or
+// lockTrail takes an exclusive lock on dir/LOCK, so that two processes (or
 // two servers in one process) never write one trail.
-func LockTrail(dir string) (func(), error) {
+func lockTrail(dir string) (func(), error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("trail: %w", err)
 	}
