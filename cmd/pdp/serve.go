@@ -11,8 +11,7 @@ import (
 	pdpserver "github.com/ciampdp/pdp/pdp/server"
 )
 
-// listeningMsg is the log message that announces the bound address, once
-// the server accepts connections: what scripts (and the tests) wait for.
+// listeningMsg announces the bound address (pdpserver.ListeningMsg).
 const listeningMsg = pdpserver.ListeningMsg
 
 func serveCommand() *command {
@@ -24,8 +23,8 @@ func serveCommand() *command {
 	}
 }
 
-// runServe loads the configuration, then opens the server and runs it
-// until ctx is done (pdpserver.ServeBounded bounds the shutdown).
+// runServe loads the configuration, opens the server and runs it until ctx
+// is done; whatever hangs then is abandoned after http.shutdown_timeout.
 func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) error {
 	if len(args) > 0 {
 		return usagef("serve takes no arguments (the bundle root is --dir): %q", args)
@@ -48,7 +47,13 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 	if v.InConfig("policy.git.password") && cfg.Policy.Git.Password != "" {
 		log.Warn("policy.git.password is set in the configuration file; prefer the environment variable " + envName("policy.git.password"))
 	}
-	return pdpserver.ServeBounded(ctx, cfg, pdpserver.Options{Logger: log, Version: build.Version})
+	return pdpserver.BoundShutdown(ctx, cfg.HTTP.ShutdownLimit(), log, func() error {
+		s, err := pdpserver.Open(ctx, cfg, pdpserver.Options{Logger: log, Version: build.Version})
+		if err != nil {
+			return err
+		}
+		return s.Run(ctx)
+	})
 }
 
 // newLogger builds the process logger; the configuration is validated.

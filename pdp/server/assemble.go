@@ -189,7 +189,7 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 				log.Error("decision trail: no more checkpoints until restart", "error", err)
 			}
 		}()
-		if err := CheckStores(ctx, tr.log, dsvc, ledger, log); err != nil {
+		if err := checkStores(ctx, tr.log, dsvc, ledger, log); err != nil {
 			return err
 		}
 		journal.Set(tr.recorder)

@@ -16,11 +16,11 @@ import (
 const repairHint = "the PDP refuses to start rather than decide on state older than what it acknowledged: " +
 	"run 'pdp repair' with the same configuration to apply these changes from the decision trail, then start it again"
 
-// CheckStores compares the delegation records and the consent ledger with
+// checkStores compares the delegation records and the consent ledger with
 // the changes the decision trail holds (write-ahead records): a change the
 // trail holds and a store lacks (a store file cut or restored from an old
 // backup) stops the start, naming every such change.
-func CheckStores(ctx context.Context, tr adminlog.Trail, dsvc *delegation.Service, ledger *consent.Ledger, log *slog.Logger) error {
+func checkStores(ctx context.Context, tr adminlog.Trail, dsvc *delegation.Service, ledger *consent.Ledger, log *slog.Logger) error {
 	var (
 		ds adminlog.Delegations
 		es adminlog.Events

@@ -70,7 +70,9 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 func (s *Server) URL() string { return serverURL(s.cfg.HTTP, s.ln.Addr()) }
 
 // Open validates cfg, opens the policies, stores, trail and API, and binds
-// the listener. When it fails half-way it closes what it had opened.
+// the listener. ctx bounds the opening; the background loops (reload,
+// checkpoints, retention) run until Run's context ends or Close. When it
+// fails half-way it closes what it had opened.
 func Open(ctx context.Context, cfg Config, opts Options) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotValidated, err)
@@ -125,25 +127,7 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-// ServeBounded opens the server and runs it until ctx is done, bounding
-// the whole shutdown by http.shutdown_timeout: whatever hangs after ctx
-// ends is abandoned after it (ErrShutdownTimeout).
-func ServeBounded(ctx context.Context, cfg Config, opts Options) error {
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	// SIGINT and SIGTERM stop serve within http.shutdown_timeout, whatever
-	// hangs: in-flight requests get DrainTimeout of it, closing the rest.
-	return BoundShutdown(ctx, cfg.HTTP.ShutdownLimit(), log, func() error {
-		s, err := Open(ctx, cfg, opts)
-		if err != nil {
-			return err
-		}
-		return s.Run(ctx)
-	})
-}
-
+// IsLoopbackAddr reports whether a is a TCP address on the loopback interface.
 func IsLoopbackAddr(a net.Addr) bool {
 	ta, ok := a.(*net.TCPAddr)
 	return ok && ta.IP.IsLoopback()

@@ -53,8 +53,8 @@ var (
 	ErrTrailLocked = errors.New("the trail directory is in use by another PDP process")
 )
 
-// ArchiveDirName is the policy archive's folder inside a trail directory.
-const ArchiveDirName = "policies"
+// archiveDirName is the policy archive's folder inside a trail directory.
+const archiveDirName = "policies"
 
 // TrailKeyFile is the generated signing key, next to the log.
 const TrailKeyFile = "trail.key"
@@ -271,7 +271,7 @@ func openTrail(ctx context.Context, cfg TrailConfig, inner pdp.Decider, build st
 		if rc.TruncatedBytes > 0 || rc.RebuiltHashes > 0 {
 			log.Info("decision trail repaired on open", "truncated_bytes", rc.TruncatedBytes, "rebuilt_hashes", rc.RebuiltHashes)
 		}
-		ar, err := audit.OpenDirArchive(filepath.Join(cfg.Dir, ArchiveDirName))
+		ar, err := audit.OpenDirArchive(filepath.Join(cfg.Dir, archiveDirName))
 		if err != nil {
 			return nil, err
 		}

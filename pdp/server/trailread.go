@@ -52,7 +52,7 @@ func OpenTrailReader(ctx context.Context, o TrailReadOptions) (*TrailReader, err
 	if err != nil {
 		return nil, err
 	}
-	ar, err := audit.OpenDirArchive(filepath.Join(o.Dir, ArchiveDirName))
+	ar, err := audit.OpenDirArchive(filepath.Join(o.Dir, archiveDirName))
 	if err != nil {
 		closeLog()
 		return nil, err
