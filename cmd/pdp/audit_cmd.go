@@ -7,28 +7,21 @@ import (
 	"io"
 	"math"
 	"os"
-	"path"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/spf13/pflag"
 
 	"github.com/ciampdp/pdp/pdp/audit"
 	"github.com/ciampdp/pdp/pdp/policy"
+	pdpserver "github.com/ciampdp/pdp/pdp/server"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
-// archiveDirName is the policy archive's folder inside a trail directory.
-const archiveDirName = "policies"
-
 // trailFlags are the flags every auditor command shares.
 func trailFlags(fs *pflag.FlagSet) {
-	fs.String("dir", envOr("PDP_TRAIL_DIR", DefaultTrail().Dir), "the trail directory (env PDP_TRAIL_DIR); the PDP using it must be stopped (a running PDP answers auditors at /v1/audit/…)")
-	fs.String("origin", envOr("PDP_TRAIL_ORIGIN", DefaultTrail().Origin), "the checkpoints' origin line, trail.origin (env PDP_TRAIL_ORIGIN)")
+	fs.String("dir", envOr("PDP_TRAIL_DIR", pdpserver.DefaultTrail().Dir), "the trail directory (env PDP_TRAIL_DIR); the PDP using it must be stopped (a running PDP answers auditors at /v1/audit/…)")
+	fs.String("origin", envOr("PDP_TRAIL_ORIGIN", pdpserver.DefaultTrail().Origin), "the checkpoints' origin line, trail.origin (env PDP_TRAIL_ORIGIN)")
 	fs.Bool("json", false, "print JSON instead of text")
 	postgresFlags(fs)
 	fs.String("identity-file", "", "age identities (AGE-SECRET-KEY-1…, one per line) that open fields redacted with trail.redact method encrypt")
@@ -238,7 +231,7 @@ func runReplay(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string)
 	if proposedArg != "" {
 		repo, _ := fs.GetString("repo")
 		root, _ := fs.GetString("root")
-		if proposed, err = loadProposed(ctx, proposedArg, repo, root); err != nil {
+		if proposed, err = pdpserver.LoadProposed(ctx, proposedArg, repo, root); err != nil {
 			return err
 		}
 	}
@@ -343,62 +336,4 @@ func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-// loadProposed loads the bundle a what-if replays under: a folder, else a
-// Git revision of repo whose root folder holds policies/ and schema/.
-func loadProposed(ctx context.Context, arg, repo, root string) (*policy.Bundle, error) {
-	if fi, err := os.Stat(arg); err == nil && fi.IsDir() {
-		b, err := policy.Load(ctx, policy.DirsFor(arg))
-		if err != nil {
-			return nil, fmt.Errorf("proposed policies in %s do not load:\n%w", arg, err)
-		}
-		return b, nil
-	}
-	r, err := git.PlainOpenWithOptions(repo, &git.PlainOpenOptions{DetectDotGit: true})
-	if err != nil {
-		return nil, fmt.Errorf("--policies %q is neither a folder nor a revision of a Git repository at %s: %w", arg, repo, err)
-	}
-	h, err := r.ResolveRevision(plumbing.Revision(arg))
-	if err != nil {
-		return nil, fmt.Errorf("--policies %q: no such folder, and no such revision in %s: %w", arg, repo, err)
-	}
-	c, err := r.CommitObject(*h)
-	if err != nil {
-		return nil, fmt.Errorf("--policies %q: %w", arg, err)
-	}
-	tree, err := c.Tree()
-	if err != nil {
-		return nil, fmt.Errorf("--policies %q: %w", arg, err)
-	}
-	prefix := path.Clean(filepath.ToSlash(root))
-	if prefix == "." {
-		prefix = ""
-	} else {
-		prefix += "/"
-	}
-	files := map[string][]byte{}
-	err = tree.Files().ForEach(func(f *object.File) error {
-		rel, ok := strings.CutPrefix(f.Name, prefix)
-		if !ok || !(strings.HasPrefix(rel, "policies/") || strings.HasPrefix(rel, "schema/")) {
-			return nil
-		}
-		text, err := f.Contents()
-		if err != nil {
-			return err
-		}
-		files[rel] = []byte(text)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("--policies %q: read the tree: %w", arg, err)
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("--policies %q: revision %s has no policies/ or schema/ under %q", arg, h, root)
-	}
-	b, err := policy.LoadFiles(files)
-	if err != nil {
-		return nil, fmt.Errorf("proposed policies at %s (%s) do not load:\n%w", arg, h, err)
-	}
-	return b.WithCommit(h.String()), nil
 }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/ciampdp/pdp/pdp/audit"
+	pdpserver "github.com/ciampdp/pdp/pdp/server"
 )
 
 // pdpRun runs the pdp command line in this process.
@@ -44,7 +45,7 @@ func TestAuditorWalkthrough(t *testing.T) {
 	bundle := copyBundle(t, todoDir)
 	dir := filepath.Join(t.TempDir(), "trail")
 	decide := func() []string {
-		url, stop := serveTrailBundle(t, TrailSync, dir, bundle)
+		url, stop := serveTrailBundle(t, pdpserver.TrailSync, dir, bundle)
 		defer stop()
 		var ids []string
 		for i := range 6 {
@@ -176,7 +177,7 @@ func TestTrailRedactionAndRetention(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "trail")
 	t.Setenv("PDP_TRAIL_REDACT", "request.subject.id=encrypt,request.context=hash")
 	t.Setenv("PDP_TRAIL_AUDITOR_RECIPIENTS", recipient)
-	url, stop := serveTrailBundle(t, TrailSync, dir, todoDir)
+	url, stop := serveTrailBundle(t, pdpserver.TrailSync, dir, todoDir)
 	for i := range 3 {
 		if _, err := ask(url, i); err != nil {
 			t.Fatal(err)
@@ -204,7 +205,7 @@ func TestTrailRedactionAndRetention(t *testing.T) {
 
 	t.Setenv("PDP_TRAIL_RETENTION", "decision=1ms")
 	t.Setenv("PDP_TRAIL_RETENTION_INTERVAL", "20ms")
-	_, stop = serveTrailBundle(t, TrailSync, dir, todoDir)
+	_, stop = serveTrailBundle(t, pdpserver.TrailSync, dir, todoDir)
 	time.Sleep(300 * time.Millisecond)
 	stop()
 	code, out, errOut = logRun("verify", "--dir", dir)
@@ -243,11 +244,11 @@ func TestTrailOnPostgresSharedByTwoReplicas(t *testing.T) {
 	if err := os.WriteFile(key, []byte(skey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("PDP_TRAIL_STORE", TrailPostgres)
+	t.Setenv("PDP_TRAIL_STORE", pdpserver.TrailPostgres)
 	t.Setenv("PDP_TRAIL_POSTGRES_URL", url)
 	t.Setenv("PDP_TRAIL_SIGNING_KEY_FILE", key)
-	url1, stop1 := serveTrailBundle(t, TrailSync, filepath.Join(t.TempDir(), "a"), todoDir)
-	url2, stop2 := serveTrailBundle(t, TrailSync, filepath.Join(t.TempDir(), "b"), todoDir)
+	url1, stop1 := serveTrailBundle(t, pdpserver.TrailSync, filepath.Join(t.TempDir(), "a"), todoDir)
+	url2, stop2 := serveTrailBundle(t, pdpserver.TrailSync, filepath.Join(t.TempDir(), "b"), todoDir)
 	var ids []string
 	for i := range 10 {
 		u := url1
@@ -262,7 +263,7 @@ func TestTrailOnPostgresSharedByTwoReplicas(t *testing.T) {
 	}
 	stop1()
 	stop2()
-	vkey, err := verifierKey(skey)
+	vkey, err := pdpserver.VerifierKey(skey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,32 +6,33 @@ import (
 	"time"
 
 	"github.com/ciampdp/pdp/pdp/jwtverify"
+	pdpserver "github.com/ciampdp/pdp/pdp/server"
 )
 
 // TestActorTokensConfig: auth.actor_tokens is off when empty, and once any
 // key is set it must be complete and safe.
 func TestActorTokensConfig(t *testing.T) {
 	t.Parallel()
-	full := ActorTokensConfig{Issuer: "https://idp.example/", Audience: []string{"https://pdp.example/"}, JWKSFile: "jwks.json", Algorithms: []string{"ES256"}}
+	full := pdpserver.ActorTokensConfig{Issuer: "https://idp.example/", Audience: []string{"https://pdp.example/"}, JWKSFile: "jwks.json", Algorithms: []string{"ES256"}}
 	for _, tc := range []struct {
 		name   string
-		change func(a *ActorTokensConfig)
+		change func(a *pdpserver.ActorTokensConfig)
 		want   error
 	}{
-		{"complete", func(*ActorTokensConfig) {}, nil},
-		{"a JWKS URL", func(a *ActorTokensConfig) { a.JWKSFile, a.JWKSURL = "", "https://idp.example/jwks.json" }, nil},
-		{"no issuer", func(a *ActorTokensConfig) { a.Issuer = "" }, jwtverify.ErrConfig},
-		{"no audience", func(a *ActorTokensConfig) { a.Audience = nil }, jwtverify.ErrConfig},
-		{"no keys", func(a *ActorTokensConfig) { a.JWKSFile = "" }, jwtverify.ErrConfig},
-		{"file and URL", func(a *ActorTokensConfig) { a.JWKSURL = "https://idp.example/jwks.json" }, jwtverify.ErrConfig},
-		{"a plain http URL", func(a *ActorTokensConfig) { a.JWKSFile, a.JWKSURL = "", "http://idp.example/jwks.json" }, jwtverify.ErrConfig},
-		{"HS256", func(a *ActorTokensConfig) { a.Algorithms = []string{"HS256"} }, jwtverify.ErrConfig},
-		{"none", func(a *ActorTokensConfig) { a.Algorithms = []string{"none"} }, jwtverify.ErrConfig},
-		{"leeway over 5m", func(a *ActorTokensConfig) { a.Leeway = time.Hour }, jwtverify.ErrConfig},
-		{"only a leeway", func(a *ActorTokensConfig) { *a = ActorTokensConfig{Leeway: time.Second} }, jwtverify.ErrConfig},
+		{"complete", func(*pdpserver.ActorTokensConfig) {}, nil},
+		{"a JWKS URL", func(a *pdpserver.ActorTokensConfig) { a.JWKSFile, a.JWKSURL = "", "https://idp.example/jwks.json" }, nil},
+		{"no issuer", func(a *pdpserver.ActorTokensConfig) { a.Issuer = "" }, jwtverify.ErrConfig},
+		{"no audience", func(a *pdpserver.ActorTokensConfig) { a.Audience = nil }, jwtverify.ErrConfig},
+		{"no keys", func(a *pdpserver.ActorTokensConfig) { a.JWKSFile = "" }, jwtverify.ErrConfig},
+		{"file and URL", func(a *pdpserver.ActorTokensConfig) { a.JWKSURL = "https://idp.example/jwks.json" }, jwtverify.ErrConfig},
+		{"a plain http URL", func(a *pdpserver.ActorTokensConfig) { a.JWKSFile, a.JWKSURL = "", "http://idp.example/jwks.json" }, jwtverify.ErrConfig},
+		{"HS256", func(a *pdpserver.ActorTokensConfig) { a.Algorithms = []string{"HS256"} }, jwtverify.ErrConfig},
+		{"none", func(a *pdpserver.ActorTokensConfig) { a.Algorithms = []string{"none"} }, jwtverify.ErrConfig},
+		{"leeway over 5m", func(a *pdpserver.ActorTokensConfig) { a.Leeway = time.Hour }, jwtverify.ErrConfig},
+		{"only a leeway", func(a *pdpserver.ActorTokensConfig) { *a = pdpserver.ActorTokensConfig{Leeway: time.Second} }, jwtverify.ErrConfig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := DefaultConfig()
+			c := pdpserver.DefaultConfig()
 			c.Auth.ActorTokens = full
 			tc.change(&c.Auth.ActorTokens)
 			err := c.Validate()
@@ -40,7 +41,7 @@ func TestActorTokensConfig(t *testing.T) {
 			}
 		})
 	}
-	if c := DefaultConfig(); c.Auth.ActorTokens.Enabled() || c.Validate() != nil {
+	if c := pdpserver.DefaultConfig(); c.Auth.ActorTokens.Enabled() || c.Validate() != nil {
 		t.Fatal("actor tokens must be off (and valid) by default")
 	}
 }

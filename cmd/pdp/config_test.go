@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,13 +11,12 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/ciampdp/pdp/pdp/api"
-	"github.com/ciampdp/pdp/pdp/policy"
+	pdpserver "github.com/ciampdp/pdp/pdp/server"
 )
 
 // load resolves the configuration of `pdp serve flags…` with the file
 // content (none when empty) and the environment variables.
-func load(t *testing.T, file string, env map[string]string, flags ...string) (Config, error) {
+func load(t *testing.T, file string, env map[string]string, flags ...string) (pdpserver.Config, error) {
 	t.Helper()
 	for k, v := range env {
 		t.Setenv(k, v)
@@ -57,22 +55,22 @@ func TestConfigPrecedence(t *testing.T) {
 	keys := []struct {
 		key, flag              string // flag "" when the key has none
 		file, env, flagV, want any    // want: the default
-		get                    func(Config) any
+		get                    func(pdpserver.Config) any
 	}{
 		{"http.addr", "addr", "127.0.0.2:1", "127.0.0.3:2", "127.0.0.4:3", "127.0.0.1:8080",
-			func(c Config) any { return c.HTTP.Addr }},
+			func(c pdpserver.Config) any { return c.HTTP.Addr }},
 		{"policy.dir", "dir", "from-file", "from-env", "from-flag", ".",
-			func(c Config) any { return c.Policy.Dir }},
+			func(c pdpserver.Config) any { return c.Policy.Dir }},
 		{"policy.reload_interval", "reload-interval", "1s", "2m", "3h", 2 * time.Second,
-			func(c Config) any { return c.Policy.ReloadInterval }},
+			func(c pdpserver.Config) any { return c.Policy.ReloadInterval }},
 		{"log.level", "log-level", "debug", "warn", "error", "info",
-			func(c Config) any { return c.Log.Level }},
+			func(c pdpserver.Config) any { return c.Log.Level }},
 		{"policy.git.pull_interval", "", "5s", "6m", nil, time.Minute,
-			func(c Config) any { return c.Policy.Git.PullInterval }},
+			func(c pdpserver.Config) any { return c.Policy.Git.PullInterval }},
 		{"http.compact_batch", "", true, "false", nil, false,
-			func(c Config) any { return c.HTTP.CompactBatch }},
+			func(c pdpserver.Config) any { return c.HTTP.CompactBatch }},
 		{"http.body_limit", "", 2048, "4096", nil, int64(1 << 20),
-			func(c Config) any { return c.HTTP.BodyLimit }},
+			func(c pdpserver.Config) any { return c.HTTP.BodyLimit }},
 	}
 	layers := []struct {
 		name             string
@@ -149,8 +147,8 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(c, DefaultConfig()) {
-		t.Errorf("with no configuration:\n got %+v\nwant %+v", c, DefaultConfig())
+	if !reflect.DeepEqual(c, pdpserver.DefaultConfig()) {
+		t.Errorf("with no configuration:\n got %+v\nwant %+v", c, pdpserver.DefaultConfig())
 	}
 	if err := c.Validate(); err != nil {
 		t.Errorf("the default configuration is invalid: %v", err)
@@ -167,14 +165,14 @@ func TestConfigSources(t *testing.T) {
 		name    string
 		file    string
 		env     map[string]string
-		check   func(t *testing.T, c Config)
+		check   func(t *testing.T, c pdpserver.Config)
 		wantErr string
 	}{
 		{
 			name: "API keys from the file",
 			file: "auth:\n  api_keys:\n    - application: mobile-banking\n      sha256: " + digest + "\n",
-			check: func(t *testing.T, c Config) {
-				if want := []APIKey{{"mobile-banking", digest}}; !reflect.DeepEqual(c.Auth.APIKeys, want) {
+			check: func(t *testing.T, c pdpserver.Config) {
+				if want := []pdpserver.APIKey{{Application: "mobile-banking", SHA256: digest}}; !reflect.DeepEqual(c.Auth.APIKeys, want) {
 					t.Errorf("api keys = %+v", c.Auth.APIKeys)
 				}
 			},
@@ -182,7 +180,7 @@ func TestConfigSources(t *testing.T) {
 		{
 			name: "API keys from the environment",
 			env:  map[string]string{"PDP_AUTH_API_KEYS": "mobile-banking=" + digest + ", budget-app=" + strings.ToUpper(digest[:62]) + "cd"},
-			check: func(t *testing.T, c Config) {
+			check: func(t *testing.T, c pdpserver.Config) {
 				if len(c.Auth.APIKeys) != 2 || c.Auth.APIKeys[1].Application != "budget-app" {
 					t.Errorf("api keys = %+v", c.Auth.APIKeys)
 				}
@@ -194,7 +192,7 @@ func TestConfigSources(t *testing.T) {
 		{
 			name: "the file named by PDP_CONFIG",
 			env:  map[string]string{"PDP_CONFIG": "WRITE:http:\n  base_path: /stores/abc\n"},
-			check: func(t *testing.T, c Config) {
+			check: func(t *testing.T, c pdpserver.Config) {
 				if c.HTTP.BasePath != "/stores/abc" {
 					t.Errorf("base_path = %q", c.HTTP.BasePath)
 				}
@@ -203,7 +201,7 @@ func TestConfigSources(t *testing.T) {
 		{
 			name: "Git from the environment",
 			env:  map[string]string{"PDP_POLICY_GIT_REMOTE": "https://git.example/policies.git", "PDP_POLICY_GIT_PASSWORD": "token"},
-			check: func(t *testing.T, c Config) {
+			check: func(t *testing.T, c pdpserver.Config) {
 				if !c.Policy.Git.Enabled() || c.Policy.Git.Password != "token" || c.Policy.Git.Branch != "main" {
 					t.Errorf("git = %+v", c.Policy.Git)
 				}
@@ -247,62 +245,6 @@ func TestConfigSources(t *testing.T) {
 	})
 }
 
-func TestConfigValidate(t *testing.T) {
-	t.Parallel()
-	key := APIKey{Application: "app", SHA256: strings.Repeat("0f", 32)}
-	tests := []struct {
-		name   string
-		change func(c *Config)
-		want   error
-	}{
-		{"default", func(c *Config) {}, nil},
-		{"IPv6 loopback", func(c *Config) { c.HTTP.Addr = "[::1]:8080" }, nil},
-		{"localhost", func(c *Config) { c.HTTP.Addr = "localhost:0" }, nil},
-		{"other loopback", func(c *Config) { c.HTTP.Addr = "127.0.0.53:80" }, nil},
-		{"all interfaces without keys", func(c *Config) { c.HTTP.Addr = "0.0.0.0:8080" }, ErrInsecureAddr},
-		{"empty host without keys", func(c *Config) { c.HTTP.Addr = ":8080" }, ErrInsecureAddr},
-		{"a host name without keys", func(c *Config) { c.HTTP.Addr = "pdp.internal:8080" }, ErrInsecureAddr},
-		{"all interfaces with keys", func(c *Config) { c.HTTP.Addr = "0.0.0.0:8080"; c.Auth.APIKeys = []APIKey{key} }, nil},
-		{"no port", func(c *Config) { c.HTTP.Addr = "127.0.0.1" }, ErrAddr},
-		{"bad base path", func(c *Config) { c.HTTP.BasePath = "stores/" }, api.ErrBasePath},
-		{"bad public URL", func(c *Config) { c.HTTP.PublicURL = "ftp://pdp" }, api.ErrPublicURL},
-		{"negative body limit", func(c *Config) { c.HTTP.BodyLimit = -1 }, api.ErrBodyLimit},
-		{"negative timeout", func(c *Config) { c.HTTP.IdleTimeout = -time.Second }, api.ErrTimeout},
-		{"no change lease", func(c *Config) { c.HTTP.ChangeLease = 0 }, ErrChangeLease},
-		{"change lease over a minute", func(c *Config) { c.HTTP.ChangeLease = 2 * time.Minute }, ErrChangeLease},
-		{"negative reload interval", func(c *Config) { c.Policy.ReloadInterval = -time.Second }, ErrReloadInterval},
-		{"no reload", func(c *Config) { c.Policy.ReloadInterval = 0 }, nil},
-		{"empty dir", func(c *Config) { c.Policy.Dir = "" }, ErrPolicyDir},
-		{"git", func(c *Config) { c.Policy.Git.Remote = "https://git.example/p.git"; c.Policy.Dir = "" }, nil},
-		{"git without checkout", func(c *Config) { c.Policy.Git.Remote = "/srv/p"; c.Policy.Git.Checkout = "" }, policy.ErrGitConfig},
-		{"git negative pull", func(c *Config) { c.Policy.Git.Remote = "/srv/p"; c.Policy.Git.PullInterval = -1 }, policy.ErrGitConfig},
-		{"git subdir outside", func(c *Config) { c.Policy.Git.Remote = "/srv/p"; c.Policy.Git.Subdir = "../etc" }, ErrGitSubdir},
-		{"git subdir absolute", func(c *Config) { c.Policy.Git.Remote = "/srv/p"; c.Policy.Git.Subdir = "/etc" }, ErrGitSubdir},
-		{"key without application", func(c *Config) { c.Auth.APIKeys = []APIKey{{SHA256: key.SHA256}} }, ErrAPIKeyApp},
-		{"key not hex", func(c *Config) { c.Auth.APIKeys = []APIKey{{"app", strings.Repeat("zz", 32)}} }, ErrAPIKeyDigest},
-		{"key too short", func(c *Config) { c.Auth.APIKeys = []APIKey{{"app", "abcd"}} }, ErrAPIKeyDigest},
-		{"key twice", func(c *Config) {
-			c.Auth.APIKeys = []APIKey{key, {"other", strings.ToUpper(key.SHA256)}}
-		}, ErrAPIKeyDuplicate},
-		{"log level", func(c *Config) { c.Log.Level = "loud" }, ErrLogLevel},
-		{"log level upper case", func(c *Config) { c.Log.Level = "DEBUG" }, nil},
-		{"log format", func(c *Config) { c.Log.Format = "xml" }, ErrLogFormat},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := DefaultConfig()
-			tt.change(&c)
-			err := c.Validate()
-			if tt.want == nil && err != nil {
-				t.Fatalf("unexpected error: %v", err)
-			}
-			if tt.want != nil && !errors.Is(err, tt.want) {
-				t.Fatalf("error = %v, want %v", err, tt.want)
-			}
-		})
-	}
-}
-
 // TestREADMEDocumentsConfiguration keeps the configuration reference
 // complete: every key, its environment variable and every flag.
 func TestREADMEDocumentsConfiguration(t *testing.T) {
@@ -312,7 +254,7 @@ func TestREADMEDocumentsConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	readme := string(data)
-	for key := range settings(DefaultConfig()) {
+	for key := range settings(pdpserver.DefaultConfig()) {
 		for _, want := range []string{"`" + key + "`", "`" + envName(key) + "`"} {
 			if !strings.Contains(readme, want) {
 				t.Errorf("README.md does not document %s", want)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	pdpserver "github.com/ciampdp/pdp/pdp/server"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -49,7 +50,7 @@ var hiddenConfigFlags = []struct {
 // defaults of DefaultConfig.
 func addConfigFlags(fs *pflag.FlagSet) {
 	fs.String("config", "", "YAML configuration file (default: $"+configFileEnv+", else none)")
-	defaults := settings(DefaultConfig())
+	defaults := settings(pdpserver.DefaultConfig())
 	for _, f := range configFlags {
 		switch d := defaults[f.key].(type) {
 		case string:
@@ -72,7 +73,7 @@ func addConfigFlags(fs *pflag.FlagSet) {
 // DefaultConfig, the YAML file (--config or $PDP_CONFIG), PDP_* environment
 // variables, and the flags given on the command line. Unknown keys in the
 // file are an error. It also returns the keys the file set.
-func loadConfig(fs *pflag.FlagSet) (Config, *viper.Viper, error) {
+func loadConfig(fs *pflag.FlagSet) (pdpserver.Config, *viper.Viper, error) {
 	c, v, _, err := loadConfigWarn(fs)
 	return c, v, err
 }
@@ -80,7 +81,7 @@ func loadConfig(fs *pflag.FlagSet) (Config, *viper.Viper, error) {
 // newConfigViper is a viper with the defaults and the environment bound.
 func newConfigViper() (*viper.Viper, error) {
 	v := viper.New()
-	for key, def := range settings(DefaultConfig()) {
+	for key, def := range settings(pdpserver.DefaultConfig()) {
 		v.SetDefault(key, def)
 	}
 	v.SetEnvPrefix(envPrefix)
@@ -100,10 +101,10 @@ func setConfigFile(v *viper.Viper, file string) {
 // loadConfigWarn is loadConfig, also returning a warning for each
 // deprecated key the file or the environment uses (deprecatedKeys), for
 // the caller to log once its logger exists.
-func loadConfigWarn(fs *pflag.FlagSet) (Config, *viper.Viper, []string, error) {
+func loadConfigWarn(fs *pflag.FlagSet) (pdpserver.Config, *viper.Viper, []string, error) {
 	v, err := newConfigViper()
 	if err != nil {
-		return Config{}, nil, nil, err
+		return pdpserver.Config{}, nil, nil, err
 	}
 	file, _ := fs.GetString("config")
 	if file == "" {
@@ -112,32 +113,32 @@ func loadConfigWarn(fs *pflag.FlagSet) (Config, *viper.Viper, []string, error) {
 	if file != "" {
 		setConfigFile(v, file)
 		if err := v.ReadInConfig(); err != nil {
-			return Config{}, nil, nil, fmt.Errorf("read config %s: %w", file, err)
+			return pdpserver.Config{}, nil, nil, fmt.Errorf("read config %s: %w", file, err)
 		}
 	}
 	v, warnings, err := renameDeprecated(v, file, newConfigViper)
 	if err != nil {
-		return Config{}, nil, nil, err
+		return pdpserver.Config{}, nil, nil, err
 	}
 	for _, f := range append(configFlags[:len(configFlags):len(configFlags)], hiddenConfigFlags...) {
 		if err := v.BindPFlag(f.key, fs.Lookup(f.flag)); err != nil {
-			return Config{}, nil, nil, fmt.Errorf("bind --%s: %w", f.flag, err)
+			return pdpserver.Config{}, nil, nil, fmt.Errorf("bind --%s: %w", f.flag, err)
 		}
 	}
-	var c Config
+	var c pdpserver.Config
 	if err := v.UnmarshalExact(&c, viper.DecodeHook(decodeHook)); err != nil {
 		where := "configuration"
 		if file != "" {
 			where = file
 		}
-		return Config{}, nil, nil, fmt.Errorf("%s: %w", where, err)
+		return pdpserver.Config{}, nil, nil, fmt.Errorf("%s: %w", where, err)
 	}
 	return c, v, warnings, nil
 }
 
 var (
 	durationType  = reflect.TypeFor[time.Duration]()
-	apiKeysType   = reflect.TypeFor[[]APIKey]()
+	apiKeysType   = reflect.TypeFor[[]pdpserver.APIKey]()
 	stringsType   = reflect.TypeFor[[]string]()
 	durationsType = reflect.TypeFor[map[string]time.Duration]()
 	redactType    = reflect.TypeFor[[]trail.RedactionRule]()
@@ -159,7 +160,7 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 		}
 		return d, nil
 	case apiKeysType:
-		return parseAPIKeys(s)
+		return pdpserver.ParseAPIKeys(s)
 	case stringsType:
 		return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' }), nil
 	case durationsType: // "decision=2160h,search=720h"

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ciampdp/pdp/pdp/api"
+	pdpserver "github.com/ciampdp/pdp/pdp/server"
 )
 
 // Issue "Trustworthy as shipped", B9 and D14–D19: what the PDP accepts as
@@ -236,7 +237,7 @@ func TestInputOffersMatchTheSchema(t *testing.T) {
 // D17: a body naming a member twice is refused on every endpoint, and the
 // auditor endpoints refuse query parameters they do not know.
 func TestInputDuplicateNames(t *testing.T) {
-	t.Setenv("PDP_TRAIL_MODE", TrailSync)
+	t.Setenv("PDP_TRAIL_MODE", pdpserver.TrailSync)
 	t.Setenv("PDP_TRAIL_DIR", filepath.Join(t.TempDir(), "trail"))
 	s := startNorthbank(t)
 	for _, tc := range []struct {
@@ -294,7 +295,7 @@ func TestInputDuplicateNames(t *testing.T) {
 // does not fail its batch; the decisions replay to the same answer.
 func TestInputFactsRefusedInput(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "trail")
-	t.Setenv("PDP_TRAIL_MODE", TrailSync)
+	t.Setenv("PDP_TRAIL_MODE", pdpserver.TrailSync)
 	t.Setenv("PDP_TRAIL_DIR", dir)
 	s := startNorthbank(t)
 	big := strings.Repeat("x", 5000)
@@ -368,7 +369,7 @@ func TestInputFactsRefusedInput(t *testing.T) {
 func TestInputAuditorOutputEscaped(t *testing.T) {
 	bundle := copyBundle(t, todoDir)
 	dir := filepath.Join(t.TempDir(), "trail")
-	url, stop := serveTrailBundle(t, TrailSync, dir, bundle)
+	url, stop := serveTrailBundle(t, pdpserver.TrailSync, dir, bundle)
 	const evil = `eve\u001b]0;owned\u0007\u001b[2J\r\nFORGED allow\u202e`
 	res, err := http.Post(url+"/access/v1/evaluation", "application/json",
 		strings.NewReader(`{"subject":{"type":"user","id":"`+evil+`"},"action":{"name":"can_create_todo"},"resource":{"type":"todo","id":"t1"}}`))

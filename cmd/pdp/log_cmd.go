@@ -12,9 +12,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/ciampdp/pdp/pdp/audit"
+	pdpserver "github.com/ciampdp/pdp/pdp/server"
 	"github.com/ciampdp/pdp/pdp/trail"
-	"github.com/ciampdp/pdp/pdp/trail/pgtrail"
 )
 
 // logCommand is the auditor's view of a decision trail on disk.
@@ -24,8 +23,8 @@ func logCommand() *command {
 		args:    "verify | prove DECISION-ID | checkpoint",
 		summary: "check the decision trail against its signed checkpoints, prove a decision is in it, print its latest checkpoint",
 		flags: func(fs *pflag.FlagSet) {
-			fs.String("dir", envOr("PDP_TRAIL_DIR", DefaultTrail().Dir), "the trail directory (env PDP_TRAIL_DIR); the PDP using it must be stopped")
-			fs.String("origin", envOr("PDP_TRAIL_ORIGIN", DefaultTrail().Origin), "the checkpoints' origin line, trail.origin (env PDP_TRAIL_ORIGIN)")
+			fs.String("dir", envOr("PDP_TRAIL_DIR", pdpserver.DefaultTrail().Dir), "the trail directory (env PDP_TRAIL_DIR); the PDP using it must be stopped")
+			fs.String("origin", envOr("PDP_TRAIL_ORIGIN", pdpserver.DefaultTrail().Origin), "the checkpoints' origin line, trail.origin (env PDP_TRAIL_ORIGIN)")
 			fs.String("key", "", "verify: the checkpoints' verifier key (as served at "+"/v1/trail/key)")
 			fs.String("key-file", "", "verify: a file with the verifier key (or the signing key)")
 			fs.Uint64("from", 0, "verify: first sequence number to check")
@@ -84,56 +83,23 @@ func postgresFlags(fs *pflag.FlagSet) {
 // openTrailStore opens the trail the flags name, and its policy archive: the
 // PostgreSQL trail with --postgres-url, else the files in --dir (locked:
 // the PDP using them must be stopped).
-func openTrailStore(ctx context.Context, std stdio, fs *pflag.FlagSet) (trailStore, policyArchive, func(), error) {
-	origin, _ := fs.GetString("origin")
-	if url, _ := fs.GetString("postgres-url"); url != "" {
-		schema, _ := fs.GetString("postgres-schema")
-		pl, err := pgtrail.Open(ctx, url, pgtrail.Options{Origin: origin, Schema: schema})
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		ar, err := audit.OpenPostgresArchive(ctx, url, schema)
-		if err != nil {
-			_ = pl.Close()
-			return nil, nil, nil, err
-		}
-		return pl, ar, func() { ar.Close(); _ = pl.Close() }, nil
-	}
-	dir, _ := fs.GetString("dir")
-	l, closeLog, err := openTrailForReading(dir, origin)
+func openTrailStore(ctx context.Context, std stdio, fs *pflag.FlagSet) (pdpserver.TrailStore, pdpserver.PolicyArchive, func(), error) {
+	var o pdpserver.TrailReadOptions
+	o.Origin, _ = fs.GetString("origin")
+	o.PostgresURL, _ = fs.GetString("postgres-url")
+	o.PostgresSchema, _ = fs.GetString("postgres-schema")
+	o.Dir, _ = fs.GetString("dir")
+	r, err := pdpserver.OpenTrailReader(ctx, o)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if rc := l.Recovery(); rc.TruncatedBytes > 0 {
-		fmt.Fprintf(std.err, "note: a torn final record (%d bytes, never acknowledged) was cut off on open\n", rc.TruncatedBytes)
+	if r.TruncatedBytes > 0 {
+		fmt.Fprintf(std.err, "note: a torn final record (%d bytes, never acknowledged) was cut off on open\n", r.TruncatedBytes)
 	}
-	ar, err := audit.OpenDirArchive(filepath.Join(dir, archiveDirName))
-	if err != nil {
-		closeLog()
-		return nil, nil, nil, err
-	}
-	return l, ar, closeLog, nil
+	return r.Log, r.Archive, r.Close, nil
 }
 
-// openTrailForReading opens an existing trail, locked against a PDP
-// writing it at the same time (opening repairs a torn tail).
-func openTrailForReading(dir, origin string) (*trail.FileLog, func(), error) {
-	if _, err := os.Stat(filepath.Join(dir, "records.log")); err != nil {
-		return nil, nil, fmt.Errorf("no decision trail in %s: %w", dir, err)
-	}
-	unlock, err := lockTrail(dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	l, err := trail.OpenFile(dir, trail.FileOptions{Origin: origin})
-	if err != nil {
-		unlock()
-		return nil, nil, err
-	}
-	return l, func() { _ = l.Close(); unlock() }, nil
-}
-
-func logVerify(ctx context.Context, std stdio, fs *pflag.FlagSet, l trailStore, dir string) error {
+func logVerify(ctx context.Context, std stdio, fs *pflag.FlagSet, l pdpserver.TrailStore, dir string) error {
 	vkey, err := verifierFromFlags(std, fs, dir)
 	if err != nil {
 		return err
@@ -175,7 +141,7 @@ func verifierFromFlags(std stdio, fs *pflag.FlagSet, dir string) (string, error)
 	}
 	file, _ := fs.GetString("key-file")
 	if file == "" {
-		file = filepath.Join(dir, trailKeyFile)
+		file = filepath.Join(dir, pdpserver.TrailKeyFile)
 		fmt.Fprintf(std.err, "note: verifier key derived from %s; pass --key with the key the PDP publishes at /v1/trail/key for an independent check\n", file)
 	}
 	data, err := os.ReadFile(file)
@@ -184,7 +150,7 @@ func verifierFromFlags(std stdio, fs *pflag.FlagSet, dir string) (string, error)
 	}
 	k := strings.TrimSpace(string(data))
 	if strings.HasPrefix(k, "PRIVATE+KEY+") {
-		return verifierKey(k)
+		return pdpserver.VerifierKey(k)
 	}
 	return k, nil
 }
@@ -197,7 +163,7 @@ type proofOutput struct {
 	Proof      trail.Proof  `json:"proof"`
 }
 
-func logProve(std stdio, l trailStore, id string) error {
+func logProve(std stdio, l pdpserver.TrailStore, id string) error {
 	var (
 		rec   trail.Record
 		found = errors.New("found")

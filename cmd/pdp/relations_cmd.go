@@ -7,7 +7,6 @@ import (
 	"io"
 	"iter"
 	"log/slog"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -15,12 +14,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/ciampdp/pdp/pdp/relations"
+	pdpserver "github.com/ciampdp/pdp/pdp/server"
 )
 
 // The administration commands below work on the relationship store of a
@@ -64,23 +63,23 @@ func addAdminConfigFlags(fs *pflag.FlagSet) {
 
 // adminConfig loads the configuration and checks what the administration
 // commands use of it: the relations and log sections.
-func adminConfig(fs *pflag.FlagSet, w io.Writer) (RelationsConfig, *slog.Logger, error) {
+func adminConfig(fs *pflag.FlagSet, w io.Writer) (pdpserver.RelationsConfig, *slog.Logger, error) {
 	cfg, _, warnings, err := loadConfigWarn(fs)
 	if err != nil {
-		return RelationsConfig{}, nil, err
+		return pdpserver.RelationsConfig{}, nil, err
 	}
 	if err := cfg.Log.Validate(); err != nil {
-		return RelationsConfig{}, nil, fmt.Errorf("invalid configuration: %w", err)
+		return pdpserver.RelationsConfig{}, nil, fmt.Errorf("invalid configuration: %w", err)
 	}
-	if cfg.Relations.Engine != EngineNone {
+	if cfg.Relations.Engine != pdpserver.EngineNone {
 		if err := cfg.Relations.Validate(); err != nil {
-			return RelationsConfig{}, nil, fmt.Errorf("invalid configuration: %w", err)
+			return pdpserver.RelationsConfig{}, nil, fmt.Errorf("invalid configuration: %w", err)
 		}
 	}
 	// The store's routine info lines would only repeat what the command
 	// prints: warnings and errors only, unless --log-level asks for more.
 	lc := cfg.Log
-	if lv, _ := lc.level(); lv < slog.LevelWarn && !fs.Changed("log-level") {
+	if lv, _ := lc.SlogLevel(); lv < slog.LevelWarn && !fs.Changed("log-level") {
 		lc.Level = "warn"
 	}
 	log := newLogger(w, lc)
@@ -128,7 +127,7 @@ func runRelations(ctx context.Context, std stdio, fs *pflag.FlagSet, args []stri
 	switch rc.Engine {
 	case relations.EngineMemory:
 		return errMemoryEngine
-	case EngineNone:
+	case pdpserver.EngineNone:
 		return errors.New(`relations.engine is "none": there is no relationship store to import into`)
 	}
 
@@ -233,83 +232,22 @@ func runMigrate(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string
 	if err != nil {
 		return err
 	}
-	switch rc.Engine {
-	case relations.EnginePostgres:
-	case relations.EngineMemory:
-		return errors.New(`relations.engine is "memory": its store lives inside the serving process and needs no migration; 'pdp migrate' is for relations.engine postgres`)
-	case relations.EngineRemote:
-		return errors.New(`relations.engine is "remote": the remote SpiceDB migrates its own datastore ('spicedb datastore migrate head'); 'pdp migrate' is for relations.engine postgres`)
-	default:
-		return fmt.Errorf(`relations.engine is %q: 'pdp migrate' is for relations.engine postgres`, rc.Engine)
-	}
-	where := redactURI(rc.PostgresURL)
-	before, err := spiceDBVersion(ctx, rc.PostgresURL)
+	m, err := pdpserver.MigrateRelations(ctx, rc)
 	if err != nil {
-		return fmt.Errorf("%s: %w", where, err)
+		return err
 	}
-	started := time.Now()
-	if err := relations.Migrate(ctx, rc.PostgresURL); err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	after, err := spiceDBVersion(ctx, rc.PostgresURL)
-	if err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	took := time.Since(started).Round(time.Millisecond)
 	switch {
-	case before == after:
-		fmt.Fprintf(std.out, "SpiceDB tables in %s already at %s: nothing to do\n", where, after)
-	case before == "":
-		fmt.Fprintf(std.out, "SpiceDB tables created in %s, at %s (%s)\n", where, after, took)
+	case m.Before == m.After:
+		fmt.Fprintf(std.out, "SpiceDB tables in %s already at %s: nothing to do\n", m.Where, m.After)
+	case m.Before == "":
+		fmt.Fprintf(std.out, "SpiceDB tables created in %s, at %s (%s)\n", m.Where, m.After, m.Took)
 	default:
-		fmt.Fprintf(std.out, "SpiceDB tables in %s migrated from %s to %s (%s)\n", where, before, after, took)
+		fmt.Fprintf(std.out, "SpiceDB tables in %s migrated from %s to %s (%s)\n", m.Where, m.Before, m.After, m.Took)
 	}
-	if on, err := trackCommitTimestamp(ctx, rc.PostgresURL); err == nil && !on {
+	if m.CommitTimestampsOff {
 		fmt.Fprintln(std.err, "warning: this PostgreSQL server runs with track_commit_timestamp=off: SpiceDB's Watch, and with it the PDP's fact cache, needs track_commit_timestamp=on (set it in postgresql.conf and restart the server)")
 	}
 	return nil
-}
-
-// spiceDBVersion returns the migration SpiceDB's tables are at, "" when
-// the database has none yet.
-func spiceDBVersion(ctx context.Context, uri string) (string, error) {
-	conn, err := pgx.Connect(ctx, uri)
-	if err != nil {
-		return "", fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT to_regclass('alembic_version') IS NOT NULL").Scan(&exists); err != nil {
-		return "", fmt.Errorf("read the migration version: %w", err)
-	}
-	if !exists {
-		return "", nil
-	}
-	var v string
-	if err := conn.QueryRow(ctx, "SELECT version_num FROM alembic_version").Scan(&v); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return "", fmt.Errorf("read the migration version: %w", err)
-	}
-	return v, nil
-}
-
-func trackCommitTimestamp(ctx context.Context, uri string) (bool, error) {
-	conn, err := pgx.Connect(ctx, uri)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var v string
-	err = conn.QueryRow(ctx, "SHOW track_commit_timestamp").Scan(&v)
-	return v == "on", err
-}
-
-// redactURI hides the password of a database URI.
-func redactURI(uri string) string {
-	u, err := url.Parse(uri)
-	if err != nil {
-		return "relations.postgres_url"
-	}
-	return u.Redacted()
 }
 
 // importProgress reports an import on w while it runs: on a terminal one

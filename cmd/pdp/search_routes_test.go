@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+
+	pdpserver "github.com/ciampdp/pdp/pdp/server"
 )
 
 // TestSearchRoutesWithEveryTrailMode: the search endpoints are served and
@@ -12,7 +14,7 @@ import (
 // search is handed to the HTTP API explicitly (api.Deps.Searcher), so a
 // wrapper cannot take the routes away by not being the engine.
 func TestSearchRoutesWithEveryTrailMode(t *testing.T) {
-	for _, mode := range []string{TrailSync, TrailAsync, TrailOff} {
+	for _, mode := range []string{pdpserver.TrailSync, pdpserver.TrailAsync, pdpserver.TrailOff} {
 		t.Run(mode, func(t *testing.T) {
 			t.Setenv("PDP_TRAIL_MODE", mode)
 			s := startServer(t, "--dir", "../..")

@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	pdpserver "github.com/ciampdp/pdp/pdp/server"
 )
 
 // TestSidecarBench measures the sidecar (issue 6) at fixed request rates,
@@ -84,7 +86,7 @@ func TestSidecarBench(t *testing.T) {
 		"PDP_DELEGATIONS_PATH="+filepath.Join(dir, "delegations.jsonl"),
 		"PDP_CONSENT_SEED="+filepath.Join(northbank, "consents.json"),
 		"PDP_CONSENT_PATH="+filepath.Join(dir, "consent.jsonl"),
-		"PDP_TRAIL_MODE="+TrailSync, "PDP_TRAIL_DIR="+filepath.Join(dir, "trail"), "PDP_LOG_FORMAT=json",
+		"PDP_TRAIL_MODE="+pdpserver.TrailSync, "PDP_TRAIL_DIR="+filepath.Join(dir, "trail"), "PDP_LOG_FORMAT=json",
 	), "serve", "--config", filepath.Join(northbank, "pdp.yaml"), "--addr", "127.0.0.1:0", "--reload-interval", "0")
 	sc := startProcess(t, bin, sidecarListeningMsg, append(os.Environ(),
 		"PDP_SIDECAR_CONFIG="+nbSidecarConfig(t, dir), "PDP_SIDECAR_API_KEY="+nbMobileBanking,

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ciampdp/pdp/pdp/api"
+	pdpserver "github.com/ciampdp/pdp/pdp/server"
 )
 
 // feedAnswer is an answer of the change feed.
@@ -75,7 +76,7 @@ func TestServeTrailIngest(t *testing.T) {
 		}
 		return strings.TrimSpace(string(body))
 	}
-	url, stop := serveTrailBundle(t, TrailSync, dir, todoDir)
+	url, stop := serveTrailBundle(t, pdpserver.TrailSync, dir, todoDir)
 	if got := ingest(url); got != `{"ingested":2,"skipped":0,"acked":2}` {
 		t.Fatalf("first ingest: %s", got)
 	}
@@ -83,7 +84,7 @@ func TestServeTrailIngest(t *testing.T) {
 		t.Fatalf("retry: %s", got)
 	}
 	stop()
-	url, stop = serveTrailBundle(t, TrailSync, dir, todoDir)
+	url, stop = serveTrailBundle(t, pdpserver.TrailSync, dir, todoDir)
 	if got := ingest(url); got != `{"ingested":0,"skipped":2,"acked":2}` {
 		t.Fatalf("retry after a restart: %s", got)
 	}

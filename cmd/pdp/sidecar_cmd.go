@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	pdpserver "github.com/ciampdp/pdp/pdp/server"
 	"github.com/ciampdp/pdp/sidecar"
 )
 
@@ -86,10 +87,10 @@ func runSidecar(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string
 		return err
 	}
 	format, _ := fs.GetString("log-format")
-	log := newLogger(std.err, LogConfig{Format: format, Level: "info"})
+	log := newLogger(std.err, pdpserver.LogConfig{Format: format, Level: "info"})
 	// SIGINT and SIGTERM stop the sidecar within shutdown_timeout, whatever
 	// hangs (a central PDP that stopped answering, say).
-	return boundShutdown(ctx, cfg.ShutdownTimeout, log, func() error { return serveSidecar(ctx, cfg, log) })
+	return pdpserver.BoundShutdown(ctx, cfg.ShutdownTimeout, log, func() error { return serveSidecar(ctx, cfg, log) })
 }
 
 // serveSidecar runs the sidecar until ctx is done.
@@ -130,7 +131,7 @@ func serveSidecar(ctx context.Context, cfg sidecar.Config, log *slog.Logger) err
 		return fmt.Errorf("sidecar: %w", err)
 	}
 	stop() // the change feed and the shipper stop now
-	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout(cfg.ShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), pdpserver.DrainTimeout(cfg.ShutdownTimeout))
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		cancelBase()
@@ -161,7 +162,7 @@ func listenSidecar(ctx context.Context, addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
-	if !isLoopbackAddr(ln.Addr()) {
+	if !pdpserver.IsLoopbackAddr(ln.Addr()) {
 		_ = ln.Close()
 		return nil, fmt.Errorf("bound to %s: %w", ln.Addr(), ErrSidecarAddr)
 	}

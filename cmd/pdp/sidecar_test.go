@@ -17,6 +17,7 @@ import (
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/policytest"
 	"github.com/ciampdp/pdp/pdp/recorder"
+	pdpserver "github.com/ciampdp/pdp/pdp/server"
 	"github.com/ciampdp/pdp/pdp/trail"
 	"github.com/ciampdp/pdp/sidecar"
 )
@@ -128,7 +129,7 @@ func freeAddr(t *testing.T) string {
 // dir, at addr.
 func northbankWithTrail(t *testing.T, dir, addr string) *server {
 	t.Helper()
-	t.Setenv("PDP_TRAIL_MODE", TrailSync)
+	t.Setenv("PDP_TRAIL_MODE", pdpserver.TrailSync)
 	t.Setenv("PDP_TRAIL_DIR", filepath.Join(dir, "trail"))
 	return startNorthbank(t, "--addr", addr)
 }

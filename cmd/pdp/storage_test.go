@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	pdpserver "github.com/ciampdp/pdp/pdp/server"
 )
 
 // storageEnv points the Northbank example at stores and a decision trail
@@ -22,7 +24,7 @@ func storageEnv(t *testing.T, data, trailDir string) {
 	t.Helper()
 	t.Setenv("PDP_DELEGATIONS_PATH", filepath.Join(data, "delegations.jsonl"))
 	t.Setenv("PDP_CONSENT_PATH", filepath.Join(data, "consent.jsonl"))
-	t.Setenv("PDP_TRAIL_MODE", TrailSync)
+	t.Setenv("PDP_TRAIL_MODE", pdpserver.TrailSync)
 	t.Setenv("PDP_TRAIL_DIR", trailDir)
 	for k, v := range map[string]string{
 		"PDP_POLICY_DIR":          northbank,

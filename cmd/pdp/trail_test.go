@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	pdpserver "github.com/ciampdp/pdp/pdp/server"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -258,7 +259,7 @@ func serveTrailBundle(t *testing.T, mode, dir, bundle string) (string, func()) {
 // the served key alone, and sees `pdp log verify` catch a flipped byte.
 func TestLogProveChecksWithThePublicKey(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "trail")
-	url, stop := serveTrail(t, TrailSync, dir)
+	url, stop := serveTrail(t, pdpserver.TrailSync, dir)
 	res, err := http.Get(url + "/v1/trail/key")
 	if err != nil {
 		t.Fatal(err)
@@ -344,7 +345,7 @@ func TestTrailThroughput(t *testing.T) {
 	if n <= 0 {
 		t.Skip("set PDP_TRAIL_BENCH=N to measure N evaluations per trail mode")
 	}
-	modes := []string{TrailOff, TrailAsync, TrailSync}
+	modes := []string{pdpserver.TrailOff, pdpserver.TrailAsync, pdpserver.TrailSync}
 	if m := os.Getenv("PDP_TRAIL_BENCH_MODES"); m != "" {
 		modes = strings.Split(m, ",")
 	}

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/pflag"
 
 	"github.com/ciampdp/pdp/pdp/bundlecheck"
 	"github.com/ciampdp/pdp/pdp/policy"
+	pdpserver "github.com/ciampdp/pdp/pdp/server"
 )
 
 func validateCommand() *command {
@@ -76,7 +76,7 @@ func loadBundle(ctx context.Context, w io.Writer, dir string) (*policy.Bundle, e
 		return b, nil
 	}
 	var les policy.LoadErrors
-	if !errors.As(locate(dirs, err), &les) {
+	if !errors.As(pdpserver.Locate(dirs, err), &les) {
 		return nil, fmt.Errorf("load %s: %w", dirs, err)
 	}
 	for _, le := range les {
@@ -124,10 +124,3 @@ func isDir(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.IsDir()
 }
-
-func isFile(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular()
-}
-
-func joinPath(root, rel string) string { return filepath.Join(root, filepath.FromSlash(rel)) }

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -53,8 +53,11 @@ var (
 	ErrTrailLocked = errors.New("the trail directory is in use by another PDP process")
 )
 
-// trailKeyFile is the generated signing key, next to the log.
-const trailKeyFile = "trail.key"
+// archiveDirName is the policy archive's folder inside a trail directory.
+const archiveDirName = "policies"
+
+// TrailKeyFile is the generated signing key, next to the log.
+const TrailKeyFile = "trail.key"
 
 // TrailConfig is the decision trail: where records go and how durably.
 type TrailConfig struct {
@@ -154,9 +157,9 @@ func (c TrailConfig) Validate() error {
 	return nil
 }
 
-// trailStore is what serve and the auditor commands need of a trail
+// TrailStore is what serve and the auditor commands need of a trail
 // store: *trail.FileLog or *pgtrail.Log.
-type trailStore interface {
+type TrailStore interface {
 	recorder.Appender
 	Size() uint64
 	Scan(from, to uint64, fn func(trail.Record) error) error
@@ -169,22 +172,22 @@ type trailStore interface {
 	ApplyRetention(ctx context.Context, rules []trail.RetentionRule, now time.Time) (map[string]int, error)
 }
 
-// policyArchive keeps every served policy version: *audit.DirArchive or
+// PolicyArchive keeps every served policy version: *audit.DirArchive or
 // *audit.PostgresArchive.
-type policyArchive interface {
+type PolicyArchive interface {
 	Put(b *policy.Bundle) error
 	Get(hash string) (*policy.Bundle, error)
 }
 
 var (
-	_ trailStore = (*trail.FileLog)(nil)
-	_ trailStore = (*pgtrail.Log)(nil)
+	_ TrailStore = (*trail.FileLog)(nil)
+	_ TrailStore = (*pgtrail.Log)(nil)
 )
 
 // openedTrail is the running trail of 'pdp serve'.
 type openedTrail struct {
-	log      trailStore
-	archive  policyArchive
+	log      TrailStore
+	archive  PolicyArchive
 	recorder *recorder.Recorder
 	redactor *trail.Redactor // nil without trail.redact
 	verifier string          // the checkpoints' verifier key
@@ -234,7 +237,7 @@ func openTrail(ctx context.Context, cfg TrailConfig, inner pdp.Decider, build st
 	if err != nil {
 		return nil, fmt.Errorf("trail signing key: %w", err)
 	}
-	vkey, err := verifierKey(skey)
+	vkey, err := VerifierKey(skey)
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +301,7 @@ func openTrail(ctx context.Context, cfg TrailConfig, inner pdp.Decider, build st
 func trailSigningKey(cfg TrailConfig) (skey string, generated bool, err error) {
 	path := cfg.SigningKeyFile
 	if path == "" {
-		path = filepath.Join(cfg.Dir, trailKeyFile)
+		path = filepath.Join(cfg.Dir, TrailKeyFile)
 	}
 	data, err := os.ReadFile(path)
 	switch {
@@ -328,9 +331,9 @@ func trailSigningKey(cfg TrailConfig) (skey string, generated bool, err error) {
 	return skey, true, nil
 }
 
-// verifierKey derives the verifier key of a signed-note Ed25519 private key
+// VerifierKey derives the verifier key of a signed-note Ed25519 private key
 // ("PRIVATE+KEY+name+hash+base64(0x01 seed)").
-func verifierKey(skey string) (string, error) {
+func VerifierKey(skey string) (string, error) {
 	parts := strings.SplitN(skey, "+", 5) // the key data is base64: it may hold "+"
 	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
 		return "", errors.New("trail signing key: not a signed-note private key (PRIVATE+KEY+…)")
@@ -378,12 +381,12 @@ func instanceSuffix() string {
 // must never call the reloader (the source comes as an argument).
 type policyRecorder struct {
 	mu      sync.Mutex
-	archive policyArchive
+	archive PolicyArchive
 	rec     *recorder.Recorder
 }
 
 // set is called outside the reloader's lock, so it may ask r.
-func (p *policyRecorder) set(ctx context.Context, ar policyArchive, rec *recorder.Recorder, r *policy.Reloader) error {
+func (p *policyRecorder) set(ctx context.Context, ar PolicyArchive, rec *recorder.Recorder, r *policy.Reloader) error {
 	p.mu.Lock()
 	p.archive, p.rec = ar, rec
 	p.mu.Unlock()

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"encoding/hex"
@@ -144,8 +144,8 @@ func (h HTTPConfig) Validate() error {
 	return nil
 }
 
-// shutdownTimeout bounds serve's whole shutdown (0: the api default).
-func (h HTTPConfig) shutdownTimeout() time.Duration {
+// ShutdownLimit bounds serve's whole shutdown (0: the api default).
+func (h HTTPConfig) ShutdownLimit() time.Duration {
 	if h.ShutdownTimeout <= 0 {
 		return api.DefaultShutdownTimeout
 	}
@@ -351,9 +351,9 @@ func (a AuthConfig) Keys() map[string]string {
 	return m
 }
 
-// parseAPIKeys reads the environment form of auth.api_keys:
+// ParseAPIKeys reads the environment form of auth.api_keys:
 // "application=sha256" pairs separated by commas or white space.
-func parseAPIKeys(s string) ([]APIKey, error) {
+func ParseAPIKeys(s string) ([]APIKey, error) {
 	fields := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' })
 	keys := make([]APIKey, 0, len(fields))
 	for _, f := range fields {
@@ -377,7 +377,7 @@ func DefaultLog() LogConfig { return LogConfig{Level: "info", Format: "json"} }
 
 // Validate checks level and format.
 func (l LogConfig) Validate() error {
-	if _, err := l.level(); err != nil {
+	if _, err := l.SlogLevel(); err != nil {
 		return err
 	}
 	if l.Format != "json" && l.Format != "text" {
@@ -386,7 +386,8 @@ func (l LogConfig) Validate() error {
 	return nil
 }
 
-func (l LogConfig) level() (slog.Level, error) {
+// SlogLevel is the configured level as a slog.Level.
+func (l LogConfig) SlogLevel() (slog.Level, error) {
 	var lv slog.Level
 	switch strings.ToLower(l.Level) {
 	case "debug", "info", "warn", "warning", "error":

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -20,18 +20,18 @@ func closeReserve(timeout time.Duration) time.Duration {
 	return min(timeout/4, 2*time.Second)
 }
 
-// drainTimeout is how long in-flight requests may run on shutdown: the
+// DrainTimeout is how long in-flight requests may run on shutdown: the
 // shutdown timeout less closeReserve.
-func drainTimeout(timeout time.Duration) time.Duration {
+func DrainTimeout(timeout time.Duration) time.Duration {
 	return timeout - closeReserve(timeout)
 }
 
-// boundShutdown runs body, which must return once ctx is done. From then
-// on it gets timeout to do so: if it has not by then, boundShutdown logs
+// BoundShutdown runs body, which must return once ctx is done. From then
+// on it gets timeout to do so: if it has not by then, BoundShutdown logs
 // and returns ErrShutdownTimeout without waiting for it (the process
 // exits; whatever hangs is abandoned), so SIGINT and SIGTERM always stop
 // the process in bounded time.
-func boundShutdown(ctx context.Context, timeout time.Duration, log *slog.Logger, body func() error) error {
+func BoundShutdown(ctx context.Context, timeout time.Duration, log *slog.Logger, body func() error) error {
 	done := make(chan error, 1)
 	go func() { done <- body() }()
 	select {

@@ -1,0 +1,133 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/ciampdp/pdp/pdp/adminlog"
+	"github.com/ciampdp/pdp/pdp/consent"
+	"github.com/ciampdp/pdp/pdp/delegation"
+)
+
+// repairHint tells the operator what to do when the start-up check fails.
+const repairHint = "the PDP refuses to start rather than decide on state older than what it acknowledged: " +
+	"run 'pdp repair' with the same configuration to apply these changes from the decision trail, then start it again"
+
+// checkStores compares the delegation records and the consent ledger with
+// the changes the decision trail holds (write-ahead records): a change the
+// trail holds and a store lacks (a store file cut or restored from an old
+// backup) stops the start, naming every such change.
+func checkStores(ctx context.Context, tr adminlog.Trail, dsvc *delegation.Service, ledger *consent.Ledger, log *slog.Logger) error {
+	var (
+		ds adminlog.Delegations
+		es adminlog.Events
+	)
+	if dsvc != nil {
+		ds = dsvc
+	}
+	if ledger != nil {
+		es = ledger
+	}
+	if ds == nil && es == nil {
+		return nil
+	}
+	started := time.Now()
+	rep, err := adminlog.Check(ctx, tr, ds, es)
+	if err != nil {
+		return fmt.Errorf("compare the delegation records and the consent ledger with the decision trail: %w", err)
+	}
+	if rep.Unreadable > 0 {
+		log.Warn("change records of the decision trail that cannot be read (redacted?) were not checked against the stores", "records", rep.Unreadable)
+	}
+	for _, m := range rep.Missing {
+		log.Error("an acknowledged change is missing from its store", "kind", m.Kind(), "id", m.ID(), "action", m.Action,
+			"trail_seq", m.Seq, "store_has", m.Has)
+	}
+	if err := rep.Err(); err != nil {
+		return fmt.Errorf("%w\n%s", err, repairHint)
+	}
+	log.Info("stores checked against the decision trail", "changes", rep.Changes, "trail_records", tr.Size(),
+		"took", time.Since(started).Round(time.Millisecond))
+	return nil
+}
+
+// Repairer holds what 'pdp repair' reads and writes: the trail (locked:
+// the PDP must be stopped) and the delegation and consent stores.
+type Repairer struct {
+	tr      *openedTrail
+	ds      adminlog.DelegationStore
+	cs      adminlog.ConsentStore
+	dsR     adminlog.Delegations
+	csR     adminlog.Events
+	closers []func()
+}
+
+// OpenRepairer opens the trail of cfg and the stores it names; cfg is
+// validated and its trail is on. When it fails half-way it closes what it
+// had opened.
+func OpenRepairer(ctx context.Context, cfg Config, version string, log *slog.Logger) (_ *Repairer, err error) {
+	tr, err := openTrail(ctx, cfg.Trail, nil, version, log)
+	if err != nil {
+		return nil, fmt.Errorf("open the decision trail (is the PDP still running?): %w", err)
+	}
+	r := &Repairer{tr: tr, closers: []func(){func() { tr.close(log) }}}
+	defer func() {
+		if err != nil {
+			r.Close()
+		}
+	}()
+	if engine := storeEngine(cfg.Delegations.Engine, cfg.Delegations.Path); engine != "" {
+		st, err := openDelegationStore(ctx, cfg.Delegations, engine, log)
+		if err != nil {
+			return nil, err
+		}
+		r.closers = append(r.closers, func() { _ = st.Close() })
+		r.ds, r.dsR = st, st
+	}
+	if engine := storeEngine(cfg.Consent.Engine, cfg.Consent.Path); engine != "" {
+		st, err := openConsentStore(ctx, cfg.Consent, engine, log)
+		if err != nil {
+			return nil, err
+		}
+		r.closers = append(r.closers, func() { _ = st.Close() })
+		r.cs, r.csR = st, st
+	}
+	return r, nil
+}
+
+// Check lists the changes the trail holds and the stores lack.
+func (r *Repairer) Check(ctx context.Context) (adminlog.Report, error) {
+	return adminlog.Check(ctx, r.tr.log, r.dsR, r.csR)
+}
+
+// Repair applies the missing changes of rep to the stores and records the
+// repair in the trail.
+func (r *Repairer) Repair(ctx context.Context, rep adminlog.Report) ([]adminlog.Missing, error) {
+	return adminlog.Repair(ctx, rep, r.ds, r.cs, r.tr.recorder)
+}
+
+// Close closes the stores, then the trail, in reverse order of opening.
+func (r *Repairer) Close() {
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		r.closers[i]()
+	}
+	r.closers = nil
+}
+
+// storeEngine is the store 'pdp repair' opens for a section: its engine,
+// with auto taken as the file when the file exists ("" when off or absent).
+func storeEngine(engine, path string) string {
+	switch engine {
+	case DelegationsOff: // ConsentOff is the same word
+		return ""
+	case DelegationsAuto:
+		if _, err := os.Stat(path); err != nil {
+			return ""
+		}
+		return DelegationsFile
+	}
+	return engine
+}
