@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -110,27 +112,26 @@ func (s *Server) pollChanges(c echo.Context) error {
 	})
 }
 
-// publish tells the change feed about a change that has been applied (and
-// recorded) and is about to be answered, and waits for the sidecars. A
-// failure (the caller went away before they acknowledged) is logged and the
-// change is still answered: it stands, and every sidecar's lease bounds
-// how long it may still serve an answer cached before it.
-func (s *Server) publish(c echo.Context, reason string) {
+// changing readies a change call (delegation, consent): the service
+// publishes the change to the feed and waits for the sidecars before it
+// returns, so the answer's write deadline is extended, and the context
+// returned collects the sidecars that did not acknowledge. Call done after
+// the service returned and before the answer is written (or an error
+// returned): it names them in HeaderUnacknowledgedSidecars.
+func (s *Server) changing(c echo.Context) (ctx context.Context, done func()) {
+	ctx = c.Request().Context()
 	if s.changes == nil {
-		return
+		return ctx, func() {}
 	}
 	// Waiting may take a lease: keep the answer within the write timeout.
 	_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(2*s.changes.Lease() + s.cfg.WriteTimeout))
-	ctx := c.Request().Context()
-	p, err := s.changes.PublishReport(ctx, reason)
-	if err != nil {
-		s.log.WarnContext(ctx, "change not acknowledged by every sidecar; their leases bound it",
-			"reason", reason, "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "error", err.Error())
-	}
-	if len(p.Unacknowledged) > 0 {
-		c.Response().Header().Set(HeaderUnacknowledgedSidecars, unackedHeader(p.Unacknowledged))
-		s.log.InfoContext(ctx, "change answered without the acknowledgement of some sidecars: their leases ran out",
-			"reason", reason, "seq", p.Seq, "sidecars", len(p.Unacknowledged))
+	ctx, report := changefeed.WithReport(ctx)
+	return ctx, func() {
+		if refs := report.Unacknowledged(); len(refs) > 0 {
+			c.Response().Header().Set(HeaderUnacknowledgedSidecars, unackedHeader(slices.Compact(refs)))
+			s.log.InfoContext(ctx, "change answered without the acknowledgement of some sidecars: their leases ran out",
+				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "seq", report.Seq(), "sidecars", len(refs))
+		}
 	}
 }
 

@@ -391,9 +391,10 @@ func TestDelegationRevokeWaitsForSidecarAck(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	const lease = 10 * time.Second
+	ch := newTestChanges(lease)
 	e := newFeedEnv(t, Config{APIKeys: map[string]string{digest("key-app"): "mobile-banking"},
 		DelegationAdmins: map[string]bool{"mobile-banking": true}},
-		Deps{Changes: newTestChanges(lease), Delegations: delegation.NewService(delegation.Config{Store: st})})
+		Deps{Changes: ch, Delegations: delegation.NewService(delegation.Config{Store: st, Publisher: ch})})
 
 	// The sidecar: long-polls; on a new seq it takes clearDelay to drop its
 	// cache, then acknowledges with its next poll.
@@ -508,33 +509,44 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-// fakeConsents answers the consent changes (and fails them with fail).
+// fakeConsents answers the consent changes (and fails them with fail),
+// publishing those it applies to pub as the ledger does.
 type fakeConsents struct {
 	Consents // the reads are not used
+	pub      *changefeed.Changes
 	fail     error
 }
 
-func (f *fakeConsents) Give(_ context.Context, r consent.ChoiceRequest) (consent.Event, string, error) {
-	return consent.Event{Subject: r.Subject}, "receipt", f.fail
+func (f *fakeConsents) done(ctx context.Context) error {
+	if f.fail == nil {
+		_, _ = f.pub.Publish(ctx, "test")
+	}
+	return f.fail
+}
+
+func (f *fakeConsents) Give(ctx context.Context, r consent.ChoiceRequest) (consent.Event, string, error) {
+	return consent.Event{Subject: r.Subject}, "receipt", f.done(ctx)
 }
 
 func (f *fakeConsents) Refuse(ctx context.Context, r consent.ChoiceRequest) (consent.Event, string, error) {
 	return f.Give(ctx, r)
 }
 
-func (f *fakeConsents) Withdraw(_ context.Context, r consent.WithdrawRequest) ([]consent.Event, error) {
-	return []consent.Event{{Subject: r.Subject}}, f.fail
+func (f *fakeConsents) Withdraw(ctx context.Context, r consent.WithdrawRequest) ([]consent.Event, error) {
+	return []consent.Event{{Subject: r.Subject}}, f.done(ctx)
 }
 
-func (f *fakeConsents) Renew(_ context.Context, r consent.RenewRequest) (consent.Event, string, error) {
-	return consent.Event{Subject: r.Subject}, "receipt", f.fail
+func (f *fakeConsents) Renew(ctx context.Context, r consent.RenewRequest) (consent.Event, string, error) {
+	return consent.Event{Subject: r.Subject}, "receipt", f.done(ctx)
 }
 
-// TestConsentChangesArePublished: every consent change that is applied is
-// published; one that fails is not.
+// TestConsentChangesArePublished: the handlers publish nothing themselves
+// (the ledger does: pdp/consent's TestLedgerPublishesEveryChange): a
+// change the service published once moves seq by one.
 func TestConsentChangesArePublished(t *testing.T) {
-	fc := &fakeConsents{}
-	e := newFeedEnv(t, Config{}, Deps{Changes: newTestChanges(time.Second), Consents: fc})
+	ch := newTestChanges(time.Second)
+	fc := &fakeConsents{pub: ch}
+	e := newFeedEnv(t, Config{}, Deps{Changes: ch, Consents: fc})
 	choice := `{"subject":{"type":"user","id":"alice"},"purpose":"marketing","jurisdiction":"EU"}`
 	send := func(op, body string) int {
 		t.Helper()

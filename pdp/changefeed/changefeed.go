@@ -228,9 +228,15 @@ func (c *Changes) Publish(ctx context.Context, reason string) (uint64, error) {
 
 // PublishReport is Publish, and says which sidecars did not acknowledge
 // the change.
-func (c *Changes) PublishReport(ctx context.Context, reason string) (Published, error) {
+// When ctx carries a Report (WithReport), the sidecars are added to it.
+func (c *Changes) PublishReport(ctx context.Context, reason string) (p Published, err error) {
 	start := time.Now()
-	defer func() { c.waited.Observe(time.Since(start).Seconds()) }()
+	defer func() {
+		c.waited.Observe(time.Since(start).Seconds())
+		if r, ok := ctx.Value(reportKey{}).(*Report); ok {
+			r.add(p)
+		}
+	}()
 	c.published.WithLabelValues(reason).Inc()
 	c.mu.Lock()
 	n := c.seq.Add(1)

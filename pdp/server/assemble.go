@@ -129,9 +129,10 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 		return err
 	}
 	// Delegation and consent changes are recorded in the trail before they
-	// are applied; the journal records once the trail is open.
+	// are applied (the journal records once the trail is open), and
+	// published to the change feed once applied.
 	journal := &adminlog.Journal{}
-	dsvc, closeDelegations, err := openDelegations(ctx, cfg.Delegations, reloader, store, auth, journal, log)
+	dsvc, closeDelegations, err := openDelegations(ctx, cfg.Delegations, reloader, store, auth, journal, changes, log)
 	if err != nil {
 		return err
 	}
@@ -143,7 +144,7 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	if dsvc != nil {
 		delegations, admin = sources.Delegations{Service: dsvc}, dsvc
 	}
-	ledger, closeConsent, err := openConsent(ctx, cfg.Consent, reloader, dsvc, auth, journal, log)
+	ledger, closeConsent, err := openConsent(ctx, cfg.Consent, reloader, dsvc, auth, journal, changes, log)
 	if err != nil {
 		return err
 	}
