@@ -59,9 +59,11 @@ type Deps struct {
 	// changes, reads of the trail) in the trail before they are answered;
 	// nil records none.
 	AdminLog AdminRecorder
-	// Changes is the change feed sidecars poll at ChangesPath: every
-	// delegation and consent change is published to it, and waits for the
-	// sidecars, before it is answered. Nil leaves the feed out.
+	// Changes is the change feed sidecars poll at ChangesPath. The
+	// delegation and consent services publish every change to it (their
+	// Publisher) and wait for the sidecars before the change is answered;
+	// the handlers name the sidecars that did not acknowledge. Nil leaves
+	// the feed out.
 	Changes *changefeed.Changes
 	// Ingest stores the sidecars' decision records posted to
 	// TrailIngestPath; nil leaves the route out.
