@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ciampdp/pdp/pdp/api"
+	"github.com/ciampdp/pdp/pdp/changefeed"
 )
 
 // TestChangeFeedFloodLocksNobodyOut (B8): budget-app polls the change feed
@@ -63,7 +64,7 @@ func TestChangeFeedFloodLocksNobodyOut(t *testing.T) {
 	// In its first lease a PDP answers a change only once that lease has
 	// passed (sidecars may hold leases of the process before it): that
 	// wait is not the flood's doing, so the revoke is timed after it.
-	time.Sleep(time.Until(started.Add(api.DefaultChangeLease)))
+	time.Sleep(time.Until(started.Add(changefeed.DefaultChangeLease)))
 	start := time.Now()
 	code, body := central.do(t, http.MethodPost, "/v1/delegations/poa-alice-bob/revoke",
 		`{"actor":{"type":"user","id":"alice"},"reason":"lost trust"}`, demoKey("mobile-banking")...)

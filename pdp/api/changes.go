@@ -1,86 +1,22 @@
 package api
 
 import (
-	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ciampdp/pdp/pdp/changefeed"
 )
 
-// The change feed tells sidecars when to drop their cached answers, and
-// lets a change wait until they have.
-//
-// Protocol (GET ChangesPath, the application's API key, SidecarIDHeader):
-//
-//	GET /v1/changes?after=<seq>&epoch=<epoch>&wait=<duration>
-//	→ 200 {"seq": n, "epoch": "…", "lease_ms": 2000, "policy_version": "…"}
-//
-// seq counts changes since this process started (it is 1 before the first
-// one); epoch is random per process, so a seq is only meaningful with its
-// epoch. The answer comes at once when seq > after, when after is not a seq
-// of this epoch (after > seq, or epoch given and different); otherwise the
-// request is held until a change is published or wait (default 1s, at most
-// 10s) passes, and answered with the seq then current.
-//
-// Each poll says "I have applied after": the sidecar sends after=S only
-// once it has dropped every answer cached before change S. The rule the
-// sidecar keeps:
-//
-//   - It serves a cached answer only while the seq and epoch of the last
-//     poll answer it received are those its cache was filled under, and
-//     only until (the send time of that poll) + lease_ms. When the time runs
-//     out, or an answer brings a new seq or epoch, it stops serving from the
-//     cache (forwarding instead) and clears it before it polls with the new
-//     after.
-//   - A cache fill is tagged with the seq applied when its request was sent;
-//     a fill whose tag is older than the applied seq when the answer arrives
-//     is not cached.
-//
-//   - When a poll answer renews a lease that had already run out (the poll
-//     was sent after the end of the previous lease), the sidecar clears its
-//     cache first: the PDP may have forgotten it, or published changes
-//     without waiting for it, meanwhile.
-//
-// Publish, called after a change is applied and before it is answered,
-// increments seq, wakes held polls, and returns once every sidecar that may
-// still serve an answer cached before the change has either acknowledged
-// the new seq (polled with after >= seq) or run out of the lease granted by
-// its last poll before the change (arrival time + lease: the sidecar's own
-// deadline, counted from the earlier send time, is no later). So when the
-// change is answered, no sidecar serves an answer cached before it.
-//
-// Which sidecars may hold a cached answer. A sidecar caches only answers
-// to evaluations it forwarded with its SidecarIDHeader, and only under the
-// seq it had applied when it sent them; it drops them when it applies a
-// new seq. The PDP notes when each evaluation of a subscriber arrives
-// (before deciding it), and when it first answered that subscriber's poll
-// with each seq. A subscriber that acknowledged seq S holds nothing unless
-// an evaluation of it arrived after the PDP first told it S: an answer
-// cached under S was asked after the sidecar learnt S. So a subscriber that
-// never forwarded an evaluation (a flood of fresh ids, a sidecar idle since
-// its last change) is not waited for, and costs a change nothing. An
-// evaluation that arrives after Publish began is decided after the change
-// was applied, and cannot hold an answer from before it.
-//
-// Subscribers are kept per application, at most MaxSidecarsPerApplication
-// each: a poll from a new sidecar beyond it is refused with 503 for that
-// application only; one application's sidecars never lock out another's.
-//
-// The feed is this process's: with several PDP replicas, a sidecar must
-// poll the replica that makes the changes (or they must share the feed),
-// which this version does not provide.
+// The HTTP side of the change feed (pdp/changefeed owns the feed itself
+// and documents the protocol).
 
 // Routes and headers of the sidecar support.
 const (
@@ -95,338 +31,19 @@ const (
 	HeaderUnacknowledgedSidecars = "PDP-Unacknowledged-Sidecars"
 )
 
-// Defaults and bounds of the change feed.
+// Bounds of a poll.
 const (
-	DefaultChangeLease = 2 * time.Second
-	DefaultChangeWait  = time.Second
-	MaxChangeWait      = 10 * time.Second
-	// MaxSidecarsPerApplication bounds the subscribers remembered per
-	// application; a poll from a new sidecar of an application that has
-	// that many is refused with 503 (and counted) until some of them are
-	// forgotten. Other applications are not affected.
-	MaxSidecarsPerApplication = 1000
+	DefaultChangeWait = time.Second
+	MaxChangeWait     = 10 * time.Second
 	// maxUnackedNamed bounds the sidecars named in
 	// HeaderUnacknowledgedSidecars.
 	maxUnackedNamed = 20
-	// forgetAfter leases without a poll, a subscriber is forgotten.
-	forgetAfter = 10
 	// maxSidecarID bounds the length of PDP-Sidecar-Id.
 	maxSidecarID = 200
 )
 
-var (
-	// errSidecarRequest is answered with 400: a malformed sidecar request.
-	errSidecarRequest = errors.New("bad sidecar request")
-	// errTooManySidecars is answered with 503.
-	errTooManySidecars = errors.New("too many sidecars of this application are subscribed to the change feed")
-)
-
-// Changes is the change feed: a sequence number bumped by every change
-// that may alter a decision, and the subscribers (sidecars) that poll it.
-// It is safe for concurrent use.
-type Changes struct {
-	lease   time.Duration
-	epoch   string
-	started time.Time
-
-	seq atomic.Uint64 // starts at 1; written under mu
-
-	mu      sync.Mutex
-	changed chan struct{} // closed (and replaced) by every Publish
-	polled  chan struct{} // closed (and replaced) by every poll that acknowledges a change
-	closed  chan struct{} // closed by Close
-	subs    map[subKey]*subscriber
-	perApp  map[string]int // subscribers per application
-	swept   time.Time
-
-	published   *prometheus.CounterVec
-	waited      prometheus.Histogram
-	lapsed      prometheus.Counter
-	refused     prometheus.Counter
-	subscribers *prometheus.Desc
-	closeOnce   sync.Once
-}
-
-// subKey names a subscriber: sidecar ids are the application's to choose,
-// so they are kept apart per application.
-type subKey struct{ app, id string }
-
-type subscriber struct {
-	lastSeen time.Time // arrival of its last poll
-	acked    uint64    // the after of its last poll, in this epoch
-	// told and toldAt: the last seq its polls were answered with, and
-	// when the PDP first answered it with that seq.
-	told   uint64
-	toldAt time.Time
-	// clean: answers it may cache were asked after this time (toldAt of
-	// the seq it acknowledged; zero when unknown).
-	clean time.Time
-	// asked: arrival of its last evaluation (zero: none).
-	asked time.Time
-}
-
-// holds says whether the subscriber may hold a cached answer: an
-// evaluation of it arrived after the seq it acknowledged was first told.
-func (s *subscriber) holds() bool { return !s.asked.IsZero() && s.asked.After(s.clean) }
-
-// SidecarRef names a sidecar: its application and id.
-type SidecarRef struct{ Application, ID string }
-
-func (r SidecarRef) String() string { return r.Application + "/" + r.ID }
-
-// Published is what Publish did.
-type Published struct {
-	Seq uint64
-	// Unacknowledged are the sidecars that were waited for and did not
-	// acknowledge the change: their leases ran out (they fail closed
-	// until they hear from the PDP again), or ctx ended first.
-	Unacknowledged []SidecarRef
-}
-
-var _ prometheus.Collector = (*Changes)(nil)
-
-// NewChanges returns a change feed whose answers grant sidecars lease
-// (DefaultChangeLease when not positive) of serving from their caches.
-func NewChanges(lease time.Duration) *Changes {
-	if lease <= 0 {
-		lease = DefaultChangeLease
-	}
-	b := make([]byte, 12)
-	_, _ = rand.Read(b) // never fails (crypto/rand)
-	c := &Changes{
-		lease: lease, epoch: hex.EncodeToString(b), started: time.Now(),
-		changed: make(chan struct{}), polled: make(chan struct{}), closed: make(chan struct{}),
-		subs: make(map[subKey]*subscriber), perApp: make(map[string]int),
-		published: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pdp_changes_published_total",
-			Help: "Changes published to the sidecars' change feed, by reason (delegation.revoke, consent.withdraw, policy.activate, …).",
-		}, []string{"reason"}),
-		waited: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "pdp_changes_publish_wait_seconds",
-			Help:    "Time a published change waited for the sidecars' acknowledgements (or their leases).",
-			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2, 5, 10},
-		}),
-		lapsed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pdp_changes_lease_lapsed_total",
-			Help: "Sidecars a published change waited for until their lease ran out, without an acknowledgement.",
-		}),
-		refused: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pdp_changes_refused_total",
-			Help: "Polls of new sidecars refused because their application has MaxSidecarsPerApplication subscribed.",
-		}),
-		subscribers: prometheus.NewDesc("pdp_changes_subscribers",
-			"Sidecars whose last poll's lease has not run out (they may serve from their caches).", nil, nil),
-	}
-	c.seq.Store(1)
-	return c
-}
-
-// Lease is the time a poll answer lets a sidecar serve from its cache.
-func (c *Changes) Lease() time.Duration { return c.lease }
-
-// Epoch is this process's epoch.
-func (c *Changes) Epoch() string { return c.epoch }
-
-// Seq is the current sequence number (1 before the first change).
-func (c *Changes) Seq() uint64 { return c.seq.Load() }
-
-// Publish records a change (reason names it, for the metrics and errors):
-// it increments seq, wakes held polls, and waits until every sidecar that
-// may still serve answers cached before the change has acknowledged it or
-// run out of its lease, or ctx ends (the error then says how many had not).
-// A sidecar whose lease had already run out is not waited for. In the
-// first lease after NewChanges it also waits for the rest of that lease:
-// sidecars may hold leases granted by the previous process.
-func (c *Changes) Publish(ctx context.Context, reason string) (uint64, error) {
-	p, err := c.PublishReport(ctx, reason)
-	return p.Seq, err
-}
-
-// PublishReport is Publish, and says which sidecars did not acknowledge
-// the change.
-func (c *Changes) PublishReport(ctx context.Context, reason string) (Published, error) {
-	start := time.Now()
-	defer func() { c.waited.Observe(time.Since(start).Seconds()) }()
-	c.published.WithLabelValues(reason).Inc()
-	c.mu.Lock()
-	n := c.seq.Add(1)
-	close(c.changed)
-	c.changed = make(chan struct{})
-	deadlines := make(map[subKey]time.Time)
-	for k, s := range c.subs {
-		if dl := s.lastSeen.Add(c.lease); s.acked < n && start.Before(dl) && s.holds() {
-			deadlines[k] = dl
-		}
-	}
-	c.mu.Unlock()
-	grace := c.started.Add(c.lease)
-	var unacked []SidecarRef
-	for {
-		c.mu.Lock()
-		now := time.Now()
-		var next time.Time
-		for k, dl := range deadlines {
-			s := c.subs[k]
-			switch {
-			case s == nil || s.acked >= n:
-				delete(deadlines, k)
-			case !now.Before(dl):
-				delete(deadlines, k)
-				c.lapsed.Inc()
-				unacked = append(unacked, SidecarRef{k.app, k.id})
-			case next.IsZero() || dl.Before(next):
-				next = dl
-			}
-		}
-		if now.Before(grace) && (next.IsZero() || grace.Before(next)) {
-			next = grace
-		}
-		polled := c.polled
-		c.mu.Unlock()
-		if next.IsZero() {
-			return Published{Seq: n, Unacknowledged: sortRefs(unacked)}, nil
-		}
-		t := time.NewTimer(next.Sub(now))
-		select {
-		case <-polled:
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			for k := range deadlines {
-				unacked = append(unacked, SidecarRef{k.app, k.id})
-			}
-			return Published{Seq: n, Unacknowledged: sortRefs(unacked)},
-				fmt.Errorf("change %d (%s): %d sidecars had not acknowledged it: %w", n, reason, len(deadlines), ctx.Err())
-		}
-		t.Stop()
-	}
-}
-
-func sortRefs(refs []SidecarRef) []SidecarRef {
-	slices.SortFunc(refs, func(a, b SidecarRef) int {
-		return cmp.Or(cmp.Compare(a.Application, b.Application), cmp.Compare(a.ID, b.ID))
-	})
-	return refs
-}
-
-// Close answers held polls at once, and every later poll too: call it when
-// the server shuts down. Publish keeps waiting as before.
-func (c *Changes) Close() {
-	c.closeOnce.Do(func() {
-		c.mu.Lock()
-		close(c.closed)
-		c.mu.Unlock()
-	})
-}
-
-// poll registers a poll that arrived at now and says whether to hold it,
-// and on what to wake it.
-func (c *Changes) poll(app, id string, after uint64, epoch string, now time.Time) (hold bool, changed, closed <-chan struct{}, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if now.Sub(c.swept) > c.lease {
-		c.swept = now
-		for k, s := range c.subs {
-			if now.Sub(s.lastSeen) > forgetAfter*c.lease {
-				delete(c.subs, k)
-				if c.perApp[k.app]--; c.perApp[k.app] <= 0 {
-					delete(c.perApp, k.app)
-				}
-			}
-		}
-	}
-	k := subKey{app, id}
-	s := c.subs[k]
-	if s == nil {
-		if c.perApp[app] >= MaxSidecarsPerApplication {
-			c.refused.Inc()
-			return false, nil, nil, errTooManySidecars
-		}
-		s = &subscriber{}
-		c.subs[k] = s
-		c.perApp[app]++
-	}
-	seq := c.seq.Load()
-	// after counts only if it is a seq of this epoch: a sidecar that has
-	// not yet seen this epoch has applied none of its changes.
-	ours := (epoch == "" || epoch == c.epoch) && after <= seq
-	prev := s.acked
-	s.lastSeen, s.acked = now, 0
-	if ours {
-		s.acked = after
-	}
-	// Answers it caches from now on are asked after it learnt after; if
-	// the PDP does not know when that was, assume any.
-	if ours && after == s.told && !s.toldAt.IsZero() {
-		s.clean = s.toldAt
-	} else if s.acked != prev {
-		s.clean = time.Time{}
-	}
-	if s.acked > prev { // an acknowledgement: wake the waiting Publishes
-		close(c.polled)
-		c.polled = make(chan struct{})
-	}
-	select {
-	case <-c.closed:
-		return false, c.changed, c.closed, nil
-	default:
-	}
-	return ours && after == seq, c.changed, c.closed, nil
-}
-
-// told notes that a poll of the subscriber is answered with seq (now,
-// before the answer is written).
-func (c *Changes) told(app, id string, seq uint64) {
-	now := time.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s := c.subs[subKey{app, id}]; s != nil && s.told != seq {
-		s.told, s.toldAt = seq, now
-	}
-}
-
-// Asked notes an evaluation of a sidecar (its SidecarIDHeader) that
-// arrived now, before it is decided: the sidecar may cache the answer, so
-// changes wait for it until it acknowledges them. Unknown sidecars are
-// ignored: a sidecar not subscribed holds no lease, and drops its cache
-// when it gets one.
-func (c *Changes) Asked(app, id string) {
-	if id == "" {
-		return
-	}
-	now := time.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s := c.subs[subKey{app, id}]; s != nil {
-		s.asked = now
-	}
-}
-
-// Describe implements prometheus.Collector.
-func (c *Changes) Describe(ch chan<- *prometheus.Desc) {
-	c.published.Describe(ch)
-	c.waited.Describe(ch)
-	c.lapsed.Describe(ch)
-	c.refused.Describe(ch)
-	ch <- c.subscribers
-}
-
-// Collect implements prometheus.Collector.
-func (c *Changes) Collect(ch chan<- prometheus.Metric) {
-	c.published.Collect(ch)
-	c.waited.Collect(ch)
-	c.lapsed.Collect(ch)
-	c.refused.Collect(ch)
-	c.mu.Lock()
-	now, live := time.Now(), 0
-	for _, s := range c.subs {
-		if now.Before(s.lastSeen.Add(c.lease)) {
-			live++
-		}
-	}
-	c.mu.Unlock()
-	ch <- prometheus.MustNewConstMetric(c.subscribers, prometheus.GaugeValue, float64(live))
-}
+// errSidecarRequest is answered with 400: a malformed sidecar request.
+var errSidecarRequest = errors.New("bad sidecar request")
 
 // changesAnswer is the answer to a poll.
 type changesAnswer struct {
@@ -471,7 +88,7 @@ func (s *Server) pollChanges(c echo.Context) error {
 		}
 		wait = min(wait, MaxChangeWait)
 	}
-	hold, changed, closed, err := s.changes.poll(app, id, after, q.Get("epoch"), arrived)
+	hold, changed, closed, err := s.changes.Poll(app, id, after, q.Get("epoch"), arrived)
 	if err != nil {
 		return err
 	}
@@ -488,40 +105,39 @@ func (s *Server) pollChanges(c echo.Context) error {
 		t.Stop()
 	}
 	seq := s.changes.Seq()
-	s.changes.told(app, id, seq)
+	s.changes.Told(app, id, seq)
 	return writeJSON(c, http.StatusOK, changesAnswer{
 		Seq: seq, Epoch: s.changes.Epoch(), LeaseMS: s.changes.Lease().Milliseconds(),
 		PolicyVersion: s.policies.Status().Active.Hash,
 	})
 }
 
-// publish tells the change feed about a change that has been applied (and
-// recorded) and is about to be answered, and waits for the sidecars. A
-// failure (the caller went away before they acknowledged) is logged and the
-// change is still answered: it stands, and every sidecar's lease bounds
-// how long it may still serve an answer cached before it.
-func (s *Server) publish(c echo.Context, reason string) {
+// changing readies a change call (delegation, consent): the service
+// publishes the change to the feed and waits for the sidecars before it
+// returns, so the answer's write deadline is extended, and the context
+// returned collects the sidecars that did not acknowledge. Call done after
+// the service returned and before the answer is written (or an error
+// returned): it names them in HeaderUnacknowledgedSidecars.
+func (s *Server) changing(c echo.Context) (ctx context.Context, done func()) {
+	ctx = c.Request().Context()
 	if s.changes == nil {
-		return
+		return ctx, func() {}
 	}
 	// Waiting may take a lease: keep the answer within the write timeout.
 	_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(2*s.changes.Lease() + s.cfg.WriteTimeout))
-	ctx := c.Request().Context()
-	p, err := s.changes.PublishReport(ctx, reason)
-	if err != nil {
-		s.log.WarnContext(ctx, "change not acknowledged by every sidecar; their leases bound it",
-			"reason", reason, "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "error", err.Error())
-	}
-	if len(p.Unacknowledged) > 0 {
-		c.Response().Header().Set(HeaderUnacknowledgedSidecars, unackedHeader(p.Unacknowledged))
-		s.log.InfoContext(ctx, "change answered without the acknowledgement of some sidecars: their leases ran out",
-			"reason", reason, "seq", p.Seq, "sidecars", len(p.Unacknowledged))
+	ctx, report := changefeed.WithReport(ctx)
+	return ctx, func() {
+		if refs := report.Unacknowledged(); len(refs) > 0 {
+			c.Response().Header().Set(HeaderUnacknowledgedSidecars, unackedHeader(slices.Compact(refs)))
+			s.log.InfoContext(ctx, "change answered without the acknowledgement of some sidecars: their leases ran out",
+				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "seq", report.Seq(), "sidecars", len(refs))
+		}
 	}
 }
 
 // unackedHeader lists sidecars as application/id, comma-separated, at most
 // maxUnackedNamed of them and then "+N more".
-func unackedHeader(refs []SidecarRef) string {
+func unackedHeader(refs []changefeed.SidecarRef) string {
 	var b strings.Builder
 	for i, r := range refs {
 		if i == maxUnackedNamed {

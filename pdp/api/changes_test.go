@@ -15,22 +15,21 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ciampdp/pdp/pdp/changefeed"
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
 )
 
 // newTestChanges is a feed past its start grace (no previous process).
-func newTestChanges(lease time.Duration) *Changes {
-	ch := NewChanges(lease)
-	ch.started = time.Now().Add(-time.Hour)
-	return ch
+func newTestChanges(lease time.Duration) *changefeed.Changes {
+	return changefeed.NewChangesSince(lease, time.Now().Add(-time.Hour))
 }
 
 // feedEnv is a server with a change feed (and whatever else deps holds).
 type feedEnv struct {
 	t   *testing.T
 	url string
-	ch  *Changes
+	ch  *changefeed.Changes
 	reg *prometheus.Registry
 }
 
@@ -133,7 +132,7 @@ func TestChangesPollAnswers(t *testing.T) {
 	t.Run("held, then woken by Publish", func(t *testing.T) {
 		done := make(chan pollResult)
 		go func() { done <- e.poll(ctx, "sc-2", "", "after=1&wait=10s&epoch="+epoch) }()
-		waitFor(t, func() bool { return e.ch.acked("", "sc-2") == 1 })
+		waitFor(t, func() bool { return e.ch.Acked("", "sc-2") == 1 })
 		time.Sleep(100 * time.Millisecond) // the poll is held
 		published := make(chan time.Time)
 		go func() {
@@ -199,11 +198,8 @@ func TestChangesPollRequests(t *testing.T) {
 	}
 	// Sidecar ids are the application's: another application's sidecar
 	// of the same id is another subscriber.
-	if got := keyed.ch.acked("mobile-banking", "sc"); got != 0 {
+	if got := keyed.ch.Acked("mobile-banking", "sc"); got != 0 {
 		t.Errorf("acked %d", got)
-	}
-	if _, ok := keyed.ch.subs[subKey{"other", "sc"}]; ok {
-		t.Error("a subscriber under another application")
 	}
 }
 
@@ -349,7 +345,7 @@ func TestPublishEndsWithItsContext(t *testing.T) {
 // sidecars the previous one granted leases to.
 func TestPublishWaitsOutTheStartGrace(t *testing.T) {
 	const lease = 300 * time.Millisecond
-	ch := NewChanges(lease)
+	ch := changefeed.NewChanges(lease)
 	start := time.Now()
 	if _, err := ch.Publish(context.Background(), "test"); err != nil {
 		t.Fatal(err)
@@ -370,7 +366,7 @@ func TestChangesCloseAnswersHeldPolls(t *testing.T) {
 	e := newFeedEnv(t, Config{}, Deps{Changes: newTestChanges(time.Second)})
 	done := make(chan pollResult)
 	go func() { done <- e.poll(context.Background(), "sc", "", "after=1&wait=10s") }()
-	waitFor(t, func() bool { return e.ch.acked("", "sc") == 1 })
+	waitFor(t, func() bool { return e.ch.Acked("", "sc") == 1 })
 	e.ch.Close()
 	select {
 	case r := <-done:
@@ -395,9 +391,10 @@ func TestDelegationRevokeWaitsForSidecarAck(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	const lease = 10 * time.Second
+	ch := newTestChanges(lease)
 	e := newFeedEnv(t, Config{APIKeys: map[string]string{digest("key-app"): "mobile-banking"},
 		DelegationAdmins: map[string]bool{"mobile-banking": true}},
-		Deps{Changes: newTestChanges(lease), Delegations: delegation.NewService(delegation.Config{Store: st})})
+		Deps{Changes: ch, Delegations: delegation.NewService(delegation.Config{Store: st, Publisher: ch})})
 
 	// The sidecar: long-polls; on a new seq it takes clearDelay to drop its
 	// cache, then acknowledges with its next poll.
@@ -431,7 +428,7 @@ func TestDelegationRevokeWaitsForSidecarAck(t *testing.T) {
 			}
 		}
 	})
-	waitFor(t, func() bool { return e.ch.acked("mobile-banking", "sidecar-1") == 1 })
+	waitFor(t, func() bool { return e.ch.Acked("mobile-banking", "sidecar-1") == 1 })
 
 	send := func(path, body string) (int, string, time.Time) {
 		t.Helper()
@@ -455,7 +452,7 @@ func TestDelegationRevokeWaitsForSidecarAck(t *testing.T) {
 	}
 	// The sidecar acknowledged the offer, then forwarded an evaluation: it
 	// may cache the answer, so the revoke waits for it.
-	waitFor(t, func() bool { return e.ch.acked("mobile-banking", "sidecar-1") == 2 })
+	waitFor(t, func() bool { return e.ch.Acked("mobile-banking", "sidecar-1") == 2 })
 	e.ch.Asked("mobile-banking", "sidecar-1")
 	start := time.Now()
 	code, body, answered := send(DelegationsPath+"/"+d.ID+"/revoke", `{"actor":{"type":"user","id":"alice"}}`)
@@ -481,16 +478,6 @@ func TestDelegationRevokeWaitsForSidecarAck(t *testing.T) {
 	if seq := e.ch.Seq(); seq != 3 {
 		t.Errorf("seq %d after a refused change, want 3", seq)
 	}
-}
-
-// acked is a subscriber's acknowledged seq (0: none or unknown).
-func (c *Changes) acked(app, id string) uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s := c.subs[subKey{app, id}]; s != nil {
-		return s.acked
-	}
-	return 0
 }
 
 // metricValue is the value of an unlabelled counter or gauge in reg.
@@ -522,33 +509,44 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-// fakeConsents answers the consent changes (and fails them with fail).
+// fakeConsents answers the consent changes (and fails them with fail),
+// publishing those it applies to pub as the ledger does.
 type fakeConsents struct {
 	Consents // the reads are not used
+	pub      *changefeed.Changes
 	fail     error
 }
 
-func (f *fakeConsents) Give(_ context.Context, r consent.ChoiceRequest) (consent.Event, string, error) {
-	return consent.Event{Subject: r.Subject}, "receipt", f.fail
+func (f *fakeConsents) done(ctx context.Context) error {
+	if f.fail == nil {
+		_, _ = f.pub.Publish(ctx, "test")
+	}
+	return f.fail
+}
+
+func (f *fakeConsents) Give(ctx context.Context, r consent.ChoiceRequest) (consent.Event, string, error) {
+	return consent.Event{Subject: r.Subject}, "receipt", f.done(ctx)
 }
 
 func (f *fakeConsents) Refuse(ctx context.Context, r consent.ChoiceRequest) (consent.Event, string, error) {
 	return f.Give(ctx, r)
 }
 
-func (f *fakeConsents) Withdraw(_ context.Context, r consent.WithdrawRequest) ([]consent.Event, error) {
-	return []consent.Event{{Subject: r.Subject}}, f.fail
+func (f *fakeConsents) Withdraw(ctx context.Context, r consent.WithdrawRequest) ([]consent.Event, error) {
+	return []consent.Event{{Subject: r.Subject}}, f.done(ctx)
 }
 
-func (f *fakeConsents) Renew(_ context.Context, r consent.RenewRequest) (consent.Event, string, error) {
-	return consent.Event{Subject: r.Subject}, "receipt", f.fail
+func (f *fakeConsents) Renew(ctx context.Context, r consent.RenewRequest) (consent.Event, string, error) {
+	return consent.Event{Subject: r.Subject}, "receipt", f.done(ctx)
 }
 
-// TestConsentChangesArePublished: every consent change that is applied is
-// published; one that fails is not.
+// TestConsentChangesArePublished: the handlers publish nothing themselves
+// (the ledger does: pdp/consent's TestLedgerPublishesEveryChange): a
+// change the service published once moves seq by one.
 func TestConsentChangesArePublished(t *testing.T) {
-	fc := &fakeConsents{}
-	e := newFeedEnv(t, Config{}, Deps{Changes: newTestChanges(time.Second), Consents: fc})
+	ch := newTestChanges(time.Second)
+	fc := &fakeConsents{pub: ch}
+	e := newFeedEnv(t, Config{}, Deps{Changes: ch, Consents: fc})
 	choice := `{"subject":{"type":"user","id":"alice"},"purpose":"marketing","jurisdiction":"EU"}`
 	send := func(op, body string) int {
 		t.Helper()
@@ -624,23 +622,5 @@ func TestPublishWaitsOnlyForSubscribersThatMayHoldAnswers(t *testing.T) {
 	}
 	if took := time.Since(start); took > 200*time.Millisecond {
 		t.Errorf("the second change took %v, want at once: nobody holds an answer", took)
-	}
-}
-
-// TestChangesCapIsPerApplication (B8): one application's sidecars fill
-// only that application's share of the subscribers.
-func TestChangesCapIsPerApplication(t *testing.T) {
-	ch := newTestChanges(time.Minute)
-	now := time.Now()
-	for i := range MaxSidecarsPerApplication {
-		if _, _, _, err := ch.poll("budget-app", fmt.Sprintf("f-%d", i), 0, "", now); err != nil {
-			t.Fatalf("poll %d: %v", i, err)
-		}
-	}
-	if _, _, _, err := ch.poll("budget-app", "one-more", 0, "", now); err == nil {
-		t.Fatal("a poll beyond budget-app's cap was accepted")
-	}
-	if _, _, _, err := ch.poll("mobile-banking", "real", 0, "", now); err != nil {
-		t.Fatalf("mobile-banking's sidecar was locked out by budget-app's: %v", err)
 	}
 }

@@ -51,8 +51,8 @@ func (s *Server) consentRoutes(e *echo.Echo) {
 	if s.consents == nil {
 		return
 	}
-	e.POST(ConsentsPath+"/give", s.consentChoice("consent.give", s.consents.Give), withActorToken)
-	e.POST(ConsentsPath+"/refuse", s.consentChoice("consent.refuse", s.consents.Refuse), withActorToken)
+	e.POST(ConsentsPath+"/give", s.consentChoice(s.consents.Give), withActorToken)
+	e.POST(ConsentsPath+"/refuse", s.consentChoice(s.consents.Refuse), withActorToken)
 	e.POST(ConsentsPath+"/withdraw", s.withdrawConsent, withActorToken)
 	e.POST(ConsentsPath+"/renew", s.renewConsent, withActorToken)
 	e.GET(ConsentsPath+"/receipt-key", s.receiptKey)
@@ -87,7 +87,7 @@ func (s *Server) consentReader(c echo.Context) (consent.Reader, error) {
 	return consent.Reader{Application: app, Admin: s.keys == nil || s.cfg.ConsentAdmins[app]}, nil
 }
 
-func (s *Server) consentChoice(action string, do func(context.Context, consent.ChoiceRequest) (consent.Event, string, error)) echo.HandlerFunc {
+func (s *Server) consentChoice(do func(context.Context, consent.ChoiceRequest) (consent.Event, string, error)) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		app, err := s.consentCaller(c)
 		if err != nil {
@@ -98,11 +98,12 @@ func (s *Server) consentChoice(action string, do func(context.Context, consent.C
 			return err
 		}
 		req.Application = app
-		ev, receipt, err := do(c.Request().Context(), req)
+		ctx, done := s.changing(c)
+		ev, receipt, err := do(ctx, req)
+		done()
 		if err != nil {
 			return err
 		}
-		s.publish(c, action)
 		return writeJSON(c, http.StatusCreated, consentAnswer{Event: ev, Receipt: receipt, Position: ev.Position})
 	}
 }
@@ -117,11 +118,12 @@ func (s *Server) withdrawConsent(c echo.Context) error {
 		return err
 	}
 	req.Application = app
-	evs, err := s.consents.Withdraw(c.Request().Context(), req)
+	ctx, done := s.changing(c)
+	evs, err := s.consents.Withdraw(ctx, req)
+	done()
 	if err != nil {
 		return err
 	}
-	s.publish(c, "consent.withdraw")
 	var pos int64
 	for _, e := range evs {
 		pos = max(pos, e.Position)
@@ -142,11 +144,12 @@ func (s *Server) renewConsent(c echo.Context) error {
 		return err
 	}
 	req.Application = app
-	ev, receipt, err := s.consents.Renew(c.Request().Context(), req)
+	ctx, done := s.changing(c)
+	ev, receipt, err := s.consents.Renew(ctx, req)
+	done()
 	if err != nil {
 		return err
 	}
-	s.publish(c, "consent.renew")
 	return writeJSON(c, http.StatusOK, consentAnswer{Event: ev, Receipt: receipt, Position: ev.Position})
 }
 

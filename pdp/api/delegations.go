@@ -104,14 +104,12 @@ func (s *Server) offerDelegation(c echo.Context) error {
 		return err
 	}
 	req.By.Application = app
-	d, rev, err := s.delegations.Offer(c.Request().Context(), req)
+	ctx, done := s.changing(c)
+	d, rev, err := s.delegations.Offer(ctx, req)
+	done()
 	if err != nil {
-		if d.ID != "" { // stored, though not (all) projected: it stands
-			s.publish(c, "delegation.offer")
-		}
 		return err
 	}
-	s.publish(c, "delegation.offer")
 	c.Response().Header().Set(echo.HeaderLocation, DelegationsPath+"/"+d.ID)
 	return writeJSON(c, http.StatusCreated, delegationAnswer{Delegation: d, Revision: rev})
 }
@@ -130,7 +128,8 @@ func (s *Server) changeDelegation(op string) echo.HandlerFunc {
 			return fmt.Errorf("%w: actor needs a type and an id (the user the application acts for)", delegation.ErrDecode)
 		}
 		by := delegation.Actor{Application: app, Subject: body.Actor}
-		ctx, id := c.Request().Context(), c.Param("id")
+		ctx, done := s.changing(c)
+		id := c.Param("id")
 		var (
 			d   delegation.Delegation
 			rev string
@@ -147,13 +146,10 @@ func (s *Server) changeDelegation(op string) echo.HandlerFunc {
 		case "resume":
 			d, rev, err = s.delegations.Resume(ctx, id, by)
 		}
+		done()
 		if err != nil {
-			if d.ID != "" { // stored, though not (all) projected: it stands
-				s.publish(c, "delegation."+op)
-			}
 			return err
 		}
-		s.publish(c, "delegation."+op)
 		return writeJSON(c, http.StatusOK, delegationAnswer{Delegation: d, Revision: rev})
 	}
 }

@@ -10,8 +10,10 @@ import (
 	"github.com/ciampdp/pdp/pdp/actorproof"
 	"github.com/ciampdp/pdp/pdp/audit"
 	"github.com/ciampdp/pdp/pdp/authzen"
+	"github.com/ciampdp/pdp/pdp/changefeed"
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
+	"github.com/ciampdp/pdp/pdp/ingest"
 	"github.com/ciampdp/pdp/pdp/reason"
 	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/labstack/echo/v4"
@@ -53,12 +55,12 @@ func classify(err error) (int, string) {
 		return http.StatusInternalServerError, err.Error()
 	case errors.Is(err, errSidecarRequest):
 		return http.StatusBadRequest, err.Error()
-	case errors.Is(err, errIngestRefused):
+	case errors.Is(err, ingest.ErrRefused):
 		return http.StatusUnprocessableEntity, err.Error()
-	case errors.Is(err, errSidecarBound):
+	case errors.Is(err, ingest.ErrSidecarBound):
 		return http.StatusForbidden, err.Error()
-	case errors.Is(err, errTooManySidecars):
-		return http.StatusServiceUnavailable, errTooManySidecars.Error()
+	case errors.Is(err, changefeed.ErrTooManySidecars):
+		return http.StatusServiceUnavailable, changefeed.ErrTooManySidecars.Error()
 	case errors.As(err, new(*tooManyError)):
 		return http.StatusRequestEntityTooLarge, err.Error()
 	case errors.Is(err, errTooLarge):

@@ -2,24 +2,20 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ciampdp/pdp/pdp/ingest"
 	"github.com/ciampdp/pdp/pdp/internal/strictjson"
-	"github.com/ciampdp/pdp/pdp/recorder"
-	"github.com/ciampdp/pdp/pdp/trail"
-	"github.com/ciampdp/pdp/pdp/trail/pgtrail"
 )
+
+// The HTTP side of the sidecars' record ingestion (pdp/ingest owns the
+// rules and the storing).
 
 // TrailIngestPath receives the decision records sidecars made from their
 // caches.
@@ -31,238 +27,10 @@ const MaxIngestRecords = 1000
 // maxIngestID bounds a record's decision id.
 const maxIngestID = 200
 
-// TrailIngester stores sidecar records in the decision trail:
-// *trail.FileLog or *pgtrail.Log. Append returns once the records
-// are durable.
-type TrailIngester interface {
-	Append(ctx context.Context, recs ...trail.Record) ([]uint64, error)
-}
-
-// TrailScanner reads the trail back: *trail.FileLog or *pgtrail.Log.
-type TrailScanner interface {
-	Size() uint64
-	Scan(from, to uint64, fn func(trail.Record) error) error
-}
-
-var (
-	_ TrailIngester = (*trail.FileLog)(nil)
-	_ TrailIngester = (*pgtrail.Log)(nil)
-	_ TrailScanner  = (*trail.FileLog)(nil)
-	_ TrailScanner  = (*pgtrail.Log)(nil)
-)
-
-// IngestOptions configures an Ingest.
-type IngestOptions struct {
-	// Redact, when set, is applied to each sidecar record before it is
-	// stored (the trail's redaction rules: (*trail.Redactor).Redact).
-	Redact func([]byte) ([]byte, error)
-	Logger *slog.Logger
-}
-
-// Ingest appends the decision records of sidecars to the trail, exactly
-// once: each sidecar numbers its records (its spool seq, strictly
-// increasing), and a record whose seq is not above the highest stored for
-// that sidecar is skipped. The highest seq of every sidecar (by
-// application and sidecar id) is kept in memory and rebuilt from the trail
-// by NewIngest.
-//
-// Exactly once holds for one process per trail (the file store). With the
-// PostgreSQL store shared by several replicas, a retry that reaches
-// another replica than the first attempt may be stored twice (each
-// replica's highest seqs are its own, from its start); the records are
-// still told apart by their spool seq.
-type Ingest struct {
-	log    TrailIngester
-	scan   TrailScanner // nil: no look-ups in the trail
-	redact func([]byte) ([]byte, error)
-	logger *slog.Logger
-
-	mu     sync.Mutex
-	spools map[subKey]*spool
-	bound  map[string]string // sidecar id → the application it belongs to
-
-	index  *decisionIndex // central decisions and stored sidecar records, by id
-	scanMu sync.Mutex     // one look-up scan of the trail at a time
-
-	ingested, skipped, gaps atomic.Uint64
-}
-
-// spool is what is stored of one sidecar's spool.
-type spool struct {
-	mu    sync.Mutex // held across an Append: one batch of a sidecar at a time
-	acked uint64     // the highest spool seq stored
-}
-
-var _ prometheus.Collector = (*Ingest)(nil)
-
-// NewIngest returns an Ingest that appends to log, after scanning the
-// trail (scan) for the sidecar records already stored. The scan reads the
-// whole trail once.
-func NewIngest(ctx context.Context, log TrailIngester, scan TrailScanner, opts IngestOptions) (*Ingest, error) {
-	in := &Ingest{log: log, scan: scan, redact: opts.Redact, logger: opts.Logger, spools: make(map[subKey]*spool),
-		bound: make(map[string]string), index: newDecisionIndex()}
-	if in.logger == nil {
-		in.logger = slog.New(slog.DiscardHandler)
-	}
-	if scan == nil {
-		return in, nil
-	}
-	recent := time.Now().Add(-indexWindow)
-	err := scan.Scan(0, scan.Size(), func(rec trail.Record) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if rec.Pruned {
-			return nil
-		}
-		if !rec.Time.Before(recent) {
-			if k, ok := knownOf(rec); ok {
-				in.index.add(rec.ID, k)
-			}
-		}
-		if rec.Kind != trail.KindSidecar {
-			return nil
-		}
-		var b struct {
-			Sidecar     string `json:"sidecar"`
-			Application string `json:"application"`
-			SpoolSeq    uint64 `json:"spool_seq"`
-		}
-		if err := json.Unmarshal(rec.Body, &b); err != nil {
-			return fmt.Errorf("sidecar record %d: %w", rec.Seq, err)
-		}
-		sp := in.spool(b.Application, b.Sidecar)
-		sp.acked = max(sp.acked, b.SpoolSeq)
-		if _, ok := in.bound[b.Sidecar]; !ok {
-			in.bound[b.Sidecar] = b.Application
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("api: rebuild the sidecars' ingest positions from the trail: %w", err)
-	}
-	return in, nil
-}
-
-// Acked returns the highest spool seq stored for a sidecar (0: none).
-func (in *Ingest) Acked(app, sidecar string) uint64 {
-	sp := in.spool(app, sidecar)
-	sp.mu.Lock()
-	defer sp.mu.Unlock()
-	return sp.acked
-}
-
-func (in *Ingest) spool(app, sidecar string) *spool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	k := subKey{app, sidecar}
-	sp := in.spools[k]
-	if sp == nil {
-		sp = &spool{}
-		in.spools[k] = sp
-	}
-	return sp
-}
-
-// IngestRecord is one record of an ingest request.
-type IngestRecord struct {
-	Seq  uint64          // spool seq
-	ID   string          // decision id
-	Time time.Time       // when the sidecar decided
-	Body json.RawMessage // the sidecar's record, a JSON object
-}
-
-// IngestResult is the answer to an ingest request.
-type IngestResult struct {
-	Ingested int    `json:"ingested"`
-	Skipped  int    `json:"skipped"`
-	Acked    uint64 `json:"acked"` // the highest spool seq now stored for the sidecar
-}
-
-// Ingest stores the records of a batch (in spool order) that are not
-// stored yet, in one Append, and returns once they are durable. The
-// records to store must pass the checks of checkBatch, all of them, or
-// none is stored.
-func (in *Ingest) Ingest(ctx context.Context, app, sidecar string, recs []IngestRecord) (IngestResult, error) {
-	sp := in.spool(app, sidecar)
-	sp.mu.Lock()
-	defer sp.mu.Unlock()
-	var (
-		res  IngestResult
-		out  = make([]trail.Record, 0, len(recs))
-		prev = sp.acked
-	)
-	// Retries (records stored already) are skipped before the checks.
-	for len(recs) > 0 && recs[0].Seq <= sp.acked {
-		res.Skipped++
-		recs = recs[1:]
-	}
-	if err := in.checkBatch(ctx, app, sidecar, recs, res.Skipped); err != nil {
-		return IngestResult{}, err
-	}
-	for i, r := range recs {
-		if r.Seq > prev+1 {
-			in.gaps.Add(1)
-			in.logger.LogAttrs(ctx, slog.LevelWarn, "sidecar spool gap: records missing (cut by the sidecar's spool retention?)",
-				slog.String("application", app), slog.String("sidecar", sidecar),
-				slog.Uint64("from", prev+1), slog.Uint64("to", r.Seq-1))
-		}
-		prev = r.Seq
-		body := r.Body
-		if in.redact != nil {
-			var err error
-			if body, err = in.redact(body); err != nil {
-				return IngestResult{}, fmt.Errorf("%w: records[%d]: redact: %v", recorder.ErrRecordFailed, res.Skipped+i, err)
-			}
-		}
-		b, err := json.Marshal(trail.SidecarBody{Sidecar: sidecar, Application: app, SpoolSeq: r.Seq, Record: body})
-		if err != nil {
-			return IngestResult{}, fmt.Errorf("%w: records[%d]: %v", recorder.ErrRecordFailed, res.Skipped+i, err)
-		}
-		out = append(out, trail.Record{Kind: trail.KindSidecar, ID: r.ID, Time: r.Time.UTC(), Body: b})
-	}
-	if len(out) > 0 {
-		// Not abandoned when the sidecar goes away: an append it cannot
-		// know the outcome of would make its retry a duplicate.
-		if _, err := in.log.Append(context.WithoutCancel(ctx), out...); err != nil {
-			return IngestResult{}, fmt.Errorf("%w: %d sidecar records: %v", recorder.ErrRecordFailed, len(out), err)
-		}
-		sp.acked = prev
-		in.ingested.Add(uint64(len(out)))
-		_ = in.bind(app, sidecar, true) // checked above
-		for _, r := range recs {
-			in.index.add(r.ID, known{sidecar: true, app: app, at: r.Time})
-		}
-	}
-	in.skipped.Add(uint64(res.Skipped))
-	res.Ingested, res.Acked = len(out), sp.acked
-	return res, nil
-}
-
-var (
-	descIngested = prometheus.NewDesc("pdp_trail_ingested_total", "Sidecar records stored in the trail.", nil, nil)
-	descSkipped  = prometheus.NewDesc("pdp_trail_ingest_skipped_total", "Sidecar records skipped as already stored (retries).", nil, nil)
-	descGaps     = prometheus.NewDesc("pdp_trail_ingest_gaps_total", "Gaps in sidecar spool sequences (records the PDP never received).", nil, nil)
-)
-
-// Describe implements prometheus.Collector.
-func (in *Ingest) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descIngested
-	ch <- descSkipped
-	ch <- descGaps
-}
-
-// Collect implements prometheus.Collector.
-func (in *Ingest) Collect(ch chan<- prometheus.Metric) {
-	ch <- prometheus.MustNewConstMetric(descIngested, prometheus.CounterValue, float64(in.ingested.Load()))
-	ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(in.skipped.Load()))
-	ch <- prometheus.MustNewConstMetric(descGaps, prometheus.CounterValue, float64(in.gaps.Load()))
-}
-
 // decodeIngest reads an ingest body strictly:
 // {"records":[{"seq":1,"id":"…","time":"<RFC 3339>","body":{…}}, …]}.
 // Errors name the record's index.
-func decodeIngest(data []byte) ([]IngestRecord, error) {
+func decodeIngest(data []byte) ([]ingest.Record, error) {
 	var top struct {
 		Records []json.RawMessage `json:"records"`
 	}
@@ -283,7 +51,7 @@ func decodeIngest(data []byte) ([]IngestRecord, error) {
 	if len(top.Records) > MaxIngestRecords {
 		return nil, fmt.Errorf("%w: %d records: at most %d per request", errSidecarRequest, len(top.Records), MaxIngestRecords)
 	}
-	out := make([]IngestRecord, len(top.Records))
+	out := make([]ingest.Record, len(top.Records))
 	for i, raw := range top.Records {
 		bad := func(format string, args ...any) error {
 			return fmt.Errorf("%w: records[%d]: %s", errSidecarRequest, i, fmt.Sprintf(format, args...))
@@ -314,7 +82,7 @@ func decodeIngest(data []byte) ([]IngestRecord, error) {
 		if b := bytes.TrimSpace(r.Body); len(b) == 0 || b[0] != '{' {
 			return nil, bad("body must be a JSON object")
 		}
-		out[i] = IngestRecord{Seq: *r.Seq, ID: r.ID, Time: t, Body: r.Body}
+		out[i] = ingest.Record{Seq: *r.Seq, ID: r.ID, Time: t, Body: r.Body}
 	}
 	return out, nil
 }

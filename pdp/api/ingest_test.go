@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ciampdp/pdp/pdp/ingest"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -24,7 +25,7 @@ type ingestEnv struct {
 	t   *testing.T
 	url string
 	log *trail.FileLog
-	in  *Ingest
+	in  *ingest.Ingest
 }
 
 // newIngestEnv opens (or reopens) the trail in dir and serves it.
@@ -35,7 +36,7 @@ func newIngestEnv(t *testing.T, dir string) *ingestEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
-	in, err := NewIngest(context.Background(), l, l, IngestOptions{})
+	in, err := ingest.New(context.Background(), l, l, ingest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,10 +71,10 @@ func (e *ingestEnv) post(key, sidecar, body string) (int, string) {
 }
 
 // ingest posts a batch that must succeed and returns its result.
-func (e *ingestEnv) ingest(key, sidecar, body string) IngestResult {
+func (e *ingestEnv) ingest(key, sidecar, body string) ingest.Result {
 	e.t.Helper()
 	code, b := e.post(key, sidecar, body)
-	var res IngestResult
+	var res ingest.Result
 	if err := json.Unmarshal([]byte(b), &res); code != http.StatusOK || err != nil {
 		e.t.Fatalf("ingest: %d %s", code, b)
 	}
@@ -124,7 +125,7 @@ func TestIngestExactlyOnce(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "trail")
 	e := newIngestEnv(t, dir)
 
-	if got := e.ingest("key-app", "sc-1", batch("sc-1", 1, 2, 3)); got != (IngestResult{Ingested: 3, Acked: 3}) {
+	if got := e.ingest("key-app", "sc-1", batch("sc-1", 1, 2, 3)); got != (ingest.Result{Ingested: 3, Acked: 3}) {
 		t.Fatalf("first batch: %+v", got)
 	}
 	recs := e.sidecarRecords()
@@ -150,16 +151,16 @@ func TestIngestExactlyOnce(t *testing.T) {
 		t.Errorf("records at %d…%d: not one batch", recs[0].Seq, recs[2].Seq)
 	}
 
-	if got := e.ingest("key-app", "sc-1", batch("sc-1", 1, 2, 3)); got != (IngestResult{Skipped: 3, Acked: 3}) {
+	if got := e.ingest("key-app", "sc-1", batch("sc-1", 1, 2, 3)); got != (ingest.Result{Skipped: 3, Acked: 3}) {
 		t.Fatalf("the same batch again: %+v", got)
 	}
-	if got := e.ingest("key-app", "sc-1", batch("sc-1", 2, 3, 4, 5)); got != (IngestResult{Ingested: 2, Skipped: 2, Acked: 5}) {
+	if got := e.ingest("key-app", "sc-1", batch("sc-1", 2, 3, 4, 5)); got != (ingest.Result{Ingested: 2, Skipped: 2, Acked: 5}) {
 		t.Fatalf("an overlapping batch: %+v", got)
 	}
-	if got := e.ingest("key-app", "sc-1", batch("sc-1", 9)); got != (IngestResult{Ingested: 1, Acked: 9}) {
+	if got := e.ingest("key-app", "sc-1", batch("sc-1", 9)); got != (ingest.Result{Ingested: 1, Acked: 9}) {
 		t.Fatalf("a batch after a gap: %+v", got)
 	}
-	if got := e.ingest("key-app", "sc-1", `{"records":[]}`); got != (IngestResult{Acked: 9}) {
+	if got := e.ingest("key-app", "sc-1", `{"records":[]}`); got != (ingest.Result{Acked: 9}) {
 		t.Fatalf("an empty batch: %+v", got)
 	}
 	// A sidecar id belongs to the application that stored records under
@@ -167,7 +168,7 @@ func TestIngestExactlyOnce(t *testing.T) {
 	if code, body := e.post("key-web", "sc-1", batch("sc-1", 1, 2)); code != http.StatusForbidden {
 		t.Fatalf("another application's sidecar of the same id: %d %s", code, body)
 	}
-	if got := e.ingest("key-app", "sc-2", batch("sc-2", 1)); got != (IngestResult{Ingested: 1, Acked: 1}) {
+	if got := e.ingest("key-app", "sc-2", batch("sc-2", 1)); got != (ingest.Result{Ingested: 1, Acked: 1}) {
 		t.Fatalf("another sidecar: %+v", got)
 	}
 	if n := len(e.sidecarRecords()); n != 7 {
@@ -191,7 +192,7 @@ func TestIngestExactlyOnce(t *testing.T) {
 			t.Errorf("after reopening, %s/%s acked %d, want %d", tc.app, tc.sidecar, got, tc.want)
 		}
 	}
-	if got := e.ingest("key-app", "sc-1", batch("sc-1", 1, 2, 3, 4, 5, 9, 10)); got != (IngestResult{Ingested: 1, Skipped: 6, Acked: 10}) {
+	if got := e.ingest("key-app", "sc-1", batch("sc-1", 1, 2, 3, 4, 5, 9, 10)); got != (ingest.Result{Ingested: 1, Skipped: 6, Acked: 10}) {
 		t.Fatalf("a retry after the restart: %+v", got)
 	}
 	if n := len(e.sidecarRecords()); n != 8 {
@@ -225,7 +226,7 @@ func TestIngestRedacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := NewIngest(context.Background(), l, l, IngestOptions{Redact: red.Redact})
+	in, err := ingest.New(context.Background(), l, l, ingest.Options{Redact: red.Redact})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/authzen"
+	"github.com/ciampdp/pdp/pdp/changefeed"
+	"github.com/ciampdp/pdp/pdp/ingest"
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -57,13 +59,15 @@ type Deps struct {
 	// changes, reads of the trail) in the trail before they are answered;
 	// nil records none.
 	AdminLog AdminRecorder
-	// Changes is the change feed sidecars poll at ChangesPath: every
-	// delegation and consent change is published to it, and waits for the
-	// sidecars, before it is answered. Nil leaves the feed out.
-	Changes *Changes
+	// Changes is the change feed sidecars poll at ChangesPath. The
+	// delegation and consent services publish every change to it (their
+	// Publisher) and wait for the sidecars before the change is answered;
+	// the handlers name the sidecars that did not acknowledge. Nil leaves
+	// the feed out.
+	Changes *changefeed.Changes
 	// Ingest stores the sidecars' decision records posted to
 	// TrailIngestPath; nil leaves the route out.
-	Ingest *Ingest
+	Ingest *ingest.Ingest
 	// Trail, when set, is asked by /readyz whether decisions can be
 	// recorded: while they cannot, the PDP is not ready (503,
 	// trail_unavailable).
@@ -101,8 +105,8 @@ type Server struct {
 	auditors    keyring // nil: no auditor keys
 	auditor     Auditor
 	adminLog    AdminRecorder
-	changes     *Changes // nil: no change feed
-	ingest      *Ingest  // nil: no sidecar records
+	changes     *changefeed.Changes // nil: no change feed
+	ingest      *ingest.Ingest      // nil: no sidecar records
 	trail       TrailHealth
 	metrics     *metrics
 	echo        *echo.Echo

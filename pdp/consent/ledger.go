@@ -74,6 +74,9 @@ type LedgerConfig struct {
 	// Journal, when not nil, records every change before it is appended
 	// (see Journal).
 	Journal Journal
+	// Publisher, when not nil, is told of every change that was appended
+	// (see Publisher), whoever made it.
+	Publisher Publisher
 }
 
 // catchUpBatch is how many events one read of the store brings.
@@ -104,8 +107,9 @@ type Ledger struct {
 	freshEvery time.Duration
 	flushEvery time.Duration
 
-	wmu sync.Mutex // one write at a time: validate, append, index
-	jrn Journal    // records every change before it is appended; nil: none
+	wmu       sync.Mutex // one write at a time: validate, append, index
+	jrn       Journal    // records every change before it is appended; nil: none
+	publisher Publisher  // told of every change appended; nil: none
 
 	mu       sync.RWMutex
 	idx      map[indexKey][]Event // position order; copy-on-write
@@ -152,6 +156,7 @@ func NewLedger(c LedgerConfig) (*Ledger, error) {
 		l.registry = func() *Registry { return nil }
 	}
 	l.jrn = c.Journal
+	l.publisher = c.Publisher
 	if l.now == nil {
 		l.now = time.Now
 	}

@@ -69,12 +69,14 @@ type RenewRequest struct {
 // Give records a grant (its GrantID is the event's id) and returns the
 // stored event and its signed receipt.
 func (l *Ledger) Give(ctx context.Context, r ChoiceRequest) (Event, string, error) {
-	return l.choice(ctx, EventGiven, r)
+	ev, receipt, err := l.choice(ctx, EventGiven, r)
+	return ev, receipt, l.published(ctx, "consent.give", err)
 }
 
 // Refuse records a refusal (in an opt-out jurisdiction: the opt-out).
 func (l *Ledger) Refuse(ctx context.Context, r ChoiceRequest) (Event, string, error) {
-	return l.choice(ctx, EventRefused, r)
+	ev, receipt, err := l.choice(ctx, EventRefused, r)
+	return ev, receipt, l.published(ctx, "consent.refuse", err)
 }
 
 func (l *Ledger) choice(ctx context.Context, typ EventType, r ChoiceRequest) (Event, string, error) {
@@ -150,6 +152,11 @@ var choiceVerb = map[EventType]string{EventGiven: "give", EventRefused: "refuse"
 // nothing); a revocation only through one that may process for each
 // purpose it ends (403 otherwise).
 func (l *Ledger) Withdraw(ctx context.Context, r WithdrawRequest) ([]Event, error) {
+	evs, err := l.withdraw(ctx, r)
+	return evs, l.published(ctx, "consent.withdraw", err)
+}
+
+func (l *Ledger) withdraw(ctx context.Context, r WithdrawRequest) ([]Event, error) {
 	reg, err := l.writable()
 	if err != nil {
 		return nil, err
@@ -282,6 +289,11 @@ func (l *Ledger) Withdraw(ctx context.Context, r WithdrawRequest) ([]Event, erro
 // Renew confirms a grant that is in force again: a renewed event with the
 // notice and the new expiry, and its receipt.
 func (l *Ledger) Renew(ctx context.Context, r RenewRequest) (Event, string, error) {
+	ev, receipt, err := l.renew(ctx, r)
+	return ev, receipt, l.published(ctx, "consent.renew", err)
+}
+
+func (l *Ledger) renew(ctx context.Context, r RenewRequest) (Event, string, error) {
 	reg, err := l.writable()
 	if err != nil {
 		return Event{}, "", err

@@ -51,6 +51,18 @@ type Config struct {
 	// Vocabulary, when not nil, is the active schema's: offers may only
 	// name its types and actions.
 	Vocabulary Vocabulary
+	// Publisher, when not nil, is told of every change that was stored
+	// (see Publisher), whoever made it.
+	Publisher Publisher
+}
+
+// Publisher is told of a change (reason: delegation.offer,
+// delegation.revoke, …) after it was stored and before the method that
+// made it returns; it may wait (the sidecars' change feed waits until no
+// sidecar serves an answer cached before the change). An error is logged:
+// the change stands.
+type Publisher interface {
+	Publish(ctx context.Context, reason string) (uint64, error)
 }
 
 // Service applies the rules of delegations: every change is checked,
@@ -71,6 +83,7 @@ type Service struct {
 	actors    ActorProver
 	jrn       Journal
 	vocab     Vocabulary
+	pub       Publisher
 	// wmu makes check, record and store one step per status change in
 	// this process, so that a journalled change never loses a race to
 	// another (an offer needs none: Create races on the id alone).
@@ -83,7 +96,7 @@ func NewService(c Config) *Service {
 		panic("delegation: NewService without a Store")
 	}
 	s := &Service{store: c.Store, proj: c.Projector, now: c.Now, log: c.Logger, newID: c.NewID,
-		registers: map[string]bool{}, actors: c.Actors, vocab: c.Vocabulary}
+		registers: map[string]bool{}, actors: c.Actors, vocab: c.Vocabulary, pub: c.Publisher}
 	for _, app := range c.RegisterApplications {
 		s.registers[app] = true
 	}
@@ -98,6 +111,21 @@ func NewService(c Config) *Service {
 	}
 	s.jrn = c.Journal
 	return s
+}
+
+// published returns a pass-through of a change method's results that
+// first publishes the change when it was stored (a record is returned,
+// even with an error: see Service).
+func (s *Service) published(ctx context.Context, reason string) func(Delegation, string, error) (Delegation, string, error) {
+	return func(d Delegation, token string, err error) (Delegation, string, error) {
+		if d.ID != "" && s.pub != nil {
+			if _, perr := s.pub.Publish(ctx, reason); perr != nil {
+				s.log.WarnContext(ctx, "change not acknowledged by every sidecar; their leases bound it",
+					"reason", reason, "id", d.ID, "error", perr.Error())
+			}
+		}
+		return d, token, err
+	}
 }
 
 // clock is now in UTC, without the monotonic reading, as stored.
@@ -129,6 +157,10 @@ type OfferRequest struct {
 // Config.RegisterApplications may claim that), or for a sub-delegation the
 // agent of the parent.
 func (s *Service) Offer(ctx context.Context, r OfferRequest) (Delegation, string, error) {
+	return s.published(ctx, "delegation.offer")(s.offer(ctx, r))
+}
+
+func (s *Service) offer(ctx context.Context, r OfferRequest) (Delegation, string, error) {
 	now := s.clock()
 	d := Delegation{
 		ID: r.ID, Principal: r.Principal, Agent: r.Agent, Basis: r.Basis, Source: r.Source,

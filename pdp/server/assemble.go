@@ -18,6 +18,8 @@ import (
 	"github.com/ciampdp/pdp/pdp/api"
 	"github.com/ciampdp/pdp/pdp/audit"
 	"github.com/ciampdp/pdp/pdp/bundlecheck"
+	"github.com/ciampdp/pdp/pdp/changefeed"
+	"github.com/ciampdp/pdp/pdp/ingest"
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/sources"
 )
@@ -35,7 +37,7 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 
 	// The sidecars' change feed: every policy version put into service,
 	// delegation and consent change is published to it.
-	changes := api.NewChanges(cfg.HTTP.ChangeLease)
+	changes := changefeed.NewChanges(cfg.HTTP.ChangeLease)
 	policyChanged := make(chan struct{}, 1) // coalesces: one publish covers every version since the last
 
 	// Policies: the first version must load, later ones are hot-reloaded.
@@ -127,9 +129,10 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 		return err
 	}
 	// Delegation and consent changes are recorded in the trail before they
-	// are applied; the journal records once the trail is open.
+	// are applied (the journal records once the trail is open), and
+	// published to the change feed once applied.
 	journal := &adminlog.Journal{}
-	dsvc, closeDelegations, err := openDelegations(ctx, cfg.Delegations, reloader, store, auth, journal, log)
+	dsvc, closeDelegations, err := openDelegations(ctx, cfg.Delegations, reloader, store, auth, journal, changes, log)
 	if err != nil {
 		return err
 	}
@@ -141,7 +144,7 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	if dsvc != nil {
 		delegations, admin = sources.Delegations{Service: dsvc}, dsvc
 	}
-	ledger, closeConsent, err := openConsent(ctx, cfg.Consent, reloader, dsvc, auth, journal, log)
+	ledger, closeConsent, err := openConsent(ctx, cfg.Consent, reloader, dsvc, auth, journal, changes, log)
 	if err != nil {
 		return err
 	}
@@ -160,7 +163,7 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 		trailKey string
 		auditor  api.Auditor
 		adminLog api.AdminRecorder
-		ingest   *api.Ingest
+		ingest   *ingest.Ingest
 		// trailHealth stays a nil interface without a trail.
 		trailHealth api.TrailHealth
 	)
@@ -250,13 +253,13 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 
 // openIngest readies the ingestion of sidecar records into the trail: it
 // scans the trail for the spool positions already stored.
-func openIngest(ctx context.Context, tr *openedTrail, log *slog.Logger) (*api.Ingest, error) {
+func openIngest(ctx context.Context, tr *openedTrail, log *slog.Logger) (*ingest.Ingest, error) {
 	started := time.Now()
-	opts := api.IngestOptions{Logger: log}
+	opts := ingest.Options{Logger: log}
 	if tr.redactor != nil {
 		opts.Redact = tr.redactor.Redact
 	}
-	in, err := api.NewIngest(ctx, tr.log, tr.log, opts)
+	in, err := ingest.New(ctx, tr.log, tr.log, opts)
 	if err != nil {
 		return nil, err
 	}

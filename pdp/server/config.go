@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ciampdp/pdp/pdp/api"
+	"github.com/ciampdp/pdp/pdp/changefeed"
 	"github.com/ciampdp/pdp/pdp/jwtverify"
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/relations"
@@ -126,7 +127,7 @@ func DefaultHTTP() HTTPConfig {
 		WriteTimeout:    api.DefaultWriteTimeout,
 		IdleTimeout:     api.DefaultIdleTimeout,
 		ShutdownTimeout: api.DefaultShutdownTimeout,
-		ChangeLease:     api.DefaultChangeLease,
+		ChangeLease:     changefeed.DefaultChangeLease,
 	}
 }
 

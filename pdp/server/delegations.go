@@ -69,8 +69,9 @@ func (d DelegationsConfig) Validate() error {
 // projects active delegations into the relationship store (when there is
 // one), imports the seed and reconciles the projection. It returns nil
 // when delegations are off.
-// Every change the service makes is recorded in journal first.
-func openDelegations(ctx context.Context, cfg DelegationsConfig, bundles pdp.BundleSource, store *relations.Store, auth authority, journal delegation.Journal, log *slog.Logger) (*delegation.Service, func(), error) {
+// Every change the service makes is recorded in journal first, and
+// published to pub (the sidecars' change feed) once stored.
+func openDelegations(ctx context.Context, cfg DelegationsConfig, bundles pdp.BundleSource, store *relations.Store, auth authority, journal delegation.Journal, pub delegation.Publisher, log *slog.Logger) (*delegation.Service, func(), error) {
 	engine := cfg.Engine
 	if engine == DelegationsAuto {
 		engine = DelegationsOff
@@ -91,7 +92,7 @@ func openDelegations(ctx context.Context, cfg DelegationsConfig, bundles pdp.Bun
 		proj = delegation.NewSpiceDBProjector(store, sources.KnownRelations(bundles), time.Now)
 	}
 	dc := delegation.Config{Store: st, Projector: proj, Logger: log, RegisterApplications: auth.registers, Journal: journal,
-		Vocabulary: sources.Vocabulary{Bundles: bundles}}
+		Vocabulary: sources.Vocabulary{Bundles: bundles}, Publisher: pub}
 	if auth.actors != nil {
 		dc.Actors = auth.actors
 	}

@@ -1,4 +1,4 @@
-package api
+package ingest
 
 import (
 	"context"
@@ -66,11 +66,12 @@ const (
 )
 
 var (
-	// errIngestRefused is answered with 422: a record the sidecar could not
-	// have made honestly.
-	errIngestRefused = errors.New("sidecar record refused")
-	// errSidecarBound is answered with 403.
-	errSidecarBound = errors.New("this sidecar id belongs to another application")
+	// ErrRefused refuses a record the sidecar could not have made
+	// honestly (the API answers 422).
+	ErrRefused = errors.New("sidecar record refused")
+	// ErrSidecarBound refuses records of a sidecar id that belongs to
+	// another application (the API answers 403).
+	ErrSidecarBound = errors.New("this sidecar id belongs to another application")
 )
 
 // known is what the index knows of a decision id.
@@ -142,7 +143,7 @@ type sidecarRecord struct {
 // checkBatch applies the rules above to the records to be stored (in
 // spool order), before any is.
 // offset is the index of recs[0] in the request, for the messages.
-func (in *Ingest) checkBatch(ctx context.Context, app, sidecar string, recs []IngestRecord, offset int) error {
+func (in *Ingest) checkBatch(ctx context.Context, app, sidecar string, recs []Record, offset int) error {
 	if err := in.bind(app, sidecar, false); err != nil {
 		return err
 	}
@@ -152,7 +153,7 @@ func (in *Ingest) checkBatch(ctx context.Context, app, sidecar string, recs []In
 	var missing map[string]bool
 	for i, r := range recs {
 		bad := func(format string, args ...any) error {
-			return fmt.Errorf("%w: records[%d]: %s", errIngestRefused, offset+i, fmt.Sprintf(format, args...))
+			return fmt.Errorf("%w: records[%d]: %s", ErrRefused, offset+i, fmt.Sprintf(format, args...))
 		}
 		p := &parsed[i]
 		if err := json.Unmarshal(r.Body, p); err != nil {
@@ -164,7 +165,7 @@ func (in *Ingest) checkBatch(ctx context.Context, app, sidecar string, recs []In
 		case !p.Time.Equal(r.Time):
 			return bad("body.time %s is not the record's time %s", p.Time.Format(time.RFC3339Nano), r.Time.Format(time.RFC3339Nano))
 		case p.Sidecar != sidecar:
-			return bad("body.sidecar %q is not the %s of the request", p.Sidecar, SidecarIDHeader)
+			return bad("body.sidecar %q is not the PDP-Sidecar-Id of the request", p.Sidecar)
 		case p.Decision == nil:
 			return bad("body.decision is missing")
 		case r.Time.After(now.Add(maxIngestFuture)):
@@ -220,7 +221,7 @@ func (in *Ingest) checkBatch(ctx context.Context, app, sidecar string, recs []In
 			continue
 		}
 		bad := func(format string, args ...any) error {
-			return fmt.Errorf("%w: records[%d]: %s", errIngestRefused, offset+i, fmt.Sprintf(format, args...))
+			return fmt.Errorf("%w: records[%d]: %s", ErrRefused, offset+i, fmt.Sprintf(format, args...))
 		}
 		k, ok := in.index.get(p.CachedFrom)
 		if !ok {
@@ -256,7 +257,7 @@ func (in *Ingest) lookup(ctx context.Context, want map[string]bool, fresh map[st
 			return err
 		}
 		if i, ok := fresh[rec.ID]; ok {
-			return fmt.Errorf("%w: records[%d]: id %q is not fresh: it names a decision already in the trail", errIngestRefused, offset+i, rec.ID)
+			return fmt.Errorf("%w: records[%d]: id %q is not fresh: it names a decision already in the trail", ErrRefused, offset+i, rec.ID)
 		}
 		if !want[rec.ID] {
 			return nil
@@ -267,7 +268,7 @@ func (in *Ingest) lookup(ctx context.Context, want map[string]bool, fresh map[st
 		return nil
 	})
 	if err != nil {
-		if errors.Is(err, errIngestRefused) {
+		if errors.Is(err, ErrRefused) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("%w: look up decisions in the trail: %v", recorder.ErrRecordFailed, err)
@@ -308,7 +309,7 @@ func (in *Ingest) bind(app, sidecar string, store bool) error {
 	owner, ok := in.bound[sidecar]
 	switch {
 	case ok && owner != app:
-		return fmt.Errorf("%w: %s %q", errSidecarBound, SidecarIDHeader, sidecar)
+		return fmt.Errorf("%w: PDP-Sidecar-Id %q", ErrSidecarBound, sidecar)
 	case !ok && store:
 		in.bound[sidecar] = app
 	}
