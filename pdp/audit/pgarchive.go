@@ -11,7 +11,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ciampdp/pdp/pdp/internal/pgkit"
 	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/trail/pgtrail"
 )
 
 // PostgresArchive keeps the served policy versions in PostgreSQL, beside
@@ -36,18 +38,14 @@ func OpenPostgresArchive(ctx context.Context, url, schema string) (*PostgresArch
 	if !schemaName.MatchString(schema) {
 		return nil, fmt.Errorf("audit: schema %q is not a lower-case SQL identifier", schema)
 	}
-	pool, err := pgxpool.New(ctx, url)
+	table := schema + ".trail_policy_versions"
+	// The trail's lock: the trail creates the same schema.
+	pool, err := pgkit.Open(ctx, url, pgkit.Schema{LockKey: pgtrail.SchemaLock, DDL: `CREATE SCHEMA IF NOT EXISTS ` + schema + `;
+CREATE TABLE IF NOT EXISTS ` + table + ` (hash text PRIMARY KEY, version jsonb NOT NULL, files jsonb NOT NULL, archived_at timestamptz NOT NULL DEFAULT now())`})
 	if err != nil {
 		return nil, fmt.Errorf("audit: policy archive: %w", err)
 	}
-	a := &PostgresArchive{pool: pool, table: schema + ".trail_policy_versions", loaded: map[string]*policy.Bundle{}}
-	_, err = pool.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+schema+`;
-CREATE TABLE IF NOT EXISTS `+a.table+` (hash text PRIMARY KEY, version jsonb NOT NULL, files jsonb NOT NULL, archived_at timestamptz NOT NULL DEFAULT now())`)
-	if err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("audit: policy archive: create table: %w", err)
-	}
-	return a, nil
+	return &PostgresArchive{pool: pool, table: table, loaded: map[string]*policy.Bundle{}}, nil
 }
 
 // Close closes the connections.

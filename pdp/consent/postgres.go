@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ciampdp/pdp/pdp/internal/pgkit"
 )
 
 // PostgresStore keeps the ledger in PostgreSQL, shared by many PDP
@@ -53,20 +55,9 @@ CREATE TABLE IF NOT EXISTS pdp_consent_activity (
 // OpenPostgres connects to the database at uri (a pgx/libpq URI) and
 // creates the tables and the index if they are absent.
 func OpenPostgres(ctx context.Context, uri string) (*PostgresStore, error) {
-	pool, err := pgxpool.New(ctx, uri)
+	pool, err := pgkit.Open(ctx, uri, pgkit.Schema{LockKey: schemaLock, DDL: consentDDL})
 	if err != nil {
-		return nil, fmt.Errorf("consent: postgres: %w", err)
-	}
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(schemaLock)); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, consentDDL)
-		return err
-	})
-	if err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("consent: postgres: create tables: %w", err)
+		return nil, fmt.Errorf("consent: %w", err)
 	}
 	return &PostgresStore{pool: pool}, nil
 }

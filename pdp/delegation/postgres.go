@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ciampdp/pdp/pdp/internal/pgkit"
 )
 
 // PostgresStore keeps delegations in PostgreSQL: the current record of each
@@ -54,20 +56,9 @@ CREATE INDEX IF NOT EXISTS pdp_delegation_events_id ON pdp_delegation_events (id
 // OpenPostgres connects to the database at uri (a pgx/libpq URI) and
 // creates the tables and indexes if they are absent.
 func OpenPostgres(ctx context.Context, uri string) (*PostgresStore, error) {
-	pool, err := pgxpool.New(ctx, uri)
+	pool, err := pgkit.Open(ctx, uri, pgkit.Schema{LockKey: schemaLock, DDL: ddl})
 	if err != nil {
-		return nil, fmt.Errorf("delegation: postgres: %w", err)
-	}
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(schemaLock)); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, ddl)
-		return err
-	})
-	if err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("delegation: postgres: create tables: %w", err)
+		return nil, fmt.Errorf("delegation: %w", err)
 	}
 	return &PostgresStore{pool: pool}, nil
 }

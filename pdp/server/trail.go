@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -49,8 +48,9 @@ var (
 	ErrTrailBuffer   = errors.New("trail.buffer must be positive")
 	ErrTrailInterval = errors.New("trail.checkpoint_interval must be positive")
 	ErrTrailOrigin   = errors.New("trail.origin must be one line without '+' or white space")
-	// ErrTrailLocked: another process (or server) has the trail directory open.
-	ErrTrailLocked = errors.New("the trail directory is in use by another PDP process")
+	// ErrTrailLocked: another process (or server) has the trail directory
+	// open; the FileLog's opener takes the lock.
+	ErrTrailLocked = trail.ErrLocked
 )
 
 // archiveDirName is the policy archive's folder inside a trail directory.
@@ -195,7 +195,7 @@ type openedTrail struct {
 }
 
 // close drains the recorder, then closes the log (writing a final
-// checkpoint) and releases the directory.
+// checkpoint) and so releases the directory.
 func (t *openedTrail) close(log *slog.Logger) {
 	if err := t.recorder.Close(); err != nil {
 		log.Error("decision trail: records were lost", "error", err)
@@ -221,13 +221,12 @@ func openTrail(ctx context.Context, cfg TrailConfig, inner pdp.Decider, build st
 			}
 		}
 	}()
-	unlock := func() {}
 	if cfg.Store != TrailPostgres {
-		// Local files are one process's: the PostgreSQL chain is shared.
-		if unlock, err = lockTrail(cfg.Dir); err != nil {
-			return nil, err
+		// The signing key may be generated into the directory; the
+		// FileLog's opener locks it.
+		if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+			return nil, fmt.Errorf("trail: %w", err)
 		}
-		closers = append(closers, unlock)
 	}
 	skey, generated, err := trailSigningKey(cfg)
 	if err != nil {
@@ -241,7 +240,7 @@ func openTrail(ctx context.Context, cfg TrailConfig, inner pdp.Decider, build st
 	if err != nil {
 		return nil, err
 	}
-	t := &openedTrail{verifier: vkey, unlock: unlock}
+	t := &openedTrail{verifier: vkey, unlock: func() {}}
 	where := cfg.Dir
 	if cfg.Store == TrailPostgres {
 		where = "postgres schema " + cfg.PostgresSchema
@@ -257,7 +256,7 @@ func openTrail(ctx context.Context, cfg TrailConfig, inner pdp.Decider, build st
 		}
 		closers = append(closers, ar.Close)
 		t.log, t.archive = pl, ar
-		t.unlock = func() { ar.Close(); unlock() }
+		t.unlock = ar.Close
 	} else {
 		fl, err := trail.OpenFile(cfg.Dir, trail.FileOptions{Origin: cfg.Origin, Signer: signer, CheckpointInterval: cfg.CheckpointInterval})
 		if err != nil {
@@ -344,26 +343,6 @@ func VerifierKey(skey string) (string, error) {
 	}
 	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
 	return note.NewEd25519VerifierKey(parts[2], pub)
-}
-
-// lockTrail takes an exclusive lock on dir/LOCK, so that two processes (or
-// two servers in one process) never write one trail.
-func lockTrail(dir string) (func(), error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("trail: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("trail: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		_ = f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s: %w", dir, ErrTrailLocked)
-		}
-		return nil, fmt.Errorf("trail: lock %s: %w", dir, err)
-	}
-	return func() { _ = f.Close() }, nil
 }
 
 func instanceSuffix() string {

@@ -60,20 +60,15 @@ func OpenTrailReader(ctx context.Context, o TrailReadOptions) (*TrailReader, err
 	return &TrailReader{Log: l, Archive: ar, TruncatedBytes: l.Recovery().TruncatedBytes, Close: closeLog}, nil
 }
 
-// openTrailForReading opens an existing trail, locked against a PDP
-// writing it at the same time (opening repairs a torn tail).
+// openTrailForReading opens an existing trail; the FileLog's lock keeps a
+// PDP from writing it at the same time (opening repairs a torn tail).
 func openTrailForReading(dir, origin string) (*trail.FileLog, func(), error) {
 	if _, err := os.Stat(filepath.Join(dir, "records.log")); err != nil {
 		return nil, nil, fmt.Errorf("no decision trail in %s: %w", dir, err)
 	}
-	unlock, err := lockTrail(dir)
-	if err != nil {
-		return nil, nil, err
-	}
 	l, err := trail.OpenFile(dir, trail.FileOptions{Origin: origin})
 	if err != nil {
-		unlock()
 		return nil, nil, err
 	}
-	return l, func() { _ = l.Close(); unlock() }, nil
+	return l, func() { _ = l.Close() }, nil
 }

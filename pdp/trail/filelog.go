@@ -110,6 +110,7 @@ type FileLog struct {
 	dir  string
 	opts FileOptions
 
+	lock   *os.File // holds the directory's exclusive lock until Close
 	rec    *os.File
 	hashes hashFile // written only by the committer (or Open)
 	cpf    *os.File
@@ -148,7 +149,9 @@ type signedHead struct {
 // OpenFile opens (creating if needed) the trail in dir, cuts off a torn final
 // record, rebuilds stored hashes the side file lacks, and starts the group
 // committer. A log that fails its consistency checks is still opened, for
-// reading and Verify, but refuses appends with ErrDamaged.
+// reading and Verify, but refuses appends with ErrDamaged. The log holds an
+// exclusive lock on its directory until Close: while another process (or
+// another FileLog in this one) has it open, OpenFile fails with ErrLocked.
 func OpenFile(dir string, opts FileOptions) (*FileLog, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -156,11 +159,15 @@ func OpenFile(dir string, opts FileOptions) (*FileLog, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("trail: create dir: %w", err)
 	}
-	if err := removeStalePrune(dir); err != nil {
+	lock, err := lockDir(dir)
+	if err != nil {
 		return nil, err
 	}
-	l := &FileLog{dir: dir, opts: opts.withDefaults(), recReaders: new(sync.WaitGroup)}
-	var err error
+	if err := removeStalePrune(dir); err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
+	l := &FileLog{dir: dir, lock: lock, opts: opts.withDefaults(), recReaders: new(sync.WaitGroup)}
 	open := func(name string) *os.File {
 		if err != nil {
 			return nil
@@ -397,7 +404,7 @@ func (l *FileLog) Close() error {
 
 func (l *FileLog) closeFiles() error {
 	var errs []error
-	for _, f := range []*os.File{l.rec, l.hashes.f, l.cpf} {
+	for _, f := range []*os.File{l.rec, l.hashes.f, l.cpf, l.lock} { // the lock last
 		if f != nil {
 			errs = append(errs, f.Close())
 		}

@@ -268,6 +268,7 @@ func TestSideFileBehindIsRebuilt(t *testing.T) {
 			}
 			appendN(t, l, 9, 4)
 			// Simulate a crash: no Close, so no final checkpoint.
+			dropLock(t, l)
 			if err := os.Truncate(filepath.Join(dir, hashesFile), keep); err != nil {
 				t.Fatal(err)
 			}

@@ -70,6 +70,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/ciampdp/pdp/pdp/internal/pgkit"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -238,8 +239,9 @@ INSERT INTO %[4]s (one, size) VALUES (1, 0) ON CONFLICT (one) DO NOTHING;
 	}
 }
 
-// schemaLock serialises the table creation of replicas starting together.
-const schemaLock = 0x7064707472616c // "pdptral"
+// SchemaLock serialises the table creation of replicas starting together;
+// the policy archive in the same schema (pdp/audit) takes it too.
+const SchemaLock = 0x7064707472616c // "pdptral"
 
 // Open connects to the database at url (a pgx/libpq URL), creates
 // the schema and tables if they are absent, and starts the group committer.
@@ -248,29 +250,17 @@ func Open(ctx context.Context, url string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	cfg, err := pgxpool.ParseConfig(url)
+	sql := newSQL(opts.Schema)
+	pool, err := pgkit.Open(ctx, url, pgkit.Schema{LockKey: SchemaLock, DDL: sql.ddl, Params: map[string]string{
+		// A replica that vanishes mid-transaction must not hold the head
+		// lock for longer than a commit may take.
+		"idle_in_transaction_session_timeout": strconv.FormatInt(opts.Timeout.Milliseconds(), 10),
+	}})
 	if err != nil {
-		return nil, fmt.Errorf("trail: postgres: %w", err)
+		return nil, fmt.Errorf("trail: %w", err)
 	}
-	// A replica that vanishes mid-transaction must not hold the head lock
-	// for longer than a commit may take.
-	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(opts.Timeout.Milliseconds(), 10)
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("trail: postgres: %w", err)
-	}
-	l := &Log{opts: opts, pool: pool, sql: newSQL(opts.Schema), frontN: -1, scanChunk: 1024}
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(schemaLock)); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, l.sql.ddl)
-		return err
-	})
-	if err == nil {
-		_, err = l.SizeContext(ctx)
-	}
-	if err != nil {
+	l := &Log{opts: opts, pool: pool, sql: sql, frontN: -1, scanChunk: 1024}
+	if _, err := l.SizeContext(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("trail: postgres: create tables: %w", err)
 	}
