@@ -30,18 +30,21 @@ func record(t *testing.T, sc string, n uint64, allowed bool) Record {
 	return Record{Seq: n, ID: id.String(), Time: at, Body: body}
 }
 
-func openIngest(t *testing.T, dir string) *Ingest {
+// openIngest opens the file trail in dir (one writer at a time: close
+// it before opening the directory again) and an Ingest on it.
+func openIngest(t *testing.T, dir string) (*Ingest, func()) {
 	t.Helper()
 	l, err := trail.OpenFile(dir, trail.FileOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = l.Close() })
+	closeLog := func() { _ = l.Close() }
+	t.Cleanup(closeLog)
 	in, err := New(context.Background(), l, l, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return in
+	return in, closeLog
 }
 
 // TestIngestDirect: the rules, exactly once and the bound sidecar ids,
@@ -50,7 +53,7 @@ func openIngest(t *testing.T, dir string) *Ingest {
 func TestIngestDirect(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "trail")
-	in := openIngest(t, dir)
+	in, closeLog := openIngest(t, dir)
 	recs := []Record{record(t, "sc", 1, false), record(t, "sc", 2, false)}
 	for _, tc := range []struct {
 		name    string
@@ -71,7 +74,9 @@ func TestIngestDirect(t *testing.T) {
 			}
 		})
 	}
-	if got := openIngest(t, dir).Acked("app", "sc"); got != 2 {
+	closeLog()
+	again, _ := openIngest(t, dir)
+	if got := again.Acked("app", "sc"); got != 2 {
 		t.Errorf("after a reopen acked %d, want 2", got)
 	}
 }
