@@ -10,7 +10,6 @@ import (
 var (
 	alice   = pdp.Entity{Type: "user", ID: "alice"}
 	bob     = pdp.Entity{Type: "user", ID: "bob", Properties: map[string]any{"role": "admin"}}
-	record1 = pdp.Entity{Type: "record", ID: "record-1", Properties: map[string]any{"status": "active"}}
 	record2 = pdp.Entity{Type: "record", ID: "record-2", Properties: map[string]any{"status": "archived"}}
 	rec1    = pdp.Entity{Type: "record", ID: "record-1"}
 	rec2    = pdp.Entity{Type: "record", ID: "record-2"}

@@ -111,11 +111,10 @@ type RecorderStats struct {
 // holding the request and the entities answered; a search whose record
 // cannot be written is not answered (ErrRecordFailed).
 type Recorder struct {
-	inner    pdp.Decider
-	log      Appender
-	opts     RecorderOptions
-	logger   *slog.Logger
-	instance string
+	inner  pdp.Decider
+	log    Appender
+	opts   RecorderOptions
+	logger *slog.Logger
 
 	// async
 	mu      sync.RWMutex // held shared by senders, exclusively by Close

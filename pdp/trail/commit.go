@@ -14,7 +14,6 @@ import (
 type appendReq struct {
 	recs  []Record
 	tails [][]byte          // each record's canonical bytes after its seq (see canonicalTail)
-	err   error             // a record did not encode: the request is refused whole
 	done  chan appendResult // buffered, 1
 }
 
