@@ -4,12 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"strings"
 	"time"
 
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/reason"
-	"github.com/ciampdp/pdp/pdp/zedschema"
 )
 
 // What the relationship store (SpiceDB) refuses to be asked. The engine
@@ -131,13 +129,9 @@ func varintLen(n int) int { return (bits.Len64(uint64(n)|1) + 6) / 7 }
 // before asking the relationship store, so that a decision denied
 // invalid_id or context_too_large replays to the same answer. "" and nil
 // when b lets the request through to the store.
-func replayRefused(b *policy.Bundle, plan actionPlan, req Request, in builtInput, now time.Time) (string, error) {
+func replayRefused(b *policy.Bundle, caveated map[string]map[string]bool, plan actionPlan, req Request, in builtInput, now time.Time) (string, error) {
 	if len(plan.rel) == 0 && len(plan.onBehalf) == 0 {
 		return "", nil
-	}
-	var caveated map[string]map[string]bool
-	if zed := b.SpiceDBSchema(); strings.TrimSpace(zed) != "" {
-		caveated, _ = zedschema.CaveatedNames(zed) // nil: every check carries the context, as the engine does
 	}
 	subject := ObjectRef{Type: b.ObjectType(in.Principal.Type), ID: string(in.Principal.ID)}
 	caveats := caveatContext(req.Context, now)

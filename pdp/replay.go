@@ -10,6 +10,7 @@ import (
 	"github.com/cedar-policy/cedar-go/types"
 
 	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/zedschema"
 )
 
 // ReplayOptions qualify a replay.
@@ -103,7 +104,7 @@ func (r *Replayer) Replay(b *policy.Bundle, req Request, rec Decision, opts Repl
 		return out
 	}
 	if !evaluated && (slices.Contains(rec.Reasons, ReasonInvalidID) || slices.Contains(rec.Reasons, ReasonContextTooLarge)) {
-		if code, err := replayRefused(b, plans[in.Action], req, in, rec.Time); err != nil {
+		if code, err := replayRefused(b, r.caveatedNames(b), plans[in.Action], req, in, rec.Time); err != nil {
 			d.Reasons, d.Message = []string{code}, err.Error()
 			out.Decision = d
 			out.diff(rec)
@@ -216,13 +217,15 @@ func missingFacts(plan actionPlan, rec Decision) []string {
 
 // Replayer replays recorded decisions (see Replay).
 type Replayer struct {
-	mu    sync.Mutex
-	cache map[*policy.Bundle]map[types.EntityUID]actionPlan
+	mu       sync.Mutex
+	cache    map[*policy.Bundle]map[types.EntityUID]actionPlan
+	caveated map[*policy.Bundle]map[string]map[string]bool // per bundle, as the engine's plans hold them
 }
 
 // NewReplayer returns a Replayer.
 func NewReplayer() *Replayer {
-	return &Replayer{cache: map[*policy.Bundle]map[types.EntityUID]actionPlan{}}
+	return &Replayer{cache: map[*policy.Bundle]map[types.EntityUID]actionPlan{},
+		caveated: map[*policy.Bundle]map[string]map[string]bool{}}
 }
 
 func (r *Replayer) plans(b *policy.Bundle) map[types.EntityUID]actionPlan {
@@ -234,6 +237,22 @@ func (r *Replayer) plans(b *policy.Bundle) map[types.EntityUID]actionPlan {
 		r.cache[b] = p
 	}
 	return p
+}
+
+// caveatedNames is zedschema.CaveatedNames of b's SpiceDB schema, compiled
+// once per bundle (nil: every check carries the context, as the engine
+// does).
+func (r *Replayer) caveatedNames(b *policy.Bundle) map[string]map[string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.caveated[b]
+	if !ok {
+		if zed := b.SpiceDBSchema(); strings.TrimSpace(zed) != "" {
+			c, _ = zedschema.CaveatedNames(zed)
+		}
+		r.caveated[b] = c
+	}
+	return c
 }
 
 // replayEntities serves the recorded entities first (what the decision
