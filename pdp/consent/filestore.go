@@ -138,18 +138,6 @@ func (s *FileStore) readActivity() error {
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
-
 func (*FileStore) exclusive() {}
 
 // Path is the ledger file.
@@ -363,7 +351,7 @@ func (s *FileStore) writeActivity(m map[string]time.Time) error {
 	if err := os.Rename(tmp, s.activityPath()); err != nil {
 		return fmt.Errorf("consent: write activity: %w", err)
 	}
-	return syncDir(filepath.Dir(s.path))
+	return jsonl.SyncDir(filepath.Dir(s.path))
 }
 
 // Close flushes the activity and closes the file. Later calls fail with

@@ -96,7 +96,7 @@ func Open(path string, opts Options, decode func(body []byte) error) (*File, err
 		return nil, err
 	}
 	if created {
-		if err := syncDir(dir); err != nil {
+		if err := SyncDir(dir); err != nil {
 			return fail(err)
 		}
 	}
@@ -172,7 +172,9 @@ func (jf *File) replay(r io.Reader, decode func([]byte) error) (good, total int6
 	}
 }
 
-func syncDir(dir string) error {
+// SyncDir fsyncs a directory, so that a file created or renamed in it
+// survives a crash.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
