@@ -111,9 +111,11 @@ func (c *spiceChecker) CheckBulkAt(ctx context.Context, checks []Check, at Consi
 	}
 	ctx, cancel := withTimeout(ctx, c.timeout)
 	defer cancel()
-	resp, err := c.perms.CheckBulkPermissions(ctx, &v1.CheckBulkPermissionsRequest{
-		Consistency: consistencyToProto(at),
-		Items:       items,
+	resp, err := retryRead(ctx, func() (*v1.CheckBulkPermissionsResponse, error) {
+		return c.perms.CheckBulkPermissions(ctx, &v1.CheckBulkPermissionsRequest{
+			Consistency: consistencyToProto(at),
+			Items:       items,
+		})
 	})
 	if err != nil {
 		return Results{}, fmt.Errorf("relations: check: %w", err)
@@ -155,12 +157,14 @@ func (c *spiceChecker) checkOne(ctx context.Context, ch Check, at Consistency) (
 	}
 	ctx, cancel := withTimeout(ctx, c.timeout)
 	defer cancel()
-	resp, err := c.perms.CheckPermission(ctx, &v1.CheckPermissionRequest{
-		Consistency: consistencyToProto(at),
-		Resource:    item.Resource,
-		Permission:  item.Permission,
-		Subject:     item.Subject,
-		Context:     item.Context,
+	resp, err := retryRead(ctx, func() (*v1.CheckPermissionResponse, error) {
+		return c.perms.CheckPermission(ctx, &v1.CheckPermissionRequest{
+			Consistency: consistencyToProto(at),
+			Resource:    item.Resource,
+			Permission:  item.Permission,
+			Subject:     item.Subject,
+			Context:     item.Context,
+		})
 	})
 	if err != nil {
 		if itemError(err) {
@@ -203,8 +207,10 @@ func missingContext(info *v1.PartialCaveatInfo) []string {
 func (c *spiceChecker) head(ctx context.Context) (string, error) {
 	ctx, cancel := withTimeout(ctx, c.timeout)
 	defer cancel()
-	resp, err := c.perms.CheckBulkPermissions(ctx, &v1.CheckBulkPermissionsRequest{
-		Consistency: consistencyToProto(Consistency{}),
+	resp, err := retryRead(ctx, func() (*v1.CheckBulkPermissionsResponse, error) {
+		return c.perms.CheckBulkPermissions(ctx, &v1.CheckBulkPermissionsRequest{
+			Consistency: consistencyToProto(Consistency{}),
+		})
 	})
 	if err != nil {
 		return "", fmt.Errorf("relations: read head revision: %w", err)
