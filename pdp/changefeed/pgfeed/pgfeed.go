@@ -530,3 +530,20 @@ func (f *Feed) Close() {
 	}
 	f.pool.Close()
 }
+
+// PublishOnce publishes c to the shared feed in the database at url as a
+// process that is no replica (`pdp relations import`): it creates the
+// tables if absent, inserts c, and waits up to limit until every live
+// replica applied it. It returns the change's seq.
+func PublishOnce(ctx context.Context, url, origin string, c Change, limit time.Duration) (int64, error) {
+	pool, err := pgkit.Open(ctx, url, pgkit.Schema{LockKey: SchemaLock, DDL: ddl})
+	if err != nil {
+		return 0, fmt.Errorf("change feed: %w", err)
+	}
+	defer pool.Close()
+	seq, err := Insert(ctx, pool, origin, c)
+	if err != nil {
+		return 0, err
+	}
+	return seq, Wait(ctx, pool, seq, limit, 50*time.Millisecond, nil)
+}
