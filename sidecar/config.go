@@ -151,8 +151,9 @@ func (c Config) Validate() error {
 	}
 	for _, central := range c.Centrals() {
 		u, err := url.Parse(central)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return bad("central_url %q must be an http or https URL, or a comma-separated list of them", central)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(central, "#") || strings.ContainsAny(central, " \t") {
+			return bad("central_url %q must be an http or https base URL (no query, fragment or spaces), or a comma-separated list of them", central)
 		}
 	}
 	switch {

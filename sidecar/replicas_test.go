@@ -25,6 +25,8 @@ func TestCentralsList(t *testing.T) {
 		{"http://pdp:8080", []string{"http://pdp:8080"}, true},
 		{"http://a:8080/, http://b:8080,https://c", []string{"http://a:8080", "http://b:8080", "https://c"}, true},
 		{"http://a:8080,pdp:8080", nil, false},
+		{"http://a:8080/?x=1", nil, false},
+		{"http://a:8080/#frag", nil, false},
 		{" , ", nil, false},
 		{"", nil, false},
 	} {
@@ -146,4 +148,32 @@ func TestSidecarMovesToTheNextReplica(t *testing.T) {
 	if st := s.Status(); st.Failovers < 2 {
 		t.Errorf("failovers %d, want at least 2 (the dead URL, then a)", st.Failovers)
 	}
+}
+
+// FuzzCentrals: whatever central_url holds, Validate does not panic, and
+// a valid one lists only http(s) URLs with a host, without commas,
+// spaces or trailing slashes.
+func FuzzCentrals(f *testing.F) {
+	for _, s := range []string{"http://pdp:8080", "http://a/, https://b:1", ",", "http://a,,http://b", " http://x ", "ftp://x", "http://"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c := DefaultConfig()
+		c.CentralURL = s
+		if c.Validate() != nil {
+			return
+		}
+		list := c.Centrals()
+		if len(list) == 0 {
+			t.Fatalf("%q: valid without a URL", s)
+		}
+		for _, u := range list {
+			if strings.ContainsAny(u, ", ?#") || strings.HasSuffix(u, "/") {
+				t.Fatalf("%q: entry %q", s, u)
+			}
+			if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+				t.Fatalf("%q: entry %q is not http(s)", s, u)
+			}
+		}
+	})
 }
