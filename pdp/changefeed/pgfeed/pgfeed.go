@@ -388,11 +388,9 @@ func (f *Feed) read(ctx context.Context, cursor int64) (last int64, kind string,
 func (f *Feed) applied(ctx context.Context, seq int64) error {
 	cctx, cancel := context.WithTimeout(ctx, 2*f.beat)
 	defer cancel()
-	_, err := f.pool.Exec(cctx, "UPDATE pdp_replicas SET applied = greatest(applied, $2) WHERE id = $1", f.id, seq)
-	if err != nil {
-		return err
-	}
-	_, err = f.pool.Exec(cctx, "SELECT pg_notify($1, $2)", notifyAcks, f.id)
+	// One round trip: the update and its notification.
+	_, err := f.pool.Exec(cctx, `WITH u AS (UPDATE pdp_replicas SET applied = greatest(applied, $2) WHERE id = $1 RETURNING id)
+SELECT pg_notify('`+notifyAcks+`', id) FROM u`, f.id, seq)
 	return err
 }
 
@@ -457,16 +455,15 @@ func Insert(ctx context.Context, q Querier, origin string, c Change) (int64, err
 	}
 	var seq int64
 	err := pgx.BeginFunc(ctx, q, func(tx pgx.Tx) error {
-		// In commit order: a follower reading seq > cursor misses nothing.
-		if _, err := tx.Exec(ctx, "LOCK TABLE pdp_changes IN EXCLUSIVE MODE"); err != nil {
-			return err
-		}
-		if err := tx.QueryRow(ctx, "INSERT INTO pdp_changes (kind, payload, origin) VALUES ($1, $2::jsonb, $3) RETURNING seq",
-			c.Kind, payload, origin).Scan(&seq); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", notifyChanges, fmt.Sprint(seq))
-		return err
+		// In commit order (the table lock): a follower reading seq >
+		// cursor misses nothing. One round trip besides BEGIN and COMMIT.
+		b := &pgx.Batch{}
+		b.Queue("LOCK TABLE pdp_changes IN EXCLUSIVE MODE")
+		b.Queue(`WITH c AS (INSERT INTO pdp_changes (kind, payload, origin) VALUES ($1, $2::jsonb, $3) RETURNING seq)
+SELECT seq, pg_notify('`+notifyChanges+`', seq::text) FROM c`, c.Kind, payload, origin).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&seq, nil)
+		})
+		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
 		return 0, fmt.Errorf("change feed: publish %s: %w", c.Kind, err)
