@@ -126,9 +126,10 @@ type Feed struct {
 	// beat and replicaLease derive from the local (sidecar) lease.
 	beat, replicaLease time.Duration
 
-	leaseEnd  atomic.Pointer[time.Time] // local clock; nil: no lease
-	lastRead  atomic.Pointer[time.Time] // the last read of the changes table
-	lastGrant atomic.Int64              // unix nanos: the end of the last lease granted
+	leaseEnd   atomic.Pointer[time.Time] // local clock; nil: no lease
+	appliedSeq atomic.Int64              // the last seq recorded as applied
+	lastRead   atomic.Pointer[time.Time] // the last read of the changes table
+	lastGrant  atomic.Int64              // unix nanos: the end of the last lease granted
 
 	mu    sync.Mutex
 	acked chan struct{} // closed (and replaced) by every notification of pdp_acks
@@ -200,6 +201,7 @@ ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until, applied = exc
 		return 0, fmt.Errorf("change feed: register replica %s: %w", f.id, err)
 	}
 	f.renewed(sent)
+	f.appliedSeq.Store(cursor)
 	now := time.Now()
 	f.lastRead.Store(&now)
 	return cursor, nil
@@ -252,10 +254,11 @@ func (f *Feed) heartbeat(ctx context.Context) {
 				f.log.Warn("change feed: replica lease not renewed", "replica", f.id, "error", err)
 			}
 		case ct.RowsAffected() == 0:
-			// Deleted by someone: register again from where we are (the
-			// follower keeps its cursor; applied is caught up by it).
+			// Deleted by someone: register again with what the follower
+			// has applied (it catches up from there).
 			if _, err := f.pool.Exec(ctx, `INSERT INTO pdp_replicas (id, lease_until, applied)
-VALUES ($1, now() + $2::bigint * interval '1 millisecond', coalesce((SELECT max(seq) FROM pdp_changes), 0)) ON CONFLICT (id) DO NOTHING`, f.id, f.replicaLease.Milliseconds()); err == nil {
+VALUES ($1, now() + $2::bigint * interval '1 millisecond', $3) ON CONFLICT (id) DO NOTHING`,
+				f.id, f.replicaLease.Milliseconds(), f.appliedSeq.Load()); err == nil {
 				f.renewed(sent)
 			}
 		default:
@@ -391,6 +394,9 @@ func (f *Feed) applied(ctx context.Context, seq int64) error {
 	// One round trip: the update and its notification.
 	_, err := f.pool.Exec(cctx, `WITH u AS (UPDATE pdp_replicas SET applied = greatest(applied, $2) WHERE id = $1 RETURNING id)
 SELECT pg_notify('`+notifyAcks+`', id) FROM u`, f.id, seq)
+	if err == nil {
+		f.appliedSeq.Store(seq)
+	}
 	return err
 }
 

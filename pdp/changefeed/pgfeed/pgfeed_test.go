@@ -196,3 +196,35 @@ func TestChangeValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestDeletedRegistrationComesBack: a replica whose row was deleted
+// registers again at its next heartbeat, with the seq it applied, and
+// changes wait for it again.
+func TestDeletedRegistrationComesBack(t *testing.T) {
+	dbURL := freshURL(t)
+	a, _ := replica(t, dbURL, "a")
+	if _, err := a.Publish(t.Context(), "delegation.revoke"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.pool.Exec(t.Context(), "DELETE FROM pdp_replicas WHERE id = 'a'"); err != nil {
+		t.Fatal(err)
+	}
+	var applied int64
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := a.pool.QueryRow(t.Context(), "SELECT applied FROM pdp_replicas WHERE id = 'a'").Scan(&applied)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the row did not come back: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if applied != a.appliedSeq.Load() || applied == 0 {
+		t.Errorf("registered again with applied %d, want %d", applied, a.appliedSeq.Load())
+	}
+	if _, err := a.Publish(t.Context(), "consent.withdraw"); err != nil {
+		t.Fatal(err)
+	}
+}
