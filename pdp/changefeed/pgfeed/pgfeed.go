@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,7 +30,7 @@ import (
 // Tables (in the connection's schema):
 //
 //	pdp_changes  (seq bigserial, kind, payload jsonb, origin, at)
-//	pdp_replicas (id, started, lease_until, applied)
+//	pdp_replicas (id, started, lease_until, applied, unacked)
 //
 // Publish (any replica, or `pdp relations import`) inserts a change under
 // an exclusive table lock, so that seqs commit in order, and notifies the
@@ -86,6 +87,7 @@ CREATE TABLE IF NOT EXISTS pdp_replicas (
 	lease_until timestamptz NOT NULL,
 	applied     bigint NOT NULL
 );
+ALTER TABLE pdp_replicas ADD COLUMN IF NOT EXISTS unacked text[] NOT NULL DEFAULT '{}';
 `
 
 // Errors.
@@ -362,14 +364,19 @@ func (f *Feed) follow(ctx context.Context, cursor int64) {
 			continue
 		}
 		// Waits for this replica's sidecars, at most their lease.
-		if _, err := f.local.Publish(ctx, kind); err != nil && ctx.Err() == nil {
+		p, err := f.local.PublishReport(ctx, kind)
+		if err != nil && ctx.Err() == nil {
 			f.log.Warn("change not acknowledged by every sidecar of this replica", "replica", f.id, "error", err)
 		}
 		if ctx.Err() != nil {
 			return
 		}
 		cursor = last
-		if err := f.applied(ctx, cursor); err != nil && ctx.Err() == nil {
+		unacked := make([]string, len(p.Unacknowledged))
+		for i, r := range p.Unacknowledged {
+			unacked[i] = r.String()
+		}
+		if err := f.applied(ctx, cursor, unacked); err != nil && ctx.Err() == nil {
 			f.log.Warn("change feed: applied change not recorded", "replica", f.id, "seq", cursor, "error", err)
 			f.kick() // try again at once: publishers wait for it
 		}
@@ -388,12 +395,12 @@ func (f *Feed) read(ctx context.Context, cursor int64) (last int64, kind string,
 	return last, kind, err
 }
 
-func (f *Feed) applied(ctx context.Context, seq int64) error {
+func (f *Feed) applied(ctx context.Context, seq int64, unacked []string) error {
 	cctx, cancel := context.WithTimeout(ctx, 2*f.beat)
 	defer cancel()
 	// One round trip: the update and its notification.
-	_, err := f.pool.Exec(cctx, `WITH u AS (UPDATE pdp_replicas SET applied = greatest(applied, $2) WHERE id = $1 RETURNING id)
-SELECT pg_notify('`+notifyAcks+`', id) FROM u`, f.id, seq)
+	_, err := f.pool.Exec(cctx, `WITH u AS (UPDATE pdp_replicas SET applied = greatest(applied, $2), unacked = $3 WHERE id = $1 RETURNING id)
+SELECT pg_notify('`+notifyAcks+`', id) FROM u`, f.id, seq, unacked)
 	if err == nil {
 		f.appliedSeq.Store(seq)
 	}
@@ -418,10 +425,37 @@ func (f *Feed) PublishChange(ctx context.Context, c Change) (uint64, error) {
 	}
 	f.kick()
 	limit := f.replicaLease + f.local.Lease() + time.Second
-	if err := Wait(ctx, f.pool, seq, limit, f.beat, f.ackedChan); err != nil {
-		return uint64(seq), err
+	err = Wait(ctx, f.pool, seq, limit, f.beat, f.ackedChan)
+	p := changefeed.Published{Seq: uint64(seq)}
+	if refs, uerr := unackedSidecars(context.WithoutCancel(ctx), f.pool, seq); uerr == nil {
+		p.Unacknowledged = refs
+	} else {
+		f.log.Warn("change feed: sidecars without acknowledgement not read", "seq", seq, "error", uerr)
 	}
-	return uint64(seq), nil
+	changefeed.AddToReport(ctx, p)
+	return uint64(seq), err
+}
+
+// unackedSidecars are the sidecars that the replicas which applied seq
+// waited for in vain (their lease ran out), in the last change each
+// applied (seq, or one after it).
+func unackedSidecars(ctx context.Context, q Querier, seq int64) ([]changefeed.SidecarRef, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	rows, err := q.Query(ctx, "SELECT DISTINCT unnest(unacked) FROM pdp_replicas WHERE applied >= $1 ORDER BY 1", seq)
+	if err != nil {
+		return nil, err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	var refs []changefeed.SidecarRef
+	for _, n := range names {
+		app, id, _ := strings.Cut(n, "/")
+		refs = append(refs, changefeed.SidecarRef{Application: app, ID: id})
+	}
+	return refs, nil
 }
 
 // validate checks a change.

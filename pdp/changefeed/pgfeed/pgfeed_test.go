@@ -228,3 +228,24 @@ func TestDeletedRegistrationComesBack(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUnacknowledgedSidecarsOfOtherReplicas: a sidecar of A that never
+// acknowledges is named in the report of a change made through B, once
+// its lease ran out.
+func TestUnacknowledgedSidecarsOfOtherReplicas(t *testing.T) {
+	dbURL := freshURL(t)
+	_, localA := replica(t, dbURL, "a")
+	b, _ := replica(t, dbURL, "b")
+	subscribe(t, localA, "silent")
+	ctx, report := changefeed.WithReport(t.Context())
+	if _, err := b.Publish(ctx, "delegation.revoke"); err != nil {
+		t.Fatal(err)
+	}
+	got := report.Unacknowledged()
+	if len(got) != 1 || got[0] != (changefeed.SidecarRef{Application: "app", ID: "silent"}) {
+		t.Errorf("unacknowledged %v, want [app/silent]", got)
+	}
+	if report.Seq() == 0 {
+		t.Error("the report has no seq")
+	}
+}
