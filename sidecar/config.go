@@ -53,7 +53,11 @@ const (
 type Config struct {
 	// Listen is a loopback address (127.0.0.1:8181) or unix:/path/to.sock.
 	Listen string `mapstructure:"listen"`
-	// CentralURL is the central PDP's base URL.
+	// CentralURL is the central PDP's base URL: one (a load-balanced
+	// service), or a comma-separated list of replicas. The sidecar follows
+	// one replica at a time (change feed, evaluations, spool shipping) and
+	// moves to the next when it does not answer; a move changes the epoch,
+	// which clears the cache.
 	CentralURL string `mapstructure:"central_url"`
 	// APIKey is the application's key at the central PDP: the application
 	// id of every decision is the one the central PDP maps it to.
@@ -114,6 +118,18 @@ type Breaker struct {
 	Cooldown time.Duration `mapstructure:"cooldown"`
 }
 
+// Centrals are the central PDP's base URLs: the entries of CentralURL,
+// without spaces and trailing slashes.
+func (c Config) Centrals() []string {
+	var out []string
+	for _, u := range strings.Split(c.CentralURL, ",") {
+		if u = strings.TrimSuffix(strings.TrimSpace(u), "/"); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
 // DefaultConfig is the configuration's defaults.
 func DefaultConfig() Config {
 	return Config{
@@ -133,10 +149,16 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
 	}
-	u, err := url.Parse(c.CentralURL)
+	for _, central := range c.Centrals() {
+		u, err := url.Parse(central)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(central, "#") || strings.ContainsAny(central, " \t") {
+			return bad("central_url %q must be an http or https base URL (no query, fragment or spaces), or a comma-separated list of them", central)
+		}
+	}
 	switch {
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return bad("central_url %q must be an http or https URL", c.CentralURL)
+	case len(c.Centrals()) == 0:
+		return bad("central_url must name the central PDP")
 	case c.Listen == "":
 		return bad("listen must be host:port on loopback or unix:/path")
 	case strings.HasPrefix(c.Listen, "unix:") && len(c.Listen) == len("unix:"):

@@ -23,6 +23,7 @@ type feedState struct {
 	epoch      string
 	validUntil time.Time // cached answers may be served until then
 	policy     string
+	from       string // the replica whose feed this is
 	// cleared counts the cache clears: an answer asked before a clear is
 	// not cached after it.
 	cleared uint64
@@ -114,9 +115,9 @@ func (c *cache) staleEntry(key string) (entry, bool) {
 // the cache too: while the sidecar was not heard from, the central PDP may
 // have forgotten it and published changes without waiting for it (it
 // waits only for sidecars it knows to hold answers).
-func (c *cache) apply(a changeAnswer, sent time.Time) (changed bool) {
+func (c *cache) apply(a changeAnswer, from string, sent time.Time) (changed bool) {
 	old := c.state.Load()
-	changed = old.seq != a.Seq || old.epoch != a.Epoch
+	changed = old.seq != a.Seq || old.epoch != a.Epoch || old.from != from
 	cleared := old.cleared
 	if lapsed := !sent.Before(old.validUntil); changed || lapsed {
 		cleared++
@@ -130,7 +131,7 @@ func (c *cache) apply(a changeAnswer, sent time.Time) (changed bool) {
 		}
 	}
 	lease := time.Duration(a.LeaseMS) * time.Millisecond
-	c.state.Store(&feedState{seq: a.Seq, epoch: a.Epoch, validUntil: sent.Add(lease), policy: a.PolicyVersion, cleared: cleared})
+	c.state.Store(&feedState{seq: a.Seq, epoch: a.Epoch, validUntil: sent.Add(lease), policy: a.PolicyVersion, from: from, cleared: cleared})
 	return changed
 }
 
@@ -142,32 +143,36 @@ func (s *Sidecar) poll(ctx context.Context) {
 	for ctx.Err() == nil {
 		st := s.cache.state.Load()
 		sent := time.Now()
-		a, err := s.changes(ctx, st)
+		from := s.central()
+		a, err := s.changes(ctx, from, st)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			s.pollFailures.Add(1)
+			s.failover(from)
 			s.log.Debug("change feed unreachable", "error", err, "retry_in", backoff)
 			sleep(ctx, jitter(backoff))
 			backoff = min(2*backoff, 2*time.Second)
 			continue
 		}
 		backoff = 50 * time.Millisecond
-		if s.cache.apply(a, sent) {
+		if s.cache.apply(a, from, sent) {
 			s.log.Debug("central PDP changed: cache cleared", "seq", a.Seq, "epoch", a.Epoch)
 		}
 	}
 }
 
-func (s *Sidecar) changes(ctx context.Context, st *feedState) (changeAnswer, error) {
+func (s *Sidecar) changes(ctx context.Context, from string, st *feedState) (changeAnswer, error) {
 	q := url.Values{"after": {strconv.FormatUint(st.seq, 10)}, "wait": {s.cfg.PollWait.String()}}
+	// The epoch of another replica (after a move) is sent too: it is not
+	// the new one's, which then answers at once with its own.
 	if st.epoch != "" {
 		q.Set("epoch", st.epoch)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.PollWait+s.cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.central+"/v1/changes?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, from+"/v1/changes?"+q.Encode(), nil)
 	if err != nil {
 		return changeAnswer{}, err
 	}

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,19 +41,20 @@ const (
 // Sidecar is a running sidecar: Handler serves it, Run keeps its change
 // feed and spool shipping going.
 type Sidecar struct {
-	cfg     Config
-	central string
-	hc      *http.Client
-	log     *slog.Logger
-	cache   *cache
-	spool   *spool
-	breaker *breaker
-	gw      *gateway.Gateway
-	mux     *http.ServeMux
-	shipNow chan struct{}
+	cfg      Config
+	centrals []string      // the central PDP's replicas (one when load-balanced)
+	cur      atomic.Uint32 // the index of the replica followed now
+	hc       *http.Client
+	log      *slog.Logger
+	cache    *cache
+	spool    *spool
+	breaker  *breaker
+	gw       *gateway.Gateway
+	mux      *http.ServeMux
+	shipNow  chan struct{}
 
 	hits, misses, degraded, failClosed, pollFailures, shipFailures atomic.Uint64
-	shippedRecords, unauthorized                                   atomic.Uint64
+	shippedRecords, unauthorized, failovers                        atomic.Uint64
 	shipRefused                                                    atomic.Pointer[error]
 	closeOnce                                                      sync.Once
 }
@@ -81,7 +81,7 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 	tr := &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second,
 		DialContext: (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext}
 	s := &Sidecar{
-		cfg: cfg, central: strings.TrimSuffix(cfg.CentralURL, "/"), hc: &http.Client{Transport: tr},
+		cfg: cfg, centrals: cfg.Centrals(), hc: &http.Client{Transport: tr},
 		log: log, cache: newCache(cfg.CacheSize, cfg.CacheTTL, cfg.Degraded.MaxStaleness), spool: sp,
 		breaker: &breaker{failures: cfg.Breaker.Failures, cooldown: cfg.Breaker.Cooldown},
 		shipNow: make(chan struct{}, 1),
@@ -204,7 +204,7 @@ func (s *Sidecar) evaluate(ctx context.Context, req pdp.Request, body []byte, to
 			return authzen.DecisionResponse{}, err
 		}
 	}
-	ans, err := s.forward(ctx, body, token)
+	ans, from, err := s.forward(ctx, body, token)
 	var he *httpError
 	switch {
 	case errors.As(err, &he):
@@ -212,18 +212,47 @@ func (s *Sidecar) evaluate(ctx context.Context, req pdp.Request, body []byte, to
 	case err != nil:
 		return s.unreachable(ctx, req, key, err)
 	}
-	if ans.Context != nil {
+	// Cached only when decided by the replica whose feed the cache
+	// follows: another replica's feed would not wait for this sidecar.
+	if ans.Context != nil && from == st.from {
 		s.cache.add(key, entry{answer: ans, action: req.Action.Name, stored: now}, st)
 	}
 	return ans, nil
 }
 
-// forward asks the central PDP.
-func (s *Sidecar) forward(ctx context.Context, body []byte, token string) (authzen.DecisionResponse, error) {
+// central is the base URL of the replica followed now.
+func (s *Sidecar) central() string {
+	return s.centrals[int(s.cur.Load())%len(s.centrals)]
+}
+
+// failover moves to the next replica when the one followed is still
+// from, which did not answer (a no-op with one central URL).
+func (s *Sidecar) failover(from string) {
+	if len(s.centrals) < 2 {
+		return
+	}
+	cur := s.cur.Load()
+	if s.centrals[int(cur)%len(s.centrals)] != from {
+		return // moved already
+	}
+	if s.cur.CompareAndSwap(cur, (cur+1)%uint32(len(s.centrals))) {
+		s.failovers.Add(1)
+		s.log.Warn("central PDP replica does not answer: moving to the next", "from", from, "to", s.central())
+	}
+}
+
+// forward asks the central PDP; from is the replica that answered.
+func (s *Sidecar) forward(ctx context.Context, body []byte, token string) (_ authzen.DecisionResponse, from string, _ error) {
+	ans, err := s.forwardFrom(ctx, body, token, &from)
+	return ans, from, err
+}
+
+func (s *Sidecar) forwardFrom(ctx context.Context, body []byte, token string, from *string) (authzen.DecisionResponse, error) {
 	if !s.breaker.allow(time.Now()) {
 		return authzen.DecisionResponse{}, fmt.Errorf("%w: circuit breaker open", errUnreachable)
 	}
-	data, status, err := s.post(ctx, "/access/v1/evaluation", body, token)
+	data, status, base, err := s.post(ctx, "/access/v1/evaluation", body, token)
+	*from = base
 	if err != nil || status >= 500 {
 		s.breaker.fail(time.Now())
 		if err == nil {
@@ -243,18 +272,21 @@ func (s *Sidecar) forward(ctx context.Context, body []byte, token string) (authz
 }
 
 // post sends body to the central PDP, retrying once after a connection
-// failure (with jitter).
-func (s *Sidecar) post(ctx context.Context, path string, body []byte, token string) ([]byte, int, error) {
+// failure (with jitter; at the next replica when there are several). from
+// is the replica asked last.
+func (s *Sidecar) post(ctx context.Context, path string, body []byte, token string) (_ []byte, _ int, from string, _ error) {
 	var lastErr error
 	for attempt := range 2 {
 		if attempt > 0 {
+			s.failover(from)
 			sleep(ctx, jitter(20*time.Millisecond))
 		}
+		from = s.central()
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-		req, err := http.NewRequestWithContext(cctx, http.MethodPost, s.central+path, bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(cctx, http.MethodPost, from+path, bytes.NewReader(body))
 		if err != nil {
 			cancel()
-			return nil, 0, err
+			return nil, 0, from, err
 		}
 		s.headers(req)
 		req.Header.Set("Content-Type", "application/json")
@@ -277,9 +309,9 @@ func (s *Sidecar) post(ctx context.Context, path string, body []byte, token stri
 			lastErr = fmt.Errorf("%w: %v", errUnreachable, err)
 			continue
 		}
-		return data, res.StatusCode, nil
+		return data, res.StatusCode, from, nil
 	}
-	return nil, 0, lastErr
+	return nil, 0, from, lastErr
 }
 
 // unreachable answers when the central PDP cannot: a degraded answer from
@@ -365,7 +397,7 @@ func (s *Sidecar) evaluations(w http.ResponseWriter, r *http.Request) {
 		s.batchUnreachable(w, r, batch, errors.New("circuit breaker open"))
 		return
 	}
-	data, status, err := s.post(r.Context(), "/access/v1/evaluations", body, r.Header.Get(HeaderConsistencyToken))
+	data, status, _, err := s.post(r.Context(), "/access/v1/evaluations", body, r.Header.Get(HeaderConsistencyToken))
 	if err != nil || status >= 500 {
 		s.breaker.fail(time.Now())
 		if err == nil {
@@ -409,7 +441,7 @@ func (s *Sidecar) forwardRaw(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": ReasonPDPUnreachable + ": circuit breaker open"})
 		return
 	}
-	data, status, err := s.post(r.Context(), r.URL.Path, body, r.Header.Get(HeaderConsistencyToken))
+	data, status, _, err := s.post(r.Context(), r.URL.Path, body, r.Header.Get(HeaderConsistencyToken))
 	if err != nil || status >= 500 {
 		s.breaker.fail(time.Now())
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": ReasonPDPUnreachable})
@@ -440,6 +472,8 @@ type Status struct {
 	SpoolError    string  `json:"spool_error,omitempty"`
 	Unauthorized  uint64  `json:"unauthorized_requests"` // AuthZEN requests refused without the application's credential
 	ShipError     string  `json:"ship_error,omitempty"`  // the central PDP refuses the spool's next records (422/403): shipping is stuck
+	Central       string  `json:"central"`               // the central PDP replica followed now
+	Failovers     uint64  `json:"central_failovers"`     // moves to the next replica of central_url
 }
 
 // Status reports the sidecar's mode and counters.
@@ -449,7 +483,8 @@ func (s *Sidecar) Status() Status {
 	out := Status{ID: s.cfg.ID, Seq: st.seq, Epoch: st.epoch, PolicyVersion: st.policy,
 		LeaseLeftMS: max(0, st.validUntil.Sub(now).Milliseconds()), Breaker: s.breaker.state(now),
 		Hits: s.hits.Load(), Misses: s.misses.Load(), Degraded: s.degraded.Load(), FailClosed: s.failClosed.Load(),
-		Spooled: s.spool.log.Size(), Shipped: s.shippedRecords.Load(), Unauthorized: s.unauthorized.Load()}
+		Spooled: s.spool.log.Size(), Shipped: s.shippedRecords.Load(), Unauthorized: s.unauthorized.Load(),
+		Central: s.central(), Failovers: s.failovers.Load()}
 	if total := out.Hits + out.Misses; total > 0 {
 		out.HitRatio = float64(out.Hits) / float64(total)
 	}

@@ -49,7 +49,7 @@ func TestCacheServesOnlyWhatStillHolds(t *testing.T) {
 	if _, ok := c.lookup("k", t0); ok {
 		t.Fatal("hit in an empty cache")
 	}
-	c.apply(changeAnswer{Seq: 1, Epoch: "e1", LeaseMS: 2000}, t0)
+	c.apply(changeAnswer{Seq: 1, Epoch: "e1", LeaseMS: 2000}, "", t0)
 	st := c.state.Load()
 	c.add("k", ans, st)
 	for _, tc := range []struct {
@@ -66,20 +66,20 @@ func TestCacheServesOnlyWhatStillHolds(t *testing.T) {
 	}
 	// Same seq again, asked before the lease ran out, renews the lease and
 	// keeps the entry.
-	c.apply(changeAnswer{Seq: 1, Epoch: "e1", LeaseMS: 2000}, t0.Add(1500*time.Millisecond))
+	c.apply(changeAnswer{Seq: 1, Epoch: "e1", LeaseMS: 2000}, "", t0.Add(1500*time.Millisecond))
 	if _, ok := c.lookup("k", t0.Add(3*time.Second)); !ok {
 		t.Fatal("a renewed lease did not serve the entry")
 	}
 	// A lease renewed only after it ran out clears the cache: the central
 	// PDP may have answered changes without waiting for this sidecar.
-	c.apply(changeAnswer{Seq: 1, Epoch: "e1", LeaseMS: 2000}, t0.Add(4*time.Second))
+	c.apply(changeAnswer{Seq: 1, Epoch: "e1", LeaseMS: 2000}, "", t0.Add(4*time.Second))
 	if _, ok := c.lookup("k", t0.Add(4500*time.Millisecond)); ok {
 		t.Fatal("served an entry across a lapsed lease")
 	}
 	c.add("k", ans, c.state.Load())
 	// A change clears it; a stale answer decided before the change is not
 	// cached afterwards.
-	c.apply(changeAnswer{Seq: 2, Epoch: "e1", LeaseMS: 2000}, t0.Add(2*time.Second))
+	c.apply(changeAnswer{Seq: 2, Epoch: "e1", LeaseMS: 2000}, "", t0.Add(2*time.Second))
 	if _, ok := c.lookup("k", t0.Add(3*time.Second)); ok {
 		t.Fatal("served across a change")
 	}
@@ -89,7 +89,7 @@ func TestCacheServesOnlyWhatStillHolds(t *testing.T) {
 	}
 	// A new epoch (the central PDP restarted) clears it too.
 	c.add("k", ans, c.state.Load())
-	c.apply(changeAnswer{Seq: 2, Epoch: "e2", LeaseMS: 2000}, t0.Add(2*time.Second))
+	c.apply(changeAnswer{Seq: 2, Epoch: "e2", LeaseMS: 2000}, "", t0.Add(2*time.Second))
 	if _, ok := c.lookup("k", t0.Add(3*time.Second)); ok {
 		t.Fatal("served across a restart of the central PDP")
 	}
@@ -139,9 +139,9 @@ func TestBreaker(t *testing.T) {
 func TestChangeClearsDegradedCopies(t *testing.T) {
 	c := newCache(10, time.Minute, time.Hour)
 	t0 := time.Now()
-	c.apply(changeAnswer{Seq: 1, Epoch: "e", LeaseMS: 2000}, t0)
+	c.apply(changeAnswer{Seq: 1, Epoch: "e", LeaseMS: 2000}, "", t0)
 	c.add("k", entry{answer: authzen.DecisionResponse{Decision: true}}, c.state.Load())
-	c.apply(changeAnswer{Seq: 2, Epoch: "e", LeaseMS: 2000}, t0)
+	c.apply(changeAnswer{Seq: 2, Epoch: "e", LeaseMS: 2000}, "", t0)
 	if _, ok := c.staleEntry("k"); ok {
 		t.Fatal("an answer decided before a change survives for degraded mode")
 	}

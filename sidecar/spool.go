@@ -270,7 +270,8 @@ func (s *Sidecar) shipBatch(ctx context.Context, from, to uint64) (uint64, error
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout*2)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.central+"/v1/trail/ingest", bytes.NewReader(body))
+	central := s.central()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, central+"/v1/trail/ingest", bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
@@ -278,6 +279,9 @@ func (s *Sidecar) shipBatch(ctx context.Context, from, to uint64) (uint64, error
 	req.Header.Set("Content-Type", "application/json")
 	res, err := s.hc.Do(req)
 	if err != nil {
+		// The next attempt goes to the next replica; whichever stores the
+		// records, each is stored once (the PDP keys them by spool seq).
+		s.failover(central)
 		return 0, err
 	}
 	defer res.Body.Close()

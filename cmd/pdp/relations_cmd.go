@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ciampdp/pdp/pdp/changefeed/pgfeed"
 	"github.com/ciampdp/pdp/pdp/relations"
 	pdpserver "github.com/ciampdp/pdp/pdp/server"
 )
@@ -63,17 +65,17 @@ func addAdminConfigFlags(fs *pflag.FlagSet) {
 
 // adminConfig loads the configuration and checks what the administration
 // commands use of it: the relations and log sections.
-func adminConfig(fs *pflag.FlagSet, w io.Writer) (pdpserver.RelationsConfig, *slog.Logger, error) {
+func adminConfig(fs *pflag.FlagSet, w io.Writer) (pdpserver.Config, *slog.Logger, error) {
 	cfg, _, warnings, err := loadConfigWarn(fs)
 	if err != nil {
-		return pdpserver.RelationsConfig{}, nil, err
+		return pdpserver.Config{}, nil, err
 	}
 	if err := cfg.Log.Validate(); err != nil {
-		return pdpserver.RelationsConfig{}, nil, fmt.Errorf("invalid configuration: %w", err)
+		return pdpserver.Config{}, nil, fmt.Errorf("invalid configuration: %w", err)
 	}
 	if cfg.Relations.Engine != pdpserver.EngineNone {
 		if err := cfg.Relations.Validate(); err != nil {
-			return pdpserver.RelationsConfig{}, nil, fmt.Errorf("invalid configuration: %w", err)
+			return pdpserver.Config{}, nil, fmt.Errorf("invalid configuration: %w", err)
 		}
 	}
 	// The store's routine info lines would only repeat what the command
@@ -84,7 +86,7 @@ func adminConfig(fs *pflag.FlagSet, w io.Writer) (pdpserver.RelationsConfig, *sl
 	}
 	log := newLogger(w, lc)
 	warnDeprecated(log, warnings)
-	return cfg.Relations, log, nil
+	return cfg, log, nil
 }
 
 // defaultPerTransaction is how many relationships one transaction of an
@@ -120,10 +122,11 @@ func runRelations(ctx context.Context, std stdio, fs *pflag.FlagSet, args []stri
 		return usagef("--per-transaction and --skip must not be negative")
 	}
 	schemaFile, _ := fs.GetString("schema")
-	rc, log, err := adminConfig(fs, std.err)
+	cfg, log, err := adminConfig(fs, std.err)
 	if err != nil {
 		return err
 	}
+	rc := cfg.Relations
 	switch rc.Engine {
 	case relations.EngineMemory:
 		return errMemoryEngine
@@ -176,7 +179,28 @@ func runRelations(ctx context.Context, std stdio, fs *pflag.FlagSet, args []stri
 	}
 	fmt.Fprintf(std.out, "imported %s relationships from %s%s in %s (%s/s) at revision %s\n",
 		groupDigits(int64(res.Loaded)), name, skipped, res.Elapsed.Round(time.Millisecond), groupDigits(int64(res.PerSecond())), res.Revision)
+	publishImport(ctx, std, cfg, res)
 	return nil
+}
+
+// publishImport publishes an import to the change feed of the replicas
+// when they share one on PostgreSQL, and waits until every live replica
+// applied it (their sidecars dropped what they cached before it). The
+// replicas learn of the import through SpiceDB's Watch as well; a failure
+// here is a warning, the import stands.
+func publishImport(ctx context.Context, std stdio, cfg pdpserver.Config, res relations.ImportResult) {
+	url := pdpserver.SharedFeedURL(cfg)
+	if url == "" {
+		return
+	}
+	payload, _ := json.Marshal(map[string]any{"revision": res.Revision, "loaded": res.Loaded})
+	limit := pgfeed.ReplicaLease(cfg.HTTP.ChangeLease) + cfg.HTTP.ChangeLease + time.Second
+	seq, err := pgfeed.PublishOnce(ctx, url, "pdp relations import", pgfeed.Change{Kind: "relations.import", Payload: payload}, limit)
+	if err != nil {
+		fmt.Fprintf(std.err, "warning: the import is not confirmed by every PDP replica's sidecars: %v\n", err)
+		return
+	}
+	fmt.Fprintf(std.out, "every live PDP replica applied the import (change %d of the shared change feed)\n", seq)
 }
 
 // skipRelationships passes rels on without its first n relationships
@@ -228,7 +252,8 @@ func runMigrate(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string
 	if len(args) > 0 {
 		return usagef("migrate takes no arguments (the database is relations.postgres_url)")
 	}
-	rc, _, err := adminConfig(fs, std.err)
+	cfg, _, err := adminConfig(fs, std.err)
+	rc := cfg.Relations
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func sidecarCommand() *command {
 		flags: func(fs *pflag.FlagSet) {
 			fs.String("config", "", "the sidecar's YAML configuration (env "+sidecarEnvPrefix+"_CONFIG)")
 			fs.String("listen", "", "listen address, 127.0.0.1:8181 or unix:/path (key listen)")
-			fs.String("central-url", "", "the central PDP's URL (key central_url)")
+			fs.String("central-url", "", "the central PDP's URL, or a comma-separated list of its replicas (key central_url)")
 			fs.String("log-format", "json", "log format: json or text")
 		},
 		run: runSidecar,

@@ -123,8 +123,9 @@ func (s *Server) changing(c echo.Context) (ctx context.Context, done func()) {
 	if s.changes == nil {
 		return ctx, func() {}
 	}
-	// Waiting may take a lease: keep the answer within the write timeout.
-	_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(2*s.changes.Lease() + s.cfg.WriteTimeout))
+	// Waiting may take a lease (with replicas, a replica's lease: two
+	// sidecar leases): keep the answer within the write timeout.
+	_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(3*s.changes.Lease() + s.cfg.WriteTimeout))
 	ctx, report := changefeed.WithReport(ctx)
 	return ctx, func() {
 		if refs := report.Unacknowledged(); len(refs) > 0 {

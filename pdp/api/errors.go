@@ -59,6 +59,8 @@ func classify(err error) (int, string) {
 		return http.StatusUnprocessableEntity, err.Error()
 	case errors.Is(err, ingest.ErrSidecarBound):
 		return http.StatusForbidden, err.Error()
+	case errors.Is(err, changefeed.ErrNoLease):
+		return http.StatusServiceUnavailable, changefeed.ErrNoLease.Error()
 	case errors.Is(err, changefeed.ErrTooManySidecars):
 		return http.StatusServiceUnavailable, changefeed.ErrTooManySidecars.Error()
 	case errors.As(err, new(*tooManyError)):

@@ -78,9 +78,11 @@ import (
 // each: a poll from a new sidecar beyond it is refused with 503 for that
 // application only; one application's sidecars never lock out another's.
 //
-// The feed is this process's: with several PDP replicas, a sidecar must
-// poll the replica that makes the changes (or they must share the feed),
-// which this version does not provide.
+// The feed is this process's. With several PDP replicas on PostgreSQL,
+// pdp/changefeed/pgfeed shares the changes: every replica publishes each
+// change of any replica to its own feed, and gates the leases it grants by
+// its own registration lease (SetGate), so that a replica cut off from the
+// shared feed stops renewing its sidecars' leases.
 
 // Defaults and bounds of the change feed.
 const (
@@ -93,6 +95,11 @@ const (
 	// forgetAfter leases without a poll, a subscriber is forgotten.
 	forgetAfter = 10
 )
+
+// ErrNoLease refuses a poll while the process may not grant a lease: it
+// cannot follow the changes of the other replicas (the API answers 503;
+// the sidecar's lease runs out and it fails closed).
+var ErrNoLease = errors.New("this PDP replica cannot follow the shared change feed, so it grants no lease; sidecars fail closed until it can")
 
 // ErrTooManySidecars refuses a poll of a new sidecar of an application
 // that has MaxSidecarsPerApplication subscribed (the API answers 503).
@@ -115,6 +122,9 @@ type Changes struct {
 	subs    map[subKey]*subscriber
 	perApp  map[string]int // subscribers per application
 	swept   time.Time
+
+	// gate, when set, may refuse a poll that arrived at now (SetGate).
+	gate func(now time.Time) error
 
 	published   *prometheus.CounterVec
 	waited      prometheus.Histogram
@@ -203,6 +213,15 @@ func NewChangesSince(lease time.Duration, started time.Time) *Changes {
 	}
 	c.seq.Store(1)
 	return c
+}
+
+// SetGate makes Poll ask gate before it grants a lease (a poll that
+// arrived at now would be granted until now + Lease): an error refuses
+// the poll. Call it before the feed serves polls.
+func (c *Changes) SetGate(gate func(now time.Time) error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gate = gate
 }
 
 // Lease is the time a poll answer lets a sidecar serve from its cache.
@@ -314,6 +333,11 @@ func (c *Changes) Close() {
 func (c *Changes) Poll(app, id string, after uint64, epoch string, now time.Time) (hold bool, changed, closed <-chan struct{}, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.gate != nil {
+		if err := c.gate(now); err != nil {
+			return false, nil, nil, err
+		}
+	}
 	if now.Sub(c.swept) > c.lease {
 		c.swept = now
 		for k, s := range c.subs {

@@ -25,6 +25,14 @@ func WithReport(ctx context.Context) (context.Context, *Report) {
 	return context.WithValue(ctx, reportKey{}, r), r
 }
 
+// AddToReport adds p to the Report ctx carries, if any: for a publisher
+// that wraps the feed (pdp/changefeed/pgfeed).
+func AddToReport(ctx context.Context, p Published) {
+	if r, ok := ctx.Value(reportKey{}).(*Report); ok {
+		r.add(p)
+	}
+}
+
 func (r *Report) add(p Published) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -30,6 +30,16 @@ type TrailIngester interface {
 	Append(ctx context.Context, recs ...trail.Record) ([]uint64, error)
 }
 
+// SpoolAppender is a trail shared by replicas that stores each sidecar
+// record once by its key, in the transaction of the append
+// (*pgtrail.Log): AppendSpool leaves out (seq pgtrail.Skipped) the records whose key is
+// stored, and SpoolHigh is the highest spool seq stored for a sidecar by
+// any replica.
+type SpoolAppender interface {
+	AppendSpool(ctx context.Context, keys []pgtrail.SpoolKey, recs ...trail.Record) ([]uint64, error)
+	SpoolHigh(ctx context.Context, app, sidecar string) (uint64, error)
+}
+
 // TrailScanner reads the trail back: *trail.FileLog or *pgtrail.Log.
 type TrailScanner interface {
 	Size() uint64
@@ -41,6 +51,7 @@ var (
 	_ TrailIngester = (*pgtrail.Log)(nil)
 	_ TrailScanner  = (*trail.FileLog)(nil)
 	_ TrailScanner  = (*pgtrail.Log)(nil)
+	_ SpoolAppender = (*pgtrail.Log)(nil)
 )
 
 // Options configures an Ingest.
@@ -58,11 +69,12 @@ type Options struct {
 // application and sidecar id) is kept in memory and rebuilt from the trail
 // by New.
 //
-// Exactly once holds for one process per trail (the file store). With the
-// PostgreSQL store shared by several replicas, a retry that reaches
-// another replica than the first attempt may be stored twice (each
-// replica's highest seqs are its own, from its start); the records are
-// still told apart by their spool seq.
+// With the PostgreSQL store shared by several replicas (a SpoolAppender),
+// the highest seq in memory is only a lower bound: each request first
+// reads the highest stored by any replica, and the append itself leaves
+// out, in its transaction, the records whose (application, sidecar, spool
+// seq) is stored. So a retry that reaches another replica than the first
+// attempt (which may have died after its commit) is stored once.
 type Ingest struct {
 	log    TrailIngester
 	scan   TrailScanner // nil: no look-ups in the trail
@@ -179,9 +191,19 @@ func (in *Ingest) Ingest(ctx context.Context, app, sidecar string, recs []Record
 	sp := in.spool(app, sidecar)
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
+	shared, _ := in.log.(SpoolAppender)
+	if shared != nil && len(recs) > 0 && recs[len(recs)-1].Seq > sp.acked {
+		// Another replica may have stored some of them.
+		high, err := shared.SpoolHigh(ctx, app, sidecar)
+		if err != nil {
+			return Result{}, fmt.Errorf("%w: %v", recorder.ErrRecordFailed, err)
+		}
+		sp.acked = max(sp.acked, high)
+	}
 	var (
 		res  Result
 		out  = make([]trail.Record, 0, len(recs))
+		keys = make([]pgtrail.SpoolKey, 0, len(recs))
 		prev = sp.acked
 	)
 	// Retries (records stored already) are skipped before the checks.
@@ -212,22 +234,39 @@ func (in *Ingest) Ingest(ctx context.Context, app, sidecar string, recs []Record
 			return Result{}, fmt.Errorf("%w: records[%d]: %v", recorder.ErrRecordFailed, res.Skipped+i, err)
 		}
 		out = append(out, trail.Record{Kind: trail.KindSidecar, ID: r.ID, Time: r.Time.UTC(), Body: b})
+		keys = append(keys, pgtrail.SpoolKey{Application: app, Sidecar: sidecar, Seq: r.Seq})
 	}
+	stored := len(out)
 	if len(out) > 0 {
 		// Not abandoned when the sidecar goes away: an append it cannot
 		// know the outcome of would make its retry a duplicate.
-		if _, err := in.log.Append(context.WithoutCancel(ctx), out...); err != nil {
+		var (
+			seqs []uint64
+			err  error
+		)
+		if shared != nil {
+			seqs, err = shared.AppendSpool(context.WithoutCancel(ctx), keys, out...)
+		} else {
+			seqs, err = in.log.Append(context.WithoutCancel(ctx), out...)
+		}
+		if err != nil {
 			return Result{}, fmt.Errorf("%w: %d sidecar records: %v", recorder.ErrRecordFailed, len(out), err)
 		}
+		for _, seq := range seqs {
+			if shared != nil && seq == pgtrail.Skipped { // stored meanwhile through another replica
+				stored--
+				res.Skipped++
+			}
+		}
 		sp.acked = prev
-		in.ingested.Add(uint64(len(out)))
+		in.ingested.Add(uint64(stored))
 		_ = in.bind(app, sidecar, true) // checked above
 		for _, r := range recs {
 			in.index.add(r.ID, known{sidecar: true, app: app, at: r.Time})
 		}
 	}
 	in.skipped.Add(uint64(res.Skipped))
-	res.Ingested, res.Acked = len(out), sp.acked
+	res.Ingested, res.Acked = stored, sp.acked
 	return res, nil
 }
 

@@ -88,6 +88,15 @@ type Config struct {
 	// minimize_latency, so this only affects SpiceDB's caching.
 	RevisionQuantization time.Duration
 
+	// OnChange, when set, is called by the change stream (Watch, which
+	// runs while the fact cache is on) for every change of SpiceDB that is
+	// not the Store's own: another replica's write, `pdp relations import`,
+	// an external writer (and, conservatively, for an own write whose
+	// revision the stream reports otherwise than the write did). It must
+	// not block (the server coalesces it into one publish on the sidecars'
+	// change feed).
+	OnChange func()
+
 	// CallTimeout bounds every SpiceDB call whose context has no deadline.
 	// Default 5s. A deadline in the context always wins.
 	CallTimeout time.Duration

@@ -103,6 +103,9 @@ func (s *Store) followChanges(ctx context.Context, from string) {
 			if !s.isKnown(ev.Revision) {
 				s.behind.Store(true) // the next check writes a barrier
 				s.cache.Invalidate()
+				if s.cfg.OnChange != nil {
+					s.cfg.OnChange()
+				}
 			}
 			backoff = 50 * time.Millisecond
 			return nil

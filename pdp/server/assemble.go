@@ -38,7 +38,24 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	// The sidecars' change feed: every policy version put into service,
 	// delegation and consent change is published to it.
 	changes := changefeed.NewChanges(cfg.HTTP.ChangeLease)
+	// With the stores on PostgreSQL, changes go to the feed the replicas
+	// share, which brings every replica's changes into changes.
+	pub, err := s.openPublisher(ctx, changes, log)
+	if err != nil {
+		return err
+	}
 	policyChanged := make(chan struct{}, 1) // coalesces: one publish covers every version since the last
+	// Relationship changes that are not this replica's own (another
+	// replica's, an import's, an external writer's) arrive through
+	// SpiceDB's Watch at every replica: each publishes them to its own
+	// feed, coalesced.
+	relationsChanged := make(chan struct{}, 1)
+	onRelationsChange := func() {
+		select {
+		case relationsChanged <- struct{}{}:
+		default:
+		}
+	}
 
 	// Policies: the first version must load, later ones are hot-reloaded.
 	var (
@@ -97,14 +114,18 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 			case <-rctx.Done():
 				return
 			case <-policyChanged:
-				if _, err := changes.Publish(rctx, "policy.activate"); err != nil && rctx.Err() == nil {
+				if _, err := pub.Publish(rctx, "policy.activate"); err != nil && rctx.Err() == nil {
 					log.Warn("policy change not acknowledged by every sidecar", "error", err)
+				}
+			case <-relationsChanged:
+				if _, err := changes.Publish(rctx, "relations.change"); err != nil && rctx.Err() == nil {
+					log.Warn("relationship change not acknowledged by every sidecar", "error", err)
 				}
 			}
 		}
 	})
 
-	store, err := openRelations(ctx, cfg.Relations, reloader.Current(), log)
+	store, err := openRelations(ctx, cfg.Relations, reloader.Current(), onRelationsChange, log)
 	if err != nil {
 		return err
 	}
@@ -132,7 +153,7 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	// are applied (the journal records once the trail is open), and
 	// published to the change feed once applied.
 	journal := &adminlog.Journal{}
-	dsvc, closeDelegations, err := openDelegations(ctx, cfg.Delegations, reloader, store, auth, journal, changes, log)
+	dsvc, closeDelegations, err := openDelegations(ctx, cfg.Delegations, reloader, store, auth, journal, pub, log)
 	if err != nil {
 		return err
 	}
@@ -144,7 +165,7 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	if dsvc != nil {
 		delegations, admin = sources.Delegations{Service: dsvc}, dsvc
 	}
-	ledger, closeConsent, err := openConsent(ctx, cfg.Consent, reloader, dsvc, auth, journal, changes, log)
+	ledger, closeConsent, err := openConsent(ctx, cfg.Consent, reloader, dsvc, auth, journal, pub, log)
 	if err != nil {
 		return err
 	}

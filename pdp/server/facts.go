@@ -16,7 +16,8 @@ import (
 // openRelations opens the configured relationship store. The embedded
 // memory store (the default) starts only when the bundle has a SpiceDB
 // schema: a bundle without relationship facts needs no SpiceDB.
-func openRelations(ctx context.Context, cfg RelationsConfig, b *policy.Bundle, log *slog.Logger) (*relations.Store, error) {
+// onChange is told of the changes of others (relations.Config.OnChange).
+func openRelations(ctx context.Context, cfg RelationsConfig, b *policy.Bundle, onChange func(), log *slog.Logger) (*relations.Store, error) {
 	if cfg.Engine == EngineNone {
 		log.Info("relationship store off (relations.engine: none)")
 		return nil, nil
@@ -25,7 +26,9 @@ func openRelations(ctx context.Context, cfg RelationsConfig, b *policy.Bundle, l
 		log.Info("relationship store not started: the bundle has no SpiceDB schema (schema/*.zed)")
 		return nil, nil
 	}
-	store, err := relations.Open(ctx, cfg.Store(), log)
+	rc := cfg.Store()
+	rc.OnChange = onChange
+	store, err := relations.Open(ctx, rc, log)
 	if err != nil {
 		return nil, fmt.Errorf("open the relationship store (%s): %w", cfg.Engine, err)
 	}

@@ -173,18 +173,24 @@ type pgPending struct {
 	kind, id string
 	time     time.Time
 	enc      []byte
+	// key, when set, is stored in trail_sidecar_spools with the record;
+	// skip is set by the committer when the key was stored already.
+	key  *SpoolKey
+	skip bool
 }
 
 // pgSQL holds the statements, with the schema's table names filled in.
 type pgSQL struct {
 	ddl, lockHead, insRecords, insHashes, setHead, readHashes, size,
 	lockCheckpoints, lastCheckpoint, insCheckpoint, checkpoints,
-	selRecords, bySeq, byID, allRecords, allHashes, prune, unprunable string
+	selRecords, bySeq, byID, allRecords, allHashes, prune, unprunable,
+	storedKeys, insKeys, spoolHigh string
 }
 
 func newSQL(schema string) pgSQL {
 	t := func(name string) string { return pgx.Identifier{schema, name}.Sanitize() }
 	rec, hs, cps, head := t("trail_records"), t("trail_hashes"), t("trail_checkpoints"), t("trail_head")
+	spools := t("trail_sidecar_spools")
 	const cols = "seq, kind, id, time, body, leaf, pruned"
 	ddl := ""
 	if schema != "public" {
@@ -210,7 +216,14 @@ CREATE TABLE IF NOT EXISTS %[3]s (
 );
 CREATE TABLE IF NOT EXISTS %[4]s (one int PRIMARY KEY CHECK (one = 1), size bigint NOT NULL);
 INSERT INTO %[4]s (one, size) VALUES (1, 0) ON CONFLICT (one) DO NOTHING;
-`, rec, hs, cps, head)
+CREATE TABLE IF NOT EXISTS %[5]s (
+	application text NOT NULL,
+	sidecar     text NOT NULL,
+	spool_seq   bigint NOT NULL,
+	record_seq  bigint NOT NULL,
+	PRIMARY KEY (application, sidecar, spool_seq)
+);
+`, rec, hs, cps, head, spools)
 	return pgSQL{
 		ddl:      ddl,
 		lockHead: "SELECT size FROM " + head + " FOR UPDATE",
@@ -229,6 +242,11 @@ INSERT INTO %[4]s (one, size) VALUES (1, 0) ON CONFLICT (one) DO NOTHING;
 		byID:            "SELECT " + cols + " FROM " + rec + " WHERE id = $1 ORDER BY seq LIMIT 1",
 		allRecords:      "SELECT " + cols + " FROM " + rec + " ORDER BY seq",
 		allHashes:       "SELECT idx, hash FROM " + hs + " ORDER BY idx",
+		storedKeys: "SELECT application, sidecar, spool_seq FROM " + spools +
+			" WHERE (application, sidecar, spool_seq) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]))",
+		insKeys: "INSERT INTO " + spools + " (application, sidecar, spool_seq, record_seq) SELECT * FROM " +
+			"unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])",
+		spoolHigh: "SELECT coalesce(max(spool_seq), 0) FROM " + spools + " WHERE application = $1 AND sidecar = $2",
 		// A record is pruned only while its body still hashes to its leaf
 		// (RFC 6962: SHA-256 of 0x00 || body): pruning never launders a
 		// tampered record into a tombstone that verifies.
@@ -279,6 +297,11 @@ func Open(ctx context.Context, url string, opts Options) (*Log, error) {
 // outcome (at most Timeout). An error after COMMIT was sent (the connection
 // broke) leaves the outcome unknown: the records may be in the trail.
 func (l *Log) Append(ctx context.Context, recs ...trail.Record) ([]uint64, error) {
+	return l.append(ctx, nil, recs)
+}
+
+// append is Append, and AppendSpool when keys are given.
+func (l *Log) append(ctx context.Context, keys []SpoolKey, recs []trail.Record) ([]uint64, error) {
 	if len(recs) == 0 {
 		return nil, nil
 	}
@@ -293,6 +316,9 @@ func (l *Log) Append(ctx context.Context, recs ...trail.Record) ([]uint64, error
 			return nil, err
 		}
 		req.recs[i] = pgPending{kind: rec.Kind, id: rec.ID, time: rec.Time.UTC(), enc: enc}
+		if keys != nil {
+			req.recs[i].key = &keys[i]
+		}
 	}
 	if l.closed.Load() {
 		return nil, trail.ErrClosed
@@ -372,6 +398,10 @@ func (l *Log) commit(first *pgReq) {
 		}
 		seqs := make([]uint64, len(r.recs))
 		for i := range seqs {
+			if r.recs[i].skip {
+				seqs[i] = Skipped // stored already
+				continue
+			}
 			seqs[i] = next
 			next++
 		}
@@ -411,15 +441,30 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 	if _, err := hs.ReadHashes(frontier(n0)); err != nil {
 		return 0, batch, err
 	}
+	// Under the head lock: no other transaction stores a key meanwhile.
+	if err := l.skipStored(ctx, conn, batch); err != nil {
+		return 0, batch, fmt.Errorf("spool keys: %w", err)
+	}
 	var (
 		seqs          []int64
 		kinds, ids    []string
 		times         []time.Time
 		bodies, leafs [][]byte
+		keyApps       []string
+		keySidecars   []string
+		keySeqs       []int64
+		keyRecs       []int64
 	)
 	for _, r := range batch {
 		for _, p := range r.recs {
+			if p.skip {
+				continue
+			}
 			seq := n0 + int64(len(seqs))
+			if p.key != nil {
+				keyApps, keySidecars = append(keyApps, p.key.Application), append(keySidecars, p.key.Sidecar)
+				keySeqs, keyRecs = append(keySeqs, int64(p.key.Seq)), append(keyRecs, seq)
+			}
 			body, err := withSeq(p.enc, uint64(seq))
 			if err != nil {
 				return 0, batch, err
@@ -444,6 +489,9 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 	b = &pgx.Batch{}
 	b.Queue(l.sql.insRecords, seqs, kinds, ids, times, bodies, leafs)
 	b.Queue(l.sql.insHashes, idxs, hashes)
+	if len(keyApps) > 0 {
+		b.Queue(l.sql.insKeys, keyApps, keySidecars, keySeqs, keyRecs)
+	}
 	b.Queue(l.sql.setHead, n1, n0).Exec(func(ct pgconn.CommandTag) error {
 		if ct.RowsAffected() != 1 { // cannot happen while the row lock holds
 			return fmt.Errorf("%w: head row did not move from %d", trail.ErrDamaged, n0)
