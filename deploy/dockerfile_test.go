@@ -307,6 +307,43 @@ func dockerfileProblems(text, goVersion string) []string {
 	return problems
 }
 
+// TestDockerignoreKeepsTheSources: Dockerfile.dockerignore leaves in the
+// build context what the build needs (a pattern such as /pdp would drop
+// the pdp/ packages).
+func TestDockerignoreKeepsTheSources(t *testing.T) {
+	data, err := os.ReadFile("Dockerfile.dockerignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	needed := []string{"go.mod", "go.sum", "cmd/pdp/main.go", "pdp/server/config.go", "sidecar/sidecar.go", "examples/northbank/policies", "examples/northbank/schema/northbank.zed"}
+	for _, n := range needed {
+		if _, err := os.Stat(filepath.Join(repoRoot, n)); err != nil {
+			t.Fatalf("%s: %v (update this list)", n, err)
+		}
+	}
+	for line := range strings.Lines(string(data)) {
+		p := strings.TrimSpace(line)
+		if p == "" || strings.HasPrefix(p, "#") || strings.HasPrefix(p, "!") {
+			continue
+		}
+		p = strings.TrimPrefix(p, "/")
+		for _, n := range needed {
+			for prefix := n; prefix != "." && prefix != ""; prefix = path.Dir(prefix) {
+				m, err := path.Match(p, prefix)
+				if rest, ok := strings.CutPrefix(p, "**/"); ok && !m {
+					m, err = path.Match(rest, path.Base(prefix))
+				}
+				if err != nil {
+					t.Errorf("pattern %q: %v", p, err)
+				}
+				if m {
+					t.Errorf("pattern %q leaves %s out of the build context", p, prefix)
+				}
+			}
+		}
+	}
+}
+
 // TestDockerfileBuildsStaticBinary runs the Dockerfile's go build command
 // here (into a temporary file) and checks that the binary is static — no
 // ELF interpreter, no shared libraries — so that it runs on
