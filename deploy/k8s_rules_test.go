@@ -87,6 +87,7 @@ func TestManifestRules(t *testing.T) {
 		{"demo PostgreSQL as root", "k8s/components/demo-postgres/postgres.yaml", "runAsUser: 999", "runAsUser: 0", "k8s/overlays/embedded-postgres", "runAsUser 0"},
 		{"SpiceDB keys differ", "k8s/overlays/remote-spicedb/pdp.env", "PDP_RELATIONS_PRESHARED_KEY=demo-spicedb-preshared-key", "PDP_RELATIONS_PRESHARED_KEY=other", "k8s/overlays/remote-spicedb", "PRESHARED_KEY"},
 		{"SpiceDB elsewhere", "k8s/overlays/remote-spicedb/pdp.yaml", "endpoint: spicedb:50051", "endpoint: spice:50051", "k8s/overlays/remote-spicedb", "no such Service"},
+		{"another SpiceDB", "k8s/overlays/remote-spicedb/kustomization.yaml", "newTag: " + spiceDBVersion(t), "newTag: v1.40.0", "k8s/overlays/remote-spicedb", "the SpiceDB that go.mod embeds"},
 		{"sidecar on all interfaces", "k8s/examples/app-with-sidecar/sidecar.yaml", "listen: 127.0.0.1:8181", "listen: 0.0.0.0:8181", "k8s/examples/app-with-sidecar", "loopback"},
 		{"sidecar key in the ConfigMap", "k8s/examples/app-with-sidecar/sidecar.yaml", "spool_mode: sync", "spool_mode: sync\napi_key: x", "k8s/examples/app-with-sidecar", "PDP_SIDECAR_API_KEY"},
 		{"sidecar blocks the app", "k8s/examples/app-with-sidecar/deployment.yaml", "          restartPolicy: Always\n", "", "k8s/examples/app-with-sidecar", "restartPolicy Always"},

@@ -29,6 +29,8 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	sigsyaml "sigs.k8s.io/yaml"
+
+	"golang.org/x/mod/modfile"
 )
 
 // kustomizations are every kustomization under k8s/, with what each holds
@@ -730,8 +732,8 @@ func checkSpiceDB(t tb, r rendered) {
 		t.Errorf("Deployment %s: replicas %v: a SpiceDB cluster has more than one", sp.Name, sp.Spec.Replicas)
 	}
 	sc := &sp.Spec.Template.Spec.Containers[0]
-	if !strings.HasPrefix(sc.Image, "authzed/spicedb:") {
-		t.Errorf("Deployment %s: image %s, want the upstream authzed/spicedb", sp.Name, sc.Image)
+	if want := "authzed/spicedb:" + spiceDBVersion(t); sc.Image != want {
+		t.Errorf("Deployment %s: image %s, want the upstream %s (the SpiceDB that go.mod embeds: one version of the schema and API)", sp.Name, sc.Image, want)
 	}
 	spiceEnv := secretEnv(r, sc)
 	pdpEnv := secretEnv(r, c)
@@ -831,4 +833,24 @@ func readEnvFiles(t tb, files ...string) map[string]string {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// spiceDBVersion is the version of github.com/authzed/spicedb in go.mod.
+func spiceDBVersion(t tb) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := modfile.ParseLax("go.mod", data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range mod.Require {
+		if r.Mod.Path == "github.com/authzed/spicedb" {
+			return r.Mod.Version
+		}
+	}
+	t.Fatal("go.mod does not require github.com/authzed/spicedb")
+	return ""
 }
