@@ -108,6 +108,9 @@ func (l *logWatcher) Write(p []byte) (int, error) {
 			l.records = append(l.records, rec)
 			if rec["msg"] == l.msg {
 				addr, _ := rec["addr"].(string)
+				if l.msg == listeningMsg {
+					trackPDP(addr)
+				}
 				select {
 				case l.listening <- addr:
 				default:

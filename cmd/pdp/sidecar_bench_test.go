@@ -224,6 +224,9 @@ func startProcess(t *testing.T, bin, msg string, env []string, args ...string) p
 			var rec map[string]any
 			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == msg {
 				a, _ := rec["addr"].(string)
+				if msg == listeningMsg {
+					trackPDP(a)
+				}
 				addr <- a
 			}
 		}
