@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -114,4 +116,91 @@ func TestRouteKey(t *testing.T) {
 			t.Errorf("routeKey(%s, %s) = %q, want %q", c.method, c.path, got, c.want)
 		}
 	}
+}
+
+// TestOpenAPISecurityMatchesTheServer: the document's security
+// requirements are what the server enforces. With keys configured (the
+// Northbank example), a request without credentials to an operation that
+// needs an application key is answered 401, one that needs an auditor key
+// 401 or 403, and one that needs none is not refused for want of a key.
+func TestOpenAPISecurityMatchesTheServer(t *testing.T) {
+	cfg := northbankConfig(t.TempDir())
+	cfg.HTTP.NoopEndpoint = true
+	cfg.Auth.APIKeys = []APIKey{{Application: "mobile-banking", SHA256: sha("app-key")}}
+	cfg.Auth.AuditorKeys = []APIKey{{Application: "internal-audit", SHA256: sha("auditor-key")}}
+	s, err := Open(context.Background(), cfg, quietOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, s)
+	defer func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	var doc struct {
+		Security []map[string][]string                     `json:"security"`
+		Paths    map[string]map[string]openAPIOperationAuth `json:"paths"`
+	}
+	if err := json.Unmarshal(api.OpenAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	param := regexp.MustCompile(`\{[^}]+\}`)
+	n := 0
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			security := doc.Security
+			if op.Security != nil {
+				security = *op.Security
+			}
+			scheme := ""
+			if len(security) > 0 {
+				for name := range security[0] {
+					scheme = name
+				}
+			}
+			url := "http://" + s.Addr().String() + param.ReplaceAllString(path, "x")
+			var body io.Reader
+			if method == "post" {
+				body = strings.NewReader("{}")
+			}
+			req, err := http.NewRequest(strings.ToUpper(method), url, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("%s %s: %v", method, path, err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			n++
+			switch scheme {
+			case "":
+				if res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden {
+					t.Errorf("%s %s: the document says no key is needed, the server answers %d", method, path, res.StatusCode)
+				}
+			case "apiKey":
+				if res.StatusCode != http.StatusUnauthorized {
+					t.Errorf("%s %s: the document asks for an application key, the server answers %d without one", method, path, res.StatusCode)
+				}
+			case "auditorKey":
+				if res.StatusCode != http.StatusUnauthorized && res.StatusCode != http.StatusForbidden {
+					t.Errorf("%s %s: the document asks for an auditor key, the server answers %d without one", method, path, res.StatusCode)
+				}
+			default:
+				t.Errorf("%s %s: unknown security scheme %q", method, path, scheme)
+			}
+		}
+	}
+	if n < 30 {
+		t.Errorf("only %d operations tried", n)
+	}
+}
+
+// openAPIOperationAuth is the part of an operation the security test
+// reads: nil Security means the document's default.
+type openAPIOperationAuth struct {
+	Security *[]map[string][]string `json:"security"`
 }
