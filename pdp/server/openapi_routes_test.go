@@ -139,7 +139,7 @@ func TestOpenAPISecurityMatchesTheServer(t *testing.T) {
 		}
 	}()
 	var doc struct {
-		Security []map[string][]string                     `json:"security"`
+		Security []map[string][]string                      `json:"security"`
 		Paths    map[string]map[string]openAPIOperationAuth `json:"paths"`
 	}
 	if err := json.Unmarshal(api.OpenAPI, &doc); err != nil {
