@@ -3,8 +3,15 @@ package server
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
 	"strings"
 )
+
+// ErrDemoKeyAddr: a demo key protects nothing, so a PDP that accepts one
+// listens on loopback only.
+var ErrDemoKeyAddr = errors.New("a configured key is a demo key (anyone can compute it), so http.addr must be a loopback address; configure keys of your own (pdp hash-key) to listen elsewhere")
 
 // DemoKeyPrefix starts the examples' demo keys: the key of application A
 // is "demo-key-A", an auditor's is that or "demo-key-auditor". Anyone who
@@ -42,4 +49,17 @@ func (a AuthConfig) DemoKeys() []DemoKey {
 		}
 	}
 	return out
+}
+
+// checkDemoKeys refuses to listen beyond loopback with a demo key.
+func (c Config) checkDemoKeys() error {
+	keys := c.Auth.DemoKeys()
+	if len(keys) == 0 {
+		return nil
+	}
+	host, _, _ := net.SplitHostPort(c.HTTP.Addr)
+	if !isLoopbackHost(host) {
+		return fmt.Errorf("http.addr %q, %s's key: %w", c.HTTP.Addr, keys[0].Application, ErrDemoKeyAddr)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -33,5 +34,33 @@ func TestDemoKeys(t *testing.T) {
 				t.Errorf("DemoKeys() = %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+// TestDemoKeysStayOnLoopback: a configuration with a demo key validates on
+// a loopback address only; keys of one's own listen anywhere.
+func TestDemoKeysStayOnLoopback(t *testing.T) {
+	demo := []APIKey{{"mobile-banking", sha("demo-key-mobile-banking")}}
+	own := []APIKey{{"mobile-banking", sha("s3cret")}}
+	for _, c := range []struct {
+		addr    string
+		keys    []APIKey
+		auditor []APIKey
+		want    error
+	}{
+		{"127.0.0.1:8080", demo, nil, nil},
+		{"localhost:8080", demo, nil, nil},
+		{"[::1]:8080", demo, nil, nil},
+		{"0.0.0.0:8080", demo, nil, ErrDemoKeyAddr},
+		{":8080", demo, nil, ErrDemoKeyAddr},
+		{"10.0.0.1:8080", own, []APIKey{{"internal-audit", sha("demo-key-auditor")}}, ErrDemoKeyAddr},
+		{"0.0.0.0:8080", own, nil, nil},
+	} {
+		cfg := DefaultConfig()
+		cfg.HTTP.Addr = c.addr
+		cfg.Auth.APIKeys, cfg.Auth.AuditorKeys = c.keys, c.auditor
+		if err := cfg.Validate(); !errors.Is(err, c.want) || (c.want == nil && err != nil) {
+			t.Errorf("addr %s, keys %v: Validate() = %v, want %v", c.addr, c.keys, err, c.want)
+		}
 	}
 }
