@@ -68,6 +68,7 @@ func startServer(t *testing.T, args ...string) *server {
 	t.Cleanup(func() { stop(t) })
 	select {
 	case addr := <-logs.listening:
+		trackPDP(t, addr)
 		return &server{URL: "http://" + addr, logs: logs, stop: stop}
 	case code := <-done:
 		done <- code
@@ -108,9 +109,6 @@ func (l *logWatcher) Write(p []byte) (int, error) {
 			l.records = append(l.records, rec)
 			if rec["msg"] == l.msg {
 				addr, _ := rec["addr"].(string)
-				if l.msg == listeningMsg {
-					trackPDP(addr)
-				}
 				select {
 				case l.listening <- addr:
 				default:

@@ -26,18 +26,38 @@ import (
 // breaks it, fails the round trip with the reason. Traffic with sidecars,
 // nginx and the apps behind them is not checked.
 
-// pdpAddrs holds the host:port of every PDP the tests started.
-var pdpAddrs sync.Map
+// pdpAddrs counts the running PDPs the tests started by host:port (a
+// port is free again, for a sidecar or an app, once its test is over).
+var pdpAddrs struct {
+	sync.Mutex
+	n map[string]int
+}
 
-// trackPDP registers a PDP's address (host:port) for checking.
-func trackPDP(addr string) { pdpAddrs.Store(addr, true) }
+// trackPDP registers a PDP's address (host:port) for checking until the
+// test ends.
+func trackPDP(t *testing.T, addr string) {
+	pdpAddrs.Lock()
+	defer pdpAddrs.Unlock()
+	if pdpAddrs.n == nil {
+		pdpAddrs.n = map[string]int{}
+	}
+	pdpAddrs.n[addr]++
+	t.Cleanup(func() {
+		pdpAddrs.Lock()
+		defer pdpAddrs.Unlock()
+		if pdpAddrs.n[addr]--; pdpAddrs.n[addr] <= 0 {
+			delete(pdpAddrs.n, addr)
+		}
+	})
+}
 
 func isPDP(host string) bool {
-	_, ok := pdpAddrs.Load(host)
-	if !ok && strings.HasPrefix(host, "localhost:") {
-		_, ok = pdpAddrs.Load("127.0.0.1:" + strings.TrimPrefix(host, "localhost:"))
+	pdpAddrs.Lock()
+	defer pdpAddrs.Unlock()
+	if rest, ok := strings.CutPrefix(host, "localhost:"); ok {
+		return pdpAddrs.n[host] > 0 || pdpAddrs.n["127.0.0.1:"+rest] > 0
 	}
-	return ok
+	return pdpAddrs.n[host] > 0
 }
 
 func init() {
@@ -90,7 +110,7 @@ func TestOpenAPITrafficIsChecked(t *testing.T) {
 	}
 	go func() { _ = fake.Serve(ln) }()
 	t.Cleanup(func() { _ = fake.Close() })
-	trackPDP(ln.Addr().String())
+	trackPDP(t, ln.Addr().String())
 	_, err = http.Post("http://"+ln.Addr().String()+"/access/v1/evaluation", "application/json",
 		strings.NewReader(evaluation(morty, "can_read_todos", `{"type": "todo", "id": "t1"}`)))
 	if err == nil || !strings.Contains(err.Error(), `property "decision" is missing`) {

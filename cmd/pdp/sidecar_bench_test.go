@@ -224,9 +224,6 @@ func startProcess(t *testing.T, bin, msg string, env []string, args ...string) p
 			var rec map[string]any
 			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == msg {
 				a, _ := rec["addr"].(string)
-				if msg == listeningMsg {
-					trackPDP(a)
-				}
 				addr <- a
 			}
 		}
@@ -244,6 +241,9 @@ func startProcess(t *testing.T, bin, msg string, env []string, args ...string) p
 	})
 	select {
 	case a := <-addr:
+		if msg == listeningMsg {
+			trackPDP(t, a)
+		}
 		return proc{url: "http://" + a, pid: cmd.Process.Pid}
 	case <-exited:
 	case <-time.After(60 * time.Second):
