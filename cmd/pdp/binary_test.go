@@ -51,6 +51,7 @@ func startBinary(t *testing.T, bin string, env []string, args ...string) (*exec.
 	}()
 	select {
 	case a := <-addr:
+		trackPDP(t, a)
 		return cmd, "http://" + a
 	case <-time.After(60 * time.Second):
 		t.Fatal("the binary did not start listening within 60s")

@@ -68,6 +68,7 @@ func startServer(t *testing.T, args ...string) *server {
 	t.Cleanup(func() { stop(t) })
 	select {
 	case addr := <-logs.listening:
+		trackPDP(t, addr)
 		return &server{URL: "http://" + addr, logs: logs, stop: stop}
 	case code := <-done:
 		done <- code

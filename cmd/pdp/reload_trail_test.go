@@ -86,6 +86,9 @@ func startProc(t *testing.T, bin, msg string, env []string, args ...string) *pdp
 	})
 	select {
 	case addr := <-p.logs.listening:
+		if msg == listeningMsg {
+			trackPDP(t, addr)
+		}
 		p.URL = "http://" + addr
 		return p
 	case <-p.exited:

@@ -29,6 +29,15 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 	if len(args) > 0 {
 		return usagef("serve takes no arguments (the bundle root is --dir): %q", args)
 	}
+	story, err := storyConfigFile(fs)
+	if err != nil {
+		return err
+	}
+	if story != "" {
+		if err := fs.Set("config", story); err != nil {
+			return err
+		}
+	}
 	cfg, v, warnings, err := loadConfigWarn(fs)
 	if err != nil {
 		return err
@@ -44,6 +53,10 @@ func runServe(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) 
 		start = append(start, "revision", build.Revision, "modified", build.Modified)
 	}
 	log.Info("pdp starting", start...)
+	if story != "" {
+		log.Info("no configuration given: serving the Northbank example, "+story+" (--config, --dir or --git-remote serves something else)",
+			"config", story)
+	}
 	if v.InConfig("policy.git.password") && cfg.Policy.Git.Password != "" {
 		log.Warn("policy.git.password is set in the configuration file; prefer the environment variable " + envName("policy.git.password"))
 	}

@@ -241,6 +241,9 @@ func startProcess(t *testing.T, bin, msg string, env []string, args ...string) p
 	})
 	select {
 	case a := <-addr:
+		if msg == listeningMsg {
+			trackPDP(t, a)
+		}
 		return proc{url: "http://" + a, pid: cmd.Process.Pid}
 	case <-exited:
 	case <-time.After(60 * time.Second):

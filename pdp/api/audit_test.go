@@ -52,7 +52,7 @@ func TestAuditorEndpointsAndAdminRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewServer(checkedByContract(t, srv.Handler()))
 	t.Cleanup(hs.Close)
 	send := func(key, method, path, body string) (int, string) {
 		t.Helper()

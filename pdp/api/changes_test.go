@@ -43,7 +43,7 @@ func newFeedEnv(t *testing.T, cfg Config, deps Deps) *feedEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewServer(checkedByContract(t, srv.Handler()))
 	t.Cleanup(hs.Close)
 	return &feedEnv{t: t, url: hs.URL, ch: deps.Changes, reg: deps.Registry}
 }
@@ -524,8 +524,14 @@ func (f *fakeConsents) done(ctx context.Context) error {
 	return f.fail
 }
 
+// fakeEvent is an event as the ledger would answer it (the OpenAPI
+// document checks the answers).
+func fakeEvent(typ consent.EventType, subject consent.Ref) consent.Event {
+	return consent.Event{ID: "ev-1", Position: 1, Type: typ, Subject: subject, Actor: subject, Purpose: "p", At: time.Unix(1, 0), RecordedAt: time.Unix(1, 0)}
+}
+
 func (f *fakeConsents) Give(ctx context.Context, r consent.ChoiceRequest) (consent.Event, string, error) {
-	return consent.Event{Subject: r.Subject}, "receipt", f.done(ctx)
+	return fakeEvent(consent.EventGiven, r.Subject), "receipt", f.done(ctx)
 }
 
 func (f *fakeConsents) Refuse(ctx context.Context, r consent.ChoiceRequest) (consent.Event, string, error) {
@@ -533,11 +539,11 @@ func (f *fakeConsents) Refuse(ctx context.Context, r consent.ChoiceRequest) (con
 }
 
 func (f *fakeConsents) Withdraw(ctx context.Context, r consent.WithdrawRequest) ([]consent.Event, error) {
-	return []consent.Event{{Subject: r.Subject}}, f.done(ctx)
+	return []consent.Event{fakeEvent(consent.EventWithdrawn, r.Subject)}, f.done(ctx)
 }
 
 func (f *fakeConsents) Renew(ctx context.Context, r consent.RenewRequest) (consent.Event, string, error) {
-	return consent.Event{Subject: r.Subject}, "receipt", f.done(ctx)
+	return fakeEvent(consent.EventRenewed, r.Subject), "receipt", f.done(ctx)
 }
 
 // TestConsentChangesArePublished: the handlers publish nothing themselves

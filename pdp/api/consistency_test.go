@@ -49,7 +49,7 @@ func TestConsistencyTokenHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewServer(checkedByContract(t, srv.Handler()))
 	t.Cleanup(hs.Close)
 	e.srv, e.url = srv, hs.URL
 

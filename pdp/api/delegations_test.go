@@ -34,7 +34,7 @@ func TestDelegationAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewServer(checkedByContract(t, srv.Handler()))
 	t.Cleanup(hs.Close)
 	send := func(app, method, path, body string) (int, map[string]any) {
 		t.Helper()

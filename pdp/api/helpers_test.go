@@ -32,7 +32,7 @@ func newEnv(t *testing.T, cfg Config) *env {
 		t.Fatalf("New: %v", err)
 	}
 	e.srv = srv
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewServer(checkedByContract(t, srv.Handler()))
 	t.Cleanup(hs.Close)
 	e.url = hs.URL
 	return e

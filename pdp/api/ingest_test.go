@@ -45,7 +45,7 @@ func newIngestEnv(t *testing.T, dir string) *ingestEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewServer(checkedByContract(t, srv.Handler()))
 	t.Cleanup(hs.Close)
 	return &ingestEnv{t: t, url: hs.URL, log: l, in: in}
 }

@@ -213,6 +213,7 @@ func (s *Server) routes(reg *prometheus.Registry, deps Deps) *echo.Echo {
 	e.GET(HealthzPath, s.healthz)
 	e.GET(ReadyzPath, s.readyz)
 	e.GET(MetricsPath, echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	e.GET(OpenAPIPath, s.openAPI)
 	return e
 }
 

@@ -196,7 +196,7 @@ func TestPanicIsAnInternalError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewServer(checkedByContract(t, srv.Handler()))
 	defer hs.Close()
 	e := &env{t: t, url: hs.URL}
 	for range 2 { // the server survives the first

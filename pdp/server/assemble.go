@@ -34,6 +34,10 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 		log.Warn("authentication is off: no API keys are configured (auth.api_keys), so anyone who can reach the PDP may ask it; it listens on loopback only",
 			"addr", cfg.HTTP.Addr)
 	}
+	for _, k := range cfg.Auth.DemoKeys() {
+		log.Warn("demo key: anyone who reads the README knows it; configure keys of your own (pdp hash-key) before serving anyone",
+			"application", k.Application, "auditor", k.Auditor, "key", k.Key)
+	}
 
 	// The sidecars' change feed: every policy version put into service,
 	// delegation and consent change is published to it.

@@ -84,7 +84,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("http.addr %q: %w", c.HTTP.Addr, ErrInsecureAddr)
 		}
 	}
-	return nil
+	return c.checkDemoKeys()
 }
 
 // isLoopbackHost reports whether host names the loopback interface only:
