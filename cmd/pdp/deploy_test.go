@@ -233,7 +233,7 @@ func testK8sConfigServes(t *testing.T, bin string) {
 	}
 	// No seed data in the base: the decision need not be an allow, but it
 	// is made with every store reachable and recorded in the trail.
-	d := srv.evaluate(t, nbPayment, "Authorization", "Bearer demo-key-mobile-banking")
+	d := srv.evaluate(t, nbPayment, "Authorization", "Bearer k8s-demo-key-mobile-banking")
 	for _, r := range d.Context.Reasons {
 		if strings.HasSuffix(r, "_unavailable") {
 			t.Errorf("a decision through the base's configuration: reason %s: %+v", r, d)
