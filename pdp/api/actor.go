@@ -10,6 +10,7 @@ import (
 	"github.com/ciampdp/pdp/pdp/actorproof"
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
+	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/reason"
 )
 
@@ -58,6 +59,14 @@ func reasonOf(err error) string {
 		return cr.Code
 	case errors.As(err, &dr):
 		return dr.Code
+	case errors.Is(err, dormancy.ErrForbidden):
+		return reason.Forbidden
+	case errors.Is(err, dormancy.ErrNotFound):
+		return reason.NotFound
+	case errors.Is(err, dormancy.ErrInvalid):
+		return reason.Invalid
+	case errors.Is(err, dormancy.ErrNotRecorded):
+		return reason.TrailUnavailable
 	}
 	return ""
 }

@@ -156,7 +156,19 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	if ledger != nil {
 		consents, consentAdmin = sources.Consent{Ledger: ledger}, ledger
 	}
-	engine := pdp.NewEngine(pdp.Components{Bundles: reloader, Facts: facts, Delegations: delegations, Consent: consents, Logger: log})
+	dorm, closeDormancy, err := openDormancy(ctx, cfg.Dormancy, cfg.Consent, ledger, dsvc, auth, journal, log)
+	if err != nil {
+		return err
+	}
+	s.push(closeDormancy)
+	var (
+		dormant      pdp.DormancySource
+		dormantAdmin api.Dormancy
+	)
+	if dorm != nil {
+		dormant, dormantAdmin = dorm, dormancyAdmin{Service: dorm, bundles: reloader}
+	}
+	engine := pdp.NewEngine(pdp.Components{Bundles: reloader, Facts: facts, Delegations: delegations, Consent: consents, Dormancy: dormant, Logger: log})
 	var (
 		decider  pdp.Decider  = engine
 		searcher pdp.Searcher = engine
@@ -232,11 +244,13 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	apiCfg.ShutdownTimeout = DrainTimeout(cfg.HTTP.ShutdownLimit())
 	apiCfg.DelegationAdmins = setOf(cfg.Delegations.AdminApplications)
 	apiCfg.ConsentAdmins = setOf(cfg.Consent.AdminApplications)
+	apiCfg.DormancyAdmins = setOf(cfg.Dormancy.AdminApplications)
 	apiCfg.AuditorKeys = cfg.Auth.Auditors()
 	srv, err := api.New(apiCfg, api.Deps{
 		Decider: decider, Searcher: searcher, Policies: reloader, Logger: log, Registry: reg, Version: version,
 		Delegations: admin,
 		Consents:    consentAdmin,
+		Dormancy:    dormantAdmin,
 		TrailKey:    trailKey,
 		Auditor:     auditor,
 		AdminLog:    adminLog,
