@@ -48,10 +48,10 @@ func wantDormancy(t *testing.T, what string, a dormancyAnswer, allowed bool, rea
 // dormancyReport is the part of the auditor's report these tests read.
 type dormancyReport struct {
 	Identities []struct {
-		Subject struct{ Type, ID string } `json:"subject"`
-		Rules            []string `json:"rules"`
-		DelegationsGiven []string `json:"delegations_given"`
-		Consents         []string `json:"consents"`
+		Subject          struct{ Type, ID string } `json:"subject"`
+		Rules            []string                  `json:"rules"`
+		DelegationsGiven []string                  `json:"delegations_given"`
+		Consents         []string                  `json:"consents"`
 	} `json:"identities"`
 	Delegations []struct {
 		ID   string `json:"id"`
