@@ -127,8 +127,16 @@ func dormancyMessage(f dormancy.Finding) string {
 	return fmt.Sprintf("%s inactive for %d days (rule %s: %d): revalidation required", f.Subject, f.IdleDays, f.Rule, f.LimitDays)
 }
 
-// touchDormancy records an allowed decision's activity.
+// touchDormancy records an allowed decision's activity. An allow that
+// carries the dormancy guard's step-up is not activity: the PDP cannot
+// know the step-up happened (the identity provider's signal, or a
+// revalidation, ends that dormancy).
 func (e *Engine) touchDormancy(b *policy.Bundle, j *job) {
+	for _, f := range j.d.Dormancy {
+		if f.Effect == dormancy.EffectStepUp {
+			return
+		}
+	}
 	principal := dormancy.Ref{Type: b.ObjectType(j.d.Input.Principal.Type), ID: string(j.d.Input.Principal.ID)}
 	var subject dormancy.Ref
 	if c := j.d.Consent; c != nil && c.Subject.ID != "" && c.Subject != (ObjectRef{Type: principal.Type, ID: principal.ID}) {
