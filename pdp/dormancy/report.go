@@ -121,19 +121,19 @@ func (s *Service) Report(ctx context.Context, o ReportOptions) (Report, error) {
 		if strings.ContainsRune(ref.Type, '#') || !slices.Contains(rules.subjectTypes(), ref.Type) {
 			continue // a role's activity, or no identity rule applies
 		}
+		idle := now.Sub(at)
+		if len(thresholds) == 0 || idle <= thresholds[0].After {
+			continue
+		}
 		if r, ok := s.Latest(ref.String()); ok && r.At.After(at) {
 			continue // revalidated since
 		}
-		idle := now.Sub(at)
 		var passed []string
 		for i, t := range thresholds {
 			if idle > t.After {
 				passed = append(passed, t.ID)
 				counts[i]++
 			}
-		}
-		if len(passed) == 0 {
-			continue
 		}
 		rep.Identities = append(rep.Identities, DormantIdentity{Subject: ref, LastActive: at, IdleDays: days(idle), Rules: passed,
 			DelegationsGiven: nonNil(given[ref]), DelegationsHeld: nonNil(held[ref]), Consents: []string{}})
@@ -148,7 +148,10 @@ func (s *Service) Report(ctx context.Context, o ReportOptions) (Report, error) {
 		if c := a.LastActive.Compare(b.LastActive); c != 0 {
 			return c
 		}
-		return strings.Compare(a.Subject.String(), b.Subject.String())
+		if c := strings.Compare(a.Subject.Type, b.Subject.Type); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Subject.ID, b.Subject.ID)
 	})
 	if cr, ok := s.c.Activity.(ConsentReader); ok {
 		for i := range rep.Identities {
@@ -201,8 +204,9 @@ func nonNil[T any](s []T) []T {
 }
 
 // WriteCSV writes the report as CSV: one row per dormant identity
-// (section "identity"), per dormant delegation ("delegation") and per
-// revalidation ("revalidation"), under one header.
+// (section "identity"), per dormant delegation ("delegation": subject is
+// its principal, detail its basis and agent) and per revalidation
+// ("revalidation": rules holds its kind), under one header.
 func (r Report) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	day := func(t time.Time) string {
@@ -221,7 +225,7 @@ func (r Report) WriteCSV(w io.Writer) error {
 		if last.IsZero() {
 			last = d.Since
 		}
-		_ = cw.Write([]string{"delegation", d.ID, d.Agent, day(last), strconv.Itoa(d.IdleDays), d.Rule, d.Principal, d.Agent, "", d.Basis})
+		_ = cw.Write([]string{"delegation", d.ID, d.Principal, day(last), strconv.Itoa(d.IdleDays), d.Rule, "", "", "", d.Basis + " held by " + d.Agent})
 	}
 	for _, v := range r.Revalidations {
 		detail := v.Source
