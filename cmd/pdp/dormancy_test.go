@@ -203,3 +203,22 @@ func dormancyScenario(t *testing.T) {
 		t.Fatalf("report with an application key: %d %s", code, data)
 	}
 }
+
+// TestDormancyActorTokens: with auth.actor_tokens, a delegation's
+// re-confirmation names its principal only with the principal's own
+// token; the dormancy holds until then.
+func TestDormancyActorTokens(t *testing.T) {
+	s := startNorthbankActorTokens(t)
+	forAlice := `{"purpose":"account_servicing","on_behalf_of":{"type":"user","id":"alice"}}`
+	for _, c := range []struct{ name, token string }{{"no token", ""}, {"victor's token for alice", actorToken(t, "victor", nil)}} {
+		if a := s.admin(t, "mobile-banking", http.MethodPost, "/v1/dormancy/delegations/poa-alice-victor/reconfirm", actorBody("alice"), c.token); a.Code != http.StatusUnauthorized || a.Reason != "actor_unproven" {
+			t.Fatalf("%s: %d %s", c.name, a.Code, a.Body)
+		}
+	}
+	wantDormancy(t, "still dormant", s.dormancyAsk(t, "victor", "view_statements", "acc-alice", forAlice),
+		false, []string{"delegation_dormant"}, []string{"delegation_reconfirmation"})
+	if a := s.admin(t, "mobile-banking", http.MethodPost, "/v1/dormancy/delegations/poa-alice-victor/reconfirm", actorBody("alice"), actorToken(t, "alice", nil)); a.Code != http.StatusCreated {
+		t.Fatalf("alice's own token: %d %s", a.Code, a.Body)
+	}
+	wantDormancy(t, "re-confirmed", s.dormancyAsk(t, "victor", "view_statements", "acc-alice", forAlice), true, nil, nil)
+}
