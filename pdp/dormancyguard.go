@@ -31,8 +31,6 @@ type DormancySource interface {
 	TouchDecision(principal, dataSubject dormancy.Ref, chain []string, at time.Time)
 }
 
-var _ DormancySource = (*dormancy.Service)(nil)
-
 // dormancyQuery is the guard's question of a job; false when the bundle's
 // rules cannot apply to it.
 func dormancyQuery(b *policy.Bundle, rules *dormancy.Rules, j *job) (dormancy.Query, bool) {
@@ -40,10 +38,12 @@ func dormancyQuery(b *policy.Bundle, rules *dormancy.Rules, j *job) (dormancy.Qu
 		return dormancy.Query{}, false
 	}
 	q := dormancy.Query{Principal: dormancy.Ref{Type: b.ObjectType(j.d.Input.Principal.Type), ID: string(j.d.Input.Principal.ID)}, Horizon: rules.Horizon(), Now: j.start}
-	if p := j.d.Delegation; p != nil && p.Status == DelegationActive && len(rules.Delegations) > 0 {
-		q.Delegations = p.Chain
+	if p := j.d.Delegation; p != nil && p.Status == DelegationActive && len(p.Chain) > 0 {
+		if _, ok := rules.Delegation(p.Basis); ok {
+			q.Delegation = &dormancy.DelegationUse{ID: p.Chain[0], Basis: p.Basis, Since: p.Since}
+		}
 	}
-	if !rules.AppliesTo(q.Principal.Type) && len(q.Delegations) == 0 {
+	if !rules.AppliesTo(q.Principal.Type) && q.Delegation == nil {
 		return dormancy.Query{}, false
 	}
 	return q, true

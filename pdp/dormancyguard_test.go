@@ -16,6 +16,7 @@ import (
 	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/reason"
+	"github.com/ciampdp/pdp/pdp/revalidation"
 	"github.com/ciampdp/pdp/pdp/sources"
 )
 
@@ -57,7 +58,7 @@ var dormNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 // dormancyEngine is an engine over a bundle with dormancy rules, the real
 // consent ledger (file store) holding the activity seeded, and the real
 // dormancy service (file store).
-func dormancyEngine(t testing.TB, activity map[string]time.Time) (*pdp.Engine, *dormancy.Service, *policy.Bundle, *consent.Ledger) {
+func dormancyEngine(t testing.TB, activity map[string]time.Time) (*pdp.Engine, *revalidation.Service, *policy.Bundle, *consent.Ledger) {
 	t.Helper()
 	b, err := policy.LoadFiles(map[string][]byte{
 		"schema/s.cedarschema":  []byte(dormSchema),
@@ -85,12 +86,12 @@ func dormancyEngine(t testing.TB, activity map[string]time.Time) (*pdp.Engine, *
 	if err := ledger.ImportActivity(context.Background(), activity); err != nil {
 		t.Fatal(err)
 	}
-	rs, err := dormancy.OpenFile(filepath.Join(dir, "r.jsonl"), slog.New(slog.DiscardHandler))
+	rs, err := revalidation.OpenFile(filepath.Join(dir, "r.jsonl"), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = rs.Close() })
-	svc, err := dormancy.NewService(context.Background(), dormancy.Config{Store: rs, Activity: ledger, Now: clock, AdminApplications: []string{"backoffice"}})
+	svc, err := revalidation.NewService(context.Background(), revalidation.Config{Store: rs, Activity: revalidation.LedgerActivity{Ledger: ledger}, Now: clock, AdminApplications: []string{"backoffice"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,12 +165,12 @@ func TestDormancyGuard(t *testing.T) {
 	if d := decide("heidi", "view"); d.Allowed {
 		t.Fatal("a denied decision ended the dormancy")
 	}
-	if _, err := svc.RevalidateIdentity(ctx, dormancy.RevalidateRequest{Subject: consent.Ref{Type: "user", ID: "heidi"},
-		By: dormancy.Actor{Application: "crm", Subject: consent.Ref{Type: "staff", ID: "kim"}}}); err == nil {
+	if _, err := svc.RevalidateIdentity(ctx, revalidation.RevalidateRequest{Subject: dormancy.Ref{Type: "user", ID: "heidi"},
+		By: dormancy.Actor{Application: "crm", Subject: dormancy.Ref{Type: "staff", ID: "kim"}}}); err == nil {
 		t.Fatal("an application that is no dormancy admin revalidated")
 	}
-	rv, err := svc.RevalidateIdentity(ctx, dormancy.RevalidateRequest{Subject: consent.Ref{Type: "user", ID: "heidi"},
-		By: dormancy.Actor{Application: "backoffice", Subject: consent.Ref{Type: "staff", ID: "kim"}}})
+	rv, err := svc.RevalidateIdentity(ctx, revalidation.RevalidateRequest{Subject: dormancy.Ref{Type: "user", ID: "heidi"},
+		By: dormancy.Actor{Application: "backoffice", Subject: dormancy.Ref{Type: "staff", ID: "kim"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/ciampdp/pdp/pdp/dormancy"
+	"github.com/ciampdp/pdp/pdp/revalidation"
 )
 
 // Actions of revalidation records.
@@ -15,14 +16,14 @@ const (
 	ActionReconfirm = "dormancy.reconfirm"
 )
 
-var _ dormancy.Journal = (*Journal)(nil)
+var _ revalidation.Journal = (*Journal)(nil)
 
 // revalidationDetail is the detail of a revalidation record.
 type revalidationDetail struct {
 	Revalidation dormancy.Revalidation `json:"revalidation"`
 }
 
-// RecordRevalidation implements dormancy.Journal.
+// RecordRevalidation implements revalidation.Journal.
 func (j *Journal) RecordRevalidation(ctx context.Context, r dormancy.Revalidation) error {
 	rec := j.recorder()
 	if rec == nil {

@@ -10,8 +10,8 @@ import (
 	"github.com/ciampdp/pdp/pdp/actorproof"
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
-	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/reason"
+	"github.com/ciampdp/pdp/pdp/revalidation"
 )
 
 // Reason codes of admin errors that are not a service's rule code.
@@ -59,13 +59,13 @@ func reasonOf(err error) string {
 		return cr.Code
 	case errors.As(err, &dr):
 		return dr.Code
-	case errors.Is(err, dormancy.ErrForbidden):
+	case errors.Is(err, revalidation.ErrForbidden):
 		return reason.Forbidden
-	case errors.Is(err, dormancy.ErrNotFound):
+	case errors.Is(err, revalidation.ErrNotFound):
 		return reason.NotFound
-	case errors.Is(err, dormancy.ErrInvalid):
+	case errors.Is(err, revalidation.ErrInvalid):
 		return reason.Invalid
-	case errors.Is(err, dormancy.ErrNotRecorded):
+	case errors.Is(err, revalidation.ErrNotRecorded):
 		return reason.TrailUnavailable
 	}
 	return ""

@@ -9,14 +9,15 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ciampdp/pdp/pdp/dormancy"
+	"github.com/ciampdp/pdp/pdp/revalidation"
 )
 
 // Dormancy makes revalidations and reports on the dormant population
-// (*dormancy.Service, with the active bundle's rules).
+// (*revalidation.Service, with the active bundle's rules).
 type Dormancy interface {
-	RevalidateIdentity(ctx context.Context, r dormancy.RevalidateRequest) (dormancy.Revalidation, error)
-	ReconfirmDelegation(ctx context.Context, r dormancy.ReconfirmRequest) (dormancy.Revalidation, error)
-	Report(ctx context.Context, o dormancy.ReportOptions) (dormancy.Report, error)
+	RevalidateIdentity(ctx context.Context, r revalidation.RevalidateRequest) (dormancy.Revalidation, error)
+	ReconfirmDelegation(ctx context.Context, r revalidation.ReconfirmRequest) (dormancy.Revalidation, error)
+	Report(ctx context.Context, o revalidation.ReportOptions) (revalidation.Report, error)
 }
 
 // Routes of dormancy.
@@ -66,7 +67,7 @@ func (s *Server) revalidateIdentity(c echo.Context) error {
 		return err
 	}
 	ctx, done := s.changing(c)
-	r, err := s.dormancy.RevalidateIdentity(ctx, dormancy.RevalidateRequest{Subject: subject,
+	r, err := s.dormancy.RevalidateIdentity(ctx, revalidation.RevalidateRequest{Subject: subject,
 		By: dormancy.Actor{Application: app, Subject: body.Actor}, Reason: body.Reason})
 	done()
 	if err != nil {
@@ -85,7 +86,7 @@ func (s *Server) reconfirmDelegation(c echo.Context) error {
 		return err
 	}
 	ctx, done := s.changing(c)
-	r, err := s.dormancy.ReconfirmDelegation(ctx, dormancy.ReconfirmRequest{Delegation: c.Param("id"),
+	r, err := s.dormancy.ReconfirmDelegation(ctx, revalidation.ReconfirmRequest{Delegation: c.Param("id"),
 		By: dormancy.Actor{Application: app, Subject: body.Actor}, Reason: body.Reason})
 	done()
 	if err != nil {
@@ -105,7 +106,7 @@ func (s *Server) dormancyReport(c echo.Context) error {
 	if err := checkQueryNames(q, "format", "from", "to"); err != nil {
 		return err
 	}
-	var o dormancy.ReportOptions
+	var o revalidation.ReportOptions
 	for _, p := range []struct {
 		name string
 		dst  *time.Time

@@ -17,6 +17,7 @@ import (
 	"github.com/ciampdp/pdp/pdp/ingest"
 	"github.com/ciampdp/pdp/pdp/reason"
 	"github.com/ciampdp/pdp/pdp/recorder"
+	"github.com/ciampdp/pdp/pdp/revalidation"
 	"github.com/labstack/echo/v4"
 )
 
@@ -76,13 +77,13 @@ func classify(err error) (int, string) {
 		return http.StatusConflict, err.Error()
 	case errors.Is(err, dormancy.ErrDecode):
 		return http.StatusBadRequest, err.Error()
-	case errors.Is(err, dormancy.ErrForbidden):
+	case errors.Is(err, revalidation.ErrForbidden):
 		return http.StatusForbidden, err.Error()
-	case errors.Is(err, dormancy.ErrNotFound):
+	case errors.Is(err, revalidation.ErrNotFound):
 		return http.StatusNotFound, err.Error()
-	case errors.Is(err, dormancy.ErrInvalid):
+	case errors.Is(err, revalidation.ErrInvalid):
 		return http.StatusUnprocessableEntity, err.Error()
-	case errors.Is(err, dormancy.ErrNotRecorded):
+	case errors.Is(err, revalidation.ErrNotRecorded):
 		return http.StatusServiceUnavailable, "the revalidation could not be recorded in the decision trail, so nothing was changed (" + reason.TrailUnavailable + ")"
 	case errors.As(err, new(*consent.RuleError)):
 		return http.StatusUnprocessableEntity, err.Error()

@@ -1,9 +1,6 @@
 package dormancy
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/ciampdp/pdp/pdp/reason"
@@ -13,12 +10,22 @@ import (
 // last activity and revalidation, and for each delegation relied on its
 // basis, acceptance, last use and re-confirmation.
 type Query struct {
-	Principal   Ref
-	Delegations []string
+	Principal Ref
+	// Delegation is the delegation the principal acts on (the first of
+	// the chain), nil when none.
+	Delegation *DelegationUse
 	// Horizon: activity more recent than this is not dormant under any
 	// rule (Rules.Horizon), so the shared store is not asked about it.
 	Horizon time.Duration
 	Now     time.Time
+}
+
+// DelegationUse is the delegation a decision relies on, as the delegation
+// records proved it: its id, basis and when it came into force.
+type DelegationUse struct {
+	ID    string
+	Basis string
+	Since time.Time
 }
 
 // State is the answer to a Query.
@@ -37,64 +44,9 @@ type DelegationState struct {
 	Reconfirmation *Revalidation
 }
 
-// States answers the queries of a batch: one activity read for all of
-// them and, with a shared store, one catch-up of the revalidations when
-// any of them looks dormant.
-func (s *Service) States(ctx context.Context, qs []Query) ([]State, error) {
-	var refs []Ref
-	var horizon time.Duration
-	now := time.Time{}
-	for _, q := range qs {
-		refs = append(refs, q.Principal)
-		for _, id := range q.Delegations {
-			refs = append(refs, AgentRef(id))
-		}
-		if horizon == 0 || q.Horizon < horizon {
-			horizon = q.Horizon
-		}
-		if q.Now.After(now) {
-			now = q.Now
-		}
-	}
-	last, err := s.c.Activity.LastActive(ctx, refs, now, horizon)
-	if err != nil {
-		return nil, fmt.Errorf("dormancy: activity: %w", err)
-	}
-	out := make([]State, len(qs))
-	caught := false
-	for i, q := range qs {
-		st := State{LastActive: last[q.Principal]}
-		if s.c.Shared && !caught && !st.LastActive.IsZero() && q.Now.Sub(st.LastActive) > q.Horizon {
-			if err := s.catchUp(ctx); err != nil {
-				return nil, err
-			}
-			caught = true
-		}
-		if r, ok := s.Latest(q.Principal.String()); ok {
-			st.Revalidation = &r
-		}
-		for _, id := range q.Delegations {
-			ds, err := s.delegationState(ctx, id, last[AgentRef(id)])
-			if err != nil {
-				return nil, err
-			}
-			if s.c.Shared && !caught && q.Now.Sub(ds.latest()) > q.Horizon {
-				if err := s.catchUp(ctx); err != nil {
-					return nil, err
-				}
-				caught = true
-				if r, ok := s.Latest(DelegationKey(id)); ok {
-					ds.Reconfirmation = &r
-				}
-			}
-			st.Delegations = append(st.Delegations, ds)
-		}
-		out[i] = st
-	}
-	return out, nil
-}
-
-func (d DelegationState) latest() time.Time {
+// Since is when the delegation was last in use: its acceptance, its last
+// use or its last re-confirmation, the latest.
+func (d DelegationState) LastInUse() time.Time {
 	t := d.Since
 	if d.LastUsed.After(t) {
 		t = d.LastUsed
@@ -103,39 +55,6 @@ func (d DelegationState) latest() time.Time {
 		t = d.Reconfirmation.At
 	}
 	return t
-}
-
-func (s *Service) delegationState(ctx context.Context, id string, used time.Time) (DelegationState, error) {
-	ds := DelegationState{ID: id, LastUsed: used}
-	if s.c.Delegations == nil {
-		return ds, errors.New("dormancy: no delegation records to read")
-	}
-	d, err := s.c.Delegations.Get(ctx, id)
-	if err != nil {
-		return ds, fmt.Errorf("dormancy: delegation %s: %w", id, err)
-	}
-	ds.Basis = string(d.Basis)
-	ds.Since = d.CreatedAt
-	if d.AcceptedAt != nil {
-		ds.Since = *d.AcceptedAt
-	}
-	if r, ok := s.Latest(DelegationKey(id)); ok {
-		ds.Reconfirmation = &r
-	}
-	return ds, nil
-}
-
-// TouchDecision records an allowed decision's activity: the principal's,
-// the data subject's (when known and not the principal) and the use of
-// every delegation of the chain. In memory only.
-func (s *Service) TouchDecision(principal, dataSubject Ref, chain []string, at time.Time) {
-	s.c.Activity.Touch(principal, at)
-	if dataSubject.ID != "" {
-		s.c.Activity.Touch(SubjectRef(dataSubject), at)
-	}
-	for _, id := range chain {
-		s.c.Activity.Touch(AgentRef(id), at)
-	}
 }
 
 // Effects of a Finding besides EffectRevalidate and EffectStepUp.

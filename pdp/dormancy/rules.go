@@ -1,9 +1,9 @@
-// Package dormancy owns the dormancy of identities and delegations: the
-// rules of a policy bundle (schema/dormancy.yaml), the revalidations that
-// end dormancy (their store, file or PostgreSQL, and the service that
-// checks who may make them), and the reports on a dormant population.
-// The activity it measures is the consent ledger's (one notion of activity
-// in the PDP); the engine's dormancy guard applies the rules.
+// Package dormancy owns what a decision needs to know about dormancy: the
+// rules of a policy bundle (schema/dormancy.yaml), the facts the guard
+// evaluates (last activity, revalidations, delegation use), the findings a
+// decision records, and the revalidation records and request bodies. It
+// is light (the engine and policy bundles import it); the stores and the
+// service that make revalidations are package revalidation.
 package dormancy
 
 import (

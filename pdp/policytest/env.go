@@ -15,9 +15,9 @@ import (
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
-	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/relations"
+	"github.com/ciampdp/pdp/pdp/revalidation"
 	"github.com/ciampdp/pdp/pdp/sources"
 )
 
@@ -201,22 +201,22 @@ var testSigningKey = ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 // suiteDormancy gives a suite's dormancy guard the suite's consent ledger
 // (its activity, seeded by the suite's consents) and an empty
 // revalidations file in a temporary folder.
-func suiteDormancy(ctx context.Context, ledger *consent.Ledger, delegations *delegation.Service, now func() time.Time) (*dormancy.Service, func(), error) {
+func suiteDormancy(ctx context.Context, ledger *consent.Ledger, delegations *delegation.Service, now func() time.Time) (*revalidation.Service, func(), error) {
 	dir, err := os.MkdirTemp("", "pdp-test-dormancy-")
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := dormancy.OpenFile(filepath.Join(dir, "revalidations.jsonl"), slog.New(slog.DiscardHandler))
+	st, err := revalidation.OpenFile(filepath.Join(dir, "revalidations.jsonl"), slog.New(slog.DiscardHandler))
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, nil, err
 	}
 	done := func() { _ = st.Close(); _ = os.RemoveAll(dir) }
-	cfg := dormancy.Config{Store: st, Activity: ledger, Now: now}
+	cfg := revalidation.Config{Store: st, Activity: revalidation.LedgerActivity{Ledger: ledger}, Now: now}
 	if delegations != nil {
 		cfg.Delegations = delegations
 	}
-	svc, err := dormancy.NewService(ctx, cfg)
+	svc, err := revalidation.NewService(ctx, cfg)
 	if err != nil {
 		done()
 		return nil, nil, err

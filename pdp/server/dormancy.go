@@ -8,8 +8,8 @@ import (
 
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
-	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/revalidation"
 )
 
 // DormancyConfig configures the revalidations that end dormancy (the
@@ -38,30 +38,30 @@ func (c DormancyConfig) Validate() error { return nil }
 // openDormancy opens the revalidations and the dormancy service over the
 // consent ledger's activity; nil when the ledger is off (then a bundle
 // with dormancy rules denies what they cover with facts_unavailable).
-func openDormancy(ctx context.Context, cfg DormancyConfig, ccfg ConsentConfig, ledger *consent.Ledger, dsvc *delegation.Service, auth authority, journal dormancy.Journal, log *slog.Logger) (*dormancy.Service, func(), error) {
+func openDormancy(ctx context.Context, cfg DormancyConfig, ccfg ConsentConfig, ledger *consent.Ledger, dsvc *delegation.Service, auth authority, journal revalidation.Journal, log *slog.Logger) (*revalidation.Service, func(), error) {
 	if ledger == nil {
 		return nil, func() {}, nil
 	}
 	var (
-		st     dormancy.Store
+		st     revalidation.Store
 		shared bool
 		err    error
 	)
 	if ccfg.Engine == ConsentPostgres {
-		st, err = dormancy.OpenPostgres(ctx, ccfg.PostgresURL)
+		st, err = revalidation.OpenPostgres(ctx, ccfg.PostgresURL)
 		shared = true
 	} else {
 		path := cfg.Path
 		if path == "" {
 			path = filepath.Join(filepath.Dir(ccfg.Path), "revalidations.jsonl")
 		}
-		st, err = dormancy.OpenFile(path, log)
+		st, err = revalidation.OpenFile(path, log)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("open the revalidations: %w", err)
 	}
-	c := dormancy.Config{
-		Store: st, Activity: ledger, Journal: journal, Shared: shared, Logger: log,
+	c := revalidation.Config{
+		Store: st, Activity: revalidation.LedgerActivity{Ledger: ledger}, Journal: journal, Shared: shared, Logger: log,
 		AdminApplications: cfg.AdminApplications, ReconfirmApplications: cfg.ReconfirmApplications,
 	}
 	if dsvc != nil {
@@ -70,7 +70,7 @@ func openDormancy(ctx context.Context, cfg DormancyConfig, ccfg ConsentConfig, l
 	if auth.actors != nil {
 		c.Actors = auth.actors
 	}
-	svc, err := dormancy.NewService(ctx, c)
+	svc, err := revalidation.NewService(ctx, c)
 	if err != nil {
 		_ = st.Close()
 		return nil, nil, err
@@ -80,12 +80,12 @@ func openDormancy(ctx context.Context, cfg DormancyConfig, ccfg ConsentConfig, l
 
 // dormancyAdmin serves the admin API with the active bundle's rules.
 type dormancyAdmin struct {
-	*dormancy.Service
+	*revalidation.Service
 	bundles *policy.Reloader
 }
 
 // Report implements api.Dormancy.
-func (d dormancyAdmin) Report(ctx context.Context, o dormancy.ReportOptions) (dormancy.Report, error) {
+func (d dormancyAdmin) Report(ctx context.Context, o revalidation.ReportOptions) (revalidation.Report, error) {
 	if b := d.bundles.Current(); b != nil {
 		o.Rules = b.Dormancy()
 	}

@@ -1,9 +1,14 @@
-package dormancy
+// Package revalidation owns what ends dormancy and what reports it: the
+// revalidations (file or PostgreSQL store), the service that checks who
+// may make them and answers the engine's dormancy guard over the consent
+// ledger's activity, and the report on a dormant population.
+package revalidation
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ciampdp/pdp/pdp/dormancy"
 	"log/slog"
 	"slices"
 	"sync"
@@ -56,26 +61,11 @@ type Journal interface {
 	RecordRevalidation(ctx context.Context, r Revalidation) error
 }
 
-// Roles of activity, as refs of the ledger's activity: the identity as
-// principal is its own ref ("user:heidi"); as data subject and a
-// delegation's use by its agent get refs of their own, whose types no
-// schema can name ('#' is not allowed in a Cedar type).
-const (
-	subjectSuffix = "#subject"
-	agentType     = "delegation#agent"
-)
-
-// SubjectRef is the activity ref of r as a data subject.
-func SubjectRef(r Ref) Ref { return Ref{Type: r.Type + subjectSuffix, ID: r.ID} }
-
-// AgentRef is the activity ref of a delegation used by its agent.
-func AgentRef(id string) Ref { return Ref{Type: agentType, ID: id} }
-
 // Config builds a Service.
 type Config struct {
 	Store       Store
 	Activity    Activity
-	Delegations Delegations // nil: no delegation rules can apply
+	Delegations Delegations // nil: no re-confirmations, no delegations in reports
 	Journal     Journal     // nil: not recorded (tests)
 	Actors      ActorProver // nil: actors are not proven
 	// AdminApplications may revalidate identities (staff, or the identity
@@ -148,7 +138,7 @@ func (s *Service) index(rs ...Revalidation) {
 }
 
 // Latest is the latest revalidation of a key ("user:heidi",
-// DelegationKey(id)).
+// dormancy.DelegationKey(id)).
 func (s *Service) Latest(key string) (Revalidation, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -193,7 +183,7 @@ func (s *Service) RevalidateIdentity(ctx context.Context, r RevalidateRequest) (
 	if err := s.prove(ctx, r.By); err != nil {
 		return Revalidation{}, err
 	}
-	return s.write(ctx, Revalidation{Kind: KindIdentity, Subject: r.Subject, By: r.By, Source: "admin", Reason: r.Reason})
+	return s.write(ctx, Revalidation{Kind: dormancy.KindIdentity, Subject: r.Subject, By: r.By, Source: "admin", Reason: r.Reason})
 }
 
 // Revalidate is the hook of the signals receiver: the identity provider
@@ -205,7 +195,7 @@ func (s *Service) Revalidate(ctx context.Context, subject Ref, source string) (R
 	if subject.Type == "" || subject.ID == "" {
 		return Revalidation{}, fmt.Errorf("%w: the subject needs a type and an id", ErrInvalid)
 	}
-	return s.write(ctx, Revalidation{Kind: KindIdentity, Subject: subject, By: Actor{Application: "signals", Subject: subject},
+	return s.write(ctx, Revalidation{Kind: dormancy.KindIdentity, Subject: subject, By: Actor{Application: "signals", Subject: subject},
 		Source: "signal:" + source})
 }
 
@@ -243,7 +233,7 @@ func (s *Service) ReconfirmDelegation(ctx context.Context, r ReconfirmRequest) (
 	if err := s.prove(ctx, r.By); err != nil {
 		return Revalidation{}, err
 	}
-	return s.write(ctx, Revalidation{Kind: KindDelegation, Delegation: d.ID, Subject: Ref{Type: d.Principal.Type, ID: d.Principal.ID},
+	return s.write(ctx, Revalidation{Kind: dormancy.KindDelegation, Delegation: d.ID, Subject: Ref{Type: d.Principal.Type, ID: d.Principal.ID},
 		By: r.By, Source: "admin", Reason: r.Reason})
 }
 

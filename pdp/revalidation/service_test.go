@@ -1,10 +1,11 @@
-package dormancy
+package revalidation
 
 import (
 	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"github.com/ciampdp/pdp/pdp/dormancy"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -69,7 +70,7 @@ func fileSetup(t *testing.T, journal Journal) (*Service, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	svc, err := NewService(context.Background(), Config{Store: st, Activity: ledger, Delegations: dels, Journal: journal,
+	svc, err := NewService(context.Background(), Config{Store: st, Activity: LedgerActivity{ledger}, Delegations: dels, Journal: journal,
 		AdminApplications: []string{"backoffice"}, ReconfirmApplications: []string{"banking"}, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)
@@ -135,10 +136,10 @@ func TestAuthority(t *testing.T) {
 			}
 		})
 	}
-	if len(journalled) != 3 || journalled[1].Kind != KindDelegation || journalled[2].Source[:7] != "signal:" {
+	if len(journalled) != 3 || journalled[1].Kind != dormancy.KindDelegation || journalled[2].Source[:7] != "signal:" {
 		t.Fatalf("journalled: %+v", journalled)
 	}
-	if r, ok := svc.Latest(DelegationKey("poa-v")); !ok || r.By.Subject.ID != "alice" {
+	if r, ok := svc.Latest(dormancy.DelegationKey("poa-v")); !ok || r.By.Subject.ID != "alice" {
 		t.Fatalf("latest of poa-v: %+v", r)
 	}
 }
@@ -186,7 +187,7 @@ func TestFileStoreReopen(t *testing.T) {
 	if err != nil || len(rs) != 2 || rs[0].Subject.ID != "a" || rs[1].Position != 2 {
 		t.Fatalf("%v %+v", err, rs)
 	}
-	if r, err := st.Append(ctx, Revalidation{ID: "x", Kind: KindIdentity, Subject: Ref{Type: "user", ID: "c"}, At: testNow}); err != nil || r.Position != 3 {
+	if r, err := st.Append(ctx, Revalidation{ID: "x", Kind: dormancy.KindIdentity, Subject: Ref{Type: "user", ID: "c"}, At: testNow}); err != nil || r.Position != 3 {
 		t.Fatalf("%v %+v", err, r)
 	}
 }
@@ -209,7 +210,7 @@ func TestReplicasAgree(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = cst.Close() })
-		if err := cst.SetActivity(ctx, heidi, time.Date(2023, 1, 10, 9, 0, 0, 0, time.UTC)); err != nil {
+		if err := cst.SetActivity(ctx, consent.Ref(heidi), time.Date(2023, 1, 10, 9, 0, 0, 0, time.UTC)); err != nil {
 			t.Fatal(err)
 		}
 		ledger := openLedger(t, cst)
@@ -218,7 +219,7 @@ func TestReplicasAgree(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = st.Close() })
-		svc, err := NewService(ctx, Config{Store: st, Activity: ledger, Shared: true, AdminApplications: []string{"backoffice"}})
+		svc, err := NewService(ctx, Config{Store: st, Activity: LedgerActivity{ledger}, Shared: true, AdminApplications: []string{"backoffice"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,7 +236,7 @@ func TestReplicasAgree(t *testing.T) {
 		_, _ = conn.Exec(ctx, `DELETE FROM pdp_dormancy_revalidations WHERE body->'subject'->>'id' = $1`, heidi.ID)
 		_, _ = conn.Exec(ctx, `DELETE FROM pdp_consent_activity WHERE subject LIKE '%' || $1`, sfx)
 	})
-	q := []Query{{Principal: heidi, Horizon: 365 * 24 * time.Hour, Now: testNow}}
+	q := []dormancy.Query{{Principal: heidi, Horizon: 365 * 24 * time.Hour, Now: testNow}}
 	st, err := b.States(ctx, q)
 	if err != nil || st[0].LastActive.Year() != 2023 || st[0].Revalidation != nil {
 		t.Fatalf("before: %v %+v", err, st)
@@ -246,7 +247,7 @@ func TestReplicasAgree(t *testing.T) {
 	if st, err = b.States(ctx, q); err != nil || st[0].Revalidation == nil {
 		t.Fatalf("revalidation through the other replica: %v %+v", err, st)
 	}
-	la.Touch(heidi, testNow.Add(-time.Minute))
+	la.Touch(consent.Ref(heidi), testNow.Add(-time.Minute))
 	if err := la.FlushActivity(ctx); err != nil {
 		t.Fatal(err)
 	}

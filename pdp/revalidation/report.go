@@ -1,9 +1,10 @@
-package dormancy
+package revalidation
 
 import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"github.com/ciampdp/pdp/pdp/dormancy"
 	"io"
 	"slices"
 	"strconv"
@@ -22,7 +23,7 @@ type ConsentReader interface {
 // ReportOptions choose what a report covers.
 type ReportOptions struct {
 	// Rules are the active bundle's dormancy rules.
-	Rules *Rules
+	Rules *dormancy.Rules
 	// Now is the report's time (zero: the service's clock).
 	Now time.Time
 	// From and To bound the revalidations listed (zero: unbounded).
@@ -118,7 +119,7 @@ func (s *Service) Report(ctx context.Context, o ReportOptions) (Report, error) {
 		if o.Progress != nil && rep.Scanned%ProgressEvery == 0 {
 			o.Progress(rep.Scanned, total)
 		}
-		if strings.ContainsRune(ref.Type, '#') || !slices.Contains(rules.subjectTypes(), ref.Type) {
+		if dormancy.IsRole(ref) || !rules.AppliesTo(ref.Type) {
 			continue // a role's activity, or no identity rule applies
 		}
 		idle := now.Sub(at)
@@ -170,14 +171,14 @@ func (s *Service) Report(ctx context.Context, o ReportOptions) (Report, error) {
 		if !ok {
 			continue
 		}
-		ds := DelegationState{ID: d.ID, Since: d.CreatedAt, LastUsed: act[AgentRef(d.ID)]}
+		ds := dormancy.DelegationState{ID: d.ID, Since: d.CreatedAt, LastUsed: act[dormancy.AgentRef(d.ID)]}
 		if d.AcceptedAt != nil {
 			ds.Since = *d.AcceptedAt
 		}
-		if r, ok := s.Latest(DelegationKey(d.ID)); ok {
+		if r, ok := s.Latest(dormancy.DelegationKey(d.ID)); ok {
 			ds.Reconfirmation = &r
 		}
-		idle := now.Sub(ds.latest())
+		idle := now.Sub(ds.LastInUse())
 		if idle <= dr.UnusedAfter {
 			continue
 		}
@@ -187,13 +188,6 @@ func (s *Service) Report(ctx context.Context, o ReportOptions) (Report, error) {
 	slices.SortFunc(rep.Delegations, func(a, b DormantDelegation) int { return strings.Compare(a.ID, b.ID) })
 	rep.Revalidations = nonNil(s.Revalidations(o.From, o.To))
 	return rep, nil
-}
-
-func (r *Rules) subjectTypes() []string {
-	if r == nil {
-		return nil
-	}
-	return r.SubjectTypes
 }
 
 func nonNil[T any](s []T) []T {
@@ -237,3 +231,5 @@ func (r Report) WriteCSV(w io.Writer) error {
 	cw.Flush()
 	return cw.Error()
 }
+
+func days(d time.Duration) int { return int(d / (24 * time.Hour)) }

@@ -1,4 +1,4 @@
-package dormancy
+package revalidation
 
 import (
 	"context"
@@ -7,69 +7,17 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/ciampdp/pdp/pdp/consent"
+	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/internal/jsonl"
 	"github.com/ciampdp/pdp/pdp/internal/pgkit"
 )
 
-// Kinds of revalidation.
-const (
-	// KindIdentity: the identity proved itself again (to the identity
-	// provider, or to the bank's staff): its dormancy ends.
-	KindIdentity = "identity"
-	// KindDelegation: the principal re-confirmed a delegation: its
-	// dormancy ends.
-	KindDelegation = "delegation"
-)
-
-// Ref names an identity ("type:id"): the consent ledger's, whose
-// activity this package measures.
-type Ref = consent.Ref
-
-// Actor is who made a revalidation: the calling application and the
-// person it names (the principal re-confirming, staff, or the identity
-// provider for a signal).
-type Actor struct {
-	Application string `json:"application"`
-	Subject     Ref    `json:"subject"`
-}
-
-// Revalidation is one revalidation: an identity's (Subject) or a
-// delegation's re-confirmation by its principal (Delegation, Subject the
-// principal).
-type Revalidation struct {
-	ID         string    `json:"id"`
-	Kind       string    `json:"kind"`
-	Subject    Ref       `json:"subject"`
-	Delegation string    `json:"delegation,omitempty"`
-	At         time.Time `json:"at"`
-	By         Actor     `json:"by"`
-	// Source is "admin" (the API or CLI) or "signal:<event type>".
-	Source string `json:"source"`
-	Reason string `json:"reason,omitempty"`
-	// Position is the store's order (assigned on append).
-	Position int64 `json:"position"`
-}
-
-// Key is what the revalidation ends the dormancy of: "user:heidi" or
-// "delegation:<id>".
-func (r Revalidation) Key() string {
-	if r.Kind == KindDelegation {
-		return DelegationKey(r.Delegation)
-	}
-	return r.Subject.String()
-}
-
-// DelegationKey is the key of a delegation's revalidations.
-func DelegationKey(id string) string { return "delegation:" + id }
-
 // ErrCorrupt: a stored revalidation cannot be read.
-var ErrCorrupt = errors.New("dormancy: corrupt revalidation store")
+var ErrCorrupt = errors.New("revalidation: corrupt revalidation store")
 
 // Store keeps revalidations, appended, never changed. Implementations are
 // safe for concurrent use.
@@ -98,7 +46,7 @@ var (
 func OpenFile(path string, log *slog.Logger) (*FileStore, error) {
 	s := &FileStore{}
 	f, err := jsonl.Open(path, jsonl.Options{Logger: log, Corrupt: ErrCorrupt}, func(b []byte) error {
-		r, err := DecodeRevalidation(b)
+		r, err := dormancy.DecodeRevalidation(b)
 		if err != nil {
 			return err
 		}
@@ -114,28 +62,6 @@ func OpenFile(path string, log *slog.Logger) (*FileStore, error) {
 	}
 	s.f = f
 	return s, nil
-}
-
-// DecodeRevalidation reads one stored revalidation and checks it names
-// what it revalidates.
-func DecodeRevalidation(b []byte) (Revalidation, error) {
-	var r Revalidation
-	if err := json.Unmarshal(b, &r); err != nil {
-		return Revalidation{}, err
-	}
-	switch {
-	case r.ID == "":
-		return Revalidation{}, errors.New("revalidation without id")
-	case r.Kind != KindIdentity && r.Kind != KindDelegation:
-		return Revalidation{}, fmt.Errorf("revalidation %s: kind %q", r.ID, r.Kind)
-	case r.Kind == KindDelegation && r.Delegation == "":
-		return Revalidation{}, fmt.Errorf("revalidation %s: no delegation", r.ID)
-	case r.Kind == KindIdentity && (r.Subject.Type == "" || r.Subject.ID == ""):
-		return Revalidation{}, fmt.Errorf("revalidation %s: no subject", r.ID)
-	case r.At.IsZero():
-		return Revalidation{}, fmt.Errorf("revalidation %s: no time", r.ID)
-	}
-	return r, nil
 }
 
 // Append implements Store.
@@ -223,7 +149,7 @@ func (s *PostgresStore) After(ctx context.Context, pos int64) ([]Revalidation, e
 		if err := row.Scan(&p, &b); err != nil {
 			return Revalidation{}, err
 		}
-		r, err := DecodeRevalidation(b)
+		r, err := dormancy.DecodeRevalidation(b)
 		r.Position = p
 		return r, err
 	})

@@ -1,9 +1,10 @@
-package dormancy
+package revalidation
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/ciampdp/pdp/pdp/dormancy"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,7 +27,7 @@ delegations:
 func TestReport(t *testing.T) {
 	svc, _ := fileSetup(t, nil)
 	ctx := context.Background()
-	ledger := svc.c.Activity.(*consent.Ledger)
+	ledger := svc.c.Activity.(LedgerActivity).Ledger
 	if err := ledger.ImportActivity(ctx, map[string]time.Time{
 		"user:heidi":             time.Date(2023, 1, 10, 9, 0, 0, 0, time.UTC),
 		"user:alice":             testNow.AddDate(0, -14, 0),
@@ -42,7 +43,7 @@ func TestReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules, err := ParseRules([]byte(reportRules))
+	rules, err := dormancy.ParseRules([]byte(reportRules))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,11 +113,11 @@ func BenchmarkReport1M(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer rs.Close()
-	svc, err := NewService(context.Background(), Config{Store: rs, Activity: ledger})
+	svc, err := NewService(context.Background(), Config{Store: rs, Activity: LedgerActivity{ledger}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	rules, _ := ParseRules([]byte(reportRules))
+	rules, _ := dormancy.ParseRules([]byte(reportRules))
 	b.ReportAllocs()
 	for b.Loop() {
 		rep, err := svc.Report(context.Background(), ReportOptions{Rules: rules, Now: testNow})
