@@ -109,7 +109,7 @@ func dormReq(user, action string) pdp.Request {
 // never-seen alone, and a revalidation ends it (named once, by the next
 // decision); every decision replays to the same answer.
 func TestDormancyGuard(t *testing.T) {
-	e, svc, b, _ := dormancyEngine(t, map[string]time.Time{
+	e, svc, b, ledger := dormancyEngine(t, map[string]time.Time{
 		"user:active":  dormNow.Add(-24 * time.Hour),
 		"user:idle18m": dormNow.AddDate(0, -18, 0),
 		"user:heidi":   time.Date(2023, 1, 10, 9, 0, 0, 0, time.UTC),
@@ -182,6 +182,21 @@ func TestDormancyGuard(t *testing.T) {
 	}
 	if d := decide("heidi", "pay"); !d.Allowed || len(d.Dormancy) != 0 {
 		t.Fatalf("the allowed decision is activity: %v %+v", d.Allowed, d.Dormancy)
+	}
+	// The allowed decisions are activity as principal and as data subject
+	// (the account is its own data subject here); the step-up allow and the
+	// denies are not.
+	snap, err := ledger.ActivitySnapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref, want := range map[consent.Ref]bool{
+		{Type: "user", ID: "active"}: true, {Type: "account#subject", ID: "acc-active"}: true,
+		{Type: "account#subject", ID: "acc-heidi"}: true, {Type: "account#subject", ID: "acc-idle18m"}: false,
+	} {
+		if got := snap[ref].Equal(dormNow); got != want {
+			t.Errorf("activity of %s now: %v, want %v", ref, got, want)
+		}
 	}
 }
 

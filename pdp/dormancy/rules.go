@@ -84,6 +84,34 @@ type Rules struct {
 	// Identities sorted by After, longest first (the strictest applies).
 	Identities  []IdentityRule
 	Delegations []DelegationRule
+	// Signals say which identity provider signals end an identity's
+	// dormancy (Rules.Revalidates).
+	Signals SignalRule
+}
+
+// SignalRule: a CAEP assurance-level-change to one of AssuranceLevels, or
+// an event of one of EventTypes, about an identity ends its dormancy.
+type SignalRule struct {
+	AssuranceLevels []string `json:"assurance_levels,omitempty"`
+	EventTypes      []string `json:"event_types,omitempty"`
+}
+
+// CAEPAssuranceLevelChange is the CAEP event type of an assurance level
+// change (OpenID CAEP 1.0).
+const CAEPAssuranceLevelChange = "https://schemas.openid.net/secevent/caep/event-type/assurance-level-change"
+
+// Revalidates reports whether a signal about an identity ends its
+// dormancy: an assurance-level-change whose current level is one the
+// rules require, or an event type the rules name. The signals receiver
+// asks it, then calls revalidation.Service.Revalidate.
+func (r *Rules) Revalidates(eventType, currentLevel string) bool {
+	if r == nil {
+		return false
+	}
+	if eventType == CAEPAssuranceLevelChange && currentLevel != "" && slices.Contains(r.Signals.AssuranceLevels, currentLevel) {
+		return true
+	}
+	return slices.Contains(r.Signals.EventTypes, eventType)
 }
 
 // AppliesTo reports whether identity rules apply to a principal type.
@@ -166,6 +194,10 @@ type rulesFile struct {
 		Basis       string `yaml:"basis"`
 		UnusedAfter string `yaml:"unused_after"`
 	} `yaml:"delegations"`
+	Signals struct {
+		AssuranceLevels []string `yaml:"assurance_levels"`
+		EventTypes      []string `yaml:"event_types"`
+	} `yaml:"signals"`
 }
 
 // ParseRules reads and checks a rules file. Unknown keys, empty or
@@ -178,7 +210,13 @@ func ParseRules(data []byte) (*Rules, error) {
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: %w", ErrRules, err)
 	}
-	r := &Rules{Version: f.Version, SubjectTypes: f.SubjectTypes}
+	r := &Rules{Version: f.Version, SubjectTypes: f.SubjectTypes,
+		Signals: SignalRule{AssuranceLevels: f.Signals.AssuranceLevels, EventTypes: f.Signals.EventTypes}}
+	for _, l := range append(slices.Clone(r.Signals.AssuranceLevels), r.Signals.EventTypes...) {
+		if l == "" {
+			return nil, fmt.Errorf("%w: signals: an empty assurance level or event type", ErrRules)
+		}
+	}
 	if len(r.SubjectTypes) == 0 {
 		r.SubjectTypes = []string{"user"}
 	}

@@ -137,3 +137,32 @@ delegations:
 		})
 	}
 }
+
+func TestRulesSignals(t *testing.T) {
+	r, err := ParseRules([]byte("signals:\n  assurance_levels: [aal2, aal3]\n  event_types: [https://idp.example/identity-proofed]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		event, level string
+		want         bool
+	}{
+		{CAEPAssuranceLevelChange, "aal2", true},
+		{CAEPAssuranceLevelChange, "aal3", true},
+		{CAEPAssuranceLevelChange, "aal1", false},
+		{CAEPAssuranceLevelChange, "", false},
+		{"https://idp.example/identity-proofed", "", true},
+		{"https://schemas.openid.net/secevent/caep/event-type/session-revoked", "aal2", false},
+	} {
+		if got := r.Revalidates(c.event, c.level); got != c.want {
+			t.Errorf("%s %q: %v, want %v", c.event, c.level, got, c.want)
+		}
+	}
+	if _, err := ParseRules([]byte("signals:\n  event_types: ['']\n")); err == nil {
+		t.Error("an empty event type is accepted")
+	}
+	var none *Rules
+	if none.Revalidates(CAEPAssuranceLevelChange, "aal2") {
+		t.Error("nil rules revalidate")
+	}
+}
