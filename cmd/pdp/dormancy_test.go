@@ -221,4 +221,15 @@ func TestDormancyActorTokens(t *testing.T) {
 		t.Fatalf("alice's own token: %d %s", a.Code, a.Body)
 	}
 	wantDormancy(t, "re-confirmed", s.dormancyAsk(t, "victor", "view_statements", "acc-alice", forAlice), true, nil, nil)
+
+	// An identity's revalidation names its actor (a staff user) with that
+	// user's token too.
+	path := "/v1/dormancy/identities/user:heidi/revalidate"
+	if a := s.admin(t, "backoffice", http.MethodPost, path, actorBody("kim"), ""); a.Code != http.StatusUnauthorized {
+		t.Fatalf("revalidation without a token: %d %s", a.Code, a.Body)
+	}
+	if a := s.admin(t, "backoffice", http.MethodPost, path, actorBody("kim"), actorToken(t, "kim", nil)); a.Code != http.StatusCreated {
+		t.Fatalf("revalidation with kim's token: %d %s", a.Code, a.Body)
+	}
+	wantDormancy(t, "heidi revalidated", s.dormancyAsk(t, "heidi", "view_statements", "acc-heidi", `{"purpose":"account_servicing"}`), true, nil, nil)
 }
