@@ -92,3 +92,46 @@ func (l *Ledger) GrantsOf(ctx context.Context, subject Ref) ([]string, error) {
 	}
 	return out, nil
 }
+
+// activityBatcher is implemented by stores that write many subjects'
+// activity in one statement (PostgresStore).
+type activityBatcher interface {
+	SetActivities(ctx context.Context, at map[Ref]time.Time) error
+}
+
+var _ activityBatcher = (*PostgresStore)(nil)
+
+// activityChunk bounds the rows of one SetActivities statement.
+const activityChunk = 10_000
+
+// SetActivities records many subjects' activity: one upsert per
+// activityChunk subjects (each keeps the later time), instead of one round
+// trip per subject. A failed chunk fails the call; the chunks before it
+// are stored.
+func (s *PostgresStore) SetActivities(ctx context.Context, at map[Ref]time.Time) error {
+	names := make([]string, 0, min(len(at), activityChunk))
+	times := make([]time.Time, 0, cap(names))
+	flush := func() error {
+		if len(names) == 0 {
+			return nil
+		}
+		_, err := s.pool.Exec(ctx, `INSERT INTO pdp_consent_activity (subject, last_active)
+			SELECT * FROM unnest($1::text[], $2::timestamptz[])
+			ON CONFLICT (subject) DO UPDATE
+			SET last_active = greatest(pdp_consent_activity.last_active, excluded.last_active)`, names, times)
+		if err != nil {
+			return fmt.Errorf("consent: postgres set activity of %d subjects: %w", len(names), err)
+		}
+		names, times = names[:0], times[:0]
+		return nil
+	}
+	for r, t := range at {
+		names, times = append(names, r.String()), append(times, storedTime(t))
+		if len(names) == activityChunk {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
