@@ -80,9 +80,6 @@ type Config struct {
 	// only what it is party to (consent.Reader). With authentication off,
 	// every caller reads everything.
 	ConsentAdmins map[string]bool
-	// DormancyAdmins are informational (the dormancy service checks who
-	// may revalidate); kept for the OpenAPI and metrics.
-	DormancyAdmins map[string]bool
 	// AuditorKeys maps the hex SHA-256 digest of each auditor's bearer
 	// token to the auditor's id: only these read the trail at /v1/audit/….
 	// Application keys never do. With authentication off and no auditor
