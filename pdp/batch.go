@@ -22,6 +22,7 @@ func (e *Engine) decideBatch(ctx context.Context, b *policy.Bundle, reqs []Reque
 	}
 	e.resolveDelegations(ctx, ptrs)
 	e.resolveConsents(ctx, b, ptrs)
+	e.resolveDormancy(ctx, b, ptrs)
 	var checks []FactCheck
 	for i := range jobs {
 		if jobs[i].done {

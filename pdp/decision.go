@@ -8,6 +8,7 @@ import (
 	"github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/types"
 
+	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/reason"
 )
@@ -79,9 +80,13 @@ type Decision struct {
 	Delegation *DelegationProof `json:"delegation,omitempty"`
 	// Consent is what the consent guard relied on: the purpose, the legal
 	// basis, and for consent the grant and the ledger position it saw.
-	Consent  *ConsentFact  `json:"consent,omitempty"`
-	Input    Input         `json:"input"`
-	Duration time.Duration `json:"duration_ns"`
+	Consent *ConsentFact `json:"consent,omitempty"`
+	// Dormancy is what the dormancy guard found: the rule, the last
+	// activity as of the decision, the revalidation that ended a
+	// dormancy, and the effect it had (replay applies it again).
+	Dormancy []dormancy.Finding `json:"dormancy,omitempty"`
+	Input    Input              `json:"input"`
+	Duration time.Duration      `json:"duration_ns"`
 	// Message explains an engine-level deny (unknown type, invalid input) in
 	// one line; empty otherwise.
 	Message string `json:"message,omitempty"`

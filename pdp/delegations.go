@@ -133,6 +133,9 @@ type DelegationProof struct {
 	Chain      []string  `json:"chain,omitempty"`
 	Considered []string  `json:"considered,omitempty"`
 	Basis      string    `json:"basis,omitempty"`
+	// Since is when the chosen delegation came into force (accepted, or
+	// created when it needs no acceptance).
+	Since time.Time `json:"since,omitzero"`
 }
 
 // DelegationSource resolves delegations: every query of a batch at once

@@ -48,7 +48,11 @@ type Components struct {
 	// is configured (then a purpose with a consent basis is denied with
 	// facts_unavailable).
 	Consent ConsentSource
-	Logger  *slog.Logger
+	// Dormancy answers the dormancy guard (activity and revalidations);
+	// nil when none is configured (then a bundle with dormancy rules
+	// denies the requests they apply to with facts_unavailable).
+	Dormancy DormancySource
+	Logger   *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Unsliced evaluates every policy of the bundle for every request
@@ -63,6 +67,7 @@ type Engine struct {
 	facts       FactSource
 	delegations DelegationSource
 	consent     ConsentSource
+	dormancy    DormancySource
 	log         *slog.Logger
 	now         func() time.Time
 	unsliced    bool
@@ -73,7 +78,7 @@ type Engine struct {
 
 // NewEngine builds an engine from its components.
 func NewEngine(c Components) *Engine {
-	e := &Engine{bundles: c.Bundles, facts: c.Facts, delegations: c.Delegations, consent: c.Consent, log: c.Logger, now: c.Now, unsliced: c.Unsliced}
+	e := &Engine{bundles: c.Bundles, facts: c.Facts, delegations: c.Delegations, consent: c.Consent, dormancy: c.Dormancy, log: c.Logger, now: c.Now, unsliced: c.Unsliced}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -96,6 +101,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
 	jobs := []*job{&j}
 	e.resolveDelegations(ctx, jobs)
 	e.resolveConsents(ctx, b, jobs)
+	e.resolveDormancy(ctx, b, jobs)
 	var (
 		facts    []Fact
 		revision string
@@ -133,7 +139,9 @@ func (e *Engine) finish(b *policy.Bundle, j *job, facts []Fact, revision string,
 	if !j.done {
 		e.evaluate(b, j)
 	}
-	if e.consent != nil && j.d.Allowed {
+	if e.dormancy != nil && j.d.Allowed {
+		e.touchDormancy(b, j)
+	} else if e.consent != nil && j.d.Allowed {
 		e.consent.Touch(ObjectRef{Type: b.ObjectType(j.d.Input.Principal.Type), ID: string(j.d.Input.Principal.ID)}, j.start)
 	}
 	j.d.Duration = time.Since(j.began)
@@ -310,6 +318,7 @@ func (e *Engine) evaluate(b *policy.Bundle, j *job) {
 	refineDeny(&j.d, len(j.checks) > 0)
 	guardDelegation(&j.d)
 	guardConsent(&j.d)
+	guardDormancy(&j.d)
 	if !j.d.Allowed {
 		for _, f := range j.d.Facts {
 			if f.Conditional {

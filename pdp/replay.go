@@ -144,6 +144,7 @@ func (r *Replayer) evaluate(b *policy.Bundle, plans map[types.EntityUID]actionPl
 	refineDeny(&d, len(rec.Facts) > 0)
 	guardDelegation(&d)
 	guardConsent(&d)
+	guardDormancy(&d)
 	if !d.Allowed {
 		for _, f := range d.Facts {
 			if f.Conditional {

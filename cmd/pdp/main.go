@@ -53,7 +53,7 @@ type command struct {
 }
 
 func commands() map[string]*command {
-	cs := []*command{serveCommand(), validateCommand(), testCommand(), versionCommand(), hashKeyCommand(), relationsCommand(), migrateCommand(), delegationCommand(), consentCommand(), logCommand(), explainCommand(), auditCommand(), replayCommand(), sidecarCommand(), repairCommand()}
+	cs := []*command{serveCommand(), validateCommand(), testCommand(), versionCommand(), hashKeyCommand(), relationsCommand(), migrateCommand(), delegationCommand(), consentCommand(), dormancyCommand(), logCommand(), explainCommand(), auditCommand(), replayCommand(), sidecarCommand(), repairCommand()}
 	m := make(map[string]*command, len(cs))
 	for _, c := range cs {
 		m[c.name] = c

@@ -252,7 +252,7 @@ func TestDelegationCLI(t *testing.T) {
 		return code, out.String(), errOut.String()
 	}
 	code, out, errOut := cli("", "list", "--principal", "user:alice")
-	if code != exitOK || strings.Count(out, `"basis"`) != 3 {
+	if code != exitOK || strings.Count(out, `"basis"`) != 4 { // bob, oscar, peggy, victor
 		t.Fatalf("list: %d\n%s\n%s", code, out, errOut)
 	}
 	code, out, errOut = cli("", "revoke", "poa-alice-bob", "--actor", "user:alice", "--reason", "lost trust")

@@ -11,6 +11,7 @@ import (
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
 	"github.com/ciampdp/pdp/pdp/reason"
+	"github.com/ciampdp/pdp/pdp/revalidation"
 )
 
 // Reason codes of admin errors that are not a service's rule code.
@@ -58,6 +59,14 @@ func reasonOf(err error) string {
 		return cr.Code
 	case errors.As(err, &dr):
 		return dr.Code
+	case errors.Is(err, revalidation.ErrForbidden):
+		return reason.Forbidden
+	case errors.Is(err, revalidation.ErrNotFound):
+		return reason.NotFound
+	case errors.Is(err, revalidation.ErrInvalid):
+		return reason.Invalid
+	case errors.Is(err, revalidation.ErrNotRecorded):
+		return reason.TrailUnavailable
 	}
 	return ""
 }

@@ -13,9 +13,11 @@ import (
 	"github.com/ciampdp/pdp/pdp/changefeed"
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
+	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/ingest"
 	"github.com/ciampdp/pdp/pdp/reason"
 	"github.com/ciampdp/pdp/pdp/recorder"
+	"github.com/ciampdp/pdp/pdp/revalidation"
 	"github.com/labstack/echo/v4"
 )
 
@@ -75,6 +77,16 @@ func classify(err error) (int, string) {
 		return http.StatusNotFound, err.Error()
 	case errors.Is(err, consent.ErrConflict):
 		return http.StatusConflict, err.Error()
+	case errors.Is(err, dormancy.ErrDecode):
+		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, revalidation.ErrForbidden):
+		return http.StatusForbidden, err.Error()
+	case errors.Is(err, revalidation.ErrNotFound):
+		return http.StatusNotFound, err.Error()
+	case errors.Is(err, revalidation.ErrInvalid):
+		return http.StatusUnprocessableEntity, err.Error()
+	case errors.Is(err, revalidation.ErrNotRecorded):
+		return http.StatusServiceUnavailable, "the revalidation could not be recorded in the decision trail, so nothing was changed (" + reason.TrailUnavailable + ")"
 	case errors.As(err, new(*consent.RuleError)):
 		return http.StatusUnprocessableEntity, err.Error()
 	case errors.Is(err, consent.ErrNoRegistry):

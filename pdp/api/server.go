@@ -49,6 +49,9 @@ type Deps struct {
 	// Consents serves the admin API of the consent ledger at /v1/consents;
 	// nil leaves it out.
 	Consents Consents
+	// Dormancy serves revalidations at /v1/dormancy and the auditor's
+	// report at /v1/audit/dormancy; nil leaves them out.
+	Dormancy Dormancy
 	// TrailKey is the decision trail's checkpoint verifier key (signed-note
 	// format), served at TrailKeyPath; empty leaves the route out.
 	TrailKey string
@@ -98,6 +101,7 @@ type Server struct {
 	searcher    pdp.Searcher // nil: no search routes
 	delegations Delegations
 	consents    Consents
+	dormancy    Dormancy
 	policies    PolicyStatus
 	log         *slog.Logger
 	version     string
@@ -135,6 +139,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		keys:        newKeyring(cfg.APIKeys),
 		delegations: deps.Delegations,
 		consents:    deps.Consents,
+		dormancy:    deps.Dormancy,
 		auditors:    newKeyring(cfg.AuditorKeys),
 		auditor:     deps.Auditor,
 		adminLog:    deps.AdminLog,
@@ -200,6 +205,7 @@ func (s *Server) routes(reg *prometheus.Registry, deps Deps) *echo.Echo {
 	e.GET(PoliciesPath, s.policyStatus, s.keys.requireAuth)
 	s.delegationRoutes(e)
 	s.consentRoutes(e)
+	s.dormancyRoutes(e)
 	s.auditRoutes(e)
 	if s.changes != nil {
 		e.GET(ChangesPath, s.pollChanges)

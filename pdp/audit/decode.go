@@ -11,6 +11,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/recorder"
 )
@@ -50,6 +51,7 @@ type replayRecord struct {
 		FactsRevision string               `json:"facts_revision"`
 		Delegation    *pdp.DelegationProof `json:"delegation"`
 		Consent       *pdp.ConsentFact     `json:"consent"`
+		Dormancy      []dormancy.Finding   `json:"dormancy"`
 		Input         struct {
 			Principal jsontext.Value   `json:"principal"`
 			Action    jsontext.Value   `json:"action"`
@@ -78,7 +80,7 @@ func (rd *replayDecoder) decode(body []byte) (recorder.DecisionBody, error) {
 	d := pdp.Decision{
 		ID: src.ID, Time: src.Time, Allowed: src.Allowed, Application: src.Application,
 		Policies: src.Policies, Reasons: src.Reasons, Obligations: src.Obligations, Errors: src.Errors,
-		PolicyVersion: src.PolicyVersion, FactsRevision: src.FactsRevision, Delegation: src.Delegation, Consent: src.Consent,
+		PolicyVersion: src.PolicyVersion, FactsRevision: src.FactsRevision, Delegation: src.Delegation, Consent: src.Consent, Dormancy: src.Dormancy,
 	}
 	if len(src.Facts) > 0 {
 		d.Facts = make([]pdp.Fact, len(src.Facts))

@@ -184,6 +184,9 @@ func words(ex Explanation) []string {
 		}
 		add("%s.", line)
 	}
+	for _, f := range d.Dormancy {
+		add("%s", dormancyLine(f))
+	}
 	add("Policy version %s%s.", d.PolicyVersion.Hash, map[bool]string{true: " (Git commit " + d.PolicyVersion.Commit + ")"}[d.PolicyVersion.Commit != ""])
 	if r := ex.Replay; r != nil {
 		switch r.Outcome {

@@ -381,6 +381,21 @@ func (l *Ledger) FlushActivity(ctx context.Context) error {
 	l.dirty = map[Ref]time.Time{}
 	l.amu.Unlock()
 	var errs []error
+	if b, ok := l.store.(activityBatcher); ok && len(dirty) > 1 {
+		if err := b.SetActivities(ctx, dirty); err != nil {
+			// Kept for the next flush (a chunk may be stored twice: the
+			// upsert keeps the later time).
+			l.amu.Lock()
+			for s, at := range dirty {
+				if cur, ok := l.dirty[s]; !ok || at.After(cur) {
+					l.dirty[s] = at
+				}
+			}
+			l.amu.Unlock()
+			return fmt.Errorf("consent: flush activity (%d subjects): %w", len(dirty), err)
+		}
+		dirty = nil
+	}
 	for s, at := range dirty {
 		if err := l.store.SetActivity(ctx, s, at); err != nil {
 			errs = append(errs, err)

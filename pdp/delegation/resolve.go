@@ -62,6 +62,10 @@ type Proof struct {
 	// to Actor that was examined.
 	Considered []string `json:"considered,omitempty"`
 	Basis      Basis    `json:"basis,omitempty"`
+	// Since is when the chosen delegation came into force: its
+	// acceptance, or its creation for one that needs none (the dormancy
+	// guard counts an unused delegation's idleness from it).
+	Since time.Time `json:"since,omitzero"`
 	// Detail says why the chosen delegation does not allow the request
 	// ("" when active or none).
 	Detail string `json:"detail,omitempty"`
@@ -167,6 +171,10 @@ func (s *Service) resolveAmong(ctx context.Context, q Query, cands []Delegation,
 		if r := proofRank[st]; r > best {
 			best = r
 			p.Status, p.Chain, p.Detail, p.Basis = st, chain, detail, d.Basis
+			p.Since = d.CreatedAt
+			if d.AcceptedAt != nil {
+				p.Since = *d.AcceptedAt
+			}
 			if st == ProofActive {
 				break
 			}

@@ -9,6 +9,7 @@ import (
 	"github.com/cedar-policy/cedar-go/types"
 	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
 
+	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/purposes"
 )
 
@@ -44,6 +45,7 @@ type Bundle struct {
 	index     *index
 	zed       string
 	purposes  *purposes.Registry
+	dormancy  *dormancy.Rules
 	names     names
 	sources   map[string][]byte // "policies/…" and "schema/…" → content
 }
@@ -69,6 +71,10 @@ const DataSubjectSelf = "self"
 // Purposes is the bundle's purposes registry (schema/purposes.yaml), nil
 // when it has none (then the engine enforces no purpose or consent).
 func (b *Bundle) Purposes() *purposes.Registry { return b.purposes }
+
+// Dormancy is the bundle's dormancy rules (schema/dormancy.yaml), nil when
+// it has none (then the engine's dormancy guard does nothing).
+func (b *Bundle) Dormancy() *dormancy.Rules { return b.dormancy }
 
 // DataSubject is the @data_subject annotation of an entity type: "self",
 // or the relation whose holders (users) are the data subjects of its

@@ -25,6 +25,7 @@ import (
 	"github.com/cedar-policy/cedar-go/x/exp/schema/validate"
 	git "github.com/go-git/go-git/v5"
 
+	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/purposes"
 )
 
@@ -40,10 +41,11 @@ const (
 	kindEntities
 	kindZed      // the SpiceDB schema of the relationship facts
 	kindPurposes // the purposes registry (consent)
+	kindDormancy // the dormancy rules
 )
 
 func (k fileKind) inSchemaFolder() bool {
-	return k == kindSchema || k == kindSchemaJSON || k == kindZed || k == kindPurposes
+	return k == kindSchema || k == kindSchemaJSON || k == kindZed || k == kindPurposes || k == kindDormancy
 }
 
 func (k fileKind) label() string {
@@ -116,6 +118,8 @@ func classify(name string) (fileKind, bool) {
 		return kindZed, true
 	case base == PurposesFile:
 		return kindPurposes, true
+	case base == dormancy.RulesFile:
+		return kindDormancy, true
 	case base == "entities.json" || strings.HasSuffix(base, ".entities.json"):
 		return kindEntities, true
 	}
@@ -349,6 +353,16 @@ func build(d Dirs, files []sourceFile) (*Bundle, error) {
 			return nil, LoadErrors{&LoadError{File: f.kind.label() + "/" + f.rel, Err: err}}
 		}
 		b.purposes = reg
+	}
+	for _, f := range files {
+		if f.kind != kindDormancy {
+			continue
+		}
+		rules, err := dormancy.ParseRules(f.data)
+		if err != nil {
+			return nil, LoadErrors{&LoadError{File: f.kind.label() + "/" + f.rel, Err: err}}
+		}
+		b.dormancy = rules
 	}
 	return b, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/ciampdp/pdp/pdp/delegation"
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/relations"
+	"github.com/ciampdp/pdp/pdp/revalidation"
 	"github.com/ciampdp/pdp/pdp/sources"
 )
 
@@ -92,6 +93,14 @@ func NewEngine(ctx context.Context, b *policy.Bundle, s Suite) (engine *pdp.Engi
 		}
 		closers = append(closers, closeLedger)
 		comp.Consent = sources.Consent{Ledger: ledger}
+		if b.Dormancy() != nil {
+			dorm, closeDormancy, err := suiteDormancy(ctx, ledger, svc, comp.Now)
+			if err != nil {
+				return nil, nil, err
+			}
+			closers = append(closers, closeDormancy)
+			comp.Dormancy = dorm
+		}
 	}
 	return pdp.NewEngine(comp), done, nil
 }
@@ -188,3 +197,29 @@ func suiteConsents(ctx context.Context, b *policy.Bundle, s Suite, delegations *
 // verified; a fixed key keeps the ledger from warning about an ephemeral
 // one).
 var testSigningKey = ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+
+// suiteDormancy gives a suite's dormancy guard the suite's consent ledger
+// (its activity, seeded by the suite's consents) and an empty
+// revalidations file in a temporary folder.
+func suiteDormancy(ctx context.Context, ledger *consent.Ledger, delegations *delegation.Service, now func() time.Time) (*revalidation.Service, func(), error) {
+	dir, err := os.MkdirTemp("", "pdp-test-dormancy-")
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := revalidation.OpenFile(filepath.Join(dir, "revalidations.jsonl"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	done := func() { _ = st.Close(); _ = os.RemoveAll(dir) }
+	cfg := revalidation.Config{Store: st, Activity: revalidation.LedgerActivity{Ledger: ledger}, Now: now}
+	if delegations != nil {
+		cfg.Delegations = delegations
+	}
+	svc, err := revalidation.NewService(ctx, cfg)
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	return svc, done, nil
+}

@@ -26,7 +26,8 @@ var decisionEntries = []Entry{
 	{ConsentWithdrawn, Decision, "the grant was withdrawn or revoked, or the subject refused / opted out"},
 	{ConsentExpired, Decision, "the grant is past its expiry or the jurisdiction's longest validity"},
 	{ConsentInvalidMinor, Decision, "the only grant was given by a minor below the jurisdiction's age, without a guardian"},
-	{RevalidationRequired, Decision, "the subject has been dormant longer than the registry allows, or the grant was given on a notice that has materially changed"},
+	{RevalidationRequired, Decision, "the subject has been dormant longer than the registry allows, or the grant was given on a notice that has materially changed; or (with the obligation `identity_revalidation`) the principal has been inactive longer than a dormancy rule allows for the action, and has not revalidated since"},
+	{DelegationDormant, Decision, "the delegation relied on has not been used for longer than the dormancy rule of its basis allows (obligation `delegation_reconfirmation`): its principal must re-confirm it"},
 	{TrailUnavailable, Decision, "the decision could not be recorded in the decision trail (`sync`: the write failed; `async`: the buffer was full with `trail.when_full: deny`, or an earlier write failed); the answer is deny whatever the policies say"},
 }
 

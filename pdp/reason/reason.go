@@ -52,6 +52,7 @@ const (
 	ConsentExpired        = "consent_expired"
 	ConsentInvalidMinor   = "consent_invalid_minor"
 	RevalidationRequired  = "revalidation_required"
+	DelegationDormant     = "delegation_dormant"
 	TrailUnavailable      = "trail_unavailable"
 )
 

@@ -181,7 +181,19 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	if ledger != nil {
 		consents, consentAdmin = sources.Consent{Ledger: ledger}, ledger
 	}
-	engine := pdp.NewEngine(pdp.Components{Bundles: reloader, Facts: facts, Delegations: delegations, Consent: consents, Logger: log})
+	dorm, closeDormancy, err := openDormancy(ctx, cfg.Dormancy, cfg.Consent, ledger, dsvc, auth, journal, log)
+	if err != nil {
+		return err
+	}
+	s.push(closeDormancy)
+	var (
+		dormant      pdp.DormancySource
+		dormantAdmin api.Dormancy
+	)
+	if dorm != nil {
+		dormant, dormantAdmin = dorm, dormancyAdmin{Service: dorm, bundles: reloader}
+	}
+	engine := pdp.NewEngine(pdp.Components{Bundles: reloader, Facts: facts, Delegations: delegations, Consent: consents, Dormancy: dormant, Logger: log})
 	var (
 		decider  pdp.Decider  = engine
 		searcher pdp.Searcher = engine
@@ -262,6 +274,7 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 		Decider: decider, Searcher: searcher, Policies: reloader, Logger: log, Registry: reg, Version: version,
 		Delegations: admin,
 		Consents:    consentAdmin,
+		Dormancy:    dormantAdmin,
 		TrailKey:    trailKey,
 		Auditor:     auditor,
 		AdminLog:    adminLog,

@@ -100,7 +100,7 @@ func (d Delegations) ResolveDelegations(ctx context.Context, qs []pdp.Delegation
 	}
 	out := make([]pdp.DelegationProof, len(ps))
 	for i, p := range ps {
-		out[i] = pdp.DelegationProof{Status: p.Status, Chain: p.Chain, Considered: p.Considered, Basis: string(p.Basis)}
+		out[i] = pdp.DelegationProof{Status: p.Status, Chain: p.Chain, Considered: p.Considered, Basis: string(p.Basis), Since: p.Since}
 	}
 	return out, nil
 }

@@ -1,0 +1,37 @@
+package adminlog
+
+import (
+	"context"
+
+	"github.com/ciampdp/pdp/pdp/dormancy"
+	"github.com/ciampdp/pdp/pdp/revalidation"
+)
+
+// Actions of revalidation records.
+const (
+	// ActionRevalidate: an identity's dormancy ended (detail: the
+	// revalidation, as it will be stored).
+	ActionRevalidate = "dormancy.revalidate"
+	// ActionReconfirm: a principal re-confirmed a dormant delegation.
+	ActionReconfirm = "dormancy.reconfirm"
+)
+
+var _ revalidation.Journal = (*Journal)(nil)
+
+// revalidationDetail is the detail of a revalidation record.
+type revalidationDetail struct {
+	Revalidation dormancy.Revalidation `json:"revalidation"`
+}
+
+// RecordRevalidation implements revalidation.Journal.
+func (j *Journal) RecordRevalidation(ctx context.Context, r dormancy.Revalidation) error {
+	rec := j.recorder()
+	if rec == nil {
+		return nil
+	}
+	action := ActionRevalidate
+	if r.Kind == dormancy.KindDelegation {
+		action = ActionReconfirm
+	}
+	return rec.RecordAdmin(ctx, action, r.By.Application, r.Key(), revalidationDetail{Revalidation: r})
+}

@@ -1,0 +1,272 @@
+// Package revalidation owns what ends dormancy and what reports it: the
+// revalidations (file or PostgreSQL store), the service that checks who
+// may make them and answers the engine's dormancy guard over the consent
+// ledger's activity, and the report on a dormant population.
+package revalidation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"github.com/ciampdp/pdp/pdp/dormancy"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ciampdp/pdp/pdp/delegation"
+)
+
+// Errors of a revalidation; the HTTP layer answers them 403, 404 and 422.
+var (
+	ErrForbidden = errors.New("forbidden")
+	ErrNotFound  = errors.New("not found")
+	ErrInvalid   = errors.New("invalid revalidation")
+	// ErrNotRecorded: the revalidation could not be recorded in the
+	// decision trail first, so nothing changed (503, trail_unavailable).
+	ErrNotRecorded = errors.New("the revalidation could not be recorded in the decision trail, so nothing was changed")
+)
+
+// Activity is the PDP's one record of activity (the consent ledger's):
+// per identity and role, the last successful decision.
+type Activity interface {
+	// LastActive returns the last activity of each ref that has one; with
+	// a store shared by replicas, refs idle for longer than horizon in
+	// memory are read from the store first.
+	LastActive(ctx context.Context, refs []Ref, now time.Time, horizon time.Duration) (map[Ref]time.Time, error)
+	// Touch records activity in memory; it reaches the store within the
+	// flush interval (no I/O on the caller's path).
+	Touch(ref Ref, at time.Time)
+	// ActivitySnapshot is every ref's last activity (for reports).
+	ActivitySnapshot(ctx context.Context) (map[Ref]time.Time, error)
+}
+
+// Delegations reads delegation records.
+type Delegations interface {
+	Get(ctx context.Context, id string) (delegation.Delegation, error)
+	List(ctx context.Context, f delegation.Filter) ([]delegation.Delegation, error)
+}
+
+// ActorProver proves that the actor of a revalidation is the person named
+// (package actorproof); nil when actor tokens are off.
+type ActorProver interface {
+	Prove(ctx context.Context, actorType, actorID string) error
+}
+
+// Journal records a revalidation in the decision trail before it is
+// stored (write-ahead); an error leaves nothing changed.
+type Journal interface {
+	RecordRevalidation(ctx context.Context, r Revalidation) error
+}
+
+// Config builds a Service.
+type Config struct {
+	Store       Store
+	Activity    Activity
+	Delegations Delegations // nil: no re-confirmations, no delegations in reports
+	Journal     Journal     // nil: not recorded (tests)
+	Actors      ActorProver // nil: actors are not proven
+	// AdminApplications may revalidate identities (staff, or the identity
+	// provider's connector); ReconfirmApplications may carry a
+	// principal's re-confirmation of their delegation (the principal is
+	// the actor).
+	AdminApplications     []string
+	ReconfirmApplications []string
+	// Shared: the store is shared by replicas (PostgreSQL): a key that
+	// looks dormant is caught up from the store before it is decided.
+	Shared bool
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Service keeps the revalidations (an index of the latest per key over
+// the store), answers the guard and makes revalidations.
+type Service struct {
+	c      Config
+	log    *slog.Logger
+	now    func() time.Time
+	wmu    sync.Mutex // one write at a time
+	mu     sync.RWMutex
+	latest map[string]Revalidation
+	all    []Revalidation // in position order (reports)
+	head   int64
+}
+
+// NewService loads the revalidations of the store.
+func NewService(ctx context.Context, c Config) (*Service, error) {
+	s := &Service{c: c, log: c.Logger, now: c.Now, latest: map[string]Revalidation{}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := s.catchUp(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// catchUp reads what the store holds above the index's head.
+func (s *Service) catchUp(ctx context.Context) error {
+	s.mu.RLock()
+	head := s.head
+	s.mu.RUnlock()
+	rs, err := s.c.Store.After(ctx, head)
+	if err != nil {
+		return fmt.Errorf("dormancy: read revalidations: %w", err)
+	}
+	s.index(rs...)
+	return nil
+}
+
+func (s *Service) index(rs ...Revalidation) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range rs {
+		if r.Position <= s.head {
+			continue
+		}
+		s.head = r.Position
+		s.all = append(s.all, r)
+		if cur, ok := s.latest[r.Key()]; !ok || !r.At.Before(cur.At) {
+			s.latest[r.Key()] = r
+		}
+	}
+}
+
+// Latest is the latest revalidation of a key ("user:heidi",
+// dormancy.DelegationKey(id)).
+func (s *Service) Latest(key string) (Revalidation, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r, ok := s.latest[key]
+	return r, ok
+}
+
+// Revalidations returns those made in [from, to) (zero: unbounded).
+func (s *Service) Revalidations(from, to time.Time) []Revalidation {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []Revalidation
+	for _, r := range s.all {
+		if (!from.IsZero() && r.At.Before(from)) || (!to.IsZero() && !r.At.Before(to)) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// RevalidateRequest asks to end an identity's dormancy.
+type RevalidateRequest struct {
+	Subject Ref    `json:"subject"`
+	By      Actor  `json:"by"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// RevalidateIdentity records that an identity proved itself again (staff
+// checked it, or the identity provider said so): only an application of
+// AdminApplications may, with its actor proven when actor tokens are on.
+func (s *Service) RevalidateIdentity(ctx context.Context, r RevalidateRequest) (Revalidation, error) {
+	if r.Subject.Type == "" || r.Subject.ID == "" {
+		return Revalidation{}, fmt.Errorf("%w: the subject needs a type and an id", ErrInvalid)
+	}
+	if !slices.Contains(s.c.AdminApplications, r.By.Application) {
+		return Revalidation{}, fmt.Errorf("%w: application %q may not revalidate identities (dormancy.admin_applications)", ErrForbidden, r.By.Application)
+	}
+	if r.By.Subject.ID == "" {
+		return Revalidation{}, fmt.Errorf("%w: the actor (who revalidates) is required", ErrInvalid)
+	}
+	if err := s.prove(ctx, r.By); err != nil {
+		return Revalidation{}, err
+	}
+	return s.write(ctx, Revalidation{Kind: dormancy.KindIdentity, Subject: r.Subject, By: r.By, Source: "admin", Reason: r.Reason})
+}
+
+// Revalidate is the hook of the signals receiver: the identity provider
+// said the subject proved itself at the level the bank requires (a CAEP
+// assurance-level-change, or a configured event type); source names it
+// ("signal:<transmitter> <event type> <jti>"). The receiver has verified
+// the signal; no actor is proven here.
+func (s *Service) Revalidate(ctx context.Context, subject Ref, source string) (Revalidation, error) {
+	if subject.Type == "" || subject.ID == "" {
+		return Revalidation{}, fmt.Errorf("%w: the subject needs a type and an id", ErrInvalid)
+	}
+	return s.write(ctx, Revalidation{Kind: dormancy.KindIdentity, Subject: subject, By: Actor{Application: "signals", Subject: subject},
+		Source: "signal:" + source})
+}
+
+// ReconfirmRequest asks to end a delegation's dormancy.
+type ReconfirmRequest struct {
+	Delegation string `json:"-"`
+	By         Actor  `json:"by"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+// ReconfirmDelegation records that the principal of a delegation in force
+// confirmed it again. Only the principal may (not the agent, not anyone
+// else), through an application of ReconfirmApplications, proven when
+// actor tokens are on.
+func (s *Service) ReconfirmDelegation(ctx context.Context, r ReconfirmRequest) (Revalidation, error) {
+	if s.c.Delegations == nil {
+		return Revalidation{}, fmt.Errorf("%w: no delegation records are configured", ErrNotFound)
+	}
+	if !slices.Contains(s.c.ReconfirmApplications, r.By.Application) && !slices.Contains(s.c.AdminApplications, r.By.Application) {
+		return Revalidation{}, fmt.Errorf("%w: application %q may not carry delegation re-confirmations (dormancy.reconfirm_applications)", ErrForbidden, r.By.Application)
+	}
+	d, err := s.c.Delegations.Get(ctx, r.Delegation)
+	if errors.Is(err, delegation.ErrNotFound) {
+		return Revalidation{}, fmt.Errorf("%w: delegation %q", ErrNotFound, r.Delegation)
+	}
+	if err != nil {
+		return Revalidation{}, fmt.Errorf("dormancy: read delegation %s: %w", r.Delegation, err)
+	}
+	if r.By.Subject.Type != d.Principal.Type || r.By.Subject.ID != d.Principal.ID {
+		return Revalidation{}, fmt.Errorf("%w: only the delegation's principal (%s) may re-confirm %s, not %s", ErrForbidden, d.Principal, d.ID, r.By.Subject)
+	}
+	if d.Status != delegation.StatusActive {
+		return Revalidation{}, fmt.Errorf("%w: delegation %s is %s: only a delegation in force is re-confirmed", ErrInvalid, d.ID, d.Status)
+	}
+	if err := s.prove(ctx, r.By); err != nil {
+		return Revalidation{}, err
+	}
+	return s.write(ctx, Revalidation{Kind: dormancy.KindDelegation, Delegation: d.ID, Subject: Ref{Type: d.Principal.Type, ID: d.Principal.ID},
+		By: r.By, Source: "admin", Reason: r.Reason})
+}
+
+func (s *Service) prove(ctx context.Context, by Actor) error {
+	if s.c.Actors == nil {
+		return nil
+	}
+	return s.c.Actors.Prove(ctx, by.Subject.Type, by.Subject.ID)
+}
+
+// write journals r, then stores and indexes it.
+func (s *Service) write(ctx context.Context, r Revalidation) (Revalidation, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	r.ID = "rv-" + uuid.NewString()
+	r.At = s.now().UTC().Round(0)
+	if s.c.Journal != nil {
+		if err := s.c.Journal.RecordRevalidation(ctx, r); err != nil {
+			s.log.ErrorContext(ctx, "revalidation not recorded in the decision trail; not applied", "key", r.Key(), "error", err)
+			return Revalidation{}, fmt.Errorf("revalidate %s: %w: %w", r.Key(), ErrNotRecorded, err)
+		}
+	}
+	stored, err := s.c.Store.Append(ctx, r)
+	if err != nil {
+		return Revalidation{}, err
+	}
+	if s.c.Shared {
+		// Others' revalidations below ours are read first (positions in order).
+		if err := s.catchUp(ctx); err != nil {
+			s.log.WarnContext(ctx, "dormancy: catch up", "err", err)
+		}
+	}
+	s.index(stored)
+	s.log.InfoContext(ctx, "revalidation recorded", "id", stored.ID, "kind", stored.Kind, "key", stored.Key(), "by", stored.By.Subject.String(), "source", stored.Source)
+	return stored, nil
+}
