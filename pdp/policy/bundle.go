@@ -10,6 +10,7 @@ import (
 	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
 
 	"github.com/ciampdp/pdp/pdp/purposes"
+	"github.com/ciampdp/pdp/pdp/signals"
 )
 
 // Policy is one validated Cedar policy with where it came from and the
@@ -44,6 +45,7 @@ type Bundle struct {
 	index     *index
 	zed       string
 	purposes  *purposes.Registry
+	signals   *signals.Registry
 	names     names
 	sources   map[string][]byte // "policies/…" and "schema/…" → content
 }
@@ -69,6 +71,10 @@ const DataSubjectSelf = "self"
 // Purposes is the bundle's purposes registry (schema/purposes.yaml), nil
 // when it has none (then the engine enforces no purpose or consent).
 func (b *Bundle) Purposes() *purposes.Registry { return b.purposes }
+
+// Signals is the bundle's signals registry (schema/signals.yaml), nil
+// when it has none (then the engine applies no risk signal).
+func (b *Bundle) Signals() *signals.Registry { return b.signals }
 
 // DataSubject is the @data_subject annotation of an entity type: "self",
 // or the relation whose holders (users) are the data subjects of its

@@ -26,10 +26,15 @@ import (
 	git "github.com/go-git/go-git/v5"
 
 	"github.com/ciampdp/pdp/pdp/purposes"
+	"github.com/ciampdp/pdp/pdp/signals"
 )
 
 // PurposesFile is the purposes registry of a bundle, in its schema folder.
 const PurposesFile = "purposes.yaml"
+
+// SignalsFile is the signals registry of a bundle (risk signals), in its
+// schema folder.
+const SignalsFile = "signals.yaml"
 
 type fileKind int
 
@@ -40,10 +45,11 @@ const (
 	kindEntities
 	kindZed      // the SpiceDB schema of the relationship facts
 	kindPurposes // the purposes registry (consent)
+	kindSignals  // the signals registry (risk signals)
 )
 
 func (k fileKind) inSchemaFolder() bool {
-	return k == kindSchema || k == kindSchemaJSON || k == kindZed || k == kindPurposes
+	return k == kindSchema || k == kindSchemaJSON || k == kindZed || k == kindPurposes || k == kindSignals
 }
 
 func (k fileKind) label() string {
@@ -116,6 +122,8 @@ func classify(name string) (fileKind, bool) {
 		return kindZed, true
 	case base == PurposesFile:
 		return kindPurposes, true
+	case base == SignalsFile:
+		return kindSignals, true
 	case base == "entities.json" || strings.HasSuffix(base, ".entities.json"):
 		return kindEntities, true
 	}
@@ -349,6 +357,16 @@ func build(d Dirs, files []sourceFile) (*Bundle, error) {
 			return nil, LoadErrors{&LoadError{File: f.kind.label() + "/" + f.rel, Err: err}}
 		}
 		b.purposes = reg
+	}
+	for _, f := range files {
+		if f.kind != kindSignals {
+			continue
+		}
+		reg, err := signals.ParseRegistry(f.data)
+		if err != nil {
+			return nil, LoadErrors{&LoadError{File: f.kind.label() + "/" + f.rel, Err: err}}
+		}
+		b.signals = reg
 	}
 	return b, nil
 }
