@@ -79,7 +79,11 @@ type Decision struct {
 	Delegation *DelegationProof `json:"delegation,omitempty"`
 	// Consent is what the consent guard relied on: the purpose, the legal
 	// basis, and for consent the grant and the ledger position it saw.
-	Consent  *ConsentFact  `json:"consent,omitempty"`
+	Consent *ConsentFact `json:"consent,omitempty"`
+	// Signals are the risk signals the decision relied on: each received
+	// signal of the principal, the person acted for and the data subject
+	// that was active, and each velocity rule that blocked the request.
+	Signals  []SignalFact  `json:"signals,omitempty"`
 	Input    Input         `json:"input"`
 	Duration time.Duration `json:"duration_ns"`
 	// Message explains an engine-level deny (unknown type, invalid input) in

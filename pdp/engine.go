@@ -48,7 +48,13 @@ type Components struct {
 	// is configured (then a purpose with a consent basis is denied with
 	// facts_unavailable).
 	Consent ConsentSource
-	Logger  *slog.Logger
+	// Signals hands out received risk signals (the signal ledger); nil
+	// when none is configured (then only velocity rules apply).
+	Signals SignalSource
+	// Velocity counts denied decisions for the registry's velocity rules;
+	// nil turns them off.
+	Velocity *Velocity
+	Logger   *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Unsliced evaluates every policy of the bundle for every request
@@ -63,6 +69,8 @@ type Engine struct {
 	facts       FactSource
 	delegations DelegationSource
 	consent     ConsentSource
+	signals     SignalSource
+	velocity    *Velocity
 	log         *slog.Logger
 	now         func() time.Time
 	unsliced    bool
@@ -73,7 +81,7 @@ type Engine struct {
 
 // NewEngine builds an engine from its components.
 func NewEngine(c Components) *Engine {
-	e := &Engine{bundles: c.Bundles, facts: c.Facts, delegations: c.Delegations, consent: c.Consent, log: c.Logger, now: c.Now, unsliced: c.Unsliced}
+	e := &Engine{bundles: c.Bundles, facts: c.Facts, delegations: c.Delegations, consent: c.Consent, signals: c.Signals, velocity: c.Velocity, log: c.Logger, now: c.Now, unsliced: c.Unsliced}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -132,6 +140,9 @@ func (e *Engine) finish(b *policy.Bundle, j *job, facts []Fact, revision string,
 	}
 	if !j.done {
 		e.evaluate(b, j)
+	}
+	if e.velocity != nil && !j.d.Allowed && j.signals != nil {
+		e.velocity.observe(b.Signals(), j.signals.ip, entityKey(j.in.Principal), j.d.Reasons, j.start)
 	}
 	if e.consent != nil && j.d.Allowed {
 		e.consent.Touch(ObjectRef{Type: b.ObjectType(j.d.Input.Principal.Type), ID: string(j.d.Input.Principal.ID)}, j.start)
@@ -193,6 +204,8 @@ type job struct {
 	dq *DelegationQuery
 	// consent is the consent check of a bundle with a purposes registry.
 	consent *consentJob
+	// signals is the risk signal check of a bundle with a signals registry.
+	signals *signalJob
 	done    bool
 }
 
@@ -245,6 +258,14 @@ func (e *Engine) planChecks(b *policy.Bundle, req Request) job {
 		}
 		j.consent = cj
 	}
+	if b.Signals() != nil {
+		sj, err := planSignals(b, req, in)
+		if err != nil {
+			j.deny(ReasonInvalidInput, err)
+			return j
+		}
+		j.signals = sj
+	}
 	if len(j.plan.rel) == 0 && len(j.plan.onBehalf) == 0 && j.plan.delegation == nil {
 		return j
 	}
@@ -274,7 +295,8 @@ func (e *Engine) planChecks(b *policy.Bundle, req Request) job {
 // evaluate runs Cedar on a prepared job whose facts are in.
 func (e *Engine) evaluate(b *policy.Bundle, j *job) {
 	in := &j.in
-	if len(j.plan.rel) > 0 || len(j.plan.onBehalf) > 0 || j.plan.delegation != nil || j.plan.consent != nil {
+	e.readSignals(b, j)
+	if len(j.plan.rel) > 0 || len(j.plan.onBehalf) > 0 || j.plan.delegation != nil || j.plan.consent != nil || j.plan.signals != nil {
 		m := in.Context.Map()
 		if m == nil {
 			m = types.RecordMap{}
@@ -291,6 +313,9 @@ func (e *Engine) evaluate(b *policy.Bundle, j *job) {
 		}
 		if j.plan.consent != nil {
 			m[ContextConsent] = consentRecord(j.plan.consent, j.d.Consent)
+		}
+		if j.plan.signals != nil {
+			m[ContextSignals] = signalsRecord(j.plan.signals, j.d.Signals)
 		}
 		in.Context = types.NewRecord(m)
 	}
@@ -310,6 +335,7 @@ func (e *Engine) evaluate(b *policy.Bundle, j *job) {
 	refineDeny(&j.d, len(j.checks) > 0)
 	guardDelegation(&j.d)
 	guardConsent(&j.d)
+	guardSignals(&j.d)
 	if !j.d.Allowed {
 		for _, f := range j.d.Facts {
 			if f.Conditional {
@@ -489,7 +515,7 @@ func (r *recorder) Get(uid types.EntityUID) (types.Entity, bool) {
 // only, never taken from a request.
 func engineOwned(k string) bool {
 	switch k {
-	case ContextNow, ContextActionProperties, ContextRel, ContextOnBehalfOfRel, ContextDelegation, ContextConsent:
+	case ContextNow, ContextActionProperties, ContextRel, ContextOnBehalfOfRel, ContextDelegation, ContextConsent, ContextSignals:
 		return true
 	}
 	return false

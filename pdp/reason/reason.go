@@ -53,6 +53,13 @@ const (
 	ConsentInvalidMinor   = "consent_invalid_minor"
 	RevalidationRequired  = "revalidation_required"
 	TrailUnavailable      = "trail_unavailable"
+	// Risk signals (the risk guard): codes the signals registry names.
+	AccountCompromised       = "account_compromised"
+	AccountDisabled          = "account_disabled"
+	SessionRevoked           = "session_revoked"
+	CredentialChangeRequired = "credential_change_required"
+	AssuranceTooLow          = "assurance_too_low"
+	RiskVelocity             = "risk_velocity"
 )
 
 // Codes of the HTTP API's error answers (besides Forbidden,

@@ -1,4 +1,4 @@
-package signals
+package signalledger
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ciampdp/pdp/pdp/internal/pgkit"
+	"github.com/ciampdp/pdp/pdp/signals"
 )
 
 // PostgresStore keeps the signal ledger in PostgreSQL, shared by many PDP
@@ -54,11 +55,11 @@ func OpenPostgres(ctx context.Context, uri string) (*PostgresStore, error) {
 }
 
 // Append implements Store: the events of one SET in one transaction.
-func (s *PostgresStore) Append(ctx context.Context, events []Event) ([]Event, error) {
+func (s *PostgresStore) Append(ctx context.Context, events []signals.Event) ([]signals.Event, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
-	out := make([]Event, 0, len(events))
+	out := make([]signals.Event, 0, len(events))
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		out = out[:0]
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(pgAppendLock)); err != nil {
@@ -100,13 +101,13 @@ func (s *PostgresStore) Append(ctx context.Context, events []Event) ([]Event, er
 }
 
 // Since implements Store.
-func (s *PostgresStore) Since(ctx context.Context, after int64) ([]Event, error) {
+func (s *PostgresStore) Since(ctx context.Context, after int64) ([]signals.Event, error) {
 	rows, err := s.pool.Query(ctx, "SELECT position, event FROM pdp_signal_events WHERE position > $1 ORDER BY position", after)
 	if err != nil {
 		return nil, fmt.Errorf("signals: postgres read: %w", err)
 	}
 	defer rows.Close()
-	var out []Event
+	var out []signals.Event
 	for rows.Next() {
 		var (
 			pos  int64
@@ -115,7 +116,7 @@ func (s *PostgresStore) Since(ctx context.Context, after int64) ([]Event, error)
 		if err := rows.Scan(&pos, &body); err != nil {
 			return nil, err
 		}
-		var e Event
+		var e signals.Event
 		if err := json.Unmarshal(body, &e); err != nil {
 			return nil, fmt.Errorf("signals: event at %d: %w", pos, err)
 		}

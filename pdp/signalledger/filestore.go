@@ -1,4 +1,4 @@
-package signals
+package signalledger
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/ciampdp/pdp/pdp/internal/jsonl"
+	"github.com/ciampdp/pdp/pdp/signals"
 )
 
 // ErrCorrupt: a line in the middle of a signal ledger file cannot be read,
@@ -22,7 +23,7 @@ var ErrCorrupt = errors.New("signal ledger file corrupt")
 type FileStore struct {
 	mu     sync.Mutex
 	file   *jsonl.File
-	events []Event
+	events []signals.Event
 	seen   map[string]bool
 }
 
@@ -33,7 +34,7 @@ func OpenFile(path string, log *slog.Logger) (*FileStore, error) {
 	s := &FileStore{seen: map[string]bool{}}
 	var last int64
 	f, err := jsonl.Open(path, jsonl.Options{Logger: log, Corrupt: ErrCorrupt}, func(body []byte) error {
-		var e Event
+		var e signals.Event
 		if err := json.Unmarshal(body, &e); err != nil {
 			return err
 		}
@@ -53,7 +54,7 @@ func OpenFile(path string, log *slog.Logger) (*FileStore, error) {
 }
 
 // Append implements Store.
-func (s *FileStore) Append(_ context.Context, events []Event) ([]Event, error) {
+func (s *FileStore) Append(_ context.Context, events []signals.Event) ([]signals.Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.file == nil {
@@ -68,7 +69,7 @@ func (s *FileStore) Append(_ context.Context, events []Event) ([]Event, error) {
 	if n := len(s.events); n > 0 {
 		last = s.events[n-1].Position
 	}
-	out := make([]Event, 0, len(events))
+	out := make([]signals.Event, 0, len(events))
 	for _, e := range events {
 		last++
 		e.Position = last
@@ -89,10 +90,10 @@ func (s *FileStore) Append(_ context.Context, events []Event) ([]Event, error) {
 }
 
 // Since implements Store.
-func (s *FileStore) Since(_ context.Context, after int64) ([]Event, error) {
+func (s *FileStore) Since(_ context.Context, after int64) ([]signals.Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Event
+	var out []signals.Event
 	for _, e := range s.events {
 		if e.Position > after {
 			out = append(out, e)

@@ -1,33 +1,16 @@
-package signals
+package signalledger
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"time"
-)
 
-// Event is one event of a received SET as the ledger keeps it: who sent
-// it, its jti, type and time, the subject as received and the entity it
-// was mapped to ("" when no rule of the registry mapped it: stored, and
-// ignored).
-type Event struct {
-	Position    int64           `json:"position"`
-	Transmitter string          `json:"transmitter"`
-	JTI         string          `json:"jti"`
-	Type        string          `json:"type"`
-	Time        time.Time       `json:"time"`
-	IssuedAt    time.Time       `json:"issued_at"`
-	ReceivedAt  time.Time       `json:"received_at"`
-	Subject     *SubjectID      `json:"subject,omitempty"`
-	Entity      string          `json:"entity,omitempty"`
-	Session     string          `json:"session,omitempty"`
-	Payload     json.RawMessage `json:"payload,omitempty"`
-}
+	"github.com/ciampdp/pdp/pdp/signals"
+)
 
 // Sentinel errors of the ledger.
 var (
@@ -44,16 +27,16 @@ var (
 // Store keeps the events, append-only. Append assigns positions (after
 // every stored one) and fails with ErrDuplicate for a jti it holds.
 type Store interface {
-	Append(ctx context.Context, events []Event) ([]Event, error)
+	Append(ctx context.Context, events []signals.Event) ([]signals.Event, error)
 	// Since returns the events after position, in position order.
-	Since(ctx context.Context, after int64) ([]Event, error)
+	Since(ctx context.Context, after int64) ([]signals.Event, error)
 	Close() error
 }
 
 // Journal records a received SET in the decision trail before its events
 // are stored (write-ahead): adminlog.Journal.
 type Journal interface {
-	RecordSignal(ctx context.Context, transmitter, jti string, events []Event) error
+	RecordSignal(ctx context.Context, transmitter, jti string, events []signals.Event) error
 }
 
 // Publisher is told of every stored SET (the sidecars' change feed); it
@@ -70,7 +53,7 @@ type LedgerConfig struct {
 	Store Store
 	// Registry is the active bundle's signals registry (for the subject
 	// mapping); nil or returning nil maps nothing.
-	Registry  func() *Registry
+	Registry  func() *signals.Registry
 	Journal   Journal
 	Publisher Publisher
 	Logger    *slog.Logger
@@ -89,7 +72,7 @@ type Ledger struct {
 
 	mu       sync.RWMutex
 	head     int64
-	byEntity map[string][]Event
+	byEntity map[string][]signals.Event
 	seen     map[string]bool // transmitter + "\x00" + jti
 	closed   bool
 }
@@ -106,9 +89,9 @@ func NewLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Registry == nil {
-		cfg.Registry = func() *Registry { return nil }
+		cfg.Registry = func() *signals.Registry { return nil }
 	}
-	l := &Ledger{cfg: cfg, log: cfg.Logger, byEntity: map[string][]Event{}, seen: map[string]bool{}}
+	l := &Ledger{cfg: cfg, log: cfg.Logger, byEntity: map[string][]signals.Event{}, seen: map[string]bool{}}
 	if err := l.Sync(ctx); err != nil {
 		return nil, err
 	}
@@ -131,7 +114,7 @@ func (l *Ledger) Sync(ctx context.Context) error {
 	return nil
 }
 
-func (l *Ledger) index(evs []Event) {
+func (l *Ledger) index(evs []signals.Event) {
 	if len(evs) == 0 {
 		return
 	}
@@ -159,7 +142,7 @@ func (l *Ledger) Head() int64 {
 // Receive stores the events of a verified SET: mapped to entities by the
 // registry, recorded in the journal first, then appended, indexed and
 // published. A jti received before is ErrDuplicate and changes nothing.
-func (l *Ledger) Receive(ctx context.Context, s *SET) ([]Event, error) {
+func (l *Ledger) Receive(ctx context.Context, s *signals.SET) ([]signals.Event, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	if err := l.Sync(ctx); err != nil {
@@ -176,9 +159,9 @@ func (l *Ledger) Receive(ctx context.Context, s *SET) ([]Event, error) {
 	}
 	reg := l.cfg.Registry()
 	now := l.cfg.Now().UTC()
-	evs := make([]Event, 0, len(s.Events))
+	evs := make([]signals.Event, 0, len(s.Events))
 	for _, se := range s.Events {
-		e := Event{Transmitter: s.Issuer, JTI: s.JTI, Type: se.Type, Time: se.Time.UTC(), IssuedAt: s.IssuedAt.UTC(),
+		e := signals.Event{Transmitter: s.Issuer, JTI: s.JTI, Type: se.Type, Time: se.Time.UTC(), IssuedAt: s.IssuedAt.UTC(),
 			ReceivedAt: now, Subject: se.Subject, Payload: se.Payload}
 		if se.Subject != nil {
 			e.Entity = reg.Map(se.Subject)
@@ -211,7 +194,7 @@ func (l *Ledger) Receive(ctx context.Context, s *SET) ([]Event, error) {
 
 // For returns the events of an entity ("Type::\"id\""), oldest first.
 // The slice is shared: do not modify it.
-func (l *Ledger) For(entity string) []Event {
+func (l *Ledger) For(entity string) []signals.Event {
 	l.mu.RLock()
 	evs := l.byEntity[entity]
 	l.mu.RUnlock()
@@ -220,7 +203,7 @@ func (l *Ledger) For(entity string) []Event {
 
 // History returns every stored event of an entity, oldest first (the
 // unmapped ones are in the store only).
-func (l *Ledger) History(entity string) []Event {
+func (l *Ledger) History(entity string) []signals.Event {
 	return slices.Clone(l.For(entity))
 }
 
@@ -230,91 +213,4 @@ func (l *Ledger) Close() error {
 	l.closed = true
 	l.mu.Unlock()
 	return nil
-}
-
-// Session is what a request says of the session it comes from
-// (context.session): its id and when the user authenticated.
-type Session struct {
-	ID       string
-	AuthTime time.Time
-	Known    bool // the request carries context.session.auth_time
-}
-
-// Applied is an event that holds for a request: the rule it matched and
-// what it does to the action ("" when it only informs policies).
-type Applied struct {
-	Event  Event
-	Rule   Rule
-	Effect string
-}
-
-// Active returns the events of one entity that hold at now for a request
-// on action from session: those with a rule, matching it, not expired,
-// not lifted by a later event, and for session rules only for sessions
-// older than the event (or the very session it names).
-func (r *Registry) Active(events []Event, action string, sess Session, now time.Time) []Applied {
-	if r == nil {
-		return nil
-	}
-	var out []Applied
-	for i, e := range events {
-		rule, ok := r.Rules[e.Type]
-		if !ok || !matches(rule.Match, e.Payload) {
-			continue
-		}
-		if rule.Duration > 0 && !now.Before(e.Time.Add(rule.Duration)) {
-			continue
-		}
-		if lifted(rule, events, i) {
-			continue
-		}
-		if rule.Scope == ScopeSession {
-			if !sess.Known && (e.Session == "" || sess.ID == "") {
-				continue
-			}
-			switch {
-			case e.Session != "" && sess.ID != "" && e.Session == sess.ID:
-			case e.Session != "" && sess.ID != "" && e.Session != sess.ID:
-				continue
-			case !sess.Known || !sess.AuthTime.Before(e.Time):
-				continue
-			}
-		}
-		out = append(out, Applied{Event: e, Rule: rule, Effect: rule.Effect(action)})
-	}
-	return out
-}
-
-// lifted reports whether a later event of the same entity ends events[i].
-func lifted(rule Rule, events []Event, i int) bool {
-	if len(rule.LiftedBy) == 0 {
-		return false
-	}
-	e := events[i]
-	for j, f := range events {
-		if j == i || !slices.Contains(rule.LiftedBy, f.Type) {
-			continue
-		}
-		if f.Time.After(e.Time) || (f.Time.Equal(e.Time) && f.Position > e.Position) {
-			return true
-		}
-	}
-	return false
-}
-
-// matches reports whether the payload's members equal the wanted strings.
-func matches(want map[string]string, payload json.RawMessage) bool {
-	if len(want) == 0 {
-		return true
-	}
-	var p map[string]any
-	if json.Unmarshal(payload, &p) != nil {
-		return false
-	}
-	for k, v := range want {
-		if s, _ := p[k].(string); s != v {
-			return false
-		}
-	}
-	return true
 }
