@@ -49,6 +49,9 @@ type Deps struct {
 	// Consents serves the admin API of the consent ledger at /v1/consents;
 	// nil leaves it out.
 	Consents Consents
+	// Signals receives risk signals (SETs pushed to SSFEventsPath) and
+	// shows them at SignalsPath; nil leaves both out.
+	Signals Signals
 	// TrailKey is the decision trail's checkpoint verifier key (signed-note
 	// format), served at TrailKeyPath; empty leaves the route out.
 	TrailKey string
@@ -98,6 +101,7 @@ type Server struct {
 	searcher    pdp.Searcher // nil: no search routes
 	delegations Delegations
 	consents    Consents
+	signals     Signals
 	policies    PolicyStatus
 	log         *slog.Logger
 	version     string
@@ -135,6 +139,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		keys:        newKeyring(cfg.APIKeys),
 		delegations: deps.Delegations,
 		consents:    deps.Consents,
+		signals:     deps.Signals,
 		auditors:    newKeyring(cfg.AuditorKeys),
 		auditor:     deps.Auditor,
 		adminLog:    deps.AdminLog,
@@ -200,6 +205,7 @@ func (s *Server) routes(reg *prometheus.Registry, deps Deps) *echo.Echo {
 	e.GET(PoliciesPath, s.policyStatus, s.keys.requireAuth)
 	s.delegationRoutes(e)
 	s.consentRoutes(e)
+	s.signalRoutes(e)
 	s.auditRoutes(e)
 	if s.changes != nil {
 		e.GET(ChangesPath, s.pollChanges)

@@ -156,7 +156,29 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	if ledger != nil {
 		consents, consentAdmin = sources.Consent{Ledger: ledger}, ledger
 	}
-	engine := pdp.NewEngine(pdp.Components{Bundles: reloader, Facts: facts, Delegations: delegations, Consent: consents, Logger: log})
+	sigs, closeSignals, err := openSignals(ctx, cfg.Signals, reloader, journal, changes, log)
+	if err != nil {
+		return err
+	}
+	s.push(closeSignals)
+	var (
+		signalSource pdp.SignalSource
+		signalAPI    api.Signals
+	)
+	if sigs != nil {
+		signalSource, signalAPI = sigs.ledger, sigs
+		if cfg.Signals.Engine == SignalsPostgres {
+			sctx, stopSync := context.WithCancel(bg)
+			syncDone := make(chan struct{})
+			s.push(func() { stopSync(); <-syncDone })
+			go func() {
+				defer close(syncDone)
+				sigs.runSync(sctx, cfg.Signals.SyncInterval, log)
+			}()
+		}
+	}
+	engine := pdp.NewEngine(pdp.Components{Bundles: reloader, Facts: facts, Delegations: delegations, Consent: consents,
+		Signals: signalSource, Velocity: &pdp.Velocity{MaxKeys: cfg.Signals.VelocityMaxKeys}, Logger: log})
 	var (
 		decider  pdp.Decider  = engine
 		searcher pdp.Searcher = engine
@@ -232,11 +254,13 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	apiCfg.ShutdownTimeout = DrainTimeout(cfg.HTTP.ShutdownLimit())
 	apiCfg.DelegationAdmins = setOf(cfg.Delegations.AdminApplications)
 	apiCfg.ConsentAdmins = setOf(cfg.Consent.AdminApplications)
+	apiCfg.SignalAdmins = setOf(cfg.Signals.AdminApplications)
 	apiCfg.AuditorKeys = cfg.Auth.Auditors()
 	srv, err := api.New(apiCfg, api.Deps{
 		Decider: decider, Searcher: searcher, Policies: reloader, Logger: log, Registry: reg, Version: version,
 		Delegations: admin,
 		Consents:    consentAdmin,
+		Signals:     signalAPI,
 		TrailKey:    trailKey,
 		Auditor:     auditor,
 		AdminLog:    adminLog,

@@ -42,6 +42,7 @@ type Config struct {
 	Relations   RelationsConfig   `mapstructure:"relations"`
 	Delegations DelegationsConfig `mapstructure:"delegations"`
 	Consent     ConsentConfig     `mapstructure:"consent"`
+	Signals     SignalsConfig     `mapstructure:"signals"`
 	Trail       TrailConfig       `mapstructure:"trail"`
 	Log         LogConfig         `mapstructure:"log"`
 }
@@ -49,7 +50,7 @@ type Config struct {
 // DefaultConfig is the embedded default: loopback only, authentication off,
 // the bundle in ./policies and ./schema, reloaded when it changes.
 func DefaultConfig() Config {
-	return Config{HTTP: DefaultHTTP(), Policy: DefaultPolicy(), Relations: DefaultRelations(), Delegations: DefaultDelegations(), Consent: DefaultConsent(), Trail: DefaultTrail(), Log: DefaultLog()}
+	return Config{HTTP: DefaultHTTP(), Policy: DefaultPolicy(), Relations: DefaultRelations(), Delegations: DefaultDelegations(), Consent: DefaultConsent(), Signals: DefaultSignals(), Trail: DefaultTrail(), Log: DefaultLog()}
 }
 
 // Validate checks every section, then what spans sections.
@@ -67,6 +68,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Consent.Validate(); err != nil {
+		return err
+	}
+	if err := c.Signals.Validate(); err != nil {
 		return err
 	}
 	if err := c.Relations.Validate(); err != nil {
