@@ -63,7 +63,7 @@ type riskFixture struct {
 	jti    int
 }
 
-func newRiskFixture(t *testing.T) *riskFixture {
+func newRiskFixture(t testing.TB) *riskFixture {
 	t.Helper()
 	b, err := policy.LoadFiles(map[string][]byte{
 		"schema/s.cedarschema":   []byte(riskSchema),
@@ -90,7 +90,7 @@ func newRiskFixture(t *testing.T) *riskFixture {
 
 // push stores one event of type (short name) for user at the fixture's
 // current time.
-func (f *riskFixture) push(t *testing.T, typ, user string, payload string) {
+func (f *riskFixture) push(t testing.TB, typ, user string, payload string) {
 	t.Helper()
 	uri, _ := signals.TypeURI(typ)
 	f.jti++

@@ -240,7 +240,7 @@ func (o *openedSignals) Subject(_ context.Context, typ, id string) (api.SignalSu
 	// Active for any request: session rules as for a session older than
 	// every event.
 	for _, a := range reg.Active(evs, "", signals.Session{Known: true}, o.now()) {
-		out.Active = append(out.Active, api.ActiveSignal{Event: a.Event, Rule: a.Rule.Name, Reason: a.Rule.Reason, Effects: a.Rule.Effects, Scope: a.Rule.Scope})
+		out.Active = append(out.Active, api.ActiveSignal{Event: *a.Event, Rule: a.Rule.Name, Reason: a.Rule.Reason, Effects: a.Rule.Effects, Scope: a.Rule.Scope})
 	}
 	return out, nil
 }

@@ -35,8 +35,8 @@ type Session struct {
 // Applied is an event that holds for a request: the rule it matched and
 // what it does to the action ("" when it only informs policies).
 type Applied struct {
-	Event  Event
-	Rule   Rule
+	Event  *Event // into the events Active was given
+	Rule   *Rule  // the registry's
 	Effect string
 }
 
@@ -49,7 +49,8 @@ func (r *Registry) Active(events []Event, action string, sess Session, now time.
 		return nil
 	}
 	var out []Applied
-	for i, e := range events {
+	for i := range events {
+		e := &events[i]
 		rule, ok := r.Rules[e.Type]
 		if !ok || !matches(rule.Match, e.Payload) {
 			continue
@@ -72,18 +73,22 @@ func (r *Registry) Active(events []Event, action string, sess Session, now time.
 				continue
 			}
 		}
+		if out == nil {
+			out = make([]Applied, 0, len(events)-i)
+		}
 		out = append(out, Applied{Event: e, Rule: rule, Effect: rule.Effect(action)})
 	}
 	return out
 }
 
 // lifted reports whether a later event of the same entity ends events[i].
-func lifted(rule Rule, events []Event, i int) bool {
+func lifted(rule *Rule, events []Event, i int) bool {
 	if len(rule.LiftedBy) == 0 {
 		return false
 	}
-	e := events[i]
-	for j, f := range events {
+	e := &events[i]
+	for j := range events {
+		f := &events[j]
 		if j == i || !slices.Contains(rule.LiftedBy, f.Type) {
 			continue
 		}

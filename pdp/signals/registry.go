@@ -35,7 +35,7 @@ type Registry struct {
 	Version  string
 	Subjects []SubjectRule
 	// Rules by event type URI.
-	Rules    map[string]Rule
+	Rules    map[string]*Rule
 	Velocity []VelocityRule
 }
 
@@ -81,7 +81,7 @@ type VelocityRule struct {
 }
 
 // Effect is what the rule does to action ("" when nothing).
-func (r Rule) Effect(action string) string {
+func (r *Rule) Effect(action string) string {
 	e, ok := r.Effects[action]
 	if !ok {
 		e = r.Effects["*"]
@@ -93,9 +93,9 @@ func (r Rule) Effect(action string) string {
 }
 
 // Rule returns the rule of an event type URI.
-func (r *Registry) Rule(typ string) (Rule, bool) {
+func (r *Registry) Rule(typ string) (*Rule, bool) {
 	if r == nil {
-		return Rule{}, false
+		return nil, false
 	}
 	rule, ok := r.Rules[typ]
 	return rule, ok
@@ -180,7 +180,7 @@ func ParseRegistry(data []byte) (*Registry, error) {
 	fail := func(path, format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrInvalidRegistry, path, fmt.Sprintf(format, args...))
 	}
-	r := &Registry{Version: raw.Version, Rules: map[string]Rule{}}
+	r := &Registry{Version: raw.Version, Rules: map[string]*Rule{}}
 	for i, s := range raw.Subjects {
 		path := fmt.Sprintf("subjects[%d]", i)
 		switch s.Format {
@@ -249,7 +249,7 @@ func ParseRegistry(data []byte) (*Registry, error) {
 			}
 			rule.LiftedBy = append(rule.LiftedBy, u)
 		}
-		r.Rules[rule.Type] = rule
+		r.Rules[rule.Type] = &rule
 	}
 	vnames := make([]string, 0, len(raw.Velocity))
 	for n := range raw.Velocity {

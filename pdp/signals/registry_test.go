@@ -135,3 +135,44 @@ func TestActive(t *testing.T) {
 		}
 	})
 }
+
+// FuzzParseRegistry: whatever the document, ParseRegistry returns a
+// registry or an error wrapping ErrInvalidRegistry, and never panics.
+func FuzzParseRegistry(f *testing.F) {
+	data, err := os.ReadFile("../../examples/northbank/schema/signals.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	f.Add([]byte("events: {x: {type: 'urn:x', reason: r, effects: {'*': deny}, duration: 1d}}"))
+	f.Add([]byte("velocity: {v: {key: ip, threshold: 2, window: 1m, block: 1m, reason: r}}"))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		r, err := ParseRegistry(doc)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidRegistry) {
+				t.Fatalf("error %v does not wrap ErrInvalidRegistry", err)
+			}
+			return
+		}
+		for _, rule := range r.Rules {
+			if rule.Reason == "" || len(rule.Effects) == 0 {
+				t.Fatalf("accepted an incomplete rule %+v", rule)
+			}
+		}
+	})
+}
+
+// BenchmarkActive: the risk guard's work for one entity with 10 received
+// events (5 active, 5 lifted).
+func BenchmarkActive(b *testing.B) {
+	r := northbankRegistry(b)
+	var evs []Event
+	for i := range 5 {
+		at := testNow.Add(time.Duration(i) * time.Minute)
+		evs = append(evs, ev(int64(2*i+1), "credential-compromise", `User::"bob"`, at), ev(int64(2*i+2), "account-disabled", `User::"bob"`, at))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = r.Active(evs, "make_payment", Session{}, testNow.Add(time.Hour))
+	}
+}
