@@ -130,7 +130,7 @@ func words(ex Explanation) []string {
 	case len(ex.Policies) > 0 && d.Allowed:
 		add("Permitted by %s.", policyList(ex.Policies))
 	case len(ex.Policies) > 0 && allPermits(ex.Policies):
-		add("Permitted by %s, but the engine denied it: the checks below (consent, delegation, risk signals, trail) overrule the policies.", policyList(ex.Policies))
+		add("Permitted by %s, but the engine denied it: the checks below (consent, delegation, trail) overrule the policies.", policyList(ex.Policies))
 	case len(ex.Policies) > 0:
 		add("Policies that decided: %s.", policyList(ex.Policies))
 	case d.Allowed:
