@@ -20,7 +20,9 @@ func TestSignalsConfigValidate(t *testing.T) {
 	}{
 		{"default", DefaultSignals(), nil},
 		{"a transmitter", with(func(*SignalsConfig) {}), nil},
-		{"a jwks url", with(func(c *SignalsConfig) { c.Transmitters[0].JWKSFile, c.Transmitters[0].JWKSURL = "", "https://risk.example/jwks" }), nil},
+		{"a jwks url", with(func(c *SignalsConfig) {
+			c.Transmitters[0].JWKSFile, c.Transmitters[0].JWKSURL = "", "https://risk.example/jwks"
+		}), nil},
 		{"unknown engine", with(func(c *SignalsConfig) { c.Engine = "cloud" }), ErrSignalsEngine},
 		{"postgres without url", with(func(c *SignalsConfig) { c.Engine = SignalsPostgres }), nil},
 		{"no issuer", with(func(c *SignalsConfig) { c.Transmitters[0].Issuer = "" }), ErrTransmitter},
@@ -28,7 +30,9 @@ func TestSignalsConfigValidate(t *testing.T) {
 		{"no audience", with(func(c *SignalsConfig) { c.Transmitters[0].Audience = nil }), ErrTransmitter},
 		{"no keys", with(func(c *SignalsConfig) { c.Transmitters[0].JWKSFile = "" }), ErrTransmitter},
 		{"both keys", with(func(c *SignalsConfig) { c.Transmitters[0].JWKSURL = "https://risk.example/jwks" }), ErrTransmitter},
-		{"http jwks url", with(func(c *SignalsConfig) { c.Transmitters[0].JWKSFile, c.Transmitters[0].JWKSURL = "", "http://risk.example/jwks" }), ErrTransmitter},
+		{"http jwks url", with(func(c *SignalsConfig) {
+			c.Transmitters[0].JWKSFile, c.Transmitters[0].JWKSURL = "", "http://risk.example/jwks"
+		}), ErrTransmitter},
 		{"poll delivery", with(func(c *SignalsConfig) { c.Transmitters[0].Delivery = DeliveryPoll }), ErrTransmitter},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
