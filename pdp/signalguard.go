@@ -186,12 +186,23 @@ func (e *Engine) readSignals(b *policy.Bundle, j *job) {
 	}
 	action := string(j.in.Action.ID)
 	if e.signals != nil {
-		for _, en := range ents {
-			evs := e.signals.For(en.key)
-			if len(evs) == 0 {
-				continue
+		var found [3][]signals.Applied // principal, on_behalf_of, data subject
+		n := 0
+		for i, en := range ents {
+			if i == len(found) {
+				break
 			}
-			for _, a := range reg.Active(evs, action, sj.session, j.start) {
+			if evs := e.signals.For(en.key); len(evs) > 0 {
+				found[i] = reg.Active(evs, action, sj.session, j.start)
+				n += len(found[i])
+			}
+		}
+		if n > 0 {
+			j.d.Signals = make([]SignalFact, 0, n)
+		}
+		for i := range min(len(ents), len(found)) {
+			en := ents[i]
+			for _, a := range found[i] {
 				j.d.Signals = append(j.d.Signals, SignalFact{
 					Role: en.role, Entity: en.key, Transmitter: a.Event.Transmitter, JTI: a.Event.JTI,
 					Event: a.Event.Type, EventTime: a.Event.Time, Subject: a.Event.Subject, Session: a.Event.Session,
@@ -209,7 +220,7 @@ func (e *Engine) readSignals(b *policy.Bundle, j *job) {
 // declares: the rule names of the active signals by role (the person
 // acted for counts as the data subject).
 func signalsRecord(shape resolved.RecordType, facts []SignalFact) types.Record {
-	m := types.RecordMap{}
+	m := make(types.RecordMap, len(shape))
 	for k := range shape {
 		var vals []types.Value
 		for _, f := range facts {
@@ -217,7 +228,9 @@ func signalsRecord(shape resolved.RecordType, facts []SignalFact) types.Record {
 			case k == SignalRolePrincipal && f.Role == SignalRolePrincipal,
 				k == SignalRoleDataSubject && (f.Role == SignalRoleDataSubject || f.Role == SignalRoleOnBehalfOf),
 				k == SignalRoleRequest && f.Role == SignalRoleRequest:
-				vals = append(vals, types.String(f.Rule))
+				if v := types.String(f.Rule); !slices.Contains(vals, types.Value(v)) {
+					vals = append(vals, v)
+				}
 			default:
 				continue
 			}

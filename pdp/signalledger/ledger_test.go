@@ -18,7 +18,7 @@ const (
 
 var testNow = time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 
-func northbankRegistry(t *testing.T) *signals.Registry {
+func northbankRegistry(t testing.TB) *signals.Registry {
 	t.Helper()
 	data, err := os.ReadFile("../../examples/northbank/schema/signals.yaml")
 	if err != nil {
