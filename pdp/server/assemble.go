@@ -250,6 +250,16 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 			return fmt.Errorf("register metrics: %w", err)
 		}
 	}
+	if sigs != nil && len(sigs.pollers) > 0 {
+		// After the trail: a polled SET is recorded before it is stored.
+		pctx, stopPolls := context.WithCancel(bg)
+		pollsDone := make(chan struct{})
+		s.push(func() { stopPolls(); <-pollsDone })
+		go func() {
+			defer close(pollsDone)
+			sigs.runPollers(pctx)
+		}()
+	}
 	apiCfg := cfg.HTTP.API(s.keys)
 	apiCfg.ShutdownTimeout = DrainTimeout(cfg.HTTP.ShutdownLimit())
 	apiCfg.DelegationAdmins = setOf(cfg.Delegations.AdminApplications)

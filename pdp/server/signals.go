@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,6 +72,11 @@ type TransmitterConfig struct {
 	MaxAge     time.Duration `mapstructure:"max_age"`
 	Skew       time.Duration `mapstructure:"skew"`
 	MaxBytes   int           `mapstructure:"max_bytes"`
+	// PollURL is the transmitter's poll endpoint (delivery: poll, RFC
+	// 8936); PollTokenFile holds the bearer token it wants, if any.
+	PollURL       string        `mapstructure:"poll_url"`
+	PollInterval  time.Duration `mapstructure:"poll_interval"`
+	PollTokenFile string        `mapstructure:"poll_token_file"`
 }
 
 // DefaultSignals is auto, with the file store in ./pdp-data.
@@ -108,8 +114,20 @@ func (c SignalsConfig) Validate() error {
 			return fail("audience is required")
 		case (t.JWKSFile == "") == (t.JWKSURL == ""):
 			return fail("set jwks_file or jwks_url (one of them)")
-		case t.Delivery != "" && t.Delivery != DeliveryPush:
-			return fail("delivery must be push (poll delivery is not implemented yet)")
+		case t.Delivery != "" && t.Delivery != DeliveryPush && t.Delivery != DeliveryPoll:
+			return fail("delivery must be push or poll")
+		case t.Delivery == DeliveryPoll && t.PollURL == "":
+			return fail("delivery: poll needs poll_url")
+		case t.Delivery != DeliveryPoll && t.PollURL != "":
+			return fail("poll_url is for delivery: poll")
+		case t.PollInterval < 0:
+			return fail("poll_interval must not be negative")
+		}
+		if t.PollURL != "" {
+			u, err := url.Parse(t.PollURL)
+			if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
+				return fail("poll_url must be an absolute https URL (http only on loopback)")
+			}
 		}
 		if t.JWKSURL != "" {
 			if u, err := url.Parse(t.JWKSURL); err != nil || u.Scheme != "https" || u.Host == "" {
@@ -128,6 +146,7 @@ type openedSignals struct {
 	ledger   *signalledger.Ledger
 	reloader *policy.Reloader
 	now      func() time.Time
+	pollers  []*signalledger.Poller
 }
 
 var _ api.Signals = (*openedSignals)(nil)
@@ -187,8 +206,34 @@ func openSignals(ctx context.Context, cfg SignalsConfig, reloader *policy.Reload
 		return nil, nil, err
 	}
 	closeFn := func() { _ = l.Close(); _ = st.Close() }
-	log.Info("signal ledger open", "engine", engine, "position", l.Head(), "transmitters", v.Issuers())
-	return &openedSignals{verifier: v, ledger: l, reloader: reloader, now: time.Now}, closeFn, nil
+	o := &openedSignals{verifier: v, ledger: l, reloader: reloader, now: time.Now}
+	for _, t := range cfg.Transmitters {
+		if t.Delivery != DeliveryPoll {
+			continue
+		}
+		var token string
+		if t.PollTokenFile != "" {
+			raw, err := os.ReadFile(t.PollTokenFile)
+			if err != nil {
+				closeFn()
+				return nil, nil, fmt.Errorf("signals.transmitters %s: poll_token_file: %w", t.Issuer, err)
+			}
+			token = strings.TrimSpace(string(raw))
+		}
+		o.pollers = append(o.pollers, &signalledger.Poller{URL: t.PollURL, Token: token, Verify: v.Verify, Ledger: l,
+			Interval: t.PollInterval, Logger: log.With("transmitter", t.Issuer)})
+	}
+	log.Info("signal ledger open", "engine", engine, "position", l.Head(), "transmitters", v.Issuers(), "polled", len(o.pollers))
+	return o, closeFn, nil
+}
+
+// runPollers polls the poll-delivery transmitters until ctx ends.
+func (o *openedSignals) runPollers(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, p := range o.pollers {
+		wg.Go(func() { p.Run(ctx) })
+	}
+	wg.Wait()
 }
 
 // runSync reads, every interval, the signals other replicas stored in a

@@ -33,7 +33,17 @@ func TestSignalsConfigValidate(t *testing.T) {
 		{"http jwks url", with(func(c *SignalsConfig) {
 			c.Transmitters[0].JWKSFile, c.Transmitters[0].JWKSURL = "", "http://risk.example/jwks"
 		}), ErrTransmitter},
-		{"poll delivery", with(func(c *SignalsConfig) { c.Transmitters[0].Delivery = DeliveryPoll }), ErrTransmitter},
+		{"poll without url", with(func(c *SignalsConfig) { c.Transmitters[0].Delivery = DeliveryPoll }), ErrTransmitter},
+		{"poll", with(func(c *SignalsConfig) {
+			c.Transmitters[0].Delivery, c.Transmitters[0].PollURL = DeliveryPoll, "https://risk.example/poll"
+		}), nil},
+		{"poll over http on loopback", with(func(c *SignalsConfig) {
+			c.Transmitters[0].Delivery, c.Transmitters[0].PollURL = DeliveryPoll, "http://127.0.0.1:9/poll"
+		}), nil},
+		{"poll over http elsewhere", with(func(c *SignalsConfig) {
+			c.Transmitters[0].Delivery, c.Transmitters[0].PollURL = DeliveryPoll, "http://risk.example/poll"
+		}), ErrTransmitter},
+		{"poll url for push", with(func(c *SignalsConfig) { c.Transmitters[0].PollURL = "https://risk.example/poll" }), ErrTransmitter},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
