@@ -124,7 +124,7 @@ func (e *Engine) DecideBatch(ctx context.Context, reqs []Request) ([]Decision, e
 	if b == nil {
 		return nil, ErrNotReady
 	}
-	return e.decideBatch(ctx, b, reqs)
+	return e.decideBatch(ctx, b, reqs, false)
 }
 
 // finish hands a prepared job its facts (or the error that kept them
@@ -141,7 +141,7 @@ func (e *Engine) finish(b *policy.Bundle, j *job, facts []Fact, revision string,
 	if !j.done {
 		e.evaluate(b, j)
 	}
-	if e.velocity != nil && !j.d.Allowed && j.signals != nil {
+	if e.velocity != nil && !j.d.Allowed && j.signals != nil && !j.uncounted {
 		e.velocity.observe(b.Signals(), j.signals.ip, entityKey(j.in.Principal), j.d.Reasons, j.start)
 	}
 	if e.consent != nil && j.d.Allowed {
@@ -206,7 +206,9 @@ type job struct {
 	consent *consentJob
 	// signals is the risk signal check of a bundle with a signals registry.
 	signals *signalJob
-	done    bool
+	// uncounted: a search candidate, which velocity rules do not count.
+	uncounted bool
+	done      bool
 }
 
 func (j *job) deny(code string, err error) {

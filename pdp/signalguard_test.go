@@ -196,3 +196,20 @@ func TestRiskGuard(t *testing.T) {
 }
 
 func jsonSeconds(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
+
+// A search's denied candidates are no one's attempt: they do not feed the
+// velocity rules.
+func TestVelocityIgnoresSearch(t *testing.T) {
+	f := newRiskFixture(t)
+	ip := map[string]any{"ip": "192.0.2.1"}
+	for range 3 {
+		if _, err := f.engine.SearchActions(context.Background(), pdp.Request{Subject: pdp.Entity{Type: "User", ID: "mallory"},
+			Resource: pdp.Entity{Type: "Account", ID: "acc-1"}, Context: ip}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range []string{"u1", "u2"} {
+		f.decide(t, riskReq(u, "login", ip), false, []string{"not_permitted"}, nil)
+	}
+	f.decide(t, riskReq("erin", "pay", ip), true, nil, nil)
+}
