@@ -55,6 +55,10 @@ velocity:
   stuffing: {key: ip, threshold: 3, window: 1m, block: 5m, reason: risk_velocity}
 `
 
+// riskEntities are known to the bundle (a search needs them).
+const riskEntities = `[{"uid":{"type":"User","id":"mallory"},"attrs":{},"parents":[]},
+ {"uid":{"type":"Account","id":"acc-1"},"attrs":{},"parents":[]}]`
+
 type riskFixture struct {
 	b      *policy.Bundle
 	ledger *signalledger.Ledger
@@ -69,7 +73,7 @@ func newRiskFixture(t testing.TB) *riskFixture {
 		"schema/s.cedarschema":   []byte(riskSchema),
 		"policies/p.cedar":       []byte(riskPolicies),
 		"schema/signals.yaml":    []byte(riskRegistry),
-		"policies/entities.json": []byte(`[]`),
+		"policies/entities.json": []byte(riskEntities),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -203,9 +207,9 @@ func TestVelocityIgnoresSearch(t *testing.T) {
 	f := newRiskFixture(t)
 	ip := map[string]any{"ip": "192.0.2.1"}
 	for range 3 {
-		if _, err := f.engine.SearchActions(context.Background(), pdp.Request{Subject: pdp.Entity{Type: "User", ID: "mallory"},
-			Resource: pdp.Entity{Type: "Account", ID: "acc-1"}, Context: ip}); err != nil {
-			t.Fatal(err)
+		if got, err := f.engine.SearchActions(context.Background(), pdp.Request{Subject: pdp.Entity{Type: "User", ID: "mallory"},
+			Resource: pdp.Entity{Type: "Account", ID: "acc-1"}, Context: ip}); err != nil || !slices.Equal(got, []string{"pay", "view"}) {
+			t.Fatalf("search: %v %v", got, err)
 		}
 	}
 	for _, u := range []string{"u1", "u2"} {
