@@ -297,7 +297,10 @@ func (e *Engine) planChecks(b *policy.Bundle, req Request) job {
 // evaluate runs Cedar on a prepared job whose facts are in.
 func (e *Engine) evaluate(b *policy.Bundle, j *job) {
 	in := &j.in
-	e.readSignals(b, j)
+	if e.readSignals(b, j); j.done {
+		j.d.Allowed = false
+		return
+	}
 	if len(j.plan.rel) > 0 || len(j.plan.onBehalf) > 0 || j.plan.delegation != nil || j.plan.consent != nil || j.plan.signals != nil {
 		m := in.Context.Map()
 		if m == nil {

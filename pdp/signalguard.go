@@ -56,6 +56,12 @@ type SignalSource interface {
 	For(entity string) []signals.Event
 }
 
+// staleSignals is a SignalSource that can tell it may be missing signals
+// (a shared ledger it could not read lately): *signalledger.Ledger.
+type staleSignals interface {
+	Stale(now time.Time) error
+}
+
 // SignalFact is one signal a decision relied on, as the record keeps it:
 // where it came from (transmitter, SET jti, event type and time, the
 // subject as received), whose it is (role, entity), the registry rule and
@@ -169,11 +175,18 @@ func sessionOf(raw any) (signals.Session, error) {
 
 // readSignals finds the active signals of a job's entities (and of its
 // data subject, once the consent guard found one) and records them in the
-// decision.
+// decision. A signal ledger that may be missing signals fails the job
+// closed (facts_unavailable).
 func (e *Engine) readSignals(b *policy.Bundle, j *job) {
 	sj, reg := j.signals, b.Signals()
 	if sj == nil || reg == nil {
 		return
+	}
+	if st, ok := e.signals.(staleSignals); ok {
+		if err := st.Stale(j.start); err != nil {
+			j.deny(ReasonFactsUnavailable, fmt.Errorf("risk signals unavailable: %w", err))
+			return
+		}
 	}
 	ents := sj.entities
 	if c := j.d.Consent; c != nil && c.Subject.ID != "" {

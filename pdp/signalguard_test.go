@@ -3,6 +3,7 @@ package pdp_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -216,4 +217,73 @@ func TestVelocityIgnoresSearch(t *testing.T) {
 		f.decide(t, riskReq(u, "login", ip), false, []string{"not_permitted"}, nil)
 	}
 	f.decide(t, riskReq("erin", "pay", ip), true, nil, nil)
+}
+
+// flakyStore is a signal store that can stop answering (a PostgreSQL
+// outage, at the edge); it keeps its events in a real file store.
+type flakyStore struct {
+	signalledger.Store
+	down bool
+}
+
+func (s *flakyStore) Since(ctx context.Context, after int64) ([]signals.Event, error) {
+	if s.down {
+		return nil, errors.New("connection refused")
+	}
+	return s.Store.Since(ctx, after)
+}
+
+// A shared ledger that could not be read for longer than its staleness
+// bound fails decisions closed (facts_unavailable), and they come back
+// once it answers again.
+func TestRiskGuardStaleLedger(t *testing.T) {
+	b, err := policy.LoadFiles(map[string][]byte{
+		"schema/s.cedarschema": []byte(riskSchema), "policies/p.cedar": []byte(riskPolicies),
+		"schema/signals.yaml": []byte(riskRegistry), "policies/entities.json": []byte(riskEntities),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := signalledger.OpenFile(filepath.Join(t.TempDir(), "s.jsonl"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	st := &flakyStore{Store: fs}
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	l, err := signalledger.NewLedger(context.Background(), signalledger.LedgerConfig{Store: st, Registry: b.Signals, Now: clock, MaxStaleness: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := pdp.NewEngine(pdp.Components{Bundles: b, Signals: l, Now: clock})
+	ask := func() pdp.Decision {
+		d, err := e.Decide(context.Background(), riskReq("bob", "pay", map[string]any{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if d := ask(); !d.Allowed {
+		t.Fatalf("fresh ledger: %v", d.Reasons)
+	}
+	st.down = true
+	now = now.Add(5 * time.Second)
+	if err := l.Sync(context.Background()); err == nil {
+		t.Fatal("a store that is down synced")
+	}
+	if d := ask(); !d.Allowed {
+		t.Fatalf("within the bound: %v", d.Reasons)
+	}
+	now = now.Add(6 * time.Second)
+	if d := ask(); d.Allowed || !slices.Equal(d.Reasons, []string{"facts_unavailable"}) || d.Message == "" {
+		t.Fatalf("stale ledger: %v %v %s", d.Allowed, d.Reasons, d.Message)
+	}
+	st.down = false
+	if err := l.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := ask(); !d.Allowed {
+		t.Fatalf("after the store is back: %v", d.Reasons)
+	}
 }

@@ -200,7 +200,7 @@ func openSignals(ctx context.Context, cfg SignalsConfig, reloader *policy.Reload
 			}
 			return nil
 		},
-		Journal: journal, Publisher: pub, Logger: log})
+		Journal: journal, Publisher: pub, Logger: log, MaxStaleness: maxStaleness(engine, cfg.SyncInterval)})
 	if err != nil {
 		_ = st.Close()
 		return nil, nil, err
@@ -234,6 +234,16 @@ func (o *openedSignals) runPollers(ctx context.Context) {
 		wg.Go(func() { p.Run(ctx) })
 	}
 	wg.Wait()
+}
+
+// maxStaleness is how long a shared (PostgreSQL) ledger may go unread
+// before decisions fail closed: ten sync intervals (at least 5s). A file
+// ledger has one writer, this process, and is never stale.
+func maxStaleness(engine string, every time.Duration) time.Duration {
+	if engine != SignalsPostgres || every <= 0 {
+		return 0
+	}
+	return max(10*every, 5*time.Second)
 }
 
 // runSync reads, every interval, the signals other replicas stored in a

@@ -58,6 +58,11 @@ type LedgerConfig struct {
 	Publisher Publisher
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// MaxStaleness, when positive, is how long the ledger may go without
+	// a successful Sync (a shared store other replicas write to) before
+	// Stale reports it: the engine then denies with facts_unavailable
+	// rather than decide on signals it may not have seen.
+	MaxStaleness time.Duration
 }
 
 // Ledger is the append-only signal ledger: it stores verified SETs once
@@ -72,6 +77,7 @@ type Ledger struct {
 
 	mu       sync.RWMutex
 	head     int64
+	synced   time.Time // the last successful Sync
 	byEntity map[string][]signals.Event
 	seen     map[string]bool // transmitter + "\x00" + jti
 	closed   bool
@@ -111,6 +117,24 @@ func (l *Ledger) Sync(ctx context.Context) error {
 		return fmt.Errorf("signals: read the ledger: %w", err)
 	}
 	l.index(evs)
+	l.mu.Lock()
+	l.synced = l.cfg.Now()
+	l.mu.Unlock()
+	return nil
+}
+
+// Stale reports, with MaxStaleness set, that the last successful Sync is
+// older than it at now: signals other replicas stored may be missing.
+func (l *Ledger) Stale(now time.Time) error {
+	if l.cfg.MaxStaleness <= 0 {
+		return nil
+	}
+	l.mu.RLock()
+	synced := l.synced
+	l.mu.RUnlock()
+	if age := now.Sub(synced); age > l.cfg.MaxStaleness {
+		return fmt.Errorf("the signal ledger was last read %s ago (more than %s): the shared store does not answer", age.Round(time.Millisecond), l.cfg.MaxStaleness)
+	}
 	return nil
 }
 
