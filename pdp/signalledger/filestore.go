@@ -1,11 +1,13 @@
 package signalledger
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/ciampdp/pdp/pdp/internal/jsonl"
@@ -93,13 +95,9 @@ func (s *FileStore) Append(_ context.Context, events []signals.Event) ([]signals
 func (s *FileStore) Since(_ context.Context, after int64) ([]signals.Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []signals.Event
-	for _, e := range s.events {
-		if e.Position > after {
-			out = append(out, e)
-		}
-	}
-	return out, nil
+	// Positions are 1, 2, 3, … in file order.
+	i, _ := slices.BinarySearchFunc(s.events, after+1, func(e signals.Event, p int64) int { return cmp.Compare(e.Position, p) })
+	return slices.Clone(s.events[i:]), nil
 }
 
 // Close implements Store.
