@@ -47,6 +47,7 @@ func signalsCommand() *command {
 			fs.String("event-time", "", "push: event_timestamp, RFC 3339 or unix seconds (default: now)")
 			fs.String("payload", "", "push: extra event members as a JSON object (e.g. {\"change_direction\":\"decrease\"})")
 			fs.Bool("print", false, "push: print the signed SET instead of pushing it")
+			fs.String("token", envOr("PDP_SIGNALS_PUSH_TOKEN", ""), "push: the transmitter's bearer token, when the PDP wants one (env PDP_SIGNALS_PUSH_TOKEN)")
 		},
 		run: runSignals,
 	}
@@ -190,6 +191,9 @@ func pushSignal(ctx context.Context, std stdio, fs *pflag.FlagSet, event, sub st
 		return err
 	}
 	req.Header.Set("Content-Type", api.SETContentType)
+	if tok := get("token"); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("push: %w", err)

@@ -4,6 +4,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -301,4 +303,31 @@ func mustECKey(t *testing.T) *ecdsa.PrivateKey {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// TestSignalsPushToken: a transmitter configured with push_token_sha256
+// must send that bearer token with each push; without it the push is 401
+// authentication_failed and nothing is stored.
+func TestSignalsPushToken(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(northbank, "pdp-signals.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, _ := filepath.Abs(nbTransmitterJWKS)
+	dir := t.TempDir()
+	cfg := replaceOnce(t, string(data), "jwks_file: examples/northbank/signals/transmitter-jwks.json", "jwks_file: "+jwks)
+	sum := sha256.Sum256([]byte("push-secret"))
+	cfg = replaceOnce(t, cfg, "      delivery: push\n", "      delivery: push\n      push_token_sha256: "+hex.EncodeToString(sum[:])+"\n")
+	path := filepath.Join(dir, "pdp.yaml")
+	writeFile(t, path, cfg)
+	t.Setenv("PDP_SIGNALS_PATH", filepath.Join(dir, "signals.jsonl"))
+	s := startNorthbank(t, "--config", path)
+	code, out, errOut := pdpRun("signals", "push", "credential-compromise", "bob", "--server", s.URL, "--key", nbTransmitterKey)
+	if code == 0 || !strings.Contains(errOut, "401") || !strings.Contains(errOut, "authentication_failed") {
+		t.Fatalf("a push without the token: %d %s%s", code, out, errOut)
+	}
+	pay := forUser("alice", `,"amount":250,"currency":"EUR"`)
+	wantDecision(t, s.sigAsk(t, "bob", "make_payment", "acc-alice", pay), true, nil, nil)
+	s.push(t, "credential-compromise", "bob", "--token", "push-secret")
+	wantDecision(t, s.sigAsk(t, "bob", "make_payment", "acc-alice", pay), false, []string{"account_compromised"}, nil)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -30,7 +31,8 @@ type Signals interface {
 	// Receive verifies a compact SET and stores its events. A SET it
 	// refuses is a *signals.SETError; signalledger.ErrDuplicate and
 	// signalledger.ErrNotRecorded say why nothing was stored.
-	Receive(ctx context.Context, body []byte) ([]signals.Event, error)
+	// bearer is the push's bearer token ("" when none).
+	Receive(ctx context.Context, body []byte, bearer string) ([]signals.Event, error)
 	// Subject returns the signals of an entity (AuthZEN type and id).
 	Subject(ctx context.Context, typ, id string) (SignalSubject, error)
 	// MaxBytes is the largest SET accepted.
@@ -94,11 +96,18 @@ func (s *Server) pushSET(c echo.Context) error {
 	if len(body) > max {
 		return c.JSON(http.StatusBadRequest, setErrorBody{signals.ErrCodeInvalidRequest, "the SET is too large"})
 	}
-	_, err = s.signals.Receive(r.Context(), body)
+	bearer := strings.TrimSpace(r.Header.Get(echo.HeaderAuthorization))
+	if len(bearer) > 7 && strings.EqualFold(bearer[:7], "bearer ") {
+		bearer = strings.TrimSpace(bearer[7:])
+	}
+	_, err = s.signals.Receive(r.Context(), body, bearer)
 	var se *signals.SETError
 	switch {
 	case err == nil:
 		return c.NoContent(http.StatusAccepted)
+	case errors.As(err, &se) && se.Code == signals.ErrCodeAuthentication:
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="ssf"`)
+		return c.JSON(http.StatusUnauthorized, setErrorBody{se.Code, se.Description})
 	case errors.As(err, &se):
 		s.log.InfoContext(r.Context(), "SET refused", "err", se.Code, "description", se.Description)
 		return c.JSON(http.StatusBadRequest, setErrorBody{se.Code, se.Description})

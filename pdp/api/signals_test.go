@@ -20,9 +20,14 @@ import (
 // their packages and end to end): the body names the outcome.
 type receiverFake struct{ got []string }
 
-func (r *receiverFake) Receive(_ context.Context, body []byte) ([]signals.Event, error) {
+func (r *receiverFake) Receive(_ context.Context, body []byte, bearer string) ([]signals.Event, error) {
 	r.got = append(r.got, string(body))
 	switch string(body) {
+	case "needs-token":
+		if bearer != "push-secret" {
+			return nil, &signals.SETError{Code: signals.ErrCodeAuthentication, Description: "token"}
+		}
+		return nil, nil
 	case "ok":
 		return []signals.Event{{JTI: "j"}}, nil
 	case "bad-key":
@@ -65,6 +70,7 @@ func TestPushSET(t *testing.T) {
 		{"wrong content type", "ok", "application/json", http.StatusBadRequest, "invalid_request"},
 		{"too large", strings.Repeat("x", 17), SETContentType, http.StatusBadRequest, "invalid_request"},
 		{"refused SET", "bad-key", SETContentType, http.StatusBadRequest, "invalid_key"},
+		{"transmitter not authenticated", "needs-token", SETContentType, http.StatusUnauthorized, "authentication_failed"},
 		{"replayed jti", "dup", SETContentType, http.StatusBadRequest, "invalid_request"},
 		{"trail down", "trail", SETContentType, http.StatusServiceUnavailable, "trail_unavailable"},
 		{"store down", "other", SETContentType, http.StatusServiceUnavailable, "temporarily_unavailable"},

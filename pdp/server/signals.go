@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -77,6 +79,9 @@ type TransmitterConfig struct {
 	PollURL       string        `mapstructure:"poll_url"`
 	PollInterval  time.Duration `mapstructure:"poll_interval"`
 	PollTokenFile string        `mapstructure:"poll_token_file"`
+	// PushTokenSHA256, when set, is the SHA-256 (hex, 'pdp hash-key') of
+	// the bearer token the transmitter must send with each push.
+	PushTokenSHA256 string `mapstructure:"push_token_sha256"`
 }
 
 // DefaultSignals is auto, with the file store in ./pdp-data.
@@ -122,6 +127,11 @@ func (c SignalsConfig) Validate() error {
 			return fail("poll_url is for delivery: poll")
 		case t.PollInterval < 0:
 			return fail("poll_interval must not be negative")
+		}
+		if t.PushTokenSHA256 != "" {
+			if b, err := hex.DecodeString(t.PushTokenSHA256); err != nil || len(b) != sha256.Size {
+				return fail("push_token_sha256 must be 64 hex digits ('pdp hash-key')")
+			}
 		}
 		if t.PollURL != "" {
 			u, err := url.Parse(t.PollURL)
@@ -174,8 +184,9 @@ func openSignals(ctx context.Context, cfg SignalsConfig, reloader *policy.Reload
 		if err != nil {
 			return nil, nil, err
 		}
+		push, _ := hex.DecodeString(t.PushTokenSHA256) // checked by Validate
 		ts = append(ts, signals.Transmitter{Issuer: t.Issuer, Audience: t.Audience, Keys: keys, Algorithms: t.Algorithms,
-			MaxBytes: t.MaxBytes, MaxAge: t.MaxAge, Skew: t.Skew})
+			MaxBytes: t.MaxBytes, MaxAge: t.MaxAge, Skew: t.Skew, PushToken: push})
 	}
 	v, err := signals.NewVerifier(ts)
 	if err != nil {
@@ -266,10 +277,14 @@ func (o *openedSignals) runSync(ctx context.Context, every time.Duration, log *s
 	}
 }
 
-// Receive implements api.Signals.
-func (o *openedSignals) Receive(ctx context.Context, body []byte) ([]signals.Event, error) {
+// Receive implements api.Signals: a pushed SET, verified, from a
+// transmitter that sent its bearer token when it must.
+func (o *openedSignals) Receive(ctx context.Context, body []byte, bearer string) ([]signals.Event, error) {
 	s, err := o.verifier.Verify(body, o.now())
 	if err != nil {
+		return nil, err
+	}
+	if err := o.verifier.CheckPushToken(s.Issuer, bearer); err != nil {
 		return nil, err
 	}
 	return o.ledger.Receive(ctx, s)

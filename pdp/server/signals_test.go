@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -33,6 +34,8 @@ func TestSignalsConfigValidate(t *testing.T) {
 		{"http jwks url", with(func(c *SignalsConfig) {
 			c.Transmitters[0].JWKSFile, c.Transmitters[0].JWKSURL = "", "http://risk.example/jwks"
 		}), ErrTransmitter},
+		{"push token", with(func(c *SignalsConfig) { c.Transmitters[0].PushTokenSHA256 = strings.Repeat("ab", 32) }), nil},
+		{"bad push token", with(func(c *SignalsConfig) { c.Transmitters[0].PushTokenSHA256 = "secret" }), ErrTransmitter},
 		{"poll without url", with(func(c *SignalsConfig) { c.Transmitters[0].Delivery = DeliveryPoll }), ErrTransmitter},
 		{"poll", with(func(c *SignalsConfig) {
 			c.Transmitters[0].Delivery, c.Transmitters[0].PollURL = DeliveryPoll, "https://risk.example/poll"

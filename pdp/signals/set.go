@@ -2,6 +2,8 @@ package signals
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,6 +92,10 @@ type Transmitter struct {
 	MaxBytes   int           // default DefaultMaxSETBytes
 	MaxAge     time.Duration // how old iat may be; default DefaultMaxAge
 	Skew       time.Duration // how far iat may be in the future; default DefaultSkew
+	// PushToken, when set, is the SHA-256 of the bearer token the
+	// transmitter must send with a push (RFC 8935 lets the receiver
+	// authenticate the transmitter besides the SET's signature).
+	PushToken []byte
 }
 
 // DefaultSETAlgorithms are accepted when a transmitter names none.
@@ -140,6 +146,21 @@ func NewVerifier(ts []Transmitter) (*Verifier, error) {
 		v.maxBytes = DefaultMaxSETBytes
 	}
 	return v, nil
+}
+
+// CheckPushToken checks the bearer token of a push of a SET issuer sent:
+// an authentication_failed SETError when the transmitter wants a token
+// and bearer is not it.
+func (v *Verifier) CheckPushToken(issuer, bearer string) error {
+	t, ok := v.byIssuer[issuer]
+	if !ok || len(t.PushToken) == 0 {
+		return nil
+	}
+	sum := sha256.Sum256([]byte(bearer))
+	if bearer == "" || subtle.ConstantTimeCompare(sum[:], t.PushToken) != 1 {
+		return setErr(ErrCodeAuthentication, "the push of %s needs its bearer token", issuer)
+	}
+	return nil
 }
 
 // MaxBytes is the largest SET any transmitter may send.

@@ -1,6 +1,7 @@
 package signals
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -83,6 +84,28 @@ func TestVerifySET(t *testing.T) {
 				t.Fatal("no description")
 			}
 		})
+	}
+}
+
+func TestCheckPushToken(t *testing.T) {
+	key := newKey(t, "k1")
+	sum := sha256.Sum256([]byte("push-secret"))
+	v, err := NewVerifier([]Transmitter{
+		{Issuer: testIss, Audience: []string{testAud}, Keys: StaticKeys{key.Public()}, PushToken: sum[:]},
+		{Issuer: "https://open.example/", Audience: []string{testAud}, Keys: StaticKeys{key.Public()}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		iss, bearer string
+		ok          bool
+	}{{testIss, "push-secret", true}, {testIss, "", false}, {testIss, "wrong", false}, {"https://open.example/", "", true}} {
+		err := v.CheckPushToken(tc.iss, tc.bearer)
+		var se *SETError
+		if tc.ok != (err == nil) || (err != nil && (!errors.As(err, &se) || se.Code != ErrCodeAuthentication)) {
+			t.Errorf("%s with %q: %v", tc.iss, tc.bearer, err)
+		}
 	}
 }
 
