@@ -267,6 +267,11 @@ func signalsScenario(t *testing.T) {
 				}
 			})
 		}
+		for outcome, want := range map[string]float64{"invalid_key": 1, "invalid_issuer": 1, "invalid_audience": 1, "duplicate": 1} {
+			if got := s.metric(t, `pdp_signals_received_total{outcome="`+outcome+`"}`); got != want {
+				t.Errorf("pdp_signals_received_total{outcome=%q} = %v, want %v", outcome, got, want)
+			}
+		}
 		t.Setenv("PDP_API_KEY", "demo-key-backoffice")
 		for _, who := range []string{"user:carol", "user:dave"} {
 			code, out, _ := pdpRun("signals", "history", who, "--server", s.URL)

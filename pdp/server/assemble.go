@@ -167,6 +167,9 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	)
 	if sigs != nil {
 		signalSource, signalAPI = sigs.ledger, sigs
+		if err := reg.Register(sigs.received); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
 		if cfg.Signals.Engine == SignalsPostgres {
 			sctx, stopSync := context.WithCancel(bg)
 			syncDone := make(chan struct{})
@@ -177,8 +180,15 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 			}()
 		}
 	}
+	velocity := &pdp.Velocity{MaxKeys: cfg.Signals.VelocityMaxKeys}
+	if err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "pdp_signals_velocity_dropped_total",
+		Help: "Denied decisions velocity rules did not count because their bound (signals.velocity_max_keys) was reached.",
+	}, func() float64 { return float64(velocity.Dropped()) })); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
 	engine := pdp.NewEngine(pdp.Components{Bundles: reloader, Facts: facts, Delegations: delegations, Consent: consents,
-		Signals: signalSource, Velocity: &pdp.Velocity{MaxKeys: cfg.Signals.VelocityMaxKeys}, Logger: log})
+		Signals: signalSource, Velocity: velocity, Logger: log})
 	var (
 		decider  pdp.Decider  = engine
 		searcher pdp.Searcher = engine

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ciampdp/pdp/pdp/api"
 	"github.com/ciampdp/pdp/pdp/jwtverify"
@@ -152,6 +153,9 @@ func (c SignalsConfig) Validate() error {
 // openedSignals is the receiver: the verifier, the ledger and the
 // velocity counters.
 type openedSignals struct {
+	// received counts SETs by outcome: accepted, duplicate, unavailable,
+	// or the RFC 8935 code of a refusal.
+	received *prometheus.CounterVec
 	verifier *signals.Verifier
 	ledger   *signalledger.Ledger
 	reloader *policy.Reloader
@@ -217,7 +221,11 @@ func openSignals(ctx context.Context, cfg SignalsConfig, reloader *policy.Reload
 		return nil, nil, err
 	}
 	closeFn := func() { _ = l.Close(); _ = st.Close() }
-	o := &openedSignals{verifier: v, ledger: l, reloader: reloader, now: time.Now}
+	o := &openedSignals{verifier: v, ledger: l, reloader: reloader, now: time.Now,
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdp_signals_received_total",
+			Help: "SETs pushed or polled, by outcome: accepted, duplicate, unavailable, or the RFC 8935 error of a refusal.",
+		}, []string{"outcome"})}
 	for _, t := range cfg.Transmitters {
 		if t.Delivery != DeliveryPoll {
 			continue
@@ -231,7 +239,7 @@ func openSignals(ctx context.Context, cfg SignalsConfig, reloader *policy.Reload
 			}
 			token = strings.TrimSpace(string(raw))
 		}
-		o.pollers = append(o.pollers, &signalledger.Poller{URL: t.PollURL, Token: token, Verify: v.Verify, Ledger: l,
+		o.pollers = append(o.pollers, &signalledger.Poller{URL: t.PollURL, Token: token, Verify: o.verify, Ledger: l,
 			Interval: t.PollInterval, Logger: log.With("transmitter", t.Issuer)})
 	}
 	log.Info("signal ledger open", "engine", engine, "position", l.Head(), "transmitters", v.Issuers(), "polled", len(o.pollers))
@@ -279,7 +287,8 @@ func (o *openedSignals) runSync(ctx context.Context, every time.Duration, log *s
 
 // Receive implements api.Signals: a pushed SET, verified, from a
 // transmitter that sent its bearer token when it must.
-func (o *openedSignals) Receive(ctx context.Context, body []byte, bearer string) ([]signals.Event, error) {
+func (o *openedSignals) Receive(ctx context.Context, body []byte, bearer string) (evs []signals.Event, err error) {
+	defer func() { o.received.WithLabelValues(outcome(err)).Inc() }()
 	s, err := o.verifier.Verify(body, o.now())
 	if err != nil {
 		return nil, err
@@ -288,6 +297,30 @@ func (o *openedSignals) Receive(ctx context.Context, body []byte, bearer string)
 		return nil, err
 	}
 	return o.ledger.Receive(ctx, s)
+}
+
+// verify verifies a polled SET, counting refusals like pushed ones (the
+// ledger's answer is counted by the poller's log).
+func (o *openedSignals) verify(raw []byte, now time.Time) (*signals.SET, error) {
+	s, err := o.verifier.Verify(raw, now)
+	if err != nil {
+		o.received.WithLabelValues(outcome(err)).Inc()
+	}
+	return s, err
+}
+
+// outcome is the metric label of a receive's error.
+func outcome(err error) string {
+	var se *signals.SETError
+	switch {
+	case err == nil:
+		return "accepted"
+	case errors.As(err, &se):
+		return se.Code
+	case errors.Is(err, signalledger.ErrDuplicate):
+		return "duplicate"
+	}
+	return "unavailable"
 }
 
 // MaxBytes implements api.Signals.
