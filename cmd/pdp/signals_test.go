@@ -336,3 +336,38 @@ func TestSignalsPushToken(t *testing.T) {
 	s.push(t, "credential-compromise", "bob", "--token", "push-secret")
 	wantDecision(t, s.sigAsk(t, "bob", "make_payment", "acc-alice", pay), false, []string{"account_compromised"}, nil)
 }
+
+// TestSignalsPushPrint: `pdp signals push --print` prints the SET it would
+// push — signed with the demo key, verifiable with the demo JWKS, a
+// complex subject with --session — and usage errors exit 2.
+func TestSignalsPushPrint(t *testing.T) {
+	code, out, errOut := pdpRun("signals", "push", "session-revoked", "alice", "--key", nbTransmitterKey, "--session", "s-9", "--print")
+	if code != 0 {
+		t.Fatalf("%d %s%s", code, out, errOut)
+	}
+	raw, err := os.ReadFile(nbTransmitterJWKS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jwks jose.JSONWebKeySet
+	if err := json.Unmarshal(raw, &jwks); err != nil {
+		t.Fatal(err)
+	}
+	v, err := signals.NewVerifier([]signals.Transmitter{{Issuer: "https://risk.northbank.example/", Audience: []string{"https://pdp.northbank.example/"}, Keys: signals.StaticKeys(jwks.Keys)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := v.Verify([]byte(strings.TrimSpace(out)), time.Now())
+	if err != nil {
+		t.Fatalf("the printed SET does not verify: %v", err)
+	}
+	ev := set.Events[0]
+	if ev.Type != signals.CAEPPrefix+"session-revoked" || ev.Subject.Format != "complex" || ev.Subject.SessionID() != "s-9" || ev.Subject.User.Sub != "alice" {
+		t.Fatalf("printed %+v %+v", ev, ev.Subject)
+	}
+	for _, args := range [][]string{{"signals"}, {"signals", "push", "telepathy", "bob"}, {"signals", "list", "bob"}, {"signals", "rewind"}} {
+		if code, _, _ := pdpRun(args...); code != 2 {
+			t.Errorf("pdp %s: exit %d, want 2", strings.Join(args, " "), code)
+		}
+	}
+}
