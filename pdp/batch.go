@@ -12,12 +12,15 @@ import (
 // the whole batch: the delegation records (resolveDelegations), the
 // consent ledger (resolveConsents) and the relationship store
 // (fetchFacts). A store that cannot be read denies the items that needed
-// it (facts_unavailable), not the others.
-func (e *Engine) decideBatch(ctx context.Context, b *policy.Bundle, reqs []Request) ([]Decision, error) {
+// it (facts_unavailable), not the others. Searches pass uncounted: the
+// candidates they deny are no one's attempt, so velocity rules do not
+// count them.
+func (e *Engine) decideBatch(ctx context.Context, b *policy.Bundle, reqs []Request, uncounted bool) ([]Decision, error) {
 	jobs := make([]job, len(reqs))
 	ptrs := make([]*job, len(reqs))
 	for i, r := range reqs {
 		jobs[i] = e.prepare(b, r)
+		jobs[i].uncounted = uncounted
 		ptrs[i] = &jobs[i]
 	}
 	e.resolveDelegations(ctx, ptrs)

@@ -85,8 +85,12 @@ type Decision struct {
 	// activity as of the decision, the revalidation that ended a
 	// dormancy, and the effect it had (replay applies it again).
 	Dormancy []dormancy.Finding `json:"dormancy,omitempty"`
-	Input    Input              `json:"input"`
-	Duration time.Duration      `json:"duration_ns"`
+	// Signals are the risk signals the decision relied on: each received
+	// signal of the principal, the person acted for and the data subject
+	// that was active, and each velocity rule that blocked the request.
+	Signals  []SignalFact  `json:"signals,omitempty"`
+	Input    Input         `json:"input"`
+	Duration time.Duration `json:"duration_ns"`
 	// Message explains an engine-level deny (unknown type, invalid input) in
 	// one line; empty otherwise.
 	Message string `json:"message,omitempty"`

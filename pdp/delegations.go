@@ -153,6 +153,7 @@ type actionPlan struct {
 	onBehalf   []string            // permissions checked for the principal acted for
 	delegation resolved.RecordType // declared shape of context.delegation; nil when absent
 	consent    resolved.RecordType // declared shape of context.consent; nil when absent
+	signals    resolved.RecordType // declared shape of context.signals; nil when absent
 }
 
 func planAction(shape resolved.RecordType) actionPlan {
@@ -165,6 +166,11 @@ func planAction(shape resolved.RecordType) actionPlan {
 	if a, ok := shape[ContextConsent]; ok {
 		if rec, ok := a.Type.(resolved.RecordType); ok {
 			p.consent = rec
+		}
+	}
+	if a, ok := shape[ContextSignals]; ok {
+		if rec, ok := a.Type.(resolved.RecordType); ok {
+			p.signals = rec
 		}
 	}
 	return p

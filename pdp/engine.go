@@ -52,6 +52,12 @@ type Components struct {
 	// nil when none is configured (then a bundle with dormancy rules
 	// denies the requests they apply to with facts_unavailable).
 	Dormancy DormancySource
+	// Signals hands out received risk signals (the signal ledger); nil
+	// when none is configured (then only velocity rules apply).
+	Signals SignalSource
+	// Velocity counts denied decisions for the registry's velocity rules;
+	// nil turns them off.
+	Velocity *Velocity
 	Logger   *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -68,6 +74,8 @@ type Engine struct {
 	delegations DelegationSource
 	consent     ConsentSource
 	dormancy    DormancySource
+	signals     SignalSource
+	velocity    *Velocity
 	log         *slog.Logger
 	now         func() time.Time
 	unsliced    bool
@@ -78,7 +86,7 @@ type Engine struct {
 
 // NewEngine builds an engine from its components.
 func NewEngine(c Components) *Engine {
-	e := &Engine{bundles: c.Bundles, facts: c.Facts, delegations: c.Delegations, consent: c.Consent, dormancy: c.Dormancy, log: c.Logger, now: c.Now, unsliced: c.Unsliced}
+	e := &Engine{bundles: c.Bundles, facts: c.Facts, delegations: c.Delegations, consent: c.Consent, dormancy: c.Dormancy, signals: c.Signals, velocity: c.Velocity, log: c.Logger, now: c.Now, unsliced: c.Unsliced}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -122,7 +130,7 @@ func (e *Engine) DecideBatch(ctx context.Context, reqs []Request) ([]Decision, e
 	if b == nil {
 		return nil, ErrNotReady
 	}
-	return e.decideBatch(ctx, b, reqs)
+	return e.decideBatch(ctx, b, reqs, false)
 }
 
 // finish hands a prepared job its facts (or the error that kept them
@@ -138,6 +146,9 @@ func (e *Engine) finish(b *policy.Bundle, j *job, facts []Fact, revision string,
 	}
 	if !j.done {
 		e.evaluate(b, j)
+	}
+	if e.velocity != nil && !j.d.Allowed && j.signals != nil && !j.uncounted {
+		e.velocity.observe(b.Signals(), j.signals.ip, entityKey(j.in.Principal), j.d.Reasons, j.start)
 	}
 	if e.dormancy != nil && j.d.Allowed {
 		e.touchDormancy(b, j)
@@ -201,7 +212,11 @@ type job struct {
 	dq *DelegationQuery
 	// consent is the consent check of a bundle with a purposes registry.
 	consent *consentJob
-	done    bool
+	// signals is the risk signal check of a bundle with a signals registry.
+	signals *signalJob
+	// uncounted: a search candidate, which velocity rules do not count.
+	uncounted bool
+	done      bool
 }
 
 func (j *job) deny(code string, err error) {
@@ -253,6 +268,14 @@ func (e *Engine) planChecks(b *policy.Bundle, req Request) job {
 		}
 		j.consent = cj
 	}
+	if b.Signals() != nil {
+		sj, err := planSignals(b, req, in)
+		if err != nil {
+			j.deny(ReasonInvalidInput, err)
+			return j
+		}
+		j.signals = sj
+	}
 	if len(j.plan.rel) == 0 && len(j.plan.onBehalf) == 0 && j.plan.delegation == nil {
 		return j
 	}
@@ -282,7 +305,11 @@ func (e *Engine) planChecks(b *policy.Bundle, req Request) job {
 // evaluate runs Cedar on a prepared job whose facts are in.
 func (e *Engine) evaluate(b *policy.Bundle, j *job) {
 	in := &j.in
-	if len(j.plan.rel) > 0 || len(j.plan.onBehalf) > 0 || j.plan.delegation != nil || j.plan.consent != nil {
+	if e.readSignals(b, j); j.done {
+		j.d.Allowed = false
+		return
+	}
+	if len(j.plan.rel) > 0 || len(j.plan.onBehalf) > 0 || j.plan.delegation != nil || j.plan.consent != nil || j.plan.signals != nil {
 		m := in.Context.Map()
 		if m == nil {
 			m = types.RecordMap{}
@@ -299,6 +326,9 @@ func (e *Engine) evaluate(b *policy.Bundle, j *job) {
 		}
 		if j.plan.consent != nil {
 			m[ContextConsent] = consentRecord(j.plan.consent, j.d.Consent)
+		}
+		if j.plan.signals != nil {
+			m[ContextSignals] = signalsRecord(j.plan.signals, j.d.Signals)
 		}
 		in.Context = types.NewRecord(m)
 	}
@@ -318,6 +348,7 @@ func (e *Engine) evaluate(b *policy.Bundle, j *job) {
 	refineDeny(&j.d, len(j.checks) > 0)
 	guardDelegation(&j.d)
 	guardConsent(&j.d)
+	guardSignals(&j.d)
 	guardDormancy(&j.d)
 	if !j.d.Allowed {
 		for _, f := range j.d.Facts {
@@ -498,7 +529,7 @@ func (r *recorder) Get(uid types.EntityUID) (types.Entity, bool) {
 // only, never taken from a request.
 func engineOwned(k string) bool {
 	switch k {
-	case ContextNow, ContextActionProperties, ContextRel, ContextOnBehalfOfRel, ContextDelegation, ContextConsent:
+	case ContextNow, ContextActionProperties, ContextRel, ContextOnBehalfOfRel, ContextDelegation, ContextConsent, ContextSignals:
 		return true
 	}
 	return false

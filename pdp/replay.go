@@ -89,6 +89,11 @@ func (r *Replayer) Replay(b *policy.Bundle, req Request, rec Decision, opts Repl
 	if err == nil && b.Purposes() != nil {
 		_, code, err = planConsent(b, b.Purposes(), req, in, rec.Time)
 	}
+	if err == nil && b.Signals() != nil {
+		if _, err = planSignals(b, req, in); err != nil {
+			code = ReasonInvalidInput
+		}
+	}
 	if err == nil {
 		if plan := plans[in.Action]; len(plan.onBehalf) > 0 || plan.delegation != nil {
 			subject := ObjectRef{Type: b.ObjectType(in.Principal.Type), ID: string(in.Principal.ID)}
@@ -144,6 +149,7 @@ func (r *Replayer) evaluate(b *policy.Bundle, plans map[types.EntityUID]actionPl
 	refineDeny(&d, len(rec.Facts) > 0)
 	guardDelegation(&d)
 	guardConsent(&d)
+	guardSignals(&d)
 	guardDormancy(&d)
 	if !d.Allowed {
 		for _, f := range d.Facts {

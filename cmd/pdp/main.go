@@ -53,7 +53,7 @@ type command struct {
 }
 
 func commands() map[string]*command {
-	cs := []*command{serveCommand(), validateCommand(), testCommand(), versionCommand(), hashKeyCommand(), relationsCommand(), migrateCommand(), delegationCommand(), consentCommand(), dormancyCommand(), logCommand(), explainCommand(), auditCommand(), replayCommand(), sidecarCommand(), repairCommand()}
+	cs := []*command{serveCommand(), validateCommand(), testCommand(), versionCommand(), hashKeyCommand(), relationsCommand(), migrateCommand(), delegationCommand(), consentCommand(), dormancyCommand(), signalsCommand(), logCommand(), explainCommand(), auditCommand(), replayCommand(), sidecarCommand(), repairCommand()}
 	m := make(map[string]*command, len(cs))
 	for _, c := range cs {
 		m[c.name] = c
@@ -155,7 +155,7 @@ func writeUsage(w io.Writer, cmds map[string]*command) {
 
 // order lists the commands in the order a newcomer needs them.
 func order(name string) int {
-	for i, n := range []string{"serve", "validate", "test", "relations", "migrate", "delegation", "consent", "log", "explain", "audit", "replay", "sidecar", "hash-key", "version"} {
+	for i, n := range []string{"serve", "validate", "test", "relations", "migrate", "delegation", "consent", "signals", "log", "explain", "audit", "replay", "sidecar", "hash-key", "version"} {
 		if n == name {
 			return i
 		}

@@ -111,6 +111,9 @@ func writeSummary(w io.Writer, b *policy.Bundle) {
 	if reg := b.Purposes(); reg != nil {
 		fmt.Fprintf(w, "purposes: %d (registry version %s)\n", len(reg.Purposes), reg.Version)
 	}
+	if reg := b.Signals(); reg != nil {
+		fmt.Fprintf(w, "signals:  %d event rules, %d velocity rules (registry version %s)\n", len(reg.Rules), len(reg.Velocity), reg.Version)
+	}
 }
 
 func plural(n int, one, many string) string {

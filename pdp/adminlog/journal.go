@@ -1,8 +1,10 @@
-// Package adminlog keeps delegation and consent changes in the decision
-// trail as write-ahead records (the Journal of delegation.Service and
-// consent.Ledger), and compares the stores with those records: Check (the
-// start-up check of 'pdp serve') names every change the trail holds and a
-// store lacks, and Repair applies those changes from the trail.
+// Package adminlog keeps delegation and consent changes, and received
+// risk signals, in the decision trail as write-ahead records (the Journal
+// of delegation.Service, consent.Ledger and signalledger.Ledger), and
+// compares the stores with those records: Check (the start-up check of
+// 'pdp serve') names every delegation or consent change the trail holds
+// and a store lacks, and Repair applies those changes from the trail
+// (received signals are not checked or repaired yet).
 package adminlog
 
 import (

@@ -80,6 +80,9 @@ type Config struct {
 	// only what it is party to (consent.Reader). With authentication off,
 	// every caller reads everything.
 	ConsentAdmins map[string]bool
+	// SignalAdmins are the applications that read subjects' risk signals
+	// at SignalsPath.
+	SignalAdmins map[string]bool
 	// AuditorKeys maps the hex SHA-256 digest of each auditor's bearer
 	// token to the auditor's id: only these read the trail at /v1/audit/….
 	// Application keys never do. With authentication off and no auditor

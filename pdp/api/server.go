@@ -52,6 +52,9 @@ type Deps struct {
 	// Dormancy serves revalidations at /v1/dormancy and the auditor's
 	// report at /v1/audit/dormancy; nil leaves them out.
 	Dormancy Dormancy
+	// Signals receives risk signals (SETs pushed to SSFEventsPath) and
+	// shows them at SignalsPath; nil leaves both out.
+	Signals Signals
 	// TrailKey is the decision trail's checkpoint verifier key (signed-note
 	// format), served at TrailKeyPath; empty leaves the route out.
 	TrailKey string
@@ -102,6 +105,7 @@ type Server struct {
 	delegations Delegations
 	consents    Consents
 	dormancy    Dormancy
+	signals     Signals
 	policies    PolicyStatus
 	log         *slog.Logger
 	version     string
@@ -140,6 +144,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		delegations: deps.Delegations,
 		consents:    deps.Consents,
 		dormancy:    deps.Dormancy,
+		signals:     deps.Signals,
 		auditors:    newKeyring(cfg.AuditorKeys),
 		auditor:     deps.Auditor,
 		adminLog:    deps.AdminLog,
@@ -206,6 +211,7 @@ func (s *Server) routes(reg *prometheus.Registry, deps Deps) *echo.Echo {
 	s.delegationRoutes(e)
 	s.consentRoutes(e)
 	s.dormancyRoutes(e)
+	s.signalRoutes(e)
 	s.auditRoutes(e)
 	if s.changes != nil {
 		e.GET(ChangesPath, s.pollChanges)

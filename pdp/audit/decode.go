@@ -52,6 +52,7 @@ type replayRecord struct {
 		Delegation    *pdp.DelegationProof `json:"delegation"`
 		Consent       *pdp.ConsentFact     `json:"consent"`
 		Dormancy      []dormancy.Finding   `json:"dormancy"`
+		Signals       []pdp.SignalFact     `json:"signals"`
 		Input         struct {
 			Principal jsontext.Value   `json:"principal"`
 			Action    jsontext.Value   `json:"action"`
@@ -81,6 +82,7 @@ func (rd *replayDecoder) decode(body []byte) (recorder.DecisionBody, error) {
 		ID: src.ID, Time: src.Time, Allowed: src.Allowed, Application: src.Application,
 		Policies: src.Policies, Reasons: src.Reasons, Obligations: src.Obligations, Errors: src.Errors,
 		PolicyVersion: src.PolicyVersion, FactsRevision: src.FactsRevision, Delegation: src.Delegation, Consent: src.Consent, Dormancy: src.Dormancy,
+		Signals: src.Signals,
 	}
 	if len(src.Facts) > 0 {
 		d.Facts = make([]pdp.Fact, len(src.Facts))

@@ -187,6 +187,9 @@ func words(ex Explanation) []string {
 	for _, f := range d.Dormancy {
 		add("%s", dormancyLine(f))
 	}
+	for _, f := range d.Signals {
+		add("Risk signal: %s.", pdp.SignalWords(f))
+	}
 	add("Policy version %s%s.", d.PolicyVersion.Hash, map[bool]string{true: " (Git commit " + d.PolicyVersion.Commit + ")"}[d.PolicyVersion.Commit != ""])
 	if r := ex.Replay; r != nil {
 		switch r.Outcome {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/purposes"
+	"github.com/ciampdp/pdp/pdp/signals"
 )
 
 // Policy is one validated Cedar policy with where it came from and the
@@ -46,6 +47,7 @@ type Bundle struct {
 	zed       string
 	purposes  *purposes.Registry
 	dormancy  *dormancy.Rules
+	signals   *signals.Registry
 	names     names
 	sources   map[string][]byte // "policies/…" and "schema/…" → content
 }
@@ -75,6 +77,10 @@ func (b *Bundle) Purposes() *purposes.Registry { return b.purposes }
 // Dormancy is the bundle's dormancy rules (schema/dormancy.yaml), nil when
 // it has none (then the engine's dormancy guard does nothing).
 func (b *Bundle) Dormancy() *dormancy.Rules { return b.dormancy }
+
+// Signals is the bundle's signals registry (schema/signals.yaml), nil
+// when it has none (then the engine applies no risk signal).
+func (b *Bundle) Signals() *signals.Registry { return b.signals }
 
 // DataSubject is the @data_subject annotation of an entity type: "self",
 // or the relation whose holders (users) are the data subjects of its

@@ -27,10 +27,15 @@ import (
 
 	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/purposes"
+	"github.com/ciampdp/pdp/pdp/signals"
 )
 
 // PurposesFile is the purposes registry of a bundle, in its schema folder.
 const PurposesFile = "purposes.yaml"
+
+// SignalsFile is the signals registry of a bundle (risk signals), in its
+// schema folder.
+const SignalsFile = "signals.yaml"
 
 type fileKind int
 
@@ -42,10 +47,11 @@ const (
 	kindZed      // the SpiceDB schema of the relationship facts
 	kindPurposes // the purposes registry (consent)
 	kindDormancy // the dormancy rules
+	kindSignals  // the signals registry (risk signals)
 )
 
 func (k fileKind) inSchemaFolder() bool {
-	return k == kindSchema || k == kindSchemaJSON || k == kindZed || k == kindPurposes || k == kindDormancy
+	return k == kindSchema || k == kindSchemaJSON || k == kindZed || k == kindPurposes || k == kindDormancy || k == kindSignals
 }
 
 func (k fileKind) label() string {
@@ -120,6 +126,8 @@ func classify(name string) (fileKind, bool) {
 		return kindPurposes, true
 	case base == dormancy.RulesFile:
 		return kindDormancy, true
+	case base == SignalsFile:
+		return kindSignals, true
 	case base == "entities.json" || strings.HasSuffix(base, ".entities.json"):
 		return kindEntities, true
 	}
@@ -363,6 +371,16 @@ func build(d Dirs, files []sourceFile) (*Bundle, error) {
 			return nil, LoadErrors{&LoadError{File: f.kind.label() + "/" + f.rel, Err: err}}
 		}
 		b.dormancy = rules
+	}
+	for _, f := range files {
+		if f.kind != kindSignals {
+			continue
+		}
+		reg, err := signals.ParseRegistry(f.data)
+		if err != nil {
+			return nil, LoadErrors{&LoadError{File: f.kind.label() + "/" + f.rel, Err: err}}
+		}
+		b.signals = reg
 	}
 	return b, nil
 }

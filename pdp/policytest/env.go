@@ -35,6 +35,9 @@ func NewEngine(ctx context.Context, b *policy.Bundle, s Suite) (engine *pdp.Engi
 		comp.Now = func() time.Time { return now }
 	}
 	hasDelegations := len(s.Delegations) > 0 || s.DelegationsFile != ""
+	if (len(s.Signals) > 0 || s.SignalsFile != "") && b.Signals() == nil {
+		return nil, nil, fmt.Errorf("%s: the suite lists signals but the bundle has no signals registry (schema/signals.yaml)", s.File)
+	}
 	if (len(s.Consents) > 0 || s.ConsentsFile != "") && b.Purposes() == nil {
 		return nil, nil, fmt.Errorf("%s: the suite lists consents but the bundle has no purposes registry (schema/purposes.yaml)", s.File)
 	}
@@ -101,6 +104,14 @@ func NewEngine(ctx context.Context, b *policy.Bundle, s Suite) (engine *pdp.Engi
 			closers = append(closers, closeDormancy)
 			comp.Dormancy = dorm
 		}
+	}
+	if b.Signals() != nil {
+		ledger, closeSignals, err := suiteSignals(ctx, b, s)
+		if err != nil {
+			return nil, nil, err
+		}
+		closers = append(closers, closeSignals)
+		comp.Signals, comp.Velocity = ledger, &pdp.Velocity{}
 	}
 	return pdp.NewEngine(comp), done, nil
 }

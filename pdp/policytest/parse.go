@@ -80,6 +80,8 @@ func (p *parser) suite(data []byte) Suite {
 			s.Delegations, s.DelegationsFile = p.jsonOrFile(v, "delegations", yaml.SequenceNode)
 		case "consents":
 			s.Consents, s.ConsentsFile = p.jsonOrFile(v, "consents", yaml.MappingNode)
+		case "signals":
+			s.Signals, s.SignalsFile = p.jsonOrFile(v, "signals", yaml.SequenceNode)
 		case "now":
 			if str := p.str(v, "now"); str != "" {
 				t, err := time.Parse(time.RFC3339, str)

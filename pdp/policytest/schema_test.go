@@ -43,7 +43,7 @@ func TestDocumentedSchema(t *testing.T) {
 			t.Errorf("%s: the decoder rejects unknown fields; the schema must too", name)
 		}
 	}
-	check("suite", doc.object, []string{"application", "batches", "cases", "consents", "delegations", "name", "now", "relationships"}, nil)
+	check("suite", doc.object, []string{"application", "batches", "cases", "consents", "delegations", "name", "now", "relationships", "signals"}, nil)
 	check("case", doc.Defs["case"], []string{"expect", "name", "request"}, []string{"expect", "name", "request"})
 	check("expect", doc.Defs["expect"], []string{"decision", "obligations", "policies", "reasons"}, []string{"decision"})
 	check("batch", doc.Defs["batch"], []string{"expect", "name", "request"}, []string{"expect", "name", "request"})

@@ -42,6 +42,12 @@ type Suite struct {
 	// from ConsentsFile.
 	Consents     []byte
 	ConsentsFile string
+	// Signals are risk signals received before the suite's decisions, as
+	// a JSON array of {"event": short name or URI, "subject": a subject
+	// identifier, "time": RFC 3339, "transmitter", "jti", "payload"},
+	// inline or from SignalsFile; the bundle's signals registry maps them.
+	Signals     []byte
+	SignalsFile string
 	// Now, when set, is the clock of every decision of the suite, so that
 	// validity windows give the same answers in any year.
 	Now     time.Time

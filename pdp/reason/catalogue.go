@@ -28,6 +28,12 @@ var decisionEntries = []Entry{
 	{ConsentInvalidMinor, Decision, "the only grant was given by a minor below the jurisdiction's age, without a guardian"},
 	{RevalidationRequired, Decision, "the subject has been dormant longer than the registry allows, or the grant was given on a notice that has materially changed; or (with the obligation `identity_revalidation`) the principal has been inactive longer than a dormancy rule allows for the action, and has not revalidated since"},
 	{DelegationDormant, Decision, "the delegation relied on has not been used for longer than the dormancy rule of its basis allows (obligation `delegation_reconfirmation`): its principal must re-confirm it"},
+	{AccountCompromised, Decision, "a risk signal says the subject's credential is compromised (RISC `credential-compromise`), until a later `credential-change` or the registry's duration; actions the registry lets through answer allow with `step_up_authentication` instead"},
+	{AccountDisabled, Decision, "a risk signal says the subject's account is disabled or purged (RISC `account-disabled`, `account-purged`), until `account-enabled`"},
+	{SessionRevoked, Decision, "a risk signal revoked the subject's sessions (CAEP `session-revoked`, RISC `sessions-revoked`) after the request's `context.session.auth_time` (or revoked that very `context.session.id`)"},
+	{CredentialChangeRequired, Decision, "a risk signal requires the subject to change their credential (RISC `account-credential-change-required`), until `credential-change`"},
+	{AssuranceTooLow, Decision, "a risk signal lowered the subject's authentication assurance (CAEP `assurance-level-change`, decrease): the registry's actions answer allow with `step_up_authentication`, or deny"},
+	{RiskVelocity, Decision, "a velocity rule of the signals registry blocks a `context` value (e.g. `ip`): too many denied decisions for distinct subjects from it within the window"},
 	{TrailUnavailable, Decision, "the decision could not be recorded in the decision trail (`sync`: the write failed; `async`: the buffer was full with `trail.when_full: deny`, or an earlier write failed); the answer is deny whatever the policies say"},
 }
 

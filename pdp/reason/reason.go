@@ -54,6 +54,13 @@ const (
 	RevalidationRequired  = "revalidation_required"
 	DelegationDormant     = "delegation_dormant"
 	TrailUnavailable      = "trail_unavailable"
+	// Risk signals (the risk guard): codes the signals registry names.
+	AccountCompromised       = "account_compromised"
+	AccountDisabled          = "account_disabled"
+	SessionRevoked           = "session_revoked"
+	CredentialChangeRequired = "credential_change_required"
+	AssuranceTooLow          = "assurance_too_low"
+	RiskVelocity             = "risk_velocity"
 )
 
 // Codes of the HTTP API's error answers (besides Forbidden,

@@ -193,7 +193,39 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	if dorm != nil {
 		dormant, dormantAdmin = dorm, dormancyAdmin{Service: dorm, bundles: reloader}
 	}
-	engine := pdp.NewEngine(pdp.Components{Bundles: reloader, Facts: facts, Delegations: delegations, Consent: consents, Dormancy: dormant, Logger: log})
+	sigs, closeSignals, err := openSignals(ctx, cfg.Signals, reloader, journal, changes, log)
+	if err != nil {
+		return err
+	}
+	s.push(closeSignals)
+	var (
+		signalSource pdp.SignalSource
+		signalAPI    api.Signals
+	)
+	if sigs != nil {
+		signalSource, signalAPI = sigs.ledger, sigs
+		if err := reg.Register(sigs.received); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+		if cfg.Signals.Engine == SignalsPostgres {
+			sctx, stopSync := context.WithCancel(bg)
+			syncDone := make(chan struct{})
+			s.push(func() { stopSync(); <-syncDone })
+			go func() {
+				defer close(syncDone)
+				sigs.runSync(sctx, cfg.Signals.SyncInterval, log)
+			}()
+		}
+	}
+	velocity := &pdp.Velocity{MaxKeys: cfg.Signals.VelocityMaxKeys}
+	if err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "pdp_signals_velocity_dropped_total",
+		Help: "Denied decisions velocity rules did not count because their bound (signals.velocity_max_keys) was reached.",
+	}, func() float64 { return float64(velocity.Dropped()) })); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	engine := pdp.NewEngine(pdp.Components{Bundles: reloader, Facts: facts, Delegations: delegations, Consent: consents, Dormancy: dormant,
+		Signals: signalSource, Velocity: velocity, Logger: log})
 	var (
 		decider  pdp.Decider  = engine
 		searcher pdp.Searcher = engine
@@ -265,16 +297,28 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 			return fmt.Errorf("register metrics: %w", err)
 		}
 	}
+	if sigs != nil && len(sigs.pollers) > 0 {
+		// After the trail: a polled SET is recorded before it is stored.
+		pctx, stopPolls := context.WithCancel(bg)
+		pollsDone := make(chan struct{})
+		s.push(func() { stopPolls(); <-pollsDone })
+		go func() {
+			defer close(pollsDone)
+			sigs.runPollers(pctx)
+		}()
+	}
 	apiCfg := cfg.HTTP.API(s.keys)
 	apiCfg.ShutdownTimeout = DrainTimeout(cfg.HTTP.ShutdownLimit())
 	apiCfg.DelegationAdmins = setOf(cfg.Delegations.AdminApplications)
 	apiCfg.ConsentAdmins = setOf(cfg.Consent.AdminApplications)
+	apiCfg.SignalAdmins = setOf(cfg.Signals.AdminApplications)
 	apiCfg.AuditorKeys = cfg.Auth.Auditors()
 	srv, err := api.New(apiCfg, api.Deps{
 		Decider: decider, Searcher: searcher, Policies: reloader, Logger: log, Registry: reg, Version: version,
 		Delegations: admin,
 		Consents:    consentAdmin,
 		Dormancy:    dormantAdmin,
+		Signals:     signalAPI,
 		TrailKey:    trailKey,
 		Auditor:     auditor,
 		AdminLog:    adminLog,

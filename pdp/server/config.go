@@ -43,6 +43,7 @@ type Config struct {
 	Delegations DelegationsConfig `mapstructure:"delegations"`
 	Consent     ConsentConfig     `mapstructure:"consent"`
 	Dormancy    DormancyConfig    `mapstructure:"dormancy"`
+	Signals     SignalsConfig     `mapstructure:"signals"`
 	Trail       TrailConfig       `mapstructure:"trail"`
 	Log         LogConfig         `mapstructure:"log"`
 }
@@ -50,7 +51,7 @@ type Config struct {
 // DefaultConfig is the embedded default: loopback only, authentication off,
 // the bundle in ./policies and ./schema, reloaded when it changes.
 func DefaultConfig() Config {
-	return Config{HTTP: DefaultHTTP(), Policy: DefaultPolicy(), Relations: DefaultRelations(), Delegations: DefaultDelegations(), Consent: DefaultConsent(), Dormancy: DefaultDormancy(), Trail: DefaultTrail(), Log: DefaultLog()}
+	return Config{HTTP: DefaultHTTP(), Policy: DefaultPolicy(), Relations: DefaultRelations(), Delegations: DefaultDelegations(), Consent: DefaultConsent(), Dormancy: DefaultDormancy(), Signals: DefaultSignals(), Trail: DefaultTrail(), Log: DefaultLog()}
 }
 
 // Validate checks every section, then what spans sections.
@@ -71,6 +72,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Dormancy.Validate(); err != nil {
+		return err
+	}
+	if err := c.Signals.Validate(); err != nil {
 		return err
 	}
 	if err := c.Relations.Validate(); err != nil {

@@ -1,0 +1,39 @@
+package adminlog
+
+import (
+	"context"
+
+	"github.com/ciampdp/pdp/pdp/signalledger"
+	"github.com/ciampdp/pdp/pdp/signals"
+)
+
+// ActionSignalReceive is the action of the record of a received SET.
+const ActionSignalReceive = "signal.receive"
+
+var _ signalledger.Journal = (*Journal)(nil)
+
+// signalDetail is the detail of a received SET's record: its jti and its
+// events as they will be stored (the subject as received, the entity it
+// maps to).
+type signalDetail struct {
+	Transmitter string          `json:"transmitter"`
+	JTI         string          `json:"jti"`
+	Events      []signals.Event `json:"events"`
+}
+
+// RecordSignal implements signalledger.Journal: the record's application
+// is the transmitter, its target the first mapped entity (or the jti).
+func (j *Journal) RecordSignal(ctx context.Context, transmitter, jti string, events []signals.Event) error {
+	r := j.recorder()
+	if r == nil {
+		return nil
+	}
+	target := jti
+	for _, e := range events {
+		if e.Entity != "" {
+			target = e.Entity
+			break
+		}
+	}
+	return r.RecordAdmin(ctx, ActionSignalReceive, transmitter, target, signalDetail{Transmitter: transmitter, JTI: jti, Events: events})
+}

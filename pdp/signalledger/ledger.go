@@ -1,0 +1,240 @@
+package signalledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ciampdp/pdp/pdp/signals"
+)
+
+// Sentinel errors of the ledger.
+var (
+	// ErrDuplicate: the transmitter's jti was received before; nothing
+	// changed.
+	ErrDuplicate = errors.New("this SET (issuer and jti) was received before")
+	// ErrNotRecorded: the SET could not be recorded in the decision trail
+	// before it was stored, so nothing was changed.
+	ErrNotRecorded = errors.New("the signal could not be recorded in the decision trail, so nothing was changed")
+	// ErrClosed: the ledger is closed.
+	ErrClosed = errors.New("the signal ledger is closed")
+)
+
+// Store keeps the events, append-only. Append assigns positions (after
+// every stored one) and fails with ErrDuplicate for a jti it holds.
+type Store interface {
+	Append(ctx context.Context, events []signals.Event) ([]signals.Event, error)
+	// Since returns the events after position, in position order.
+	Since(ctx context.Context, after int64) ([]signals.Event, error)
+	Close() error
+}
+
+// Journal records a received SET in the decision trail before its events
+// are stored (write-ahead): adminlog.Journal.
+type Journal interface {
+	RecordSignal(ctx context.Context, transmitter, jti string, events []signals.Event) error
+}
+
+// Publisher is told of every stored SET (the sidecars' change feed); it
+// may wait for the sidecars. An error is logged: the signal stands.
+type Publisher interface {
+	Publish(ctx context.Context, reason string) (uint64, error)
+}
+
+// ChangeReason is the change feed reason of a received signal.
+const ChangeReason = "signal.receive"
+
+// LedgerConfig are a Ledger's collaborators.
+type LedgerConfig struct {
+	Store Store
+	// Registry is the active bundle's signals registry (for the subject
+	// mapping); nil or returning nil maps nothing.
+	Registry  func() *signals.Registry
+	Journal   Journal
+	Publisher Publisher
+	Logger    *slog.Logger
+	Now       func() time.Time
+	// MaxStaleness, when positive, is how long the ledger may go without
+	// a successful Sync (a shared store other replicas write to) before
+	// Stale reports it: the engine then denies with facts_unavailable
+	// rather than decide on signals it may not have seen.
+	MaxStaleness time.Duration
+}
+
+// Ledger is the append-only signal ledger: it stores verified SETs once
+// (jti de-duplicated), keeps every mapped event indexed by entity in
+// memory for the risk guard, and refreshes from a shared store with Sync.
+// Safe for concurrent use.
+type Ledger struct {
+	cfg LedgerConfig
+	log *slog.Logger
+
+	wmu sync.Mutex // serialises receives
+
+	mu       sync.RWMutex
+	head     int64
+	synced   time.Time // the last successful Sync
+	byEntity map[string][]signals.Event
+	seen     map[string]bool // transmitter + "\x00" + jti
+	closed   bool
+}
+
+// NewLedger opens a ledger over its store, reading every stored event.
+func NewLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("signals: a ledger needs a store")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = func() *signals.Registry { return nil }
+	}
+	l := &Ledger{cfg: cfg, log: cfg.Logger, byEntity: map[string][]signals.Event{}, seen: map[string]bool{}}
+	if err := l.Sync(ctx); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func seenKey(transmitter, jti string) string { return transmitter + "\x00" + jti }
+
+// Sync reads the events other writers (replicas on the same PostgreSQL
+// store) appended since the last read.
+func (l *Ledger) Sync(ctx context.Context) error {
+	l.mu.RLock()
+	head := l.head
+	l.mu.RUnlock()
+	evs, err := l.cfg.Store.Since(ctx, head)
+	if err != nil {
+		return fmt.Errorf("signals: read the ledger: %w", err)
+	}
+	l.index(evs)
+	l.mu.Lock()
+	l.synced = l.cfg.Now()
+	l.mu.Unlock()
+	return nil
+}
+
+// Stale reports, with MaxStaleness set, that the last successful Sync is
+// older than it at now: signals other replicas stored may be missing.
+func (l *Ledger) Stale(now time.Time) error {
+	if l.cfg.MaxStaleness <= 0 {
+		return nil
+	}
+	l.mu.RLock()
+	synced := l.synced
+	l.mu.RUnlock()
+	if age := now.Sub(synced); age > l.cfg.MaxStaleness {
+		return fmt.Errorf("the signal ledger was last read %s ago (more than %s): the shared store does not answer", age.Round(time.Millisecond), l.cfg.MaxStaleness)
+	}
+	return nil
+}
+
+func (l *Ledger) index(evs []signals.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range evs {
+		if e.Position <= l.head {
+			continue
+		}
+		l.head = e.Position
+		l.seen[seenKey(e.Transmitter, e.JTI)] = true
+		if e.Entity != "" {
+			l.byEntity[e.Entity] = append(l.byEntity[e.Entity], e)
+		}
+	}
+}
+
+// Head is the position of the last event read.
+func (l *Ledger) Head() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.head
+}
+
+// Receive stores the events of a verified SET: mapped to entities by the
+// registry, recorded in the journal first, then appended, indexed and
+// published. A jti received before is ErrDuplicate and changes nothing.
+func (l *Ledger) Receive(ctx context.Context, s *signals.SET) ([]signals.Event, error) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if err := l.Sync(ctx); err != nil {
+		return nil, err
+	}
+	l.mu.RLock()
+	dup, closed := l.seen[seenKey(s.Issuer, s.JTI)], l.closed
+	l.mu.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if dup {
+		return nil, fmt.Errorf("%s %s: %w", s.Issuer, s.JTI, ErrDuplicate)
+	}
+	reg := l.cfg.Registry()
+	now := l.cfg.Now().UTC()
+	evs := make([]signals.Event, 0, len(s.Events))
+	for _, se := range s.Events {
+		e := signals.Event{Transmitter: s.Issuer, JTI: s.JTI, Type: se.Type, Time: se.Time.UTC(), IssuedAt: s.IssuedAt.UTC(),
+			ReceivedAt: now, Subject: se.Subject, Payload: se.Payload}
+		if se.Subject != nil {
+			e.Entity = reg.Map(se.Subject)
+			e.Session = se.Subject.SessionID()
+		}
+		evs = append(evs, e)
+	}
+	if l.cfg.Journal != nil {
+		if err := l.cfg.Journal.RecordSignal(ctx, s.Issuer, s.JTI, evs); err != nil {
+			l.log.ErrorContext(ctx, "signal not recorded in the decision trail; not stored", "transmitter", s.Issuer, "jti", s.JTI, "error", err)
+			return nil, fmt.Errorf("%s %s: %w: %w", s.Issuer, s.JTI, ErrNotRecorded, err)
+		}
+	}
+	stored, err := l.cfg.Store.Append(ctx, evs)
+	if err != nil {
+		return nil, fmt.Errorf("signals: store %s %s: %w", s.Issuer, s.JTI, err)
+	}
+	l.index(stored)
+	for _, e := range stored {
+		l.log.InfoContext(ctx, "signal received", "transmitter", e.Transmitter, "jti", e.JTI, "type", e.Type,
+			"entity", e.Entity, "event_time", e.Time, "position", e.Position)
+	}
+	if p := l.cfg.Publisher; p != nil {
+		if _, perr := p.Publish(ctx, ChangeReason); perr != nil {
+			l.log.WarnContext(ctx, "signal not acknowledged by every sidecar; their leases bound it", "error", perr)
+		}
+	}
+	return stored, nil
+}
+
+// For returns the events of an entity ("Type::\"id\""), oldest first.
+// The slice is shared: do not modify it.
+func (l *Ledger) For(entity string) []signals.Event {
+	l.mu.RLock()
+	evs := l.byEntity[entity]
+	l.mu.RUnlock()
+	return evs[:len(evs):len(evs)]
+}
+
+// History returns every stored event of an entity, oldest first (the
+// unmapped ones are in the store only).
+func (l *Ledger) History(entity string) []signals.Event {
+	return slices.Clone(l.For(entity))
+}
+
+// Close closes the ledger (not its store).
+func (l *Ledger) Close() error {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	return nil
+}
