@@ -51,7 +51,7 @@ func TestSignalsPollDelivery(t *testing.T) {
 	}))
 	defer tx.Close()
 
-	data, err := os.ReadFile(filepath.Join(northbank, "pdp-signals.yaml"))
+	data, err := os.ReadFile(filepath.Join(northbank, "pdp.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,10 +45,10 @@ func TestNorthbankSignals(t *testing.T) {
 }
 
 // startNorthbankSignals serves the example with the signal receiver
-// (pdp-signals.yaml), its JWKS path made absolute for the tests' folder.
+// (pdp.yaml), its JWKS path made absolute for the tests' folder.
 func startNorthbankSignals(t *testing.T) *server {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(northbank, "pdp-signals.yaml"))
+	data, err := os.ReadFile(filepath.Join(northbank, "pdp.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +314,7 @@ func mustECKey(t *testing.T) *ecdsa.PrivateKey {
 // must send that bearer token with each push; without it the push is 401
 // authentication_failed and nothing is stored.
 func TestSignalsPushToken(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(northbank, "pdp-signals.yaml"))
+	data, err := os.ReadFile(filepath.Join(northbank, "pdp.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,10 @@ func northbankConfig(dir string) Config {
 	c.Consent.Path = filepath.Join(dir, "consent.jsonl")
 	c.Consent.Seed = filepath.Join(northbank, "consents.json")
 	c.Trail.Dir = filepath.Join(dir, "trail")
+	c.Signals.Path = filepath.Join(dir, "signals.jsonl")
+	c.Signals.AdminApplications = []string{"backoffice"}
+	c.Signals.Transmitters = []TransmitterConfig{{Issuer: "https://risk.northbank.example/", Audience: []string{"https://pdp.northbank.example/"},
+		JWKSFile: filepath.Join(northbank, "signals", "transmitter-jwks.json"), Algorithms: []string{"ES256"}, Delivery: "push"}}
 	return c
 }
 

@@ -167,7 +167,7 @@ var _ api.Signals = (*openedSignals)(nil)
 
 // openSignals opens the signal ledger and the verifier of the configured
 // transmitters, or returns nil when signals are off.
-func openSignals(ctx context.Context, cfg SignalsConfig, reloader *policy.Reloader, journal signalledger.Journal, pub signalledger.Publisher, log *slog.Logger) (*openedSignals, func(), error) {
+func openSignals(ctx context.Context, cfg SignalsConfig, reloader *policy.Reloader, journal signalledger.Journal, pub signalledger.Publisher, onStored func(context.Context, []signals.Event), log *slog.Logger) (*openedSignals, func(), error) {
 	engine := cfg.Engine
 	if engine == SignalsAuto {
 		engine = SignalsOff
@@ -215,7 +215,7 @@ func openSignals(ctx context.Context, cfg SignalsConfig, reloader *policy.Reload
 			}
 			return nil
 		},
-		Journal: journal, Publisher: pub, Logger: log, MaxStaleness: maxStaleness(engine, cfg.SyncInterval)})
+		Journal: journal, Publisher: pub, OnStored: onStored, Logger: log, MaxStaleness: maxStaleness(engine, cfg.SyncInterval)})
 	if err != nil {
 		_ = st.Close()
 		return nil, nil, err

@@ -63,6 +63,10 @@ type LedgerConfig struct {
 	// Stale reports it: the engine then denies with facts_unavailable
 	// rather than decide on signals it may not have seen.
 	MaxStaleness time.Duration
+	// OnStored, when set, is told of the events of each stored SET before
+	// the sidecars are (a revalidating identity-provider event ends a
+	// dormancy there). It must not fail the receive: the signal stands.
+	OnStored func(ctx context.Context, events []signals.Event)
 }
 
 // Ledger is the append-only signal ledger: it stores verified SETs once
@@ -207,6 +211,9 @@ func (l *Ledger) Receive(ctx context.Context, s *signals.SET) ([]signals.Event, 
 	for _, e := range stored {
 		l.log.InfoContext(ctx, "signal received", "transmitter", e.Transmitter, "jti", e.JTI, "type", e.Type,
 			"entity", e.Entity, "event_time", e.Time, "position", e.Position)
+	}
+	if l.cfg.OnStored != nil {
+		l.cfg.OnStored(ctx, stored)
 	}
 	if p := l.cfg.Publisher; p != nil {
 		if _, perr := p.Publish(ctx, ChangeReason); perr != nil {
