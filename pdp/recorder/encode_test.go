@@ -317,7 +317,9 @@ func fill(v reflect.Value, depth int) {
 // TestEncoderErrors: what encoding/json refuses, the encoder refuses.
 func TestEncoderErrors(t *testing.T) {
 	cases := map[string]func(*DecisionBody){
-		"reserved key":   func(b *DecisionBody) { b.Decision.Input.Context = types.NewRecord(types.RecordMap{"__extn": types.Long(1)}) },
+		"reserved key": func(b *DecisionBody) {
+			b.Decision.Input.Context = types.NewRecord(types.RecordMap{"__extn": types.Long(1)})
+		},
 		"NaN":            func(b *DecisionBody) { b.Request.Context = map[string]any{"x": math.NaN()} },
 		"bad number":     func(b *DecisionBody) { b.Request.Context = map[string]any{"x": json.Number("01")} },
 		"year 10000":     func(b *DecisionBody) { b.Decision.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) },
