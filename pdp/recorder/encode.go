@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -402,16 +403,49 @@ func appendCedarValue(dst []byte, v types.Value) ([]byte, error) {
 		return appendExplicitUID(dst, v), nil
 	case types.Record:
 		return appendCedarRecord(dst, v)
+	case types.Datetime:
+		return appendExtension(dst, "datetime", v.String()), nil
+	case types.Decimal:
+		return appendExtension(dst, "decimal", v.String()), nil
+	case types.Duration:
+		return appendExtension(dst, "duration", v.String()), nil
+	case types.IPAddr:
+		return appendExtension(dst, "ip", v.String()), nil
+	case types.Set:
+		// Ordered by Cedar's internal hashes, which only its encoder knows.
+		b, err := v.MarshalJSON()
+		if err != nil {
+			return dst, err
+		}
+		return appendCompactEscaped(dst, b), nil
 	default:
-		// Sets (ordered by Cedar's internal hashes) and extension values
-		// (decimal, ip, datetime, duration) are rare in records: their own
-		// encoders write them, escaped as encoding/json escapes.
+		// A value type this encoder does not know: encoding/json writes it.
 		b, err := json.Marshal(v)
 		if err != nil {
 			return dst, err
 		}
 		return append(dst, b...), nil
 	}
+}
+
+// appendExtension writes {"__extn":{"fn":…,"arg":…}}.
+func appendExtension(dst []byte, fn, arg string) []byte {
+	dst = append(dst, `{"__extn":{"fn":`...)
+	dst = appendString(dst, fn)
+	dst = append(dst, `,"arg":`...)
+	dst = appendString(dst, arg)
+	return append(dst, "}}"...)
+}
+
+// appendCompactEscaped appends compact JSON b as encoding/json embeds a
+// Marshaler's output: with < > & and U+2028, U+2029 escaped.
+func appendCompactEscaped(dst, b []byte) []byte {
+	if !bytes.ContainsAny(b, "<>&\u2028\u2029") {
+		return append(dst, b...)
+	}
+	var buf bytes.Buffer
+	json.HTMLEscape(&buf, b)
+	return append(dst, buf.Bytes()...)
 }
 
 // appendAnyMap writes a JSON object with sorted keys, as encoding/json
