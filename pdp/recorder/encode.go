@@ -5,16 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
-	"unicode/utf8"
 
 	"github.com/cedar-policy/cedar-go/types"
 
+	"github.com/ciampdp/pdp/internal/jsonenc"
 	"github.com/ciampdp/pdp/pdp"
 )
 
@@ -66,36 +64,36 @@ func appendDecisionBody(dst []byte, b *DecisionBody) ([]byte, error) {
 		return dst, err
 	}
 	dst = append(dst, `,"request":`...)
-	if dst, err = appendRequest(dst, &b.Request); err != nil {
+	if dst, err = jsonenc.Request(dst, &b.Request); err != nil {
 		return dst, err
 	}
 	dst = append(dst, `,"instance":`...)
-	dst = appendString(dst, b.Instance)
+	dst = jsonenc.String(dst, b.Instance)
 	dst = append(dst, `,"build":`...)
-	dst = appendString(dst, b.Build)
+	dst = jsonenc.String(dst, b.Build)
 	return append(dst, '}'), nil
 }
 
 func appendDecision(dst []byte, d *pdp.Decision) ([]byte, error) {
 	var err error
 	dst = append(dst, `{"decision_id":`...)
-	dst = appendString(dst, d.ID)
+	dst = jsonenc.String(dst, d.ID)
 	dst = append(dst, `,"time":`...)
-	if dst, err = appendTime(dst, d.Time); err != nil {
+	if dst, err = jsonenc.Time(dst, d.Time); err != nil {
 		return dst, err
 	}
 	dst = append(dst, `,"decision":`...)
 	dst = strconv.AppendBool(dst, d.Allowed)
 	if d.Application != "" {
 		dst = append(dst, `,"application":`...)
-		dst = appendString(dst, d.Application)
+		dst = jsonenc.String(dst, d.Application)
 	}
 	dst = append(dst, `,"policies":`...)
-	dst = appendStrings(dst, d.Policies)
+	dst = jsonenc.Strings(dst, d.Policies)
 	dst = append(dst, `,"reasons":`...)
-	dst = appendStrings(dst, d.Reasons)
+	dst = jsonenc.Strings(dst, d.Reasons)
 	dst = append(dst, `,"obligations":`...)
-	dst = appendStrings(dst, d.Obligations)
+	dst = jsonenc.Strings(dst, d.Obligations)
 	if len(d.Errors) > 0 {
 		dst = append(dst, `,"errors":[`...)
 		for i, e := range d.Errors {
@@ -103,18 +101,18 @@ func appendDecision(dst []byte, d *pdp.Decision) ([]byte, error) {
 				dst = append(dst, ',')
 			}
 			dst = append(dst, `{"policy":`...)
-			dst = appendString(dst, e.PolicyID)
+			dst = jsonenc.String(dst, e.PolicyID)
 			dst = append(dst, `,"message":`...)
-			dst = appendString(dst, e.Message)
+			dst = jsonenc.String(dst, e.Message)
 			dst = append(dst, '}')
 		}
 		dst = append(dst, ']')
 	}
 	dst = append(dst, `,"policy_version":{"hash":`...)
-	dst = appendString(dst, d.PolicyVersion.Hash)
+	dst = jsonenc.String(dst, d.PolicyVersion.Hash)
 	if d.PolicyVersion.Commit != "" {
 		dst = append(dst, `,"commit":`...)
-		dst = appendString(dst, d.PolicyVersion.Commit)
+		dst = jsonenc.String(dst, d.PolicyVersion.Commit)
 	}
 	dst = append(dst, '}')
 	if len(d.Facts) > 0 {
@@ -131,7 +129,7 @@ func appendDecision(dst []byte, d *pdp.Decision) ([]byte, error) {
 	}
 	if d.FactsRevision != "" {
 		dst = append(dst, `,"facts_revision":`...)
-		dst = appendString(dst, d.FactsRevision)
+		dst = jsonenc.String(dst, d.FactsRevision)
 	}
 	if d.Delegation != nil {
 		dst = append(dst, `,"delegation":`...)
@@ -149,7 +147,7 @@ func appendDecision(dst []byte, d *pdp.Decision) ([]byte, error) {
 	dst = strconv.AppendInt(dst, int64(d.Duration), 10)
 	if d.Message != "" {
 		dst = append(dst, `,"message":`...)
-		dst = appendString(dst, d.Message)
+		dst = jsonenc.String(dst, d.Message)
 	}
 	return append(dst, '}'), nil
 }
@@ -157,18 +155,18 @@ func appendDecision(dst []byte, d *pdp.Decision) ([]byte, error) {
 func appendFact(dst []byte, f *pdp.Fact) ([]byte, error) {
 	var err error
 	dst = append(dst, `{"resource_type":`...)
-	dst = appendString(dst, f.ResourceType)
+	dst = jsonenc.String(dst, f.ResourceType)
 	dst = append(dst, `,"resource_id":`...)
-	dst = appendString(dst, f.ResourceID)
+	dst = jsonenc.String(dst, f.ResourceID)
 	dst = append(dst, `,"permission":`...)
-	dst = appendString(dst, f.Permission)
+	dst = jsonenc.String(dst, f.Permission)
 	dst = append(dst, `,"subject_type":`...)
-	dst = appendString(dst, f.SubjectType)
+	dst = jsonenc.String(dst, f.SubjectType)
 	dst = append(dst, `,"subject_id":`...)
-	dst = appendString(dst, f.SubjectID)
+	dst = jsonenc.String(dst, f.SubjectID)
 	if len(f.Context) > 0 {
 		dst = append(dst, `,"context":`...)
-		if dst, err = appendAnyMap(dst, f.Context); err != nil {
+		if dst, err = jsonenc.AnyMap(dst, f.Context); err != nil {
 			return dst, err
 		}
 	}
@@ -179,16 +177,16 @@ func appendFact(dst []byte, f *pdp.Fact) ([]byte, error) {
 	}
 	if len(f.MissingContext) > 0 {
 		dst = append(dst, `,"missing_context":`...)
-		dst = appendStrings(dst, f.MissingContext)
+		dst = jsonenc.Strings(dst, f.MissingContext)
 	}
 	return append(dst, '}'), nil
 }
 
 func appendObjectRef(dst []byte, o pdp.ObjectRef) []byte {
 	dst = append(dst, `{"type":`...)
-	dst = appendString(dst, o.Type)
+	dst = jsonenc.String(dst, o.Type)
 	dst = append(dst, `,"id":`...)
-	dst = appendString(dst, o.ID)
+	dst = jsonenc.String(dst, o.ID)
 	return append(dst, '}')
 }
 
@@ -196,18 +194,18 @@ func appendDelegation(dst []byte, p *pdp.DelegationProof) []byte {
 	dst = append(dst, `{"on_behalf_of":`...)
 	dst = appendObjectRef(dst, p.OnBehalfOf)
 	dst = append(dst, `,"status":`...)
-	dst = appendString(dst, p.Status)
+	dst = jsonenc.String(dst, p.Status)
 	if len(p.Chain) > 0 {
 		dst = append(dst, `,"chain":`...)
-		dst = appendStrings(dst, p.Chain)
+		dst = jsonenc.Strings(dst, p.Chain)
 	}
 	if len(p.Considered) > 0 {
 		dst = append(dst, `,"considered":`...)
-		dst = appendStrings(dst, p.Considered)
+		dst = jsonenc.Strings(dst, p.Considered)
 	}
 	if p.Basis != "" {
 		dst = append(dst, `,"basis":`...)
-		dst = appendString(dst, p.Basis)
+		dst = jsonenc.String(dst, p.Basis)
 	}
 	return append(dst, '}')
 }
@@ -216,66 +214,24 @@ func appendConsent(dst []byte, c *pdp.ConsentFact) []byte {
 	dst = append(dst, `{"subject":`...)
 	dst = appendObjectRef(dst, c.Subject)
 	dst = append(dst, `,"purpose":`...)
-	dst = appendString(dst, c.Purpose)
+	dst = jsonenc.String(dst, c.Purpose)
 	dst = append(dst, `,"allowed":`...)
 	dst = strconv.AppendBool(dst, c.Allowed)
 	dst = append(dst, `,"status":`...)
-	dst = appendString(dst, c.Status)
+	dst = jsonenc.String(dst, c.Status)
 	for _, f := range [...]struct{ key, v string }{{`,"reason":`, c.Reason}, {`,"basis":`, c.Basis}, {`,"grant_id":`, c.GrantID}} {
 		if f.v != "" {
 			dst = append(dst, f.key...)
-			dst = appendString(dst, f.v)
+			dst = jsonenc.String(dst, f.v)
 		}
 	}
 	dst = append(dst, `,"position":`...)
 	dst = strconv.AppendInt(dst, c.Position, 10)
 	if c.Detail != "" {
 		dst = append(dst, `,"detail":`...)
-		dst = appendString(dst, c.Detail)
+		dst = jsonenc.String(dst, c.Detail)
 	}
 	return append(dst, '}')
-}
-
-func appendRequest(dst []byte, r *pdp.Request) ([]byte, error) {
-	var err error
-	dst = append(dst, `{"subject":`...)
-	if dst, err = appendEntity(dst, &r.Subject); err != nil {
-		return dst, err
-	}
-	dst = append(dst, `,"action":{"name":`...)
-	dst = appendString(dst, r.Action.Name)
-	if len(r.Action.Properties) > 0 {
-		dst = append(dst, `,"properties":`...)
-		if dst, err = appendAnyMap(dst, r.Action.Properties); err != nil {
-			return dst, err
-		}
-	}
-	dst = append(dst, `},"resource":`...)
-	if dst, err = appendEntity(dst, &r.Resource); err != nil {
-		return dst, err
-	}
-	if len(r.Context) > 0 {
-		dst = append(dst, `,"context":`...)
-		if dst, err = appendAnyMap(dst, r.Context); err != nil {
-			return dst, err
-		}
-	}
-	return append(dst, '}'), nil
-}
-
-func appendEntity(dst []byte, e *pdp.Entity) ([]byte, error) {
-	var err error
-	dst = append(dst, `{"type":`...)
-	dst = appendString(dst, e.Type)
-	dst = append(dst, `,"id":`...)
-	dst = appendString(dst, e.ID)
-	if len(e.Properties) > 0 {
-		dst = append(dst, `,"properties":`...)
-		if dst, err = appendAnyMap(dst, e.Properties); err != nil {
-			return dst, err
-		}
-	}
-	return append(dst, '}'), nil
 }
 
 // appendInput writes the Cedar input in Cedar's JSON formats, as the
@@ -319,9 +275,9 @@ func appendExplicitUID(dst []byte, u types.EntityUID) []byte {
 // appendImplicitUID writes {"type":…,"id":…}.
 func appendImplicitUID(dst []byte, u types.EntityUID) []byte {
 	dst = append(dst, `{"type":`...)
-	dst = appendString(dst, string(u.Type))
+	dst = jsonenc.String(dst, string(u.Type))
 	dst = append(dst, `,"id":`...)
-	dst = appendString(dst, string(u.ID))
+	dst = jsonenc.String(dst, string(u.ID))
 	return append(dst, '}')
 }
 
@@ -381,7 +337,7 @@ func appendCedarRecord(dst []byte, r types.Record) ([]byte, error) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, string(k))
+		dst = jsonenc.String(dst, string(k))
 		dst = append(dst, ':')
 		v, _ := r.Get(k)
 		if dst, err = appendCedarValue(dst, v); err != nil {
@@ -394,7 +350,7 @@ func appendCedarRecord(dst []byte, r types.Record) ([]byte, error) {
 func appendCedarValue(dst []byte, v types.Value) ([]byte, error) {
 	switch v := v.(type) {
 	case types.String:
-		return appendString(dst, string(v)), nil
+		return jsonenc.String(dst, string(v)), nil
 	case types.Long:
 		return strconv.AppendInt(dst, int64(v), 10), nil
 	case types.Boolean:
@@ -431,9 +387,9 @@ func appendCedarValue(dst []byte, v types.Value) ([]byte, error) {
 // appendExtension writes {"__extn":{"fn":…,"arg":…}}.
 func appendExtension(dst []byte, fn, arg string) []byte {
 	dst = append(dst, `{"__extn":{"fn":`...)
-	dst = appendString(dst, fn)
+	dst = jsonenc.String(dst, fn)
 	dst = append(dst, `,"arg":`...)
-	dst = appendString(dst, arg)
+	dst = jsonenc.String(dst, arg)
 	return append(dst, "}}"...)
 }
 
@@ -446,235 +402,4 @@ func appendCompactEscaped(dst, b []byte) []byte {
 	var buf bytes.Buffer
 	json.HTMLEscape(&buf, b)
 	return append(dst, buf.Bytes()...)
-}
-
-// appendAnyMap writes a JSON object with sorted keys, as encoding/json
-// writes a map[string]any decoded from a request (json.Number, string,
-// bool, nil, []any, map[string]any); other types go to encoding/json.
-func appendAnyMap(dst []byte, m map[string]any) ([]byte, error) {
-	if m == nil {
-		return append(dst, "null"...), nil
-	}
-	var small [16]string
-	keys := small[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	dst = append(dst, '{')
-	var err error
-	for i, k := range keys {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = appendString(dst, k)
-		dst = append(dst, ':')
-		if dst, err = appendAny(dst, m[k]); err != nil {
-			return dst, err
-		}
-	}
-	return append(dst, '}'), nil
-}
-
-func appendAny(dst []byte, v any) ([]byte, error) {
-	switch v := v.(type) {
-	case nil:
-		return append(dst, "null"...), nil
-	case string:
-		return appendString(dst, v), nil
-	case bool:
-		return strconv.AppendBool(dst, v), nil
-	case json.Number:
-		if v == "" {
-			return append(dst, '0'), nil
-		}
-		if !isNumber(string(v)) {
-			return dst, fmt.Errorf("json: invalid number literal %q", string(v))
-		}
-		return append(dst, v...), nil
-	case float64:
-		return appendFloat(dst, v)
-	case int64:
-		return strconv.AppendInt(dst, v, 10), nil
-	case int:
-		return strconv.AppendInt(dst, int64(v), 10), nil
-	case map[string]any:
-		return appendAnyMap(dst, v)
-	case []any:
-		if v == nil {
-			return append(dst, "null"...), nil
-		}
-		dst = append(dst, '[')
-		var err error
-		for i, e := range v {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			if dst, err = appendAny(dst, e); err != nil {
-				return dst, err
-			}
-		}
-		return append(dst, ']'), nil
-	default:
-		b, err := json.Marshal(v)
-		if err != nil {
-			return dst, err
-		}
-		return append(dst, b...), nil
-	}
-}
-
-// appendFloat writes f as encoding/json does (ES6 number formatting).
-func appendFloat(dst []byte, f float64) ([]byte, error) {
-	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return dst, fmt.Errorf("json: unsupported value: %s", strconv.FormatFloat(f, 'g', -1, 64))
-	}
-	abs := math.Abs(f)
-	format := byte('f')
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	start := len(dst)
-	dst = strconv.AppendFloat(dst, f, format, -1, 64)
-	if format == 'e' { // clean up e-09 to e-9
-		n := len(dst) - start
-		if n >= 4 && dst[len(dst)-4] == 'e' && dst[len(dst)-3] == '-' && dst[len(dst)-2] == '0' {
-			dst[len(dst)-2] = dst[len(dst)-1]
-			dst = dst[:len(dst)-1]
-		}
-	}
-	return dst, nil
-}
-
-// isNumber reports whether s is a JSON number literal.
-func isNumber(s string) bool {
-	if s == "" {
-		return false
-	}
-	if s[0] == '-' {
-		s = s[1:]
-		if s == "" {
-			return false
-		}
-	}
-	switch {
-	case s[0] == '0':
-		s = s[1:]
-	case '1' <= s[0] && s[0] <= '9':
-		s = s[1:]
-		for len(s) > 0 && '0' <= s[0] && s[0] <= '9' {
-			s = s[1:]
-		}
-	default:
-		return false
-	}
-	if len(s) >= 2 && s[0] == '.' && '0' <= s[1] && s[1] <= '9' {
-		s = s[2:]
-		for len(s) > 0 && '0' <= s[0] && s[0] <= '9' {
-			s = s[1:]
-		}
-	}
-	if len(s) >= 2 && (s[0] == 'e' || s[0] == 'E') {
-		s = s[1:]
-		if s[0] == '+' || s[0] == '-' {
-			s = s[1:]
-			if s == "" {
-				return false
-			}
-		}
-		for len(s) > 0 && '0' <= s[0] && s[0] <= '9' {
-			s = s[1:]
-		}
-	}
-	return s == ""
-}
-
-func appendStrings(dst []byte, ss []string) []byte {
-	if ss == nil {
-		return append(dst, "null"...)
-	}
-	dst = append(dst, '[')
-	for i, s := range ss {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = appendString(dst, s)
-	}
-	return append(dst, ']')
-}
-
-// appendTime writes t as time.Time's MarshalJSON does (RFC 3339 with
-// nanoseconds, in t's own zone).
-func appendTime(dst []byte, t time.Time) ([]byte, error) {
-	if y := t.Year(); y < 0 || y >= 10000 {
-		return dst, fmt.Errorf("json: error calling MarshalJSON for type time.Time: year %d outside of range [0,9999]", y)
-	}
-	dst = append(dst, '"')
-	dst = t.AppendFormat(dst, time.RFC3339Nano)
-	return append(dst, '"'), nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// safeASCII[b] is true for the ASCII bytes encoding/json copies as they
-// are in a string with HTML escaping on.
-var safeASCII = func() (t [utf8.RuneSelf]bool) {
-	for b := 0x20; b < utf8.RuneSelf; b++ {
-		t[b] = b != '"' && b != '\\' && b != '<' && b != '>' && b != '&'
-	}
-	return t
-}()
-
-// appendString writes s as a JSON string exactly as encoding/json does:
-// \" \\ \b \f \n \r \t, other control bytes and < > & as \u00XX, U+2028
-// and U+2029 escaped, invalid UTF-8 as \ufffd.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if safeASCII[b] {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
