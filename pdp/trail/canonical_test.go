@@ -134,3 +134,29 @@ func TestSidecarRecordMatchesJSON(t *testing.T) {
 		t.Error("a malformed sidecar record was accepted")
 	}
 }
+
+// FuzzParseHeader: whatever header the reflection-free reader accepts,
+// encoding/json reads to the same record.
+func FuzzParseHeader(f *testing.F) {
+	for _, rec := range canonicalCorpus(f) {
+		b, _ := oldCanonical(rec)
+		if i := bytes.Index(b, bodyKey); i > 0 {
+			f.Add(b[:i])
+		}
+	}
+	f.Add([]byte(`{"seq":01,"kind":"a","id":"b","time":"2026-01-01T00:00:00Z"`))
+	f.Add([]byte(`{"seq":1,"kind":"a\u00e9","id":"\xff","time":"2026-01-01T00:00:00+01:00"`))
+	f.Fuzz(func(t *testing.T, h []byte) {
+		fast, ok := parseHeader(h)
+		if !ok {
+			return
+		}
+		var slow Record
+		if err := json.Unmarshal(append(bytes.Clone(h), '}'), &slow); err != nil {
+			t.Fatalf("parseHeader accepted %q, encoding/json refuses it: %v", h, err)
+		}
+		if fast.Seq != slow.Seq || fast.Kind != slow.Kind || fast.ID != slow.ID || !fast.Time.Equal(slow.Time) || fast.Time.String() != slow.Time.String() {
+			t.Fatalf("%q: parseHeader %+v, encoding/json %+v", h, fast, slow)
+		}
+	})
+}

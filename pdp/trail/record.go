@@ -243,11 +243,77 @@ func decodeRecord(payload []byte) (Record, error) {
 		err := json.Unmarshal(payload, &rec) // tombstones and anything unusual
 		return rec, err
 	}
-	head := make([]byte, 0, i+1)
-	head = append(append(head, payload[:i]...), '}')
-	if err := json.Unmarshal(head, &rec); err != nil {
-		return rec, err
+	var ok bool
+	if rec, ok = parseHeader(payload[:i]); !ok {
+		head := make([]byte, 0, i+1)
+		head = append(append(head, payload[:i]...), '}')
+		if err := json.Unmarshal(head, &rec); err != nil {
+			return rec, err
+		}
 	}
 	rec.Body = payload[i+len(bodyKey) : len(payload)-1]
 	return rec, nil
+}
+
+// parseHeader reads a canonical header, {"seq":N,"kind":"…","id":"…","time":"…"
+// (without a closing brace), without reflection. It accepts only the plain
+// form Canonical writes for ordinary values: strings without escapes or
+// control bytes, valid UTF-8; anything else (ok false) is left to
+// encoding/json, which reads it the same way or refuses it.
+func parseHeader(h []byte) (Record, bool) {
+	var rec Record
+	h, ok := bytes.CutPrefix(h, []byte(canonicalSeqPrefix))
+	if !ok {
+		return rec, false
+	}
+	n := 0
+	for n < len(h) && '0' <= h[n] && h[n] <= '9' {
+		n++
+	}
+	if n == 0 || n > 1 && h[0] == '0' {
+		return rec, false
+	}
+	seq, err := strconv.ParseUint(string(h[:n]), 10, 64)
+	if err != nil {
+		return rec, false
+	}
+	rec.Seq, h = seq, h[n:]
+	var kind, id, tm []byte
+	if kind, h, ok = plainMember(h, `,"kind":`); !ok {
+		return rec, false
+	}
+	if id, h, ok = plainMember(h, `,"id":`); !ok {
+		return rec, false
+	}
+	if tm, h, ok = plainMember(h, `,"time":`); !ok || len(h) != 0 {
+		return rec, false
+	}
+	if err := rec.Time.UnmarshalJSON(tm); err != nil {
+		return rec, false
+	}
+	rec.Kind, rec.ID = string(kind[1:len(kind)-1]), string(id[1:len(id)-1])
+	return rec, true
+}
+
+// plainMember cuts key and a quoted string without escapes off h and
+// returns the string with its quotes.
+func plainMember(h []byte, key string) (str, rest []byte, ok bool) {
+	h, ok = bytes.CutPrefix(h, []byte(key))
+	if !ok || len(h) < 2 || h[0] != '"' {
+		return nil, nil, false
+	}
+	end := bytes.IndexByte(h[1:], '"')
+	if end < 0 {
+		return nil, nil, false
+	}
+	str = h[:end+2]
+	for _, c := range str[1 : len(str)-1] {
+		if c < 0x20 || c == '\\' {
+			return nil, nil, false
+		}
+	}
+	if !utf8.Valid(str) {
+		return nil, nil, false
+	}
+	return str, h[end+2:], true
 }
