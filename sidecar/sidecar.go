@@ -364,15 +364,15 @@ func (s *Sidecar) local(ctx context.Context, req pdp.Request, e entry, source st
 	c.Degraded = source == "degraded"
 	ans := authzen.DecisionResponse{Decision: e.answer.Decision, Context: c}
 	st := s.cache.state.Load()
-	body, err := json.Marshal(answerRecord{
+	body, err := appendAnswerRecord(make([]byte, 0, 512), &answerRecord{
 		DecisionID: c.DecisionID, Time: now, Sidecar: s.cfg.ID, Request: req, Decision: ans.Decision,
 		Reasons: c.Reasons, Policies: c.Policies, Obligations: c.Obligations, CachedFrom: c.CachedFrom,
 		PolicyVersion: c.PolicyVersion, ChangeSeq: st.seq, Epoch: st.epoch, Degraded: c.Degraded, Source: source,
-	})
+	}, &req)
 	if err != nil {
 		return authzen.DecisionResponse{}, err
 	}
-	if err := s.spool.add(ctx, trail.Record{Kind: KindAnswer, ID: c.DecisionID, Time: now, Body: body}); err != nil {
+	if err := s.spool.add(ctx, trail.CompactRecord(KindAnswer, c.DecisionID, now, body)); err != nil {
 		// No allow without its record.
 		return authzen.DecisionResponse{Decision: false, Context: &authzen.DecisionContext{
 			DecisionID: c.DecisionID, Policies: []string{}, Obligations: []string{},

@@ -264,7 +264,7 @@ func (s *Sidecar) shipBatch(ctx context.Context, from, to uint64) (uint64, error
 	if err != nil {
 		return 0, err
 	}
-	body, err := json.Marshal(map[string]any{"records": recs})
+	body, err := appendIngestBatch(make([]byte, 0, 64+len(recs)*512), recs)
 	if err != nil {
 		return 0, err
 	}

@@ -229,11 +229,11 @@ func (in *Ingest) Ingest(ctx context.Context, app, sidecar string, recs []Record
 				return Result{}, fmt.Errorf("%w: records[%d]: redact: %v", recorder.ErrRecordFailed, res.Skipped+i, err)
 			}
 		}
-		b, err := json.Marshal(trail.SidecarBody{Sidecar: sidecar, Application: app, SpoolSeq: r.Seq, Record: body})
+		rec, err := trail.SidecarRecord(r.ID, r.Time.UTC(), trail.SidecarBody{Sidecar: sidecar, Application: app, SpoolSeq: r.Seq, Record: body})
 		if err != nil {
 			return Result{}, fmt.Errorf("%w: records[%d]: %v", recorder.ErrRecordFailed, res.Skipped+i, err)
 		}
-		out = append(out, trail.Record{Kind: trail.KindSidecar, ID: r.ID, Time: r.Time.UTC(), Body: b})
+		out = append(out, rec)
 		keys = append(keys, pgtrail.SpoolKey{Application: app, Sidecar: sidecar, Seq: r.Seq})
 	}
 	stored := len(out)

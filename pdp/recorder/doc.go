@@ -12,4 +12,8 @@
 // Searches (kind search) and administrative actions (kind admin: consent
 // and delegation changes, policy versions put into service, reads of the
 // trail, retention runs) are recorded in the same chain as decisions.
+//
+// A decision record is encoded by hand (encode.go): no reflection, a
+// pooled buffer, and exactly the bytes encoding/json's Marshal writes for
+// DecisionBody, so the trail's format and every leaf hash are unchanged.
 package recorder

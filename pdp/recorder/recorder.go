@@ -173,9 +173,14 @@ type DecisionBody struct {
 }
 
 func (r *Recorder) record(req pdp.Request, d pdp.Decision) (trail.Record, error) {
-	body, err := json.Marshal(DecisionBody{Decision: d, Request: req, Instance: r.opts.Instance, Build: r.opts.Build})
+	body, err := encodeDecisionBody(&DecisionBody{Decision: d, Request: req, Instance: r.opts.Instance, Build: r.opts.Build})
 	if err != nil {
 		return trail.Record{}, fmt.Errorf("trail: encode decision %s: %w", d.ID, err)
+	}
+	if r.opts.Redactor == nil {
+		// The encoder's output is canonical JSON already: the trail
+		// need not compact it again.
+		return trail.CompactRecord(KindDecision, d.ID, d.Time, body), nil
 	}
 	if body, err = r.redact(body); err != nil {
 		return trail.Record{}, fmt.Errorf("trail: redact decision %s: %w", d.ID, err)

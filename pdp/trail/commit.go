@@ -1,10 +1,10 @@
 package trail
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"strconv"
 	"time"
 
@@ -13,7 +13,7 @@ import (
 
 type appendReq struct {
 	recs  []Record
-	tails [][]byte          // each record's canonical bytes after its seq (see canonicalTail)
+	tails [][]byte          // each record's canonical bytes after its seq (see appendCanonicalTail)
 	done  chan appendResult // buffered, 1
 }
 
@@ -40,7 +40,7 @@ func (l *FileLog) Append(ctx context.Context, recs ...Record) ([]uint64, error) 
 	// hashes and writes.
 	req := &appendReq{recs: recs, tails: make([][]byte, len(recs)), done: make(chan appendResult, 1)}
 	for i, rec := range recs {
-		tail, err := canonicalTail(rec)
+		tail, err := appendCanonicalTail(make([]byte, 0, 96+len(rec.Body)), rec)
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +137,7 @@ func (l *FileLog) commit(batch []*appendReq) {
 	l.mu.RUnlock()
 
 	var (
-		buf     []byte
+		buf     = l.wbuf[:0]
 		offsets []int64
 		leaves  []tlog.Hash
 		results = make([]appendResult, len(batch))
@@ -148,15 +148,27 @@ func (l *FileLog) commit(batch []*appendReq) {
 		var err error
 		for k, rec := range r.recs {
 			rec.Seq = uint64(next) + uint64(len(seqs))
-			var payload []byte
+			// The frame is built in place: header room, payload, then the
+			// header filled in from the payload's length and checksum.
+			at := len(buf)
+			buf = append(buf, make([]byte, frameHeader)...)
 			if r.tails != nil {
-				payload = assemble(rec.Seq, r.tails[k])
-			} else if payload, err = Canonical(rec); err != nil {
-				break
+				buf = append(buf, canonicalSeqPrefix...)
+				buf = strconv.AppendUint(buf, rec.Seq, 10)
+				buf = append(buf, ',')
+				buf = append(buf, r.tails[k]...)
+			} else {
+				var b []byte
+				if b, err = appendCanonical(buf, rec); err != nil {
+					break
+				}
+				buf = b
 			}
-			offsets = append(offsets, end+int64(len(buf)))
+			payload := buf[at+frameHeader:]
+			putFrameHeader(buf[at:], len(payload), crc32.Checksum(payload, castagnoli))
+			offsets = append(offsets, end+int64(at))
 			leaves = append(leaves, tlog.RecordHash(payload))
-			buf = appendFrame(buf, payload)
+			buf = append(buf, '\n')
 			seqs = append(seqs, rec.Seq)
 		}
 		if err != nil { // reject this request alone; roll back its frames
@@ -168,6 +180,9 @@ func (l *FileLog) commit(batch []*appendReq) {
 		}
 		results[i].seqs = seqs
 		next += int64(len(seqs))
+	}
+	if cap(buf) <= maxWriteBuffer {
+		l.wbuf = buf[:0]
 	}
 	if len(leaves) > 0 {
 		if err := l.write(buf, end, n0, leaves); err != nil {
@@ -228,26 +243,6 @@ func (l *FileLog) write(buf []byte, end, n0 int64, leaves []tlog.Hash) error {
 // canonicalSeqPrefix starts every canonical record: Canonical encodes Seq first.
 const canonicalSeqPrefix = `{"seq":`
 
-// canonicalTail is Canonical(rec) without its leading {"seq":N, — the part
-// that does not depend on the sequence number the committer assigns.
-// assemble(seq, tail) is then byte for byte Canonical with that seq.
-func canonicalTail(rec Record) ([]byte, error) {
-	rec.Seq = 0
-	b, err := Canonical(rec)
-	if err != nil {
-		return nil, err
-	}
-	const zero = canonicalSeqPrefix + "0,"
-	if !bytes.HasPrefix(b, []byte(zero)) {
-		return nil, fmt.Errorf("trail: canonical record %q does not start with %s", b[:min(len(b), 16)], zero)
-	}
-	return b[len(zero):], nil
-}
-
-func assemble(seq uint64, tail []byte) []byte {
-	out := make([]byte, 0, len(canonicalSeqPrefix)+21+len(tail))
-	out = append(out, canonicalSeqPrefix...)
-	out = strconv.AppendUint(out, seq, 10)
-	out = append(out, ',')
-	return append(out, tail...)
-}
+// maxWriteBuffer is the largest batch buffer the committer keeps for the
+// next batch.
+const maxWriteBuffer = 4 << 20

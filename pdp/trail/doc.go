@@ -30,7 +30,10 @@
 // with the public key alone.
 //
 // The log knows nothing of decisions: a record is a kind, an id, a time and
-// an opaque JSON body. Package recorder writes the PDP's decision, search
+// an opaque JSON body. Canonical is written by hand and produces exactly
+// what encoding/json's Marshal of a Record wrote (the only format so far);
+// a body its writer guarantees canonical ([CompactRecord]) is copied, not
+// compacted again. Package recorder writes the PDP's decision, search
 // and administrative records into it; package pgtrail keeps the same chain
 // in PostgreSQL.
 //

@@ -124,6 +124,7 @@ type FileLog struct {
 	failed  error   // a prune failed half way; the log takes no more appends
 	damaged error   // set on open; never cleared
 	dirty   bool    // committer only: a failed write may have left bytes past end
+	wbuf    []byte  // committer only: the batch buffer, reused
 
 	cpMu     sync.Mutex // serialises checkpoint writes
 	cps      []signedHead

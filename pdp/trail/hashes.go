@@ -12,6 +12,11 @@ import (
 type hashFile struct {
 	f *os.File
 	n int64 // hashes in the file
+	// frontier holds the stored hashes the next appends read: the roots of
+	// the complete subtrees on the tree's right edge, at most one per
+	// level, by stored-hash index. With it an append reads nothing from
+	// the file; it is rebuilt after every append and dropped on truncate.
+	frontier map[int64]tlog.Hash
 }
 
 // ReadHashes implements tlog.HashReader over the hashes already in the file.
@@ -20,6 +25,10 @@ func (h *hashFile) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	for i, idx := range indexes {
 		if idx < 0 || idx >= h.n {
 			return nil, fmt.Errorf("trail: stored hash %d not in side file (%d hashes)", idx, h.n)
+		}
+		if v, ok := h.frontier[idx]; ok {
+			out[i] = v
+			continue
 		}
 		if _, err := h.f.ReadAt(out[i][:], idx*tlog.HashSize); err != nil {
 			return nil, fmt.Errorf("trail: read stored hash %d: %w", idx, err)
@@ -62,14 +71,30 @@ func (h *hashFile) appendHashes(n0 int64, leaves []tlog.Hash) error {
 		buf = append(buf, p[:]...)
 	}
 	if _, err := h.f.WriteAt(buf, h.n*tlog.HashSize); err != nil {
+		h.frontier = nil
 		return fmt.Errorf("trail: write side file: %w", err)
 	}
+	frontier := make(map[int64]tlog.Hash, 64)
+	n1 := n0 + int64(len(leaves))
+	for level := 0; n1>>level > 0; level++ {
+		if (n1>>level)&1 == 0 {
+			continue
+		}
+		idx := tlog.StoredHashIndex(level, n1>>level-1)
+		if idx >= h.n {
+			frontier[idx] = pending[idx-h.n]
+		} else if hs, err := h.ReadHashes([]int64{idx}); err == nil {
+			frontier[idx] = hs[0]
+		}
+	}
+	h.frontier = frontier
 	h.n += int64(len(pending))
 	return nil
 }
 
 // truncate cuts the file back to the hashes of the first n records.
 func (h *hashFile) truncate(records int64) error {
+	h.frontier = nil
 	want := tlog.StoredHashCount(records)
 	if err := h.f.Truncate(want * tlog.HashSize); err != nil {
 		return fmt.Errorf("trail: truncate side file: %w", err)

@@ -1,6 +1,11 @@
 package trail
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
 
 // KindSidecar is the Record.Kind of a decision record a sidecar made (from
 // its cache) and sent to the PDP, which stores it as it came.
@@ -14,4 +19,26 @@ type SidecarBody struct {
 	Application string          `json:"application"` // the authenticated application ("" with authentication off)
 	SpoolSeq    uint64          `json:"spool_seq"`   // strictly increasing per sidecar
 	Record      json.RawMessage `json:"record"`      // the sidecar's record, a JSON object
+}
+
+// SidecarRecord is the trail record of b, with ID id and time t: its
+// body is encoded once, by hand, as encoding/json encodes b (the sidecar's
+// record validated and compacted, once), and the record is marked compact
+// so that Canonical does not compact it again.
+func SidecarRecord(id string, t time.Time, b SidecarBody) (Record, error) {
+	rec, err := json.Marshal(b.Record) // validates, compacts and escapes what the sidecar sent
+	if err != nil {
+		return Record{}, fmt.Errorf("trail: sidecar record %s: %w", id, err)
+	}
+	body := make([]byte, 0, 64+len(b.Sidecar)+len(b.Application)+len(rec))
+	body = append(body, `{"sidecar":`...)
+	body = appendJSONString(body, b.Sidecar)
+	body = append(body, `,"application":`...)
+	body = appendJSONString(body, b.Application)
+	body = append(body, `,"spool_seq":`...)
+	body = strconv.AppendUint(body, b.SpoolSeq, 10)
+	body = append(body, `,"record":`...)
+	body = append(body, rec...)
+	body = append(body, '}')
+	return CompactRecord(KindSidecar, id, t, body), nil
 }
