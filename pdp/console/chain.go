@@ -19,6 +19,7 @@ import (
 // that did not hold at the decision's time is marked broken with why.
 type chainGraph struct {
 	Width, Height int
+	StemY         int // where the edges' stems leave the nodes
 	Nodes         []chainNode
 	Edges         []chainEdge
 	Status        string // the decision's delegation status
@@ -46,16 +47,16 @@ type chainEdge struct {
 
 // layout constants of the chain graph.
 const (
-	nodeGap   = 260
-	nodeLeft  = 90
-	nodeY     = 60
+	nodeGap   = 380
+	nodeLeft  = 120
+	nodeY     = 70
 	edgeStep  = 70
-	chainPadY = 60
+	chainPadY = 70
 )
 
 // chainOf builds the chain graph of a decision's delegation proof.
 func (c *Console) chainOf(ctx context.Context, e audit.Entry, p *pdp.DelegationProof) *chainGraph {
-	g := &chainGraph{Status: p.Status, Basis: p.Basis}
+	g := &chainGraph{Status: p.Status, Basis: p.Basis, StemY: nodeY + 30}
 	ids := p.Chain
 	if len(ids) == 0 {
 		ids = p.Considered
@@ -134,8 +135,8 @@ func (c *Console) chainOf(ctx context.Context, e audit.Entry, p *pdp.DelegationP
 		}
 		g.Edges = append(g.Edges, ce)
 	}
-	g.Width = max(nodeLeft*2+(len(nodes)-1)*nodeGap, 420)
-	g.Height = nodeY + chainPadY + len(edges)*edgeStep + 10
+	g.Width = nodeLeft*2 + (len(nodes)-1)*nodeGap
+	g.Height = nodeY + chainPadY + max(len(edges)-1, 0)*edgeStep + 30
 	return g
 }
 

@@ -125,11 +125,16 @@ func (c *Console) prove(rec trail.Record) proofStamp {
 	if err := trail.CheckProof(c.deps.VerifierKey, cp, rec, p); err != nil {
 		return proofStamp{Problem: "the inclusion proof does NOT verify: " + err.Error()}
 	}
-	s := proofStamp{Anchored: true, Checkpoint: len(cps), TreeSize: p.TreeSize, Hashes: len(p.Hashes)}
-	if v, err := note.NewVerifier(c.deps.VerifierKey); err == nil {
-		s.Key = fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash())
+	return proofStamp{Anchored: true, Checkpoint: len(cps), TreeSize: p.TreeSize, Hashes: len(p.Hashes), Key: keyName(c.deps.VerifierKey)}
+}
+
+// keyName names a verifier key as name+hash (its first two fields).
+func keyName(verifierKey string) string {
+	v, err := note.NewVerifier(verifierKey)
+	if err != nil {
+		return "(unreadable key)"
 	}
-	return s
+	return fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash())
 }
 
 // timeline is a consent grant's events on a time axis, with the decision.

@@ -66,7 +66,7 @@ func (c *Console) trailPage(w http.ResponseWriter, r *http.Request, ses *session
 		} else {
 			v.HasCP, v.Checkpoint, v.CPSize = true, len(cps), head.Size
 			v.CPRoot = head.Root.String()
-			v.Key = c.prove(trail.Record{}).Key
+			v.Key = keyName(c.deps.VerifierKey)
 		}
 	}
 	if v.Size > v.CPSize {

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/ciampdp/pdp/pdp/audit"
-	"github.com/ciampdp/pdp/pdp/console"
 	"github.com/ciampdp/pdp/pdp/consent"
+	"github.com/ciampdp/pdp/pdp/console"
 	"github.com/ciampdp/pdp/pdp/delegation"
 )
 
