@@ -27,8 +27,10 @@ type Index struct {
 	seqs []uint64          // seq of the i-th decision record
 	secs []int64           // its time, Unix nanoseconds
 	post map[postKey][]uint32
-	// syncMu serialises catching up; readers keep reading meanwhile.
+	// syncMu serialises catching up (and guards rd); readers keep
+	// reading meanwhile.
 	syncMu sync.Mutex
+	rd     *replayDecoder // replay's decoder: it caches what records repeat
 }
 
 // postKey is a filter field and a value of it.
@@ -50,7 +52,7 @@ const (
 
 // NewIndex returns an empty index; Sync (or the first lookup) fills it.
 func NewIndex() *Index {
-	return &Index{ids: map[string]uint64{}, post: map[postKey][]uint32{}}
+	return &Index{ids: map[string]uint64{}, post: map[postKey][]uint32{}, rd: newReplayDecoder()}
 }
 
 // Sync indexes the records appended to src since the last call.
@@ -81,7 +83,7 @@ func (x *Index) Sync(ctx context.Context, src Source) error {
 			}
 			it := item{seq: rec.Seq, id: rec.ID}
 			if rec.Kind == recorder.KindDecision && !rec.Pruned {
-				db, err := DecodeDecision(rec.Body)
+				db, err := x.rd.decode(rec.Body)
 				if err != nil {
 					return fmt.Errorf("audit: index record %d: %w", rec.Seq, err)
 				}

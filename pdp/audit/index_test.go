@@ -1,0 +1,159 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ciampdp/pdp/pdp/recorder"
+	"github.com/ciampdp/pdp/pdp/trail"
+)
+
+// trailOf appends the records of src n times to a fresh log, each copy's
+// record ids made unique: a trail of realistic Northbank decisions of any
+// size in which every id names one record.
+func trailOf(t testing.TB, src *trail.FileLog, n int) *trail.FileLog {
+	t.Helper()
+	l, err := trail.OpenFile(t.TempDir(), trail.FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	var recs []trail.Record
+	if err := src.Scan(0, src.Size(), func(r trail.Record) error { recs = append(recs, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		batch := slices.Clone(recs)
+		for j := range batch {
+			batch[j].ID = fmt.Sprintf("%s-%d", batch[j].ID, i)
+		}
+		if _, err := l.Append(context.Background(), batch...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
+}
+
+// filtersOf are filters of every field, alone and combined, drawn from
+// the trail's own entries (so that each matches something).
+func filtersOf(t *testing.T, l Source) []Filter {
+	t.Helper()
+	all, err := Query(context.Background(), l, Filter{}, 1<<30)
+	if err != nil || len(all.Entries) < 10 {
+		t.Fatalf("%v: %d entries", err, len(all.Entries))
+	}
+	fs := []Filter{{}, {Result: "allow"}, {Result: "deny"}, {Subject: "user:nobody"}, {Reason: "no_such_reason"}}
+	for _, e := range []Entry{all.Entries[0], all.Entries[len(all.Entries)/2], all.Entries[len(all.Entries)-1]} {
+		fs = append(fs, Filter{Subject: e.Subject}, Filter{Resource: e.Resource}, Filter{Action: e.Action},
+			Filter{Application: e.Application}, Filter{Subject: e.Subject, Action: e.Action, Result: map[bool]string{true: "allow", false: "deny"}[e.Allowed]},
+			Filter{Since: e.Time}, Filter{Until: e.Time}, Filter{Since: e.Time.Add(-time.Millisecond), Until: e.Time.Add(time.Millisecond)})
+		if e.OnBehalfOf != "" {
+			fs = append(fs, Filter{OnBehalfOf: e.OnBehalfOf})
+		}
+		for _, r := range e.Reasons {
+			fs = append(fs, Filter{Reason: r}, Filter{Reason: r, Subject: e.Subject})
+		}
+	}
+	return fs
+}
+
+// TestIndexAnswersAsTheScan: for every filter, the index lists the same
+// decisions as a scan of the trail, in both orders and on every page, and
+// it catches up with records appended after it was built.
+func TestIndexAnswersAsTheScan(t *testing.T) {
+	ctx := context.Background()
+	rc := record(t)
+	l := trailOf(t, rc.log, 3)
+	x := NewIndex()
+	for round := range 2 {
+		if round == 1 {
+			// Records appended after the index was built.
+			more := trailOf(t, rc.log, 1)
+			var recs []trail.Record
+			_ = more.Scan(0, more.Size(), func(r trail.Record) error { r.ID += "-late"; recs = append(recs, r); return nil })
+			if _, err := l.Append(ctx, recs...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, f := range filtersOf(t, l) {
+			want, err := Query(ctx, l, f, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := x.Query(ctx, l, f, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Matched != want.Matched || got.Scanned != want.Scanned || got.Truncated != want.Truncated || !slices.EqualFunc(got.Entries, want.Entries, sameEntry) {
+				t.Fatalf("round %d, filter %+v: index %d/%d %v, scan %d/%d %v", round, f, got.Matched, got.Scanned, seqs(got.Entries), want.Matched, want.Scanned, seqs(want.Entries))
+			}
+			// Newest first, page by page, as the console reads them.
+			var before uint64
+			for page := 0; ; page++ {
+				gp, err := x.Page(ctx, l, f, before, 5)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wp, err := scanPage(ctx, l, f, before, 5)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if gp.Matched != wp.Matched || gp.Truncated != wp.Truncated || !slices.EqualFunc(gp.Entries, wp.Entries, sameEntry) {
+					t.Fatalf("filter %+v page %d: index %v, scan %v", f, page, seqs(gp.Entries), seqs(wp.Entries))
+				}
+				if !gp.Truncated || page > 3 {
+					break
+				}
+				before = gp.Entries[len(gp.Entries)-1].Seq
+			}
+		}
+	}
+}
+
+func sameEntry(a, b Entry) bool { return a.Seq == b.Seq && a.DecisionID == b.DecisionID }
+
+func seqs(es []Entry) []uint64 {
+	out := make([]uint64, len(es))
+	for i, e := range es {
+		out[i] = e.Seq
+	}
+	return out
+}
+
+// TestServiceExplainsThroughTheIndex: Explain finds every decision by its
+// record id through the index as through a scan, and an unknown id is
+// ErrNoSuchDecision.
+func TestServiceExplainsThroughTheIndex(t *testing.T) {
+	ctx := context.Background()
+	rc := record(t)
+	l := trailOf(t, rc.log, 2)
+	scan, indexed := Service{Trail: l, Archive: rc.archive}, Service{Trail: l, Archive: rc.archive, Index: NewIndex()}
+	n := 0
+	if err := l.Scan(0, l.Size(), func(r trail.Record) error {
+		if r.Kind != recorder.KindDecision || r.Seq%17 != 0 {
+			return nil
+		}
+		n++
+		a, err := scan.Explain(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		b, err := indexed.Explain(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		if a.Seq != b.Seq || a.Seq != r.Seq || !slices.Equal(a.Words, b.Words) {
+			return fmt.Errorf("record %d: scan found %d, index %d", r.Seq, a.Seq, b.Seq)
+		}
+		return nil
+	}); err != nil || n == 0 {
+		t.Fatalf("%v (%d explained)", err, n)
+	}
+	if _, err := indexed.Explain(ctx, "no-such-id"); !errors.Is(err, ErrNoSuchDecision) {
+		t.Fatalf("unknown id: %v", err)
+	}
+}
