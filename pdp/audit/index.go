@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
+	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
@@ -83,11 +87,10 @@ func (x *Index) Sync(ctx context.Context, src Source) error {
 			}
 			it := item{seq: rec.Seq, id: rec.ID}
 			if rec.Kind == recorder.KindDecision && !rec.Pruned {
-				db, err := x.rd.decode(rec.Body)
+				e, err := x.entry(rec)
 				if err != nil {
 					return fmt.Errorf("audit: index record %d: %w", rec.Seq, err)
 				}
-				e := entryOf(rec.Seq, db)
 				it.entry, it.nanos = &e, rec.Time.UnixNano()
 			}
 			items = append(items, it)
@@ -109,6 +112,51 @@ func (x *Index) Sync(ctx context.Context, src Source) error {
 		x.mu.Unlock()
 	}
 	return nil
+}
+
+// indexRecord is the part of a decision record the index reads: the
+// filter fields, nothing of the Cedar input.
+type indexRecord struct {
+	Decision struct {
+		Application string   `json:"application"`
+		Allowed     bool     `json:"decision"`
+		Reasons     []string `json:"reasons"`
+		Delegation  *struct {
+			OnBehalfOf pdp.ObjectRef `json:"on_behalf_of"`
+		} `json:"delegation"`
+	} `json:"decision"`
+	Request struct {
+		Subject  pdp.ObjectRef `json:"subject"`
+		Action   pdp.Action    `json:"action"`
+		Resource pdp.ObjectRef `json:"resource"`
+		Context  struct {
+			OnBehalfOf *pdp.ObjectRef `json:"on_behalf_of"`
+		} `json:"context"`
+	} `json:"request"`
+}
+
+// entry reads the filter fields of a decision record; a record the short
+// form does not fit (redacted values, an odd context) is decoded in full,
+// as replay decodes it.
+func (x *Index) entry(rec trail.Record) (Entry, error) {
+	var ir indexRecord
+	if err := jsonv2.Unmarshal(rec.Body, &ir); err != nil {
+		db, err := x.rd.decode(rec.Body)
+		if err != nil {
+			return Entry{}, err
+		}
+		return entryOf(rec.Seq, db), nil
+	}
+	d, r := ir.Decision, ir.Request
+	e := Entry{Seq: rec.Seq, Application: d.Application, Allowed: d.Allowed, Reasons: d.Reasons,
+		Subject: r.Subject.String(), Action: r.Action.Name, Resource: r.Resource.String()}
+	switch obo := r.Context.OnBehalfOf; {
+	case d.Delegation != nil:
+		e.OnBehalfOf = d.Delegation.OnBehalfOf.String()
+	case obo != nil && obo.Type != "" && obo.ID != "":
+		e.OnBehalfOf = obo.String()
+	}
+	return e, nil
 }
 
 func (x *Index) addLocked(seq uint64, nanos int64, e *Entry) {
@@ -275,4 +323,24 @@ func (x *Index) list(ctx context.Context, src Source, f Filter, before uint64, l
 		}
 	}
 	return res, nil
+}
+
+// PerMinute counts the decisions of each of n minutes from start (by
+// record time), after catching up.
+func (x *Index) PerMinute(ctx context.Context, src Source, start time.Time, n int) ([]int, error) {
+	if err := x.Sync(ctx, src); err != nil {
+		return nil, err
+	}
+	counts := make([]int, n)
+	lo := start.UnixNano()
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, t := range x.secs {
+		if t >= lo {
+			if i := (t - lo) / int64(time.Minute); i < int64(n) {
+				counts[i]++
+			}
+		}
+	}
+	return counts, nil
 }

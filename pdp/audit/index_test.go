@@ -157,3 +157,24 @@ func TestServiceExplainsThroughTheIndex(t *testing.T) {
 		t.Fatalf("unknown id: %v", err)
 	}
 }
+
+func TestPerMinuteFromTheIndexAsFromTheScan(t *testing.T) {
+	ctx := context.Background()
+	rc := record(t)
+	l := trailOf(t, rc.log, 2)
+	var first time.Time
+	_ = l.Scan(0, 1, func(r trail.Record) error { first = r.Time; return nil })
+	start := first.Truncate(time.Minute).Add(-time.Minute)
+	want, err := Service{Trail: l}.PerMinute(ctx, start, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Service{Trail: l, Index: NewIndex()}.PerMinute(ctx, start, 30)
+	total := 0
+	for _, n := range want {
+		total += n
+	}
+	if err != nil || !slices.Equal(got, want) || total == 0 {
+		t.Fatalf("index %v (%v), scan %v", got, err, want)
+	}
+}

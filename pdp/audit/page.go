@@ -3,6 +3,10 @@ package audit
 import (
 	"context"
 	"fmt"
+	"time"
+
+	"github.com/ciampdp/pdp/pdp/recorder"
+	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 // QueryPage lists the decisions matching f newest first: at most limit
@@ -38,4 +42,22 @@ func scanPage(ctx context.Context, src Source, f Filter, before uint64, limit in
 		res.Entries = append(res.Entries, e)
 	}
 	return res, nil
+}
+
+// PerMinute counts the decisions recorded in each of n minutes from start:
+// from the index, else by a scan.
+func (s Service) PerMinute(ctx context.Context, start time.Time, n int) ([]int, error) {
+	if s.Index != nil {
+		return s.Index.PerMinute(ctx, s.Trail, start, n)
+	}
+	counts := make([]int, n)
+	err := s.Trail.Scan(0, s.Trail.Size(), func(rec trail.Record) error {
+		if rec.Kind == recorder.KindDecision && !rec.Pruned && !rec.Time.Before(start) {
+			if i := int(rec.Time.Sub(start) / time.Minute); i < n {
+				counts[i]++
+			}
+		}
+		return ctx.Err()
+	})
+	return counts, err
 }

@@ -29,6 +29,7 @@ const DefaultSessionTTL = 8 * time.Hour
 type Auditor interface {
 	Explain(ctx context.Context, id string) (audit.Explanation, error)
 	QueryPage(ctx context.Context, f audit.Filter, before uint64, limit int) (audit.QueryResult, error)
+	PerMinute(ctx context.Context, start time.Time, n int) ([]int, error)
 }
 
 // AdminRecorder records the auditor's reads in the trail before they are

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
@@ -78,7 +77,7 @@ func (c *Console) trailPage(w http.ResponseWriter, r *http.Request, ses *session
 		return nil
 	})
 	if err == nil {
-		v.Chart, err = c.perMinute(r.Context(), t)
+		v.Chart, err = c.perMinute(r.Context())
 	}
 	if err != nil {
 		c.fail(w, r, ses, err)
@@ -87,35 +86,13 @@ func (c *Console) trailPage(w http.ResponseWriter, r *http.Request, ses *session
 	c.render(w, r, http.StatusOK, "trail", ses, v)
 }
 
-// perMinute counts the decisions of the last chartMinutes, reading the
-// trail backwards from its end until the records are older.
-func (c *Console) perMinute(ctx context.Context, t Trail) (chart, error) {
+// perMinute charts the decisions of the last chartMinutes.
+func (c *Console) perMinute(ctx context.Context) (chart, error) {
 	now := c.now().UTC().Truncate(time.Minute)
 	start := now.Add(-(chartMinutes - 1) * time.Minute)
-	counts := make([]int, chartMinutes)
-	const step = 2048
-	for hi := t.Size(); hi > 0; {
-		lo := hi - min(hi, step)
-		older := false
-		err := t.Scan(lo, hi, func(rec trail.Record) error {
-			if rec.Time.Before(start) {
-				older = true
-				return nil
-			}
-			if rec.Kind == recorder.KindDecision {
-				if i := int(rec.Time.UTC().Sub(start) / time.Minute); i >= 0 && i < chartMinutes {
-					counts[i]++
-				}
-			}
-			return ctx.Err()
-		})
-		if err != nil {
-			return chart{}, err
-		}
-		if older {
-			break
-		}
-		hi = lo
+	counts, err := c.deps.Auditor.PerMinute(ctx, start, chartMinutes)
+	if err != nil {
+		return chart{}, err
 	}
 	ch := chart{Width: chartMinutes*barWidth + 60, Height: chartHeight + 30,
 		From: start.Format("15:04"), To: now.Format("15:04 MST")}
