@@ -173,6 +173,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	shot("decision")
 	shot("chain", "#chain")
 
+	run("alice's page", chromedp.Click(chromedp.CSS(`a[href="/console/customers/user:alice"]`)), chromedp.WaitVisible(chromedp.CSS("#given")))
+	if given := text("#given"); !strings.Contains(given, "poa-alice-bob") || !strings.Contains(given, "revoked") {
+		t.Errorf("alice's delegations given:\n%s", given)
+	}
+	shot("customer")
+
 	run("the markup id", chromedp.Navigate(base+"/console/decisions/"+st.xss), chromedp.WaitVisible(chromedp.CSS("#explanation")))
 	scripts := count("script")
 	if words := text("#explanation"); scripts != 0 || !strings.Contains(words, xssID) {

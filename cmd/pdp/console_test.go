@@ -229,6 +229,58 @@ func TestConsoleOverHTTP(t *testing.T) {
 			t.Errorf("unknown decision: %d, want 404", res.StatusCode)
 		}
 	})
+	t.Run("alice's page: the delegation she gave, linked to the decisions that relied on it", func(t *testing.T) {
+		res, page := b.get("/console/customers/user:alice")
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("customer page: %d\n%s", res.StatusCode, page)
+		}
+		link := `<a href="/console/decisions?delegation=poa-alice-bob">2</a>`
+		for _, want := range []string{"poa-alice-bob", "user:bob", link, "delegations given", "consents", "revoked"} {
+			if !strings.Contains(page, want) {
+				t.Errorf("customer page lacks %q:\n%s", want, page)
+			}
+		}
+		_, page = b.get("/console/decisions?delegation=poa-alice-bob")
+		if !strings.Contains(page, st.allowed) || !strings.Contains(page, st.denied) || !strings.Contains(page, "2 matching") {
+			t.Errorf("decisions relying on poa-alice-bob:\n%s", page)
+		}
+		if res, _ := b.get("/console/customers/alice"); res.StatusCode != http.StatusBadRequest {
+			t.Errorf("a customer without a type: %d, want 400", res.StatusCode)
+		}
+	})
+	t.Run("what-if: a freeze on payments flips bob's allowed payment", func(t *testing.T) {
+		proposed := copyBundle(t, northbank)
+		writeFile(t, filepath.Join(proposed, "policies", "freeze.cedar"), `@id("payment-freeze")
+forbid (principal, action == Action::"make_payment", resource);
+`)
+		_, page := b.get("/console/whatif")
+		m := csrfField.FindStringSubmatch(page)
+		res, _ := b.post("/console/whatif", url.Values{"csrf": {m[1]}, "policies": {proposed}})
+		if res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("what-if: %d", res.StatusCode)
+		}
+		run := res.Header.Get("Location")
+		eventually(t, "the what-if run to finish", func() bool {
+			_, page = b.get(run)
+			return !strings.Contains(page, "Running:")
+		})
+		for _, want := range []string{"1 allow→deny", "payment-freeze", "make_payment", st.allowed} {
+			if !strings.Contains(page, want) {
+				t.Errorf("what-if page lacks %q:\n%s", want, page)
+			}
+		}
+		res, page = b.post("/console/whatif", url.Values{"csrf": {m[1]}, "policies": {filepath.Join(t.TempDir(), "nothing")}})
+		if res.StatusCode == http.StatusSeeOther {
+			_, page = b.get(res.Header.Get("Location"))
+			eventually(t, "the failing what-if run to finish", func() bool {
+				_, page = b.get(res.Header.Get("Location"))
+				return !strings.Contains(page, "Running:")
+			})
+		}
+		if !strings.Contains(page, "failed") {
+			t.Errorf("a what-if of a missing folder:\n%s", page)
+		}
+	})
 	t.Run("trail page and a verify run", func(t *testing.T) {
 		res, page := b.get("/console/trail")
 		if res.StatusCode != http.StatusOK || !strings.Contains(page, "Latest checkpoint") || !strings.Contains(page, "Decisions per minute") || !strings.Contains(page, "Unanchored records") {
@@ -281,7 +333,7 @@ func TestConsoleOverHTTP(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	for _, ep := range []string{"console.decisions", "console.explain", "console.trail", "console.verify"} {
+	for _, ep := range []string{"console.decisions", "console.explain", "console.customer", "console.whatif", "console.trail", "console.verify"} {
 		if reads[ep] == 0 {
 			t.Errorf("no trail.read record of %s by internal-audit; got %v", ep, reads)
 		}

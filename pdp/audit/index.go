@@ -52,6 +52,8 @@ const (
 	fApplication
 	fResult
 	fReason
+	fDelegation
+	fGrant
 )
 
 // NewIndex returns an empty index; Sync (or the first lookup) fills it.
@@ -123,7 +125,11 @@ type indexRecord struct {
 		Reasons     []string `json:"reasons"`
 		Delegation  *struct {
 			OnBehalfOf pdp.ObjectRef `json:"on_behalf_of"`
+			Chain      []string      `json:"chain"`
 		} `json:"delegation"`
+		Consent *struct {
+			GrantID string `json:"grant_id"`
+		} `json:"consent"`
 	} `json:"decision"`
 	Request struct {
 		Subject  pdp.ObjectRef `json:"subject"`
@@ -152,9 +158,12 @@ func (x *Index) entry(rec trail.Record) (Entry, error) {
 		Subject: r.Subject.String(), Action: r.Action.Name, Resource: r.Resource.String()}
 	switch obo := r.Context.OnBehalfOf; {
 	case d.Delegation != nil:
-		e.OnBehalfOf = d.Delegation.OnBehalfOf.String()
+		e.OnBehalfOf, e.Delegations = d.Delegation.OnBehalfOf.String(), d.Delegation.Chain
 	case obo != nil && obo.Type != "" && obo.ID != "":
 		e.OnBehalfOf = obo.String()
+	}
+	if d.Consent != nil {
+		e.ConsentGrant = d.Consent.GrantID
 	}
 	return e, nil
 }
@@ -178,6 +187,10 @@ func (x *Index) addLocked(seq uint64, nanos int64, e *Entry) {
 	for _, r := range slices.Compact(slices.Sorted(slices.Values(e.Reasons))) {
 		add(fReason, r)
 	}
+	for _, d := range slices.Compact(slices.Sorted(slices.Values(e.Delegations))) {
+		add(fDelegation, d)
+	}
+	add(fGrant, e.ConsentGrant)
 }
 
 // Seq returns the sequence number of record id, after catching up.
@@ -200,7 +213,8 @@ func (x *Index) candidates(f Filter) (first []uint32, others [][]uint32, all boo
 		f byte
 		v string
 	}{{fSubject, f.Subject}, {fOnBehalfOf, f.OnBehalfOf}, {fResource, f.Resource}, {fAction, f.Action},
-		{fApplication, f.Application}, {fResult, f.Result}, {fReason, f.Reason}} {
+		{fApplication, f.Application}, {fResult, f.Result}, {fReason, f.Reason},
+		{fDelegation, f.Delegation}, {fGrant, f.ConsentGrant}} {
 		if kv.v != "" {
 			lists = append(lists, x.post[postKey{kv.f, kv.v}])
 		}

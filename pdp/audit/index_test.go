@@ -46,6 +46,13 @@ func filtersOf(t *testing.T, l Source) []Filter {
 	if err != nil || len(all.Entries) < 10 {
 		t.Fatalf("%v: %d entries", err, len(all.Entries))
 	}
+	var delegated, consented bool
+	for _, e := range all.Entries {
+		delegated, consented = delegated || len(e.Delegations) > 0, consented || e.ConsentGrant != ""
+	}
+	if !delegated || !consented {
+		t.Fatalf("the trail has no decision relying on a delegation (%v) or a consent grant (%v)", delegated, consented)
+	}
 	fs := []Filter{{}, {Result: "allow"}, {Result: "deny"}, {Subject: "user:nobody"}, {Reason: "no_such_reason"}}
 	for _, e := range []Entry{all.Entries[0], all.Entries[len(all.Entries)/2], all.Entries[len(all.Entries)-1]} {
 		fs = append(fs, Filter{Subject: e.Subject}, Filter{Resource: e.Resource}, Filter{Action: e.Action},
@@ -54,6 +61,21 @@ func filtersOf(t *testing.T, l Source) []Filter {
 		if e.OnBehalfOf != "" {
 			fs = append(fs, Filter{OnBehalfOf: e.OnBehalfOf})
 		}
+	}
+	seen := map[string]bool{}
+	for _, e := range all.Entries {
+		for _, d := range e.Delegations {
+			if !seen[d] {
+				seen[d] = true
+				fs = append(fs, Filter{Delegation: d}, Filter{Delegation: d, Result: "allow"})
+			}
+		}
+		if g := e.ConsentGrant; g != "" && !seen[g] {
+			seen[g] = true
+			fs = append(fs, Filter{ConsentGrant: g})
+		}
+	}
+	for _, e := range []Entry{all.Entries[0], all.Entries[len(all.Entries)/2], all.Entries[len(all.Entries)-1]} {
 		for _, r := range e.Reasons {
 			fs = append(fs, Filter{Reason: r}, Filter{Reason: r, Subject: e.Subject})
 		}

@@ -23,6 +23,16 @@ func (r records) Get(_ context.Context, id string) (delegation.Delegation, error
 	return d, nil
 }
 
+func (r records) List(_ context.Context, f delegation.Filter) ([]delegation.Delegation, error) {
+	var out []delegation.Delegation
+	for _, d := range r {
+		if (f.Principal == nil || *f.Principal == d.Principal) && (f.Agent == nil || *f.Agent == d.Agent) {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
 func day(s string) time.Time {
 	t, err := time.Parse("2006-01-02", s)
 	if err != nil {

@@ -50,6 +50,7 @@ type Trail interface {
 // Delegations reads the delegation records a decision relied on.
 type Delegations interface {
 	Get(ctx context.Context, id string) (delegation.Delegation, error)
+	List(ctx context.Context, f delegation.Filter) ([]delegation.Delegation, error)
 }
 
 // Consents reads a data subject's consent history and receipts.
@@ -74,11 +75,12 @@ type Config struct {
 // Deps are the console's collaborators; Auditor is required.
 type Deps struct {
 	Auditor     Auditor
-	Recorder    AdminRecorder // nil: reads are not recorded
-	Trail       Trail         // nil: no proofs, no trail page
-	VerifierKey string        // the checkpoints' verifier key
-	Delegations Delegations   // nil: the chain shows record ids only
-	Consents    Consents      // nil: no consent timeline
+	Recorder    AdminRecorder  // nil: reads are not recorded
+	Trail       Trail          // nil: no proofs, no trail page
+	VerifierKey string         // the checkpoints' verifier key
+	Delegations Delegations    // nil: the chain shows record ids only
+	Consents    Consents       // nil: no consent timeline
+	Proposals   ProposalLoader // nil: no what-if
 	Logger      *slog.Logger
 	Now         func() time.Time // nil: time.Now
 }
@@ -102,6 +104,7 @@ type Console struct {
 	sessions *sessions
 	pages    map[string]*template.Template
 	jobs     *jobs
+	whatIfs  whatIfRuns
 	css      []byte
 	mux      *http.ServeMux
 	csp      string
@@ -150,6 +153,10 @@ func (c *Console) routes() *http.ServeMux {
 	m.HandleFunc("POST /console/logout", c.signedIn(c.logout))
 	m.HandleFunc("GET /console/decisions", c.signedIn(c.decisions))
 	m.HandleFunc("GET /console/decisions/{id}", c.signedIn(c.decision))
+	m.HandleFunc("GET /console/customers/{ref}", c.signedIn(c.customer))
+	m.HandleFunc("GET /console/whatif", c.signedIn(c.whatIfForm))
+	m.HandleFunc("POST /console/whatif", c.signedIn(c.startWhatIf))
+	m.HandleFunc("GET /console/whatif/{run}", c.signedIn(c.whatIfPage))
 	m.HandleFunc("GET /console/trail", c.signedIn(c.trailPage))
 	m.HandleFunc("POST /console/trail/verify", c.signedIn(c.startVerify))
 	m.HandleFunc("GET /console/trail/verify/{job}", c.signedIn(c.verifyPage))

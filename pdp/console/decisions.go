@@ -16,7 +16,7 @@ import (
 const pageSize = 50
 
 // filterNames are the decisions list's query parameters.
-var filterNames = []string{"subject", "on_behalf_of", "resource", "action", "application", "result", "reason", "since", "until", "before"}
+var filterNames = []string{"subject", "on_behalf_of", "resource", "action", "application", "result", "reason", "delegation", "consent_grant", "since", "until", "before"}
 
 // timeLayouts are the accepted forms of since and until: RFC 3339, and
 // the browser's datetime-local (taken as UTC).
@@ -33,7 +33,8 @@ func parseFilter(q url.Values) (audit.Filter, uint64, error) {
 		}
 	}
 	f := audit.Filter{Subject: q.Get("subject"), OnBehalfOf: q.Get("on_behalf_of"), Resource: q.Get("resource"),
-		Action: q.Get("action"), Application: q.Get("application"), Result: q.Get("result"), Reason: q.Get("reason")}
+		Action: q.Get("action"), Application: q.Get("application"), Result: q.Get("result"), Reason: q.Get("reason"),
+		Delegation: q.Get("delegation"), ConsentGrant: q.Get("consent_grant")}
 	for name, t := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
 		v := q.Get(name)
 		if v == "" {

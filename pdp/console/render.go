@@ -14,7 +14,7 @@ import (
 )
 
 // pageNames are the templates/*.html pages; each is parsed with base.html.
-var pageNames = []string{"login", "error", "decisions", "decision", "trail", "verify"}
+var pageNames = []string{"login", "error", "decisions", "decision", "customer", "trail", "verify", "whatif"}
 
 var funcs = template.FuncMap{
 	"when": func(t time.Time) string {
@@ -29,6 +29,7 @@ var funcs = template.FuncMap{
 		}
 		return s
 	},
+	"date": func(t time.Time) string { return t.UTC().Format(time.DateOnly) },
 	"join": strings.Join,
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/console"
 	"github.com/ciampdp/pdp/pdp/delegation"
+	"github.com/ciampdp/pdp/pdp/policy"
 )
 
 // ErrConsoleSessionTTL: console.session_ttl is not positive.
@@ -47,7 +48,10 @@ func openConsole(cfg Config, tr *openedTrail, svc audit.Service, dsvc *delegatio
 		log.Info("console off: it reads the decision trail, and trail.store is none")
 		return nil, nil
 	}
-	deps := console.Deps{Auditor: svc, Recorder: tr.recorder, Trail: tr.log, VerifierKey: tr.verifier, Logger: log}
+	deps := console.Deps{Auditor: svc, Recorder: tr.recorder, Trail: tr.log, VerifierKey: tr.verifier, Logger: log,
+		// As 'pdp replay --policies': a folder, or a revision of the Git
+		// repository in the working directory.
+		Proposals: func(ctx context.Context, arg string) (*policy.Bundle, error) { return LoadProposed(ctx, arg, ".", ".") }}
 	if dsvc != nil {
 		deps.Delegations = dsvc
 	}
