@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -173,7 +174,9 @@ func (x *Index) addLocked(seq uint64, nanos int64, e *Entry) {
 	x.seqs = append(x.seqs, seq)
 	x.secs = append(x.secs, nanos)
 	add := func(f byte, v string) {
-		if v != "" {
+		// A redacted value stands for no value: it matches no filter, as
+		// in a scan.
+		if v != "" && !strings.Contains(v, redactedPlaceholder) {
 			k := postKey{f, v}
 			x.post[k] = append(x.post[k], i)
 		}

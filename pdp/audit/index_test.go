@@ -200,3 +200,36 @@ func TestPerMinuteFromTheIndexAsFromTheScan(t *testing.T) {
 		t.Fatalf("index %v (%v), scan %v", got, err, want)
 	}
 }
+
+// TestIndexOfRedactedRecords: with values stored redacted (a hashed
+// subject id, an encrypted on-behalf-of), the index still lists what the
+// scan lists.
+func TestIndexOfRedactedRecords(t *testing.T) {
+	ctx := context.Background()
+	_, recipient, err := trail.NewAuditorIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	red, err := trail.NewRedactor([]trail.RedactionRule{
+		{Path: "request.subject.id", Method: trail.RedactHash},
+		{Path: "request.context.on_behalf_of", Method: trail.RedactEncrypt},
+	}, []byte("0123456789abcdef0123456789abcdef"), []string{recipient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := recordRedacted(t, red).log
+	x := NewIndex()
+	for _, f := range filtersOf(t, l) {
+		want, err := Query(ctx, l, f, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := x.Query(ctx, l, f, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Matched != want.Matched || !slices.EqualFunc(got.Entries, want.Entries, sameEntry) {
+			t.Fatalf("filter %+v: index %d %v, scan %d %v", f, got.Matched, seqs(got.Entries), want.Matched, seqs(want.Entries))
+		}
+	}
+}
