@@ -185,6 +185,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("%d script elements; the id should read as text in:\n%s", scripts, words)
 	}
 
+	run("marketing to carol", chromedp.Navigate(base+"/console/decisions/"+st.consent), chromedp.WaitVisible(chromedp.CSS("#consent")))
+	if n := count(`svg.timeline g.event.used`); n == 0 {
+		t.Errorf("the consent timeline marks no grant the decision relied on")
+	}
+	shot("consent", "#consent")
+
 	run("trail", chromedp.Navigate(base+"/console/trail"), chromedp.WaitVisible(chromedp.CSS("#latest-checkpoint")))
 	shot("trail")
 	run("verify", chromedp.Click(chromedp.CSS("#verify")), chromedp.WaitVisible(chromedp.CSS("#verify-status")))

@@ -27,6 +27,7 @@ type consoleStory struct {
 	allowed  string // bob's payment before the revoke
 	denied   string // bob's payment after it
 	xss      string // the decision whose subject id is <script>…
+	consent  string // marketing to carol, on her consent grant
 }
 
 // xssID is a subject id that must show as text wherever it is rendered.
@@ -55,6 +56,13 @@ func newConsoleStory(t *testing.T) consoleStory {
 	}
 	st.denied = ask("bob", pay, false)
 	st.xss = ask(xssID, `{}`, false)
+	body := `{"subject":` + marketingHub + `,"action":{"name":"send_marketing"},"resource":{"type":"user","id":"carol"},"context":{"purpose":"marketing"}}`
+	code, data = st.s.do(t, http.MethodPost, "/access/v1/evaluation", body, demoKey("marketing-hub")...)
+	var a answer
+	if code != http.StatusOK || json.Unmarshal(data, &a) != nil || !a.Decision {
+		t.Fatalf("marketing to carol: %d %s", code, data)
+	}
+	st.consent = a.Context.DecisionID
 	return st
 }
 
@@ -227,6 +235,18 @@ func TestConsoleOverHTTP(t *testing.T) {
 		}
 		if res, _ := b.get("/console/decisions/no-such-id"); res.StatusCode != http.StatusNotFound {
 			t.Errorf("unknown decision: %d, want 404", res.StatusCode)
+		}
+	})
+	t.Run("marketing to carol: her consent on a timeline, with receipts", func(t *testing.T) {
+		res, page := b.get("/console/decisions/" + st.consent)
+		for _, want := range []string{`id="consent"`, "purpose marketing", "(relied on)", "signed receipt", "this decision", `class="event ev-given used"`} {
+			if res.StatusCode != http.StatusOK || !strings.Contains(page, want) {
+				t.Errorf("consent decision page (%d) lacks %q:\n%s", res.StatusCode, want, page)
+			}
+		}
+		_, page = b.get("/console/customers/user:carol")
+		if !regexp.MustCompile(`<a href="/console/decisions\?consent_grant=[^"]+">1</a>`).MatchString(page) {
+			t.Errorf("carol's page does not link her grant to the decision:\n%s", page)
 		}
 	})
 	t.Run("alice's page: the delegation she gave, linked to the decisions that relied on it", func(t *testing.T) {

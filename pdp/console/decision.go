@@ -187,7 +187,7 @@ func (c *Console) consentTimeline(ctx context.Context, cf *pdp.ConsentFact, e au
 	for _, ev := range events {
 		lo, hi = minTime(lo, ev.At), maxTime(hi, ev.At)
 	}
-	scale := axis(lo, hi, 40, tl.Width-40)
+	scale := axis(lo, hi, 40, tl.Width-90)
 	for _, ev := range events {
 		te := timelineEvent{X: scale(ev.At), Type: string(ev.Type), When: ev.At.UTC().Format("2006-01-02 15:04:05"), ID: ev.ID,
 			Grant: ev.GrantID, Actor: ev.Actor.String(), App: ev.Application, Used: ev.GrantID != "" && ev.GrantID == cf.GrantID,
