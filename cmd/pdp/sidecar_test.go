@@ -245,6 +245,11 @@ func TestSidecarRevokeUnderLoad(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(string(body), "by sidecar") || !strings.Contains(string(body), "It repeats central decision") {
 		t.Errorf("explain a sidecar answer: %d %s", code, body)
 	}
+	// The auditor's list includes the sidecar's own answers, marked.
+	code, body = central.do(t, http.MethodGet, "/v1/audit/decisions?subject=user:bob&limit=10000", "", "Authorization", "Bearer demo-key-auditor")
+	if code != http.StatusOK || !strings.Contains(string(body), `"sidecar":`) || !strings.Contains(string(body), last.id) {
+		t.Errorf("the audit query does not list the sidecar's answers: %d %.2000s", code, body)
+	}
 	central.stop(t)
 	ids := trailAnswers(t, filepath.Join(dir, "trail"))
 	for _, r := range results {

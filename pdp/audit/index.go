@@ -89,7 +89,15 @@ func (x *Index) Sync(ctx context.Context, src Source) error {
 				return err
 			}
 			it := item{seq: rec.Seq, id: rec.ID}
-			if rec.Kind == recorder.KindDecision && !rec.Pruned {
+			switch {
+			case rec.Pruned:
+			case rec.Kind == trail.KindSidecar:
+				e, err := sidecarEntry(rec)
+				if err != nil {
+					return fmt.Errorf("audit: index: %w", err)
+				}
+				it.entry, it.nanos = &e, rec.Time.UnixNano()
+			case rec.Kind == recorder.KindDecision:
 				e, err := x.entry(rec)
 				if err != nil {
 					return fmt.Errorf("audit: index record %d: %w", rec.Seq, err)
@@ -277,15 +285,9 @@ func read(src Source, seq uint64) (Entry, bool, error) {
 		ok bool
 	)
 	err := src.Scan(seq, seq+1, func(rec trail.Record) error {
-		if rec.Kind != recorder.KindDecision || rec.Pruned {
-			return nil
-		}
-		db, err := DecodeDecision(rec.Body)
-		if err != nil {
-			return fmt.Errorf("audit: record %d: %w", rec.Seq, err)
-		}
-		e, ok = entryOf(rec.Seq, db), true
-		return nil
+		var err error
+		e, ok, err = listedEntry(rec)
+		return err
 	})
 	return e, ok, err
 }

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -53,7 +54,8 @@ func filtersOf(t *testing.T, l Source) []Filter {
 	if !delegated || !consented {
 		t.Fatalf("the trail has no decision relying on a delegation (%v) or a consent grant (%v)", delegated, consented)
 	}
-	fs := []Filter{{}, {Result: "allow"}, {Result: "deny"}, {Subject: "user:nobody"}, {Reason: "no_such_reason"}}
+	fs := []Filter{{}, {Result: "allow"}, {Result: "deny"}, {Subject: "user:nobody"}, {Reason: "no_such_reason"},
+		{Subject: "user:sc-bob"}, {Subject: "user:sc-bob", Result: "deny"}, {Application: "sc-app"}, {OnBehalfOf: "user:sc-alice"}}
 	for _, e := range []Entry{all.Entries[0], all.Entries[len(all.Entries)/2], all.Entries[len(all.Entries)-1]} {
 		fs = append(fs, Filter{Subject: e.Subject}, Filter{Resource: e.Resource}, Filter{Action: e.Action},
 			Filter{Application: e.Application}, Filter{Subject: e.Subject, Action: e.Action, Result: map[bool]string{true: "allow", false: "deny"}[e.Allowed]},
@@ -97,6 +99,7 @@ func TestIndexAnswersAsTheScan(t *testing.T) {
 			more := trailOf(t, rc.log, 1)
 			var recs []trail.Record
 			_ = more.Scan(0, more.Size(), func(r trail.Record) error { r.ID += "-late"; recs = append(recs, r); return nil })
+			recs = append(recs, sidecarRecords(t, 3)...)
 			if _, err := l.Append(ctx, recs...); err != nil {
 				t.Fatal(err)
 			}
@@ -230,6 +233,47 @@ func TestIndexOfRedactedRecords(t *testing.T) {
 		}
 		if got.Matched != want.Matched || !slices.EqualFunc(got.Entries, want.Entries, sameEntry) {
 			t.Fatalf("filter %+v: index %d %v, scan %d %v", f, got.Matched, seqs(got.Entries), want.Matched, seqs(want.Entries))
+		}
+	}
+}
+
+// sidecarRecords are n answers a sidecar gave itself, as ingested: bob
+// for alice, every other one denied.
+func sidecarRecords(t *testing.T, n int) []trail.Record {
+	t.Helper()
+	var out []trail.Record
+	for i := range n {
+		id := fmt.Sprintf("sc-decision-%d", i)
+		ans := fmt.Sprintf(`{"decision_id":%q,"time":"2026-03-01T10:00:0%dZ","sidecar":"sc1","decision":%v,"reasons":[],"source":"cache",`+
+			`"request":{"subject":{"type":"user","id":"sc-bob"},"action":{"name":"make_payment"},"resource":{"type":"account","id":"acc-sc"},`+
+			`"context":{"on_behalf_of":{"type":"user","id":"sc-alice"}}}}`, id, i, i%2 == 0)
+		body, err := json.Marshal(trail.SidecarBody{Sidecar: "sc1", Application: "sc-app", SpoolSeq: uint64(i + 1), Record: json.RawMessage(ans)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, trail.Record{Kind: trail.KindSidecar, ID: id, Time: time.Date(2026, 3, 1, 10, 0, i, 0, time.UTC), Body: body})
+	}
+	return out
+}
+
+func TestSidecarAnswersAreListed(t *testing.T) {
+	ctx := context.Background()
+	l, err := trail.OpenFile(t.TempDir(), trail.FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Append(ctx, sidecarRecords(t, 4)...); err != nil {
+		t.Fatal(err)
+	}
+	for name, svc := range map[string]Service{"scan": {Trail: l}, "index": {Trail: l, Index: NewIndex()}} {
+		res, err := svc.QueryPage(ctx, Filter{Subject: "user:sc-bob", OnBehalfOf: "user:sc-alice", Result: "allow"}, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Matched != 2 || len(res.Entries) != 2 || res.Entries[0].Sidecar != "sc1" || res.Entries[0].Application != "sc-app" ||
+			res.Entries[0].DecisionID != "sc-decision-2" || res.Entries[0].Action != "make_payment" {
+			t.Errorf("%s: %+v", name, res)
 		}
 	}
 }

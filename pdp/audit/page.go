@@ -52,7 +52,7 @@ func (s Service) PerMinute(ctx context.Context, start time.Time, n int) ([]int, 
 	}
 	counts := make([]int, n)
 	err := s.Trail.Scan(0, s.Trail.Size(), func(rec trail.Record) error {
-		if rec.Kind == recorder.KindDecision && !rec.Pruned && !rec.Time.Before(start) {
+		if (rec.Kind == recorder.KindDecision || rec.Kind == trail.KindSidecar) && !rec.Pruned && !rec.Time.Before(start) {
 			if i := int(rec.Time.Sub(start) / time.Minute); i < n {
 				counts[i]++
 			}

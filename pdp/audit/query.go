@@ -70,6 +70,9 @@ type Entry struct {
 	Purpose       string    `json:"purpose,omitempty"`
 	Delegations   []string  `json:"delegations,omitempty"`
 	ConsentGrant  string    `json:"consent_grant,omitempty"`
+	// Sidecar names the sidecar that gave this answer itself (from its
+	// cache, degraded, or failing closed); empty for the PDP's decisions.
+	Sidecar string `json:"sidecar,omitempty"`
 }
 
 // QueryResult is what Query found.
@@ -110,7 +113,7 @@ func Query(ctx context.Context, src Source, f Filter, limit int) (QueryResult, e
 			return err
 		}
 		res.Scanned++
-		if rec.Kind != recorder.KindDecision || rec.Pruned {
+		if rec.Kind != recorder.KindDecision && rec.Kind != trail.KindSidecar || rec.Pruned {
 			return nil
 		}
 		if !f.Since.IsZero() && rec.Time.Before(f.Since) || !f.Until.IsZero() && !rec.Time.Before(f.Until) {
@@ -121,11 +124,10 @@ func Query(ctx context.Context, src Source, f Filter, limit int) (QueryResult, e
 				return nil
 			}
 		}
-		db, err := DecodeDecision(rec.Body)
+		e, _, err := listedEntry(rec)
 		if err != nil {
-			return fmt.Errorf("audit: record %d: %w", rec.Seq, err)
+			return err
 		}
-		e := entryOf(rec.Seq, db)
 		if !f.matches(e) {
 			return nil
 		}
