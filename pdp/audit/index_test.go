@@ -277,3 +277,56 @@ func TestSidecarAnswersAreListed(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexUnderConcurrentReadsAndAppends: readers catch the index up and
+// read it while records are appended (run with -race).
+func TestIndexUnderConcurrentReadsAndAppends(t *testing.T) {
+	ctx := context.Background()
+	l, err := trail.OpenFile(t.TempDir(), trail.FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	svc := Service{Trail: l, Index: NewIndex()}
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				if _, err := svc.QueryPage(ctx, Filter{Subject: "user:sc-bob"}, 0, 5); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := svc.PerMinute(ctx, time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), 5); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := range 50 {
+		recs := sidecarRecords(t, 2)
+		for j := range recs {
+			recs[j].ID = fmt.Sprintf("%s-%d", recs[j].ID, i)
+		}
+		if _, err := l.Append(ctx, recs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := svc.QueryPage(ctx, Filter{Subject: "user:sc-bob"}, 0, 5)
+	if err != nil || res.Matched != 100 {
+		t.Fatalf("%v: %d matched, want 100", err, res.Matched)
+	}
+}
