@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -244,6 +245,12 @@ func TestSidecarRevokeUnderLoad(t *testing.T) {
 	code, body = central.do(t, http.MethodGet, "/v1/audit/decisions/"+last.id, "", "Authorization", "Bearer demo-key-auditor")
 	if code != http.StatusOK || !strings.Contains(string(body), "by sidecar") || !strings.Contains(string(body), "It repeats central decision") {
 		t.Errorf("explain a sidecar answer: %d %s", code, body)
+	}
+	// The auditor's list includes the sidecar's own answers, marked.
+	since := url.QueryEscape(last.start.Add(-100 * time.Millisecond).UTC().Format(time.RFC3339Nano))
+	code, body = central.do(t, http.MethodGet, "/v1/audit/decisions?subject=user:bob&limit=10000&since="+since, "", "Authorization", "Bearer demo-key-auditor")
+	if code != http.StatusOK || !strings.Contains(string(body), `"sidecar":`) || !strings.Contains(string(body), last.id) {
+		t.Errorf("the audit query does not list the sidecar's answers: %d %.2000s", code, body)
 	}
 	central.stop(t)
 	ids := trailAnswers(t, filepath.Join(dir, "trail"))

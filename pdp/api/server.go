@@ -78,6 +78,9 @@ type Deps struct {
 	// recorded: while they cannot, the PDP is not ready (503,
 	// trail_unavailable).
 	Trail TrailHealth
+	// Console is the auditor's web console, served under ConsolePath; nil
+	// leaves it out.
+	Console http.Handler
 }
 
 // TrailHealth says whether the decision trail records: *recorder.Recorder.
@@ -92,6 +95,8 @@ const (
 	ReadyzPath   = "/readyz"
 	MetricsPath  = "/metrics"
 	TrailKeyPath = "/v1/trail/key"
+	// ConsolePath is where the auditor's web console is.
+	ConsolePath = "/console"
 	// NoopPath is relative to BasePath, like the AuthZEN endpoints.
 	NoopPath = "/access/v1/noop"
 )
@@ -221,6 +226,13 @@ func (s *Server) routes(reg *prometheus.Registry, deps Deps) *echo.Echo {
 	}
 	if key := deps.TrailKey; key != "" {
 		e.GET(TrailKeyPath, func(c echo.Context) error { return c.String(http.StatusOK, key+"\n") })
+	}
+	if h := deps.Console; h != nil {
+		// A browser's surface: pages (GET) and forms (POST) only.
+		for _, path := range []string{ConsolePath, ConsolePath + "/*"} {
+			e.GET(path, echo.WrapHandler(h))
+			e.POST(path, echo.WrapHandler(h))
+		}
 	}
 	e.GET(HealthzPath, s.healthz)
 	e.GET(ReadyzPath, s.readyz)

@@ -17,15 +17,19 @@ import (
 // Filter selects decision records. Empty fields match everything; entity
 // references are "type:id" as in the AuthZEN request ("user:alice").
 type Filter struct {
-	Subject     string    `json:"subject,omitempty"`
-	OnBehalfOf  string    `json:"on_behalf_of,omitempty"`
-	Resource    string    `json:"resource,omitempty"`
-	Action      string    `json:"action,omitempty"`
-	Application string    `json:"application,omitempty"`
-	Result      string    `json:"result,omitempty"` // "allow" or "deny"
-	Reason      string    `json:"reason,omitempty"`
-	Since       time.Time `json:"since,omitzero"` // inclusive
-	Until       time.Time `json:"until,omitzero"` // exclusive
+	Subject     string `json:"subject,omitempty"`
+	OnBehalfOf  string `json:"on_behalf_of,omitempty"`
+	Resource    string `json:"resource,omitempty"`
+	Action      string `json:"action,omitempty"`
+	Application string `json:"application,omitempty"`
+	Result      string `json:"result,omitempty"` // "allow" or "deny"
+	Reason      string `json:"reason,omitempty"`
+	// Delegation and ConsentGrant select the decisions that relied on a
+	// delegation record (in their chain) or a consent grant.
+	Delegation   string    `json:"delegation,omitempty"`
+	ConsentGrant string    `json:"consent_grant,omitempty"`
+	Since        time.Time `json:"since,omitzero"` // inclusive
+	Until        time.Time `json:"until,omitzero"` // exclusive
 }
 
 // ErrBadFilter is returned by Filter.Validate.
@@ -66,6 +70,9 @@ type Entry struct {
 	Purpose       string    `json:"purpose,omitempty"`
 	Delegations   []string  `json:"delegations,omitempty"`
 	ConsentGrant  string    `json:"consent_grant,omitempty"`
+	// Sidecar names the sidecar that gave this answer itself (from its
+	// cache, degraded, or failing closed); empty for the PDP's decisions.
+	Sidecar string `json:"sidecar,omitempty"`
 }
 
 // QueryResult is what Query found.
@@ -96,7 +103,7 @@ func Query(ctx context.Context, src Source, f Filter, limit int) (QueryResult, e
 			needles = append(needles, []byte(`"`+id+`"`))
 		}
 	}
-	for _, s := range []string{f.Action, f.Application, f.Reason} {
+	for _, s := range []string{f.Action, f.Application, f.Reason, f.Delegation, f.ConsentGrant} {
 		if s != "" {
 			needles = append(needles, []byte(`"`+s+`"`))
 		}
@@ -106,7 +113,7 @@ func Query(ctx context.Context, src Source, f Filter, limit int) (QueryResult, e
 			return err
 		}
 		res.Scanned++
-		if rec.Kind != recorder.KindDecision || rec.Pruned {
+		if rec.Kind != recorder.KindDecision && rec.Kind != trail.KindSidecar || rec.Pruned {
 			return nil
 		}
 		if !f.Since.IsZero() && rec.Time.Before(f.Since) || !f.Until.IsZero() && !rec.Time.Before(f.Until) {
@@ -117,11 +124,10 @@ func Query(ctx context.Context, src Source, f Filter, limit int) (QueryResult, e
 				return nil
 			}
 		}
-		db, err := DecodeDecision(rec.Body)
+		e, _, err := listedEntry(rec)
 		if err != nil {
-			return fmt.Errorf("audit: record %d: %w", rec.Seq, err)
+			return err
 		}
-		e := entryOf(rec.Seq, db)
 		if !f.matches(e) {
 			return nil
 		}
@@ -145,7 +151,9 @@ func (f Filter) matches(e Entry) bool {
 		f.Application != "" && e.Application != f.Application,
 		f.Result == "allow" && !e.Allowed,
 		f.Result == "deny" && e.Allowed,
-		f.Reason != "" && !slices.Contains(e.Reasons, f.Reason):
+		f.Reason != "" && !slices.Contains(e.Reasons, f.Reason),
+		f.Delegation != "" && !slices.Contains(e.Delegations, f.Delegation),
+		f.ConsentGrant != "" && e.ConsentGrant != f.ConsentGrant:
 		return false
 	}
 	return true

@@ -16,6 +16,9 @@ type Revealer func(body []byte) (revealed []byte, hidden []string, err error)
 // redactedMark is in every body that holds a redaction marker.
 var redactedMark = []byte(`"$redacted"`)
 
+// redactedPlaceholder stands for a redacted value in a decoded request.
+const redactedPlaceholder = "[redacted]"
+
 // RevealWith is the Revealer of an auditor holding identities (age
 // identities, "AGE-SECRET-KEY-1…"); with none, every redacted value stays
 // hidden. Bodies without a marker pass through untouched.
@@ -72,7 +75,7 @@ func placeholders(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
 		if _, ok := x["$redacted"]; ok {
-			return "[redacted]"
+			return redactedPlaceholder
 		}
 		for k, e := range x {
 			x[k] = placeholders(e)

@@ -18,12 +18,38 @@ type Service struct {
 	// Reveal opens redacted values (nil: they stay hidden). A running PDP
 	// holds no auditor identity, so it is normally nil.
 	Reveal Revealer
+	// Index, when set, finds decisions without a scan of the trail (the
+	// running PDP's; the command line reads a trail once and scans).
+	Index *Index
+}
+
+// find returns the record of decision id, through the index when there is
+// one.
+func (s Service) find(ctx context.Context, id string) (trail.Record, error) {
+	if s.Index == nil {
+		return Find(ctx, s.Trail, id)
+	}
+	seq, ok, err := s.Index.Seq(ctx, s.Trail, id)
+	if err != nil {
+		return trail.Record{}, err
+	}
+	if !ok {
+		return trail.Record{}, fmt.Errorf("%w: %s", ErrNoSuchDecision, id)
+	}
+	var rec trail.Record
+	if err := s.Trail.Scan(seq, seq+1, func(r trail.Record) error { rec = r; return nil }); err != nil {
+		return trail.Record{}, err
+	}
+	if rec.ID != id {
+		return Find(ctx, s.Trail, id)
+	}
+	return rec, nil
 }
 
 // Explain finds decision id and explains it. An answer a sidecar gave
 // from its cache is explained through the central decision it repeats.
 func (s Service) Explain(ctx context.Context, id string) (Explanation, error) {
-	rec, err := Find(ctx, s.Trail, id)
+	rec, err := s.find(ctx, id)
 	if err != nil {
 		return Explanation{}, err
 	}
@@ -68,7 +94,7 @@ func (s Service) explainSidecar(ctx context.Context, rec trail.Record) (Explanat
 		return Explanation{Seq: rec.Seq, Words: head, Record: rec, Policies: []PolicyRef{}}, nil
 	}
 	head = append(head, "It repeats central decision "+a.CachedFrom+":")
-	orig, err := Find(ctx, s.Trail, a.CachedFrom)
+	orig, err := s.find(ctx, a.CachedFrom)
 	if err != nil {
 		return Explanation{Seq: rec.Seq, Words: append(head, "(not in this trail: "+err.Error()+")"), Record: rec, Policies: []PolicyRef{}}, nil
 	}
@@ -82,5 +108,8 @@ func (s Service) explainSidecar(ctx context.Context, rec trail.Record) (Explanat
 
 // Query lists the decisions matching f.
 func (s Service) Query(ctx context.Context, f Filter, limit int) (QueryResult, error) {
+	if s.Index != nil {
+		return s.Index.Query(ctx, s.Trail, f, limit)
+	}
 	return Query(ctx, s.Trail, f, limit)
 }

@@ -231,6 +231,7 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 		searcher pdp.Searcher = engine
 		trailKey string
 		auditor  api.Auditor
+		auditSvc audit.Service
 		adminLog api.AdminRecorder
 		ingest   *ingest.Ingest
 		// trailHealth stays a nil interface without a trail.
@@ -269,7 +270,13 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 		if err := versions.set(ctx, tr.archive, tr.recorder, reloader); err != nil {
 			return err
 		}
-		auditor, adminLog = audit.Service{Trail: tr.log, Archive: tr.archive}, tr.recorder
+		// The index is built now from the whole trail, then caught up with
+		// the new records at each auditor read.
+		auditSvc = audit.Service{Trail: tr.log, Archive: tr.archive, Index: audit.NewIndex()}
+		if err := buildIndex(ctx, auditSvc, log); err != nil {
+			return err
+		}
+		auditor, adminLog = auditSvc, tr.recorder
 		if ingest, err = openIngest(ctx, tr, log); err != nil {
 			return err
 		}
@@ -307,13 +314,17 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 			sigs.runPollers(pctx)
 		}()
 	}
+	cons, err := openConsole(cfg, tr, auditSvc, dsvc, ledger, log)
+	if err != nil {
+		return err
+	}
 	apiCfg := cfg.HTTP.API(s.keys)
 	apiCfg.ShutdownTimeout = DrainTimeout(cfg.HTTP.ShutdownLimit())
 	apiCfg.DelegationAdmins = setOf(cfg.Delegations.AdminApplications)
 	apiCfg.ConsentAdmins = setOf(cfg.Consent.AdminApplications)
 	apiCfg.SignalAdmins = setOf(cfg.Signals.AdminApplications)
 	apiCfg.AuditorKeys = cfg.Auth.Auditors()
-	srv, err := api.New(apiCfg, api.Deps{
+	deps := api.Deps{
 		Decider: decider, Searcher: searcher, Policies: reloader, Logger: log, Registry: reg, Version: version,
 		Delegations: admin,
 		Consents:    consentAdmin,
@@ -325,7 +336,11 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 		Changes:     changes,
 		Ingest:      ingest,
 		Trail:       trailHealth,
-	})
+	}
+	if cons != nil {
+		deps.Console = cons
+	}
+	srv, err := api.New(apiCfg, deps)
 	if err != nil {
 		return err
 	}

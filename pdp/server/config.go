@@ -45,13 +45,14 @@ type Config struct {
 	Dormancy    DormancyConfig    `mapstructure:"dormancy"`
 	Signals     SignalsConfig     `mapstructure:"signals"`
 	Trail       TrailConfig       `mapstructure:"trail"`
+	Console     ConsoleConfig     `mapstructure:"console"`
 	Log         LogConfig         `mapstructure:"log"`
 }
 
 // DefaultConfig is the embedded default: loopback only, authentication off,
 // the bundle in ./policies and ./schema, reloaded when it changes.
 func DefaultConfig() Config {
-	return Config{HTTP: DefaultHTTP(), Policy: DefaultPolicy(), Relations: DefaultRelations(), Delegations: DefaultDelegations(), Consent: DefaultConsent(), Dormancy: DefaultDormancy(), Signals: DefaultSignals(), Trail: DefaultTrail(), Log: DefaultLog()}
+	return Config{HTTP: DefaultHTTP(), Policy: DefaultPolicy(), Relations: DefaultRelations(), Delegations: DefaultDelegations(), Consent: DefaultConsent(), Dormancy: DefaultDormancy(), Signals: DefaultSignals(), Trail: DefaultTrail(), Console: DefaultConsole(), Log: DefaultLog()}
 }
 
 // Validate checks every section, then what spans sections.
@@ -81,6 +82,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Trail.Validate(); err != nil {
+		return err
+	}
+	if err := c.Console.Validate(); err != nil {
 		return err
 	}
 	if err := c.Log.Validate(); err != nil {
