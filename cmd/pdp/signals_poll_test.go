@@ -55,12 +55,10 @@ func TestSignalsPollDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jwks, _ := filepath.Abs(nbTransmitterJWKS)
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "poll-token")
 	writeFile(t, tokenFile, "poll-secret\n")
-	cfg := replaceOnce(t, string(data), "jwks_file: examples/northbank/signals/transmitter-jwks.json", "jwks_file: "+jwks)
-	cfg = replaceOnce(t, cfg, "      delivery: push\n", "      delivery: poll\n      poll_url: "+tx.URL+"/poll\n      poll_interval: 100ms\n      poll_token_file: "+tokenFile+"\n")
+	cfg := replaceOnce(t, string(data), "      delivery: push\n", "      delivery: poll\n      poll_url: "+tx.URL+"/poll\n      poll_interval: 100ms\n      poll_token_file: "+tokenFile+"\n")
 	path := filepath.Join(dir, "pdp.yaml")
 	writeFile(t, path, cfg)
 	t.Setenv("PDP_SIGNALS_PATH", filepath.Join(dir, "signals.jsonl"))

@@ -44,26 +44,12 @@ func TestNorthbankSignals(t *testing.T) {
 	})
 }
 
-// startNorthbankSignals serves the example with the signal receiver
-// (pdp.yaml), its JWKS path made absolute for the tests' folder.
+// startNorthbankSignals serves the example (pdp.yaml carries the signal
+// receiver, the demo transmitter's JWKS inline; the signal ledger beside
+// the test's consent ledger).
 func startNorthbankSignals(t *testing.T) *server {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(northbank, "pdp.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwks, err := filepath.Abs(nbTransmitterJWKS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := replaceOnce(t, string(data), "jwks_file: examples/northbank/signals/transmitter-jwks.json", "jwks_file: "+jwks)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "pdp.yaml")
-	writeFile(t, path, cfg)
-	if os.Getenv("PDP_SIGNALS_PATH") == "" {
-		t.Setenv("PDP_SIGNALS_PATH", filepath.Join(dir, "signals.jsonl"))
-	}
-	return startNorthbank(t, "--config", path)
+	return startNorthbank(t)
 }
 
 // sigDecision is the part of an evaluation answer these tests read.
@@ -318,11 +304,9 @@ func TestSignalsPushToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jwks, _ := filepath.Abs(nbTransmitterJWKS)
 	dir := t.TempDir()
-	cfg := replaceOnce(t, string(data), "jwks_file: examples/northbank/signals/transmitter-jwks.json", "jwks_file: "+jwks)
 	sum := sha256.Sum256([]byte("push-secret"))
-	cfg = replaceOnce(t, cfg, "      delivery: push\n", "      delivery: push\n      push_token_sha256: "+hex.EncodeToString(sum[:])+"\n")
+	cfg := replaceOnce(t, string(data), "      delivery: push\n", "      delivery: push\n      push_token_sha256: "+hex.EncodeToString(sum[:])+"\n")
 	path := filepath.Join(dir, "pdp.yaml")
 	writeFile(t, path, cfg)
 	t.Setenv("PDP_SIGNALS_PATH", filepath.Join(dir, "signals.jsonl"))

@@ -193,7 +193,9 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	if dorm != nil {
 		dormant, dormantAdmin = dorm, dormancyAdmin{Service: dorm, bundles: reloader}
 	}
-	sigs, closeSignals, err := openSignals(ctx, cfg.Signals, reloader, journal, changes, revalidateOnSignal(reloader, dorm, log), log)
+	sigCfg := cfg.Signals
+	sigCfg.Path = signalsPath(sigCfg, cfg.Consent.Path)
+	sigs, closeSignals, err := openSignals(ctx, sigCfg, reloader, journal, changes, revalidateOnSignal(reloader, dorm, log), log)
 	if err != nil {
 		return err
 	}

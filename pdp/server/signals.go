@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -66,8 +67,11 @@ type SignalsConfig struct {
 
 // TransmitterConfig is one trusted SSF transmitter.
 type TransmitterConfig struct {
-	Issuer     string        `mapstructure:"issuer"`
-	Audience   []string      `mapstructure:"audience"`
+	Issuer   string   `mapstructure:"issuer"`
+	Audience []string `mapstructure:"audience"`
+	// JWKS is the transmitter's JWKS written into the configuration (a
+	// JSON document): no file to find, whatever the working folder.
+	JWKS       string        `mapstructure:"jwks"`
 	JWKSFile   string        `mapstructure:"jwks_file"`
 	JWKSURL    string        `mapstructure:"jwks_url"`
 	Algorithms []string      `mapstructure:"algorithms"`
@@ -85,18 +89,25 @@ type TransmitterConfig struct {
 	PushTokenSHA256 string `mapstructure:"push_token_sha256"`
 }
 
-// DefaultSignals is auto, with the file store in ./pdp-data.
+// DefaultSignals is auto, with the file store beside the consent ledger
+// (an empty Path: signals.jsonl in consent.path's folder).
 func DefaultSignals() SignalsConfig {
-	return SignalsConfig{Engine: SignalsAuto, Path: "pdp-data/signals.jsonl", SyncInterval: time.Second}
+	return SignalsConfig{Engine: SignalsAuto, SyncInterval: time.Second}
+}
+
+// signalsPath is where the file ledger lives: signals.path, or
+// signals.jsonl beside the consent ledger's file.
+func signalsPath(cfg SignalsConfig, consentPath string) string {
+	if cfg.Path != "" {
+		return cfg.Path
+	}
+	return filepath.Join(filepath.Dir(consentPath), "signals.jsonl")
 }
 
 // Validate checks the section.
 func (c SignalsConfig) Validate() error {
 	switch c.Engine {
 	case SignalsAuto, SignalsFile:
-		if c.Path == "" {
-			return errors.New("signals.path must not be empty for the file store")
-		}
 	case SignalsPostgres:
 		if c.PostgresURL == "" {
 			return errors.New("signals.postgres_url is required when signals.engine is postgres")
@@ -118,8 +129,8 @@ func (c SignalsConfig) Validate() error {
 			return fail("issuer " + t.Issuer + " is listed twice")
 		case len(t.Audience) == 0:
 			return fail("audience is required")
-		case (t.JWKSFile == "") == (t.JWKSURL == ""):
-			return fail("set jwks_file or jwks_url (one of them)")
+		case countSet(t.JWKS, t.JWKSFile, t.JWKSURL) != 1:
+			return fail("set one of jwks, jwks_file or jwks_url")
 		case t.Delivery != "" && t.Delivery != DeliveryPush && t.Delivery != DeliveryPoll:
 			return fail("delivery must be push or poll")
 		case t.Delivery == DeliveryPoll && t.PollURL == "":
@@ -199,7 +210,7 @@ func openSignals(ctx context.Context, cfg SignalsConfig, reloader *policy.Reload
 	var st signalledger.Store
 	switch engine {
 	case SignalsFile:
-		st, err = signalledger.OpenFile(cfg.Path, log)
+		st, err = signalledger.OpenFile(cfg.Path, log) // resolved by Open (signalsPath)
 	case SignalsPostgres:
 		st, err = signalledger.OpenPostgres(ctx, cfg.PostgresURL)
 	default:
@@ -352,6 +363,13 @@ func (o *openedSignals) Subject(_ context.Context, typ, id string) (api.SignalSu
 // once when it answers, and again when the keys are an hour old (or
 // missing, at most every 30 seconds).
 func transmitterKeys(t TransmitterConfig, log *slog.Logger) (signals.Keys, error) {
+	if t.JWKS != "" {
+		keys, err := jwtverify.ParseJWKS([]byte(t.JWKS))
+		if err != nil {
+			return nil, fmt.Errorf("signals.transmitters %s: jwks: %w", t.Issuer, err)
+		}
+		return signals.StaticKeys(keys), nil
+	}
 	if t.JWKSFile != "" {
 		raw, err := os.ReadFile(t.JWKSFile)
 		if err != nil {
@@ -411,4 +429,15 @@ func (k *urlKeys) fetch() ([]jose.JSONWebKey, error) {
 		return nil, err
 	}
 	return jwtverify.ParseJWKS(raw)
+}
+
+// countSet counts the non-empty strings.
+func countSet(vs ...string) int {
+	n := 0
+	for _, v := range vs {
+		if v != "" {
+			n++
+		}
+	}
+	return n
 }
