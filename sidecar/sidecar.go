@@ -483,7 +483,7 @@ func (s *Sidecar) Status() Status {
 	out := Status{ID: s.cfg.ID, Seq: st.seq, Epoch: st.epoch, PolicyVersion: st.policy,
 		LeaseLeftMS: max(0, st.validUntil.Sub(now).Milliseconds()), Breaker: s.breaker.state(now),
 		Hits: s.hits.Load(), Misses: s.misses.Load(), Degraded: s.degraded.Load(), FailClosed: s.failClosed.Load(),
-		Spooled: s.spool.log.Size(), Shipped: s.shippedRecords.Load(), Unauthorized: s.unauthorized.Load(),
+		Spooled: s.spool.spooled(), Shipped: s.shippedRecords.Load(), Unauthorized: s.unauthorized.Load(),
 		Central: s.central(), Failovers: s.failovers.Load()}
 	if total := out.Hits + out.Misses; total > 0 {
 		out.HitRatio = float64(out.Hits) / float64(total)

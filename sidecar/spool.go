@@ -54,6 +54,16 @@ type spool struct {
 	// every locally decided answer is refused (the caller denies), as the
 	// decision trail's async mode does.
 	failed atomic.Pointer[error]
+	// base is the log's size when opened, accepted the answers accepted
+	// since (written, or waiting for the async drainer).
+	base     uint64
+	accepted atomic.Uint64
+}
+
+// spooled is how many answers the spool holds or is about to write: the
+// log's records plus those still waiting for the drainer.
+func (sp *spool) spooled() uint64 {
+	return sp.base + sp.accepted.Load()
 }
 
 func openSpool(dir, mode string) (*spool, error) {
@@ -65,7 +75,7 @@ func openSpool(dir, mode string) (*spool, error) {
 		_ = l.Close()
 		return nil, fmt.Errorf("sidecar: spool in %s: %w", dir, err)
 	}
-	sp := &spool{log: l, mode: mode, posFile: filepath.Join(dir, "shipped")}
+	sp := &spool{log: l, mode: mode, posFile: filepath.Join(dir, "shipped"), base: l.Size()}
 	if mode == SpoolAsync {
 		sp.buf = make(chan trail.Record, 10000)
 		sp.drained = make(chan struct{})
@@ -98,15 +108,20 @@ func (sp *spool) add(ctx context.Context, rec trail.Record) error {
 	defer cancel()
 	if sp.mode == SpoolSync {
 		_, err := sp.log.Append(ctx, rec)
+		if err == nil {
+			sp.accepted.Add(1)
+		}
 		return err
 	}
 	select {
 	case sp.buf <- rec:
+		sp.accepted.Add(1)
 		return nil
 	default:
 	}
 	select {
 	case sp.buf <- rec:
+		sp.accepted.Add(1)
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("%w for %v", errSpoolFull, spoolWait)

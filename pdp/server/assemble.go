@@ -193,8 +193,7 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	if dorm != nil {
 		dormant, dormantAdmin = dorm, dormancyAdmin{Service: dorm, bundles: reloader}
 	}
-	sigCfg := cfg.Signals
-	sigCfg.Path = signalsPath(sigCfg, cfg.Consent.Path)
+	sigCfg := autoSignals(cfg.Signals, cfg.Consent)
 	sigs, closeSignals, err := openSignals(ctx, sigCfg, reloader, journal, changes, revalidateOnSignal(reloader, dorm, log), log)
 	if err != nil {
 		return err

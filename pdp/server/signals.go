@@ -95,6 +95,18 @@ func DefaultSignals() SignalsConfig {
 	return SignalsConfig{Engine: SignalsAuto, SyncInterval: time.Second}
 }
 
+// autoSignals resolves what signals.engine: auto leaves open from the
+// consent section: with the consent ledger on PostgreSQL, the signal
+// ledger is in the same database (replicas share what they receive); else
+// signals.path defaults to signals.jsonl beside the consent ledger.
+func autoSignals(cfg SignalsConfig, consent ConsentConfig) SignalsConfig {
+	if cfg.Engine == SignalsAuto && cfg.PostgresURL == "" && consent.Engine == ConsentPostgres {
+		cfg.PostgresURL = consent.PostgresURL
+	}
+	cfg.Path = signalsPath(cfg, consent.Path)
+	return cfg
+}
+
 // signalsPath is where the file ledger lives: signals.path, or
 // signals.jsonl beside the consent ledger's file.
 func signalsPath(cfg SignalsConfig, consentPath string) string {
@@ -183,7 +195,12 @@ func openSignals(ctx context.Context, cfg SignalsConfig, reloader *policy.Reload
 	if engine == SignalsAuto {
 		engine = SignalsOff
 		if b := reloader.Current(); b != nil && b.Signals() != nil && len(cfg.Transmitters) > 0 {
+			// Where the consent ledger is (autoSignals): its PostgreSQL
+			// database, shared by the replicas, or a file beside it.
 			engine = SignalsFile
+			if cfg.PostgresURL != "" {
+				engine = SignalsPostgres
+			}
 		}
 	}
 	if engine == SignalsOff {
