@@ -350,7 +350,7 @@ func FuzzExpandFrame(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if p[0] == zMark {
+		if len(p) > 0 && p[0] == zMark {
 			seq, ok := payloadSeq(p)
 			if want := fmt.Sprintf(`{"seq":%d,`, seq); !ok || !bytes.HasPrefix(out, []byte(want)) {
 				t.Fatalf("payload %q expands to %q", p, out)
