@@ -126,7 +126,11 @@ func (l *FileLog) readFrames(ctx context.Context) ([]Frame, error) {
 		var s struct {
 			Seq *uint64 `json:"seq"`
 		}
-		if json.Unmarshal(payload, &s) == nil && s.Seq != nil && *s.Seq <= math.MaxInt64 {
+		switch seq, ok := payloadSeq(payload); {
+		case f.Seq >= 0: // a compressed record that does not decode
+		case ok && seq <= math.MaxInt64 && payload[len(payload)-1] == '}':
+			f.Seq = int64(seq) // the canonical form: no need to decode 2 KB
+		case json.Unmarshal(payload, &s) == nil && s.Seq != nil && *s.Seq <= math.MaxInt64:
 			f.Seq = int64(*s.Seq)
 		}
 		frames = append(frames, f)
