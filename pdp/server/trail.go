@@ -48,6 +48,8 @@ var (
 	ErrTrailBuffer   = errors.New("trail.buffer must be positive")
 	ErrTrailInterval = errors.New("trail.checkpoint_interval must be positive")
 	ErrTrailOrigin   = errors.New("trail.origin must be one line without '+' or white space")
+	// ErrTrailCompression: trail.compression is neither zstd nor off.
+	ErrTrailCompression = errors.New("trail.compression must be zstd or off")
 	// ErrTrailLocked: another process (or server) has the trail directory
 	// open; the FileLog's opener takes the lock.
 	ErrTrailLocked = trail.ErrLocked
@@ -71,6 +73,12 @@ type TrailConfig struct {
 	Buffer             int           `mapstructure:"buffer"`
 	WhenFull           string        `mapstructure:"when_full"`
 	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval"`
+	// Compression is how the file store keeps new records: zstd (each
+	// record compressed on its own with a dictionary the trail gathers
+	// from its first records and stores as a record) or off. The Merkle
+	// tree is of the uncompressed records either way, and records stored
+	// either way stay readable.
+	Compression string `mapstructure:"compression"`
 	// SigningKeyFile holds a signed-note Ed25519 private key
 	// ("PRIVATE+KEY+…", as note.GenerateKey writes it); without one, Dir's
 	// trail.key is used, made at the first start.
@@ -116,7 +124,7 @@ func DefaultTrail() TrailConfig {
 	return TrailConfig{
 		Mode: TrailSync, Store: TrailFile, PostgresSchema: "public", Dir: filepath.Join("pdp-data", "trail"), Buffer: recorder.DefaultBuffer,
 		WhenFull: recorder.FullBlock, CheckpointInterval: trail.DefaultCheckpointInterval, Origin: "pdp/trail",
-		RetentionInterval: time.Hour,
+		RetentionInterval: time.Hour, Compression: trail.CompressionZstd,
 	}
 }
 
@@ -146,6 +154,8 @@ func (c TrailConfig) Validate() error {
 		return fmt.Errorf("%v: %w", c.CheckpointInterval, ErrTrailInterval)
 	case c.Origin == "" || strings.ContainsAny(c.Origin, "+\n\r\t "):
 		return fmt.Errorf("%q: %w", c.Origin, ErrTrailOrigin)
+	case c.Compression != trail.CompressionZstd && c.Compression != trail.CompressionOff:
+		return fmt.Errorf("%q: %w", c.Compression, ErrTrailCompression)
 	case len(c.Retention) > 0 && c.RetentionInterval <= 0:
 		return fmt.Errorf("trail.retention_interval %v: %w", c.RetentionInterval, ErrTrailInterval)
 	}
@@ -258,7 +268,8 @@ func openTrail(ctx context.Context, cfg TrailConfig, inner pdp.Decider, build st
 		t.log, t.archive = pl, ar
 		t.unlock = ar.Close
 	} else {
-		fl, err := trail.OpenFile(cfg.Dir, trail.FileOptions{Origin: cfg.Origin, Signer: signer, CheckpointInterval: cfg.CheckpointInterval})
+		fl, err := trail.OpenFile(cfg.Dir, trail.FileOptions{Origin: cfg.Origin, Signer: signer, CheckpointInterval: cfg.CheckpointInterval,
+			Compression: cfg.Compression})
 		if err != nil {
 			return nil, err
 		}

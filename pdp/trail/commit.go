@@ -2,6 +2,7 @@ package trail
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -14,6 +15,8 @@ import (
 type appendReq struct {
 	recs  []Record
 	tails [][]byte          // each record's canonical bytes after its seq (see appendCanonicalTail)
+	ztail [][]byte          // each record's tail compressed and stuffed, or nil (stored as is)
+	dict  uint64            // the dictionary record ztail was compressed with
 	done  chan appendResult // buffered, 1
 }
 
@@ -39,12 +42,19 @@ func (l *FileLog) Append(ctx context.Context, recs ...Record) ([]uint64, error) 
 	// callers encode in parallel; the single committer only assembles,
 	// hashes and writes.
 	req := &appendReq{recs: recs, tails: make([][]byte, len(recs)), done: make(chan appendResult, 1)}
+	d := l.cur.Load()
+	if d != nil {
+		req.ztail, req.dict = make([][]byte, len(recs)), d.seq
+	}
 	for i, rec := range recs {
 		tail, err := appendCanonicalTail(make([]byte, 0, 96+len(rec.Body)), rec)
 		if err != nil {
 			return nil, err
 		}
 		req.tails[i] = tail
+		if d != nil && rec.Kind != KindDictionary && !rec.Pruned {
+			req.ztail[i] = compressTail(d.enc, tail)
+		}
 	}
 	select {
 	case l.reqs <- req:
@@ -152,12 +162,17 @@ func (l *FileLog) commit(batch []*appendReq) {
 			// header filled in from the payload's length and checksum.
 			at := len(buf)
 			buf = append(buf, make([]byte, frameHeader)...)
-			if r.tails != nil {
+			var leaf tlog.Hash
+			switch {
+			case r.ztail != nil && r.ztail[k] != nil:
+				buf = appendZPayload(buf, rec.Seq, r.dict, r.ztail[k])
+				leaf = tailLeaf(rec.Seq, r.tails[k])
+			case r.tails != nil:
 				buf = append(buf, canonicalSeqPrefix...)
 				buf = strconv.AppendUint(buf, rec.Seq, 10)
 				buf = append(buf, ',')
 				buf = append(buf, r.tails[k]...)
-			} else {
+			default:
 				var b []byte
 				if b, err = appendCanonical(buf, rec); err != nil {
 					break
@@ -167,7 +182,10 @@ func (l *FileLog) commit(batch []*appendReq) {
 			payload := buf[at+frameHeader:]
 			putFrameHeader(buf[at:], len(payload), crc32.Checksum(payload, castagnoli))
 			offsets = append(offsets, end+int64(at))
-			leaves = append(leaves, tlog.RecordHash(payload))
+			if payload[0] != zMark {
+				leaf = tlog.RecordHash(payload)
+			}
+			leaves = append(leaves, leaf)
 			buf = append(buf, '\n')
 			seqs = append(seqs, rec.Seq)
 		}
@@ -206,6 +224,67 @@ func (l *FileLog) commit(batch []*appendReq) {
 	for i, r := range batch {
 		r.done <- results[i]
 	}
+	if l.opts.Compression == CompressionZstd && l.cur.Load() == nil {
+		l.gatherDictionary(batch, results)
+	}
+}
+
+// gatherDictionary adds the records a batch stored to the dictionary's
+// sample and, once it holds DictionarySize bytes, appends the dictionary
+// record: the records after it are compressed with it.
+func (l *FileLog) gatherDictionary(batch []*appendReq, results []appendResult) {
+	for i, r := range batch {
+		if results[i].err != nil || r.tails == nil {
+			continue
+		}
+		for k, rec := range r.recs {
+			if rec.Kind != KindDictionary && !rec.Pruned && len(l.sample) < l.opts.DictionarySize {
+				l.sample = append(l.sample, r.tails[k]...)
+			}
+		}
+	}
+	if len(l.sample) < l.opts.DictionarySize {
+		return
+	}
+	content := l.sample[:l.opts.DictionarySize]
+	l.sample = nil
+	rec, err := dictionaryRecord(content, Record{Time: time.Now()})
+	if err != nil {
+		return
+	}
+	tail, err := appendCanonicalTail(nil, rec)
+	if err != nil {
+		return
+	}
+	enc, err := newDictEncoder(content)
+	if err != nil {
+		return
+	}
+	dec, err := newDictDecoder(content)
+	if err != nil {
+		return
+	}
+	req := &appendReq{recs: []Record{rec}, tails: [][]byte{tail}, done: make(chan appendResult, 1)}
+	l.commit([]*appendReq{req}) // the sample is empty again: no recursion
+	if res := <-req.done; res.err == nil {
+		l.dicts.m.Store(res.seqs[0], dec)
+		l.cur.Store(&writerDict{seq: res.seqs[0], enc: enc})
+	}
+}
+
+// tailLeaf is the leaf hash of the canonical record {"seq":seq, + tail,
+// computed without assembling it (tlog.RecordHash of those bytes).
+func tailLeaf(seq uint64, tail []byte) tlog.Hash {
+	h := sha256.New()
+	var pre [32]byte
+	b := append(append(pre[:0], 0), canonicalSeqPrefix...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, ',')
+	h.Write(b)
+	h.Write(tail)
+	var leaf tlog.Hash
+	h.Sum(leaf[:0])
+	return leaf
 }
 
 // repair cuts the files back to the acknowledged records after a failed

@@ -8,7 +8,11 @@
 //   - records.log: one frame per record, "LLLLLLLL CCCCCCCC <json>\n", where
 //     L is the payload length and C its CRC-32C, both in hex. A torn final
 //     frame is cut off on open; a damaged frame anywhere else is reported,
-//     never repaired.
+//     never repaired. With FileOptions.Compression zstd, a payload may
+//     instead be "z<seq>,<dictionary seq>,<zstd bytes>" (newlines
+//     byte-stuffed): the canonical record after {"seq":N, compressed with
+//     the dictionary stored in record <dictionary seq> (kind
+//     KindDictionary). The leaf is always the canonical record's hash.
 //   - hashes.bin: the tree's stored hashes (tlog.StoredHashes), 32 bytes each,
 //     so tree heads and proofs read O(log n) hashes. It is fsynced before each
 //     checkpoint; the part after the latest checkpoint is recomputed from the

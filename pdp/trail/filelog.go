@@ -64,6 +64,16 @@ type FileOptions struct {
 	// first one. Default 0: it batches whatever queued up while the previous
 	// fsync ran, which adds no latency to a lone caller.
 	BatchWindow time.Duration
+	// Compression is how new records are stored: CompressionOff (the
+	// default, "") or CompressionZstd: once DictionarySize bytes of
+	// records were written, they become a dictionary record, and every
+	// later record is stored zstd-compressed with it. The tree is of the
+	// uncompressed records either way; compressed records are read
+	// whatever this says.
+	Compression string
+	// DictionarySize is how many bytes of records are gathered into the
+	// dictionary. Default DefaultDictionarySize.
+	DictionarySize int
 }
 
 // Validate reports options that cannot be used.
@@ -75,6 +85,10 @@ func (o FileOptions) Validate() error {
 		return fmt.Errorf("%w: negative max batch", ErrBadOption)
 	case o.BatchWindow < 0 || o.BatchWindow > time.Second:
 		return fmt.Errorf("%w: batch window %v not in [0, 1s]", ErrBadOption, o.BatchWindow)
+	case o.Compression != "" && o.Compression != CompressionOff && o.Compression != CompressionZstd:
+		return fmt.Errorf("%w: compression %q is not zstd or off", ErrBadOption, o.Compression)
+	case o.DictionarySize < 0 || o.DictionarySize > 8<<20:
+		return fmt.Errorf("%w: dictionary size %d not in [0, 8 MiB]", ErrBadOption, o.DictionarySize)
 	}
 	return nil
 }
@@ -88,6 +102,12 @@ func (o FileOptions) withDefaults() FileOptions {
 	}
 	if o.MaxBatch == 0 {
 		o.MaxBatch = 4096
+	}
+	if o.Compression == "" {
+		o.Compression = CompressionOff
+	}
+	if o.DictionarySize == 0 {
+		o.DictionarySize = DefaultDictionarySize
 	}
 	return o
 }
@@ -125,6 +145,10 @@ type FileLog struct {
 	damaged error   // set on open; never cleared
 	dirty   bool    // committer only: a failed write may have left bytes past end
 	wbuf    []byte  // committer only: the batch buffer, reused
+	sample  []byte  // committer only: records gathered for a dictionary
+
+	dicts dictSet                    // every dictionary record of the trail
+	cur   atomic.Pointer[writerDict] // the one new records are compressed with
 
 	cpMu     sync.Mutex // serialises checkpoint writes
 	cps      []signedHead
@@ -222,6 +246,8 @@ func (l *FileLog) recover() error {
 	var leaves []tlog.Hash
 	var firstBad error
 	badFrames, lastBadIdx := 0, -1
+	var lastDict []byte
+	var lastDictSeq uint64
 	res, err := scanFrames(io.NewSectionReader(l.rec, 0, math.MaxInt64), -1, func(i int, off int64, payload []byte, bad error) error {
 		l.offsets = append(l.offsets, off)
 		if bad != nil {
@@ -238,8 +264,15 @@ func (l *FileLog) recover() error {
 			}
 			badFrames += 2 // not a torn write
 		}
+		if content, seq, ok := l.dicts.see(payload); ok {
+			lastDict, lastDictSeq = content, seq
+		}
 		if int64(i) >= base {
-			leaf, _, err := frameLeaf(payload) // a tombstone carries its leaf
+			canon, err := expand(payload, &l.dicts)
+			var leaf tlog.Hash
+			if err == nil {
+				leaf, _, err = frameLeaf(canon) // a tombstone carries its leaf
+			}
 			if err != nil {
 				if firstBad == nil {
 					firstBad = fmt.Errorf("record frame %d at offset %d: %w", i, off, err)
@@ -301,6 +334,13 @@ func (l *FileLog) recover() error {
 			return err
 		}
 		l.recovery.RebuiltHashes = n - keep
+	}
+	if lastDict != nil && l.opts.Compression == CompressionZstd {
+		enc, err := newDictEncoder(lastDict)
+		if err != nil {
+			return fmt.Errorf("dictionary record %d: %w", lastDictSeq, err)
+		}
+		l.cur.Store(&writerDict{seq: lastDictSeq, enc: enc})
 	}
 	return l.hashes.f.Sync()
 }
@@ -370,7 +410,11 @@ func (l *FileLog) Scan(from, to uint64, fn func(Record) error) error {
 		if bad != nil {
 			return fmt.Errorf("trail: record %d: %w", seq, bad)
 		}
-		rec, err := decodeRecord(payload)
+		canon, err := expand(payload, &l.dicts)
+		if err != nil {
+			return fmt.Errorf("trail: record %d: %w", seq, err)
+		}
+		rec, err := decodeRecord(canon)
 		if err != nil {
 			return fmt.Errorf("trail: decode record %d: %w", seq, err)
 		}
@@ -419,13 +463,19 @@ func (l *FileLog) failure() error {
 	return l.failed
 }
 
-// payloadSeq reads the sequence number a canonical record starts with.
+// payloadSeq reads the sequence number a stored record starts with
+// (canonical, or compressed).
 func payloadSeq(payload []byte) (uint64, bool) {
 	const prefix = `{"seq":`
-	if !bytes.HasPrefix(payload, []byte(prefix)) {
+	var rest []byte
+	switch {
+	case bytes.HasPrefix(payload, []byte(prefix)):
+		rest = payload[len(prefix):]
+	case len(payload) > 0 && payload[0] == zMark:
+		rest = payload[1:]
+	default:
 		return 0, false
 	}
-	rest := payload[len(prefix):]
 	end := bytes.IndexByte(rest, ',')
 	if end < 0 {
 		return 0, false

@@ -36,6 +36,8 @@ func ValidateRetention(rules []RetentionRule) error {
 			return fmt.Errorf("%w: retention of %q: negative keep %v", ErrBadOption, r.Kind, r.Keep)
 		case seen[r.Kind]:
 			return fmt.Errorf("%w: retention of %q given twice", ErrBadOption, r.Kind)
+		case r.Kind == KindDictionary && r.Keep > 0:
+			return fmt.Errorf("%w: %s records are kept while records compressed with them are", ErrBadOption, KindDictionary)
 		}
 		seen[r.Kind] = true
 	}
@@ -237,6 +239,7 @@ type rewriter struct {
 	synced  int64   // bytes of it fsynced
 	offsets []int64 // frame offset of each record in the new file
 	frame   []byte
+	dicts   dictSet // the dictionaries met so far
 }
 
 // copyFrames rewrites frames [0, n) of the source, which end at end.
@@ -260,7 +263,12 @@ func (rw *rewriter) copyFrames(ctx context.Context, end int64, n int) error {
 		if bad != nil {
 			return fmt.Errorf("trail: prune: record %d: %w", i, bad)
 		}
-		out, err := rw.tombstone(payload, uint64(i), kinds)
+		rw.dicts.see(payload)
+		canon, err := expand(payload, &rw.dicts)
+		if err != nil {
+			return fmt.Errorf("trail: prune: record %d: %w", i, err)
+		}
+		out, err := rw.tombstone(canon, uint64(i), kinds)
 		if err != nil {
 			return err
 		}

@@ -92,6 +92,7 @@ func (l *FileLog) Verify(ctx context.Context, verifierKey string, from, to uint6
 // readFrames reads every complete frame of the records file from disk.
 func (l *FileLog) readFrames(ctx context.Context) ([]Frame, error) {
 	var frames []Frame
+	var dicts dictSet
 	l.mu.RLock()
 	rec, done := l.holdRecords()
 	l.mu.RUnlock()
@@ -103,6 +104,17 @@ func (l *FileLog) readFrames(ctx context.Context) ([]Frame, error) {
 			}
 		}
 		f := Frame{Seq: -1} // a bad frame's payload is nil
+		if bad == nil {
+			// Dictionaries as read here, not as the log holds them: a
+			// changed dictionary changes what the records using it hash to.
+			dicts.see(payload)
+			var canon []byte
+			if canon, bad = expand(payload, &dicts); bad == nil {
+				payload = canon
+			} else if seq, ok := payloadSeq(payload); ok && seq <= math.MaxInt64 {
+				f.Seq = int64(seq)
+			}
+		}
 		var err error
 		f.Leaf, f.Pruned, err = frameLeaf(payload)
 		if bad == nil {
@@ -114,7 +126,11 @@ func (l *FileLog) readFrames(ctx context.Context) ([]Frame, error) {
 		var s struct {
 			Seq *uint64 `json:"seq"`
 		}
-		if json.Unmarshal(payload, &s) == nil && s.Seq != nil && *s.Seq <= math.MaxInt64 {
+		switch seq, ok := payloadSeq(payload); {
+		case f.Seq >= 0: // a compressed record that does not decode
+		case ok && seq <= math.MaxInt64 && payload[len(payload)-1] == '}':
+			f.Seq = int64(seq) // the canonical form: no need to decode 2 KB
+		case json.Unmarshal(payload, &s) == nil && s.Seq != nil && *s.Seq <= math.MaxInt64:
 			f.Seq = int64(*s.Seq)
 		}
 		frames = append(frames, f)

@@ -1,0 +1,152 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/ciampdp/pdp/pdp/recorder"
+	"github.com/ciampdp/pdp/pdp/trail"
+)
+
+// TestNorthbankCompressedBytesPerDecision writes the Northbank mix of
+// TestNorthbankBytesPerDecision into a trail with per-record zstd
+// compression (trail.compression: zstd) and holds it to issue 15's 500
+// bytes per decision, records.log, dictionary and hashes.bin included. It
+// reads every record back and verifies the trail, timing both.
+// PDP_TRAIL_BYTES sets the number of decisions (default 5000).
+func TestNorthbankCompressedBytesPerDecision(t *testing.T) {
+	n := 5000
+	if v := os.Getenv("PDP_TRAIL_BYTES"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
+			t.Fatalf("PDP_TRAIL_BYTES=%q", v)
+		}
+	}
+	rc := record(t)
+	var bodies []recorder.DecisionBody
+	if err := rc.log.Scan(0, rc.log.Size(), func(r trail.Record) error {
+		if r.Kind != recorder.KindDecision {
+			return nil
+		}
+		dec := json.NewDecoder(bytes.NewReader(r.Body))
+		dec.UseNumber()
+		var b recorder.DecisionBody
+		if err := dec.Decode(&b); err != nil {
+			return err
+		}
+		bodies = append(bodies, b)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, mode := range []string{trail.CompressionOff, trail.CompressionZstd} {
+		dir := t.TempDir()
+		signer, vkey := trailKeys(t)
+		l, err := trail.OpenFile(dir, trail.FileOptions{Compression: mode, Signer: signer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+		var batch []trail.Record
+		bodyBytes := map[string]int{}
+		cpu0 := cpuTime()
+		for i := range n {
+			b := bodies[i%len(bodies)]
+			id, _ := uuid.NewV7()
+			b.Decision.ID = id.String()
+			b.Decision.Time = t0.Add(time.Duration(i) * 731 * time.Microsecond)
+			b.Decision.Duration = time.Duration(20000 + i%9973)
+			body, err := json.Marshal(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bodyBytes[b.Decision.ID] = len(body)
+			batch = append(batch, trail.CompactRecord(recorder.KindDecision, b.Decision.ID, b.Decision.Time, body))
+			if len(batch) == 64 || i == n-1 {
+				if _, err := l.Append(context.Background(), batch...); err != nil {
+					t.Fatal(err)
+				}
+				batch = batch[:0]
+			}
+		}
+		writeCPU := (cpuTime() - cpu0) / time.Duration(n)
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		size := func(name string) int64 {
+			fi, err := os.Stat(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fi.Size()
+		}
+		perDecision := float64(size("records.log")+size("hashes.bin")) / float64(n)
+
+		l, err = trail.OpenFile(dir, trail.FileOptions{Compression: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		read := 0
+		if err := l.Scan(0, l.Size(), func(r trail.Record) error {
+			if r.Kind == recorder.KindDecision {
+				if len(r.Body) != bodyBytes[r.ID] {
+					t.Fatalf("decision %s reads back %d bytes, wrote %d", r.ID, len(r.Body), bodyBytes[r.ID])
+				}
+				read++
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		scan := time.Since(start)
+		start = time.Now()
+		rep, err := l.Verify(context.Background(), vkey, 0, l.Size())
+		if err != nil || !rep.OK {
+			t.Fatalf("verify: %v %v", rep, err)
+		}
+		verify := time.Since(start)
+		_ = l.Close()
+		if read != n {
+			t.Fatalf("read %d decisions, wrote %d", read, n)
+		}
+		t.Logf("compression %s: %d decisions, %.0f bytes per decision (records.log %d, hashes.bin %d bytes); append CPU %v per decision; scan %.0f records/s, verify %.0f records/s",
+			mode, n, perDecision, size("records.log"), size("hashes.bin"), writeCPU, float64(l.Size())/scan.Seconds(), float64(l.Size())/verify.Seconds())
+		if mode == trail.CompressionZstd && n >= 5000 && perDecision > 500 {
+			t.Errorf("zstd: %.0f bytes per decision, want ≤ 500", perDecision)
+		}
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func trailKeys(t testing.TB) (note.Signer, string) {
+	t.Helper()
+	skey, vkey, err := note.GenerateKey(rand.Reader, "northbank-pdp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, vkey
+}
