@@ -184,7 +184,7 @@ type pgSQL struct {
 	ddl, lockHead, insRecords, insHashes, setHead, readHashes, size,
 	lockCheckpoints, lastCheckpoint, insCheckpoint, checkpoints,
 	selRecords, bySeq, byID, allRecords, allHashes, prune, unprunable,
-	storedKeys, insKeys, spoolHigh string
+	storedKeys, insKeys, spoolHigh, sidecarOwner string
 }
 
 func newSQL(schema string) pgSQL {
@@ -223,6 +223,7 @@ CREATE TABLE IF NOT EXISTS %[5]s (
 	record_seq  bigint NOT NULL,
 	PRIMARY KEY (application, sidecar, spool_seq)
 );
+CREATE INDEX IF NOT EXISTS trail_sidecar_spools_owner ON %[5]s (sidecar, record_seq);
 `, rec, hs, cps, head, spools)
 	return pgSQL{
 		ddl:      ddl,
@@ -247,6 +248,7 @@ CREATE TABLE IF NOT EXISTS %[5]s (
 		insKeys: "INSERT INTO " + spools + " (application, sidecar, spool_seq, record_seq) SELECT * FROM " +
 			"unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])",
 		spoolHigh: "SELECT coalesce(max(spool_seq), 0) FROM " + spools + " WHERE application = $1 AND sidecar = $2",
+		sidecarOwner: "SELECT application FROM " + spools + " WHERE sidecar = $1 ORDER BY record_seq LIMIT 1",
 		// A record is pruned only while its body still hashes to its leaf
 		// (RFC 6962: SHA-256 of 0x00 || body): pruning never launders a
 		// tampered record into a tombstone that verifies.

@@ -2,6 +2,7 @@ package pgtrail
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -51,6 +52,23 @@ func (l *Log) SpoolHigh(ctx context.Context, app, sidecar string) (uint64, error
 		return 0, fmt.Errorf("trail: postgres: sidecar %s/%s: %w", app, sidecar, err)
 	}
 	return uint64(high), nil
+}
+
+// SidecarOwner returns the application that the sidecar id belongs to in
+// the trail shared by the replicas: that of its first record stored by any
+// replica ("" when none is).
+func (l *Log) SidecarOwner(ctx context.Context, sidecar string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	defer cancel()
+	var app string
+	err := l.pool.QueryRow(ctx, l.sql.sidecarOwner, sidecar).Scan(&app)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("trail: postgres: owner of sidecar %s: %w", sidecar, err)
+	}
+	return app, nil
 }
 
 // skipStored marks the records of batch whose keys are stored (or repeat
