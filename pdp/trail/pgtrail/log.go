@@ -247,7 +247,7 @@ CREATE INDEX IF NOT EXISTS trail_sidecar_spools_owner ON %[5]s (sidecar, record_
 			" WHERE (application, sidecar, spool_seq) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]))",
 		insKeys: "INSERT INTO " + spools + " (application, sidecar, spool_seq, record_seq) SELECT * FROM " +
 			"unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])",
-		spoolHigh: "SELECT coalesce(max(spool_seq), 0) FROM " + spools + " WHERE application = $1 AND sidecar = $2",
+		spoolHigh:    "SELECT coalesce(max(spool_seq), 0) FROM " + spools + " WHERE application = $1 AND sidecar = $2",
 		sidecarOwner: "SELECT application FROM " + spools + " WHERE sidecar = $1 ORDER BY record_seq LIMIT 1",
 		// A record is pruned only while its body still hashes to its leaf
 		// (RFC 6962: SHA-256 of 0x00 || body): pruning never launders a
