@@ -152,10 +152,10 @@ func New(ctx context.Context, log TrailIngester, scan TrailScanner, opts Options
 }
 
 // learnOwner binds sidecar to the application that its first record in
-// the shared trail came from, when this replica has not bound it yet. Two
-// applications claiming one new id through two replicas at the same
-// instant may both be accepted once (the check is not in the append's
-// transaction); from then on the first stored is the owner everywhere.
+// the shared trail came from, when this replica has not bound it yet (a
+// fast refusal; AppendSpool checks it again under the head lock, so two
+// applications claiming one new id through two replicas at once cannot
+// both be stored).
 func (in *Ingest) learnOwner(ctx context.Context, shared SpoolAppender, sidecar string) error {
 	in.mu.Lock()
 	_, ok := in.bound[sidecar]
@@ -289,7 +289,11 @@ func (in *Ingest) Ingest(ctx context.Context, app, sidecar string, recs []Record
 			return Result{}, fmt.Errorf("%w: %d sidecar records: %v", recorder.ErrRecordFailed, len(out), err)
 		}
 		for _, seq := range seqs {
-			if shared != nil && seq == pgtrail.Skipped { // stored meanwhile through another replica
+			switch {
+			case shared == nil:
+			case seq == pgtrail.Refused: // claimed meanwhile by another application
+				return Result{}, fmt.Errorf("%w: PDP-Sidecar-Id %q", ErrSidecarBound, sidecar)
+			case seq == pgtrail.Skipped: // stored meanwhile through another replica
 				stored--
 				res.Skipped++
 			}

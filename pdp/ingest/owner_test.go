@@ -3,6 +3,8 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 )
 
@@ -45,5 +47,41 @@ func TestSidecarOwnerAcrossReplicas(t *testing.T) {
 	}
 	if owner, err := logs[1].SidecarOwner(ctx, "never"); err != nil || owner != "" {
 		t.Errorf("SidecarOwner of an unknown id = %q %v, want none", owner, err)
+	}
+}
+
+// TestSidecarClaimedAtOnceThroughTwoReplicas: two applications claim one
+// new sidecar id through two replicas at the same moment, many times:
+// exactly one is stored each time, the other refused (ErrSidecarBound).
+func TestSidecarClaimedAtOnceThroughTwoReplicas(t *testing.T) {
+	logs := sharedTrail(t, 2)
+	ctx := context.Background()
+	ins := make([]*Ingest, 2)
+	for i := range ins {
+		var err error
+		if ins[i], err = New(ctx, logs[i], logs[i], Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n := range 20 {
+		id := fmt.Sprintf("sc-%d", n)
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i, app := range []string{"app-x", "app-y"} {
+			wg.Go(func() { _, errs[i] = ins[i].Ingest(ctx, app, id, []Record{record(t, id, 1, false)}) })
+		}
+		wg.Wait()
+		ok := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case !errors.Is(err, ErrSidecarBound):
+				t.Fatalf("%s: %v", id, err)
+			}
+		}
+		if ok != 1 {
+			t.Errorf("%s claimed at once by two applications: %v, want exactly one stored", id, errs)
+		}
 	}
 }
