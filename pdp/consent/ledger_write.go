@@ -69,14 +69,16 @@ type RenewRequest struct {
 // Give records a grant (its GrantID is the event's id) and returns the
 // stored event and its signed receipt.
 func (l *Ledger) Give(ctx context.Context, r ChoiceRequest) (Event, string, error) {
+	publish := l.publishing(ctx, "consent.give") // before the change
 	ev, receipt, err := l.choice(ctx, EventGiven, r)
-	return ev, receipt, l.published(ctx, "consent.give", err)
+	return ev, receipt, publish(err == nil || ev.ID != "", err)
 }
 
 // Refuse records a refusal (in an opt-out jurisdiction: the opt-out).
 func (l *Ledger) Refuse(ctx context.Context, r ChoiceRequest) (Event, string, error) {
+	publish := l.publishing(ctx, "consent.refuse") // before the change
 	ev, receipt, err := l.choice(ctx, EventRefused, r)
-	return ev, receipt, l.published(ctx, "consent.refuse", err)
+	return ev, receipt, publish(err == nil || ev.ID != "", err)
 }
 
 func (l *Ledger) choice(ctx context.Context, typ EventType, r ChoiceRequest) (Event, string, error) {
@@ -152,8 +154,9 @@ var choiceVerb = map[EventType]string{EventGiven: "give", EventRefused: "refuse"
 // nothing); a revocation only through one that may process for each
 // purpose it ends (403 otherwise).
 func (l *Ledger) Withdraw(ctx context.Context, r WithdrawRequest) ([]Event, error) {
+	publish := l.publishing(ctx, "consent.withdraw") // before the change
 	evs, err := l.withdraw(ctx, r)
-	return evs, l.published(ctx, "consent.withdraw", err)
+	return evs, publish(err == nil || len(evs) > 0, err)
 }
 
 func (l *Ledger) withdraw(ctx context.Context, r WithdrawRequest) ([]Event, error) {
@@ -289,8 +292,9 @@ func (l *Ledger) withdraw(ctx context.Context, r WithdrawRequest) ([]Event, erro
 // Renew confirms a grant that is in force again: a renewed event with the
 // notice and the new expiry, and its receipt.
 func (l *Ledger) Renew(ctx context.Context, r RenewRequest) (Event, string, error) {
+	publish := l.publishing(ctx, "consent.renew") // before the change
 	ev, receipt, err := l.renew(ctx, r)
-	return ev, receipt, l.published(ctx, "consent.renew", err)
+	return ev, receipt, publish(err == nil || ev.ID != "", err)
 }
 
 func (l *Ledger) renew(ctx context.Context, r RenewRequest) (Event, string, error) {

@@ -108,7 +108,8 @@ func (s *Service) Resume(ctx context.Context, id string, by Actor) (Delegation, 
 
 // apply makes the transition t and publishes it when it was stored.
 func (s *Service) apply(ctx context.Context, t transition, id string, by Actor, reason string) (Delegation, string, error) {
-	return s.published(ctx, "delegation."+t.verb)(s.applyOnce(ctx, t, id, by, reason))
+	publish := s.published(ctx, "delegation."+t.verb) // before the change
+	return publish(s.applyOnce(ctx, t, id, by, reason))
 }
 
 func (s *Service) applyOnce(ctx context.Context, t transition, id string, by Actor, reason string) (Delegation, string, error) {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/ciampdp/pdp/pdp/changefeed"
 )
 
 // Projector makes a relationship store reflect delegation records.
@@ -114,15 +116,19 @@ func NewService(c Config) *Service {
 }
 
 // published returns a pass-through of a change method's results that
-// first publishes the change when it was stored (a record is returned,
-// even with an error: see Service).
+// publishes the change when it was stored (a record is returned, even with
+// an error: see Service). Call it before the change: with an outbox
+// (changefeed.Outbox) it records the change as coming first, so that
+// another replica publishes it if this process dies in between.
 func (s *Service) published(ctx context.Context, reason string) func(Delegation, string, error) (Delegation, string, error) {
+	finish, berr := changefeed.Begin(ctx, s.pub, reason)
+	if berr != nil {
+		s.log.WarnContext(ctx, "change feed: publishing the change after it is made only", "reason", reason, "error", berr.Error())
+	}
 	return func(d Delegation, token string, err error) (Delegation, string, error) {
-		if d.ID != "" && s.pub != nil {
-			if _, perr := s.pub.Publish(ctx, reason); perr != nil {
-				s.log.WarnContext(ctx, "change not acknowledged by every sidecar; their leases bound it",
-					"reason", reason, "id", d.ID, "error", perr.Error())
-			}
+		if _, perr := finish(ctx, d.ID != ""); perr != nil {
+			s.log.WarnContext(ctx, "change not acknowledged by every sidecar; their leases bound it",
+				"reason", reason, "id", d.ID, "error", perr.Error())
 		}
 		return d, token, err
 	}
@@ -157,7 +163,8 @@ type OfferRequest struct {
 // Config.RegisterApplications may claim that), or for a sub-delegation the
 // agent of the parent.
 func (s *Service) Offer(ctx context.Context, r OfferRequest) (Delegation, string, error) {
-	return s.published(ctx, "delegation.offer")(s.offer(ctx, r))
+	publish := s.published(ctx, "delegation.offer") // before the change
+	return publish(s.offer(ctx, r))
 }
 
 func (s *Service) offer(ctx context.Context, r OfferRequest) (Delegation, string, error) {

@@ -38,6 +38,9 @@ type TrailIngester interface {
 type SpoolAppender interface {
 	AppendSpool(ctx context.Context, keys []pgtrail.SpoolKey, recs ...trail.Record) ([]uint64, error)
 	SpoolHigh(ctx context.Context, app, sidecar string) (uint64, error)
+	// SidecarOwner is the application of the first record stored under
+	// the sidecar id by any replica ("" when none).
+	SidecarOwner(ctx context.Context, sidecar string) (string, error)
 }
 
 // TrailScanner reads the trail back: *trail.FileLog or *pgtrail.Log.
@@ -148,6 +151,32 @@ func New(ctx context.Context, log TrailIngester, scan TrailScanner, opts Options
 	return in, nil
 }
 
+// learnOwner binds sidecar to the application that its first record in
+// the shared trail came from, when this replica has not bound it yet (a
+// fast refusal; AppendSpool checks it again under the head lock, so two
+// applications claiming one new id through two replicas at once cannot
+// both be stored).
+func (in *Ingest) learnOwner(ctx context.Context, shared SpoolAppender, sidecar string) error {
+	in.mu.Lock()
+	_, ok := in.bound[sidecar]
+	in.mu.Unlock()
+	if ok {
+		return nil
+	}
+	owner, err := shared.SidecarOwner(ctx, sidecar)
+	if err != nil {
+		return fmt.Errorf("%w: %v", recorder.ErrRecordFailed, err)
+	}
+	if owner != "" {
+		in.mu.Lock()
+		if _, ok := in.bound[sidecar]; !ok {
+			in.bound[sidecar] = owner
+		}
+		in.mu.Unlock()
+	}
+	return nil
+}
+
 // Acked returns the highest spool seq stored for a sidecar (0: none).
 func (in *Ingest) Acked(app, sidecar string) uint64 {
 	sp := in.spool(app, sidecar)
@@ -192,6 +221,13 @@ func (in *Ingest) Ingest(ctx context.Context, app, sidecar string, recs []Record
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	shared, _ := in.log.(SpoolAppender)
+	if shared != nil {
+		// The id may belong to another application through another
+		// replica.
+		if err := in.learnOwner(ctx, shared, sidecar); err != nil {
+			return Result{}, err
+		}
+	}
 	if shared != nil && len(recs) > 0 && recs[len(recs)-1].Seq > sp.acked {
 		// Another replica may have stored some of them.
 		high, err := shared.SpoolHigh(ctx, app, sidecar)
@@ -253,7 +289,11 @@ func (in *Ingest) Ingest(ctx context.Context, app, sidecar string, recs []Record
 			return Result{}, fmt.Errorf("%w: %d sidecar records: %v", recorder.ErrRecordFailed, len(out), err)
 		}
 		for _, seq := range seqs {
-			if shared != nil && seq == pgtrail.Skipped { // stored meanwhile through another replica
+			switch {
+			case shared == nil:
+			case seq == pgtrail.Refused: // claimed meanwhile by another application
+				return Result{}, fmt.Errorf("%w: PDP-Sidecar-Id %q", ErrSidecarBound, sidecar)
+			case seq == pgtrail.Skipped: // stored meanwhile through another replica
 				stored--
 				res.Skipped++
 			}

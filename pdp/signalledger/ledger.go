@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ciampdp/pdp/pdp/changefeed"
 	"github.com/ciampdp/pdp/pdp/signals"
 )
 
@@ -203,8 +204,15 @@ func (l *Ledger) Receive(ctx context.Context, s *signals.SET) ([]signals.Event, 
 			return nil, fmt.Errorf("%s %s: %w: %w", s.Issuer, s.JTI, ErrNotRecorded, err)
 		}
 	}
+	// Recorded as coming before it is stored (an outbox: see
+	// changefeed.Begin), published once stored.
+	finish, berr := changefeed.Begin(ctx, l.cfg.Publisher, ChangeReason)
+	if berr != nil {
+		l.log.WarnContext(ctx, "change feed: publishing the signal after it is stored only", "error", berr)
+	}
 	stored, err := l.cfg.Store.Append(ctx, evs)
 	if err != nil {
+		_, _ = finish(ctx, false)
 		return nil, fmt.Errorf("signals: store %s %s: %w", s.Issuer, s.JTI, err)
 	}
 	l.index(stored)
@@ -215,10 +223,8 @@ func (l *Ledger) Receive(ctx context.Context, s *signals.SET) ([]signals.Event, 
 	if l.cfg.OnStored != nil {
 		l.cfg.OnStored(ctx, stored)
 	}
-	if p := l.cfg.Publisher; p != nil {
-		if _, perr := p.Publish(ctx, ChangeReason); perr != nil {
-			l.log.WarnContext(ctx, "signal not acknowledged by every sidecar; their leases bound it", "error", perr)
-		}
+	if _, perr := finish(ctx, true); perr != nil {
+		l.log.WarnContext(ctx, "signal not acknowledged by every sidecar; their leases bound it", "error", perr)
 	}
 	return stored, nil
 }

@@ -31,6 +31,7 @@ import (
 //
 //	pdp_changes  (seq bigserial, kind, payload jsonb, origin, at)
 //	pdp_replicas (id, started, lease_until, applied, unacked)
+//	pdp_changes_pending (id, kind, origin, at): the outbox (outbox.go)
 //
 // Publish (any replica, or `pdp relations import`) inserts a change under
 // an exclusive table lock, so that seqs commit in order, and notifies the
@@ -88,6 +89,12 @@ CREATE TABLE IF NOT EXISTS pdp_replicas (
 	applied     bigint NOT NULL
 );
 ALTER TABLE pdp_replicas ADD COLUMN IF NOT EXISTS unacked text[] NOT NULL DEFAULT '{}';
+CREATE TABLE IF NOT EXISTS pdp_changes_pending (
+	id     bigserial PRIMARY KEY,
+	kind   text NOT NULL,
+	origin text NOT NULL,
+	at     timestamptz NOT NULL DEFAULT now()
+);
 `
 
 // Errors.
@@ -171,6 +178,7 @@ func Open(ctx context.Context, url string, local *changefeed.Changes, opts Optio
 		return nil, err
 	}
 	local.SetGate(f.gate)
+	f.sweepNow(ctx) // the changes of replicas that died before publishing them
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	f.cancel = cancel
 	f.done.Add(3)
@@ -265,6 +273,7 @@ VALUES ($1, now() + $2::bigint * interval '1 millisecond', $3) ON CONFLICT (id) 
 			}
 		default:
 			f.renewed(sent)
+			f.sweepNow(ctx)
 		}
 	}
 }
@@ -419,7 +428,13 @@ func (f *Feed) Publish(ctx context.Context, reason string) (uint64, error) {
 // cached before it) or its lease ran out, at most ReplicaLease plus a
 // sidecar lease and a second (then ErrNotApplied), or until ctx ends.
 func (f *Feed) PublishChange(ctx context.Context, c Change) (uint64, error) {
-	seq, err := Insert(ctx, f.pool, f.id, c)
+	return f.publish(ctx, c, 0)
+}
+
+// publish inserts c (deleting the pending change of that id, when not 0,
+// in the same transaction) and waits as PublishChange says.
+func (f *Feed) publish(ctx context.Context, c Change, pending int64) (uint64, error) {
+	seq, err := insert(ctx, f.pool, f.id, c, pending)
 	if err != nil {
 		return 0, err
 	}
@@ -486,6 +501,12 @@ var (
 // Insert adds a change made by origin to the shared feed and notifies the
 // replicas; it returns the change's seq.
 func Insert(ctx context.Context, q Querier, origin string, c Change) (int64, error) {
+	return insert(ctx, q, origin, c, 0)
+}
+
+// insert is Insert, deleting the pending change of that id (when not 0) in
+// the same transaction.
+func insert(ctx context.Context, q Querier, origin string, c Change, pending int64) (int64, error) {
 	if err := c.validate(); err != nil {
 		return 0, err
 	}
@@ -503,6 +524,9 @@ func Insert(ctx context.Context, q Querier, origin string, c Change) (int64, err
 SELECT seq, pg_notify('`+notifyChanges+`', seq::text) FROM c`, c.Kind, payload, origin).QueryRow(func(row pgx.Row) error {
 			return row.Scan(&seq, nil)
 		})
+		if pending != 0 {
+			b.Queue("DELETE FROM pdp_changes_pending WHERE id = $1", pending)
+		}
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {

@@ -174,9 +174,10 @@ type pgPending struct {
 	time     time.Time
 	enc      []byte
 	// key, when set, is stored in trail_sidecar_spools with the record;
-	// skip is set by the committer when the key was stored already.
-	key  *SpoolKey
-	skip bool
+	// skip is set by the committer when the key was stored already;
+	// foreign with it when the sidecar id belongs to another application.
+	key           *SpoolKey
+	skip, foreign bool
 }
 
 // pgSQL holds the statements, with the schema's table names filled in.
@@ -184,7 +185,7 @@ type pgSQL struct {
 	ddl, lockHead, insRecords, insHashes, setHead, readHashes, size,
 	lockCheckpoints, lastCheckpoint, insCheckpoint, checkpoints,
 	selRecords, bySeq, byID, allRecords, allHashes, prune, unprunable,
-	storedKeys, insKeys, spoolHigh string
+	storedKeys, insKeys, spoolHigh, sidecarOwner, sidecarOwners string
 }
 
 func newSQL(schema string) pgSQL {
@@ -223,6 +224,7 @@ CREATE TABLE IF NOT EXISTS %[5]s (
 	record_seq  bigint NOT NULL,
 	PRIMARY KEY (application, sidecar, spool_seq)
 );
+CREATE INDEX IF NOT EXISTS trail_sidecar_spools_owner ON %[5]s (sidecar, record_seq);
 `, rec, hs, cps, head, spools)
 	return pgSQL{
 		ddl:      ddl,
@@ -246,7 +248,10 @@ CREATE TABLE IF NOT EXISTS %[5]s (
 			" WHERE (application, sidecar, spool_seq) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]))",
 		insKeys: "INSERT INTO " + spools + " (application, sidecar, spool_seq, record_seq) SELECT * FROM " +
 			"unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])",
-		spoolHigh: "SELECT coalesce(max(spool_seq), 0) FROM " + spools + " WHERE application = $1 AND sidecar = $2",
+		spoolHigh:    "SELECT coalesce(max(spool_seq), 0) FROM " + spools + " WHERE application = $1 AND sidecar = $2",
+		sidecarOwner: "SELECT application FROM " + spools + " WHERE sidecar = $1 ORDER BY record_seq LIMIT 1",
+		sidecarOwners: "SELECT DISTINCT ON (sidecar) sidecar, application FROM " + spools +
+			" WHERE sidecar = ANY($1) ORDER BY sidecar, record_seq",
 		// A record is pruned only while its body still hashes to its leaf
 		// (RFC 6962: SHA-256 of 0x00 || body): pruning never launders a
 		// tampered record into a tombstone that verifies.
@@ -398,6 +403,10 @@ func (l *Log) commit(first *pgReq) {
 		}
 		seqs := make([]uint64, len(r.recs))
 		for i := range seqs {
+			if r.recs[i].foreign {
+				seqs[i] = Refused // another application's sidecar id
+				continue
+			}
 			if r.recs[i].skip {
 				seqs[i] = Skipped // stored already
 				continue

@@ -2,7 +2,9 @@ package pgtrail
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -32,6 +34,12 @@ type SpoolKey struct {
 // Skipped is the seq AppendSpool returns for a record it left out.
 const Skipped = ^uint64(0)
 
+// Refused is the seq AppendSpool returns for a record it left out because
+// its sidecar id belongs to another application: that of the first
+// record stored under the id, by any replica (checked under the head
+// lock, so two applications cannot both claim a new id).
+const Refused = ^uint64(0) - 1
+
 // AppendSpool is Append for sidecar records, keys[i] naming recs[i]: a
 // record whose key is stored already is left out, and its seq is Skipped.
 func (l *Log) AppendSpool(ctx context.Context, keys []SpoolKey, recs ...trail.Record) ([]uint64, error) {
@@ -51,6 +59,23 @@ func (l *Log) SpoolHigh(ctx context.Context, app, sidecar string) (uint64, error
 		return 0, fmt.Errorf("trail: postgres: sidecar %s/%s: %w", app, sidecar, err)
 	}
 	return uint64(high), nil
+}
+
+// SidecarOwner returns the application that the sidecar id belongs to in
+// the trail shared by the replicas: that of its first record stored by any
+// replica ("" when none is).
+func (l *Log) SidecarOwner(ctx context.Context, sidecar string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	defer cancel()
+	var app string
+	err := l.pool.QueryRow(ctx, l.sql.sidecarOwner, sidecar).Scan(&app)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("trail: postgres: owner of sidecar %s: %w", sidecar, err)
+	}
+	return app, nil
 }
 
 // skipStored marks the records of batch whose keys are stored (or repeat
@@ -82,13 +107,42 @@ func (l *Log) skipStored(ctx context.Context, conn *pgxpool.Conn, batch []*pgReq
 	}); err != nil {
 		return err
 	}
+	owners, err := l.owners(ctx, conn, sidecars)
+	if err != nil {
+		return err
+	}
 	for _, r := range batch {
 		for i := range r.recs {
-			if p := &r.recs[i]; p.key != nil {
-				p.skip = stored[*p.key]
-				stored[*p.key] = true
+			p := &r.recs[i]
+			if p.key == nil {
+				continue
 			}
+			if owner, ok := owners[p.key.Sidecar]; ok && owner != p.key.Application {
+				p.skip, p.foreign = true, true
+				continue
+			}
+			owners[p.key.Sidecar] = p.key.Application // the first in the batch claims a new id
+			p.skip = stored[*p.key]
+			stored[*p.key] = true
 		}
 	}
 	return nil
+}
+
+// owners maps each of sidecars that has records stored to the application
+// of its first.
+func (l *Log) owners(ctx context.Context, conn *pgxpool.Conn, sidecars []string) (map[string]string, error) {
+	rows, err := conn.Query(ctx, l.sql.sidecarOwners, slices.Compact(slices.Sorted(slices.Values(sidecars))))
+	if err != nil {
+		return nil, err
+	}
+	owners := make(map[string]string)
+	var sidecar, app string
+	if _, err := pgx.ForEachRow(rows, []any{&sidecar, &app}, func() error {
+		owners[sidecar] = app
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return owners, nil
 }
