@@ -153,6 +153,9 @@ var choiceVerb = map[EventType]string{EventGiven: "give", EventRefused: "refuse"
 // purpose it ends (403 otherwise).
 func (l *Ledger) Withdraw(ctx context.Context, r WithdrawRequest) ([]Event, error) {
 	evs, err := l.withdraw(ctx, r)
+	if len(evs) > 0 && l.notify != nil {
+		l.notify.ConsentChanged(ctx, Change{Action: "consent.withdraw", Application: r.Application, Events: evs})
+	}
 	return evs, l.published(ctx, "consent.withdraw", err)
 }
 

@@ -1,0 +1,128 @@
+package signalout
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// entry is one line of the outbox file: a SET queued for a receiver, or
+// the end of one (delivered, or refused by the receiver).
+type entry struct {
+	Op       string `json:"op"` // "queue" or "done"
+	JTI      string `json:"jti"`
+	Receiver string `json:"receiver,omitempty"` // the receiver's endpoint
+	SET      string `json:"set,omitempty"`
+	Outcome  string `json:"outcome,omitempty"` // delivered, refused
+}
+
+// outbox is the persistent queue: an append-only JSON-lines file,
+// rewritten with only the pending SETs when it is opened. A line is
+// written before the change call returns (it survives the PDP's crash) and
+// fsynced by the delivery loop before the SET is sent.
+type outbox struct {
+	mu   sync.Mutex
+	path string
+	f    *os.File
+}
+
+// openOutbox reads the SETs still pending in path (in order) and rewrites
+// the file with them alone.
+func openOutbox(path string) (*outbox, []entry, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, nil, fmt.Errorf("signal outbox: %w", err)
+	}
+	var pending []entry
+	if f, err := os.Open(path); err == nil {
+		done := map[string]bool{}
+		var queued []entry
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		for sc.Scan() {
+			var e entry
+			if json.Unmarshal(sc.Bytes(), &e) != nil {
+				continue // a torn last line from a crash
+			}
+			switch e.Op {
+			case "queue":
+				queued = append(queued, e)
+			case "done":
+				done[e.JTI] = true
+			}
+		}
+		err := sc.Err()
+		_ = f.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("signal outbox %s: %w", path, err)
+		}
+		for _, e := range queued {
+			if !done[e.JTI] {
+				pending = append(pending, e)
+			}
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("signal outbox: %w", err)
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signal outbox: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	for _, e := range pending {
+		line, _ := json.Marshal(e)
+		_, _ = w.Write(append(line, '\n'))
+	}
+	if err := errors.Join(w.Flush(), f.Sync(), f.Close(), os.Rename(tmp, path)); err != nil {
+		return nil, nil, fmt.Errorf("signal outbox: %w", err)
+	}
+	f, err = os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signal outbox: %w", err)
+	}
+	return &outbox{path: path, f: f}, pending, nil
+}
+
+// append writes entries (not yet fsynced).
+func (o *outbox) append(es ...entry) error {
+	var buf []byte
+	for _, e := range es {
+		line, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		buf = append(append(buf, line...), '\n')
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.f == nil {
+		return errors.New("signal outbox is closed")
+	}
+	_, err := o.f.Write(buf)
+	return err
+}
+
+// sync makes what was appended durable.
+func (o *outbox) sync() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.f == nil {
+		return nil
+	}
+	return o.f.Sync()
+}
+
+func (o *outbox) close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.f == nil {
+		return nil
+	}
+	err := errors.Join(o.f.Sync(), o.f.Close())
+	o.f = nil
+	return err
+}
