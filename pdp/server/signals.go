@@ -63,6 +63,8 @@ type SignalsConfig struct {
 	SyncInterval time.Duration `mapstructure:"sync_interval"`
 	// VelocityMaxKeys bounds the values (e.g. IPs) velocity rules count.
 	VelocityMaxKeys int `mapstructure:"velocity_max_keys"`
+	// Outgoing makes the PDP a transmitter of its own changes.
+	Outgoing OutgoingSignalsConfig `mapstructure:"outgoing"`
 }
 
 // TransmitterConfig is one trusted SSF transmitter.
@@ -118,6 +120,9 @@ func (c SignalsConfig) Validate() error {
 	}
 	if c.SyncInterval < 0 || c.VelocityMaxKeys < 0 {
 		return errors.New("signals.sync_interval and signals.velocity_max_keys must not be negative")
+	}
+	if err := c.Outgoing.Validate(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for i, t := range c.Transmitters {
