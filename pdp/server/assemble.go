@@ -331,7 +331,7 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 			return fmt.Errorf("register metrics: %w", err)
 		}
 	}
-	if sigs != nil && len(sigs.pollers) > 0 {
+	if sigs != nil && sigs.background() {
 		// After the trail: a polled SET is recorded before it is stored.
 		pctx, stopPolls := context.WithCancel(bg)
 		pollsDone := make(chan struct{})
