@@ -28,6 +28,7 @@ type outbox struct {
 	mu   sync.Mutex
 	path string
 	f    *os.File
+	size int64 // bytes written since the file was last emptied
 }
 
 // openOutbox reads the SETs still pending in path (in order) and rewrites
@@ -102,8 +103,28 @@ func (o *outbox) append(es ...entry) error {
 	if o.f == nil {
 		return errors.New("signal outbox is closed")
 	}
-	_, err := o.f.Write(buf)
+	n, err := o.f.Write(buf)
+	o.size += int64(n)
 	return err
+}
+
+// compactAt is the size beyond which an outbox with nothing pending is
+// emptied (a variable for tests).
+var compactAt int64 = 1 << 20
+
+// compact empties the file when it has grown past compactAt; the caller
+// knows nothing is pending (every queued line has its done line).
+func (o *outbox) compact() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.f == nil || o.size < compactAt {
+		return nil
+	}
+	if err := o.f.Truncate(0); err != nil {
+		return err
+	}
+	o.size = 0
+	return o.f.Sync()
 }
 
 // sync makes what was appended durable.

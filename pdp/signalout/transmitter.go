@@ -64,7 +64,16 @@ type Transmitter struct {
 	queues  map[string]*queue // by receiver endpoint
 	sent    *prometheus.CounterVec
 	closeMu sync.Once
+	// qmu makes queueing (outbox line and queue) one step, so that
+	// compaction never empties the file under a SET not yet delivered.
+	qmu        sync.Mutex
+	maxPending int
 }
+
+// MaxPending bounds the SETs waiting for one receiver: beyond it, new
+// SETs for that receiver are not queued (logged and counted as
+// outcome="dropped") until it takes some.
+const MaxPending = 100_000
 
 var (
 	_ delegation.Notifier = (*Transmitter)(nil)
@@ -104,10 +113,10 @@ func Open(cfg Config) (*Transmitter, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	t := &Transmitter{cfg: cfg, log: cfg.Logger, queues: map[string]*queue{},
+	t := &Transmitter{cfg: cfg, log: cfg.Logger, queues: map[string]*queue{}, maxPending: MaxPending,
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdp_signals_sent_total",
-			Help: "Outgoing SETs by receiver and outcome: delivered, refused (the receiver's 400: dropped), retried (an attempt failed).",
+			Help: "Outgoing SETs by receiver and outcome: delivered, refused (the receiver's 400: dropped), retried (an attempt failed), dropped (not queued: the outbox failed or MaxPending SETs wait).",
 		}, []string{"receiver", "outcome"})}
 	for _, r := range cfg.Receivers {
 		if r.Endpoint == "" || r.Audience == "" {
@@ -175,18 +184,55 @@ func (t *Transmitter) enqueue(ctx context.Context, s signal) {
 			continue
 		}
 		e := entry{Op: "queue", JTI: jti, Receiver: r.Endpoint, SET: set}
-		if err := t.box.append(e); err != nil {
+		q := t.queues[r.Endpoint]
+		if err := t.queue(q, e); err != nil {
+			t.sent.WithLabelValues(r.Endpoint, "dropped").Inc()
 			t.log.ErrorContext(ctx, "outgoing signal not queued", "event", s.name, "receiver", r.Endpoint, "error", err)
 			continue
 		}
-		q := t.queues[r.Endpoint]
-		q.mu.Lock()
-		q.sets = append(q.sets, e)
-		q.mu.Unlock()
 		select {
 		case q.wake <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// errFull: a receiver has MaxPending SETs waiting.
+var errFull = errors.New("the receiver has too many SETs waiting")
+
+// queue writes e to the outbox and appends it to q.
+func (t *Transmitter) queue(q *queue, e entry) error {
+	t.qmu.Lock()
+	defer t.qmu.Unlock()
+	q.mu.Lock()
+	full := len(q.sets) >= t.maxPending
+	q.mu.Unlock()
+	if full {
+		return errFull
+	}
+	if err := t.box.append(e); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	q.sets = append(q.sets, e)
+	q.mu.Unlock()
+	return nil
+}
+
+// compact empties a grown outbox when no receiver has anything waiting.
+func (t *Transmitter) compact() {
+	t.qmu.Lock()
+	defer t.qmu.Unlock()
+	for _, q := range t.queues {
+		q.mu.Lock()
+		n := len(q.sets)
+		q.mu.Unlock()
+		if n > 0 {
+			return
+		}
+	}
+	if err := t.box.compact(); err != nil {
+		t.log.Warn("signal outbox not compacted", "error", err)
 	}
 }
 
@@ -288,7 +334,11 @@ func (t *Transmitter) deliver(ctx context.Context, q *queue) {
 		}
 		q.mu.Lock()
 		q.sets = q.sets[1:]
+		empty := len(q.sets) == 0
 		q.mu.Unlock()
+		if empty {
+			t.compact()
+		}
 	}
 }
 

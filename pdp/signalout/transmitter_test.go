@@ -283,3 +283,38 @@ func FuzzOutbox(f *testing.F) {
 		}
 	})
 }
+
+// TestOutboxBounded: a receiver with MaxPending SETs waiting gets no more
+// (counted as dropped); once everything is delivered the grown outbox
+// file is emptied.
+func TestOutboxBounded(t *testing.T) {
+	defer func(old int64) { compactAt = old }(compactAt)
+	compactAt = 1
+	var tx *Transmitter
+	rcv := newReceiver(t, func() jose.JSONWebKeySet { return tx.JWKS() })
+	rcv.down.Store(true)
+	path := filepath.Join(t.TempDir(), "o.jsonl")
+	cfg := Config{Issuer: testIssuer, Key: newKey(t), OutboxPath: path, RetryMin: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond,
+		Receivers: []Receiver{{Endpoint: rcv.URL, Audience: testAudience, Token: "rcv-secret"}}}
+	tx, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.maxPending = 2
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); tx.Run(ctx) }()
+	defer func() { cancel(); <-done; _ = tx.Close() }()
+	for _, id := range []string{"d1", "d2", "d3"} {
+		tx.DelegationChanged(context.Background(), revoked(id))
+	}
+	if n := tx.Pending(rcv.URL); n != 2 {
+		t.Fatalf("pending %d, want 2", n)
+	}
+	rcv.down.Store(false)
+	eventually(t, "two delivered", func() bool { return len(rcv.sets()) == 2 && tx.Pending(rcv.URL) == 0 })
+	eventually(t, "the outbox emptied", func() bool {
+		fi, err := os.Stat(path)
+		return err == nil && fi.Size() == 0
+	})
+}
