@@ -8,7 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 )
+
+// ErrLocked: another process has the outbox open.
+var ErrLocked = errors.New("the signal outbox is in use by another process (give each replica its own signals.outgoing.outbox_path)")
 
 // entry is one line of the outbox file: a SET queued for a receiver, or
 // the end of one (delivered, or refused by the receiver).
@@ -28,7 +32,8 @@ type outbox struct {
 	mu   sync.Mutex
 	path string
 	f    *os.File
-	size int64 // bytes written since the file was last emptied
+	lock *os.File // path.lock, flocked while open
+	size int64    // bytes written since the file was last emptied
 }
 
 // openOutbox reads the SETs still pending in path (in order) and rewrites
@@ -37,6 +42,25 @@ func openOutbox(path string) (*outbox, []entry, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, nil, fmt.Errorf("signal outbox: %w", err)
 	}
+	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signal outbox: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = lock.Close()
+		return nil, nil, fmt.Errorf("%s: %w", path, ErrLocked)
+	}
+	box, pending, err := readOutbox(path)
+	if err != nil {
+		_ = lock.Close()
+		return nil, nil, err
+	}
+	box.lock = lock
+	return box, pending, nil
+}
+
+// readOutbox reads and rewrites the outbox (its lock held).
+func readOutbox(path string) (*outbox, []entry, error) {
 	var pending []entry
 	if f, err := os.Open(path); err == nil {
 		done := map[string]bool{}
@@ -143,7 +167,7 @@ func (o *outbox) close() error {
 	if o.f == nil {
 		return nil
 	}
-	err := errors.Join(o.f.Sync(), o.f.Close())
+	err := errors.Join(o.f.Sync(), o.f.Close(), o.lock.Close())
 	o.f = nil
 	return err
 }

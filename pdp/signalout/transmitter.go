@@ -132,6 +132,9 @@ func Open(cfg Config) (*Transmitter, error) {
 		}
 		t.queues[r.Endpoint] = &queue{r: r, wake: make(chan struct{}, 1)}
 	}
+	if len(cfg.Receivers) == 0 {
+		return t, nil // nothing to deliver: no outbox
+	}
 	box, pending, err := openOutbox(cfg.OutboxPath)
 	if err != nil {
 		return nil, err
@@ -153,7 +156,11 @@ func (t *Transmitter) Collector() prometheus.Collector { return t.sent }
 // Close closes the outbox (after Run returned).
 func (t *Transmitter) Close() error {
 	var err error
-	t.closeMu.Do(func() { err = t.box.close() })
+	t.closeMu.Do(func() {
+		if t.box != nil {
+			err = t.box.close()
+		}
+	})
 	return err
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -179,11 +180,16 @@ func TestReceiverDownThenUp(t *testing.T) {
 	tx.DelegationChanged(context.Background(), revoked("d1"))
 	tx.DelegationChanged(context.Background(), revoked("d2"))
 	eventually(t, "attempts while down", func() bool { return rcv.attempts.Load() >= 3 })
-	stop() // the PDP stops with two SETs pending
 	if n := tx.Pending(rcv.URL); n != 2 {
 		t.Fatalf("pending %d, want 2", n)
 	}
-	tx, _ = open(t, cfg)
+	// The PDP stops with two SETs pending (after showing that its outbox
+	// is its own).
+	if _, err := Open(cfg); !errors.Is(err, ErrLocked) {
+		t.Fatalf("a second transmitter on the same outbox: %v, want ErrLocked", err)
+	}
+	stop()
+	tx, stop = open(t, cfg)
 	rcv.down.Store(false)
 	eventually(t, "both delivered after the restart", func() bool { return len(rcv.sets()) == 2 })
 	for i, want := range []string{"d1", "d2"} {
@@ -198,6 +204,7 @@ func TestReceiverDownThenUp(t *testing.T) {
 	}
 	eventually(t, "nothing pending", func() bool { return tx.Pending(rcv.URL) == 0 })
 	// Delivered SETs are not sent again after another restart.
+	stop()
 	tx2, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +274,7 @@ func FuzzOutbox(f *testing.F) {
 		if err != nil {
 			return
 		}
-		defer box.close()
+		_ = box.close()
 		for _, e := range pending {
 			if e.Op != "queue" {
 				t.Fatalf("pending entry %+v", e)
