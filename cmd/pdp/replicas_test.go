@@ -36,6 +36,10 @@ func replicaEnv(url, skeyFile string) []string {
 		"PDP_CONSENT_ENGINE=postgres",
 		"PDP_CONSENT_POSTGRES_URL="+url,
 		"PDP_CONSENT_SEED="+filepath.Join(northbank, "consents.json"),
+		// Received risk signals in the ledger the replicas share (a file
+		// ledger is one process's).
+		"PDP_SIGNALS_ENGINE=postgres",
+		"PDP_SIGNALS_POSTGRES_URL="+url,
 		"PDP_TRAIL_STORE=postgres",
 		"PDP_TRAIL_POSTGRES_URL="+url,
 		"PDP_TRAIL_SIGNING_KEY_FILE="+skeyFile,
