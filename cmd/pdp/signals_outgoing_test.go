@@ -28,6 +28,7 @@ type ssfReceiver struct {
 	mu       sync.Mutex
 	got      []*signals.SET
 	errs     []string
+	lastAt   time.Time // when the latest SET was taken
 }
 
 func newSSFReceiver(t *testing.T) *ssfReceiver {
@@ -54,6 +55,7 @@ func newSSFReceiver(t *testing.T) *ssfReceiver {
 			return
 		}
 		r.got = append(r.got, s)
+		r.lastAt = time.Now()
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	t.Cleanup(r.Close)
@@ -169,11 +171,16 @@ func TestOutgoingSignals(t *testing.T) {
 		t.Fatalf("payload %s", set.Events[0].Payload)
 	}
 
+	called := time.Now()
 	if a := s.admin(t, "advisor-portal", http.MethodPost, "/v1/consents/withdraw",
 		`{"subject":{"type":"user","id":"alice"},"purpose":"financial_advice","reason":"changed my mind"}`, ""); a.Code != http.StatusOK {
 		t.Fatalf("alice withdraws: %d %s", a.Code, a.Body)
 	}
+	answered := time.Since(called)
 	eventually(t, "the withdrawal delivered", func() bool { return len(rcv.sets()) == 2 })
+	rcv.mu.Lock()
+	t.Logf("withdraw answered %v after the call; the receiver took its SET %v after the call", answered, rcv.lastAt.Sub(called))
+	rcv.mu.Unlock()
 	set = rcv.sets()[1]
 	if set.Events[0].Type != "https://pdp.northbank.example/events/consent-withdrawn" || set.SubID.Sub != "alice" {
 		t.Fatalf("SET %+v %+v", set.Events, set.SubID)
