@@ -44,6 +44,7 @@ func (s *Server) setPublicURL(publicURL string) error {
 		return err
 	}
 	s.metadata.Store(doc)
+	s.publicURL.Store(strings.TrimRight(publicURL, "/"))
 	return nil
 }
 

@@ -55,6 +55,10 @@ type Deps struct {
 	// Signals receives risk signals (SETs pushed to SSFEventsPath) and
 	// shows them at SignalsPath; nil leaves both out.
 	Signals Signals
+	// Transmitter is the PDP as a transmitter of its own changes: its
+	// JWKS and SSF configuration are served at SSFJWKSPath and
+	// SSFConfigurationPath; nil leaves them out.
+	Transmitter Transmitter
 	// TrailKey is the decision trail's checkpoint verifier key (signed-note
 	// format), served at TrailKeyPath; empty leaves the route out.
 	TrailKey string
@@ -111,6 +115,7 @@ type Server struct {
 	consents    Consents
 	dormancy    Dormancy
 	signals     Signals
+	transmitter Transmitter
 	policies    PolicyStatus
 	log         *slog.Logger
 	version     string
@@ -126,6 +131,9 @@ type Server struct {
 	// metadata is the encoded metadata document, once the PDP identifier is
 	// known (from Config.PublicURL, or from the listener in Serve).
 	metadata atomic.Pointer[metadataDoc]
+	// publicURL is the base URL the metadata was built from ("" until
+	// known).
+	publicURL atomic.Value
 }
 
 // New builds a server. It registers the metrics on deps.Registry, so it can
@@ -150,6 +158,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		consents:    deps.Consents,
 		dormancy:    deps.Dormancy,
 		signals:     deps.Signals,
+		transmitter: deps.Transmitter,
 		auditors:    newKeyring(cfg.AuditorKeys),
 		auditor:     deps.Auditor,
 		adminLog:    deps.AdminLog,
@@ -217,6 +226,7 @@ func (s *Server) routes(reg *prometheus.Registry, deps Deps) *echo.Echo {
 	s.consentRoutes(e)
 	s.dormancyRoutes(e)
 	s.signalRoutes(e)
+	s.transmitterRoutes(e)
 	s.auditRoutes(e)
 	if s.changes != nil {
 		e.GET(ChangesPath, s.pollChanges)

@@ -77,6 +77,15 @@ type LedgerConfig struct {
 	// Publisher, when not nil, is told of every change that was appended
 	// (see Publisher), whoever made it.
 	Publisher Publisher
+	// Notifier, when not nil, is told of every withdrawal or revocation
+	// after it was appended.
+	Notifier Notifier
+}
+
+// Notifier is told of a change after it was appended (the outgoing risk
+// signals queue it); it must return quickly and not fail the change.
+type Notifier interface {
+	ConsentChanged(ctx context.Context, c Change)
 }
 
 // catchUpBatch is how many events one read of the store brings.
@@ -110,6 +119,7 @@ type Ledger struct {
 	wmu       sync.Mutex // one write at a time: validate, append, index
 	jrn       Journal    // records every change before it is appended; nil: none
 	publisher Publisher  // told of every change appended; nil: none
+	notify    Notifier   // told of every withdrawal appended; nil: none
 
 	mu       sync.RWMutex
 	idx      map[indexKey][]Event // position order; copy-on-write
@@ -157,6 +167,7 @@ func NewLedger(c LedgerConfig) (*Ledger, error) {
 	}
 	l.jrn = c.Journal
 	l.publisher = c.Publisher
+	l.notify = c.Notifier
 	if l.now == nil {
 		l.now = time.Now
 	}

@@ -156,6 +156,9 @@ var choiceVerb = map[EventType]string{EventGiven: "give", EventRefused: "refuse"
 func (l *Ledger) Withdraw(ctx context.Context, r WithdrawRequest) ([]Event, error) {
 	publish := l.publishing(ctx, "consent.withdraw") // before the change
 	evs, err := l.withdraw(ctx, r)
+	if len(evs) > 0 && l.notify != nil {
+		l.notify.ConsentChanged(ctx, Change{Action: "consent.withdraw", Application: r.Application, Events: evs})
+	}
 	return evs, publish(err == nil || len(evs) > 0, err)
 }
 

@@ -109,7 +109,11 @@ func (s *Service) Resume(ctx context.Context, id string, by Actor) (Delegation, 
 // apply makes the transition t and publishes it when it was stored.
 func (s *Service) apply(ctx context.Context, t transition, id string, by Actor, reason string) (Delegation, string, error) {
 	publish := s.published(ctx, "delegation."+t.verb) // before the change
-	return publish(s.applyOnce(ctx, t, id, by, reason))
+	d, token, err := s.applyOnce(ctx, t, id, by, reason)
+	if d.ID != "" && s.notify != nil {
+		s.notify.DelegationChanged(ctx, Change{Action: "delegation." + t.verb, By: by, Reason: reason, Delegation: d})
+	}
+	return publish(d, token, err)
 }
 
 func (s *Service) applyOnce(ctx context.Context, t transition, id string, by Actor, reason string) (Delegation, string, error) {

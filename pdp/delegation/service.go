@@ -56,6 +56,15 @@ type Config struct {
 	// Publisher, when not nil, is told of every change that was stored
 	// (see Publisher), whoever made it.
 	Publisher Publisher
+	// Notifier, when not nil, is told of every change a caller made (not
+	// the revocations of sub-delegations it derives), after it was stored.
+	Notifier Notifier
+}
+
+// Notifier is told of a change after it was stored (the outgoing risk
+// signals queue it); it must return quickly and not fail the change.
+type Notifier interface {
+	DelegationChanged(ctx context.Context, c Change)
 }
 
 // Publisher is told of a change (reason: delegation.offer,
@@ -84,6 +93,7 @@ type Service struct {
 	registers map[string]bool
 	actors    ActorProver
 	jrn       Journal
+	notify    Notifier
 	vocab     Vocabulary
 	pub       Publisher
 	// wmu makes check, record and store one step per status change in
@@ -112,6 +122,7 @@ func NewService(c Config) *Service {
 		s.newID = func() string { return "dlg-" + uuid.Must(uuid.NewV7()).String() }
 	}
 	s.jrn = c.Journal
+	s.notify = c.Notifier
 	return s
 }
 

@@ -19,6 +19,8 @@ import (
 	"github.com/ciampdp/pdp/pdp/audit"
 	"github.com/ciampdp/pdp/pdp/bundlecheck"
 	"github.com/ciampdp/pdp/pdp/changefeed"
+	"github.com/ciampdp/pdp/pdp/consent"
+	"github.com/ciampdp/pdp/pdp/delegation"
 	"github.com/ciampdp/pdp/pdp/ingest"
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/sources"
@@ -157,7 +159,30 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	// are applied (the journal records once the trail is open), and
 	// published to the change feed once applied.
 	journal := &adminlog.Journal{}
-	dsvc, closeDelegations, err := openDelegations(ctx, cfg.Delegations, reloader, store, auth, journal, pub, log)
+	// The PDP's own changes go out as risk signals (signals.outgoing),
+	// queued once stored and delivered in the background.
+	outgoing, err := openOutgoing(cfg.Signals.Outgoing, cfg.Consent.Path, log)
+	if err != nil {
+		return err
+	}
+	var (
+		delegationNote delegation.Notifier
+		consentNote    consent.Notifier
+	)
+	if outgoing != nil {
+		delegationNote, consentNote = outgoing, outgoing
+		octx, stopOutgoing := context.WithCancel(bg)
+		outgoingDone := make(chan struct{})
+		s.push(func() { stopOutgoing(); <-outgoingDone; _ = outgoing.Close() })
+		go func() {
+			defer close(outgoingDone)
+			outgoing.Run(octx)
+		}()
+		if err := reg.Register(outgoing.Collector()); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	dsvc, closeDelegations, err := openDelegations(ctx, cfg.Delegations, reloader, store, auth, journal, pub, delegationNote, log)
 	if err != nil {
 		return err
 	}
@@ -169,7 +194,7 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	if dsvc != nil {
 		delegations, admin = sources.Delegations{Service: dsvc}, dsvc
 	}
-	ledger, closeConsent, err := openConsent(ctx, cfg.Consent, reloader, dsvc, auth, journal, pub, log)
+	ledger, closeConsent, err := openConsent(ctx, cfg.Consent, reloader, dsvc, auth, journal, pub, consentNote, log)
 	if err != nil {
 		return err
 	}
@@ -305,7 +330,7 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 			return fmt.Errorf("register metrics: %w", err)
 		}
 	}
-	if sigs != nil && len(sigs.pollers) > 0 {
+	if sigs != nil && sigs.background() {
 		// After the trail: a polled SET is recorded before it is stored.
 		pctx, stopPolls := context.WithCancel(bg)
 		pollsDone := make(chan struct{})
@@ -331,6 +356,7 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 		Consents:    consentAdmin,
 		Dormancy:    dormantAdmin,
 		Signals:     signalAPI,
+		Transmitter: transmitterAPI(outgoing),
 		TrailKey:    trailKey,
 		Auditor:     auditor,
 		AdminLog:    adminLog,

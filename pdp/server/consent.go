@@ -76,7 +76,7 @@ func (c ConsentConfig) Validate() error {
 
 // openConsent opens the consent ledger, or returns nil when it is off.
 // Every change the ledger makes is recorded in journal first.
-func openConsent(ctx context.Context, cfg ConsentConfig, reloader *policy.Reloader, delegations *delegation.Service, auth authority, journal consent.Journal, pub consent.Publisher, log *slog.Logger) (*consent.Ledger, func(), error) {
+func openConsent(ctx context.Context, cfg ConsentConfig, reloader *policy.Reloader, delegations *delegation.Service, auth authority, journal consent.Journal, pub consent.Publisher, note consent.Notifier, log *slog.Logger) (*consent.Ledger, func(), error) {
 	engine := cfg.Engine
 	if engine == ConsentAuto {
 		engine = ConsentOff
@@ -100,6 +100,7 @@ func openConsent(ctx context.Context, cfg ConsentConfig, reloader *policy.Reload
 	lc := consent.LedgerConfig{
 		Store:      st,
 		Publisher:  pub,
+		Notifier:   note,
 		Registry:   func() *consent.Registry { return reloader.Current().Purposes() },
 		SigningKey: key, KeyID: cfg.KeyID, Controller: cfg.Controller,
 		Logger: log, Journal: journal,

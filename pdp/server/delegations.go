@@ -71,7 +71,7 @@ func (d DelegationsConfig) Validate() error {
 // when delegations are off.
 // Every change the service makes is recorded in journal first, and
 // published to pub (the sidecars' change feed) once stored.
-func openDelegations(ctx context.Context, cfg DelegationsConfig, bundles pdp.BundleSource, store *relations.Store, auth authority, journal delegation.Journal, pub delegation.Publisher, log *slog.Logger) (*delegation.Service, func(), error) {
+func openDelegations(ctx context.Context, cfg DelegationsConfig, bundles pdp.BundleSource, store *relations.Store, auth authority, journal delegation.Journal, pub delegation.Publisher, note delegation.Notifier, log *slog.Logger) (*delegation.Service, func(), error) {
 	engine := cfg.Engine
 	if engine == DelegationsAuto {
 		engine = DelegationsOff
@@ -92,7 +92,7 @@ func openDelegations(ctx context.Context, cfg DelegationsConfig, bundles pdp.Bun
 		proj = delegation.NewSpiceDBProjector(store, sources.KnownRelations(bundles), time.Now)
 	}
 	dc := delegation.Config{Store: st, Projector: proj, Logger: log, RegisterApplications: auth.registers, Journal: journal,
-		Vocabulary: sources.Vocabulary{Bundles: bundles}, Publisher: pub}
+		Vocabulary: sources.Vocabulary{Bundles: bundles}, Publisher: pub, Notifier: note}
 	if auth.actors != nil {
 		dc.Actors = auth.actors
 	}

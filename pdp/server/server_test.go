@@ -30,6 +30,7 @@ func northbankConfig(dir string) Config {
 	c.Signals.AdminApplications = []string{"backoffice"}
 	c.Signals.Transmitters = []TransmitterConfig{{Issuer: "https://risk.northbank.example/", Audience: []string{"https://pdp.northbank.example/"},
 		JWKSFile: filepath.Join(northbank, "signals", "transmitter-jwks.json"), Algorithms: []string{"ES256"}, Delivery: "push"}}
+	c.Signals.Outgoing = OutgoingSignalsConfig{Issuer: "https://pdp.northbank.example/", KeyFile: filepath.Join(northbank, "signals", "demo-only-pdp-transmitter-key.json")}
 	return c
 }
 

@@ -63,6 +63,8 @@ type SignalsConfig struct {
 	SyncInterval time.Duration `mapstructure:"sync_interval"`
 	// VelocityMaxKeys bounds the values (e.g. IPs) velocity rules count.
 	VelocityMaxKeys int `mapstructure:"velocity_max_keys"`
+	// Outgoing makes the PDP a transmitter of its own changes.
+	Outgoing OutgoingSignalsConfig `mapstructure:"outgoing"`
 }
 
 // TransmitterConfig is one trusted SSF transmitter.
@@ -87,6 +89,14 @@ type TransmitterConfig struct {
 	// PushTokenSHA256, when set, is the SHA-256 (hex, 'pdp hash-key') of
 	// the bearer token the transmitter must send with each push.
 	PushTokenSHA256 string `mapstructure:"push_token_sha256"`
+	// ConfigurationURL is the transmitter's /.well-known/ssf-configuration
+	// when it offers stream management: the PDP reads or creates its
+	// stream there (with StreamTokenFile's bearer token), for push at
+	// PushURL (this PDP's /ssf/events as the transmitter reaches it), for
+	// poll at the endpoint the stream names (poll_url then optional).
+	ConfigurationURL string `mapstructure:"configuration_url"`
+	StreamTokenFile  string `mapstructure:"stream_token_file"`
+	PushURL          string `mapstructure:"push_url"`
 }
 
 // DefaultSignals is auto, with the file store beside the consent ledger
@@ -131,6 +141,9 @@ func (c SignalsConfig) Validate() error {
 	if c.SyncInterval < 0 || c.VelocityMaxKeys < 0 {
 		return errors.New("signals.sync_interval and signals.velocity_max_keys must not be negative")
 	}
+	if err := c.Outgoing.Validate(); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, t := range c.Transmitters {
 		fail := func(msg string) error { return fmt.Errorf("signals.transmitters[%d]: %w: %s", i, ErrTransmitter, msg) }
@@ -145,8 +158,12 @@ func (c SignalsConfig) Validate() error {
 			return fail("set one of jwks, jwks_file or jwks_url")
 		case t.Delivery != "" && t.Delivery != DeliveryPush && t.Delivery != DeliveryPoll:
 			return fail("delivery must be push or poll")
-		case t.Delivery == DeliveryPoll && t.PollURL == "":
-			return fail("delivery: poll needs poll_url")
+		case t.Delivery == DeliveryPoll && t.PollURL == "" && t.ConfigurationURL == "":
+			return fail("delivery: poll needs poll_url (or configuration_url)")
+		case t.ConfigurationURL != "" && t.Delivery != DeliveryPoll && t.PushURL == "":
+			return fail("configuration_url with delivery: push needs push_url (this PDP's /ssf/events as the transmitter reaches it)")
+		case t.ConfigurationURL == "" && (t.PushURL != "" || t.StreamTokenFile != ""):
+			return fail("push_url and stream_token_file are for configuration_url")
 		case t.Delivery != DeliveryPoll && t.PollURL != "":
 			return fail("poll_url is for delivery: poll")
 		case t.PollInterval < 0:
@@ -161,6 +178,15 @@ func (c SignalsConfig) Validate() error {
 			u, err := url.Parse(t.PollURL)
 			if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
 				return fail("poll_url must be an absolute https URL (http only on loopback)")
+			}
+		}
+		for name, v := range map[string]string{"configuration_url": t.ConfigurationURL, "push_url": t.PushURL} {
+			if v == "" {
+				continue
+			}
+			u, err := url.Parse(v)
+			if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
+				return fail(name + " must be an absolute https URL (http only on loopback)")
 			}
 		}
 		if t.JWKSURL != "" {
@@ -184,6 +210,16 @@ type openedSignals struct {
 	reloader *policy.Reloader
 	now      func() time.Time
 	pollers  []*signalledger.Poller
+	// streams are the transmitters with stream management: the stream
+	// is made sure of first, then polled (poll delivery).
+	streams []streamTask
+}
+
+// streamTask is one transmitter's stream, and its poller when polled.
+type streamTask struct {
+	stream *signalledger.Stream
+	poller *signalledger.Poller
+	log    *slog.Logger
 }
 
 var _ api.Signals = (*openedSignals)(nil)
@@ -255,32 +291,93 @@ func openSignals(ctx context.Context, cfg SignalsConfig, reloader *policy.Reload
 			Help: "SETs pushed or polled, by outcome: accepted, duplicate, unavailable, or the RFC 8935 error of a refusal.",
 		}, []string{"outcome"})}
 	for _, t := range cfg.Transmitters {
-		if t.Delivery != DeliveryPoll {
+		if t.Delivery != DeliveryPoll && t.ConfigurationURL == "" {
 			continue
 		}
-		var token string
-		if t.PollTokenFile != "" {
-			raw, err := os.ReadFile(t.PollTokenFile)
+		tlog := log.With("transmitter", t.Issuer)
+		var p *signalledger.Poller
+		if t.Delivery == DeliveryPoll {
+			token, err := readToken(t.PollTokenFile)
 			if err != nil {
 				closeFn()
 				return nil, nil, fmt.Errorf("signals.transmitters %s: poll_token_file: %w", t.Issuer, err)
 			}
-			token = strings.TrimSpace(string(raw))
+			p = &signalledger.Poller{URL: t.PollURL, Token: token, Verify: o.verify, Ledger: l, Interval: t.PollInterval, Logger: tlog}
 		}
-		o.pollers = append(o.pollers, &signalledger.Poller{URL: t.PollURL, Token: token, Verify: o.verify, Ledger: l,
-			Interval: t.PollInterval, Logger: log.With("transmitter", t.Issuer)})
+		if t.ConfigurationURL == "" {
+			o.pollers = append(o.pollers, p)
+			continue
+		}
+		token, err := readToken(t.StreamTokenFile)
+		if err != nil {
+			closeFn()
+			return nil, nil, fmt.Errorf("signals.transmitters %s: stream_token_file: %w", t.Issuer, err)
+		}
+		st := &signalledger.Stream{ConfigurationURL: t.ConfigurationURL, Token: token, Method: signalledger.PushMethod, PushURL: t.PushURL, Logger: tlog}
+		if p != nil {
+			st.Method = signalledger.PollMethod
+		}
+		o.streams = append(o.streams, streamTask{stream: st, poller: p, log: tlog})
 	}
-	log.Info("signal ledger open", "engine", engine, "position", l.Head(), "transmitters", v.Issuers(), "polled", len(o.pollers))
+	log.Info("signal ledger open", "engine", engine, "position", l.Head(), "transmitters", v.Issuers(), "polled", len(o.pollers), "streams", len(o.streams))
 	return o, closeFn, nil
 }
 
-// runPollers polls the poll-delivery transmitters until ctx ends.
+// background says whether runPollers has work: pollers or streams.
+func (o *openedSignals) background() bool { return len(o.pollers)+len(o.streams) > 0 }
+
+// runPollers polls the poll-delivery transmitters, and makes sure of the
+// streams of those with stream management, until ctx ends.
 func (o *openedSignals) runPollers(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, p := range o.pollers {
 		wg.Go(func() { p.Run(ctx) })
 	}
+	for _, t := range o.streams {
+		wg.Go(func() { t.run(ctx) })
+	}
 	wg.Wait()
+}
+
+// run makes sure of the stream, retrying with backoff (1s doubling to a
+// minute) until the transmitter answers, then polls it when polled: at
+// the stream's endpoint unless poll_url names one.
+func (t streamTask) run(ctx context.Context) {
+	wait := time.Second
+	for {
+		st, err := t.stream.Ensure(ctx)
+		if err == nil {
+			if t.poller != nil {
+				if t.poller.URL == "" {
+					t.poller.URL = st.Delivery.EndpointURL
+				}
+				t.poller.Run(ctx)
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		t.log.WarnContext(ctx, "SSF stream not ready; retrying", "in", wait, "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Minute)
+	}
+}
+
+// readToken reads a bearer token file ("" for none).
+func readToken(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(raw)), nil
 }
 
 // maxStaleness is how long a shared (PostgreSQL) ledger may go unread

@@ -1,0 +1,173 @@
+package signalout
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+)
+
+// ErrLocked: another process has the outbox open.
+var ErrLocked = errors.New("the signal outbox is in use by another process (give each replica its own signals.outgoing.outbox_path)")
+
+// entry is one line of the outbox file: a SET queued for a receiver, or
+// the end of one (delivered, or refused by the receiver).
+type entry struct {
+	Op       string `json:"op"` // "queue" or "done"
+	JTI      string `json:"jti"`
+	Receiver string `json:"receiver,omitempty"` // the receiver's endpoint
+	SET      string `json:"set,omitempty"`
+	Outcome  string `json:"outcome,omitempty"` // delivered, refused
+}
+
+// outbox is the persistent queue: an append-only JSON-lines file,
+// rewritten with only the pending SETs when it is opened. A line is
+// written before the change call returns (it survives the PDP's crash) and
+// fsynced by the delivery loop before the SET is sent.
+type outbox struct {
+	mu   sync.Mutex
+	path string
+	f    *os.File
+	lock *os.File // path.lock, flocked while open
+	size int64    // bytes written since the file was last emptied
+}
+
+// openOutbox reads the SETs still pending in path (in order) and rewrites
+// the file with them alone.
+func openOutbox(path string) (*outbox, []entry, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, nil, fmt.Errorf("signal outbox: %w", err)
+	}
+	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signal outbox: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = lock.Close()
+		return nil, nil, fmt.Errorf("%s: %w", path, ErrLocked)
+	}
+	box, pending, err := readOutbox(path)
+	if err != nil {
+		_ = lock.Close()
+		return nil, nil, err
+	}
+	box.lock = lock
+	return box, pending, nil
+}
+
+// readOutbox reads and rewrites the outbox (its lock held).
+func readOutbox(path string) (*outbox, []entry, error) {
+	var pending []entry
+	if f, err := os.Open(path); err == nil {
+		done := map[string]bool{}
+		var queued []entry
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		for sc.Scan() {
+			var e entry
+			if json.Unmarshal(sc.Bytes(), &e) != nil {
+				continue // a torn last line from a crash
+			}
+			switch e.Op {
+			case "queue":
+				queued = append(queued, e)
+			case "done":
+				done[e.JTI] = true
+			}
+		}
+		err := sc.Err()
+		_ = f.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("signal outbox %s: %w", path, err)
+		}
+		for _, e := range queued {
+			if !done[e.JTI] {
+				pending = append(pending, e)
+			}
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("signal outbox: %w", err)
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signal outbox: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	for _, e := range pending {
+		line, _ := json.Marshal(e)
+		_, _ = w.Write(append(line, '\n'))
+	}
+	if err := errors.Join(w.Flush(), f.Sync(), f.Close(), os.Rename(tmp, path)); err != nil {
+		return nil, nil, fmt.Errorf("signal outbox: %w", err)
+	}
+	f, err = os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signal outbox: %w", err)
+	}
+	return &outbox{path: path, f: f}, pending, nil
+}
+
+// append writes entries (not yet fsynced).
+func (o *outbox) append(es ...entry) error {
+	var buf []byte
+	for _, e := range es {
+		line, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		buf = append(append(buf, line...), '\n')
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.f == nil {
+		return errors.New("signal outbox is closed")
+	}
+	n, err := o.f.Write(buf)
+	o.size += int64(n)
+	return err
+}
+
+// compactAt is the size beyond which an outbox with nothing pending is
+// emptied (a variable for tests).
+var compactAt int64 = 1 << 20
+
+// compact empties the file when it has grown past compactAt; the caller
+// knows nothing is pending (every queued line has its done line).
+func (o *outbox) compact() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.f == nil || o.size < compactAt {
+		return nil
+	}
+	if err := o.f.Truncate(0); err != nil {
+		return err
+	}
+	o.size = 0
+	return o.f.Sync()
+}
+
+// sync makes what was appended durable.
+func (o *outbox) sync() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.f == nil {
+		return nil
+	}
+	return o.f.Sync()
+}
+
+func (o *outbox) close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.f == nil {
+		return nil
+	}
+	err := errors.Join(o.f.Sync(), o.f.Close(), o.lock.Close())
+	o.f = nil
+	return err
+}
