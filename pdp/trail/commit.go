@@ -221,11 +221,14 @@ func (l *FileLog) commit(batch []*appendReq) {
 			l.batches.Add(1)
 		}
 	}
-	for i, r := range batch {
-		r.done <- results[i]
-	}
+	// Before the callers are answered: once they are, they own their
+	// records again (the recorder reuses its batch) and the sample must not
+	// read them.
 	if l.opts.Compression == CompressionZstd && l.cur.Load() == nil {
 		l.gatherDictionary(batch, results)
+	}
+	for i, r := range batch {
+		r.done <- results[i]
 	}
 }
 
