@@ -139,6 +139,13 @@ forbid (principal == User::"bob", action == Action::"make_payment", resource);
 		}
 		return true
 	})
+	// A pulled version has no change call to wait on: the guarantee is
+	// that no sidecar answers under the old version once the change has
+	// reached it (its status names the new version), a few milliseconds
+	// after the replica swapped (the feed's latency).
+	eventually(t, "every sidecar follows the new version", func() bool {
+		return sidecarStatus(t, scA).PolicyVersion == newHash && sidecarStatus(t, scB).PolicyVersion == newHash
+	})
 	everyone := time.Now()
 	time.Sleep(1500 * time.Millisecond)
 	stop.Store(true)
