@@ -98,6 +98,9 @@ func TestTrailCompressionOverHTTP(t *testing.T) {
 	}
 
 	// Compression off: the same trail, old records readable, new ones plain.
+	// default off because this step checks that a trail written compressed
+	// (above, with the default zstd) stays readable when an operator turns
+	// compression off.
 	t.Setenv("PDP_TRAIL_COMPRESSION", "off")
 	url, stop = serveTrail(t, pdpserver.TrailSync, dir)
 	a, err := ask(url, 1000)
