@@ -123,6 +123,9 @@ type HTTPConfig struct {
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 	CompactBatch    bool          `mapstructure:"compact_batch"`
 	NoopEndpoint    bool          `mapstructure:"noop_endpoint"`
+	// PprofAddr, when set, serves Go's runtime profiles (net/http/pprof)
+	// on a second listener, loopback only: for measuring, never public.
+	PprofAddr string `mapstructure:"pprof_addr"`
 	// ChangeLease is how long a sidecar may serve cached answers after the
 	// send time of its last change-feed poll; a change waits at most this
 	// long for a sidecar that does not acknowledge it.
@@ -147,6 +150,12 @@ func DefaultHTTP() HTTPConfig {
 func (h HTTPConfig) Validate() error {
 	if _, port, err := net.SplitHostPort(h.Addr); err != nil || port == "" {
 		return fmt.Errorf("http.addr %q: %w", h.Addr, ErrAddr)
+	}
+	if h.PprofAddr != "" {
+		host, port, err := net.SplitHostPort(h.PprofAddr)
+		if err != nil || port == "" || !isLoopbackHost(host) {
+			return fmt.Errorf("http.pprof_addr %q: profiles are served on a loopback address only: %w", h.PprofAddr, ErrAddr)
+		}
 	}
 	if h.ChangeLease <= 0 || h.ChangeLease > time.Minute {
 		return fmt.Errorf("%v: %w", h.ChangeLease, ErrChangeLease)

@@ -67,3 +67,29 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestPprofAddrIsLoopbackOnly(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"", true},
+		{"127.0.0.1:6060", true},
+		{"localhost:0", true},
+		{"[::1]:6060", true},
+		{"0.0.0.0:6060", false},
+		{":6060", false},
+		{"10.0.0.1:6060", false},
+		{"127.0.0.1", false},
+	} {
+		h := DefaultHTTP()
+		h.PprofAddr = tc.addr
+		err := h.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("pprof_addr %q: err = %v, want ok=%v", tc.addr, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrAddr) {
+			t.Errorf("pprof_addr %q: err = %v, want ErrAddr", tc.addr, err)
+		}
+	}
+}

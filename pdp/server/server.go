@@ -120,6 +120,11 @@ func (s *Server) Run(ctx context.Context) error {
 		"policies", st.Policies,
 		"source", st.Source,
 		"authentication", len(s.keys) > 0)
+	if s.cfg.HTTP.PprofAddr != "" {
+		if err := s.servePprof(ctx, s.cfg.HTTP.PprofAddr); err != nil {
+			return err
+		}
+	}
 	if err := s.api.Serve(ctx, s.ln); err != nil {
 		return err
 	}

@@ -1,0 +1,44 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+)
+
+// servePprof serves Go's runtime profiles on http.pprof_addr (validated to
+// be a loopback address) until ctx ends. The profiles are a measuring
+// tool: they are off unless configured and never on the API's listener.
+func (s *Server) servePprof(ctx context.Context, addr string) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen for profiles: %w", err)
+	}
+	if !IsLoopbackAddr(ln.Addr()) {
+		_ = ln.Close()
+		return fmt.Errorf("profiles bound to %s: %w", ln.Addr(), ErrAddr)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	s.log.Info("serving runtime profiles", "addr", ln.Addr().String(), "path", "/debug/pprof/")
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Warn("profiles listener stopped", "err", err)
+		}
+	}()
+	return nil
+}
