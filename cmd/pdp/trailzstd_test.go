@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -34,11 +35,12 @@ func trailFrames(t *testing.T, dir string) [][]byte {
 }
 
 // TestTrailCompressionOverHTTP: a PDP with the default trail.compression
-// (zstd) stores its first records as they are, then a dictionary record,
+// (s2) stores its first records as they are, then a dictionary record,
 // then compressed records; the trail verifies, a compressed decision is
-// proven with the served key alone, and after a restart with compression
-// off the old records read back and new ones are stored uncompressed. A
-// bad value stops the start with a clear message.
+// proven with the served key alone; after a restart with zstd a zstd
+// dictionary is gathered and used, and after one with compression off the
+// old records read back and new ones are stored uncompressed. A bad value
+// stops the start with a clear message.
 func TestTrailCompressionOverHTTP(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "trail")
 	url, stop := serveTrail(t, pdpserver.TrailSync, dir)
@@ -97,9 +99,44 @@ func TestTrailCompressionOverHTTP(t *testing.T) {
 		t.Fatalf("proof of a compressed decision: %v", err)
 	}
 
+	// zstd: the same trail; a zstd dictionary is gathered from the records
+	// written after the restart, and the records after it use it.
+	// default changed because this step checks that a trail written with
+	// the default codec goes on with the other one.
+	t.Setenv("PDP_TRAIL_COMPRESSION", "zstd")
+	url, stop = serveTrail(t, pdpserver.TrailSync, dir)
+	for i := range 300 {
+		a, err := ask(url, 2000+i)
+		if err != nil || !a.Decision {
+			t.Fatalf("ask %d with zstd: %v %+v", i, err, a)
+		}
+		ids = append(ids, a.Context.DecisionID)
+	}
+	stop()
+	var codecs []string
+	for _, p := range trailFrames(t, dir) {
+		if bytes.Contains(p, []byte(`"kind":"`+trail.KindDictionary+`"`)) {
+			var d struct {
+				Body struct {
+					Codec string `json:"codec"`
+				} `json:"body"`
+			}
+			if err := json.Unmarshal(p, &d); err != nil {
+				t.Fatal(err)
+			}
+			codecs = append(codecs, d.Body.Codec)
+		}
+	}
+	if want := []string{"s2-dict", "zstd-raw"}; !slices.Equal(codecs, want) {
+		t.Fatalf("dictionaries %v, want %v", codecs, want)
+	}
+	if frames := trailFrames(t, dir); frames[len(frames)-1][0] != 'z' {
+		t.Fatal("zstd: the last record is not stored compressed")
+	}
+
 	// Compression off: the same trail, old records readable, new ones plain.
 	// default off because this step checks that a trail written compressed
-	// (above, with the default zstd) stays readable when an operator turns
+	// (above, with s2 and zstd) stays readable when an operator turns
 	// compression off.
 	t.Setenv("PDP_TRAIL_COMPRESSION", "off")
 	url, stop = serveTrail(t, pdpserver.TrailSync, dir)
@@ -125,7 +162,7 @@ func TestTrailCompressionOverHTTP(t *testing.T) {
 	t.Setenv("PDP_TRAIL_COMPRESSION", "lz4")
 	var stderr strings.Builder
 	code = run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0", "--dir", todoDir}, strings.NewReader(""), io.Discard, &stderr)
-	if code != exitFailure || !strings.Contains(stderr.String(), "trail.compression must be zstd or off") {
+	if code != exitFailure || !strings.Contains(stderr.String(), "trail.compression must be s2, zstd or off") {
 		t.Fatalf("trail.compression lz4: exit %d, %s", code, stderr.String())
 	}
 }

@@ -10,11 +10,11 @@ import (
 )
 
 // copiesCompressed is copies into a trail that compresses its records
-// (trail.compression: zstd).
-func copiesCompressed(b *testing.B, src *trail.FileLog, n int) *trail.FileLog {
+// with codec (trail.compression: s2 or zstd).
+func copiesCompressed(b *testing.B, src *trail.FileLog, n int, codec string) *trail.FileLog {
 	b.Helper()
 	dir := b.TempDir()
-	l, err := trail.OpenFile(dir, trail.FileOptions{Compression: trail.CompressionZstd})
+	l, err := trail.OpenFile(dir, trail.FileOptions{Compression: codec})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -41,16 +41,20 @@ func copiesCompressed(b *testing.B, src *trail.FileLog, n int) *trail.FileLog {
 // BenchmarkReplayCompressed is BenchmarkReplay over a compressed trail:
 // every record is decompressed on the way (target ≥ 50,000/s).
 func BenchmarkReplayCompressed(b *testing.B) {
-	rc := record(b)
-	l := copiesCompressed(b, rc.log, 300)
-	b.ResetTimer()
-	var n uint64
-	for b.Loop() {
-		rep, err := Replay(context.Background(), l, rc.archive, ReplayOptions{})
-		if err != nil || !rep.OK() {
-			b.Fatalf("%v: %+v", err, rep.Items)
-		}
-		n += rep.Decisions
+	for _, codec := range []string{trail.CompressionS2, trail.CompressionZstd} {
+		b.Run(codec, func(b *testing.B) {
+			rc := record(b)
+			l := copiesCompressed(b, rc.log, 300, codec)
+			b.ResetTimer()
+			var n uint64
+			for b.Loop() {
+				rep, err := Replay(context.Background(), l, rc.archive, ReplayOptions{})
+				if err != nil || !rep.OK() {
+					b.Fatalf("%v: %+v", err, rep.Items)
+				}
+				n += rep.Decisions
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "decisions/s")
+		})
 	}
-	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "decisions/s")
 }

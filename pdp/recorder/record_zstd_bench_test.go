@@ -10,11 +10,11 @@ import (
 )
 
 // BenchmarkRecordDecisionCompression is BenchmarkRecordDecision (sync)
-// with the trail's compression off and zstd, side by side: process CPU
+// with the trail's compression off, s2 and zstd, side by side: process CPU
 // per decision and bytes per record on disk.
 func BenchmarkRecordDecisionCompression(b *testing.B) {
 	bodies := northbankBodies(b)
-	for _, comp := range []string{trail.CompressionOff, trail.CompressionZstd} {
+	for _, comp := range []string{trail.CompressionOff, trail.CompressionS2, trail.CompressionZstd} {
 		b.Run(comp, func(b *testing.B) {
 			s, _ := newKeys(b)
 			l := openLog(b, b.TempDir(), trail.FileOptions{Signer: s, Compression: comp})

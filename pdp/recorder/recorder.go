@@ -38,6 +38,10 @@ const (
 // DefaultBuffer is the async buffer size when RecorderOptions.Buffer is 0.
 const DefaultBuffer = 10000
 
+// DefaultFlushInterval is how long an async batch gathers records when
+// RecorderOptions.FlushInterval is 0.
+const DefaultFlushInterval = 5 * time.Millisecond
+
 var (
 	// ErrBadMode is returned for an unknown mode or full-buffer behaviour.
 	ErrBadMode = errors.New("trail: mode must be sync or async, when_full block or deny")
@@ -65,9 +69,14 @@ type RecorderOptions struct {
 	Buffer   int    // async: records buffered; default DefaultBuffer
 	WhenFull string // async: FullBlock (default) or FullDeny
 	MaxBatch int    // async: records per Append; default 1024
-	Instance string // the PDP instance id written in every record
-	Build    string // the PDP build version written in every record
-	Logger   *slog.Logger
+	// FlushInterval (async) is how long the writer gathers records after
+	// the first one of a batch before it writes them with one fsync,
+	// unless MaxBatch is reached first: fewer, larger writes. Default
+	// DefaultFlushInterval; negative: write whatever is buffered at once.
+	FlushInterval time.Duration
+	Instance      string // the PDP instance id written in every record
+	Build         string // the PDP build version written in every record
+	Logger        *slog.Logger
 	// Redactor, when set, redacts every record's body before it is
 	// written (personal data as keyed hashes or encrypted to auditors).
 	Redactor *trail.Redactor
@@ -149,6 +158,9 @@ func NewRecorder(inner pdp.Decider, l Appender, opts RecorderOptions) (*Recorder
 	}
 	if opts.MaxBatch == 0 {
 		opts.MaxBatch = 1024
+	}
+	if opts.FlushInterval == 0 {
+		opts.FlushInterval = DefaultFlushInterval
 	}
 	r := &Recorder{inner: inner, log: l, opts: opts, logger: opts.Logger}
 	if r.logger == nil {
@@ -302,28 +314,56 @@ func (r *Recorder) enqueue(ctx context.Context, rec trail.Record) error {
 func (r *Recorder) drain() {
 	defer close(r.drained)
 	batch := make([]trail.Record, 0, r.opts.MaxBatch)
+	var timer *time.Timer
 	for rec := range r.buf {
 		batch = append(batch[:0], rec)
+		var deadline <-chan time.Time
+		if r.opts.FlushInterval > 0 {
+			if timer == nil {
+				timer = time.NewTimer(r.opts.FlushInterval)
+			} else {
+				timer.Reset(r.opts.FlushInterval)
+			}
+			deadline = timer.C
+		}
 	more:
 		for len(batch) < r.opts.MaxBatch {
+			if deadline == nil {
+				select {
+				case rec, ok := <-r.buf:
+					if !ok {
+						break more
+					}
+					batch = append(batch, rec)
+				default:
+					break more
+				}
+				continue
+			}
 			select {
 			case rec, ok := <-r.buf:
 				if !ok {
 					break more
 				}
 				batch = append(batch, rec)
-			default:
+			case <-deadline:
+				deadline = nil
 				break more
 			}
 		}
+		if deadline != nil {
+			timer.Stop() // Go 1.23+ timers: no stale tick after Stop
+		}
 		if _, err := r.log.Append(context.Background(), batch...); err != nil {
+			// The outage is marked before the failure is counted: who
+			// sees the count sees later decisions denied.
+			r.lost(err, largest(batch))
 			r.failures.Add(uint64(len(batch)))
 			lostErr := fmt.Errorf("records were lost: %w", err)
 			r.failed.CompareAndSwap(nil, &lostErr)
 			r.logger.LogAttrs(context.Background(), slog.LevelError,
 				"decision trail write failed; these records are lost and later decisions are denied with trail_unavailable",
 				slog.Int("records", len(batch)), slog.String("first_decision_id", batch[0].ID), slog.String("error", err.Error()))
-			r.lost(err, largest(batch))
 			continue
 		}
 		r.written.Add(uint64(len(batch)))
@@ -465,7 +505,12 @@ var (
 	descDenied   = prometheus.NewDesc("pdp_trail_denied_total", "Decisions answered deny trail_unavailable because their record could not be written or buffered.", nil, nil)
 	descFailures = prometheus.NewDesc("pdp_trail_failures_total", "Decision records the trail failed to write.", nil, nil)
 	descBuffered = prometheus.NewDesc("pdp_trail_buffered", "Decision records waiting in the async trail buffer.", nil, nil)
+	descWrites   = prometheus.NewDesc("pdp_trail_writes_total", "Writes (each with one fsync) the file trail made; records per write is the group commit's batch size.", nil, nil)
 )
+
+// writeCounter is what a log that counts its group commits offers
+// (*trail.FileLog).
+type writeCounter interface{ Stats() trail.Stats }
 
 // Describe implements prometheus.Collector.
 func (r *Recorder) Describe(ch chan<- *prometheus.Desc) {
@@ -474,6 +519,9 @@ func (r *Recorder) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descDenied
 	ch <- descFailures
 	ch <- descBuffered
+	if _, ok := r.log.(writeCounter); ok {
+		ch <- descWrites
+	}
 	r.describeOutages(ch)
 }
 
@@ -485,6 +533,9 @@ func (r *Recorder) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descDenied, prometheus.CounterValue, float64(s.Denied))
 	ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(s.Failures))
 	ch <- prometheus.MustNewConstMetric(descBuffered, prometheus.GaugeValue, float64(s.Buffered))
+	if w, ok := r.log.(writeCounter); ok {
+		ch <- prometheus.MustNewConstMetric(descWrites, prometheus.CounterValue, float64(w.Stats().Batches))
+	}
 	r.collectOutages(ch)
 }
 

@@ -46,10 +46,11 @@ var (
 	ErrTrailDir      = errors.New("trail.dir must not be empty")
 	ErrTrailStore    = errors.New("trail.store must be file, or postgres with trail.postgres_url")
 	ErrTrailBuffer   = errors.New("trail.buffer must be positive")
+	ErrTrailFlush    = errors.New("must be between 0 and 1s")
 	ErrTrailInterval = errors.New("trail.checkpoint_interval must be positive")
 	ErrTrailOrigin   = errors.New("trail.origin must be one line without '+' or white space")
-	// ErrTrailCompression: trail.compression is neither zstd nor off.
-	ErrTrailCompression = errors.New("trail.compression must be zstd or off")
+	// ErrTrailCompression: trail.compression is not s2, zstd or off.
+	ErrTrailCompression = errors.New("trail.compression must be s2, zstd or off")
 	// ErrTrailLocked: another process (or server) has the trail directory
 	// open; the FileLog's opener takes the lock.
 	ErrTrailLocked = trail.ErrLocked
@@ -66,18 +67,22 @@ type TrailConfig struct {
 	Mode string `mapstructure:"mode"`
 	// Store is where records go: file (Dir, one process) or postgres (one
 	// chain that every replica appends to).
-	Store              string        `mapstructure:"store"`
-	PostgresURL        string        `mapstructure:"postgres_url"`
-	PostgresSchema     string        `mapstructure:"postgres_schema"`
-	Dir                string        `mapstructure:"dir"`
-	Buffer             int           `mapstructure:"buffer"`
+	Store          string `mapstructure:"store"`
+	PostgresURL    string `mapstructure:"postgres_url"`
+	PostgresSchema string `mapstructure:"postgres_schema"`
+	Dir            string `mapstructure:"dir"`
+	Buffer         int    `mapstructure:"buffer"`
+	// FlushInterval (async) is how long the trail's writer gathers
+	// buffered records into one write and fsync after the first of them.
+	FlushInterval      time.Duration `mapstructure:"flush_interval"`
 	WhenFull           string        `mapstructure:"when_full"`
 	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval"`
-	// Compression is how the file store keeps new records: zstd (each
-	// record compressed on its own with a dictionary the trail gathers
-	// from its first records and stores as a record) or off. The Merkle
-	// tree is of the uncompressed records either way, and records stored
-	// either way stay readable.
+	// Compression is how the file store keeps new records: s2 (the
+	// default) or zstd (each record compressed on its own with a
+	// dictionary the trail gathers from its first records and stores as a
+	// record; zstd is smaller, s2 several times cheaper in CPU) or off.
+	// The Merkle tree is of the uncompressed records either way, and
+	// records stored any way stay readable.
 	Compression string `mapstructure:"compression"`
 	// SigningKeyFile holds a signed-note Ed25519 private key
 	// ("PRIVATE+KEY+…", as note.GenerateKey writes it); without one, Dir's
@@ -123,8 +128,9 @@ func (c TrailConfig) retentionRules() []trail.RetentionRule {
 func DefaultTrail() TrailConfig {
 	return TrailConfig{
 		Mode: TrailSync, Store: TrailFile, PostgresSchema: "public", Dir: filepath.Join("pdp-data", "trail"), Buffer: recorder.DefaultBuffer,
-		WhenFull: recorder.FullBlock, CheckpointInterval: trail.DefaultCheckpointInterval, Origin: "pdp/trail",
-		RetentionInterval: time.Hour, Compression: trail.CompressionZstd,
+		FlushInterval: recorder.DefaultFlushInterval,
+		WhenFull:      recorder.FullBlock, CheckpointInterval: trail.DefaultCheckpointInterval, Origin: "pdp/trail",
+		RetentionInterval: time.Hour, Compression: trail.CompressionS2,
 	}
 }
 
@@ -150,11 +156,13 @@ func (c TrailConfig) Validate() error {
 		return fmt.Errorf("%q: %w", c.WhenFull, ErrTrailWhenFull)
 	case c.Buffer <= 0:
 		return fmt.Errorf("%d: %w", c.Buffer, ErrTrailBuffer)
+	case c.FlushInterval < 0 || c.FlushInterval > time.Second:
+		return fmt.Errorf("trail.flush_interval %v: %w", c.FlushInterval, ErrTrailFlush)
 	case c.CheckpointInterval <= 0:
 		return fmt.Errorf("%v: %w", c.CheckpointInterval, ErrTrailInterval)
 	case c.Origin == "" || strings.ContainsAny(c.Origin, "+\n\r\t "):
 		return fmt.Errorf("%q: %w", c.Origin, ErrTrailOrigin)
-	case c.Compression != trail.CompressionZstd && c.Compression != trail.CompressionOff:
+	case c.Compression != trail.CompressionS2 && c.Compression != trail.CompressionZstd && c.Compression != trail.CompressionOff:
 		return fmt.Errorf("%q: %w", c.Compression, ErrTrailCompression)
 	case len(c.Retention) > 0 && c.RetentionInterval <= 0:
 		return fmt.Errorf("trail.retention_interval %v: %w", c.RetentionInterval, ErrTrailInterval)
@@ -295,7 +303,7 @@ func openTrail(ctx context.Context, cfg TrailConfig, inner pdp.Decider, build st
 	}
 	t.redactor = redactor
 	t.recorder, err = recorder.NewRecorder(inner, t.log, recorder.RecorderOptions{
-		Mode: cfg.Mode, Buffer: cfg.Buffer, WhenFull: cfg.WhenFull,
+		Mode: cfg.Mode, Buffer: cfg.Buffer, WhenFull: cfg.WhenFull, FlushInterval: flushInterval(cfg.FlushInterval),
 		Instance: instance, Build: build, Logger: log, Redactor: redactor,
 	})
 	if err != nil {
@@ -501,4 +509,13 @@ func runRetention(ctx context.Context, cfg TrailConfig, t *openedTrail, log *slo
 		case <-tick.C:
 		}
 	}
+}
+
+// flushInterval maps trail.flush_interval to the recorder's option: 0
+// there means "write at once", which the recorder spells negative.
+func flushInterval(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

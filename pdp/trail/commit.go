@@ -53,7 +53,7 @@ func (l *FileLog) Append(ctx context.Context, recs ...Record) ([]uint64, error) 
 		}
 		req.tails[i] = tail
 		if d != nil && rec.Kind != KindDictionary && !rec.Pruned {
-			req.ztail[i] = compressTail(d.enc, tail)
+			req.ztail[i] = d.codec.compress(tail)
 		}
 	}
 	select {
@@ -224,7 +224,7 @@ func (l *FileLog) commit(batch []*appendReq) {
 	// Before the callers are answered: once they are, they own their
 	// records again (the recorder reuses its batch) and the sample must not
 	// read them.
-	if l.opts.Compression == CompressionZstd && l.cur.Load() == nil {
+	if l.opts.Compression != CompressionOff && l.cur.Load() == nil {
 		l.gatherDictionary(batch, results)
 	}
 	for i, r := range batch {
@@ -249,9 +249,13 @@ func (l *FileLog) gatherDictionary(batch []*appendReq, results []appendResult) {
 	if len(l.sample) < l.opts.DictionarySize {
 		return
 	}
-	content := l.sample[:l.opts.DictionarySize]
+	code := dictCodeOf(l.opts.Compression)
+	content := dictionaryContent(code, l.sample, l.opts.DictionarySize)
 	l.sample = nil
-	rec, err := dictionaryRecord(content, Record{Time: time.Now()})
+	if content == nil {
+		return
+	}
+	rec, err := dictionaryRecord(code, content, Record{Time: time.Now()})
 	if err != nil {
 		return
 	}
@@ -259,19 +263,15 @@ func (l *FileLog) gatherDictionary(batch []*appendReq, results []appendResult) {
 	if err != nil {
 		return
 	}
-	enc, err := newDictEncoder(content)
-	if err != nil {
-		return
-	}
-	dec, err := newDictDecoder(content)
+	w, err := newDictCodec(code, content, true)
 	if err != nil {
 		return
 	}
 	req := &appendReq{recs: []Record{rec}, tails: [][]byte{tail}, done: make(chan appendResult, 1)}
 	l.commit([]*appendReq{req}) // the sample is empty again: no recursion
 	if res := <-req.done; res.err == nil {
-		l.dicts.m.Store(res.seqs[0], dec)
-		l.cur.Store(&writerDict{seq: res.seqs[0], enc: enc})
+		l.dicts.m.Store(res.seqs[0], w)
+		l.cur.Store(&writerDict{seq: res.seqs[0], codec: w})
 	}
 }
 

@@ -26,39 +26,45 @@ func decisionRecords(tb testing.TB, n int) []Record {
 	return out
 }
 
-// BenchmarkCompressRecord is what zstd adds to an append, per record, on
-// the caller's goroutine: compress the canonical tail and stuff it.
+// BenchmarkCompressRecord is what compression adds to an append, per
+// record, on the caller's goroutine: compress the canonical tail and
+// stuff it, per codec.
 func BenchmarkCompressRecord(b *testing.B) {
-	recs := decisionRecords(b, 64)
-	var dict []byte
-	for _, r := range recs {
-		tail, _ := appendCanonicalTail(nil, r)
-		dict = append(dict, tail...)
+	for _, codec := range codecs {
+		b.Run(codec, func(b *testing.B) {
+			recs := decisionRecords(b, 64)
+			var sample []byte
+			for _, r := range recs {
+				tail, _ := appendCanonicalTail(nil, r)
+				sample = append(sample, tail...)
+			}
+			code := dictCodeOf(codec)
+			w, err := newDictCodec(code, dictionaryContent(code, sample, len(sample)), true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			later := decisionRecords(b, 1256)[1000:]
+			tails := make([][]byte, len(later))
+			for i, r := range later {
+				tails[i], _ = appendCanonicalTail(nil, r)
+			}
+			b.ReportAllocs()
+			var in, out int
+			i := 0
+			for b.Loop() {
+				z := w.compress(tails[i%len(tails)])
+				in, out = in+len(tails[i%len(tails)]), out+len(z)
+				i++
+			}
+			b.ReportMetric(float64(in)/float64(out), "ratio")
+		})
 	}
-	enc, err := newDictEncoder(dict)
-	if err != nil {
-		b.Fatal(err)
-	}
-	later := decisionRecords(b, 1256)[1000:]
-	tails := make([][]byte, len(later))
-	for i, r := range later {
-		tails[i], _ = appendCanonicalTail(nil, r)
-	}
-	b.ReportAllocs()
-	var in, out int
-	i := 0
-	for b.Loop() {
-		z := compressTail(enc, tails[i%len(tails)])
-		in, out = in+len(tails[i%len(tails)]), out+len(z)
-		i++
-	}
-	b.ReportMetric(float64(in)/float64(out), "ratio")
 }
 
 // BenchmarkVerifyCompressed verifies 100,000 realistic records stored
 // either way: with zstd, verify decompresses every one.
 func BenchmarkVerifyCompressed(b *testing.B) {
-	for _, mode := range []string{CompressionOff, CompressionZstd} {
+	for _, mode := range append([]string{CompressionOff}, codecs...) {
 		b.Run(mode, func(b *testing.B) {
 			s, vkey := newKeys(b)
 			l, err := OpenFile(b.TempDir(), FileOptions{Signer: s, Compression: mode})
@@ -91,43 +97,47 @@ func BenchmarkVerifyCompressed(b *testing.B) {
 // BenchmarkExpandRecord is what a reader (Scan, Verify, Prune) pays per
 // compressed record to get its canonical bytes back.
 func BenchmarkExpandRecord(b *testing.B) {
-	for _, size := range []int{32 << 10, DefaultDictionarySize} {
-		b.Run(fmt.Sprintf("dict=%dKiB", size>>10), func(b *testing.B) {
-			recs := decisionRecords(b, 1256)
-			var dict []byte
-			for _, r := range recs[:1000] {
-				tail, _ := appendCanonicalTail(nil, r)
-				if len(dict)+len(tail) > size {
-					break
+	for _, codec := range codecs {
+		for _, size := range []int{32 << 10, DefaultDictionarySize} {
+			b.Run(fmt.Sprintf("%s/dict=%dKiB", codec, size>>10), func(b *testing.B) {
+				recs := decisionRecords(b, 1256)
+				var sample []byte
+				for _, r := range recs[:1000] {
+					tail, _ := appendCanonicalTail(nil, r)
+					if len(sample)+len(tail) > size {
+						break
+					}
+					sample = append(sample, tail...)
 				}
-				dict = append(dict, tail...)
-			}
-			enc, err := newDictEncoder(dict)
-			if err != nil {
-				b.Fatal(err)
-			}
-			dictRec, err := dictionaryRecord(dict, Record{Time: epoch})
-			if err != nil {
-				b.Fatal(err)
-			}
-			canon, _ := Canonical(dictRec)
-			var dicts dictSet
-			if _, _, ok := dicts.see(canon); !ok {
-				b.Fatal("dictionary not registered")
-			}
-			var payloads [][]byte
-			for i, r := range recs[1000:] {
-				tail, _ := appendCanonicalTail(nil, r)
-				payloads = append(payloads, appendZPayload(nil, uint64(i+1), 0, compressTail(enc, tail)))
-			}
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if _, err := expand(payloads[i%len(payloads)], &dicts); err != nil {
+				code := dictCodeOf(codec)
+				content := dictionaryContent(code, sample, size)
+				w, err := newDictCodec(code, content, true)
+				if err != nil {
 					b.Fatal(err)
 				}
-				i++
-			}
-		})
+				dictRec, err := dictionaryRecord(code, content, Record{Time: epoch})
+				if err != nil {
+					b.Fatal(err)
+				}
+				canon, _ := Canonical(dictRec)
+				var dicts dictSet
+				if _, _, ok := dicts.see(canon); !ok {
+					b.Fatal("dictionary not registered")
+				}
+				var payloads [][]byte
+				for i, r := range recs[1000:] {
+					tail, _ := appendCanonicalTail(nil, r)
+					payloads = append(payloads, appendZPayload(nil, uint64(i+1), 0, w.compress(tail)))
+				}
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if _, err := expand(payloads[i%len(payloads)], &dicts); err != nil {
+						b.Fatal(err)
+					}
+					i++
+				}
+			})
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -20,14 +21,25 @@ func zRec(i int) Record {
 	}
 }
 
-// zTrail writes n records into a zstd trail whose dictionary is made
-// after dictSize bytes, closes it (a final checkpoint) and returns its
-// directory, verifier key and the records as written.
-func zTrail(t *testing.T, n, dictSize int) (string, string, []Record) {
+// codecs are the compression modes with a dictionary: every compression
+// test runs for each.
+var codecs = []string{CompressionS2, CompressionZstd}
+
+// forCodecs runs f as a subtest per codec.
+func forCodecs(t *testing.T, f func(t *testing.T, codec string)) {
+	for _, c := range codecs {
+		t.Run(c, func(t *testing.T) { f(t, c) })
+	}
+}
+
+// zTrail writes n records into a trail compressed with codec whose
+// dictionary is made after dictSize bytes, closes it (a final checkpoint)
+// and returns its directory, verifier key and the records as written.
+func zTrail(t *testing.T, codec string, n, dictSize int) (string, string, []Record) {
 	t.Helper()
 	dir := t.TempDir()
 	signer, vkey := newKeys(t)
-	l := openLog(t, dir, FileOptions{Signer: signer, Compression: CompressionZstd, DictionarySize: dictSize})
+	l := openLog(t, dir, FileOptions{Signer: signer, Compression: codec, DictionarySize: dictSize})
 	var recs []Record
 	for i := range n {
 		r := zRec(i)
@@ -82,8 +94,10 @@ func sameRecords(t *testing.T, got, want []Record) {
 // TestCompressionMixedRecords: records written before the dictionary
 // stay as they are, later ones are compressed; both read back, verify,
 // prove and survive reopening with compression on or off.
-func TestCompressionMixedRecords(t *testing.T) {
-	dir, vkey, recs := zTrail(t, 200, 2048)
+func TestCompressionMixedRecords(t *testing.T) { forCodecs(t, testCompressionMixedRecords) }
+
+func testCompressionMixedRecords(t *testing.T, codec string) {
+	dir, vkey, recs := zTrail(t, codec, 200, 2048)
 	lines := recordLines(t, dir)
 	var plain, z, dicts int
 	for _, line := range lines {
@@ -104,7 +118,7 @@ func TestCompressionMixedRecords(t *testing.T) {
 		t.Fatalf("%d plain, %d compressed, %d dictionary records; want some plain, one dictionary, the rest compressed", plain, z, dicts)
 	}
 
-	for _, mode := range []string{CompressionOff, CompressionZstd} {
+	for _, mode := range []string{CompressionOff, codec} {
 		t.Run(mode, func(t *testing.T) {
 			l := openLog(t, dir, FileOptions{Compression: mode})
 			if l.Damaged() != nil {
@@ -132,8 +146,8 @@ func TestCompressionMixedRecords(t *testing.T) {
 	}
 
 	// Appending with compression off after compressed records stores them
-	// as they are; with zstd again the trail's dictionary is used.
-	for _, mode := range []string{CompressionOff, CompressionZstd} {
+	// as they are; with the codec again the trail's dictionary is used.
+	for _, mode := range []string{CompressionOff, codec} {
 		l := openLog(t, dir, FileOptions{Compression: mode})
 		r := zRec(len(recs))
 		seqs, err := l.Append(context.Background(), r)
@@ -146,7 +160,7 @@ func TestCompressionMixedRecords(t *testing.T) {
 		}
 		lines := recordLines(t, dir)
 		p, _ := parseFrame(lines[seqs[0]])
-		if compressed := p[0] == zMark; compressed != (mode == CompressionZstd) {
+		if compressed := p[0] == zMark; compressed != (mode == codec) {
 			t.Fatalf("%s: record %d stored compressed=%v", mode, seqs[0], compressed)
 		}
 	}
@@ -160,7 +174,9 @@ func TestCompressionMixedRecords(t *testing.T) {
 // TestCompressionTamperDetected: a compressed body changed under a
 // recomputed frame checksum is found by Verify, whether it still
 // decompresses (to other bytes) or not.
-func TestCompressionTamperDetected(t *testing.T) {
+func TestCompressionTamperDetected(t *testing.T) { forCodecs(t, testCompressionTamperDetected) }
+
+func testCompressionTamperDetected(t *testing.T, codec string) {
 	for _, tc := range []struct {
 		name string
 		edit func([]byte) []byte
@@ -176,7 +192,7 @@ func TestCompressionTamperDetected(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, vkey, _ := zTrail(t, 120, 2048)
+			dir, vkey, _ := zTrail(t, codec, 120, 2048)
 			lines := recordLines(t, dir)
 			const target = 100
 			if p, _ := parseFrame(lines[target]); p[0] != zMark {
@@ -184,7 +200,7 @@ func TestCompressionTamperDetected(t *testing.T) {
 			}
 			lines[target] = reframe(t, lines[target], tc.edit)
 			writeLines(t, dir, lines)
-			l := openLog(t, dir, FileOptions{Compression: CompressionZstd})
+			l := openLog(t, dir, FileOptions{Compression: codec})
 			rep, err := l.Verify(context.Background(), vkey, 0, l.Size())
 			if err != nil {
 				t.Fatal(err)
@@ -200,7 +216,9 @@ func TestCompressionTamperDetected(t *testing.T) {
 // removed is named by Verify, and reading a record compressed with a
 // dictionary the trail lacks fails with ErrDictionary, never with other
 // bytes.
-func TestCompressionDictionaryDamage(t *testing.T) {
+func TestCompressionDictionaryDamage(t *testing.T) { forCodecs(t, testCompressionDictionaryDamage) }
+
+func testCompressionDictionaryDamage(t *testing.T, codec string) {
 	dictAt := func(t *testing.T, lines [][]byte) int {
 		for i, line := range lines {
 			if p, _ := parseFrame(line); isDictionary(p) {
@@ -211,7 +229,7 @@ func TestCompressionDictionaryDamage(t *testing.T) {
 		return 0
 	}
 	t.Run("changed", func(t *testing.T) {
-		dir, vkey, _ := zTrail(t, 120, 2048)
+		dir, vkey, _ := zTrail(t, codec, 120, 2048)
 		lines := recordLines(t, dir)
 		d := dictAt(t, lines)
 		lines[d] = reframe(t, lines[d], func(p []byte) []byte {
@@ -220,7 +238,7 @@ func TestCompressionDictionaryDamage(t *testing.T) {
 			if err := json.Unmarshal(p, &r); err != nil {
 				t.Fatal(err)
 			}
-			other, err := dictionaryRecord(bytes.Repeat([]byte("other "), 400), r)
+			other, err := dictionaryRecord(dictCodeOf(codec), bytes.Repeat([]byte("other "), 400), r)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -242,7 +260,7 @@ func TestCompressionDictionaryDamage(t *testing.T) {
 		}
 	})
 	t.Run("corrupt", func(t *testing.T) {
-		dir, vkey, _ := zTrail(t, 120, 2048)
+		dir, vkey, _ := zTrail(t, codec, 120, 2048)
 		lines := recordLines(t, dir)
 		d := dictAt(t, lines)
 		lines[d] = reframe(t, lines[d], func(p []byte) []byte {
@@ -263,7 +281,7 @@ func TestCompressionDictionaryDamage(t *testing.T) {
 		}
 	})
 	t.Run("missing", func(t *testing.T) {
-		dir, vkey, _ := zTrail(t, 120, 2048)
+		dir, vkey, _ := zTrail(t, codec, 120, 2048)
 		lines := recordLines(t, dir)
 		d := dictAt(t, lines)
 		lines = append(lines[:d:d], lines[d+1:]...)
@@ -283,8 +301,12 @@ func TestCompressionDictionaryDamage(t *testing.T) {
 // into tombstones carrying the leaf of their canonical bytes; the
 // dictionary stays, and a retention rule for it is refused.
 func TestCompressionPruneKeepsDictionary(t *testing.T) {
-	dir, vkey, recs := zTrail(t, 120, 2048)
-	l := openLog(t, dir, FileOptions{Compression: CompressionZstd})
+	forCodecs(t, testCompressionPruneKeepsDictionary)
+}
+
+func testCompressionPruneKeepsDictionary(t *testing.T, codec string) {
+	dir, vkey, recs := zTrail(t, codec, 120, 2048)
+	l := openLog(t, dir, FileOptions{Compression: codec})
 	cut := recs[110].Time
 	n, err := l.Prune(context.Background(), "decision", cut)
 	if err != nil {
@@ -301,7 +323,7 @@ func TestCompressionPruneKeepsDictionary(t *testing.T) {
 }
 
 func TestCompressionOptionValidate(t *testing.T) {
-	for _, o := range []FileOptions{{Compression: "gzip"}, {DictionarySize: -1}} {
+	for _, o := range []FileOptions{{Compression: "gzip"}, {Compression: "s2-dict"}, {DictionarySize: -1}} {
 		if err := o.Validate(); !errors.Is(err, ErrBadOption) {
 			t.Errorf("%+v: %v", o, err)
 		}
@@ -316,30 +338,35 @@ func TestCompressionOptionValidate(t *testing.T) {
 // payload it accepts decodes as a record with the sequence number it
 // claims.
 func FuzzExpandFrame(f *testing.F) {
-	content := bytes.Repeat([]byte(`{"kind":"decision","id":"d-1","time":"2026-11-28T12:00:00Z","body":{"i":1}}`), 20)
+	// Dictionary 0 is zstd, 1 is S2; records 2 and 3 are compressed with them.
+	sample := bytes.Repeat([]byte(`{"kind":"decision","id":"d-1","time":"2026-11-28T12:00:00Z","body":{"i":1}}`), 20)
 	var dicts dictSet
-	dict, err := dictionaryRecord(content, Record{Time: epoch})
-	if err != nil {
-		f.Fatal(err)
-	}
-	dict.Seq = 0
-	canon, err := Canonical(dict)
-	if err != nil {
-		f.Fatal(err)
-	}
-	if _, _, ok := dicts.see(canon); !ok {
-		f.Fatal("dictionary not registered")
-	}
-	enc, err := newDictEncoder(content)
-	if err != nil {
-		f.Fatal(err)
-	}
 	tail, _ := appendCanonicalTail(nil, CompactRecord("decision", "d-2", epoch, []byte(`{"i":2}`)))
-	f.Add(appendZPayload(nil, 1, 0, compressTail(enc, tail)))
+	for seq, code := range []string{codeZstd, codeS2} {
+		content := dictionaryContent(code, sample, len(sample))
+		dict, err := dictionaryRecord(code, content, Record{Time: epoch})
+		if err != nil {
+			f.Fatal(err)
+		}
+		dict.Seq = uint64(seq)
+		canon, err := Canonical(dict)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if _, _, ok := dicts.see(canon); !ok {
+			f.Fatal("dictionary not registered")
+		}
+		f.Add(canon)
+		w, err := newDictCodec(code, content, true)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(appendZPayload(nil, uint64(seq+2), uint64(seq), w.compress(tail)))
+	}
 	f.Add(appendZPayload(nil, 1, 0, []byte{stuffEsc, 1, stuffEsc}))
 	f.Add([]byte(`z1,0,`))
 	f.Add([]byte(`z01,0,x`))
-	f.Add(canon)
+	f.Add([]byte("z3,1,\x80\x80\x80\x80\x01"))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		frame := appendFrame(nil, payload)
 		p, err := parseFrame(frame[:len(frame)-1])
@@ -362,9 +389,11 @@ func FuzzExpandFrame(f *testing.F) {
 
 // TestCompressionConcurrent: appenders and readers run while the
 // dictionary is made; every record reads back and the trail verifies.
-func TestCompressionConcurrent(t *testing.T) {
+func TestCompressionConcurrent(t *testing.T) { forCodecs(t, testCompressionConcurrent) }
+
+func testCompressionConcurrent(t *testing.T, codec string) {
 	signer, vkey := newKeys(t)
-	l := openLog(t, t.TempDir(), FileOptions{Signer: signer, Compression: CompressionZstd, DictionarySize: 4096})
+	l := openLog(t, t.TempDir(), FileOptions{Signer: signer, Compression: codec, DictionarySize: 4096})
 	const workers, each = 8, 60
 	errs := make(chan error, workers+1)
 	done := make(chan struct{})
@@ -419,4 +448,103 @@ func TestCompressionConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustVerify(t, l, vkey)
+}
+
+// TestCompressionCodecSwitch: a trail reopened with another codec gathers
+// a dictionary of that codec and compresses the records after it with it;
+// the records of both codecs read back and verify, and reopened with the
+// first codec again it gathers one more.
+func TestCompressionCodecSwitch(t *testing.T) {
+	dir := t.TempDir()
+	signer, vkey := newKeys(t)
+	var recs []Record
+	write := func(codec string, n int) {
+		t.Helper()
+		l := openLog(t, dir, FileOptions{Signer: signer, Compression: codec, DictionarySize: 2048})
+		for range n {
+			r := zRec(len(recs))
+			if _, err := l.Append(context.Background(), r); err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, r)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(CompressionZstd, 60)
+	write(CompressionS2, 60)
+	write(CompressionZstd, 60)
+
+	var codes []string
+	var dicts dictSet
+	for _, line := range recordLines(t, dir) {
+		p, err := parseFrame(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body, _, ok := dicts.see(p); ok {
+			codes = append(codes, body.Codec)
+		}
+	}
+	if want := []string{codeZstd, codeS2, codeZstd}; !slices.Equal(codes, want) {
+		t.Fatalf("dictionaries %v, want %v", codes, want)
+	}
+	l := openLog(t, dir, FileOptions{})
+	sameRecords(t, readBack(t, l), recs)
+	mustVerify(t, l, vkey)
+}
+
+// TestDictionaryAPI: a dictionary made for another store compresses and
+// expands bodies with either codec, reopens from its record, and a
+// tampered or foreign record is refused.
+func TestDictionaryAPI(t *testing.T) {
+	var sample []byte
+	for i := range 40 {
+		tail, _ := appendCanonicalTail(nil, zRec(i))
+		sample = append(sample, tail...)
+	}
+	body := []byte(zRec(99).Body)
+	forCodecs(t, func(t *testing.T, codec string) {
+		d, rec, err := NewDictionary(codec, sample, len(sample), epoch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		z := d.Compress(body)
+		if len(z) >= len(body)/2 {
+			t.Fatalf("%d bytes compressed to %d", len(body), len(z))
+		}
+		canon, err := Canonical(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := decodeRecord(canon)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := OpenDictionary(stored, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.Expand([]byte("prefix:"), z)
+		if err != nil || string(got) != "prefix:"+string(body) {
+			t.Fatalf("expand: %q %v", got, err)
+		}
+		if _, err := r.Expand(nil, z[:len(z)/2]); err == nil {
+			t.Fatal("a truncated body expanded")
+		}
+		bad := stored
+		bad.ID = "sha256:00"
+		if _, err := OpenDictionary(bad, false); !errors.Is(err, ErrDictionary) {
+			t.Fatalf("tampered id: %v", err)
+		}
+		bad = stored
+		bad.Kind = "decision"
+		if _, err := OpenDictionary(bad, false); !errors.Is(err, ErrDictionary) {
+			t.Fatalf("not a dictionary: %v", err)
+		}
+	})
+	if _, _, err := NewDictionary(CompressionOff, sample, len(sample), epoch); !errors.Is(err, ErrBadOption) {
+		t.Fatalf("off: %v", err)
+	}
 }

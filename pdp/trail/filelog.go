@@ -65,11 +65,12 @@ type FileOptions struct {
 	// fsync ran, which adds no latency to a lone caller.
 	BatchWindow time.Duration
 	// Compression is how new records are stored: CompressionOff (the
-	// default, "") or CompressionZstd: once DictionarySize bytes of
-	// records were written, they become a dictionary record, and every
-	// later record is stored zstd-compressed with it. The tree is of the
-	// uncompressed records either way; compressed records are read
-	// whatever this says.
+	// default, "") or CompressionS2 or CompressionZstd: once
+	// DictionarySize bytes of records were written, they become a
+	// dictionary record, and every later record is stored compressed with
+	// it (a trail whose last dictionary is of another codec gathers a new
+	// one). The tree is of the uncompressed records either way;
+	// compressed records are read whatever this says.
 	Compression string
 	// DictionarySize is how many bytes of records are gathered into the
 	// dictionary. Default DefaultDictionarySize.
@@ -85,8 +86,8 @@ func (o FileOptions) Validate() error {
 		return fmt.Errorf("%w: negative max batch", ErrBadOption)
 	case o.BatchWindow < 0 || o.BatchWindow > time.Second:
 		return fmt.Errorf("%w: batch window %v not in [0, 1s]", ErrBadOption, o.BatchWindow)
-	case o.Compression != "" && o.Compression != CompressionOff && o.Compression != CompressionZstd:
-		return fmt.Errorf("%w: compression %q is not zstd or off", ErrBadOption, o.Compression)
+	case o.Compression != "" && o.Compression != CompressionOff && dictCodeOf(o.Compression) == "":
+		return fmt.Errorf("%w: compression %q is not s2, zstd or off", ErrBadOption, o.Compression)
 	case o.DictionarySize < 0 || o.DictionarySize > 8<<20:
 		return fmt.Errorf("%w: dictionary size %d not in [0, 8 MiB]", ErrBadOption, o.DictionarySize)
 	}
@@ -246,7 +247,7 @@ func (l *FileLog) recover() error {
 	var leaves []tlog.Hash
 	var firstBad error
 	badFrames, lastBadIdx := 0, -1
-	var lastDict []byte
+	var lastDict *dictBody
 	var lastDictSeq uint64
 	res, err := scanFrames(io.NewSectionReader(l.rec, 0, math.MaxInt64), -1, func(i int, off int64, payload []byte, bad error) error {
 		l.offsets = append(l.offsets, off)
@@ -264,8 +265,8 @@ func (l *FileLog) recover() error {
 			}
 			badFrames += 2 // not a torn write
 		}
-		if content, seq, ok := l.dicts.see(payload); ok {
-			lastDict, lastDictSeq = content, seq
+		if body, seq, ok := l.dicts.see(payload); ok {
+			lastDict, lastDictSeq = &body, seq
 		}
 		if int64(i) >= base {
 			canon, err := expand(payload, &l.dicts)
@@ -335,12 +336,14 @@ func (l *FileLog) recover() error {
 		}
 		l.recovery.RebuiltHashes = n - keep
 	}
-	if lastDict != nil && l.opts.Compression == CompressionZstd {
-		enc, err := newDictEncoder(lastDict)
+	// New records go on with the last dictionary when it is of the
+	// configured codec; otherwise a new one is gathered.
+	if lastDict != nil && lastDict.Codec == dictCodeOf(l.opts.Compression) {
+		w, err := newDictCodec(lastDict.Codec, lastDict.Content, true)
 		if err != nil {
 			return fmt.Errorf("dictionary record %d: %w", lastDictSeq, err)
 		}
-		l.cur.Store(&writerDict{seq: lastDictSeq, enc: enc})
+		l.cur.Store(&writerDict{seq: lastDictSeq, codec: w})
 	}
 	return l.hashes.f.Sync()
 }
