@@ -224,8 +224,12 @@ func (l *FileLog) commit(batch []*appendReq) {
 	// Before the callers are answered: once they are, they own their
 	// records again (the recorder reuses its batch) and the sample must not
 	// read them.
-	if l.opts.Compression != CompressionOff && l.cur.Load() == nil {
-		l.gatherDictionary(batch, results)
+	if l.opts.Compression != CompressionOff {
+		if l.cur.Load() == nil || l.rot.gathering {
+			l.gatherDictionary(batch, results)
+		} else {
+			l.watchRatio(batch, results)
+		}
 	}
 	for i, r := range batch {
 		r.done <- results[i]
@@ -272,6 +276,72 @@ func (l *FileLog) gatherDictionary(batch []*appendReq, results []appendResult) {
 	if res := <-req.done; res.err == nil {
 		l.dicts.m.Store(res.seqs[0], w)
 		l.cur.Store(&writerDict{seq: res.seqs[0], codec: w})
+		l.rot = rotation{}
+	}
+}
+
+// Dictionary rotation: records change shape over the years (a new policy
+// version, new facts, a new application), and a dictionary made from the
+// first records then compresses later ones worse. The committer measures
+// the compression ratio over windows of rotateWindow records; the first
+// window after a dictionary is its baseline, and once a later window is
+// rotateFactor times worse (and rotateMinWindows windows have passed) it
+// gathers a new sample of the records being written and appends a new
+// dictionary record; the records after it are compressed with it. Older
+// records keep naming the dictionary they were compressed with.
+const (
+	rotateWindow     = 4096
+	rotateFactor     = 1.5
+	rotateMinWindows = 8
+)
+
+// rotation is the committer's measure of the current dictionary.
+type rotation struct {
+	dict      uint64  // the dictionary measured
+	base      float64 // compressed/uncompressed bytes of the first window; 0 until measured
+	windows   int     // windows measured since the dictionary
+	in, out   int64   // bytes in the current window
+	n         int     // records in the current window
+	gathering bool    // a new dictionary's sample is being gathered
+}
+
+// watchRatio adds a batch's compressed records to the ratio's window and
+// starts gathering a new dictionary when the ratio got rotateFactor worse
+// than the dictionary's baseline.
+func (l *FileLog) watchRatio(batch []*appendReq, results []appendResult) {
+	cur := l.cur.Load()
+	window := l.opts.rotateWindow
+	if window <= 0 {
+		window = rotateWindow
+	}
+	if l.rot.dict != cur.seq {
+		l.rot = rotation{dict: cur.seq}
+	}
+	for i, r := range batch {
+		if results[i].err != nil || r.ztail == nil || r.dict != cur.seq {
+			continue
+		}
+		for k, z := range r.ztail {
+			if z == nil {
+				continue
+			}
+			l.rot.in += int64(len(r.tails[k]))
+			l.rot.out += int64(len(z))
+			if l.rot.n++; l.rot.n < window {
+				continue
+			}
+			ratio := float64(l.rot.out) / float64(l.rot.in)
+			l.rot.windows++
+			l.rot.in, l.rot.out, l.rot.n = 0, 0, 0
+			switch {
+			case l.rot.base == 0:
+				l.rot.base = ratio
+			case l.rot.windows > rotateMinWindows && ratio > l.rot.base*rotateFactor:
+				l.rot.gathering = true
+				l.sample = nil
+				return
+			}
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -547,4 +548,100 @@ func TestDictionaryAPI(t *testing.T) {
 	if _, _, err := NewDictionary(CompressionOff, sample, len(sample), epoch); !errors.Is(err, ErrBadOption) {
 		t.Fatalf("off: %v", err)
 	}
+}
+
+// TestCompressionDictionaryRotates: when the records change shape and the
+// dictionary compresses them markedly worse than it did its first
+// records, the trail gathers a new dictionary from the records being
+// written and compresses the later ones with it; every record reads back
+// and the trail verifies, also after reopening. Records of an unchanged
+// shape never rotate it.
+func TestCompressionDictionaryRotates(t *testing.T) {
+	other := func(i int) Record { // another shape: other names, other values
+		return Record{
+			Kind: "decision", ID: fmt.Sprintf("e-%05d", i), Time: epoch.Add(time.Duration(i) * time.Millisecond),
+			Body: json.RawMessage(fmt.Sprintf(`{"subjectAttributes":{"assuranceLevel":"substantial","jurisdiction":"EU-%d"},"obligationsFulfilled":["retention-7y","privacy-notice-v%d"],"guardianOf":["minor-%d"],"seq":%d}`, i%5, i%3, i%11, i)),
+		}
+	}
+	forCodecs(t, func(t *testing.T, codec string) {
+		dir := t.TempDir()
+		signer, vkey := newKeys(t)
+		opts := FileOptions{Signer: signer, Compression: codec, DictionarySize: 4096, rotateWindow: 32}
+		l := openLog(t, dir, opts)
+		var recs []Record
+		add := func(r Record) {
+			t.Helper()
+			if _, err := l.Append(context.Background(), r); err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, r)
+		}
+		for i := range 600 {
+			add(zRec(i))
+		}
+		if n := countDictionaries(t, dir); n != 1 {
+			t.Fatalf("unchanged records: %d dictionaries, want 1", n)
+		}
+		for i := range 1200 {
+			add(other(i))
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n := countDictionaries(t, dir); n != 2 {
+			t.Fatalf("records of another shape: %d dictionaries, want 2", n)
+		}
+		// The last records, compressed with the new dictionary, are
+		// smaller than those of their shape compressed with the first.
+		lines := recordLines(t, dir)
+		var dicts dictSet
+		sizeBy := map[uint64][]int{}
+		for _, line := range lines {
+			p, _ := parseFrame(line)
+			if _, _, ok := dicts.see(p); ok {
+				continue
+			}
+			if p[0] == zMark && bytes.Contains(mustExpand(t, p, &dicts), []byte(`"e-`)) {
+				_, d, z, _ := parseZHeader(p)
+				sizeBy[d] = append(sizeBy[d], len(z))
+			}
+		}
+		if len(sizeBy) != 2 {
+			t.Fatalf("records of the second shape under %d dictionaries, want 2", len(sizeBy))
+		}
+		var avg []float64
+		for _, d := range slices.Sorted(maps.Keys(sizeBy)) {
+			sum := 0
+			for _, n := range sizeBy[d] {
+				sum += n
+			}
+			avg = append(avg, float64(sum)/float64(len(sizeBy[d])))
+		}
+		if avg[1] >= avg[0] {
+			t.Fatalf("second shape: %.0f bytes on average with the first dictionary, %.0f with its own: want smaller", avg[0], avg[1])
+		}
+		l = openLog(t, dir, FileOptions{Compression: codec})
+		sameRecords(t, readBack(t, l), recs)
+		mustVerify(t, l, vkey)
+	})
+}
+
+func countDictionaries(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	for _, line := range recordLines(t, dir) {
+		if p, _ := parseFrame(line); isDictionary(p) {
+			n++
+		}
+	}
+	return n
+}
+
+func mustExpand(t *testing.T, p []byte, dicts *dictSet) []byte {
+	t.Helper()
+	out, err := expand(p, dicts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -75,6 +75,10 @@ type FileOptions struct {
 	// DictionarySize is how many bytes of records are gathered into the
 	// dictionary. Default DefaultDictionarySize.
 	DictionarySize int
+
+	// rotateWindow is how many compressed records one measure of the
+	// compression ratio spans (tests set it small; 0: rotateWindow).
+	rotateWindow int
 }
 
 // Validate reports options that cannot be used.
@@ -140,13 +144,14 @@ type FileLog struct {
 	pruneMu    sync.Mutex      // serialises Prune; Close takes it to close the files
 
 	mu      sync.RWMutex
-	offsets []int64 // frame offset of each record
-	end     int64   // end of the records file
-	failed  error   // a prune failed half way; the log takes no more appends
-	damaged error   // set on open; never cleared
-	dirty   bool    // committer only: a failed write may have left bytes past end
-	wbuf    []byte  // committer only: the batch buffer, reused
-	sample  []byte  // committer only: records gathered for a dictionary
+	offsets []int64  // frame offset of each record
+	end     int64    // end of the records file
+	failed  error    // a prune failed half way; the log takes no more appends
+	damaged error    // set on open; never cleared
+	dirty   bool     // committer only: a failed write may have left bytes past end
+	wbuf    []byte   // committer only: the batch buffer, reused
+	sample  []byte   // committer only: records gathered for a dictionary
+	rot     rotation // committer only: when to gather a new dictionary
 
 	dicts dictSet                    // every dictionary record of the trail
 	cur   atomic.Pointer[writerDict] // the one new records are compressed with
