@@ -336,7 +336,7 @@ func (l *FileLog) watchRatio(batch []*appendReq, results []appendResult) {
 			switch {
 			case l.rot.base == 0:
 				l.rot.base = ratio
-			case l.rot.windows > rotateMinWindows && ratio > l.rot.base*rotateFactor:
+			case l.rot.windows >= rotateMinWindows && ratio > l.rot.base*rotateFactor:
 				l.rot.gathering = true
 				l.sample = nil
 				return
