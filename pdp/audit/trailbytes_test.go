@@ -90,6 +90,9 @@ func TestNorthbankBytesPerDecision(t *testing.T) {
 			batch = batch[:0]
 		}
 	}
+	if err := l.Close(); err != nil { // Close cuts the preallocated zeros off
+		t.Fatal(err)
+	}
 	size := func(name string) int64 {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {

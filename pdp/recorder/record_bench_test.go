@@ -83,9 +83,8 @@ func BenchmarkRecordDecision(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
-			st, _ := os.Stat(filepath.Join(l.dir, "records.log"))
 			hs, _ := os.Stat(filepath.Join(l.dir, "hashes.bin"))
-			b.ReportMetric(float64(st.Size()+hs.Size())/float64(l.Size()), "bytes/record")
+			b.ReportMetric(float64(l.Stats().RecordBytes+hs.Size())/float64(l.Size()), "bytes/record")
 			if s := l.Stats(); s.Batches > 0 {
 				b.ReportMetric(float64(s.Records)/float64(s.Batches), "records/batch")
 			}

@@ -40,9 +40,8 @@ func BenchmarkRecordDecisionCompression(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
-			st, _ := os.Stat(filepath.Join(l.dir, "records.log"))
 			hs, _ := os.Stat(filepath.Join(l.dir, "hashes.bin"))
-			b.ReportMetric(float64(st.Size()+hs.Size())/float64(l.Size()), "bytes/record")
+			b.ReportMetric(float64(l.Stats().RecordBytes+hs.Size())/float64(l.Size()), "bytes/record")
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"os"
 	"strconv"
 	"time"
 
@@ -373,6 +374,7 @@ func (l *FileLog) repair() error {
 	if err := l.rec.Sync(); err != nil {
 		return fmt.Errorf("trail: fsync the records file: %w", err)
 	}
+	l.alloc = end
 	if err := l.hashes.truncate(n); err != nil {
 		return err
 	}
@@ -384,8 +386,34 @@ func (l *FileLog) write(buf []byte, end, n0 int64, leaves []tlog.Hash) error {
 	if _, err := l.rec.WriteAt(buf, end); err != nil {
 		return fmt.Errorf("write records: %w", err)
 	}
-	if err := l.rec.Sync(); err != nil {
-		return fmt.Errorf("fsync records: %w", err)
+	next := end + int64(len(buf))
+	switch {
+	case l.opts.Preallocate > 0 && next <= l.alloc:
+		// Written in place over zeros: the file's size and blocks are on
+		// disk already, so the data alone needs syncing.
+		if err := datasync(l.rec); err != nil {
+			return fmt.Errorf("fdatasync records: %w", err)
+		}
+	case l.opts.Preallocate > 0 && next >= l.retryPrealloc:
+		// Past the zeros: extend them first, then one fsync covers the
+		// records, the zeros and the new size. A disk too full for the
+		// zeros still takes the records: they are cut off again, and the
+		// next try is a preallocation later.
+		alloc := (next + l.opts.Preallocate) / l.opts.Preallocate * l.opts.Preallocate
+		if err := writeZeros(l.rec, next, alloc); err != nil {
+			if err := l.rec.Truncate(next); err != nil {
+				return fmt.Errorf("preallocate records: %w", err)
+			}
+			alloc, l.retryPrealloc = next, next+l.opts.Preallocate
+		}
+		if err := l.rec.Sync(); err != nil {
+			return fmt.Errorf("fsync records: %w", err)
+		}
+		l.alloc = alloc
+	default:
+		if err := l.rec.Sync(); err != nil {
+			return fmt.Errorf("fsync records: %w", err)
+		}
 	}
 	// The side file is fsynced before each checkpoint; what a crash loses of
 	// it is recomputed from the records on open.
@@ -398,3 +426,32 @@ const canonicalSeqPrefix = `{"seq":`
 // maxWriteBuffer is the largest batch buffer the committer keeps for the
 // next batch.
 const maxWriteBuffer = 4 << 20
+
+// zeroChunk is what writeZeros writes from.
+var zeroChunk = make([]byte, 1<<20)
+
+// writeZeros fills [from, to) of f with zeros.
+func writeZeros(f *os.File, from, to int64) error {
+	for from < to {
+		n := min(to-from, int64(len(zeroChunk)))
+		if _, err := f.WriteAt(zeroChunk[:n], from); err != nil {
+			return err
+		}
+		from += n
+	}
+	return nil
+}
+
+// releasePrealloc cuts the records file's preallocated zeros off, so a
+// closed trail's records file ends with its last record. Close calls it,
+// once the committer has stopped.
+func (l *FileLog) releasePrealloc() error {
+	if l.damaged != nil || l.alloc <= l.end {
+		return nil
+	}
+	if err := l.rec.Truncate(l.end); err != nil {
+		return fmt.Errorf("trail: release preallocated space: %w", err)
+	}
+	l.alloc = l.end
+	return l.rec.Sync()
+}

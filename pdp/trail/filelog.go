@@ -29,6 +29,10 @@ const (
 // A tick on which the tree did not grow writes nothing.
 const DefaultCheckpointInterval = time.Second
 
+// DefaultPreallocate is how far ahead of its records the records file is
+// zero-filled (FileOptions.Preallocate).
+const DefaultPreallocate = 8 << 20
+
 // DefaultOrigin is the first line of checkpoints when FileOptions.Origin is empty.
 const DefaultOrigin = "northbank-pdp/trail"
 
@@ -75,6 +79,13 @@ type FileOptions struct {
 	// DictionarySize is how many bytes of records are gathered into the
 	// dictionary. Default DefaultDictionarySize.
 	DictionarySize int
+	// Preallocate is how far the records file is extended with zeros
+	// ahead of its records, so that a batch is written in place and made
+	// durable with fdatasync, which then has no file size or block
+	// allocation to journal (about half the CPU and a third of the time of
+	// an appending fsync on ext4). Default DefaultPreallocate; negative:
+	// append and fsync. The zeros are cut off at Close and at open.
+	Preallocate int64
 
 	// rotateWindow is how many compressed records one measure of the
 	// compression ratio spans (tests set it small; 0: rotateWindow).
@@ -114,6 +125,9 @@ func (o FileOptions) withDefaults() FileOptions {
 	if o.DictionarySize == 0 {
 		o.DictionarySize = DefaultDictionarySize
 	}
+	if o.Preallocate == 0 {
+		o.Preallocate = DefaultPreallocate
+	}
 	return o
 }
 
@@ -127,6 +141,9 @@ type Recovery struct {
 type Stats struct {
 	Records uint64 // records appended
 	Batches uint64 // write+fsync rounds
+	// RecordBytes is the records file's bytes of records (its size on
+	// disk may be larger while open: preallocated zeros).
+	RecordBytes int64
 }
 
 // FileLog is a trail stored as files in one directory. It is safe for
@@ -152,6 +169,10 @@ type FileLog struct {
 	wbuf    []byte   // committer only: the batch buffer, reused
 	sample  []byte   // committer only: records gathered for a dictionary
 	rot     rotation // committer only: when to gather a new dictionary
+	alloc   int64    // committer only: the records file's size; [end, alloc) is zeros
+	// retryPrealloc (committer only): after a preallocation failed, the
+	// records file is appended to until it reaches this size.
+	retryPrealloc int64
 
 	dicts dictSet                    // every dictionary record of the trail
 	cur   atomic.Pointer[writerDict] // the one new records are compressed with
@@ -252,6 +273,9 @@ func (l *FileLog) recover() error {
 	var leaves []tlog.Hash
 	var firstBad error
 	badFrames, lastBadIdx := 0, -1
+	// The first frame that fails its check, and whether every frame
+	// before it passed.
+	firstTornIdx, firstTornOff, cleanBeforeTorn := -1, int64(0), false
 	var lastDict *dictBody
 	var lastDictSeq uint64
 	res, err := scanFrames(io.NewSectionReader(l.rec, 0, math.MaxInt64), -1, func(i int, off int64, payload []byte, bad error) error {
@@ -259,6 +283,9 @@ func (l *FileLog) recover() error {
 		if bad != nil {
 			if firstBad == nil {
 				firstBad = fmt.Errorf("record frame %d at offset %d: %w", i, off, bad)
+			}
+			if firstTornIdx < 0 {
+				firstTornIdx, firstTornOff, cleanBeforeTorn = i, off, badFrames == 0
 			}
 			badFrames++
 			lastBadIdx = i
@@ -298,6 +325,28 @@ func (l *FileLog) recover() error {
 	// fails its check. It is cut off unless a checkpoint covers it.
 	cut := int64(-1)
 	switch {
+	case res.zeroTail && firstTornIdx >= 0 && cleanBeforeTorn && int64(firstTornIdx) >= anchor &&
+		res.frames-firstTornIdx <= l.opts.MaxBatch:
+		// Preallocated space (see write) is written in place, so a crash
+		// may have kept some pages of the last batch and lost others: a
+		// frame that fails its check, and after it whatever the lost pages
+		// joined or shifted. Only the last batch can be torn (every
+		// earlier one was synced before it was written), so the records
+		// are cut from its first torn frame.
+		l.offsets = l.offsets[:firstTornIdx]
+		if keepLeaves := int64(firstTornIdx) - base; keepLeaves >= 0 && keepLeaves < int64(len(leaves)) {
+			leaves = leaves[:keepLeaves]
+		}
+		l.dicts.m.Range(func(k, _ any) bool {
+			if k.(uint64) >= uint64(firstTornIdx) {
+				l.dicts.m.Delete(k)
+			}
+			return true
+		})
+		if lastDict != nil && lastDictSeq >= uint64(firstTornIdx) {
+			lastDict = nil // made in the torn batch: a new one is gathered
+		}
+		cut, firstBad = firstTornOff, nil
 	case res.size > res.goodEnd:
 		if int64(res.frames) < anchor {
 			l.damage("records file ends in a partial record covered by a checkpoint")
@@ -330,8 +379,13 @@ func (l *FileLog) recover() error {
 		if err := l.rec.Sync(); err != nil {
 			return err
 		}
-		l.recovery.TruncatedBytes, l.end = l.end-cut, cut
+		torn := res.size - cut // what was read past the last good frame
+		if res.zeroTail {
+			torn = res.goodEnd - cut // preallocated space is no torn record
+		}
+		l.recovery.TruncatedBytes, l.end = torn, cut
 	}
+	l.alloc = l.end
 	if err := l.hashes.truncate(keep); err != nil {
 		return err
 	}
@@ -375,7 +429,10 @@ func (l *FileLog) Damaged() error { return l.damaged }
 
 // Stats returns group-commit counters.
 func (l *FileLog) Stats() Stats {
-	return Stats{Records: l.records.Load(), Batches: l.batches.Load()}
+	l.mu.RLock()
+	end := l.end
+	l.mu.RUnlock()
+	return Stats{Records: l.records.Load(), Batches: l.batches.Load(), RecordBytes: end}
 }
 
 // Size is the number of records in the log.
@@ -448,6 +505,7 @@ func (l *FileLog) Close() error {
 		l.cpClosed = true
 		l.cpMu.Unlock()
 		l.pruneMu.Lock() // a running Prune owns the records file until it returns
+		errs = append(errs, l.releasePrealloc())
 		errs = append(errs, l.closeFiles())
 		l.pruneMu.Unlock()
 		l.closeErr = errors.Join(errs...)

@@ -131,7 +131,8 @@ func (l *FileLog) prune(ctx context.Context, cuts map[string]time.Time) (map[str
 	}
 	old, oldReaders := l.rec, l.recReaders
 	l.rec, l.offsets, l.end, l.recReaders = rw.tmp, rw.offsets, rw.off, new(sync.WaitGroup)
-	rw.tmp = nil // now the log's
+	l.alloc = rw.off // the new file holds no preallocated space (the committer is held)
+	rw.tmp = nil     // now the log's
 	err := syncDir(l.dir)
 	if err != nil {
 		// The rename may or may not survive a crash; appends acknowledged

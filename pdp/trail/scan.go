@@ -18,10 +18,15 @@ type scanResult struct {
 	lastBad bool  // the last complete line failed its check
 	goodEnd int64 // end of the last complete line
 	size    int64 // bytes read; > goodEnd when the file ends in a partial line
+	// zeroTail: the scan stopped at a line starting with a NUL byte:
+	// space the records file preallocated, never written (or written and
+	// never synced). No frame starts with NUL.
+	zeroTail bool
 }
 
 // scanFrames reads r line by line from offset 0 and calls fn for every
-// complete line. A trailing partial line is not passed to fn. size bounds the
+// complete line. A trailing partial line is not passed to fn, and a line
+// that starts with a NUL byte ends the scan (zeroTail). size bounds the
 // read buffer (bytes expected, or -1 for a whole file).
 func scanFrames(r io.Reader, size int64, fn frameFunc) (scanResult, error) {
 	bufSize := 1 << 20
@@ -32,6 +37,10 @@ func scanFrames(r io.Reader, size int64, fn frameFunc) (scanResult, error) {
 	var res scanResult
 	var off int64
 	for {
+		if b, err := br.Peek(1); err == nil && b[0] == 0 {
+			res.size, res.zeroTail = off+1, true
+			return res, nil
+		}
 		line, err := br.ReadBytes('\n')
 		if len(line) > 0 && line[len(line)-1] == '\n' {
 			payload, bad := parseFrame(bytes.TrimSuffix(line, []byte{'\n'}))
