@@ -341,7 +341,7 @@ func TestOPAServerAnswersBenchRequest(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer logf.Close()
-			args := append([]string{"run", "--server", "--addr", addr, "--disable-telemetry", "--log-level", "error"}, tc.args...)
+			args := append([]string{"run", "--server", "--addr", addr, "--skip-version-check", "--log-level", "error"}, tc.args...)
 			cmd := exec.Command(opa, append(args, "todo.rego", "data.json")...)
 			cmd.Stdout, cmd.Stderr = logf, logf
 			if err := cmd.Start(); err != nil {
