@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ciampdp/pdp/pdp"
+	"github.com/ciampdp/pdp/pdp/authzen"
 	"github.com/ciampdp/pdp/pdp/policy"
 	"github.com/ciampdp/pdp/pdp/policytest"
 )
@@ -136,17 +137,27 @@ func TestRegoDecidesAsCedar(t *testing.T) {
 		t.Fatal(err)
 	}
 	engine := pdp.NewEngine(pdp.Components{Bundles: b})
+	// Both see the same bytes: the PDP decodes each request as its HTTP
+	// API does, OPA gets it as input.
+	bodies := make([]json.RawMessage, len(probes))
 	cedar := make([]bool, len(probes))
 	reasons := make([][]string, len(probes))
 	for i, p := range probes {
-		d, err := engine.Decide(ctx, p.req)
+		if bodies[i], err = json.Marshal(p.req); err != nil {
+			t.Fatal(err)
+		}
+		req, err := authzen.DecodeEvaluation(bodies[i])
+		if err != nil {
+			t.Fatalf("%s: decode %s: %v", p.name, bodies[i], err)
+		}
+		d, err := engine.Decide(ctx, req)
 		if err != nil {
 			t.Fatalf("%s: engine: %v", p.name, err)
 		}
 		cedar[i], reasons[i] = d.Allowed, d.Reasons
 	}
 
-	rego, err := evalRego(ctx, opa, probes)
+	rego, err := evalRego(ctx, opa, bodies)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,8 +167,7 @@ func TestRegoDecidesAsCedar(t *testing.T) {
 			t.Errorf("%s: the PDP decided %v, the suite expects %v", p.name, cedar[i], *p.want)
 		}
 		if rego[i] != cedar[i] {
-			body, _ := json.Marshal(p.req)
-			t.Errorf("%s: OPA decided %v, the PDP %v %v; request %s", p.name, rego[i], cedar[i], reasons[i], body)
+			t.Errorf("%s: OPA decided %v, the PDP %v %v; request %s", p.name, rego[i], cedar[i], reasons[i], bodies[i])
 		}
 		if cedar[i] {
 			allowed++
@@ -278,13 +288,9 @@ func crossProbes() []probe {
 	return out
 }
 
-// evalRego decides all the probes with one `opa eval` of todo.rego.
-func evalRego(ctx context.Context, opa string, probes []probe) ([]bool, error) {
-	reqs := make([]pdp.Request, len(probes))
-	for i, p := range probes {
-		reqs[i] = p.req
-	}
-	input, err := json.Marshal(map[string]any{"requests": reqs})
+// evalRego decides all the request bodies with one `opa eval` of todo.rego.
+func evalRego(ctx context.Context, opa string, bodies []json.RawMessage) ([]bool, error) {
+	input, err := json.Marshal(map[string]any{"requests": bodies})
 	if err != nil {
 		return nil, err
 	}
@@ -308,7 +314,7 @@ func evalRego(ctx context.Context, opa string, probes []probe) ([]bool, error) {
 	if err := json.Unmarshal(out, &res); err != nil {
 		return nil, fmt.Errorf("opa eval output: %w: %s", err, out)
 	}
-	if len(res.Result) != 1 || len(res.Result[0].Expressions) != 1 || len(res.Result[0].Expressions[0].Value) != len(probes) {
+	if len(res.Result) != 1 || len(res.Result[0].Expressions) != 1 || len(res.Result[0].Expressions[0].Value) != len(bodies) {
 		return nil, fmt.Errorf("opa eval gave no decision per request: %s", out)
 	}
 	return res.Result[0].Expressions[0].Value, nil
