@@ -36,9 +36,9 @@ rounds=${args[0]:-3}
 duration=${args[1]:-8s}
 conns=${args[2]:-32}
 base=${PORT:-18281}
+if [ -n "$markdown" ]; then markdown=$(realpath -m "$markdown"); fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-if [ -n "$markdown" ]; then markdown=$(realpath -m "$markdown"); fi
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 opa=${OPA:-}
@@ -53,20 +53,29 @@ if [ -z "$opa" ]; then
   echo "  build it with: GOBIN=\$HOME/.cache/pdp-bench/bin go install github.com/open-policy-agent/opa@v1.22.3" >&2
 fi
 
+# The servers use ports base..base+4 (PORT, 18281 by default); another run
+# on them would be measured instead of this one's.
+for p in $(seq "$base" $((base + 4))); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+    echo "port $p on 127.0.0.1 is in use (another run?); set PORT to a free range of 5 ports" >&2
+    exit 1
+  fi
+done
+
 work=$(mktemp -d)
 bin=$work/pdp
 go build -o "$bin" ./cmd/pdp
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 modes=(off async sync)
-declare -A port
+declare -A port pid log
 i=0
 for m in "${modes[@]}"; do
   port[$m]=$((base + i)); i=$((i + 1))
   mkdir -p "$work/$m"
   (cd "$work/$m" && PDP_HTTP_NOOP_ENDPOINT=true PDP_LOG_LEVEL=warn PDP_TRAIL_MODE=$m PDP_TRAIL_DIR="$work/$m/trail" \
     exec "$bin" serve --dir "$root/examples/authzen-todo" --addr "127.0.0.1:${port[$m]}" >"$work/$m/server.log" 2>&1) &
-  pids+=($!)
+  pids+=($!); pid[$m]=$!; log[$m]=$work/$m/server.log
 done
 opa_names=()
 if [ -n "$opa" ]; then
@@ -82,7 +91,7 @@ if [ -n "$opa" ]; then
     if [ "$n" = opa-console ]; then set -- "$@" --set decision_logs.console=true; fi
     (cd "$work/$n" && exec "$opa" "$@" "$root/scripts/bench/opa/todo.rego" "$root/scripts/bench/opa/data.json" \
       >"$work/$n/console.log" 2>&1) &
-    pids+=($!)
+    pids+=($!); pid[$n]=$!; log[$n]=$work/$n/console.log
   done
 fi
 for m in "${modes[@]}"; do
@@ -90,6 +99,15 @@ for m in "${modes[@]}"; do
 done
 for n in "${opa_names[@]}"; do
   for _ in $(seq 100); do curl -fsS "http://127.0.0.1:${port[$n]}/health" >/dev/null 2>&1 && break; sleep 0.2; done
+done
+# A server that could not listen has exited; what answers on its port is
+# then someone else's.
+for n in "${modes[@]}" "${opa_names[@]}"; do
+  if ! kill -0 "${pid[$n]}" 2>/dev/null; then
+    echo "the $n server exited (port ${port[$n]} taken? set PORT); its log ends:" >&2
+    tail -n 5 "${log[$n]}" >&2
+    exit 1
+  fi
 done
 
 # Morty (editor) updates his own todo (as scripts/bench-http.sh); the same
