@@ -185,6 +185,10 @@ notes=$work/notes
 for m in async sync; do
   d=$work/$m/trail
   recs=$(curl -fsS "http://127.0.0.1:${port[$m]}/metrics" | awk '/^pdp_trail_records_total/ {print $2}')
+  # Stopped first: a running trail's records file holds preallocated zeros,
+  # cut off when it closes.
+  kill "${pid[$m]}" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "${pid[$m]}" 2>/dev/null || break; sleep 0.1; done
   bytes=$(( $(stat -c %s "$d/records.log") + $(stat -c %s "$d/hashes.bin") ))
   awk -v m="$m" -v b="$bytes" -v n="$recs" 'BEGIN {printf "trail %s: %d records, %.0f bytes per record (records.log + hashes.bin)\n", m, n, b/n}' >>"$notes"
 done
