@@ -9,12 +9,13 @@ import (
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
-// copies appends the records of src n times to a fresh log: a trail of
-// realistic Northbank decisions (facts, delegations, consent) of any size.
-func copies(b *testing.B, src *trail.FileLog, n int) *trail.FileLog {
+// copies appends the records of src n times to a fresh log stored with
+// compression (trail.compression; "" is off): a trail of realistic
+// Northbank decisions (facts, delegations, consent) of any size.
+func copies(b *testing.B, src *trail.FileLog, n int, compression string) *trail.FileLog {
 	b.Helper()
 	dir := b.TempDir()
-	l, err := trail.OpenFile(dir, trail.FileOptions{})
+	l, err := trail.OpenFile(dir, trail.FileOptions{Compression: compression})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -37,26 +38,32 @@ func copies(b *testing.B, src *trail.FileLog, n int) *trail.FileLog {
 }
 
 // BenchmarkReplay replays a trail of Northbank decisions under the archived
-// versions they name; decisions/s is the replay rate (target ≥ 50,000/s).
+// versions they name, stored uncompressed and with each codec (every
+// record decompressed on the way); decisions/s is the replay rate (target
+// ≥ 50,000/s).
 func BenchmarkReplay(b *testing.B) {
-	rc := record(b)
-	l := copies(b, rc.log, 300)
-	b.ResetTimer()
-	var n uint64
-	for b.Loop() {
-		rep, err := Replay(context.Background(), l, rc.archive, ReplayOptions{})
-		if err != nil || !rep.OK() {
-			b.Fatalf("%v: %+v", err, rep.Items)
-		}
-		n += rep.Decisions
+	for _, compression := range []string{trail.CompressionOff, trail.CompressionS2, trail.CompressionZstd} {
+		b.Run(compression, func(b *testing.B) {
+			rc := record(b)
+			l := copies(b, rc.log, 300, compression)
+			b.ResetTimer()
+			var n uint64
+			for b.Loop() {
+				rep, err := Replay(context.Background(), l, rc.archive, ReplayOptions{})
+				if err != nil || !rep.OK() {
+					b.Fatalf("%v: %+v", err, rep.Items)
+				}
+				n += rep.Decisions
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "decisions/s")
+		})
 	}
-	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "decisions/s")
 }
 
 // BenchmarkWhatIf replays the same trail under a proposed version.
 func BenchmarkWhatIf(b *testing.B) {
 	rc := record(b)
-	l := copies(b, rc.log, 300)
+	l := copies(b, rc.log, 300, trail.CompressionOff)
 	b.ResetTimer()
 	var n uint64
 	for b.Loop() {
