@@ -184,8 +184,21 @@ type DecisionBody struct {
 	Build    string       `json:"build"`
 }
 
-func (r *Recorder) record(req pdp.Request, d pdp.Decision) (trail.Record, error) {
-	body, err := encodeDecisionBody(&DecisionBody{Decision: d, Request: req, Instance: r.opts.Instance, Build: r.opts.Build})
+// record builds the decision record. With a non-nil scratch the body is
+// encoded into *scratch, a pooled buffer the caller gives back with
+// releaseBody once the trail has the record; otherwise into a slice of
+// its own.
+func (r *Recorder) record(req pdp.Request, d pdp.Decision, scratch **[]byte) (trail.Record, error) {
+	db := &DecisionBody{Decision: d, Request: req, Instance: r.opts.Instance, Build: r.opts.Build}
+	var body []byte
+	var err error
+	if scratch != nil && r.opts.Redactor == nil {
+		p := bufPool.Get().(*[]byte)
+		body, err = appendDecisionBody((*p)[:0], db)
+		*p, *scratch = body, p
+	} else {
+		body, err = encodeDecisionBody(db)
+	}
 	if err != nil {
 		return trail.Record{}, fmt.Errorf("trail: encode decision %s: %w", d.ID, err)
 	}
@@ -198,6 +211,16 @@ func (r *Recorder) record(req pdp.Request, d pdp.Decision) (trail.Record, error)
 		return trail.Record{}, fmt.Errorf("trail: redact decision %s: %w", d.ID, err)
 	}
 	return trail.Record{Kind: KindDecision, ID: d.ID, Time: d.Time, Body: body}, nil
+}
+
+// releaseBody gives back the buffers record encoded bodies into.
+func releaseBody(ps []*[]byte) {
+	for _, p := range ps {
+		if cap(*p) <= maxPooled {
+			*p = (*p)[:0]
+			bufPool.Put(p)
+		}
+	}
 }
 
 // redact applies the configured redaction to a record body.
@@ -234,18 +257,34 @@ func (r *Recorder) DecideBatch(ctx context.Context, reqs []pdp.Request) ([]pdp.D
 func (r *Recorder) save(ctx context.Context, reqs []pdp.Request, ds []pdp.Decision) {
 	recs := make([]trail.Record, 0, len(ds))
 	idx := make([]int, 0, len(ds))
+	// sync: the bodies are encoded into pooled buffers, given back once
+	// Append returns (the trail has copied the records by then). Async
+	// records wait in the buffer, where exact-sized copies cost less than
+	// a pool that a thousand waiting records drain at every GC.
+	isSync := r.opts.Mode == ModeSync
+	var one [1]*[]byte
+	pooled := one[:0]
 	for i := range ds {
-		rec, err := r.record(reqs[i], ds[i])
+		var scratch *[]byte
+		var sp **[]byte
+		if isSync {
+			sp = &scratch
+		}
+		rec, err := r.record(reqs[i], ds[i], sp)
+		if scratch != nil {
+			pooled = append(pooled, scratch)
+		}
 		if err != nil {
 			r.fail(&ds[i], err)
 			continue
 		}
 		recs, idx = append(recs, rec), append(idx, i)
 	}
+	defer releaseBody(pooled)
 	if len(recs) == 0 {
 		return
 	}
-	if r.opts.Mode == ModeSync {
+	if isSync {
 		if _, err := r.log.Append(ctx, recs...); err != nil {
 			r.failures.Add(uint64(len(recs)))
 			r.logger.LogAttrs(ctx, slog.LevelError, "decision trail write failed; answering deny trail_unavailable",

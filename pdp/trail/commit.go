@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -48,7 +49,7 @@ func (l *FileLog) Append(ctx context.Context, recs ...Record) ([]uint64, error) 
 		req.ztail, req.dict = make([][]byte, len(recs)), d.seq
 	}
 	for i, rec := range recs {
-		tail, err := appendCanonicalTail(make([]byte, 0, 96+len(rec.Body)), rec)
+		tail, err := appendCanonicalTail(getTail(96+len(rec.Body)), rec)
 		if err != nil {
 			return nil, err
 		}
@@ -234,6 +235,28 @@ func (l *FileLog) commit(batch []*appendReq) {
 	}
 	for i, r := range batch {
 		r.done <- results[i]
+		for _, t := range r.tails { // written, hashed, sampled: done with
+			putTail(t)
+		}
+	}
+}
+
+// tailPool holds the buffers Append encodes records into; the committer
+// puts them back once a batch is written.
+var tailPool sync.Pool
+
+// getTail returns an empty buffer of at least n bytes' capacity.
+func getTail(n int) []byte {
+	if p, ok := tailPool.Get().(*[]byte); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, max(n, 2048))
+}
+
+// putTail gives a buffer back to the pool, unless it is rare in size.
+func putTail(b []byte) {
+	if cap(b) <= 64<<10 {
+		tailPool.Put(&b)
 	}
 }
 
