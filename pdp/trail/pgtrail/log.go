@@ -181,10 +181,10 @@ type Log struct {
 	cpErr            atomic.Pointer[error]
 	scanChunk        int
 
-	dicts    sync.Map                // int64 seq → *trail.Dictionary, every dictionary read so far
-	cur      atomic.Pointer[pgDict]  // the dictionary callers compress with; nil: none
-	sample   []byte                  // committer only: record tails gathered for a dictionary
-	prepared *preparedDict           // committer only: a dictionary to store at the next batch
+	dicts    sync.Map               // int64 seq → *trail.Dictionary, every dictionary read so far
+	cur      atomic.Pointer[pgDict] // the dictionary callers compress with; nil: none
+	sample   []byte                 // committer only: record tails gathered for a dictionary
+	prepared *preparedDict          // committer only: a dictionary to store at the next batch
 }
 
 type pgReq struct {
