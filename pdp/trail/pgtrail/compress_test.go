@@ -313,3 +313,21 @@ func TestPostgresCompressionHeadNamesNoDictionary(t *testing.T) {
 		t.Fatalf("reading is not affected: %v", err)
 	}
 }
+
+// mkNorthbankish is a decision record of about 2 KB (like a Northbank
+// decision: over PostgreSQL's TOAST threshold, so that with compression
+// off the server compresses it with pglz).
+func mkNorthbankish(i int) trail.Record {
+	r := mkBigRec(i)
+	body := r.Body[:len(r.Body)-1]
+	body = append(body, `,"entities":[`...)
+	for k := range 8 {
+		if k > 0 {
+			body = append(body, ',')
+		}
+		body = fmt.Appendf(body, `{"uid":{"type":"account","id":"acc-%d-%d"},"attrs":{"owner":"user-%d","currency":"EUR","status":"active","opened":"2024-0%d-15"},"parents":[]}`,
+			i%11, k, (i+k)%17, 1+k)
+	}
+	r.Body = append(body, "]}"...)
+	return r
+}
