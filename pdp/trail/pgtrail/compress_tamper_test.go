@@ -46,20 +46,26 @@ func TestPostgresCompressionTamperDetected(t *testing.T) {
 	}{
 		{name: "untouched", tamper: func(pgDB) {}},
 		{
-			name:    "compressed body byte changed",
-			tamper:  func(db pgDB) { db.exec(`UPDATE {records} SET body = set_byte(body, 20, (get_byte(body, 20) + 1) % 256) WHERE seq = 12`) },
+			name: "compressed body byte changed",
+			tamper: func(db pgDB) {
+				db.exec(`UPDATE {records} SET body = set_byte(body, 20, (get_byte(body, 20) + 1) % 256) WHERE seq = 12`)
+			},
 			seq:     12,
 			problem: trail.Changed,
 		},
 		{
-			name:    "compressed body's last byte changed",
-			tamper:  func(db pgDB) { db.exec(`UPDATE {records} SET body = set_byte(body, length(body) - 1, (get_byte(body, length(body) - 1) + 7) % 256) WHERE seq = 12`) },
+			name: "compressed body's last byte changed",
+			tamper: func(db pgDB) {
+				db.exec(`UPDATE {records} SET body = set_byte(body, length(body) - 1, (get_byte(body, length(body) - 1) + 7) % 256) WHERE seq = 12`)
+			},
 			seq:     12,
 			problem: trail.Changed,
 		},
 		{
-			name:    "compressed body truncated",
-			tamper:  func(db pgDB) { db.exec(`UPDATE {records} SET body = substring(body from 1 for length(body) - 4) WHERE seq = 12`) },
+			name: "compressed body truncated",
+			tamper: func(db pgDB) {
+				db.exec(`UPDATE {records} SET body = substring(body from 1 for length(body) - 4) WHERE seq = 12`)
+			},
 			seq:     12,
 			problem: trail.Changed,
 		},

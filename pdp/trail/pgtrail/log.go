@@ -43,10 +43,11 @@
 // by a table lock on trail_checkpoints, which readers and appenders ignore.
 //
 // Tables, in Schema (default public): trail_records (seq, kind, id, time,
-// body = the record's canonical bytes exactly as hashed, leaf = its Merkle
-// leaf hash, pruned), trail_hashes (idx, hash: tlog's stored hashes),
-// trail_checkpoints (size, signed note, written_at) and trail_head (one row:
-// the tree size). kind, id and time are copies of what the canonical bytes
+// body = the record's canonical bytes exactly as hashed, or with dict set
+// their compression (compress.go), leaf = its Merkle leaf hash, pruned,
+// dict), trail_hashes (idx, hash: tlog's stored hashes), trail_checkpoints
+// (size, signed note, written_at) and trail_head (one row: the tree size,
+// and the seq of the trail's dictionary record). kind, id and time are copies of what the canonical bytes
 // hold, for the indexes; Verify checks that they agree. Retention (Prune)
 // turns records into tombstones: body NULL, pruned true, leaf kept.
 //
