@@ -88,9 +88,33 @@ func (l *Log) batchDictionary(ctx context.Context, q querier, head pgtype.Int8) 
 		return nil, nil, err
 	}
 	nd := &pgDict{seq: head.Int64, d: d}
+	l.dicts.Store(head.Int64, d)
 	l.cur.Store(nd)
 	l.sample, l.prepared = nil, nil
 	return nd, nil, nil
+}
+
+// openDictionary reads the trail's dictionary at Open, when compressing,
+// so that callers compress from the first append.
+func (l *Log) openDictionary(ctx context.Context) error {
+	if !l.compressing() {
+		return nil
+	}
+	var head pgtype.Int8
+	if err := l.pool.QueryRow(ctx, l.sql.headDict).Scan(&head); err != nil {
+		return fmt.Errorf("trail: postgres: read the head: %w", err)
+	}
+	if !head.Valid {
+		return nil
+	}
+	d, err := l.loadDictionary(ctx, l.pool, head.Int64, true)
+	if err != nil {
+		return fmt.Errorf("%w (the trail's dictionary, trail_head.dict; check the trail with pdp log verify; "+
+			"trail.compression off starts without it)", err)
+	}
+	l.dicts.Store(head.Int64, d)
+	l.cur.Store(&pgDict{seq: head.Int64, d: d})
+	return nil
 }
 
 // adopt makes a dictionary this replica stored at seq the one its callers

@@ -312,6 +312,28 @@ func TestPostgresCompressionHeadNamesNoDictionary(t *testing.T) {
 	if _, err := l.Get(5); err != nil {
 		t.Fatalf("reading is not affected: %v", err)
 	}
+	// At Open: a compressing replica refuses to start, a reader does not.
+	_, err = Open(context.Background(), db.url, Options{Schema: db.schema, Compression: trail.CompressionS2})
+	if !errors.Is(err, trail.ErrDictionary) {
+		t.Fatalf("open a compressing replica: %v, want ErrDictionary", err)
+	}
+	db.open(Options{})
+}
+
+// TestPostgresCompressionReadsDictionaryAtOpen: a replica opened on a
+// trail that has its dictionary compresses from its first append.
+func TestPostgresCompressionReadsDictionaryAtOpen(t *testing.T) {
+	db := newPGDB(t)
+	opts := Options{Compression: trail.CompressionS2, DictionarySize: smallDict}
+	appendBig(t, db.open(opts), 0, 5) // dictionary at 3
+	l := db.open(opts)
+	if d := l.cur.Load(); d == nil || d.seq != 3 {
+		t.Fatalf("after Open the replica compresses with %+v, want dictionary 3", d)
+	}
+	seqs := appendBig(t, l, 5, 1)
+	if n := db.count(`SELECT count(*) FROM {records} WHERE seq = $1 AND dict = 3`, int64(seqs[0])); n != 1 {
+		t.Fatal("the first append after Open is not compressed")
+	}
 }
 
 // mkNorthbankish is a decision record of about 2 KB (like a Northbank

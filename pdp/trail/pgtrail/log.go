@@ -215,7 +215,7 @@ type pgSQL struct {
 	lockCheckpoints, lastCheckpoint, insCheckpoint, checkpoints,
 	selRecords, bySeq, byID, allRecords, allHashes, prune, unprunable,
 	storedKeys, insKeys, spoolHigh, sidecarOwner, sidecarOwners,
-	selPruneZ, pruneSeqs string
+	selPruneZ, pruneSeqs, headDict string
 }
 
 func newSQL(schema string) pgSQL {
@@ -267,6 +267,7 @@ ALTER TABLE %[4]s ADD COLUMN IF NOT EXISTS dict bigint;
 		setHead:         "UPDATE " + head + " SET size = $1, dict = coalesce($3, dict) WHERE size = $2",
 		readHashes:      "SELECT idx, hash FROM " + hs + " WHERE idx = ANY($1)",
 		size:            "SELECT size FROM " + head,
+		headDict:        "SELECT dict FROM " + head,
 		lockCheckpoints: "LOCK TABLE " + cps + " IN EXCLUSIVE MODE",
 		lastCheckpoint:  "SELECT size, signed FROM " + cps + " ORDER BY size DESC LIMIT 1",
 		insCheckpoint:   "INSERT INTO " + cps + " (size, signed) VALUES ($1, $2)",
@@ -322,6 +323,10 @@ func Open(ctx context.Context, url string, opts Options) (*Log, error) {
 	if _, err := l.SizeContext(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("trail: postgres: create tables: %w", err)
+	}
+	if err := l.openDictionary(ctx); err != nil {
+		pool.Close()
+		return nil, err
 	}
 	l.reqs = make(chan *pgReq)
 	l.closing = make(chan struct{})
