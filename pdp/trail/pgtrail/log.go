@@ -47,9 +47,10 @@
 // their compression (compress.go), leaf = its Merkle leaf hash, pruned,
 // dict), trail_hashes (idx, hash: tlog's stored hashes), trail_checkpoints
 // (size, signed note, written_at) and trail_head (one row: the tree size,
-// and the seq of the trail's dictionary record). kind, id and time are copies of what the canonical bytes
-// hold, for the indexes; Verify checks that they agree. Retention (Prune)
-// turns records into tombstones: body NULL, pruned true, leaf kept.
+// and the seq of the trail's dictionary record). kind, id and time are
+// copies of what the canonical bytes hold, for the indexes; Verify checks
+// that they agree. Retention (Prune) turns records into tombstones: body
+// and dict NULL, pruned true, leaf kept.
 //
 // Durability is the server's: Append returns after COMMIT, which is durable
 // when the server runs with fsync and synchronous_commit on.
