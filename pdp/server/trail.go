@@ -77,12 +77,14 @@ type TrailConfig struct {
 	FlushInterval      time.Duration `mapstructure:"flush_interval"`
 	WhenFull           string        `mapstructure:"when_full"`
 	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval"`
-	// Compression is how the file store keeps new records: s2 (the
+	// Compression is how either store keeps new records: s2 (the
 	// default) or zstd (each record compressed on its own with a
 	// dictionary the trail gathers from its first records and stores as a
 	// record; zstd is smaller, s2 several times cheaper in CPU) or off.
 	// The Merkle tree is of the uncompressed records either way, and
-	// records stored any way stay readable.
+	// records stored any way stay readable. The PostgreSQL trail has one
+	// dictionary, made by the first replica to gather one, whatever the
+	// codec of the others.
 	Compression string `mapstructure:"compression"`
 	// SigningKeyFile holds a signed-note Ed25519 private key
 	// ("PRIVATE+KEY+…", as note.GenerateKey writes it); without one, Dir's
@@ -263,7 +265,7 @@ func openTrail(ctx context.Context, cfg TrailConfig, inner pdp.Decider, build st
 	if cfg.Store == TrailPostgres {
 		where = "postgres schema " + cfg.PostgresSchema
 		pl, err := pgtrail.Open(ctx, cfg.PostgresURL, pgtrail.Options{Origin: cfg.Origin, Signer: signer,
-			CheckpointInterval: cfg.CheckpointInterval, Schema: cfg.PostgresSchema})
+			CheckpointInterval: cfg.CheckpointInterval, Schema: cfg.PostgresSchema, Compression: cfg.Compression})
 		if err != nil {
 			return nil, err
 		}

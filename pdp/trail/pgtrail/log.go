@@ -43,12 +43,14 @@
 // by a table lock on trail_checkpoints, which readers and appenders ignore.
 //
 // Tables, in Schema (default public): trail_records (seq, kind, id, time,
-// body = the record's canonical bytes exactly as hashed, leaf = its Merkle
-// leaf hash, pruned), trail_hashes (idx, hash: tlog's stored hashes),
-// trail_checkpoints (size, signed note, written_at) and trail_head (one row:
-// the tree size). kind, id and time are copies of what the canonical bytes
-// hold, for the indexes; Verify checks that they agree. Retention (Prune)
-// turns records into tombstones: body NULL, pruned true, leaf kept.
+// body = the record's canonical bytes exactly as hashed, or with dict set
+// their compression (compress.go), leaf = its Merkle leaf hash, pruned,
+// dict), trail_hashes (idx, hash: tlog's stored hashes), trail_checkpoints
+// (size, signed note, written_at) and trail_head (one row: the tree size,
+// and the seq of the trail's dictionary record). kind, id and time are
+// copies of what the canonical bytes hold, for the indexes; Verify checks
+// that they agree. Retention (Prune) turns records into tombstones: body
+// and dict NULL, pruned true, leaf kept.
 //
 // Durability is the server's: Append returns after COMMIT, which is durable
 // when the server runs with fsync and synchronous_commit on.
@@ -66,6 +68,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -94,6 +97,14 @@ type Options struct {
 	// group commit, a checkpoint, and the reads of the methods that take no
 	// context (Get, one chunk of Scan, Checkpoints, Prove). Default 10s.
 	Timeout time.Duration
+	// Compression is how new records are stored: trail.CompressionOff
+	// (the default, "") or trail.CompressionS2 or trail.CompressionZstd,
+	// each record on its own with the trail's one dictionary (see
+	// compress.go). Compressed rows are read whatever this says.
+	Compression string
+	// DictionarySize is how many bytes of records are gathered into the
+	// dictionary. Default trail.DefaultDictionarySize.
+	DictionarySize int
 }
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -109,6 +120,11 @@ func (o Options) Validate() error {
 		return fmt.Errorf("%w: timeout %v not in [0, 24h]", trail.ErrBadOption, o.Timeout)
 	case o.Schema != "" && !schemaName.MatchString(o.Schema):
 		return fmt.Errorf("%w: schema %q is not a lower-case SQL identifier", trail.ErrBadOption, o.Schema)
+	case o.Compression != "" && o.Compression != trail.CompressionOff &&
+		o.Compression != trail.CompressionS2 && o.Compression != trail.CompressionZstd:
+		return fmt.Errorf("%w: compression %q is not s2, zstd or off", trail.ErrBadOption, o.Compression)
+	case o.DictionarySize < 0 || o.DictionarySize > 8<<20:
+		return fmt.Errorf("%w: dictionary size %d not in [0, 8 MiB]", trail.ErrBadOption, o.DictionarySize)
 	}
 	return nil
 }
@@ -128,6 +144,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 10 * time.Second
+	}
+	if o.Compression == "" {
+		o.Compression = trail.CompressionOff
+	}
+	if o.DictionarySize == 0 {
+		o.DictionarySize = trail.DefaultDictionarySize
 	}
 	return o
 }
@@ -160,6 +182,11 @@ type Log struct {
 	records, batches atomic.Uint64
 	cpErr            atomic.Pointer[error]
 	scanChunk        int
+
+	dicts    sync.Map               // int64 seq → *trail.Dictionary, every dictionary read so far
+	cur      atomic.Pointer[pgDict] // the dictionary callers compress with; nil: none
+	sample   []byte                 // committer only: record tails gathered for a dictionary
+	prepared *preparedDict          // committer only: a dictionary to store at the next batch
 }
 
 type pgReq struct {
@@ -173,6 +200,9 @@ type pgPending struct {
 	kind, id string
 	time     time.Time
 	enc      []byte
+	// z, when set, is enc's tail compressed with dictionary record dict.
+	z    []byte
+	dict int64
 	// key, when set, is stored in trail_sidecar_spools with the record;
 	// skip is set by the committer when the key was stored already;
 	// foreign with it when the sidecar id belongs to another application.
@@ -185,14 +215,15 @@ type pgSQL struct {
 	ddl, lockHead, insRecords, insHashes, setHead, readHashes, size,
 	lockCheckpoints, lastCheckpoint, insCheckpoint, checkpoints,
 	selRecords, bySeq, byID, allRecords, allHashes, prune, unprunable,
-	storedKeys, insKeys, spoolHigh, sidecarOwner, sidecarOwners string
+	storedKeys, insKeys, spoolHigh, sidecarOwner, sidecarOwners,
+	selPruneZ, pruneSeqs, headDict string
 }
 
 func newSQL(schema string) pgSQL {
 	t := func(name string) string { return pgx.Identifier{schema, name}.Sanitize() }
 	rec, hs, cps, head := t("trail_records"), t("trail_hashes"), t("trail_checkpoints"), t("trail_head")
 	spools := t("trail_sidecar_spools")
-	const cols = "seq, kind, id, time, body, leaf, pruned"
+	const cols = "seq, kind, id, time, body, leaf, pruned, dict"
 	ddl := ""
 	if schema != "public" {
 		ddl = "CREATE SCHEMA IF NOT EXISTS " + pgx.Identifier{schema}.Sanitize() + ";\n"
@@ -225,16 +256,19 @@ CREATE TABLE IF NOT EXISTS %[5]s (
 	PRIMARY KEY (application, sidecar, spool_seq)
 );
 CREATE INDEX IF NOT EXISTS trail_sidecar_spools_owner ON %[5]s (sidecar, record_seq);
+ALTER TABLE %[1]s ADD COLUMN IF NOT EXISTS dict bigint;
+ALTER TABLE %[4]s ADD COLUMN IF NOT EXISTS dict bigint;
 `, rec, hs, cps, head, spools)
 	return pgSQL{
 		ddl:      ddl,
-		lockHead: "SELECT size FROM " + head + " FOR UPDATE",
-		insRecords: "INSERT INTO " + rec + " (seq, kind, id, time, body, leaf) SELECT * FROM " +
-			"unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::bytea[], $6::bytea[])",
+		lockHead: "SELECT size, dict FROM " + head + " FOR UPDATE",
+		insRecords: "INSERT INTO " + rec + " (seq, kind, id, time, body, leaf, dict) SELECT * FROM " +
+			"unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::bytea[], $6::bytea[], $7::bigint[])",
 		insHashes:       "INSERT INTO " + hs + " (idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
-		setHead:         "UPDATE " + head + " SET size = $1 WHERE size = $2",
+		setHead:         "UPDATE " + head + " SET size = $1, dict = coalesce($3, dict) WHERE size = $2",
 		readHashes:      "SELECT idx, hash FROM " + hs + " WHERE idx = ANY($1)",
 		size:            "SELECT size FROM " + head,
+		headDict:        "SELECT dict FROM " + head,
 		lockCheckpoints: "LOCK TABLE " + cps + " IN EXCLUSIVE MODE",
 		lastCheckpoint:  "SELECT size, signed FROM " + cps + " ORDER BY size DESC LIMIT 1",
 		insCheckpoint:   "INSERT INTO " + cps + " (size, signed) VALUES ($1, $2)",
@@ -254,11 +288,15 @@ CREATE INDEX IF NOT EXISTS trail_sidecar_spools_owner ON %[5]s (sidecar, record_
 			" WHERE sidecar = ANY($1) ORDER BY sidecar, record_seq",
 		// A record is pruned only while its body still hashes to its leaf
 		// (RFC 6962: SHA-256 of 0x00 || body): pruning never launders a
-		// tampered record into a tombstone that verifies.
+		// tampered record into a tombstone that verifies. Compressed rows
+		// (dict set) are checked by the log itself (pruneCompressed).
 		prune: "UPDATE " + rec + " SET body = NULL, pruned = true WHERE seq IN (SELECT seq FROM " + rec +
-			` WHERE kind = $1 AND time < $2 AND NOT pruned AND leaf = sha256('\x00'::bytea || body) ORDER BY seq LIMIT $3)`,
-		unprunable: "SELECT count(*) FROM " + rec + " WHERE kind = $1 AND time < $2 AND NOT pruned" +
+			` WHERE kind = $1 AND time < $2 AND NOT pruned AND dict IS NULL AND leaf = sha256('\x00'::bytea || body) ORDER BY seq LIMIT $3)`,
+		unprunable: "SELECT count(*) FROM " + rec + " WHERE kind = $1 AND time < $2 AND NOT pruned AND dict IS NULL" +
 			` AND (body IS NULL OR leaf <> sha256('\x00'::bytea || body))`,
+		selPruneZ: "SELECT seq, body, leaf, dict FROM " + rec + " WHERE kind = $1 AND time < $2 AND NOT pruned" +
+			" AND dict IS NOT NULL AND seq > $3 ORDER BY seq LIMIT $4 FOR UPDATE",
+		pruneSeqs: "UPDATE " + rec + " SET body = NULL, dict = NULL, pruned = true WHERE seq = ANY($1) AND NOT pruned",
 	}
 }
 
@@ -287,6 +325,10 @@ func Open(ctx context.Context, url string, opts Options) (*Log, error) {
 		pool.Close()
 		return nil, fmt.Errorf("trail: postgres: create tables: %w", err)
 	}
+	if err := l.openDictionary(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	l.reqs = make(chan *pgReq)
 	l.closing = make(chan struct{})
 	l.done = make(chan struct{})
@@ -311,6 +353,7 @@ func (l *Log) append(ctx context.Context, keys []SpoolKey, recs []trail.Record) 
 		return nil, nil
 	}
 	req := &pgReq{recs: make([]pgPending, len(recs)), done: make(chan appendResult, 1)}
+	d := l.cur.Load()
 	for i, rec := range recs {
 		if rec.Pruned || rec.Leaf != "" {
 			return nil, fmt.Errorf("trail: append: record %q is a tombstone", rec.ID)
@@ -321,6 +364,9 @@ func (l *Log) append(ctx context.Context, keys []SpoolKey, recs []trail.Record) 
 			return nil, err
 		}
 		req.recs[i] = pgPending{kind: rec.Kind, id: rec.ID, time: rec.Time.UTC(), enc: enc}
+		if d != nil && rec.Kind != trail.KindDictionary {
+			d.compress(&req.recs[i]) // off the committer too
+		}
 		if keys != nil {
 			req.recs[i].key = &keys[i]
 		}
@@ -419,12 +465,14 @@ func (l *Log) commit(first *pgReq) {
 	if err == nil {
 		l.records.Add(next - uint64(n0))
 		l.batches.Add(1)
+		l.gatherSample(batch) // after the callers are answered: enc is the log's own
 	}
 }
 
 // write takes the head lock, adds to batch the appends that queued while it
 // waited (gather), commits them, and returns the batch and the sequence
-// number of its first record; on error every append in the batch failed.
+// number of its first record (after the dictionary record when the batch
+// stores one first); on error every append in the batch failed.
 // Round trips: BEGIN with the head lock, the frontier hashes (only when
 // another replica appended since this one last did), then the inserts, the
 // head update and COMMIT in one pipeline.
@@ -438,13 +486,18 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 	defer conn.Release()
 	defer rollback(conn)
 
+	var headDict pgtype.Int8
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(l.sql.lockHead).QueryRow(func(row pgx.Row) error { return row.Scan(&n0) })
+	b.Queue(l.sql.lockHead).QueryRow(func(row pgx.Row) error { return row.Scan(&n0, &headDict) })
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return 0, batch, fmt.Errorf("lock head: %w", err)
 	}
 	batch = l.gather(batch)
+	bd, fresh, err := l.batchDictionary(ctx, conn, headDict)
+	if err != nil {
+		return 0, batch, err
+	}
 
 	hs := l.hashSource(ctx, conn, tlog.StoredHashCount(n0), n0)
 	if _, err := hs.ReadHashes(frontier(n0)); err != nil {
@@ -459,33 +512,60 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 		kinds, ids    []string
 		times         []time.Time
 		bodies, leafs [][]byte
+		dicts         []pgtype.Int8
 		keyApps       []string
 		keySidecars   []string
 		keySeqs       []int64
 		keyRecs       []int64
 	)
+	add := func(p *pgPending) error {
+		seq := n0 + int64(len(seqs))
+		if p.key != nil {
+			keyApps, keySidecars = append(keyApps, p.key.Application), append(keySidecars, p.key.Sidecar)
+			keySeqs, keyRecs = append(keySeqs, int64(p.key.Seq)), append(keyRecs, seq)
+		}
+		canon, err := withSeq(p.enc, uint64(seq))
+		if err != nil {
+			return err
+		}
+		leaf := tlog.RecordHash(canon)
+		stored, err := tlog.StoredHashesForRecordHash(seq, leaf, hs)
+		if err != nil {
+			return fmt.Errorf("stored hashes for record %d: %w", seq, err)
+		}
+		hs.pending = append(hs.pending, stored...)
+		body, dict := canon, pgtype.Int8{}
+		if p.z != nil {
+			body, dict = p.z, pgtype.Int8{Int64: p.dict, Valid: true}
+		}
+		seqs, kinds, ids, times = append(seqs, seq), append(kinds, p.kind), append(ids, p.id), append(times, p.time)
+		bodies, leafs, dicts = append(bodies, body), append(leafs, leaf[:]), append(dicts, dict)
+		return nil
+	}
+	setDict := pgtype.Int8{}
+	if fresh != nil { // the trail's dictionary, first in the batch
+		if err := add(&pgPending{kind: fresh.rec.Kind, id: fresh.rec.ID, time: fresh.rec.Time.UTC(), enc: fresh.enc}); err != nil {
+			return 0, batch, err
+		}
+		setDict = pgtype.Int8{Int64: n0, Valid: true}
+		bd = &pgDict{seq: n0, d: fresh.d}
+	}
+	first := n0 + int64(len(seqs))
 	for _, r := range batch {
-		for _, p := range r.recs {
+		for i := range r.recs {
+			p := &r.recs[i]
 			if p.skip {
 				continue
 			}
-			seq := n0 + int64(len(seqs))
-			if p.key != nil {
-				keyApps, keySidecars = append(keyApps, p.key.Application), append(keySidecars, p.key.Sidecar)
-				keySeqs, keyRecs = append(keySeqs, int64(p.key.Seq)), append(keyRecs, seq)
+			switch {
+			case bd == nil || p.kind == trail.KindDictionary:
+				p.z = nil
+			case p.z == nil || p.dict != bd.seq:
+				bd.compress(p) // the callers did not know the dictionary yet
 			}
-			body, err := withSeq(p.enc, uint64(seq))
-			if err != nil {
+			if err := add(p); err != nil {
 				return 0, batch, err
 			}
-			leaf := tlog.RecordHash(body)
-			stored, err := tlog.StoredHashesForRecordHash(seq, leaf, hs)
-			if err != nil {
-				return 0, batch, fmt.Errorf("stored hashes for record %d: %w", seq, err)
-			}
-			hs.pending = append(hs.pending, stored...)
-			seqs, kinds, ids, times = append(seqs, seq), append(kinds, p.kind), append(ids, p.id), append(times, p.time)
-			bodies, leafs = append(bodies, body), append(leafs, leaf[:])
 		}
 	}
 	n1 := n0 + int64(len(seqs))
@@ -496,12 +576,12 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 	}
 
 	b = &pgx.Batch{}
-	b.Queue(l.sql.insRecords, seqs, kinds, ids, times, bodies, leafs)
+	b.Queue(l.sql.insRecords, seqs, kinds, ids, times, bodies, leafs, dicts)
 	b.Queue(l.sql.insHashes, idxs, hashes)
 	if len(keyApps) > 0 {
 		b.Queue(l.sql.insKeys, keyApps, keySidecars, keySeqs, keyRecs)
 	}
-	b.Queue(l.sql.setHead, n1, n0).Exec(func(ct pgconn.CommandTag) error {
+	b.Queue(l.sql.setHead, n1, n0, setDict).Exec(func(ct pgconn.CommandTag) error {
 		if ct.RowsAffected() != 1 { // cannot happen while the row lock holds
 			return fmt.Errorf("%w: head row did not move from %d", trail.ErrDamaged, n0)
 		}
@@ -527,7 +607,10 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 	l.frontN, l.front = n1, front
 	l.frontMu.Unlock()
 	l.noteSize(uint64(n1))
-	return n0, batch, nil
+	if fresh != nil {
+		l.adopt(n0, fresh.d)
+	}
+	return first, batch, nil
 }
 
 func rollback(c *pgxpool.Conn) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/ciampdp/pdp/pdp/trail"
@@ -72,14 +73,17 @@ func (l *Log) getOne(ctx context.Context, what, sql string, arg any) (trail.Reco
 	if err != nil {
 		return trail.Record{}, fmt.Errorf("trail: get %s: %w", what, err)
 	}
-	rec, err := pgx.CollectExactlyOneRow(rows, scanRecord)
+	r, err := pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (pgRow, error) {
+		var r pgRow
+		return r, row.Scan(r.dest()...)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return trail.Record{}, fmt.Errorf("%w: %s", trail.ErrNotFound, what)
 	}
 	if err != nil {
 		return trail.Record{}, fmt.Errorf("trail: get %s: %w", what, err)
 	}
-	return rec, nil
+	return l.record(ctx, &r)
 }
 
 // pgRow is a row of trail_records.
@@ -90,23 +94,16 @@ type pgRow struct {
 	body     []byte
 	leaf     []byte
 	pruned   bool
+	dict     pgtype.Int8 // compressed with this dictionary record; NULL: plain
 }
 
 func (r *pgRow) dest() []any {
-	return []any{&r.seq, &r.kind, &r.id, &r.time, &r.body, &r.leaf, &r.pruned}
+	return []any{&r.seq, &r.kind, &r.id, &r.time, &r.body, &r.leaf, &r.pruned, &r.dict}
 }
 
-func scanRecord(row pgx.CollectableRow) (trail.Record, error) {
-	var r pgRow
-	if err := row.Scan(r.dest()...); err != nil {
-		return trail.Record{}, err
-	}
-	return r.record()
-}
-
-// record decodes the row: its canonical bytes, or for a tombstone what the
-// columns keep.
-func (r *pgRow) record() (trail.Record, error) {
+// record decodes the row: its canonical bytes (expanded, for a compressed
+// row), or for a tombstone what the columns keep.
+func (l *Log) record(ctx context.Context, r *pgRow) (trail.Record, error) {
 	if r.pruned {
 		return trail.Record{Seq: uint64(r.seq), Kind: r.kind, ID: r.id, Time: r.time.UTC(), Pruned: true,
 			Leaf: base64.StdEncoding.EncodeToString(r.leaf)}, nil
@@ -114,8 +111,12 @@ func (r *pgRow) record() (trail.Record, error) {
 	if r.body == nil {
 		return trail.Record{}, fmt.Errorf("trail: record %d has no body and is not a tombstone", r.seq)
 	}
+	canon, err := r.canonical(func(seq int64) (*trail.Dictionary, error) { return l.dictionary(ctx, seq) })
+	if err != nil {
+		return trail.Record{}, fmt.Errorf("trail: record %d: %w", r.seq, err)
+	}
 	var rec trail.Record
-	if err := json.Unmarshal(r.body, &rec); err != nil {
+	if err := json.Unmarshal(canon, &rec); err != nil {
 		return trail.Record{}, fmt.Errorf("trail: decode record %d: %w", r.seq, err)
 	}
 	return rec, nil
@@ -142,7 +143,8 @@ func (l *Log) Scan(from, to uint64, fn func(trail.Record) error) error {
 			return fmt.Errorf("trail: scan from %d: %w", from, err)
 		}
 		for i := range chunk {
-			rec, err := chunk[i].record()
+			// A dictionary read is bounded by Timeout on its own.
+			rec, err := l.record(context.Background(), &chunk[i])
 			if err != nil {
 				return err
 			}
@@ -344,14 +346,18 @@ const pruneChunk = 10000
 // Prune turns the records of kind with a time before before into
 // tombstones: the body is deleted, the leaf hash kept, so the tree and every
 // remaining record still verify. It returns how many it pruned. A record
-// whose body no longer hashes to its leaf is left as it is, for Verify to
-// report, and Prune then says so with ErrDamaged.
+// whose body (expanded, for a compressed row) no longer hashes to its leaf
+// is left as it is, for Verify to report, and Prune then says so with
+// ErrDamaged. Dictionary records are never pruned.
 //
 // Tombstones keep the record's time at the microsecond precision of the
 // time column.
 func (l *Log) Prune(ctx context.Context, kind string, before time.Time) (int, error) {
 	if kind == "" {
 		return 0, fmt.Errorf("%w: prune without a kind", trail.ErrBadOption)
+	}
+	if kind == trail.KindDictionary {
+		return 0, fmt.Errorf("%w: %s records are kept while records compressed with them are", trail.ErrBadOption, kind)
 	}
 	if l.closed.Load() {
 		return 0, trail.ErrClosed
@@ -370,10 +376,17 @@ func (l *Log) Prune(ctx context.Context, kind string, before time.Time) (int, er
 			break
 		}
 	}
-	var left int64
-	if err := l.pool.QueryRow(ctx, l.sql.unprunable, kind, before).Scan(&left); err != nil {
+	n, bad, err := l.pruneCompressed(ctx, kind, before)
+	total += n
+	if err != nil {
 		return total, fmt.Errorf("trail: prune: %w", err)
 	}
+	left := int64(bad)
+	var plain int64
+	if err := l.pool.QueryRow(ctx, l.sql.unprunable, kind, before).Scan(&plain); err != nil {
+		return total, fmt.Errorf("trail: prune: %w", err)
+	}
+	left += plain
 	if left > 0 {
 		return total, fmt.Errorf("%w: %d %s records before %s do not match their leaf hash and were not pruned; run Verify",
 			trail.ErrDamaged, left, kind, before.Format(time.RFC3339Nano))

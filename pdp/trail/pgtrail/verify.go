@@ -111,6 +111,15 @@ func (s *pgSnapshot) load(ctx context.Context, tx pgx.Tx, q pgSQL) error {
 		return fmt.Errorf("read records: %w", err)
 	}
 	s.issues = map[uint64]trail.Issue{}
+	// The dictionaries of this snapshot, met in seq order: a compressed
+	// row names one before it.
+	dicts := map[int64]*trail.Dictionary{}
+	dict := func(seq int64) (*trail.Dictionary, error) {
+		if d := dicts[seq]; d != nil {
+			return d, nil
+		}
+		return nil, fmt.Errorf("%w: it is not a well-formed dictionary record before this one", trail.ErrDictionary)
+	}
 	var r pgRow
 	if _, err := pgx.ForEachRow(rows, r.dest(), func() error {
 		i := uint64(len(s.frames))
@@ -119,9 +128,14 @@ func (s *pgSnapshot) load(ctx context.Context, tx pgx.Tx, q pgSQL) error {
 				return err
 			}
 		}
-		f, issue := r.frame()
+		f, issue := r.frame(dict)
 		if issue != nil {
 			s.issues[i] = *issue
+		}
+		if r.kind == trail.KindDictionary && !r.pruned && !r.dict.Valid {
+			if d, err := openDictionaryRow(&r, false); err == nil {
+				dicts[r.seq] = d
+			}
 		}
 		s.frames = append(s.frames, f)
 		return nil
@@ -152,11 +166,12 @@ func (s *pgSnapshot) load(ctx context.Context, tx pgx.Tx, q pgSQL) error {
 }
 
 // frame is what Verify learns about a row: its leaf hash and own sequence
-// number, and a lesser problem of its columns if it has one.
-func (r *pgRow) frame() (trail.Frame, *trail.Issue) {
+// number, and a lesser problem of its columns if it has one. dict returns
+// the dictionaries compressed rows name.
+func (r *pgRow) frame(dict func(seq int64) (*trail.Dictionary, error)) (trail.Frame, *trail.Issue) {
 	f := trail.Frame{Seq: -1}
 	if r.pruned {
-		f.Seq = r.seq
+		f.Seq, f.Pruned = r.seq, true
 		if len(r.leaf) != tlog.HashSize {
 			f.Bad = fmt.Errorf("tombstone with a malformed leaf hash (%d bytes)", len(r.leaf))
 			return f, nil
@@ -168,14 +183,19 @@ func (r *pgRow) frame() (trail.Frame, *trail.Issue) {
 		f.Bad = errors.New("record without a body that is not a tombstone")
 		return f, nil
 	}
-	f.Leaf = tlog.RecordHash(r.body)
+	canon, err := r.canonical(dict)
+	if err != nil {
+		f.Seq, f.Bad = r.seq, fmt.Errorf("compressed record: %w", err)
+		return f, nil
+	}
+	f.Leaf = tlog.RecordHash(canon)
 	var c struct {
 		Seq  *uint64   `json:"seq"`
 		Kind string    `json:"kind"`
 		ID   string    `json:"id"`
 		Time time.Time `json:"time"`
 	}
-	if json.Unmarshal(r.body, &c) != nil || c.Seq == nil || *c.Seq > math.MaxInt64 {
+	if json.Unmarshal(canon, &c) != nil || c.Seq == nil || *c.Seq > math.MaxInt64 {
 		return f, nil // seq -1: unreadable
 	}
 	f.Seq = int64(*c.Seq)
