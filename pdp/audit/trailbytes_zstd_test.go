@@ -100,8 +100,11 @@ func TestNorthbankCompressedBytesPerDecision(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		read := 0
+		read, dictionaries := 0, 0
 		if err := l.Scan(0, l.Size(), func(r trail.Record) error {
+			if r.Kind == trail.KindDictionary {
+				dictionaries++
+			}
 			if r.Kind == recorder.KindDecision {
 				if len(r.Body) != bodyBytes[r.ID] {
 					t.Fatalf("decision %s reads back %d bytes, wrote %d", r.ID, len(r.Body), bodyBytes[r.ID])
@@ -123,8 +126,8 @@ func TestNorthbankCompressedBytesPerDecision(t *testing.T) {
 		if read != n {
 			t.Fatalf("read %d decisions, wrote %d", read, n)
 		}
-		t.Logf("compression %s: %d decisions, %.0f bytes per decision (records.log %d, hashes.bin %d bytes); append CPU %v per decision; scan %.0f records/s, verify %.0f records/s",
-			mode, n, perDecision, size("records.log"), size("hashes.bin"), writeCPU, float64(l.Size())/scan.Seconds(), float64(l.Size())/verify.Seconds())
+		t.Logf("compression %s: %d decisions, %.0f bytes per decision (records.log %d, hashes.bin %d bytes; %d dictionaries); append CPU %v per decision; scan %.0f records/s, verify %.0f records/s",
+			mode, n, perDecision, size("records.log"), size("hashes.bin"), dictionaries, writeCPU, float64(l.Size())/scan.Seconds(), float64(l.Size())/verify.Seconds())
 		if mode != trail.CompressionOff && n >= 5000 && perDecision > 500 {
 			t.Errorf("%s: %.0f bytes per decision, want ≤ 500", mode, perDecision)
 		}
