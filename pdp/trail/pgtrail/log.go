@@ -62,6 +62,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -256,9 +257,19 @@ CREATE TABLE IF NOT EXISTS %[5]s (
 	PRIMARY KEY (application, sidecar, spool_seq)
 );
 CREATE INDEX IF NOT EXISTS trail_sidecar_spools_owner ON %[5]s (sidecar, record_seq);
-ALTER TABLE %[1]s ADD COLUMN IF NOT EXISTS dict bigint;
-ALTER TABLE %[4]s ADD COLUMN IF NOT EXISTS dict bigint;
-`, rec, hs, cps, head, spools)
+DO $migrate$ BEGIN
+	-- ALTER TABLE takes an exclusive lock even when the column exists, and
+	-- a replica appending holds the head, then writes the records: only a
+	-- trail without the columns is altered, the head first, so an opener
+	-- waits behind an append instead of deadlocking with it.
+	IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %[6]s::regclass AND attname = 'dict' AND NOT attisdropped) THEN
+		ALTER TABLE %[4]s ADD COLUMN IF NOT EXISTS dict bigint;
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %[7]s::regclass AND attname = 'dict' AND NOT attisdropped) THEN
+		ALTER TABLE %[1]s ADD COLUMN IF NOT EXISTS dict bigint;
+	END IF;
+END $migrate$;
+`, rec, hs, cps, head, spools, sqlString(head), sqlString(rec))
 	return pgSQL{
 		ddl:      ddl,
 		lockHead: "SELECT size, dict FROM " + head + " FOR UPDATE",
@@ -644,3 +655,6 @@ type appendResult struct {
 	seqs []uint64
 	err  error
 }
+
+// sqlString is s as an SQL string literal.
+func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
