@@ -47,6 +47,7 @@ type Sidecar struct {
 	hc       *http.Client
 	log      *slog.Logger
 	cache    *cache
+	decoded  *decodedBodies
 	spool    *spool
 	breaker  *breaker
 	gw       *gateway.Gateway
@@ -83,6 +84,7 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 	s := &Sidecar{
 		cfg: cfg, centrals: cfg.Centrals(), hc: &http.Client{Transport: tr},
 		log: log, cache: newCache(cfg.CacheSize, cfg.CacheTTL, cfg.Degraded.MaxStaleness), spool: sp,
+		decoded: newDecodedBodies(cfg.CacheSize),
 		breaker: &breaker{failures: cfg.Breaker.Failures, cooldown: cfg.Breaker.Cooldown},
 		shipNow: make(chan struct{}, 1),
 	}
@@ -158,12 +160,12 @@ func (s *Sidecar) evaluation(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req, err := authzen.DecodeEvaluation(body)
+	req, key, err := s.decoded.decode(body)
 	if err != nil {
 		badRequest(w, err)
 		return
 	}
-	ans, err := s.evaluate(r.Context(), req, body, r.Header.Get(HeaderConsistencyToken))
+	ans, err := s.evaluate(r.Context(), req, key, body, r.Header.Get(HeaderConsistencyToken))
 	var he *httpError
 	switch {
 	case errors.As(err, &he):
@@ -182,14 +184,17 @@ func (s *Sidecar) evaluation(w http.ResponseWriter, r *http.Request) {
 // Evaluate answers one evaluation (the gateway adapters' entry): from the
 // cache when it may, else from the central PDP, else fail closed.
 func (s *Sidecar) Evaluate(ctx context.Context, req pdp.Request, token string) (authzen.DecisionResponse, error) {
-	return s.evaluate(ctx, req, nil, token)
-}
-
-func (s *Sidecar) evaluate(ctx context.Context, req pdp.Request, body []byte, token string) (authzen.DecisionResponse, error) {
 	key, err := cacheKey(req)
 	if err != nil {
 		return authzen.DecisionResponse{}, err
 	}
+	return s.evaluate(ctx, req, key, nil, token)
+}
+
+// evaluate answers req, whose cache key is key; body is its JSON when the
+// caller has it (else it is encoded for a miss).
+func (s *Sidecar) evaluate(ctx context.Context, req pdp.Request, key string, body []byte, token string) (authzen.DecisionResponse, error) {
+	var err error
 	now := time.Now()
 	if token == "" {
 		if e, ok := s.cache.lookup(key, now); ok {
