@@ -92,7 +92,8 @@ type Config struct {
 	// position.
 	SpoolDir  string `mapstructure:"spool_dir"`
 	SpoolMode string `mapstructure:"spool_mode"`
-	// ShipInterval is how often the spool is shipped when idle.
+	// ShipInterval is how often the spool is shipped: a partial batch at
+	// most once per interval, a full one (1,000 answers) at once.
 	ShipInterval time.Duration `mapstructure:"ship_interval"`
 	Degraded     Degraded      `mapstructure:"degraded"`
 	Breaker      Breaker       `mapstructure:"breaker"`
