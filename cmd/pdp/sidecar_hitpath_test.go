@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 // TestSidecarHitPath: the hit path as changed for issue 15 (a repeated
@@ -90,6 +94,55 @@ func TestSidecarHitPath(t *testing.T) {
 		}
 	}
 	t.Logf("%d answers, %d from the cache, each once in the central trail", len(ids), hits)
+
+	// What a hit records: the sidecar's record (the request, the answer,
+	// cached_from naming the central decision that holds the Cedar input
+	// and facts), spooled and stored at the central PDP with the same bytes.
+	// A copy: the running sidecar holds its spool's lock.
+	spoolCopy := filepath.Join(t.TempDir(), "spool")
+	if err := os.CopyFS(spoolCopy, os.DirFS(filepath.Join(dir, "spool", "spool"))); err != nil {
+		t.Fatal(err)
+	}
+	spool, err := trail.OpenFile(spoolCopy, trail.FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spool.Close()
+	spooled := map[string][]byte{}
+	if err := spool.Scan(0, spool.Size(), func(r trail.Record) error { spooled[r.ID] = r.Body; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	central2, err := trail.OpenFile(filepath.Join(dir, "trail"), trail.FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer central2.Close()
+	var stored, bodyBytes int
+	err = central2.Scan(0, central2.Size(), func(r trail.Record) error {
+		if r.Kind != trail.KindSidecar {
+			return nil
+		}
+		var b trail.SidecarBody
+		if err := json.Unmarshal(r.Body, &b); err != nil {
+			return err
+		}
+		var rec struct {
+			DecisionID string `json:"decision_id"`
+		}
+		if err := json.Unmarshal(b.Record, &rec); err != nil {
+			return err
+		}
+		if !bytes.Equal(b.Record, spooled[rec.DecisionID]) {
+			t.Errorf("%s: stored\n%s\nspooled\n%s", rec.DecisionID, b.Record, spooled[rec.DecisionID])
+		}
+		stored++
+		bodyBytes += len(b.Record)
+		return nil
+	})
+	if err != nil || stored != hits {
+		t.Fatalf("%d sidecar records in the central trail (%v), want %d (the hits)", stored, err, hits)
+	}
+	t.Logf("a sidecar answer's record: %d bytes on average, the same bytes in the spool and the central trail", bodyBytes/stored)
 }
 
 // TestSidecarPprofAddrOnLoopbackOnly: a profiles address off loopback is a
