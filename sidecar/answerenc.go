@@ -4,7 +4,6 @@ import (
 	"strconv"
 
 	"github.com/ciampdp/pdp/internal/jsonenc"
-	"github.com/ciampdp/pdp/pdp"
 )
 
 // The sidecar's records, encoded by hand (no reflection): an answer
@@ -14,9 +13,10 @@ import (
 // the request, the answer and the id of the central decision it repeats
 // (cached_from), which holds the full Cedar input and facts.
 
-// appendAnswerRecord appends the JSON of a; req is a.Request (the only
-// type a sidecar puts there).
-func appendAnswerRecord(dst []byte, a *answerRecord, req *pdp.Request) ([]byte, error) {
+// appendAnswerRecord appends the JSON of a; reqJSON is a.Request's (the
+// request's cache key: jsonenc.Request's encoding of the pdp.Request
+// there, the only type a sidecar puts there).
+func appendAnswerRecord(dst []byte, a *answerRecord, reqJSON string) ([]byte, error) {
 	var err error
 	dst = append(dst, `{"decision_id":`...)
 	dst = jsonenc.String(dst, a.DecisionID)
@@ -27,9 +27,7 @@ func appendAnswerRecord(dst []byte, a *answerRecord, req *pdp.Request) ([]byte, 
 	dst = append(dst, `,"sidecar":`...)
 	dst = jsonenc.String(dst, a.Sidecar)
 	dst = append(dst, `,"request":`...)
-	if dst, err = jsonenc.Request(dst, req); err != nil {
-		return dst, err
-	}
+	dst = append(dst, reqJSON...)
 	dst = append(dst, `,"decision":`...)
 	dst = strconv.AppendBool(dst, a.Decision)
 	dst = append(dst, `,"reasons":`...)

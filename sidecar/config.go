@@ -36,6 +36,7 @@ package sidecar
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -91,10 +92,14 @@ type Config struct {
 	// position.
 	SpoolDir  string `mapstructure:"spool_dir"`
 	SpoolMode string `mapstructure:"spool_mode"`
-	// ShipInterval is how often the spool is shipped when idle.
+	// ShipInterval is how often the spool is shipped: a partial batch at
+	// most once per interval, a full one (1,000 answers) at once.
 	ShipInterval time.Duration `mapstructure:"ship_interval"`
 	Degraded     Degraded      `mapstructure:"degraded"`
 	Breaker      Breaker       `mapstructure:"breaker"`
+	// PprofAddr, when set, serves Go's runtime profiles (net/http/pprof)
+	// on a second listener, loopback only: for measuring, never public.
+	PprofAddr string `mapstructure:"pprof_addr"`
 	// Gateway, when it has routes, serves the nginx auth_request and Envoy
 	// ext_authz adapters through the same cache.
 	Gateway gateway.Config `mapstructure:"gateway"`
@@ -175,6 +180,22 @@ func (c Config) Validate() error {
 		return bad("degraded.max_staleness must be positive when degraded.actions are listed")
 	case c.Breaker.Failures <= 0 || c.Breaker.Cooldown <= 0:
 		return bad("breaker.failures and breaker.cooldown must be positive")
+	case c.PprofAddr != "" && !loopbackHostPort(c.PprofAddr):
+		return bad("pprof_addr %q: profiles are served on a loopback host:port only", c.PprofAddr)
 	}
 	return nil
+}
+
+// loopbackHostPort reports whether addr is host:port with a loopback IP or
+// "localhost" as host.
+func loopbackHostPort(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

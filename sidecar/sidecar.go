@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ciampdp/pdp/internal/jsonenc"
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/authzen"
 	"github.com/ciampdp/pdp/pdp/reason"
@@ -47,6 +48,7 @@ type Sidecar struct {
 	hc       *http.Client
 	log      *slog.Logger
 	cache    *cache
+	decoded  *decodedBodies
 	spool    *spool
 	breaker  *breaker
 	gw       *gateway.Gateway
@@ -83,6 +85,7 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 	s := &Sidecar{
 		cfg: cfg, centrals: cfg.Centrals(), hc: &http.Client{Transport: tr},
 		log: log, cache: newCache(cfg.CacheSize, cfg.CacheTTL, cfg.Degraded.MaxStaleness), spool: sp,
+		decoded: newDecodedBodies(cfg.CacheSize),
 		breaker: &breaker{failures: cfg.Breaker.Failures, cooldown: cfg.Breaker.Cooldown},
 		shipNow: make(chan struct{}, 1),
 	}
@@ -158,12 +161,12 @@ func (s *Sidecar) evaluation(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req, err := authzen.DecodeEvaluation(body)
+	req, key, err := s.decoded.decode(body)
 	if err != nil {
 		badRequest(w, err)
 		return
 	}
-	ans, err := s.evaluate(r.Context(), req, body, r.Header.Get(HeaderConsistencyToken))
+	ans, err := s.evaluate(r.Context(), req, key, body, r.Header.Get(HeaderConsistencyToken))
 	var he *httpError
 	switch {
 	case errors.As(err, &he):
@@ -182,19 +185,22 @@ func (s *Sidecar) evaluation(w http.ResponseWriter, r *http.Request) {
 // Evaluate answers one evaluation (the gateway adapters' entry): from the
 // cache when it may, else from the central PDP, else fail closed.
 func (s *Sidecar) Evaluate(ctx context.Context, req pdp.Request, token string) (authzen.DecisionResponse, error) {
-	return s.evaluate(ctx, req, nil, token)
-}
-
-func (s *Sidecar) evaluate(ctx context.Context, req pdp.Request, body []byte, token string) (authzen.DecisionResponse, error) {
 	key, err := cacheKey(req)
 	if err != nil {
 		return authzen.DecisionResponse{}, err
 	}
+	return s.evaluate(ctx, req, key, nil, token)
+}
+
+// evaluate answers req, whose cache key is key; body is its JSON when the
+// caller has it (else it is encoded for a miss).
+func (s *Sidecar) evaluate(ctx context.Context, req pdp.Request, key string, body []byte, token string) (authzen.DecisionResponse, error) {
+	var err error
 	now := time.Now()
 	if token == "" {
 		if e, ok := s.cache.lookup(key, now); ok {
 			s.hits.Add(1)
-			return s.local(ctx, req, e, "cache")
+			return s.local(ctx, req, key, e, "cache")
 		}
 	}
 	s.misses.Add(1)
@@ -331,7 +337,7 @@ func (s *Sidecar) unreachable(ctx context.Context, req pdp.Request, key string, 
 		if e, ok := s.cache.staleEntry(key); ok && e.seq == st.seq && e.epoch == st.epoch &&
 			time.Since(e.stored) <= s.cfg.Degraded.MaxStaleness {
 			s.degraded.Add(1)
-			return s.local(ctx, req, e, "degraded")
+			return s.local(ctx, req, key, e, "degraded")
 		}
 	}
 	s.failClosed.Add(1)
@@ -340,12 +346,21 @@ func (s *Sidecar) unreachable(ctx context.Context, req pdp.Request, key string, 
 		Reasons: []string{ReasonPDPUnreachable}, Policies: []string{}, Obligations: []string{},
 		Message: "the central PDP could not be reached: " + cause.Error(),
 	}}}
-	return s.local(ctx, req, deny, "fail_closed")
+	return s.local(ctx, req, key, deny, "fail_closed")
 }
 
 // local gives an answer the sidecar decided itself (cache hit, degraded,
 // fail closed): a decision of its own, spooled for the central trail.
-func (s *Sidecar) local(ctx context.Context, req pdp.Request, e entry, source string) (authzen.DecisionResponse, error) {
+//
+// key is req's cache key, which is also req's encoding in the record ("":
+// encoded here).
+func (s *Sidecar) local(ctx context.Context, req pdp.Request, key string, e entry, source string) (authzen.DecisionResponse, error) {
+	if key == "" {
+		var err error
+		if key, err = cacheKey(req); err != nil {
+			return authzen.DecisionResponse{}, err
+		}
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return authzen.DecisionResponse{}, err
@@ -368,7 +383,7 @@ func (s *Sidecar) local(ctx context.Context, req pdp.Request, e entry, source st
 		DecisionID: c.DecisionID, Time: now, Sidecar: s.cfg.ID, Request: req, Decision: ans.Decision,
 		Reasons: c.Reasons, Policies: c.Policies, Obligations: c.Obligations, CachedFrom: c.CachedFrom,
 		PolicyVersion: c.PolicyVersion, ChangeSeq: st.seq, Epoch: st.epoch, Degraded: c.Degraded, Source: source,
-	}, &req)
+	}, key)
 	if err != nil {
 		return authzen.DecisionResponse{}, err
 	}
@@ -516,10 +531,12 @@ func (s *Sidecar) ready(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, code, st)
 }
 
-// cacheKey identifies a question: the request as decoded (maps encode
-// with sorted keys). The application is the sidecar's own.
+// cacheKey identifies a question: the request as decoded, in the JSON
+// encoding/json writes for it (maps with sorted keys; jsonenc writes it
+// without reflection), which is also how the answer's record holds it.
+// The application is the sidecar's own.
 func cacheKey(req pdp.Request) (string, error) {
-	b, err := json.Marshal(req)
+	b, err := jsonenc.Request(make([]byte, 0, 256), &req)
 	if err != nil {
 		return "", fmt.Errorf("sidecar: cache key: %w", err)
 	}
@@ -528,12 +545,34 @@ func cacheKey(req pdp.Request) (string, error) {
 
 // readBody reads a request body of at most 1 MiB, answering 413 beyond.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, 1<<20), r.ContentLength)
 	if err != nil {
 		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "request body too large"})
 		return nil, false
 	}
 	return body, true
+}
+
+// readAll is io.ReadAll with the buffer sized for a body of the declared
+// length (one allocation, no growing) when there is one.
+func readAll(r io.Reader, length int64) ([]byte, error) {
+	if length <= 0 || length > 1<<20 {
+		return io.ReadAll(r)
+	}
+	buf := make([]byte, 0, length+1) // +1: EOF is seen without growing
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // longer than declared: let append grow it
+		}
+	}
 }
 
 // badRequest answers 400 with the AuthZEN decoder's message.

@@ -128,29 +128,45 @@ func (sp *spool) add(ctx context.Context, rec trail.Record) error {
 	}
 }
 
+// spoolWindow is how long the async drainer gathers answers after the
+// first one before it writes them with one write and fsync: at a few
+// thousand hits a second a batch then holds tens of answers, not the few
+// that queued during the previous fsync. The answers do not wait for it
+// (they were answered when buffered); only their records' arrival on disk
+// and at the central trail does.
+const spoolWindow = 10 * time.Millisecond
+
+// spoolBatch caps the records of one write and fsync of the drainer.
+const spoolBatch = 1024
+
 func (sp *spool) drain() {
 	defer close(sp.drained)
-	batch := make([]trail.Record, 0, 512)
+	batch := make([]trail.Record, 0, spoolBatch)
+	window := time.NewTimer(spoolWindow)
+	window.Stop()
 	for rec := range sp.buf {
 		batch = append(batch[:0], rec)
-	more:
+		window.Reset(spoolWindow)
+	gather:
 		for len(batch) < cap(batch) {
 			select {
 			case r, ok := <-sp.buf:
 				if !ok {
-					break more
+					break gather // closing: write what was gathered now
 				}
 				batch = append(batch, r)
-			default:
-				break more
+			case <-window.C:
+				break gather
 			}
 		}
+		window.Stop() // Go 1.23+ timers: no stale tick after Stop
 		// An append fails only when the disk does. These records are lost:
 		// say so once, and refuse every later answer (readiness reports it).
 		if _, err := sp.log.Append(context.Background(), batch...); err != nil {
 			err = fmt.Errorf("sidecar spool write failed, %d answers from %s on are not recorded: %w", len(batch), batch[0].ID, err)
 			sp.failed.CompareAndSwap(nil, &err)
 		}
+		clear(batch) // the records' bodies are not kept until the next batch
 	}
 }
 
@@ -219,24 +235,46 @@ type ingestRecord struct {
 	Body json.RawMessage `json:"body"`
 }
 
+// shipBatchSize is the most records one ingest call carries (the central
+// PDP takes up to api.MaxIngestRecords); halved for good when the central
+// PDP answers 413.
+const shipBatchSize = 1000
+
 // ship sends the spool to the central trail until ctx ends: in order, in
 // batches, each acknowledged before the next; the central PDP skips what
 // it already holds, so a batch resent after a lost answer lands once.
+//
+// A full batch goes at once; fewer records wait until ship_interval has
+// passed since the previous call, so that under load each ingest call,
+// shipping position and central fsync carries many answers rather than
+// the few spooled during the previous round trip.
 func (s *Sidecar) ship(ctx context.Context) {
 	next := s.spool.shipped()
 	backoff := 100 * time.Millisecond
-	batchSize := uint64(200)
+	batchSize := uint64(shipBatchSize)
+	var last time.Time // the previous ingest call
 	for {
 		size := s.spool.log.Size()
-		if next >= size {
+		wait := s.cfg.ShipInterval
+		if next < size {
+			wait = s.cfg.ShipInterval - time.Since(last)
+			if size-next >= batchSize {
+				wait = 0
+			}
+		}
+		if wait > 0 {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(s.cfg.ShipInterval):
+			case <-time.After(wait):
 			case <-s.shipNow:
 			}
 			continue
 		}
+		if next >= size {
+			continue
+		}
+		last = time.Now()
 		acked, err := s.shipBatch(ctx, next, min(size, next+batchSize))
 		if errors.Is(err, errTooLarge) && batchSize > 1 {
 			batchSize = max(1, batchSize/2) // the central PDP's body limit

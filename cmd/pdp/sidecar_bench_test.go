@@ -78,7 +78,12 @@ func TestSidecarBench(t *testing.T) {
 	hitRates, missRates := rates("PDP_SIDECAR_BENCH_RATES", "10000"), rates("PDP_SIDECAR_BENCH_MISS_RATES", "1000")
 
 	dir := t.TempDir()
-	bin := buildPDP(t)
+	// PDP_SIDECAR_BENCH_BIN: a pdp binary built elsewhere (another
+	// commit's, to compare two builds in alternating runs).
+	bin := os.Getenv("PDP_SIDECAR_BENCH_BIN")
+	if bin == "" {
+		bin = buildPDP(t)
+	}
 	central := startProcess(t, bin, "listening", append(os.Environ(),
 		"PDP_POLICY_DIR="+northbank,
 		"PDP_RELATIONS_BOOTSTRAP="+filepath.Join(northbank, "relationships.txt"),
@@ -149,6 +154,15 @@ func TestSidecarBench(t *testing.T) {
 	}
 	for _, r := range hitRates {
 		phases = append(phases, phase{"nginx (auth_request + app)", host(edge), r, func(int) []byte { return viaNginx }, statusOK})
+	}
+	// PDP_SIDECAR_BENCH_PHASES=hit,miss: only the phases named (by the
+	// first word of their name).
+	if only := os.Getenv("PDP_SIDECAR_BENCH_PHASES"); only != "" {
+		want := strings.Split(only, ",")
+		phases = slices.DeleteFunc(phases, func(p phase) bool {
+			first, _, _ := strings.Cut(p.name, " ")
+			return !slices.Contains(want, first)
+		})
 	}
 	for _, p := range phases {
 		// Start from a drained spool: the last phase's shipping is not

@@ -111,6 +111,12 @@ func serveSidecar(ctx context.Context, cfg sidecar.Config, log *slog.Logger) err
 	}()
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
+	if cfg.PprofAddr != "" {
+		if err := pdpserver.ServeProfiles(rctx, cfg.PprofAddr, log); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("sidecar: %w", err)
+		}
+	}
 	runDone := make(chan struct{})
 	go func() { defer close(runDone); sc.Run(rctx) }()
 	// Requests run under base, cancelled when their share of the shutdown

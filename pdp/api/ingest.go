@@ -30,7 +30,21 @@ const maxIngestID = 200
 // decodeIngest reads an ingest body strictly:
 // {"records":[{"seq":1,"id":"…","time":"<RFC 3339>","body":{…}}, …]}.
 // Errors name the record's index.
+//
+// A body exactly as sidecars write it (no whitespace, members in this
+// order, plain ids and times) is read by scanIngest, without reflection;
+// anything else, and anything scanIngest's reading would refuse, is read
+// by decodeIngestJSON, which says what is wrong. scanIngest accepts only
+// what decodeIngestJSON accepts, with the same result (FuzzScanIngest).
 func decodeIngest(data []byte) ([]ingest.Record, error) {
+	if recs, ok := scanIngest(data); ok {
+		return recs, nil
+	}
+	return decodeIngestJSON(data)
+}
+
+// decodeIngestJSON is decodeIngest with encoding/json.
+func decodeIngestJSON(data []byte) ([]ingest.Record, error) {
 	var top struct {
 		Records []json.RawMessage `json:"records"`
 	}

@@ -156,7 +156,7 @@ func (in *Ingest) checkBatch(ctx context.Context, app, sidecar string, recs []Re
 			return fmt.Errorf("%w: records[%d]: %s", ErrRefused, offset+i, fmt.Sprintf(format, args...))
 		}
 		p := &parsed[i]
-		if err := json.Unmarshal(r.Body, p); err != nil {
+		if err := decodeSidecarRecord(r.Body, p); err != nil {
 			return bad("body: %v", err)
 		}
 		switch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -14,6 +15,13 @@ import (
 // be a loopback address) until ctx ends. The profiles are a measuring
 // tool: they are off unless configured and never on the API's listener.
 func (s *Server) servePprof(ctx context.Context, addr string) error {
+	return ServeProfiles(ctx, addr, s.log)
+}
+
+// ServeProfiles serves net/http/pprof on addr, which must bind a loopback
+// address, until ctx ends (the central PDP's http.pprof_addr, the
+// sidecar's pprof_addr).
+func ServeProfiles(ctx context.Context, addr string, log *slog.Logger) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
@@ -34,10 +42,10 @@ func (s *Server) servePprof(ctx context.Context, addr string) error {
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
-	s.log.Info("serving runtime profiles", "addr", ln.Addr().String(), "path", "/debug/pprof/")
+	log.Info("serving runtime profiles", "addr", ln.Addr().String(), "path", "/debug/pprof/")
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Warn("profiles listener stopped", "err", err)
+			log.Warn("profiles listener stopped", "err", err)
 		}
 	}()
 	return nil

@@ -4,6 +4,7 @@ package strictjson
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +37,14 @@ func CheckNames(data []byte) error {
 	if !utf8.Valid(data) {
 		return ErrInvalidUTF8
 	}
+	if json.Valid(data) && plainNamesUnique(data) {
+		return nil // what checkNames would say, found without a tokenizer
+	}
+	return checkNames(data)
+}
+
+// checkNames is CheckNames after the UTF-8 check, with a JSON tokenizer.
+func checkNames(data []byte) error {
 	dec := jsontext.NewDecoder(bytes.NewReader(data),
 		jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	type frame struct {
