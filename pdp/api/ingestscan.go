@@ -128,28 +128,5 @@ func objectEnd(p []byte) int {
 	if len(p) == 0 || p[0] != '{' {
 		return -1
 	}
-	depth, inString := 0, false
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '{', '[':
-			depth++
-		case '}', ']':
-			if depth--; depth == 0 {
-				return i + 1
-			}
-		}
-	}
-	return -1
+	return strictjson.CompositeEnd(p)
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"unicode/utf8"
+
+	"github.com/ciampdp/pdp/pdp/internal/strictjson"
 )
 
 // decodeSidecarRecord reads the checked part of a sidecar's record into p
@@ -170,30 +172,7 @@ func valueLen(p []byte) int {
 		_, rest := cutString(p)
 		return len(p) - len(rest)
 	case '{', '[':
-		depth, inString := 0, false
-		for i := 0; i < len(p); i++ {
-			c := p[i]
-			if inString {
-				switch c {
-				case '\\':
-					i++
-				case '"':
-					inString = false
-				}
-				continue
-			}
-			switch c {
-			case '"':
-				inString = true
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
-			}
-		}
-		return 0
+		return max(strictjson.CompositeEnd(p), 0)
 	}
 	i := 0
 	for i < len(p) && p[i] != ',' && p[i] != '}' && p[i] != ']' && p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n' {
