@@ -39,6 +39,8 @@ func TestPreallocatedRecordsFile(t *testing.T) {
 	}{
 		{"default", 0, true},
 		{"small chunks", 4096, true},
+		// default off because this case checks that Preallocate < 0
+		// appends and fsyncs with no zeros ahead.
 		{"off", -1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
