@@ -326,7 +326,7 @@ func (l *FileLog) recover() error {
 	cut := int64(-1)
 	switch {
 	case res.zeroTail && firstTornIdx >= 0 && cleanBeforeTorn && int64(firstTornIdx) >= anchor &&
-		res.frames-firstTornIdx <= l.opts.MaxBatch:
+		res.frames-firstTornIdx <= 2*l.opts.MaxBatch: // a batch may pass MaxBatch by its last request
 		// Preallocated space (see write) is written in place, so a crash
 		// may have kept some pages of the last batch and lost others: a
 		// frame that fails its check, and after it whatever the lost pages
