@@ -143,8 +143,9 @@ func TestPostgresTrailCompressionOverHTTP(t *testing.T) {
 		t.Fatalf("after a restart with zstd: %+v", l2)
 	}
 
-	// Compression off: new rows plain, the old ones still read.
-	t.Setenv("PDP_TRAIL_COMPRESSION", "off")
+	// Compression off: new rows plain, the old ones still read (the steps
+	// above ran with the default, s2, then zstd).
+	t.Setenv("PDP_TRAIL_COMPRESSION", "off") // default off because this step checks compressed rows stay readable when an operator turns compression off
 	url1, stop1 = serveTrailBundle(t, pdpserver.TrailSync, filepath.Join(t.TempDir(), "d"), todoDir)
 	askAll([]string{url1}, 2000, 10)
 	stop1()

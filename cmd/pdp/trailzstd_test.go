@@ -134,11 +134,9 @@ func TestTrailCompressionOverHTTP(t *testing.T) {
 		t.Fatal("zstd: the last record is not stored compressed")
 	}
 
-	// Compression off: the same trail, old records readable, new ones plain.
-	// default off because this step checks that a trail written compressed
-	// (above, with s2 and zstd) stays readable when an operator turns
-	// compression off.
-	t.Setenv("PDP_TRAIL_COMPRESSION", "off")
+	// Compression off: the same trail, old records readable, new ones plain
+	// (the steps above ran with the default, s2).
+	t.Setenv("PDP_TRAIL_COMPRESSION", "off") // default off because this step checks a compressed trail stays readable when an operator turns compression off
 	url, stop = serveTrail(t, pdpserver.TrailSync, dir)
 	a, err := ask(url, 1000)
 	if err != nil || !a.Decision {
