@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ciampdp/pdp/pdp/recorder"
@@ -42,30 +40,9 @@ func TestNorthbankPostgresBytesPerDecision(t *testing.T) {
 		fmt.Fprintf(os.Stderr, "\n*** audit: PDP_TEST_POSTGRES_URL is not set: the PostgreSQL trail's bytes per decision are NOT measured.\n\n")
 		t.Skip("SKIPPED: PDP_TEST_POSTGRES_URL is not set (export PDP_TEST_POSTGRES_URL=$(scripts/postgres.sh start))")
 	}
-	n := 5000
-	if v := os.Getenv("PDP_TRAIL_BYTES"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
-			t.Fatalf("PDP_TRAIL_BYTES=%q", v)
-		}
-	}
+	n := trailBytesN(t)
 	rc := record(t)
-	var bodies []recorder.DecisionBody
-	if err := rc.log.Scan(0, rc.log.Size(), func(r trail.Record) error {
-		if r.Kind != recorder.KindDecision {
-			return nil
-		}
-		dec := json.NewDecoder(bytes.NewReader(r.Body))
-		dec.UseNumber()
-		var b recorder.DecisionBody
-		if err := dec.Decode(&b); err != nil {
-			return err
-		}
-		bodies = append(bodies, b)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	bodies := mixBodies(t, rc)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -95,15 +72,7 @@ func TestNorthbankPostgresBytesPerDecision(t *testing.T) {
 		var appendCPU time.Duration // around the Append calls only: not the JSON encoding
 		start := time.Now()
 		for i := range n {
-			b := bodies[i%len(bodies)]
-			id, _ := uuid.NewV7()
-			b.Decision.ID = id.String()
-			b.Decision.Time = t0.Add(time.Duration(i) * 731 * time.Microsecond)
-			b.Decision.Duration = time.Duration(20000 + i%9973)
-			body, err := json.Marshal(b)
-			if err != nil {
-				t.Fatal(err)
-			}
+			b, body := mixDecision(t, bodies, i, t0)
 			bodyBytes[b.Decision.ID] = len(body)
 			batch = append(batch, trail.CompactRecord(recorder.KindDecision, b.Decision.ID, b.Decision.Time, body))
 			if len(batch) == 64 || i == n-1 {

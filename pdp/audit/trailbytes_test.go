@@ -33,30 +33,9 @@ import (
 // PDP_TRAIL_BYTES sets the number of decisions (100000 for the figures in
 // BENCHMARKS.md; default 5000).
 func TestNorthbankBytesPerDecision(t *testing.T) {
-	n := 5000
-	if v := os.Getenv("PDP_TRAIL_BYTES"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
-			t.Fatalf("PDP_TRAIL_BYTES=%q", v)
-		}
-	}
+	n := trailBytesN(t)
 	rc := record(t)
-	var bodies []recorder.DecisionBody
-	if err := rc.log.Scan(0, rc.log.Size(), func(r trail.Record) error {
-		if r.Kind != recorder.KindDecision {
-			return nil
-		}
-		dec := json.NewDecoder(bytes.NewReader(r.Body))
-		dec.UseNumber()
-		var b recorder.DecisionBody
-		if err := dec.Decode(&b); err != nil {
-			return err
-		}
-		bodies = append(bodies, b)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	bodies := mixBodies(t, rc)
 
 	dir := t.TempDir()
 	l, err := trail.OpenFile(dir, trail.FileOptions{})
@@ -72,15 +51,7 @@ func TestNorthbankBytesPerDecision(t *testing.T) {
 		partN    int64
 	)
 	for i := range n {
-		b := bodies[i%len(bodies)]
-		id, _ := uuid.NewV7()
-		b.Decision.ID = id.String()
-		b.Decision.Time = t0.Add(time.Duration(i) * 731 * time.Microsecond)
-		b.Decision.Duration = time.Duration(20000 + i%9973)
-		body, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b, body := mixDecision(t, bodies, i, t0)
 		batch = append(batch, trail.Record{Kind: recorder.KindDecision, ID: b.Decision.ID, Time: b.Decision.Time, Body: body})
 		refBytes += int64(len(body)) + snapshotParts(t, b, parts, &partN)
 		if len(batch) == 1024 || i == n-1 {
@@ -192,4 +163,56 @@ func snapshotParts(t *testing.T, b recorder.DecisionBody, parts map[string]int, 
 		add(b.Decision.Consent)
 	}
 	return delta
+}
+
+// trailBytesN is the number of decisions the bytes-per-decision tests
+// write: PDP_TRAIL_BYTES, default 5000.
+func trailBytesN(t *testing.T) int {
+	t.Helper()
+	n := 5000
+	if v := os.Getenv("PDP_TRAIL_BYTES"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
+			t.Fatalf("PDP_TRAIL_BYTES=%q", v)
+		}
+	}
+	return n
+}
+
+// mixBodies is the Northbank mix: the decision bodies rc recorded.
+func mixBodies(t *testing.T, rc *recorded) []recorder.DecisionBody {
+	t.Helper()
+	var bodies []recorder.DecisionBody
+	if err := rc.log.Scan(0, rc.log.Size(), func(r trail.Record) error {
+		if r.Kind != recorder.KindDecision {
+			return nil
+		}
+		dec := json.NewDecoder(bytes.NewReader(r.Body))
+		dec.UseNumber()
+		var b recorder.DecisionBody
+		if err := dec.Decode(&b); err != nil {
+			return err
+		}
+		bodies = append(bodies, b)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return bodies
+}
+
+// mixDecision is the i-th decision of the mix: a body of bodies cycled,
+// with an id, time and duration of its own, and its JSON.
+func mixDecision(t *testing.T, bodies []recorder.DecisionBody, i int, t0 time.Time) (recorder.DecisionBody, []byte) {
+	t.Helper()
+	b := bodies[i%len(bodies)]
+	id, _ := uuid.NewV7()
+	b.Decision.ID = id.String()
+	b.Decision.Time = t0.Add(time.Duration(i) * 731 * time.Microsecond)
+	b.Decision.Duration = time.Duration(20000 + i%9973)
+	body, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, body
 }

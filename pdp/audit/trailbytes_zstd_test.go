@@ -1,18 +1,14 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"os"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/ciampdp/pdp/pdp/recorder"
@@ -27,30 +23,9 @@ import (
 // reads every record back and verifies the trail, timing both.
 // PDP_TRAIL_BYTES sets the number of decisions (default 5000).
 func TestNorthbankCompressedBytesPerDecision(t *testing.T) {
-	n := 5000
-	if v := os.Getenv("PDP_TRAIL_BYTES"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
-			t.Fatalf("PDP_TRAIL_BYTES=%q", v)
-		}
-	}
+	n := trailBytesN(t)
 	rc := record(t)
-	var bodies []recorder.DecisionBody
-	if err := rc.log.Scan(0, rc.log.Size(), func(r trail.Record) error {
-		if r.Kind != recorder.KindDecision {
-			return nil
-		}
-		dec := json.NewDecoder(bytes.NewReader(r.Body))
-		dec.UseNumber()
-		var b recorder.DecisionBody
-		if err := dec.Decode(&b); err != nil {
-			return err
-		}
-		bodies = append(bodies, b)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	bodies := mixBodies(t, rc)
 
 	for _, mode := range []string{trail.CompressionOff, trail.CompressionS2, trail.CompressionZstd} {
 		dir := t.TempDir()
@@ -64,15 +39,7 @@ func TestNorthbankCompressedBytesPerDecision(t *testing.T) {
 		bodyBytes := map[string]int{}
 		cpu0 := cpuTime()
 		for i := range n {
-			b := bodies[i%len(bodies)]
-			id, _ := uuid.NewV7()
-			b.Decision.ID = id.String()
-			b.Decision.Time = t0.Add(time.Duration(i) * 731 * time.Microsecond)
-			b.Decision.Duration = time.Duration(20000 + i%9973)
-			body, err := json.Marshal(b)
-			if err != nil {
-				t.Fatal(err)
-			}
+			b, body := mixDecision(t, bodies, i, t0)
 			bodyBytes[b.Decision.ID] = len(body)
 			batch = append(batch, trail.CompactRecord(recorder.KindDecision, b.Decision.ID, b.Decision.Time, body))
 			if len(batch) == 64 || i == n-1 {
