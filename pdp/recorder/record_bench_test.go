@@ -58,36 +58,50 @@ func cpuTime() time.Duration {
 func BenchmarkRecordDecision(b *testing.B) {
 	bodies := northbankBodies(b)
 	for _, mode := range []string{ModeSync, ModeAsync} {
-		b.Run(mode, func(b *testing.B) {
-			s, _ := newKeys(b)
-			l := openLog(b, b.TempDir(), trail.FileOptions{Signer: s})
-			r, err := NewRecorder(replayDecider{bodies}, l, RecorderOptions{Mode: mode, Instance: "pdp-1", Build: "bench"})
-			if err != nil {
-				b.Fatal(err)
+		b.Run(mode, func(b *testing.B) { benchRecord(b, bodies, mode, trail.CompressionOff) })
+	}
+}
+
+// BenchmarkRecordDecisionCompression is BenchmarkRecordDecision (sync)
+// with the trail's compression off, s2 and zstd, side by side: process CPU
+// per decision and bytes per record on disk.
+func BenchmarkRecordDecisionCompression(b *testing.B) {
+	bodies := northbankBodies(b)
+	for _, comp := range []string{trail.CompressionOff, trail.CompressionS2, trail.CompressionZstd} {
+		b.Run(comp, func(b *testing.B) { benchRecord(b, bodies, ModeSync, comp) })
+	}
+}
+
+// benchRecord records b.N decisions in mode into a trail stored with
+// compression and reports CPU, bytes and records per write.
+func benchRecord(b *testing.B, bodies []DecisionBody, mode, compression string) {
+	s, _ := newKeys(b)
+	l := openLog(b, b.TempDir(), trail.FileOptions{Signer: s, Compression: compression})
+	r, err := NewRecorder(replayDecider{bodies}, l, RecorderOptions{Mode: mode, Instance: "pdp-1", Build: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetParallelism(16) // 32 callers on 2 cores
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req := bodies[0].Request
+		for pb.Next() {
+			if d, err := r.Decide(context.Background(), req); err != nil || len(d.Reasons) == 1 && d.Reasons[0] == ReasonTrailUnavailable {
+				b.Error("not recorded", err)
+				return
 			}
-			b.ReportAllocs()
-			b.SetParallelism(16) // 32 callers on 2 cores
-			cpu0 := cpuTime()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				req := bodies[0].Request
-				for pb.Next() {
-					if d, err := r.Decide(context.Background(), req); err != nil || len(d.Reasons) == 1 && d.Reasons[0] == ReasonTrailUnavailable {
-						b.Error("not recorded", err)
-						return
-					}
-				}
-			})
-			if err := r.Close(); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
-			hs, _ := os.Stat(filepath.Join(l.dir, "hashes.bin"))
-			b.ReportMetric(float64(l.Stats().RecordBytes+hs.Size())/float64(l.Size()), "bytes/record")
-			if s := l.Stats(); s.Batches > 0 {
-				b.ReportMetric(float64(s.Records)/float64(s.Batches), "records/batch")
-			}
-		})
+		}
+	})
+	if err := r.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	hs, _ := os.Stat(filepath.Join(l.dir, "hashes.bin"))
+	b.ReportMetric(float64(l.Stats().RecordBytes+hs.Size())/float64(l.Size()), "bytes/record")
+	if st := l.Stats(); st.Batches > 0 {
+		b.ReportMetric(float64(st.Records)/float64(st.Batches), "records/batch")
 	}
 }
