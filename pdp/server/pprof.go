@@ -11,13 +11,6 @@ import (
 	"time"
 )
 
-// servePprof serves Go's runtime profiles on http.pprof_addr (validated to
-// be a loopback address) until ctx ends. The profiles are a measuring
-// tool: they are off unless configured and never on the API's listener.
-func (s *Server) servePprof(ctx context.Context, addr string) error {
-	return ServeProfiles(ctx, addr, s.log)
-}
-
 // ServeProfiles serves net/http/pprof on addr, which must bind a loopback
 // address, until ctx ends (the central PDP's http.pprof_addr, the
 // sidecar's pprof_addr).

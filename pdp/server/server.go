@@ -121,7 +121,8 @@ func (s *Server) Run(ctx context.Context) error {
 		"source", st.Source,
 		"authentication", len(s.keys) > 0)
 	if s.cfg.HTTP.PprofAddr != "" {
-		if err := s.servePprof(ctx, s.cfg.HTTP.PprofAddr); err != nil {
+		// A measuring tool: off unless configured, never on the API's listener.
+		if err := ServeProfiles(ctx, s.cfg.HTTP.PprofAddr, s.log); err != nil {
 			return err
 		}
 	}
