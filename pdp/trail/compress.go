@@ -182,21 +182,35 @@ func (d *dictSet) see(canon []byte) (body dictBody, seq uint64, ok bool) {
 		return dictBody{}, 0, false
 	}
 	rec, err := decodeRecord(canon)
-	if err != nil || rec.Kind != KindDictionary || rec.Pruned {
+	if err != nil {
 		return dictBody{}, 0, false
 	}
-	if json.Unmarshal(rec.Body, &body) != nil || len(body.Content) == 0 {
-		return dictBody{}, 0, false
-	}
-	if rec.ID != dictionaryID(body.Content) {
-		return dictBody{}, 0, false
-	}
-	c, err := newDictCodec(body.Codec, body.Content, false)
+	body, c, err := openDict(rec, false)
 	if err != nil {
 		return dictBody{}, 0, false
 	}
 	d.m.Store(rec.Seq, c)
 	return body, rec.Seq, true
+}
+
+// openDict checks a dictionary record (kind, body, id the content's hash)
+// and builds its codec; forWriting also prepares compression.
+func openDict(rec Record, forWriting bool) (dictBody, *dictCodec, error) {
+	var b dictBody
+	if rec.Kind != KindDictionary || rec.Pruned {
+		return b, nil, fmt.Errorf("%w: record %d is not a dictionary", ErrDictionary, rec.Seq)
+	}
+	if err := json.Unmarshal(rec.Body, &b); err != nil || len(b.Content) == 0 {
+		return b, nil, fmt.Errorf("%w: record %d: malformed body", ErrDictionary, rec.Seq)
+	}
+	if rec.ID != dictionaryID(b.Content) {
+		return b, nil, fmt.Errorf("%w: record %d: id is not its content's hash", ErrDictionary, rec.Seq)
+	}
+	c, err := newDictCodec(b.Codec, b.Content, forWriting)
+	if err != nil {
+		return b, nil, fmt.Errorf("%w: record %d: %w", ErrDictionary, rec.Seq, err)
+	}
+	return b, c, nil
 }
 
 var dictKindMark = []byte(`"kind":"` + KindDictionary + `",`)
@@ -393,19 +407,9 @@ func NewDictionary(compression string, sample []byte, size int, t time.Time) (*D
 // body). forWriting also prepares compression (zstd keeps per-CPU state
 // for it).
 func OpenDictionary(rec Record, forWriting bool) (*Dictionary, error) {
-	if rec.Kind != KindDictionary || rec.Pruned {
-		return nil, fmt.Errorf("%w: record %d is not a dictionary", ErrDictionary, rec.Seq)
-	}
-	var b dictBody
-	if err := json.Unmarshal(rec.Body, &b); err != nil || len(b.Content) == 0 {
-		return nil, fmt.Errorf("%w: record %d: malformed body", ErrDictionary, rec.Seq)
-	}
-	if rec.ID != dictionaryID(b.Content) {
-		return nil, fmt.Errorf("%w: record %d: id is not its content's hash", ErrDictionary, rec.Seq)
-	}
-	c, err := newDictCodec(b.Codec, b.Content, forWriting)
+	b, c, err := openDict(rec, forWriting)
 	if err != nil {
-		return nil, fmt.Errorf("%w: record %d: %w", ErrDictionary, rec.Seq, err)
+		return nil, err
 	}
 	return &Dictionary{Codec: b.Codec, codec: c}, nil
 }
