@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -12,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/ciampdp/pdp/pdp/audit"
 	pdpserver "github.com/ciampdp/pdp/pdp/server"
@@ -236,14 +233,7 @@ func trailText(t *testing.T, dir string) string {
 // same database.
 func TestTrailOnPostgresSharedByTwoReplicas(t *testing.T) {
 	url := testDatabase(t)
-	key := filepath.Join(t.TempDir(), "trail.key")
-	skey, _, err := note.GenerateKey(rand.Reader, "pdp/trail")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, []byte(skey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key, skey := trailKeyFile(t)
 	t.Setenv("PDP_TRAIL_STORE", pdpserver.TrailPostgres)
 	t.Setenv("PDP_TRAIL_POSTGRES_URL", url)
 	t.Setenv("PDP_TRAIL_SIGNING_KEY_FILE", key)

@@ -2,16 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/mod/sumdb/note"
 
 	pdpserver "github.com/ciampdp/pdp/pdp/server"
 )
@@ -22,14 +18,7 @@ import (
 // locks — and all answer over HTTP into the one chain.
 func TestReplicasStartTogetherOnPostgres(t *testing.T) {
 	url := testDatabase(t)
-	key := filepath.Join(t.TempDir(), "trail.key")
-	skey, _, err := note.GenerateKey(rand.Reader, "pdp/trail")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, []byte(skey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key, skey := trailKeyFile(t)
 	t.Setenv("PDP_TRAIL_STORE", pdpserver.TrailPostgres)
 	t.Setenv("PDP_TRAIL_POSTGRES_URL", url)
 	t.Setenv("PDP_TRAIL_SIGNING_KEY_FILE", key)

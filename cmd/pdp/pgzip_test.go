@@ -55,14 +55,7 @@ func readPGTrailLayout(t *testing.T, url string) pgTrailLayout {
 // compression off stores plain rows beside the compressed ones.
 func TestPostgresTrailCompressionOverHTTP(t *testing.T) {
 	url := testDatabase(t)
-	key := filepath.Join(t.TempDir(), "trail.key")
-	skey, _, err := note.GenerateKey(rand.Reader, "pdp/trail")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, []byte(skey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key, skey := trailKeyFile(t)
 	vkey, err := pdpserver.VerifierKey(skey)
 	if err != nil {
 		t.Fatal(err)
@@ -158,4 +151,20 @@ func TestPostgresTrailCompressionOverHTTP(t *testing.T) {
 	if code, out, errOut = pdpRun("replay", "--postgres-url", url, "--quiet"); code != exitOK || !strings.Contains(out, "230 reproduced") {
 		t.Fatalf("replay after the restarts: %d %s %s", code, out, errOut)
 	}
+}
+
+// trailKeyFile writes a new trail signing key (signed-note, origin
+// pdp/trail) to a file for trail.signing_key_file and returns its path
+// and the key.
+func trailKeyFile(t *testing.T) (path, skey string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "trail.key")
+	skey, _, err := note.GenerateKey(rand.Reader, "pdp/trail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(skey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, skey
 }
