@@ -17,8 +17,8 @@ import (
 type appendReq struct {
 	recs  []Record
 	tails [][]byte          // each record's canonical bytes after its seq (see appendCanonicalTail)
-	ztail [][]byte          // each record's tail compressed and stuffed, or nil (stored as is)
-	dict  uint64            // the dictionary record ztail was compressed with
+	zlen  []int             // set by the committer: each record's compressed size, 0 if stored as is
+	dict  uint64            // the dictionary record the committer compressed with
 	done  chan appendResult // buffered, 1
 }
 
@@ -41,22 +41,20 @@ func (l *FileLog) Append(ctx context.Context, recs ...Record) ([]uint64, error) 
 		return nil, l.damaged
 	}
 	// Encoding happens here, on the caller's goroutine, so that many
-	// callers encode in parallel; the single committer only assembles,
-	// hashes and writes.
+	// callers encode in parallel; the single committer compresses,
+	// assembles, hashes and writes. Compression is the committer's
+	// (measured, issue 15): S2's block encoder keeps a 64 KiB table on the
+	// stack, and on the callers' goroutines it cost 4-5 µs a record (every
+	// connection's goroutine grows its stack for it, and 32 of them keep
+	// evicting each other's tables from the cache) against ~1.4 µs on the
+	// one goroutine that always has it warm.
 	req := &appendReq{recs: recs, tails: make([][]byte, len(recs)), done: make(chan appendResult, 1)}
-	d := l.cur.Load()
-	if d != nil {
-		req.ztail, req.dict = make([][]byte, len(recs)), d.seq
-	}
 	for i, rec := range recs {
 		tail, err := appendCanonicalTail(getTail(96+len(rec.Body)), rec)
 		if err != nil {
 			return nil, err
 		}
 		req.tails[i] = tail
-		if d != nil && rec.Kind != KindDictionary && !rec.Pruned {
-			req.ztail[i] = d.codec.compress(tail)
-		}
 	}
 	select {
 	case l.reqs <- req:
@@ -150,6 +148,7 @@ func (l *FileLog) commit(batch []*appendReq) {
 
 	var (
 		buf     = l.wbuf[:0]
+		cur     = l.cur.Load()
 		offsets []int64
 		leaves  []tlog.Hash
 		results = make([]appendResult, len(batch))
@@ -158,6 +157,9 @@ func (l *FileLog) commit(batch []*appendReq) {
 	for i, r := range batch {
 		mark, seqs := len(buf), make([]uint64, 0, len(r.recs))
 		var err error
+		if cur != nil && r.tails != nil {
+			r.zlen, r.dict = make([]int, len(r.recs)), cur.seq
+		}
 		for k, rec := range r.recs {
 			rec.Seq = uint64(next) + uint64(len(seqs))
 			// The frame is built in place: header room, payload, then the
@@ -166,8 +168,12 @@ func (l *FileLog) commit(batch []*appendReq) {
 			buf = append(buf, make([]byte, frameHeader)...)
 			var leaf tlog.Hash
 			switch {
-			case r.ztail != nil && r.ztail[k] != nil:
-				buf = appendZPayload(buf, rec.Seq, r.dict, r.ztail[k])
+			case r.zlen != nil && rec.Kind != KindDictionary && !rec.Pruned:
+				z := len(buf)
+				buf = appendZPayload(buf, rec.Seq, r.dict, nil)
+				z = len(buf) - z
+				buf = cur.codec.appendCompressed(buf, r.tails[k])
+				r.zlen[k] = len(buf) - at - frameHeader - z
 				leaf = tailLeaf(rec.Seq, r.tails[k])
 			case r.tails != nil:
 				buf = append(buf, canonicalSeqPrefix...)
@@ -342,15 +348,15 @@ func (l *FileLog) watchRatio(batch []*appendReq, results []appendResult) {
 		l.rot = rotation{dict: cur.seq}
 	}
 	for i, r := range batch {
-		if results[i].err != nil || r.ztail == nil || r.dict != cur.seq {
+		if results[i].err != nil || r.zlen == nil || r.dict != cur.seq {
 			continue
 		}
-		for k, z := range r.ztail {
-			if z == nil {
+		for k, z := range r.zlen {
+			if z == 0 {
 				continue
 			}
 			l.rot.in += int64(len(r.tails[k]))
-			l.rot.out += int64(len(z))
+			l.rot.out += int64(z)
 			if l.rot.n++; l.rot.n < window {
 				continue
 			}

@@ -118,22 +118,30 @@ func newDictCodec(code string, content []byte, forWriting bool) (*dictCodec, err
 	return c, nil
 }
 
-// s2Scratch holds the S2 encoder's output before it is stuffed.
+// s2Scratch holds a compressor's output before it is stuffed.
 var s2Scratch = sync.Pool{New: func() any { return new([]byte) }}
 
 // compress compresses a canonical tail (the record after {"seq":N,) and
 // stuffs it, into a new slice of its own.
 func (c *dictCodec) compress(tail []byte) []byte {
+	return c.appendCompressed(nil, tail)
+}
+
+// appendCompressed appends tail compressed and stuffed to dst.
+func (c *dictCodec) appendCompressed(dst, tail []byte) []byte {
+	bp := s2Scratch.Get().(*[]byte)
+	var z []byte
 	if c.s2 != nil {
-		bp := s2Scratch.Get().(*[]byte)
-		z := c.s2.Encode((*bp)[:0], tail)
-		out := stuff(make([]byte, 0, len(z)+len(z)/64+4), z)
-		*bp = z[:0]
-		s2Scratch.Put(bp)
-		return out
+		z = c.s2.Encode((*bp)[:0], tail)
+	} else {
+		z = c.zenc.EncodeAll(tail, (*bp)[:0])
 	}
-	z := c.zenc.EncodeAll(tail, make([]byte, 0, len(tail)/4+16))
-	return stuff(make([]byte, 0, len(z)+len(z)/64+4), z)
+	dst = stuff(slices.Grow(dst, len(z)+len(z)/64+4), z)
+	if cap(z) <= 64<<10 {
+		*bp = z[:0]
+	}
+	s2Scratch.Put(bp)
+	return dst
 }
 
 // decode appends the decompression of raw (unstuffed) to dst.
