@@ -138,6 +138,9 @@ for n in "${opa_names[@]}"; do
 done
 
 results=$work/results
+# The server's CPU (user + system, all threads) from /proc: CPU per request
+# is steadier than req/s on a shared machine (wrk's own CPU is not in it).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 : >"$results"
 names=(noop off async sync "${opa_names[@]}")
 for r in $(seq "$rounds"); do
@@ -148,13 +151,18 @@ for r in $(seq "$rounds"); do
       opa-*) url="http://127.0.0.1:${port[$n]}/v1/data/todo/allow"; script=$opa_lua ;;
       *) url="http://127.0.0.1:${port[$n]}/access/v1/evaluation" ;;
     esac
+    case $n in noop) spid=${pid[off]} ;; *) spid=${pid[$n]} ;; esac
+    t0=$(cpu_ticks "$spid")
     out=$(wrk -t2 -c"$conns" -d"$duration" --latency -s "$script" "$url")
+    t1=$(cpu_ticks "$spid")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     p50=$(awk '$1=="50%" {print $2}' <<<"$out")
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")
     non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-    echo "round $r $n rps=$rps p50=$p50 p99=$p99 ${non2xx:+non2xx=$non2xx}"
-    echo "$r $n $rps $p50 $p99" >>"$results"
+    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    cpu=$(awk -v a="$t0" -v b="$t1" -v n="$reqs" -v t="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", (b-a)/t*1e6/n}')
+    echo "round $r $n rps=$rps p50=$p50 p99=$p99 cpu=${cpu}µs/req ${non2xx:+non2xx=$non2xx}"
+    echo "$r $n $rps $p50 $p99 $cpu" >>"$results"
   done
 done
 
@@ -170,14 +178,15 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 table=$work/table
 {
-  echo "| server | req/s (median) | p99 (median) | of the no-op endpoint (median of per-round ratios) |"
-  echo "|---|---:|---:|---:|"
+  echo "| server | req/s (median) | p99 (median) | of the no-op endpoint (median of per-round ratios) | server CPU per request (median) |"
+  echo "|---|---:|---:|---:|---:|"
   for n in "${names[@]}"; do
     rps=$(awk -v e="$n" '$2==e {print $3}' "$results" | median)
     p99=$(awk -v e="$n" '$2==e {v=$5; u=v; sub(/[0-9.]+/,"",u); sub(/[a-z]+/,"",v); f=(u=="us"?0.001:(u=="s"?1000:1)); print v*f}' "$results" | median)
     ratio=$(join <(awk '$2=="noop" {print $1, $3}' "$results" | sort) <(awk -v e="$n" '$2==e {print $1, $3}' "$results" | sort) |
       awk '{print 100*$3/$2}' | median)
-    printf '| %s | %.0f | %.2f ms | %.1f %% |\n' "$(label "$n")" "$rps" "$p99" "$ratio"
+    cpu=$(awk -v e="$n" '$2==e {print $6}' "$results" | median)
+    printf '| %s | %.0f | %.2f ms | %.1f %% | %.1f µs |\n' "$(label "$n")" "$rps" "$p99" "$ratio" "$cpu"
   done
 } >"$table"
 notes=$work/notes
