@@ -153,11 +153,13 @@ func startNorthbankActorTokens(t *testing.T) *server {
 	return startNorthbank(t, "--config", filepath.Join(northbank, "pdp-actor-tokens.yaml"))
 }
 
-// actorToken is a token of Northbank's identity provider for the PDP, as
-// `mint-token -sub <id> -aud https://pdp.northbank.example/` makes it.
-func actorToken(t *testing.T, sub string, claims map[string]any) string {
+// actorToken is a token of Northbank's identity provider for the PDP,
+// issued to a client of app (nbActorClients) with a fresh jti, as
+// `mint-token -sub <id> -aud https://pdp.northbank.example/ -azp <client>`
+// makes it.
+func actorToken(t *testing.T, app, sub string, claims map[string]any) string {
 	t.Helper()
-	c := map[string]any{"aud": "https://pdp.northbank.example/"}
+	c := map[string]any{"aud": "https://pdp.northbank.example/", "azp": nbActorClients[app], "jti": rand.Text()}
 	for k, v := range claims {
 		c[k] = v
 	}
@@ -182,11 +184,11 @@ func TestActorTokensProveTheActor(t *testing.T) {
 		map[string]any{"aud": "https://pdp.northbank.example/"})
 	bad := []struct{ name, token string }{
 		{"no token", ""},
-		{"mallory's token for alice's offer", actorToken(t, "mallory", nil)},
-		{"expired", actorToken(t, "alice", map[string]any{"iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Hour).Unix()})},
-		{"not valid yet", actorToken(t, "alice", map[string]any{"nbf": now.Add(time.Hour).Unix()})},
-		{"the gateway's audience", actorToken(t, "alice", map[string]any{"aud": "mobile-banking"})},
-		{"another issuer", actorToken(t, "alice", map[string]any{"iss": "https://evil.example/"})},
+		{"mallory's token for alice's offer", actorToken(t, "mobile-banking", "mallory", nil)},
+		{"expired", actorToken(t, "mobile-banking", "alice", map[string]any{"iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Hour).Unix()})},
+		{"not valid yet", actorToken(t, "mobile-banking", "alice", map[string]any{"nbf": now.Add(time.Hour).Unix()})},
+		{"the gateway's audience", actorToken(t, "mobile-banking", "alice", map[string]any{"aud": "mobile-banking"})},
+		{"another issuer", actorToken(t, "mobile-banking", "alice", map[string]any{"iss": "https://evil.example/"})},
 		{"signed with another key", forged},
 		{"not a token", "alice"},
 	}
@@ -212,12 +214,12 @@ func TestActorTokensProveTheActor(t *testing.T) {
 		}
 	})
 	t.Run("alice's own offer, and mallory cannot accept it as someone else", func(t *testing.T) {
-		a := s.admin(t, "mobile-banking", http.MethodPost, "/v1/delegations", offer, actorToken(t, "alice", nil))
+		a := s.admin(t, "mobile-banking", http.MethodPost, "/v1/delegations", offer, actorToken(t, "mobile-banking", "alice", nil))
 		if a.Code != http.StatusCreated {
 			t.Fatalf("offer with alice's token: %d %s", a.Code, a.Body)
 		}
 		id := a.Delegation.ID
-		for _, tok := range []string{"", actorToken(t, "alice", nil)} {
+		for _, tok := range []string{"", actorToken(t, "mobile-banking", "alice", nil)} {
 			if a := s.admin(t, "mobile-banking", http.MethodPost, "/v1/delegations/"+id+"/accept", actorBody("mallory"), tok); a.Code != http.StatusUnauthorized {
 				t.Fatalf("accept as mallory without her token: %d %s", a.Code, a.Body)
 			}
@@ -225,13 +227,13 @@ func TestActorTokensProveTheActor(t *testing.T) {
 		if st := s.delegationStatus(t, id); st != "offered" {
 			t.Fatalf("status %s after refused accepts", st)
 		}
-		if a := s.admin(t, "mobile-banking", http.MethodPost, "/v1/delegations/"+id+"/accept", actorBody("mallory"), actorToken(t, "mallory", nil)); a.Code != http.StatusOK {
+		if a := s.admin(t, "mobile-banking", http.MethodPost, "/v1/delegations/"+id+"/accept", actorBody("mallory"), actorToken(t, "mobile-banking", "mallory", nil)); a.Code != http.StatusOK {
 			t.Fatalf("mallory accepts with her token: %d %s", a.Code, a.Body)
 		}
 		if a := s.admin(t, "mobile-banking", http.MethodPost, "/v1/delegations/"+id+"/revoke", actorBody("alice"), ""); a.Code != http.StatusUnauthorized {
 			t.Fatalf("revoke without a token: %d %s", a.Code, a.Body)
 		}
-		if a := s.admin(t, "mobile-banking", http.MethodPost, "/v1/delegations/"+id+"/revoke", actorBody("alice"), actorToken(t, "alice", nil)); a.Code != http.StatusOK {
+		if a := s.admin(t, "mobile-banking", http.MethodPost, "/v1/delegations/"+id+"/revoke", actorBody("alice"), actorToken(t, "mobile-banking", "alice", nil)); a.Code != http.StatusOK {
 			t.Fatalf("alice revokes with her token: %d %s", a.Code, a.Body)
 		}
 	})
@@ -247,7 +249,7 @@ func TestActorTokensProveTheActor(t *testing.T) {
 		if code == exitOK || !strings.Contains(out, "401") || !strings.Contains(out, "Actor-Token") {
 			t.Fatalf("without PDP_ACTOR_TOKEN: %d %s", code, out)
 		}
-		t.Setenv("PDP_ACTOR_TOKEN", actorToken(t, "peggy", nil))
+		t.Setenv("PDP_ACTOR_TOKEN", actorToken(t, "mobile-banking", "peggy", nil))
 		if code, out := cli(); code != exitOK || !strings.Contains(out, `"active"`) {
 			t.Fatalf("with peggy's token: %d %s", code, out)
 		}
@@ -256,7 +258,7 @@ func TestActorTokensProveTheActor(t *testing.T) {
 		if a := s.admin(t, "backoffice", http.MethodPost, "/v1/delegations/rep-acme-erin/suspend", actorBody("registrar"), ""); a.Code != http.StatusUnauthorized {
 			t.Fatalf("%d %s", a.Code, a.Body)
 		}
-		if a := s.admin(t, "backoffice", http.MethodPost, "/v1/delegations/rep-acme-erin/suspend", actorBody("registrar"), actorToken(t, "registrar", nil)); a.Code != http.StatusOK {
+		if a := s.admin(t, "backoffice", http.MethodPost, "/v1/delegations/rep-acme-erin/suspend", actorBody("registrar"), actorToken(t, "backoffice", "registrar", nil)); a.Code != http.StatusOK {
 			t.Fatalf("%d %s", a.Code, a.Body)
 		}
 	})
@@ -274,7 +276,7 @@ func TestActorTokensProveTheActor(t *testing.T) {
 				t.Fatalf("alice's consent ended by a refused withdrawal (%s): %v", tc.name, d.Context.Reasons)
 			}
 		}
-		if a := s.admin(t, "advisor-portal", http.MethodPost, "/v1/consents/withdraw", withdraw, actorToken(t, "alice", nil)); a.Code != http.StatusOK {
+		if a := s.admin(t, "advisor-portal", http.MethodPost, "/v1/consents/withdraw", withdraw, actorToken(t, "advisor-portal", "alice", nil)); a.Code != http.StatusOK {
 			t.Fatalf("withdraw with alice's token: %d %s", a.Code, a.Body)
 		}
 		if d := gina(); d.Decision || !slices.Equal(d.Context.Reasons, []string{"consent_withdrawn"}) {
@@ -282,7 +284,7 @@ func TestActorTokensProveTheActor(t *testing.T) {
 		}
 		give := `{"subject":{"type":"user","id":"alice"},"purpose":"financial_advice","jurisdiction":"DE",
 			"notice":{"uri":"https://northbank.example/privacy/advice","version":1}}`
-		if a := s.admin(t, "advisor-portal", http.MethodPost, "/v1/consents/give", give, actorToken(t, "gina", nil)); a.Code != http.StatusUnauthorized {
+		if a := s.admin(t, "advisor-portal", http.MethodPost, "/v1/consents/give", give, actorToken(t, "advisor-portal", "gina", nil)); a.Code != http.StatusUnauthorized {
 			t.Fatalf("give for alice with gina's token: %d %s", a.Code, a.Body)
 		}
 		if d := gina(); d.Decision {
@@ -291,7 +293,7 @@ func TestActorTokensProveTheActor(t *testing.T) {
 		// A controller's revocation is the application's own act: its key proves it.
 		revoke := `{"subject":{"type":"user","id":"judy"},"purpose":"account_information_sharing","revoke":true,"reason":"fraud"}`
 		give = `{"subject":{"type":"user","id":"judy"},"purpose":"account_information_sharing","jurisdiction":"DE","notice":{"uri":"u","version":1}}`
-		if a := s.admin(t, "budget-app", http.MethodPost, "/v1/consents/give", give, actorToken(t, "judy", nil)); a.Code != http.StatusCreated {
+		if a := s.admin(t, "budget-app", http.MethodPost, "/v1/consents/give", give, actorToken(t, "budget-app", "judy", nil)); a.Code != http.StatusCreated {
 			t.Fatalf("judy gives: %d %s", a.Code, a.Body)
 		}
 		if a := s.admin(t, "budget-app", http.MethodPost, "/v1/consents/withdraw", revoke, ""); a.Code != http.StatusOK {
@@ -455,7 +457,7 @@ func TestActorTokenKeysUnavailable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "pdp.yaml")
 	writeFile(t, path, cfg)
 	s := startNorthbank(t, "--config", path)
-	a := s.admin(t, "mobile-banking", http.MethodPost, "/v1/delegations/poa-alice-bob/revoke", actorBody("alice"), actorToken(t, "alice", nil))
+	a := s.admin(t, "mobile-banking", http.MethodPost, "/v1/delegations/poa-alice-bob/revoke", actorBody("alice"), actorToken(t, "mobile-banking", "alice", nil))
 	if a.Code != http.StatusServiceUnavailable || a.Reason != "actor_keys_unavailable" {
 		t.Fatalf("%d %s, want 503 actor_keys_unavailable", a.Code, a.Body)
 	}

@@ -142,6 +142,7 @@ var (
 	stringsType   = reflect.TypeFor[[]string]()
 	durationsType = reflect.TypeFor[map[string]time.Duration]()
 	redactType    = reflect.TypeFor[[]trail.RedactionRule]()
+	listsType     = reflect.TypeFor[map[string][]string]()
 )
 
 // decodeHook converts the strings that environment variables and flags
@@ -174,6 +175,8 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 			out[k] = d
 		}
 		return out, nil
+	case listsType: // "budget-app=budget-app-web,budget-app=budget-app-ios": a repeated name adds a value
+		return parseLists(s)
 	case redactType: // "request.context.ip=hash,decision.input.entities.*.attrs.email=encrypt"
 		var out []trail.RedactionRule
 		for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
@@ -216,4 +219,18 @@ func settings(c any) map[string]any {
 // envName is the environment variable of a key.
 func envName(key string) string {
 	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// parseLists decodes name=value pairs separated by commas or spaces into a
+// map of lists; a name given again adds a value to its list.
+func parseLists(s string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' }) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Errorf("%q: want name=value pairs, such as budget-app=budget-app-web,budget-app=budget-app-ios", f)
+		}
+		out[k] = append(out[k], v)
+	}
+	return out, nil
 }

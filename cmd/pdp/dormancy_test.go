@@ -210,14 +210,14 @@ func dormancyScenario(t *testing.T) {
 func TestDormancyActorTokens(t *testing.T) {
 	s := startNorthbankActorTokens(t)
 	forAlice := `{"purpose":"account_servicing","on_behalf_of":{"type":"user","id":"alice"}}`
-	for _, c := range []struct{ name, token string }{{"no token", ""}, {"victor's token for alice", actorToken(t, "victor", nil)}} {
+	for _, c := range []struct{ name, token string }{{"no token", ""}, {"victor's token for alice", actorToken(t, "mobile-banking", "victor", nil)}} {
 		if a := s.admin(t, "mobile-banking", http.MethodPost, "/v1/dormancy/delegations/poa-alice-victor/reconfirm", actorBody("alice"), c.token); a.Code != http.StatusUnauthorized || a.Reason != "actor_unproven" {
 			t.Fatalf("%s: %d %s", c.name, a.Code, a.Body)
 		}
 	}
 	wantDormancy(t, "still dormant", s.dormancyAsk(t, "victor", "view_statements", "acc-alice", forAlice),
 		false, []string{"delegation_dormant"}, []string{"delegation_reconfirmation"})
-	if a := s.admin(t, "mobile-banking", http.MethodPost, "/v1/dormancy/delegations/poa-alice-victor/reconfirm", actorBody("alice"), actorToken(t, "alice", nil)); a.Code != http.StatusCreated {
+	if a := s.admin(t, "mobile-banking", http.MethodPost, "/v1/dormancy/delegations/poa-alice-victor/reconfirm", actorBody("alice"), actorToken(t, "mobile-banking", "alice", nil)); a.Code != http.StatusCreated {
 		t.Fatalf("alice's own token: %d %s", a.Code, a.Body)
 	}
 	wantDormancy(t, "re-confirmed", s.dormancyAsk(t, "victor", "view_statements", "acc-alice", forAlice), true, nil, nil)
@@ -228,7 +228,7 @@ func TestDormancyActorTokens(t *testing.T) {
 	if a := s.admin(t, "backoffice", http.MethodPost, path, actorBody("kim"), ""); a.Code != http.StatusUnauthorized {
 		t.Fatalf("revalidation without a token: %d %s", a.Code, a.Body)
 	}
-	if a := s.admin(t, "backoffice", http.MethodPost, path, actorBody("kim"), actorToken(t, "kim", nil)); a.Code != http.StatusCreated {
+	if a := s.admin(t, "backoffice", http.MethodPost, path, actorBody("kim"), actorToken(t, "backoffice", "kim", nil)); a.Code != http.StatusCreated {
 		t.Fatalf("revalidation with kim's token: %d %s", a.Code, a.Body)
 	}
 	wantDormancy(t, "heidi revalidated", s.dormancyAsk(t, "heidi", "view_statements", "acc-heidi", `{"purpose":"account_servicing"}`), true, nil, nil)

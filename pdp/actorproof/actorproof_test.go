@@ -61,7 +61,7 @@ func proverFor(t testing.TB, key *ecdsa.PrivateKey) *Prover {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(v)
+	return New(v, Options{})
 }
 
 func TestProve(t *testing.T) {
@@ -91,7 +91,7 @@ func TestProve(t *testing.T) {
 		{"no subject", sign(t, key, claims("", nil)), "user", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := p.Prove(WithToken(context.Background(), tc.token), tc.typ, tc.id)
+			err := p.Prove(WithToken(context.Background(), tc.token), "app", tc.typ, tc.id)
 			if tc.ok != (err == nil) || (!tc.ok && !errors.Is(err, ErrUnproven)) {
 				t.Fatalf("Prove: %v, want ok=%v (or ErrUnproven)", err, tc.ok)
 			}
@@ -107,7 +107,7 @@ func TestProveKeysUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := sign(t, newKey(t), map[string]any{"iss": issuer, "aud": audience, "sub": "alice", "exp": time.Now().Add(time.Minute).Unix()})
-	err = New(v).Prove(WithToken(context.Background(), tok), "user", "alice")
+	err = New(v, Options{}).Prove(WithToken(context.Background(), tok), "app", "user", "alice")
 	if !errors.Is(err, ErrKeysUnavailable) || errors.Is(err, ErrUnproven) {
 		t.Fatalf("Prove: %v, want ErrKeysUnavailable", err)
 	}
@@ -122,7 +122,7 @@ func BenchmarkProve(b *testing.B) {
 		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}))
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := p.Prove(ctx, "user", "alice"); err != nil {
+		if err := p.Prove(ctx, "app", "user", "alice"); err != nil {
 			b.Fatal(err)
 		}
 	}

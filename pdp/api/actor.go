@@ -22,6 +22,9 @@ const (
 	// ReasonActorKeysUnavailable: the identity provider's keys cannot be
 	// loaded, so no actor can be proven (503, fail closed).
 	ReasonActorKeysUnavailable = reason.ActorKeysUnavailable
+	// ReasonActorReplayUnavailable: single-use actor tokens are on and the
+	// token's use cannot be recorded (503, fail closed).
+	ReasonActorReplayUnavailable = reason.ActorReplayUnavailable
 )
 
 // withActorToken hands the request's Actor-Token header to the services
@@ -55,6 +58,8 @@ func reasonOf(err error) string {
 		return ReasonActorUnproven
 	case errors.Is(err, actorproof.ErrKeysUnavailable):
 		return ReasonActorKeysUnavailable
+	case errors.Is(err, actorproof.ErrReplayUnavailable):
+		return ReasonActorReplayUnavailable
 	case errors.As(err, &cr):
 		return cr.Code
 	case errors.As(err, &dr):

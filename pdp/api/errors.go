@@ -42,6 +42,8 @@ func classify(err error) (int, string) {
 		return http.StatusUnauthorized, err.Error()
 	case errors.Is(err, actorproof.ErrKeysUnavailable):
 		return http.StatusServiceUnavailable, "the actor's token cannot be checked: the identity provider's keys are unavailable; nothing was changed"
+	case errors.Is(err, actorproof.ErrReplayUnavailable):
+		return http.StatusServiceUnavailable, "the actor's token cannot be checked for reuse: its single use cannot be recorded; nothing was changed"
 	case errors.Is(err, errAuditor):
 		return http.StatusForbidden, errAuditor.Error()
 	case errors.Is(err, audit.ErrBadFilter):

@@ -133,7 +133,7 @@ func TestReaderVisible(t *testing.T) {
 // oneUser proves only its user.
 type oneUser string
 
-func (u oneUser) Prove(_ context.Context, typ, id string) error {
+func (u oneUser) Prove(_ context.Context, _, typ, id string) error {
 	if typ == "user" && id == string(u) {
 		return nil
 	}

@@ -33,7 +33,7 @@ type DelegationChecker interface {
 // application names (package actorproof verifies the actor's token); nil
 // trusts the application.
 type ActorProver interface {
-	Prove(ctx context.Context, actorType, actorID string) error
+	Prove(ctx context.Context, app, actorType, actorID string) error
 }
 
 // LedgerConfig wires a Ledger.

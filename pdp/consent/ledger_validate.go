@@ -21,16 +21,17 @@ func checkCaller(app string, subject Ref) error {
 	return nil
 }
 
-// checkActor returns the actor (default: the subject). A representative
-// needs a delegation in force from the subject to them at at.
-func (l *Ledger) checkActor(ctx context.Context, subject, actor Ref, delegation string, at time.Time) (Ref, error) {
+// checkActor returns the actor (default: the subject), proven for the
+// calling application app. A representative needs a delegation in force
+// from the subject to them at at.
+func (l *Ledger) checkActor(ctx context.Context, app string, subject, actor Ref, delegation string, at time.Time) (Ref, error) {
 	if actor == (Ref{}) {
 		actor = subject
 	}
 	if actor.Type == "" || actor.ID == "" {
 		return Ref{}, invalid("actor.type and actor.id are required when an actor is given")
 	}
-	if err := l.proveActor(ctx, "", actor); err != nil {
+	if err := l.proveActor(ctx, app, actor); err != nil {
 		return Ref{}, err
 	}
 	if actor == subject {
@@ -68,13 +69,13 @@ func (l *Ledger) mandate(ctx context.Context, subject, actor Ref, delegation str
 }
 
 // proveActor asks the ActorProver, when there is one, whether actor is
-// who acts. An application acting as itself (a controller's revocation)
-// is proven by its credential.
+// who acts through the calling application app. An application acting as
+// itself (a controller's revocation) is proven by its credential.
 func (l *Ledger) proveActor(ctx context.Context, app string, actor Ref) error {
 	if l.actors == nil || actor == (Ref{Type: "application", ID: app}) {
 		return nil
 	}
-	return l.actors.Prove(ctx, actor.Type, actor.ID)
+	return l.actors.Prove(ctx, app, actor.Type, actor.ID)
 }
 
 // withinMandate checks that a representative (actor other than the

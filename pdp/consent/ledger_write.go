@@ -124,7 +124,7 @@ func (l *Ledger) choice(ctx context.Context, typ EventType, r ChoiceRequest) (Ev
 	} else if r.Expires != nil {
 		return Event{}, "", invalid("expires applies to a grant; a refusal stands until the subject changes it")
 	}
-	if e.Actor, err = l.checkActor(ctx, r.Subject, r.Actor, r.Delegation, at); err != nil {
+	if e.Actor, err = l.checkActor(ctx, r.Application, r.Subject, r.Actor, r.Delegation, at); err != nil {
 		return Event{}, "", err
 	}
 	if err := l.withinMandate(ctx, r.Subject, e.Actor, r.Delegation, at, p); err != nil {
@@ -192,7 +192,7 @@ func (l *Ledger) withdraw(ctx context.Context, r WithdrawRequest) ([]Event, erro
 		if err := l.proveActor(ctx, r.Application, actor); err != nil {
 			return nil, err
 		}
-	} else if actor, err = l.checkActor(ctx, r.Subject, r.Actor, r.Delegation, now); err != nil {
+	} else if actor, err = l.checkActor(ctx, r.Application, r.Subject, r.Actor, r.Delegation, now); err != nil {
 		return nil, err
 	}
 
@@ -312,7 +312,7 @@ func (l *Ledger) renew(ctx context.Context, r RenewRequest) (Event, string, erro
 		return Event{}, "", invalid("grant_id is required")
 	}
 	now := l.clock()
-	actor, err := l.checkActor(ctx, r.Subject, r.Actor, r.Delegation, now)
+	actor, err := l.checkActor(ctx, r.Application, r.Subject, r.Actor, r.Delegation, now)
 	if err != nil {
 		return Event{}, "", err
 	}

@@ -78,7 +78,7 @@ func TestRegisterRecordsChangeOnlyThroughTheRegister(t *testing.T) {
 // refusingProver proves no one but its one user.
 type refusingProver struct{ user string }
 
-func (p refusingProver) Prove(_ context.Context, typ, id string) error {
+func (p refusingProver) Prove(_ context.Context, _, typ, id string) error {
 	if typ == "user" && id == p.user {
 		return nil
 	}

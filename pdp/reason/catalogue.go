@@ -41,8 +41,9 @@ var decisionEntries = []Entry{
 // errors, then the sidecar, then the gateway.
 var otherEntries = []Entry{
 	{TrailUnavailable, HTTPError, "503, named in the `error` message: a search or an admin change whose record could not be written (nothing changed); also the `reason` of `/readyz` while decisions cannot be recorded"},
-	{ActorUnproven, HTTPError, "401: `auth.actor_tokens` is set and the change's actor is not proven by a valid, matching `Actor-Token`"},
+	{ActorUnproven, HTTPError, "401: `auth.actor_tokens` is set and the change's actor is not proven by a valid, matching `Actor-Token` (issued to a client of the calling application with `clients`; not used before with `single_use`)"},
 	{ActorKeysUnavailable, HTTPError, "503: the identity provider's keys cannot be loaded, so no actor can be proven; nothing changed"},
+	{ActorReplayUnavailable, HTTPError, "503: `auth.actor_tokens.single_use` is on and the token's use cannot be recorded (the process remembers `single_use_capacity` unexpired uses already, or PostgreSQL cannot be reached); nothing changed"},
 	{Invalid, HTTPError, "422: the delegation or consent request is malformed or inconsistent"},
 	{Forbidden, HTTPError, "403: the actor or the calling application may not make this delegation or consent change"},
 	{NotFound, HTTPError, "404: the consent grant named does not exist"},

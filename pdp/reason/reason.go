@@ -69,17 +69,20 @@ const (
 const (
 	ActorUnproven        = "actor_unproven"
 	ActorKeysUnavailable = "actor_keys_unavailable"
-	Invalid              = "invalid"
-	NotFound             = "not_found"
-	InvalidTransition    = "invalid_transition"
-	ExceedsParent        = "exceeds_parent"
-	ParentInactive       = "parent_inactive"
-	UnknownPurpose       = "unknown_purpose"
-	NoRule               = "no_rule"
-	NotConsent           = "not_consent"
-	ExceedsMaxValidity   = "exceeds_max_validity"
-	NoDelegation         = "no_delegation"
-	AlreadyEnded         = "already_ended"
+	// ActorReplayUnavailable: single-use actor tokens are on and the
+	// token's use cannot be recorded (503, fail closed).
+	ActorReplayUnavailable = "actor_replay_unavailable"
+	Invalid                = "invalid"
+	NotFound               = "not_found"
+	InvalidTransition      = "invalid_transition"
+	ExceedsParent          = "exceeds_parent"
+	ParentInactive         = "parent_inactive"
+	UnknownPurpose         = "unknown_purpose"
+	NoRule                 = "no_rule"
+	NotConsent             = "not_consent"
+	ExceedsMaxValidity     = "exceeds_max_validity"
+	NoDelegation           = "no_delegation"
+	AlreadyEnded           = "already_ended"
 )
 
 // Codes the sidecar and the gateway give themselves.

@@ -52,7 +52,7 @@ type Delegations interface {
 // ActorProver proves that the actor of a revalidation is the person named
 // (package actorproof); nil when actor tokens are off.
 type ActorProver interface {
-	Prove(ctx context.Context, actorType, actorID string) error
+	Prove(ctx context.Context, app, actorType, actorID string) error
 }
 
 // Journal records a revalidation in the decision trail before it is
@@ -241,7 +241,7 @@ func (s *Service) prove(ctx context.Context, by Actor) error {
 	if s.c.Actors == nil {
 		return nil
 	}
-	return s.c.Actors.Prove(ctx, by.Subject.Type, by.Subject.ID)
+	return s.c.Actors.Prove(ctx, by.Application, by.Subject.Type, by.Subject.ID)
 }
 
 // write journals r, then stores and indexes it.

@@ -155,6 +155,9 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	if err != nil {
 		return err
 	}
+	if auth.close != nil {
+		s.push(auth.close)
+	}
 	// Delegation and consent changes are recorded in the trail before they
 	// are applied (the journal records once the trail is open), and
 	// published to the change feed once applied.

@@ -17,6 +17,7 @@ import (
 type authority struct {
 	registers []string
 	actors    *actorproof.Prover
+	close     func() // the single-use store's, or nil
 }
 
 // openAuthority builds the authority of cfg. With authentication off, the
@@ -42,7 +43,42 @@ func openAuthority(ctx context.Context, cfg Config, log *slog.Logger) (authority
 			log.Warn("auth.actor_tokens: the JWKS cannot be loaded yet; delegation and consent changes are refused until it is", "error", err)
 		}
 	}
-	a.actors = actorproof.New(v)
-	log.Info("actor tokens on: every delegation and consent change must carry the actor's token", "header", actorproof.Header, "issuer", at.Issuer)
+	clients, err := cfg.Auth.ActorTokenClients()
+	if err != nil {
+		return a, err
+	}
+	opts := actorproof.Options{Clients: clients, Leeway: at.Verification().WithDefaults().Leeway}
+	spentIn := "off"
+	if at.SingleUse {
+		if opts.Spent, a.close, spentIn, err = openSpent(ctx, cfg); err != nil {
+			return a, err
+		}
+	}
+	a.actors = actorproof.New(v, opts)
+	log.Info("actor tokens on: every delegation and consent change must carry the actor's token", "header", actorproof.Header, "issuer", at.Issuer,
+		"bound_to_clients", clients != nil, "single_use", spentIn)
 	return a, nil
+}
+
+// openSpent opens where single-use tokens are remembered: where the
+// delegation or consent records live, so that it holds for the whole
+// deployment — PostgreSQL (shared by the replicas) when either is there,
+// else this process's memory. It returns the store, its close (or nil)
+// and a word for the log.
+func openSpent(ctx context.Context, cfg Config) (actorproof.Spent, func(), string, error) {
+	url := ""
+	switch {
+	case cfg.Delegations.Engine == DelegationsPostgres:
+		url = cfg.Delegations.PostgresURL
+	case cfg.Consent.Engine == ConsentPostgres:
+		url = cfg.Consent.PostgresURL
+	}
+	if url == "" {
+		return actorproof.NewMemorySpent(cfg.Auth.ActorTokens.SingleUseCapacity, nil), nil, "memory", nil
+	}
+	st, err := actorproof.OpenPostgresSpent(ctx, url, nil)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("auth.actor_tokens.single_use: %w", err)
+	}
+	return st, st.Close, "postgres", nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ciampdp/pdp/pdp/actorproof"
 	"github.com/ciampdp/pdp/pdp/api"
 	"github.com/ciampdp/pdp/pdp/changefeed"
 	"github.com/ciampdp/pdp/pdp/jwtverify"
@@ -52,7 +53,7 @@ type Config struct {
 // DefaultConfig is the embedded default: loopback only, authentication off,
 // the bundle in ./policies and ./schema, reloaded when it changes.
 func DefaultConfig() Config {
-	return Config{HTTP: DefaultHTTP(), Policy: DefaultPolicy(), Relations: DefaultRelations(), Delegations: DefaultDelegations(), Consent: DefaultConsent(), Dormancy: DefaultDormancy(), Signals: DefaultSignals(), Trail: DefaultTrail(), Console: DefaultConsole(), Log: DefaultLog()}
+	return Config{HTTP: DefaultHTTP(), Policy: DefaultPolicy(), Auth: DefaultAuth(), Relations: DefaultRelations(), Delegations: DefaultDelegations(), Consent: DefaultConsent(), Dormancy: DefaultDormancy(), Signals: DefaultSignals(), Trail: DefaultTrail(), Console: DefaultConsole(), Log: DefaultLog()}
 }
 
 // Validate checks every section, then what spans sections.
@@ -276,10 +277,17 @@ type AuthConfig struct {
 	ActorTokens ActorTokensConfig `mapstructure:"actor_tokens"`
 }
 
+// DefaultAuth is authentication off; actor tokens, once configured, are
+// single use (see ActorTokensConfig).
+func DefaultAuth() AuthConfig {
+	return AuthConfig{ActorTokens: ActorTokensConfig{SingleUse: true, SingleUseCapacity: actorproof.DefaultMemoryCapacity}}
+}
+
 // ActorTokensConfig says whose end-user tokens prove the actor of an admin
 // change: the identity provider's issuer, the PDP's audience, its keys (a
 // JWKS file or an https URL, fetched with a timeout and cached) and the
-// accepted algorithms.
+// accepted algorithms; and what a token is bound to: the calling
+// application's clients (Clients) and one change (SingleUse).
 type ActorTokensConfig struct {
 	Issuer     string        `mapstructure:"issuer"`
 	Audience   []string      `mapstructure:"audience"`
@@ -287,12 +295,28 @@ type ActorTokensConfig struct {
 	JWKSURL    string        `mapstructure:"jwks_url"`
 	Algorithms []string      `mapstructure:"algorithms"`
 	Leeway     time.Duration `mapstructure:"leeway"`
+	// Clients maps each application (of auth.api_keys) to the OAuth
+	// client ids its users' tokens are issued to (the token's azp, else
+	// client_id). Set, a token proves an actor only for an application
+	// listing its client, and an application not listed proves no one.
+	Clients map[string][]string `mapstructure:"clients"`
+	// SingleUse (default true) makes a token prove one change: its jti is
+	// remembered until its exp plus the leeway (in the process, or in
+	// PostgreSQL when the delegation or consent records are there), and
+	// a token without jti proves nothing.
+	SingleUse bool `mapstructure:"single_use"`
+	// SingleUseCapacity bounds the jtis one process remembers (the file
+	// deployment); when that many unexpired uses are remembered a change
+	// is refused (503 actor_replay_unavailable).
+	SingleUseCapacity int `mapstructure:"single_use_capacity"`
 }
 
-// Enabled reports whether any part of the section is set (then all of it
-// must be valid).
+// Enabled reports whether any part of the section that turns actor proof
+// on is set (then all of it must be valid). SingleUse and
+// SingleUseCapacity have defaults and turn nothing on.
 func (a ActorTokensConfig) Enabled() bool {
-	return a.Issuer != "" || len(a.Audience) > 0 || a.JWKSFile != "" || a.JWKSURL != "" || len(a.Algorithms) > 0 || a.Leeway != 0
+	return a.Issuer != "" || len(a.Audience) > 0 || a.JWKSFile != "" || a.JWKSURL != "" || len(a.Algorithms) > 0 || a.Leeway != 0 ||
+		len(a.Clients) > 0
 }
 
 // Verification is the jwtverify view of the section.
@@ -308,6 +332,9 @@ func (a ActorTokensConfig) Validate() error {
 	}
 	if err := a.Verification().Validate(); err != nil {
 		return fmt.Errorf("auth.actor_tokens: %w", err)
+	}
+	if a.SingleUse && a.SingleUseCapacity <= 0 {
+		return fmt.Errorf("auth.actor_tokens.single_use_capacity %d: %w: it must be positive", a.SingleUseCapacity, ErrActorTokens)
 	}
 	return nil
 }
@@ -348,7 +375,11 @@ func (a AuthConfig) Validate() error {
 		}
 		seen[d] = true
 	}
-	return a.ActorTokens.Validate()
+	if err := a.ActorTokens.Validate(); err != nil {
+		return err
+	}
+	_, err := a.ActorTokenClients()
+	return err
 }
 
 // Auditors maps each auditor key digest (lower case) to its auditor.
