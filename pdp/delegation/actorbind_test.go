@@ -54,9 +54,13 @@ func TestActorTokenBoundToApplicationAndOneUse(t *testing.T) {
 	id := d.ID
 	for _, o := range []op{
 		{"accept", bob, func(ctx context.Context, by Actor) (Delegation, string, error) { return e.svc.Accept(ctx, id, by) }, StatusActive},
-		{"suspend", alice, func(ctx context.Context, by Actor) (Delegation, string, error) { return e.svc.Suspend(ctx, id, by, "trip") }, StatusSuspended},
+		{"suspend", alice, func(ctx context.Context, by Actor) (Delegation, string, error) {
+			return e.svc.Suspend(ctx, id, by, "trip")
+		}, StatusSuspended},
 		{"resume", alice, func(ctx context.Context, by Actor) (Delegation, string, error) { return e.svc.Resume(ctx, id, by) }, StatusActive},
-		{"renounce", bob, func(ctx context.Context, by Actor) (Delegation, string, error) { return e.svc.Renounce(ctx, id, by, "no") }, StatusRenounced},
+		{"renounce", bob, func(ctx context.Context, by Actor) (Delegation, string, error) {
+			return e.svc.Renounce(ctx, id, by, "no")
+		}, StatusRenounced},
 	} {
 		t.Run(o.name, func(t *testing.T) {
 			before := e.get(id)
