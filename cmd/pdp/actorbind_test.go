@@ -176,3 +176,29 @@ func TestActorTokenClientsUnknownApplication(t *testing.T) {
 		t.Fatalf("serve: %d\n%s%s", code, out.String(), errOut.String())
 	}
 }
+
+// TestActorTokensSingleUseAcrossReplicas: with the delegation and consent
+// records on PostgreSQL, a token's one use is remembered in that database,
+// so a second replica refuses it too.
+func TestActorTokensSingleUseAcrossReplicas(t *testing.T) {
+	uri := testDatabase(t)
+	for _, k := range []string{"RELATIONS", "DELEGATIONS", "CONSENT"} {
+		t.Setenv("PDP_"+k+"_ENGINE", "postgres")
+		t.Setenv("PDP_"+k+"_POSTGRES_URL", uri)
+	}
+	a, b := startNorthbankActorTokens(t), startNorthbankActorTokens(t)
+	tok := actorToken(t, "mobile-banking", "alice", nil)
+	if r := a.admin(t, "mobile-banking", http.MethodPost, "/v1/delegations/poa-alice-bob/suspend", actorBody("alice"), tok); r.Code != http.StatusOK {
+		t.Fatalf("suspend on replica a: %d %s", r.Code, r.Body)
+	}
+	r := b.admin(t, "mobile-banking", http.MethodPost, "/v1/delegations/poa-alice-bob/resume", actorBody("alice"), tok)
+	if r.Code != http.StatusUnauthorized || r.Reason != "actor_unproven" || !strings.Contains(r.Error, "already used") {
+		t.Fatalf("the same token on replica b: %d %s, want 401 actor_unproven", r.Code, r.Body)
+	}
+	if st := b.delegationStatus(t, "poa-alice-bob"); st != "suspended" {
+		t.Fatalf("poa-alice-bob is %s", st)
+	}
+	if r := b.admin(t, "mobile-banking", http.MethodPost, "/v1/delegations/poa-alice-bob/resume", actorBody("alice"), actorToken(t, "mobile-banking", "alice", nil)); r.Code != http.StatusOK {
+		t.Fatalf("a fresh token on replica b: %d %s", r.Code, r.Body)
+	}
+}
