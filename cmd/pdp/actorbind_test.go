@@ -202,3 +202,26 @@ func TestActorTokensSingleUseAcrossReplicas(t *testing.T) {
 		t.Fatalf("a fresh token on replica b: %d %s", r.Code, r.Body)
 	}
 }
+
+// TestActorTokenUsesBounded: one process remembers at most
+// auth.actor_tokens.single_use_capacity unexpired uses; beyond, a change
+// is refused with 503 actor_replay_unavailable (fail closed: nothing
+// changes), and counted.
+func TestActorTokenUsesBounded(t *testing.T) {
+	t.Setenv("PDP_AUTH_ACTOR_TOKENS_SINGLE_USE_CAPACITY", "1")
+	s := startNorthbankActorTokens(t)
+	if a := s.admin(t, "mobile-banking", http.MethodPost, "/v1/delegations/poa-alice-peggy/accept", actorBody("peggy"), actorToken(t, "mobile-banking", "peggy", nil)); a.Code != http.StatusOK {
+		t.Fatalf("the first change: %d %s", a.Code, a.Body)
+	}
+	a := s.admin(t, "mobile-banking", http.MethodPost, "/v1/delegations/poa-alice-bob/suspend", actorBody("alice"), actorToken(t, "mobile-banking", "alice", nil))
+	if a.Code != http.StatusServiceUnavailable || a.Reason != "actor_replay_unavailable" {
+		t.Fatalf("a second token with the store full: %d %s, want 503 actor_replay_unavailable", a.Code, a.Body)
+	}
+	if st := s.delegationStatus(t, "poa-alice-bob"); st != "active" {
+		t.Fatalf("poa-alice-bob is %s", st)
+	}
+	code, data := s.do(t, http.MethodGet, "/metrics", "")
+	if code != http.StatusOK || !strings.Contains(string(data), "pdp_actor_token_uses_remembered 1") || !strings.Contains(string(data), "pdp_actor_token_uses_full_total 1") {
+		t.Fatalf("metrics: %d\n%s", code, data)
+	}
+}

@@ -241,6 +241,9 @@ func TestMemorySpent(t *testing.T) {
 		if fresh != tc.fresh || !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
 			t.Fatalf("%s: %v %v, want %v %v", tc.name, fresh, err, tc.fresh, tc.wantErr)
 		}
+		if tc.wantErr != nil && m.Full() == 0 {
+			t.Fatalf("%s: a refusal not counted", tc.name)
+		}
 		if n := m.Len(); n != tc.remembers {
 			t.Fatalf("%s: %d remembered, want %d", tc.name, n, tc.remembers)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,6 +33,7 @@ type MemorySpent struct {
 	now   func() time.Time
 	until map[string]time.Time
 	order expiries
+	full  atomic.Uint64 // spends refused because the capacity was reached
 }
 
 var _ Spent = (*MemorySpent)(nil)
@@ -58,6 +60,7 @@ func (m *MemorySpent) Spend(_ context.Context, jti string, until time.Time) (boo
 		return false, nil
 	}
 	if len(m.until) >= m.max {
+		m.full.Add(1)
 		return false, fmt.Errorf("%w: %d unexpired token uses are remembered, the most auth.actor_tokens.single_use_capacity allows", ErrReplayUnavailable, m.max)
 	}
 	m.until[jti] = until
@@ -72,6 +75,9 @@ func (m *MemorySpent) Len() int {
 	defer m.mu.Unlock()
 	return len(m.until)
 }
+
+// Full counts the spends refused because the capacity was reached.
+func (m *MemorySpent) Full() uint64 { return m.full.Load() }
 
 // forget drops the uses that expired by now.
 func (m *MemorySpent) forget(now time.Time) {

@@ -158,6 +158,11 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	if auth.close != nil {
 		s.push(auth.close)
 	}
+	for _, c := range auth.collectors() {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+	}
 	// Delegation and consent changes are recorded in the trail before they
 	// are applied (the journal records once the trail is open), and
 	// published to the change feed once applied.

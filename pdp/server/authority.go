@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ciampdp/pdp/pdp/actorproof"
 	"github.com/ciampdp/pdp/pdp/api"
 	"github.com/ciampdp/pdp/pdp/jwtverify"
@@ -17,7 +19,8 @@ import (
 type authority struct {
 	registers []string
 	actors    *actorproof.Prover
-	close     func() // the single-use store's, or nil
+	close     func()                  // the single-use store's, or nil
+	memory    *actorproof.MemorySpent // the single-use store in this process, or nil
 }
 
 // openAuthority builds the authority of cfg. With authentication off, the
@@ -53,6 +56,7 @@ func openAuthority(ctx context.Context, cfg Config, log *slog.Logger) (authority
 		if opts.Spent, a.close, spentIn, err = openSpent(ctx, cfg); err != nil {
 			return a, err
 		}
+		a.memory, _ = opts.Spent.(*actorproof.MemorySpent)
 	}
 	a.actors = actorproof.New(v, opts)
 	log.Info("actor tokens on: every delegation and consent change must carry the actor's token", "header", actorproof.Header, "issuer", at.Issuer,
@@ -81,4 +85,23 @@ func openSpent(ctx context.Context, cfg Config) (actorproof.Spent, func(), strin
 		return nil, nil, "", fmt.Errorf("auth.actor_tokens.single_use: %w", err)
 	}
 	return st, st.Close, "postgres", nil
+}
+
+// collectors are the metrics of the single-use store in this process
+// (none on PostgreSQL, whose table is the deployment's).
+func (a authority) collectors() []prometheus.Collector {
+	m := a.memory
+	if m == nil {
+		return nil
+	}
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pdp_actor_token_uses_remembered",
+			Help: "Used actor token ids this process remembers (auth.actor_tokens.single_use), expired ones until the next use.",
+		}, func() float64 { return float64(m.Len()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "pdp_actor_token_uses_full_total",
+			Help: "Changes refused (503 actor_replay_unavailable) because auth.actor_tokens.single_use_capacity unexpired uses were remembered.",
+		}, func() float64 { return float64(m.Full()) }),
+	}
 }
