@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -290,5 +291,50 @@ func TestMemorySpentBounded(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("%d spends of one jti won, want 1", n)
+	}
+}
+
+// BenchmarkProveBound: BenchmarkProve with the binding to the calling
+// application's clients (single use is BenchmarkMemorySpent's).
+func BenchmarkProveBound(b *testing.B) {
+	priv := newKey(b)
+	clk := &clock{t: time.Now()}
+	p := boundProver(b, jose.JSONWebKey{Key: priv, KeyID: "k1", Algorithm: "ES256", Use: "sig"}, clk, northbankClients, nil)
+	ctx := WithToken(context.Background(), sign(b, priv, map[string]any{"iss": issuer, "aud": audience, "sub": "alice", "azp": "budget-app-web",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.Prove(ctx, "budget-app", "user", "alice"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMemorySpent: one use recorded in a store holding 100 000
+// unexpired uses, the oldest expiring as new ones arrive.
+func BenchmarkMemorySpent(b *testing.B) {
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	const live = 100_000
+	m := NewMemorySpent(live+1, clk.now)
+	ctx := context.Background()
+	ids := make([]string, 1<<20)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("jti-%016x", i)
+	}
+	i := 0
+	spend := func() {
+		clk.add(time.Millisecond)
+		if fresh, err := m.Spend(ctx, ids[i%len(ids)], clk.now().Add(live*time.Millisecond)); !fresh || err != nil {
+			b.Fatalf("spend %d: %v %v", i, fresh, err)
+		}
+		i++
+	}
+	for range live {
+		spend()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		spend()
 	}
 }
