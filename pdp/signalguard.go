@@ -90,6 +90,7 @@ type signalJob struct {
 	entities []signalEntity
 	session  signals.Session
 	ip       map[string]string // context values velocity rules count by
+	stepUp   *stepUpReport     // the step-up outcome a report action reports
 }
 
 type signalEntity struct {
@@ -115,6 +116,9 @@ func planSignals(b *policy.Bundle, req Request, in builtInput) (*signalJob, erro
 		return nil, err
 	}
 	sj.session = s
+	if sj.stepUp, err = planStepUp(b.Signals(), req); err != nil {
+		return nil, err
+	}
 	if reg := b.Signals(); reg != nil && len(reg.Velocity) > 0 {
 		for _, v := range reg.Velocity {
 			if s, ok := req.Context[v.Key].(string); ok && s != "" {
@@ -224,8 +228,12 @@ func (e *Engine) readSignals(b *policy.Bundle, j *job) {
 			}
 		}
 	}
+	if sj.stepUp != nil {
+		j.d.Signals = append(j.d.Signals, refuseReporters(sj.stepUp, j.d.Application)...)
+	}
 	if e.velocity != nil {
 		j.d.Signals = append(j.d.Signals, e.velocity.blocked(reg, sj.ip, j.start)...)
+		j.d.Signals = append(j.d.Signals, e.velocity.heldStepUps(reg, action, sj.entities[0].key, j.start)...)
 	}
 }
 
@@ -301,6 +309,9 @@ func signalMessage(fs []SignalFact) string {
 // message and `pdp explain`).
 func SignalWords(f SignalFact) string {
 	what := f.Rule
+	if f.Transmitter == TransmitterPDP && (f.Event == EventStepUpHold || f.Event == EventStepUpReport) {
+		return stepUpWords(f)
+	}
 	if f.Transmitter == TransmitterPDP {
 		return fmt.Sprintf("%s: %d denied decisions for distinct subjects from %s within %s (velocity rule %s)", f.Reason, f.Count, f.Entity, f.Window, f.Rule)
 	}
