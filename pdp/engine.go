@@ -156,9 +156,12 @@ func (e *Engine) finish(b *policy.Bundle, j *job, facts []Fact, revision string,
 	if e.velocity != nil && j.d.Allowed && j.signals != nil && j.signals.stepUp != nil && !j.uncounted {
 		j.changed = e.countStepUp(j)
 	}
-	if e.dormancy != nil && j.d.Allowed {
+	// A failed step-up is not the customer's activity (it may be someone
+	// with their password): it does not keep them from being dormant.
+	active := j.d.Allowed && (j.signals == nil || j.signals.stepUp == nil || j.signals.stepUp.outcome != StepUpFailed)
+	if e.dormancy != nil && active {
 		e.touchDormancy(b, j)
-	} else if e.consent != nil && j.d.Allowed {
+	} else if e.consent != nil && active {
 		e.consent.Touch(ObjectRef{Type: b.ObjectType(j.d.Input.Principal.Type), ID: string(j.d.Input.Principal.ID)}, j.start)
 	}
 	j.d.Duration = time.Since(j.began)

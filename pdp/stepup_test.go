@@ -285,3 +285,47 @@ func TestStepUpCountersBounded(t *testing.T) {
 	f.fail(t, "u3", 3)
 	f.decide(t, stepUpAsk("u3", "pay"), true, nil, stepUp)
 }
+
+// touches records the activity the engine notes (the consent ledger's
+// Touch): a hand-written stand-in at an edge this test does not read.
+type touches struct{ subjects []string }
+
+func (t *touches) CheckConsents(context.Context, []pdp.ConsentQuery) ([]pdp.ConsentFact, error) {
+	return nil, errors.New("no consent here")
+}
+func (t *touches) Touch(s pdp.ObjectRef, _ time.Time) { t.subjects = append(t.subjects, s.ID) }
+
+// TestFailedStepUpIsNoActivity: a failed step-up (perhaps someone with
+// the password) does not count as the customer's activity, so it cannot
+// keep a dormant identity from being dormant; a passed one does.
+func TestFailedStepUpIsNoActivity(t *testing.T) {
+	f := newStepUpFixture(t)
+	tc := &touches{}
+	f.engine = pdp.NewEngine(pdp.Components{Bundles: f.b, Velocity: &pdp.Velocity{}, Consent: tc, Now: func() time.Time { return f.now }})
+	f.decide(t, stepUpReport("heidi", "app-a", pdp.StepUpFailed), true, nil, nil)
+	if len(tc.subjects) != 0 {
+		t.Fatalf("a failed step-up touched %v", tc.subjects)
+	}
+	f.decide(t, stepUpReport("heidi", "app-a", pdp.StepUpSucceeded), true, nil, nil)
+	if !slices.Equal(tc.subjects, []string{"heidi"}) {
+		t.Fatalf("a passed step-up touched %v", tc.subjects)
+	}
+}
+
+// TestStepUpReportsInABatch: reports in a batch count like single ones,
+// and the hold they begin is published once.
+func TestStepUpReportsInABatch(t *testing.T) {
+	f := newStepUpFixture(t)
+	seq := f.feed.Seq()
+	r := stepUpReport("mallory", "app-a", pdp.StepUpFailed)
+	ds, err := f.engine.DecideBatch(context.Background(), []pdp.Request{r, r, r, stepUpAsk("mallory", "pay")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ds[2].Allowed || ds[2].Signals[0].Count != 3 || !slices.Equal(ds[3].Obligations, stepUp) {
+		t.Fatalf("batch: %+v / %+v", ds[2].Signals, ds[3])
+	}
+	if f.feed.Seq() != seq+1 {
+		t.Fatalf("published %d changes, want 1", f.feed.Seq()-seq)
+	}
+}

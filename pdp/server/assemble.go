@@ -248,7 +248,7 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	velocity := &pdp.Velocity{MaxKeys: cfg.Signals.VelocityMaxKeys, Feed: changes}
 	if err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "pdp_signals_velocity_dropped_total",
-		Help: "Denied decisions velocity rules did not count because their bound (signals.velocity_max_keys) was reached.",
+		Help: "Denied decisions velocity rules, and failed step-ups failed step-up rules, did not count because their bound (signals.velocity_max_keys) was reached.",
 	}, func() float64 { return float64(velocity.Dropped()) })); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
