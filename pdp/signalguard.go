@@ -66,7 +66,9 @@ type staleSignals interface {
 // where it came from (transmitter, SET jti, event type and time, the
 // subject as received), whose it is (role, entity), the registry rule and
 // what it did to this request (effect, reason). Velocity signals name the
-// rule, the counted value, the count and the window.
+// rule, the counted value, the count and the window; failed step-up
+// facts name the rule, the subject, the count and the window (and a
+// report's outcome).
 type SignalFact struct {
 	Role        string             `json:"role"`
 	Entity      string             `json:"entity"`
@@ -82,6 +84,8 @@ type SignalFact struct {
 	Reason      string             `json:"reason,omitempty"`
 	Count       int                `json:"count,omitempty"`
 	Window      string             `json:"window,omitempty"`
+	// Outcome is the step-up outcome a report made (failed, succeeded).
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // signalJob is the risk part of a job: whose signals to read, and the

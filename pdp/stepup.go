@@ -77,6 +77,7 @@ type ChangePublisher interface {
 // stepUpCounter is one subject's failed step-ups for one rule.
 type stepUpCounter struct {
 	failures     []time.Time // within the window, oldest first; fewer than the count
+	window       time.Duration
 	blockedAt    time.Time
 	blockedUntil time.Time
 	count        int
@@ -109,7 +110,7 @@ func (v *Velocity) reportStepUp(r *signals.StepUpRule, subject, outcome string, 
 		if v.bySubject == nil {
 			v.bySubject = map[stepUpKey]*stepUpCounter{}
 		}
-		c = &stepUpCounter{}
+		c = &stepUpCounter{window: r.Window}
 		v.bySubject[k] = c
 	}
 	from := at.Add(-r.Window)
@@ -198,7 +199,7 @@ func (e *Engine) countStepUp(j *job) (changed bool) {
 		n, c := e.velocity.reportStepUp(r, subject, rep.outcome, j.start)
 		changed = changed || c
 		j.d.Signals = append(j.d.Signals, SignalFact{Role: SignalRolePrincipal, Entity: subject, Transmitter: TransmitterPDP,
-			Event: EventStepUpReport, EventTime: j.start, Rule: r.Name, Reason: rep.outcome, Count: n, Window: r.Window.String()})
+			Event: EventStepUpReport, EventTime: j.start, Rule: r.Name, Reason: r.Reason, Outcome: rep.outcome, Count: n, Window: r.Window.String()})
 	}
 	return changed
 }
@@ -221,7 +222,7 @@ func stepUpWords(f SignalFact) string {
 		if f.Effect == signals.EffectDeny {
 			return fmt.Sprintf("%s: %s may not report step-up outcomes (failed step-up rule %s); not counted", f.Reason, f.Entity, f.Rule)
 		}
-		if f.Reason == StepUpSucceeded {
+		if f.Outcome == StepUpSucceeded {
 			return fmt.Sprintf("%s reported a successful step-up: failed step-ups forgotten and any hold lifted (failed step-up rule %s)", f.Entity, f.Rule)
 		}
 		return fmt.Sprintf("%s reported a failed step-up: %d within %s (failed step-up rule %s)", f.Entity, f.Count, f.Window, f.Rule)

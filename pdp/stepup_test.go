@@ -188,7 +188,7 @@ func TestFailedStepUpsThenPayment(t *testing.T) {
 		{"the report's record counts the failures", func(t *testing.T, f *stepUpFixture) {
 			f.fail(t, "mallory", 1)
 			d := f.decide(t, stepUpReport("mallory", "app-a", pdp.StepUpFailed), true, nil, nil)
-			if len(d.Signals) != 2 || d.Signals[0].Count != 2 || d.Signals[0].Event != pdp.EventStepUpReport || d.Signals[0].Reason != pdp.StepUpFailed {
+			if len(d.Signals) != 2 || d.Signals[0].Count != 2 || d.Signals[0].Event != pdp.EventStepUpReport || d.Signals[0].Outcome != pdp.StepUpFailed {
 				t.Fatalf("the record names %+v", d.Signals)
 			}
 			if w := pdp.SignalWords(d.Signals[0]); !strings.Contains(w, `User::"mallory" reported a failed step-up: 2 within 10m0s (failed step-up rule hold)`) {
@@ -280,8 +280,8 @@ func TestStepUpCountersBounded(t *testing.T) {
 	if v.Dropped() != 4 { // u1 fills both (two rules): u2 and u3 are not counted
 		t.Fatalf("dropped %d, want 4", v.Dropped())
 	}
-	// An hour later the old counters make room.
-	f.now = f.now.Add(2 * time.Hour)
+	// Past the window the old counters make room.
+	f.now = f.now.Add(11 * time.Minute)
 	f.fail(t, "u3", 3)
 	f.decide(t, stepUpAsk("u3", "pay"), true, nil, stepUp)
 }

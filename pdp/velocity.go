@@ -103,7 +103,7 @@ func (v *Velocity) room(at time.Time) bool {
 		}
 	}
 	for k, c := range v.bySubject {
-		if !c.blockedUntil.After(at) && (len(c.failures) == 0 || at.Sub(c.failures[len(c.failures)-1]) > time.Hour) {
+		if !c.blockedUntil.After(at) && (len(c.failures) == 0 || at.Sub(c.failures[len(c.failures)-1]) > c.window) {
 			delete(v.bySubject, k)
 		}
 	}
