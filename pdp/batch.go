@@ -36,6 +36,7 @@ func (e *Engine) decideBatch(ctx context.Context, b *policy.Bundle, reqs []Reque
 	}
 	facts, revision, factErr := e.fetchFacts(ctx, checks)
 	out := make([]Decision, len(reqs))
+	changed := false
 	for i := range jobs {
 		j := &jobs[i]
 		var mine []Fact
@@ -44,6 +45,10 @@ func (e *Engine) decideBatch(ctx context.Context, b *policy.Bundle, reqs []Reque
 		}
 		e.finish(b, j, mine, revision, factErr)
 		out[i] = j.d
+		changed = changed || j.changed
+	}
+	if changed {
+		e.publishChange(ctx)
 	}
 	return out, nil
 }

@@ -119,6 +119,9 @@ func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
 		facts, revision, err = e.fetchFacts(ctx, j.checks)
 	}
 	e.finish(b, &j, facts, revision, err)
+	if j.changed {
+		e.publishChange(ctx)
+	}
 	return j.d, nil
 }
 
@@ -148,11 +151,17 @@ func (e *Engine) finish(b *policy.Bundle, j *job, facts []Fact, revision string,
 		e.evaluate(b, j)
 	}
 	if e.velocity != nil && !j.d.Allowed && j.signals != nil && !j.uncounted {
-		e.velocity.observe(b.Signals(), j.signals.ip, entityKey(j.in.Principal), j.d.Reasons, j.start)
+		j.changed = e.velocity.observe(b.Signals(), j.signals.ip, entityKey(j.in.Principal), j.d.Reasons, j.start)
 	}
-	if e.dormancy != nil && j.d.Allowed {
+	if e.velocity != nil && j.d.Allowed && j.signals != nil && j.signals.stepUp != nil && !j.uncounted {
+		j.changed = e.countStepUp(j)
+	}
+	// A failed step-up is not the customer's activity (it may be someone
+	// with their password): it does not keep them from being dormant.
+	active := j.d.Allowed && (j.signals == nil || j.signals.stepUp == nil || j.signals.stepUp.outcome != StepUpFailed)
+	if e.dormancy != nil && active {
 		e.touchDormancy(b, j)
-	} else if e.consent != nil && j.d.Allowed {
+	} else if e.consent != nil && active {
 		e.consent.Touch(ObjectRef{Type: b.ObjectType(j.d.Input.Principal.Type), ID: string(j.d.Input.Principal.ID)}, j.start)
 	}
 	j.d.Duration = time.Since(j.began)
@@ -216,7 +225,10 @@ type job struct {
 	signals *signalJob
 	// uncounted: a search candidate, which velocity rules do not count.
 	uncounted bool
-	done      bool
+	// changed: a velocity block or a step-up hold began or ended with
+	// this decision (the sidecars are told).
+	changed bool
+	done    bool
 }
 
 func (j *job) deny(code string, err error) {

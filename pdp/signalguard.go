@@ -66,7 +66,9 @@ type staleSignals interface {
 // where it came from (transmitter, SET jti, event type and time, the
 // subject as received), whose it is (role, entity), the registry rule and
 // what it did to this request (effect, reason). Velocity signals name the
-// rule, the counted value, the count and the window.
+// rule, the counted value, the count and the window; failed step-up
+// facts name the rule, the subject, the count and the window (and a
+// report's outcome).
 type SignalFact struct {
 	Role        string             `json:"role"`
 	Entity      string             `json:"entity"`
@@ -82,6 +84,8 @@ type SignalFact struct {
 	Reason      string             `json:"reason,omitempty"`
 	Count       int                `json:"count,omitempty"`
 	Window      string             `json:"window,omitempty"`
+	// Outcome is the step-up outcome a report made (failed, succeeded).
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // signalJob is the risk part of a job: whose signals to read, and the
@@ -90,6 +94,7 @@ type signalJob struct {
 	entities []signalEntity
 	session  signals.Session
 	ip       map[string]string // context values velocity rules count by
+	stepUp   *stepUpReport     // the step-up outcome a report action reports
 }
 
 type signalEntity struct {
@@ -115,6 +120,9 @@ func planSignals(b *policy.Bundle, req Request, in builtInput) (*signalJob, erro
 		return nil, err
 	}
 	sj.session = s
+	if sj.stepUp, err = planStepUp(b.Signals(), req); err != nil {
+		return nil, err
+	}
 	if reg := b.Signals(); reg != nil && len(reg.Velocity) > 0 {
 		for _, v := range reg.Velocity {
 			if s, ok := req.Context[v.Key].(string); ok && s != "" {
@@ -224,8 +232,12 @@ func (e *Engine) readSignals(b *policy.Bundle, j *job) {
 			}
 		}
 	}
+	if sj.stepUp != nil {
+		j.d.Signals = append(j.d.Signals, refuseReporters(sj.stepUp, j.d.Application)...)
+	}
 	if e.velocity != nil {
 		j.d.Signals = append(j.d.Signals, e.velocity.blocked(reg, sj.ip, j.start)...)
+		j.d.Signals = append(j.d.Signals, e.velocity.heldStepUps(reg, action, sj.entities[0].key, j.start)...)
 	}
 }
 
@@ -301,6 +313,9 @@ func signalMessage(fs []SignalFact) string {
 // message and `pdp explain`).
 func SignalWords(f SignalFact) string {
 	what := f.Rule
+	if f.Transmitter == TransmitterPDP && (f.Event == EventStepUpHold || f.Event == EventStepUpReport) {
+		return stepUpWords(f)
+	}
 	if f.Transmitter == TransmitterPDP {
 		return fmt.Sprintf("%s: %d denied decisions for distinct subjects from %s within %s (velocity rule %s)", f.Reason, f.Count, f.Entity, f.Window, f.Rule)
 	}

@@ -21,12 +21,17 @@ const DefaultVelocityKeys = 100_000
 // is not counted and Dropped grows). Each replica counts its own
 // decisions. Safe for concurrent use.
 type Velocity struct {
-	// MaxKeys is the bound on counted values; 0 means DefaultVelocityKeys.
+	// MaxKeys is the bound on counted values and subjects (failed
+	// step-up rules) together; 0 means DefaultVelocityKeys.
 	MaxKeys int
+	// Feed, when set, is told when a block or hold begins or ends, so
+	// that sidecars drop the answers they cached.
+	Feed ChangePublisher
 
-	mu      sync.Mutex
-	byKey   map[string]*velocityCounter
-	dropped uint64
+	mu        sync.Mutex
+	byKey     map[string]*velocityCounter
+	bySubject map[stepUpKey]*stepUpCounter
+	dropped   uint64
 }
 
 type velocityCounter struct {
@@ -46,10 +51,10 @@ func velocityKey(rule, value string) string { return rule + "\x00" + value }
 // observe counts a denied decision of subject with the request's values
 // (by context key) for every velocity rule of reg. A decision the
 // velocity rule itself denied is not counted (a block does not feed
-// itself).
-func (v *Velocity) observe(reg *signals.Registry, values map[string]string, subject string, reasons []string, at time.Time) {
+// itself). changed says whether a block began.
+func (v *Velocity) observe(reg *signals.Registry, values map[string]string, subject string, reasons []string, at time.Time) (changed bool) {
 	if reg == nil || len(values) == 0 {
-		return
+		return false
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -75,10 +80,12 @@ func (v *Velocity) observe(reg *signals.Registry, values map[string]string, subj
 		c.hits = slices.DeleteFunc(c.hits, func(h velocityHit) bool { return h.at.Before(from) || h.subject == subject })
 		c.hits = append(c.hits, velocityHit{subject: subject, at: at})
 		if len(c.hits) >= r.Threshold {
+			changed = changed || !c.blockedUntil.After(at)
 			c.blockedAt, c.blockedUntil, c.count = at, at.Add(r.Block), len(c.hits)
 			c.hits = c.hits[:0]
 		}
 	}
+	return changed
 }
 
 // room makes room for one more counter (v.mu held).
@@ -87,7 +94,7 @@ func (v *Velocity) room(at time.Time) bool {
 	if max <= 0 {
 		max = DefaultVelocityKeys
 	}
-	if len(v.byKey) < max {
+	if len(v.byKey)+len(v.bySubject) < max {
 		return true
 	}
 	for k, c := range v.byKey {
@@ -95,7 +102,12 @@ func (v *Velocity) room(at time.Time) bool {
 			delete(v.byKey, k)
 		}
 	}
-	return len(v.byKey) < max
+	for k, c := range v.bySubject {
+		if !c.blockedUntil.After(at) && (len(c.failures) == 0 || at.Sub(c.failures[len(c.failures)-1]) > c.window) {
+			delete(v.bySubject, k)
+		}
+	}
+	return len(v.byKey)+len(v.bySubject) < max
 }
 
 // blocked returns a fact for each velocity rule that blocks one of the

@@ -7,7 +7,8 @@
 // Cache correctness. A cached answer is served only while
 //   - the central PDP's change sequence and epoch are the ones the answer
 //     was decided under (every policy version, delegation and consent
-//     change bumps the sequence; a restart changes the epoch), and
+//     change, and a velocity block or failed step-up hold that begins or
+//     ends, bumps the sequence; a restart changes the epoch), and
 //   - the sidecar's lease is valid: it heard from the central PDP less
 //     than a lease ago (measured from when it sent the poll that was
 //     answered), and
@@ -20,7 +21,8 @@
 // the change once the change call has returned. That holds in every mode:
 // degraded answers too are given only while the lease holds, and a lease
 // renewed after it ran out clears the cache. A request carrying
-// PDP-Consistency-Token is never answered from the cache.
+// PDP-Consistency-Token is never answered from the cache, nor is a
+// step-up outcome reported (context.step_up): each must reach the PDP.
 //
 // On a TCP listener the AuthZEN endpoints answer only callers presenting
 // the application's API key or the sidecar's local_token (anyone on the

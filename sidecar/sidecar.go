@@ -197,7 +197,10 @@ func (s *Sidecar) Evaluate(ctx context.Context, req pdp.Request, token string) (
 func (s *Sidecar) evaluate(ctx context.Context, req pdp.Request, key string, body []byte, token string) (authzen.DecisionResponse, error) {
 	var err error
 	now := time.Now()
-	if token == "" {
+	// A step-up outcome reported (context.step_up) is an event the central
+	// PDP must count each time: never answered from the cache, nor cached.
+	_, report := req.Context[pdp.ContextStepUp]
+	if token == "" && !report {
 		if e, ok := s.cache.lookup(key, now); ok {
 			s.hits.Add(1)
 			return s.local(ctx, req, key, e, "cache")
@@ -220,7 +223,7 @@ func (s *Sidecar) evaluate(ctx context.Context, req pdp.Request, key string, bod
 	}
 	// Cached only when decided by the replica whose feed the cache
 	// follows: another replica's feed would not wait for this sidecar.
-	if ans.Context != nil && from == st.from {
+	if ans.Context != nil && from == st.from && !report {
 		s.cache.add(key, entry{answer: ans, action: req.Action.Name, stored: now}, st)
 	}
 	return ans, nil

@@ -112,7 +112,7 @@ func writeSummary(w io.Writer, b *policy.Bundle) {
 		fmt.Fprintf(w, "purposes: %d (registry version %s)\n", len(reg.Purposes), reg.Version)
 	}
 	if reg := b.Signals(); reg != nil {
-		fmt.Fprintf(w, "signals:  %d event rules, %d velocity rules (registry version %s)\n", len(reg.Rules), len(reg.Velocity), reg.Version)
+		fmt.Fprintf(w, "signals:  %d event rules, %d velocity rules, %d failed step-up rules (registry version %s)\n", len(reg.Rules), len(reg.Velocity), len(reg.StepUps), reg.Version)
 	}
 }
 

@@ -108,6 +108,9 @@ func DecodeEvaluations(body []byte) (Batch, error) {
 		if item.Context != nil {
 			merged.Context = item.Context
 		}
+		if _, err := pdp.StepUpOutcome(merged.Context); err != nil {
+			return Batch{}, badRequest(fmt.Sprintf("evaluations[%d]: %v", i, err), err)
+		}
 		b.Requests[i] = merged.request()
 	}
 	return b, nil

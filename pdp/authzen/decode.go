@@ -138,7 +138,15 @@ func (w *wireEvaluation) validate() error {
 	if w.Action.Name == "" {
 		return badRequest("action.name is required and must be a non-empty string", nil)
 	}
-	return validateEntity("resource", w.Resource)
+	if err := validateEntity("resource", w.Resource); err != nil {
+		return err
+	}
+	// A step-up outcome reported (context.step_up) must be one the failed
+	// step-up rules can count.
+	if _, err := pdp.StepUpOutcome(w.Context); err != nil {
+		return badRequest(err.Error(), err)
+	}
+	return nil
 }
 
 func validateEntity(member string, e *wireEntity) error {

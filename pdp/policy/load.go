@@ -377,12 +377,29 @@ func build(d Dirs, files []sourceFile) (*Bundle, error) {
 			continue
 		}
 		reg, err := signals.ParseRegistry(f.data)
+		if err == nil {
+			err = b.checkStepUpActions(reg)
+		}
 		if err != nil {
 			return nil, LoadErrors{&LoadError{File: f.kind.label() + "/" + f.rel, Err: err}}
 		}
 		b.signals = reg
 	}
 	return b, nil
+}
+
+// checkStepUpActions: the actions a failed step-up rule names (its report
+// action and the actions it holds back) are actions of the schema; a
+// misspelt one would never apply.
+func (b *Bundle) checkStepUpActions(reg *signals.Registry) error {
+	for _, r := range reg.StepUps {
+		for _, a := range append([]string{r.Report}, r.Actions...) {
+			if _, _, ok := b.Action(a); !ok {
+				return fmt.Errorf("%w: failed_step_ups.%s: action %q is not in the schema", signals.ErrInvalidRegistry, r.Name, a)
+			}
+		}
+	}
+	return nil
 }
 
 // loadSchema parses every schema file on its own (so that errors name the

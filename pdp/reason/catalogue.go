@@ -34,6 +34,8 @@ var decisionEntries = []Entry{
 	{CredentialChangeRequired, Decision, "a risk signal requires the subject to change their credential (RISC `account-credential-change-required`), until `credential-change`"},
 	{AssuranceTooLow, Decision, "a risk signal lowered the subject's authentication assurance (CAEP `assurance-level-change`, decrease): the registry's actions answer allow with `step_up_authentication`, or deny"},
 	{RiskVelocity, Decision, "a velocity rule of the signals registry blocks a `context` value (e.g. `ip`): too many denied decisions for distinct subjects from it within the window"},
+	{StepUpFailed, Decision, "a failed step-up rule of the signals registry holds the subject: it failed `count` step-up authentications within the window, so the rule's actions (payments) answer allow only with `step_up_authentication`, or deny, until a successful step-up or the end of `block`"},
+	{ReportNotAllowed, Decision, "a step-up outcome (`context.step_up`) reported by an application that is not among the failed step-up rule's `reporters`: not counted"},
 	{TrailUnavailable, Decision, "the decision could not be recorded in the decision trail (`sync`: the write failed; `async`: the buffer was full with `trail.when_full: deny`, or an earlier write failed); the answer is deny whatever the policies say"},
 }
 

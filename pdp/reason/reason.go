@@ -61,6 +61,8 @@ const (
 	CredentialChangeRequired = "credential_change_required"
 	AssuranceTooLow          = "assurance_too_low"
 	RiskVelocity             = "risk_velocity"
+	StepUpFailed             = "step_up_failed"
+	ReportNotAllowed         = "report_not_allowed"
 )
 
 // Codes of the HTTP API's error answers (besides Forbidden,

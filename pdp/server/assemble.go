@@ -251,10 +251,12 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 			}()
 		}
 	}
-	velocity := &pdp.Velocity{MaxKeys: cfg.Signals.VelocityMaxKeys}
+	// A block or hold that begins or ends goes to this replica's own feed
+	// (the counters are this replica's): its sidecars drop their answers.
+	velocity := &pdp.Velocity{MaxKeys: cfg.Signals.VelocityMaxKeys, Feed: changes}
 	if err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "pdp_signals_velocity_dropped_total",
-		Help: "Denied decisions velocity rules did not count because their bound (signals.velocity_max_keys) was reached.",
+		Help: "Denied decisions velocity rules, and failed step-ups failed step-up rules, did not count because their bound (signals.velocity_max_keys) was reached.",
 	}, func() float64 { return float64(velocity.Dropped()) })); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}

@@ -61,7 +61,8 @@ type SignalsConfig struct {
 	// SyncInterval is how often a PostgreSQL ledger reads the signals
 	// other replicas stored.
 	SyncInterval time.Duration `mapstructure:"sync_interval"`
-	// VelocityMaxKeys bounds the values (e.g. IPs) velocity rules count.
+	// VelocityMaxKeys bounds the values (e.g. IPs) velocity rules count,
+	// and the subjects failed step-up rules count, together.
 	VelocityMaxKeys int `mapstructure:"velocity_max_keys"`
 	// Outgoing makes the PDP a transmitter of its own changes.
 	Outgoing OutgoingSignalsConfig `mapstructure:"outgoing"`

@@ -37,6 +37,8 @@ type Registry struct {
 	// Rules by event type URI.
 	Rules    map[string]*Rule
 	Velocity []VelocityRule
+	// StepUps are the failed step-up rules, by name.
+	StepUps []StepUpRule
 }
 
 // SubjectRule maps subject identifiers of a format (and, for iss_sub, an
@@ -78,6 +80,41 @@ type VelocityRule struct {
 	Window    time.Duration `yaml:"-"`
 	Block     time.Duration `yaml:"-"`
 	Reason    string        `yaml:"reason"`
+}
+
+// StepUpRule: Count failed step-up authentications of one subject,
+// reported within Window by the Reporters as decisions of the action
+// Report (context.step_up.outcome "failed"), make the subject's Actions
+// answer with Effect (allow only with step_up_authentication, or deny
+// with Reason) for Block, until a successful step-up is reported.
+type StepUpRule struct {
+	Name      string
+	Report    string
+	Reporters []string
+	Count     int
+	Window    time.Duration
+	Block     time.Duration
+	Actions   []string
+	Effect    string
+	Reason    string
+}
+
+// Applies says whether the rule holds action back.
+func (r *StepUpRule) Applies(action string) bool { return slices.Contains(r.Actions, action) }
+
+// StepUpReport returns the failed step-up rules whose report action is
+// action.
+func (r *Registry) StepUpReport(action string) []*StepUpRule {
+	if r == nil {
+		return nil
+	}
+	var out []*StepUpRule
+	for i := range r.StepUps {
+		if r.StepUps[i].Report == action {
+			out = append(out, &r.StepUps[i])
+		}
+	}
+	return out
 }
 
 // Effect is what the rule does to action ("" when nothing).
@@ -145,6 +182,18 @@ type rawRegistry struct {
 	Subjects []SubjectRule          `yaml:"subjects"`
 	Events   map[string]rawRule     `yaml:"events"`
 	Velocity map[string]rawVelocity `yaml:"velocity"`
+	StepUps  map[string]rawStepUp   `yaml:"failed_step_ups"`
+}
+
+type rawStepUp struct {
+	Report    string   `yaml:"report"`
+	Reporters []string `yaml:"reporters"`
+	Count     int      `yaml:"count"`
+	Window    string   `yaml:"window"`
+	Block     string   `yaml:"block"`
+	Actions   []string `yaml:"actions"`
+	Effect    string   `yaml:"effect"`
+	Reason    string   `yaml:"reason"`
 }
 
 type rawRule struct {
@@ -278,7 +327,56 @@ func ParseRegistry(data []byte) (*Registry, error) {
 		}
 		r.Velocity = append(r.Velocity, v)
 	}
+	snames := make([]string, 0, len(raw.StepUps))
+	for n := range raw.StepUps {
+		snames = append(snames, n)
+	}
+	slices.Sort(snames)
+	for _, name := range snames {
+		v, err := parseStepUp(name, raw.StepUps[name], fail)
+		if err != nil {
+			return nil, err
+		}
+		r.StepUps = append(r.StepUps, v)
+	}
 	return r, nil
+}
+
+// parseStepUp checks one failed step-up rule.
+func parseStepUp(name string, rs rawStepUp, fail func(path, format string, args ...any) error) (StepUpRule, error) {
+	path := "failed_step_ups." + name
+	v := StepUpRule{Name: name, Report: rs.Report, Reporters: rs.Reporters, Count: rs.Count, Actions: rs.Actions, Effect: rs.Effect, Reason: rs.Reason}
+	if v.Report == "" {
+		return v, fail(path+".report", "the action applications report step-up outcomes with is required (e.g. complete_step_up)")
+	}
+	if len(v.Reporters) == 0 || slices.Contains(v.Reporters, "") {
+		return v, fail(path+".reporters", "the applications whose reports count are required (their API key ids)")
+	}
+	if v.Count < 1 {
+		return v, fail(path+".count", "must be at least 1")
+	}
+	if len(v.Actions) == 0 || slices.Contains(v.Actions, "") {
+		return v, fail(path+".actions", "at least one action to hold back is required (e.g. make_payment)")
+	}
+	if slices.Contains(v.Actions, v.Report) {
+		return v, fail(path+".actions", "must not hold back the report action %s (a step-up could never be reported)", v.Report)
+	}
+	switch v.Effect {
+	case EffectStepUp, EffectDeny:
+	default:
+		return v, fail(path+".effect", "%q is not step_up_authentication or deny", v.Effect)
+	}
+	if !validCode(v.Reason) {
+		return v, fail(path+".reason", "a reason code (%s) is required", reasonPattern)
+	}
+	var err error
+	if v.Window, err = ParseDuration(rs.Window); err != nil || v.Window <= 0 {
+		return v, fail(path+".window", "%q is not a positive duration", rs.Window)
+	}
+	if v.Block, err = ParseDuration(rs.Block); err != nil || v.Block <= 0 {
+		return v, fail(path+".block", "%q is not a positive duration", rs.Block)
+	}
+	return v, nil
 }
 
 func validCode(s string) bool {

@@ -146,6 +146,7 @@ func FuzzParseRegistry(f *testing.F) {
 	f.Add(data)
 	f.Add([]byte("events: {x: {type: 'urn:x', reason: r, effects: {'*': deny}, duration: 1d}}"))
 	f.Add([]byte("velocity: {v: {key: ip, threshold: 2, window: 1m, block: 1m, reason: r}}"))
+	f.Add([]byte("failed_step_ups: {s: {report: r, reporters: [a], count: 3, window: 10m, block: 30m, actions: [pay], effect: deny, reason: r}}"))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		r, err := ParseRegistry(doc)
 		if err != nil {
