@@ -73,10 +73,7 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 		host, _ := os.Hostname()
 		cfg.ID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), uuid.NewString()[:8])
 	}
-	if err := os.MkdirAll(cfg.SpoolDir, 0o750); err != nil {
-		return nil, fmt.Errorf("sidecar: spool dir: %w", err)
-	}
-	sp, err := openSpool(cfg.SpoolDir, cfg.SpoolMode)
+	sp, err := openSpool(cfg.SpoolDir, cfg.SpoolMode, cfg.SpoolSegmentBytes, log)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +97,12 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.ready)
+	metrics, err := s.metricsHandler()
+	if err != nil {
+		_ = sp.close()
+		return nil, fmt.Errorf("sidecar: metrics: %w", err)
+	}
+	s.mux.Handle("GET /metrics", metrics)
 	if len(cfg.Gateway.Routes) > 0 {
 		gw, err := gateway.New(cfg.Gateway, gateway.Deps{Logger: log, Evaluator: gateway.EvaluatorFunc(
 			func(ctx context.Context, req pdp.Request) (authzen.DecisionResponse, error) {
