@@ -63,6 +63,8 @@ type spool struct {
 	// mu guards segs and their logs.
 	mu   sync.Mutex
 	segs []*segment // by base; never empty
+	// openMu serialises opening a sealed segment for reading.
+	openMu sync.Mutex
 	// failed is the first write error of the async drainer: from then on
 	// every locally decided answer is refused (the caller denies), as the
 	// decision trail's async mode does.
@@ -71,6 +73,9 @@ type spool struct {
 	// since (written, or waiting for the async drainer).
 	base     uint64
 	accepted atomic.Uint64
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // spooled is how many answers the spool holds or is about to write: the
@@ -253,21 +258,24 @@ func (sp *spool) err() error {
 }
 
 // close flushes the async buffer and closes every open segment and the
-// directory lock. The shipper must have stopped.
+// directory lock, once. The shipper must have stopped.
 func (sp *spool) close() error {
-	if sp.buf != nil {
-		close(sp.buf)
-		<-sp.drained
-	}
-	sp.mu.Lock()
-	defer sp.mu.Unlock()
-	var errs []error
-	for _, seg := range sp.segs {
-		if seg.log != nil {
-			errs = append(errs, seg.log.Close())
+	sp.closeOnce.Do(func() {
+		if sp.buf != nil {
+			close(sp.buf)
+			<-sp.drained
 		}
-	}
-	return errors.Join(append(errs, sp.lock.Close())...)
+		sp.mu.Lock()
+		defer sp.mu.Unlock()
+		var errs []error
+		for _, seg := range sp.segs {
+			if seg.log != nil {
+				errs = append(errs, seg.log.Close())
+			}
+		}
+		sp.closeErr = errors.Join(append(errs, sp.lock.Close())...)
+	})
+	return sp.closeErr
 }
 
 // shipped is the next spool sequence number to ship.
@@ -389,8 +397,9 @@ func (s *Sidecar) ship(ctx context.Context) {
 		backoff = 100 * time.Millisecond
 		s.shipRefused.Store(nil)
 		next = acked // shipped numbers are 1-based: acked n covers spool seq n-1
+		err = s.spool.setShipped(next)
 		s.shippedRecords.Store(next)
-		if err := s.spool.setShipped(next); err != nil {
+		if err != nil {
 			s.log.Error("spool: cannot record the shipping position", "error", err)
 			continue
 		}

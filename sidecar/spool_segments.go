@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -57,6 +58,23 @@ type segment struct {
 
 func segmentName(base uint64) string { return fmt.Sprintf("%s%020d", segmentPrefix, base) }
 
+// parseSegmentName reads a segment's base from its directory name: ok
+// false for a name that is not a segment's, an error for a segment name
+// whose base is out of range.
+func parseSegmentName(name string) (base uint64, ok bool, err error) {
+	if name == legacySpool {
+		return 0, true, nil
+	}
+	digits, ok := strings.CutPrefix(name, segmentPrefix)
+	if !ok || digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return 0, false, nil
+	}
+	if base, err = strconv.ParseUint(digits, 10, 64); err != nil {
+		return 0, false, fmt.Errorf("%w: %s: %w", errSegment, name, err)
+	}
+	return base, true, nil
+}
+
 // listSegments finds the segments in dir, by base.
 func listSegments(dir string) ([]*segment, error) {
 	entries, err := os.ReadDir(dir)
@@ -69,27 +87,16 @@ func listSegments(dir string) ([]*segment, error) {
 			continue
 		}
 		name := e.Name()
-		var base uint64
-		switch digits, ok := strings.CutPrefix(name, segmentPrefix); {
-		case name == legacySpool:
-		case ok && digits != "" && strings.Trim(digits, "0123456789") == "":
-			if base, err = strconv.ParseUint(digits, 10, 64); err != nil {
-				return nil, fmt.Errorf("%w: %s: %w", errSegment, name, err)
-			}
-		default:
+		base, ok, err := parseSegmentName(name)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
 			continue
 		}
 		segs = append(segs, &segment{base: base, dir: filepath.Join(dir, name)})
 	}
-	slices.SortFunc(segs, func(a, b *segment) int {
-		switch {
-		case a.base < b.base:
-			return -1
-		case a.base > b.base:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(segs, func(a, b *segment) int { return cmp.Compare(a.base, b.base) })
 	for i := 1; i < len(segs); i++ {
 		if segs[i].base == segs[i-1].base {
 			return nil, fmt.Errorf("%w: %s and %s both start at spool seq %d", errSegment, segs[i-1].dir, segs[i].dir, segs[i].base)
@@ -210,6 +217,14 @@ func (sp *spool) reader(seq uint64) (l *trail.FileLog, base, end uint64, err err
 	}
 	// A sealed segment of an earlier run: opened (and its span checked)
 	// when shipping reaches it.
+	sp.openMu.Lock()
+	defer sp.openMu.Unlock()
+	sp.mu.Lock()
+	l = seg.log
+	sp.mu.Unlock()
+	if l != nil {
+		return l, base, end, nil
+	}
 	if l, err = sp.openSegment(seg); err != nil {
 		return nil, 0, 0, err
 	}
