@@ -411,18 +411,13 @@ func (s *Sidecar) ship(ctx context.Context) {
 	}
 }
 
-// shipBatch ships spool seqs [from, to) that are in from's segment and
-// returns the new shipping position.
+// shipBatch ships spool seqs [from, to) and returns the new shipping
+// position.
 func (s *Sidecar) shipBatch(ctx context.Context, from, to uint64) (uint64, error) {
-	l, base, end, err := s.spool.reader(from)
-	if err != nil {
-		return 0, err
-	}
-	to = min(to, end)
 	recs := make([]ingestRecord, 0, to-from)
-	err = l.Scan(from-base, to-base, func(r trail.Record) error {
+	err := s.spool.read(from, to, func(seq uint64, r trail.Record) error {
 		// Shipped sequence numbers start at 1: 0 never names a record.
-		recs = append(recs, ingestRecord{Seq: base + r.Seq + 1, ID: r.ID, Time: r.Time, Body: json.RawMessage(r.Body)})
+		recs = append(recs, ingestRecord{Seq: seq + 1, ID: r.ID, Time: r.Time, Body: json.RawMessage(r.Body)})
 		return nil
 	})
 	if err != nil {
@@ -430,8 +425,8 @@ func (s *Sidecar) shipBatch(ctx context.Context, from, to uint64) (uint64, error
 	}
 	if len(recs) < int(to-from) {
 		// A sealed segment shorter than its span (its disk lost records
-		// it had fsynced): its seqs past its end are never written.
-		s.log.Error("spool: a segment lacks records; their seqs are skipped", "from", base+uint64(len(recs)), "to", to)
+		// it had fsynced): the seqs past its end are never written.
+		s.log.Error("spool: a segment lacks records; their seqs are skipped", "from", from, "to", to, "records", len(recs))
 		if len(recs) == 0 {
 			return to, nil
 		}

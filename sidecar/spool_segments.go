@@ -238,6 +238,27 @@ func (sp *spool) reader(seq uint64) (l *trail.FileLog, base, end uint64, err err
 	return l, base, end, nil
 }
 
+// read calls fn with each record of spool seqs [from, to) and its seq, in
+// order, across segments; a sealed segment shorter than its span leaves a
+// gap. Called by the shipper only.
+func (sp *spool) read(from, to uint64, fn func(seq uint64, r trail.Record) error) error {
+	for from < to {
+		l, base, end, err := sp.reader(from)
+		if err != nil {
+			return err
+		}
+		if end <= from {
+			return nil // past the last record
+		}
+		stop := min(to, end)
+		if err := l.Scan(from-base, stop-base, func(r trail.Record) error { return fn(base+r.Seq, r) }); err != nil {
+			return err
+		}
+		from = stop
+	}
+	return nil
+}
+
 // prune deletes the segments whose every record is below shipped, a
 // position already written to the position file, and closes the logs of
 // sealed segments the shipper is not reading (they reopen when it gets

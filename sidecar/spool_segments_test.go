@@ -48,32 +48,23 @@ func addAnswers(t *testing.T, sp *spool, from, to uint64) {
 	}
 }
 
-// spoolIDs reads spool seqs from..size through the segments, as the
+// checkSpool reads spool seqs from..size across the segments, as the
 // shipper does, and checks that seq i holds answer d-<i>.
 func checkSpool(t *testing.T, sp *spool, from uint64) {
 	t.Helper()
-	size := sp.size()
-	for seq := from; seq < size; {
-		l, base, end, err := sp.reader(seq)
-		if err != nil {
-			t.Fatalf("reader(%d): %v", seq, err)
+	size, next := sp.size(), from
+	err := sp.read(from, size, func(seq uint64, r trail.Record) error {
+		if want := fmt.Sprintf("d-%d", next); r.ID != want || seq != next {
+			return fmt.Errorf("spool seq %d holds %s, want seq %d to hold %s", seq, r.ID, next, want)
 		}
-		if base > seq || end <= seq {
-			t.Fatalf("reader(%d): segment [%d, %d)", seq, base, end)
-		}
-		err = l.Scan(seq-base, end-base, func(r trail.Record) error {
-			if want := fmt.Sprintf("d-%d", seq); r.ID != want || base+r.Seq != seq {
-				return fmt.Errorf("spool seq %d holds %s (local seq %d of segment %d), want %s", seq, r.ID, r.Seq, base, want)
-			}
-			seq++
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if seq != end {
-			t.Fatalf("segment [%d, %d) ends at %d", base, end, seq)
-		}
+		next++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next != size {
+		t.Fatalf("read spool seqs %d..%d, want up to %d", from, next, size)
 	}
 }
 
@@ -352,11 +343,15 @@ func TestSpoolUpgradesTheOneLogLayout(t *testing.T) {
 			ledger.setDown(false)
 			waitShipped(t, s, 450)
 			ledger.check(t, 0, 450)
-			if _, err := os.Stat(filepath.Join(dir, legacySpool)); !errors.Is(err, os.ErrNotExist) {
-				t.Fatalf("the old log, shipped, is still there: %v", err)
-			}
-			if got := segmentBases(t, dir); len(got) != 1 || got[0] != 400 {
-				t.Fatalf("segments %v, want [400]", got)
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				got := segmentBases(t, dir)
+				_, err := os.Stat(filepath.Join(dir, legacySpool))
+				if errors.Is(err, os.ErrNotExist) && len(got) == 1 && got[0] == 400 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the old log shipped: segments %v, want [400] (old log: %v)", got, err)
+				}
 			}
 		})
 	}
@@ -380,8 +375,14 @@ func TestShippingPrunesAndResumes(t *testing.T) {
 			}
 			ledger.setDown(false)
 			waitShipped(t, s, 1200)
-			if got := segmentBases(t, dir); len(got) != 1 || got[0] != down[len(down)-1] {
-				t.Fatalf("segments after shipping %v, want only the last, %d", got, down[len(down)-1])
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				got := segmentBases(t, dir)
+				if len(got) == 1 && got[0] == down[len(down)-1] {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("segments after shipping %v, want only the last, %d", got, down[len(down)-1])
+				}
 			}
 			addAnswers(t, s.spool, 1200, 1300)
 			waitShipped(t, s, 1300)
