@@ -29,7 +29,8 @@
 //
 // Every answer the sidecar gives itself (cache hits, degraded answers,
 // fail-closed denies) is a decision with its own id, spooled durably on
-// local disk and shipped in order to the central trail, exactly once.
+// local disk and shipped in order to the central trail, exactly once; the
+// spool deletes its segments once they are shipped.
 // Answers the central PDP gave are already in its trail.
 package sidecar
 

@@ -489,7 +489,7 @@ type Status struct {
 	Shipped       uint64  `json:"shipped"`
 	SpoolError    string  `json:"spool_error,omitempty"`
 	Unauthorized  uint64  `json:"unauthorized_requests"` // AuthZEN requests refused without the application's credential
-	ShipError     string  `json:"ship_error,omitempty"`  // the central PDP refuses the spool's next records (422/403): shipping is stuck
+	ShipError     string  `json:"ship_error,omitempty"`  // shipping is stuck: the central PDP refuses the spool's next records (422/403), or a spool segment cannot be read
 	Central       string  `json:"central"`               // the central PDP replica followed now
 	Failovers     uint64  `json:"central_failovers"`     // moves to the next replica of central_url
 }
