@@ -6,10 +6,15 @@ import (
 	"io/fs"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ciampdp/pdp/sidecar"
 )
 
 // spoolSegmentBytes is the spool_segment_bytes of the pruning test: the
@@ -134,5 +139,35 @@ func TestSidecarSpoolPrunedAfterShipping(t *testing.T) {
 	}
 	if missing > 0 || len(answers) < 4*2000 {
 		t.Fatalf("%d of %d answers not exactly once in the central trail", missing, len(answers))
+	}
+}
+
+// TestSidecarSpoolSegmentBytesConfig: spool_segment_bytes is read from the
+// file and PDP_SIDECAR_SPOOL_SEGMENT_BYTES; a size out of range stops the
+// sidecar with a message naming the key.
+func TestSidecarSpoolSegmentBytesConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "sidecar.yaml")
+	writeFile(t, file, "api_key: k\nspool_segment_bytes: 1048576\n")
+	load := func() (sidecar.Config, error) {
+		fs := pflag.NewFlagSet("sidecar", pflag.ContinueOnError)
+		sidecarCommand().flags(fs)
+		if err := fs.Set("config", file); err != nil {
+			t.Fatal(err)
+		}
+		return loadSidecarConfig(fs)
+	}
+	if cfg, err := load(); err != nil || cfg.SpoolSegmentBytes != 1<<20 {
+		t.Fatalf("from the file: %d, %v", cfg.SpoolSegmentBytes, err)
+	}
+	for env, ok := range map[string]bool{"65536": true, "1000": false, "0": false, "-5": false, "8589934592": false, "64MiB": false} {
+		t.Setenv("PDP_SIDECAR_SPOOL_SEGMENT_BYTES", env)
+		cfg, err := load()
+		if ok && (err != nil || fmt.Sprint(cfg.SpoolSegmentBytes) != env) {
+			t.Errorf("PDP_SIDECAR_SPOOL_SEGMENT_BYTES=%s: %d, %v", env, cfg.SpoolSegmentBytes, err)
+		}
+		if !ok && (err == nil || !strings.Contains(err.Error(), "spool_segment_bytes")) {
+			t.Errorf("PDP_SIDECAR_SPOOL_SEGMENT_BYTES=%s: %v, want an error naming spool_segment_bytes", env, err)
+		}
 	}
 }
