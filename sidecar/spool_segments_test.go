@@ -547,6 +547,39 @@ func TestSpoolRefusesInconsistentSegments(t *testing.T) {
 	})
 }
 
+// TestShippingSkipsASegmentsLostRecords: a sealed segment holding fewer
+// records than its span (a disk that lost fsynced records) is shipped as
+// it is, and the seqs it lacks are skipped, never reused.
+func TestShippingSkipsASegmentsLostRecords(t *testing.T) {
+	dir := t.TempDir()
+	writeLegacySpool(t, dir, 30) // its span runs to 40: 30..39 are lost
+	if err := os.Mkdir(filepath.Join(dir, segmentName(40)), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	ledger, central := newIngestLedger(t)
+	s := shippingSidecar(t, central.URL, dir, SpoolSync, MinSpoolSegmentBytes)
+	for i := uint64(40); i < 50; i++ {
+		if err := s.spool.add(context.Background(), answerRec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitShipped(t, s, 50)
+	ledger.mu.Lock()
+	defer ledger.mu.Unlock()
+	for seq := uint64(0); seq < 50; seq++ {
+		want := fmt.Sprintf("d-%d", seq)
+		if seq >= 30 && seq < 40 {
+			want = ""
+		}
+		if got := ledger.ids[seq+1]; got != want {
+			t.Errorf("ingest seq %d holds %q, want %q", seq+1, got, want)
+		}
+	}
+	if len(ledger.bad) > 0 || len(ledger.ids) != 40 {
+		t.Errorf("the central trail holds %d records (%v)", len(ledger.ids), ledger.bad)
+	}
+}
+
 // TestSpoolSegmentBytesValidated: spool_segment_bytes is a size between
 // 64 KiB and 4 GiB.
 func TestSpoolSegmentBytesValidated(t *testing.T) {
