@@ -124,7 +124,7 @@ func (sp *spool) openSegments() error {
 	for len(segs) > 1 && segs[1].base <= shipped {
 		drop, segs = append(drop, segs[0]), segs[1:]
 	}
-	if err := sp.removeSegments(drop); err != nil {
+	if _, err := sp.removeSegments(drop); err != nil {
 		return err
 	}
 	if len(segs) == 0 {
@@ -350,6 +350,9 @@ func (s *Sidecar) ship(ctx context.Context) {
 	batchSize := uint64(shipBatchSize)
 	var last time.Time // the previous ingest call
 	for {
+		if err := s.spool.closeIdle(next); err != nil {
+			s.log.Error("spool: cannot close a sealed segment", "error", err)
+		}
 		size := s.spool.size()
 		wait := s.cfg.ShipInterval
 		if next < size {

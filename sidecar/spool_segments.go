@@ -106,9 +106,10 @@ func listSegments(dir string) ([]*segment, error) {
 }
 
 // segmentOptions are the FileLog options of a segment: preallocated space
-// (zeros ahead of the records, cut at close) is at most a segment's worth.
+// (zeros ahead of the records, cut at close) is an eighth of a segment at
+// most, so that open segments take little more than their records.
 func segmentOptions(segBytes int64) trail.FileOptions {
-	return trail.FileOptions{Preallocate: min(trail.DefaultPreallocate, segBytes)}
+	return trail.FileOptions{Preallocate: max(4<<10, min(trail.DefaultPreallocate, segBytes/8))}
 }
 
 // openSegment opens the segment's FileLog, refusing a damaged one.
@@ -260,20 +261,48 @@ func (sp *spool) read(from, to uint64, fn func(seq uint64, r trail.Record) error
 }
 
 // prune deletes the segments whose every record is below shipped, a
-// position already written to the position file, and closes the logs of
-// sealed segments the shipper is not reading (they reopen when it gets
-// there). The last segment is kept whatever shipped says. Called by the
-// shipper only.
+// position already written to the position file. The last segment is kept
+// whatever shipped says. A segment leaves the list (and the metrics) once
+// deleted. Called by the shipper only.
 func (sp *spool) prune(shipped uint64) (int, error) {
 	sp.mu.Lock()
-	var drop []*segment
-	for len(sp.segs) > 1 && sp.segs[1].base <= shipped {
-		drop = append(drop, sp.segs[0])
-		sp.segs = sp.segs[1:]
+	n := 0
+	for n+1 < len(sp.segs) && sp.segs[n+1].base <= shipped {
+		n++
 	}
+	drop := slices.Clone(sp.segs[:n])
+	var logs []*trail.FileLog
+	for _, seg := range drop {
+		if seg.log != nil {
+			logs = append(logs, seg.log)
+			seg.log = nil
+		}
+	}
+	sp.mu.Unlock()
+	var errs []error
+	for _, l := range logs {
+		errs = append(errs, l.Close())
+	}
+	deleted, err := sp.removeSegments(drop)
+	if deleted {
+		sp.mu.Lock()
+		sp.segs = sp.segs[n:] // the writer only appends: the front is as it was
+		sp.mu.Unlock()
+	}
+	return len(drop), errors.Join(append(errs, err)...)
+}
+
+// closeIdle closes the logs of the sealed segments the shipper is not
+// reading (the one holding spool seq next): a segment the writer sealed
+// keeps its log open for the shipper, with its preallocated space; while
+// shipping lags (the central PDP down) they would pile up. They reopen
+// when shipping gets there. Called by the shipper only.
+func (sp *spool) closeIdle(next uint64) error {
+	sp.mu.Lock()
 	var idle []*trail.FileLog
-	for i := 1; i < len(sp.segs)-1; i++ {
-		if seg := sp.segs[i]; seg.log != nil {
+	for i, seg := range sp.segs[:len(sp.segs)-1] {
+		reading := seg.base <= next && next < sp.segs[i+1].base
+		if seg.log != nil && !reading {
 			idle = append(idle, seg.log)
 			seg.log = nil
 		}
@@ -283,29 +312,28 @@ func (sp *spool) prune(shipped uint64) (int, error) {
 	for _, l := range idle {
 		errs = append(errs, l.Close())
 	}
-	return len(drop), errors.Join(append(errs, sp.removeSegments(drop))...)
+	return errors.Join(errs...)
 }
 
 // removeSegments deletes shipped segments: the position file's rename is
-// made durable first (an fsync of spool_dir), the deletions after.
-func (sp *spool) removeSegments(drop []*segment) error {
+// made durable first (an fsync of spool_dir), the deletions after. deleted
+// is false when nothing was deleted (the next prune tries again); a
+// segment left half deleted is finished off at the next open.
+func (sp *spool) removeSegments(drop []*segment) (deleted bool, err error) {
 	if len(drop) == 0 {
-		return nil
+		return false, nil
 	}
 	if err := syncDir(sp.dir); err != nil {
-		return err // nothing deleted: the next prune or open does it
+		return false, err
 	}
 	var errs []error
-	for _, seg := range drop {
-		if seg.log != nil {
-			errs = append(errs, seg.log.Close())
-		}
+	for _, seg := range drop { // their logs are closed
 		if err := os.RemoveAll(seg.dir); err != nil {
 			errs = append(errs, fmt.Errorf("sidecar: spool: delete shipped segment: %w", err))
 		}
 	}
 	errs = append(errs, syncDir(sp.dir))
-	return errors.Join(errs...)
+	return true, errors.Join(errs...)
 }
 
 // segments is the number of segments on disk.

@@ -302,6 +302,19 @@ func shippingSidecar(t *testing.T, central, dir, mode string, segBytes int64) *S
 	return s
 }
 
+// openLogs counts the spool's segments whose log is open.
+func openLogs(sp *spool) int {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	n := 0
+	for _, seg := range sp.segs {
+		if seg.log != nil {
+			n++
+		}
+	}
+	return n
+}
+
 func waitShipped(t *testing.T, s *Sidecar, n uint64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -372,6 +385,13 @@ func TestShippingPrunesAndResumes(t *testing.T) {
 			down := segmentBases(t, dir)
 			if len(down) < 4 || down[0] != 0 {
 				t.Fatalf("segments while the central PDP is down %v", down)
+			}
+			// Sealed segments are closed (their preallocated space cut)
+			// but the one shipping is stuck in.
+			for deadline := time.Now().Add(5 * time.Second); openLogs(s.spool) > 2; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d segment logs open while shipping is stuck, want the writer's and the first", openLogs(s.spool))
+				}
 			}
 			ledger.setDown(false)
 			waitShipped(t, s, 1200)
