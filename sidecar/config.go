@@ -31,7 +31,8 @@
 //
 // Every answer the sidecar gives itself (cache hits, degraded answers,
 // fail-closed denies) is a decision with its own id, spooled durably on
-// local disk and shipped in order to the central trail, exactly once.
+// local disk and shipped in order to the central trail, exactly once; the
+// spool deletes its segments once they are shipped.
 // Answers the central PDP gave are already in its trail.
 package sidecar
 
@@ -50,6 +51,13 @@ import (
 const (
 	SpoolSync  = "sync"  // a locally decided answer is given once its record is on disk
 	SpoolAsync = "async" // records go through a bounded buffer to the spool
+)
+
+// Bounds of Config.SpoolSegmentBytes.
+const (
+	DefaultSpoolSegmentBytes = 64 << 20
+	MinSpoolSegmentBytes     = 64 << 10
+	MaxSpoolSegmentBytes     = 4 << 30
 )
 
 // Config is the sidecar's configuration (mapstructure tags, for viper).
@@ -94,6 +102,11 @@ type Config struct {
 	// position.
 	SpoolDir  string `mapstructure:"spool_dir"`
 	SpoolMode string `mapstructure:"spool_mode"`
+	// SpoolSegmentBytes is the size of records at which the spool starts
+	// a new segment. A segment is deleted once every record in it was
+	// shipped, so the spool takes about what is not shipped yet plus one
+	// segment on disk.
+	SpoolSegmentBytes int64 `mapstructure:"spool_segment_bytes"`
 	// ShipInterval is how often the spool is shipped: a partial batch at
 	// most once per interval, a full one (1,000 answers) at once.
 	ShipInterval time.Duration `mapstructure:"ship_interval"`
@@ -142,7 +155,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen: "127.0.0.1:8181", CentralURL: "http://127.0.0.1:8080", Timeout: 2 * time.Second, ShutdownTimeout: 5 * time.Second,
 		CacheSize: 100000, CacheTTL: 30 * time.Second, PollWait: 500 * time.Millisecond,
-		SpoolDir: "pdp-data/sidecar", SpoolMode: SpoolAsync, ShipInterval: 200 * time.Millisecond,
+		SpoolDir: "pdp-data/sidecar", SpoolMode: SpoolAsync, SpoolSegmentBytes: DefaultSpoolSegmentBytes, ShipInterval: 200 * time.Millisecond,
 		Degraded: Degraded{MaxStaleness: 5 * time.Minute},
 		Breaker:  Breaker{Failures: 5, Cooldown: 2 * time.Second},
 	}
@@ -178,6 +191,8 @@ func (c Config) Validate() error {
 		return bad("spool_dir must not be empty")
 	case c.SpoolMode != SpoolSync && c.SpoolMode != SpoolAsync:
 		return bad("spool_mode %q must be sync or async", c.SpoolMode)
+	case c.SpoolSegmentBytes < MinSpoolSegmentBytes || c.SpoolSegmentBytes > MaxSpoolSegmentBytes:
+		return bad("spool_segment_bytes %d must be between %d (64 KiB) and %d (4 GiB)", c.SpoolSegmentBytes, MinSpoolSegmentBytes, MaxSpoolSegmentBytes)
 	case len(c.Degraded.Actions) > 0 && c.Degraded.MaxStaleness <= 0:
 		return bad("degraded.max_staleness must be positive when degraded.actions are listed")
 	case c.Breaker.Failures <= 0 || c.Breaker.Cooldown <= 0:

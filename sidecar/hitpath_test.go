@@ -114,7 +114,7 @@ func TestDecodedBodiesAreCheckedAsStrictly(t *testing.T) {
 // gathered at once.
 func TestAsyncSpoolWritesManyAnswersPerFsync(t *testing.T) {
 	dir := t.TempDir()
-	sp, err := openSpool(dir, SpoolAsync)
+	sp, err := openSpool(dir, SpoolAsync, DefaultSpoolSegmentBytes, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,10 +131,10 @@ func TestAsyncSpoolWritesManyAnswersPerFsync(t *testing.T) {
 	}
 	most := int(time.Since(start)/spoolWindow) + 2
 	deadline := time.Now().Add(10 * time.Second)
-	for sp.log.Size() < n && time.Now().Before(deadline) {
+	for sp.size() < n && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	st := sp.log.Stats()
+	st := sp.cur.Load().Stats()
 	if st.Records != n || st.Batches > uint64(most) {
 		t.Errorf("%d answers in %d writes, want %d in at most %d (one per spoolWindow)", st.Records, st.Batches, n, most)
 	}
@@ -145,12 +145,12 @@ func TestAsyncSpoolWritesManyAnswersPerFsync(t *testing.T) {
 	if err := sp.close(); err != nil {
 		t.Fatal(err)
 	}
-	sp, err = openSpool(dir, SpoolAsync)
+	sp, err = openSpool(dir, SpoolAsync, DefaultSpoolSegmentBytes, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sp.close()
-	if got := sp.log.Size(); got != n+1 {
+	if got := sp.size(); got != n+1 {
 		t.Errorf("reopened: %d answers, want %d", got, n+1)
 	}
 }

@@ -73,10 +73,7 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 		host, _ := os.Hostname()
 		cfg.ID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), uuid.NewString()[:8])
 	}
-	if err := os.MkdirAll(cfg.SpoolDir, 0o750); err != nil {
-		return nil, fmt.Errorf("sidecar: spool dir: %w", err)
-	}
-	sp, err := openSpool(cfg.SpoolDir, cfg.SpoolMode)
+	sp, err := openSpool(cfg.SpoolDir, cfg.SpoolMode, cfg.SpoolSegmentBytes, log)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +97,12 @@ func New(cfg Config, log *slog.Logger) (*Sidecar, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.ready)
+	metrics, err := s.metricsHandler()
+	if err != nil {
+		_ = sp.close()
+		return nil, fmt.Errorf("sidecar: metrics: %w", err)
+	}
+	s.mux.Handle("GET /metrics", metrics)
 	if len(cfg.Gateway.Routes) > 0 {
 		gw, err := gateway.New(cfg.Gateway, gateway.Deps{Logger: log, Evaluator: gateway.EvaluatorFunc(
 			func(ctx context.Context, req pdp.Request) (authzen.DecisionResponse, error) {
@@ -489,7 +492,7 @@ type Status struct {
 	Shipped       uint64  `json:"shipped"`
 	SpoolError    string  `json:"spool_error,omitempty"`
 	Unauthorized  uint64  `json:"unauthorized_requests"` // AuthZEN requests refused without the application's credential
-	ShipError     string  `json:"ship_error,omitempty"`  // the central PDP refuses the spool's next records (422/403): shipping is stuck
+	ShipError     string  `json:"ship_error,omitempty"`  // shipping is stuck: the central PDP refuses the spool's next records (422/403), or a spool segment cannot be read
 	Central       string  `json:"central"`               // the central PDP replica followed now
 	Failovers     uint64  `json:"central_failovers"`     // moves to the next replica of central_url
 }

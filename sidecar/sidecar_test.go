@@ -151,12 +151,12 @@ func TestChangeClearsDegradedCopies(t *testing.T) {
 // write, later answers are refused (the sidecar then denies) and readiness
 // says so, instead of losing records silently.
 func TestAsyncSpoolFailureRefusesLaterAnswers(t *testing.T) {
-	sp, err := openSpool(t.TempDir(), SpoolAsync)
+	sp, err := openSpool(t.TempDir(), SpoolAsync, DefaultSpoolSegmentBytes, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sp.close()
-	_ = sp.log.Close() // the disk goes away
+	_ = sp.cur.Load().Close() // the disk goes away
 	rec := trail.Record{Kind: KindAnswer, ID: "a1", Time: time.Now(), Body: []byte(`{}`)}
 	if err := sp.add(context.Background(), rec); err != nil {
 		t.Fatalf("the first add is buffered: %v", err)

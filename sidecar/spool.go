@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,22 +44,38 @@ type answerRecord struct {
 	Source        string `json:"source"` // cache, degraded, fail_closed
 }
 
-// spool is the local, durable queue of locally decided answers: a trail
-// FileLog (CRC frames, fsync, torn tail cut), shipped in order.
+// spool is the local, durable queue of locally decided answers: trail
+// FileLogs (CRC frames, fsync, torn tail cut) in segments (see
+// spool_segments.go), shipped in order; shipped segments are deleted.
 type spool struct {
-	log     *trail.FileLog
-	mode    string
-	buf     chan trail.Record
-	drained chan struct{}
-	posFile string
+	dir      string
+	mode     string
+	segBytes int64
+	logger   *slog.Logger
+	lock     io.Closer // spool_dir/LOCK: one sidecar per spool
+	posFile  string
+	buf      chan trail.Record
+	drained  chan struct{}
+	// wmu: appends hold it shared, a segment roll exclusively.
+	wmu sync.RWMutex
+	// cur is the writer's log, the last segment's.
+	cur atomic.Pointer[trail.FileLog]
+	// mu guards segs and their logs.
+	mu   sync.Mutex
+	segs []*segment // by base; never empty
+	// openMu serialises opening a sealed segment for reading.
+	openMu sync.Mutex
 	// failed is the first write error of the async drainer: from then on
 	// every locally decided answer is refused (the caller denies), as the
 	// decision trail's async mode does.
 	failed atomic.Pointer[error]
-	// base is the log's size when opened, accepted the answers accepted
+	// base is the spool's size when opened, accepted the answers accepted
 	// since (written, or waiting for the async drainer).
 	base     uint64
 	accepted atomic.Uint64
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // spooled is how many answers the spool holds or is about to write: the
@@ -66,22 +84,70 @@ func (sp *spool) spooled() uint64 {
 	return sp.base + sp.accepted.Load()
 }
 
-func openSpool(dir, mode string) (*spool, error) {
-	l, err := trail.OpenFile(filepath.Join(dir, "spool"), trail.FileOptions{})
+// openSpool opens the spool in dir (creating it), deleting the segments
+// the position file says were shipped, and starts a new segment when the
+// last one is full (a spool of the one-log layout, say).
+func openSpool(dir, mode string, segBytes int64, logger *slog.Logger) (*spool, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("sidecar: spool dir: %w", err)
+	}
+	lock, err := trail.LockDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("sidecar: spool: %w", err)
 	}
-	if err := l.Damaged(); err != nil {
-		_ = l.Close()
-		return nil, fmt.Errorf("sidecar: spool in %s: %w", dir, err)
+	sp := &spool{dir: dir, mode: mode, segBytes: segBytes, logger: logger, lock: lock, posFile: filepath.Join(dir, "shipped")}
+	if err := sp.openSegments(); err != nil {
+		_ = lock.Close()
+		return nil, err
 	}
-	sp := &spool{log: l, mode: mode, posFile: filepath.Join(dir, "shipped"), base: l.Size()}
+	sp.base = sp.size()
 	if mode == SpoolAsync {
 		sp.buf = make(chan trail.Record, 10000)
 		sp.drained = make(chan struct{})
 		go sp.drain()
 	}
 	return sp, nil
+}
+
+// openSegments lists the segments, deletes the shipped ones and opens the
+// last for writing (creating the first when there is none).
+func (sp *spool) openSegments() error {
+	segs, err := listSegments(sp.dir)
+	if err != nil {
+		return err
+	}
+	shipped := sp.shipped()
+	var drop []*segment
+	for len(segs) > 1 && segs[1].base <= shipped {
+		drop, segs = append(drop, segs[0]), segs[1:]
+	}
+	if _, err := sp.removeSegments(drop); err != nil {
+		return err
+	}
+	if len(segs) == 0 {
+		seg, err := sp.createSegment(0)
+		if err != nil {
+			return err
+		}
+		segs = append(segs, seg)
+	}
+	last := segs[len(segs)-1]
+	if last.log == nil {
+		if last.log, err = sp.openSegment(last); err != nil {
+			return err
+		}
+	}
+	sp.segs = segs
+	sp.cur.Store(last.log)
+	sp.rollIfFull()
+	if err := sp.err(); err != nil {
+		_ = last.log.Close()
+		return err
+	}
+	return nil
 }
 
 // spoolWait bounds how long recording one answer may wait for room in the
@@ -107,11 +173,11 @@ func (sp *spool) add(ctx context.Context, rec trail.Record) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), spoolWait)
 	defer cancel()
 	if sp.mode == SpoolSync {
-		_, err := sp.log.Append(ctx, rec)
-		if err == nil {
-			sp.accepted.Add(1)
+		if err := sp.append(ctx, rec); err != nil {
+			return err
 		}
-		return err
+		sp.accepted.Add(1)
+		return nil
 	}
 	select {
 	case sp.buf <- rec:
@@ -139,6 +205,19 @@ const spoolWindow = 10 * time.Millisecond
 // spoolBatch caps the records of one write and fsync of the drainer.
 const spoolBatch = 1024
 
+// append writes records to the writer's segment, durably, then starts a
+// new segment if that one is full.
+func (sp *spool) append(ctx context.Context, recs ...trail.Record) error {
+	sp.wmu.RLock()
+	_, err := sp.cur.Load().Append(ctx, recs...)
+	sp.wmu.RUnlock()
+	if err != nil {
+		return err
+	}
+	sp.rollIfFull()
+	return nil
+}
+
 func (sp *spool) drain() {
 	defer close(sp.drained)
 	batch := make([]trail.Record, 0, spoolBatch)
@@ -162,7 +241,7 @@ func (sp *spool) drain() {
 		window.Stop() // Go 1.23+ timers: no stale tick after Stop
 		// An append fails only when the disk does. These records are lost:
 		// say so once, and refuse every later answer (readiness reports it).
-		if _, err := sp.log.Append(context.Background(), batch...); err != nil {
+		if err := sp.append(context.Background(), batch...); err != nil {
 			err = fmt.Errorf("sidecar spool write failed, %d answers from %s on are not recorded: %w", len(batch), batch[0].ID, err)
 			sp.failed.CompareAndSwap(nil, &err)
 		}
@@ -178,12 +257,25 @@ func (sp *spool) err() error {
 	return nil
 }
 
+// close flushes the async buffer and closes every open segment and the
+// directory lock, once. The shipper must have stopped.
 func (sp *spool) close() error {
-	if sp.buf != nil {
-		close(sp.buf)
-		<-sp.drained
-	}
-	return sp.log.Close()
+	sp.closeOnce.Do(func() {
+		if sp.buf != nil {
+			close(sp.buf)
+			<-sp.drained
+		}
+		sp.mu.Lock()
+		defer sp.mu.Unlock()
+		var errs []error
+		for _, seg := range sp.segs {
+			if seg.log != nil {
+				errs = append(errs, seg.log.Close())
+			}
+		}
+		sp.closeErr = errors.Join(append(errs, sp.lock.Close())...)
+	})
+	return sp.closeErr
 }
 
 // shipped is the next spool sequence number to ship.
@@ -248,13 +340,20 @@ const shipBatchSize = 1000
 // passed since the previous call, so that under load each ingest call,
 // shipping position and central fsync carries many answers rather than
 // the few spooled during the previous round trip.
+//
+// Once a position is recorded, the segments wholly below it are deleted.
 func (s *Sidecar) ship(ctx context.Context) {
-	next := s.spool.shipped()
+	// A position older than the first segment (a lost position file):
+	// the central PDP skips what it already holds.
+	next := max(s.spool.shipped(), s.spool.first())
 	backoff := 100 * time.Millisecond
 	batchSize := uint64(shipBatchSize)
 	var last time.Time // the previous ingest call
 	for {
-		size := s.spool.log.Size()
+		if err := s.spool.closeIdle(next); err != nil {
+			s.log.Error("spool: cannot close a sealed segment", "error", err)
+		}
+		size := s.spool.size()
 		wait := s.cfg.ShipInterval
 		if next < size {
 			wait = s.cfg.ShipInterval - time.Since(last)
@@ -285,11 +384,12 @@ func (s *Sidecar) ship(ctx context.Context) {
 				return
 			}
 			s.shipFailures.Add(1)
-			if errors.Is(err, errRefused) {
+			if errors.Is(err, errRefused) || errors.Is(err, errSegment) || errors.Is(err, trail.ErrDamaged) {
 				// Not a passing outage: the central PDP will refuse these
-				// records until someone looks (readyz says ship_error).
+				// records, or the spool cannot read them, until someone
+				// looks (readyz says ship_error).
 				s.shipRefused.Store(&err)
-				s.log.Error("spool: the central PDP refuses records; shipping is stuck", "error", err, "next", next)
+				s.log.Error("spool: shipping is stuck", "error", err, "next", next)
 			} else {
 				s.log.Debug("spool shipping failed; retrying", "error", err, "next", next)
 			}
@@ -300,22 +400,39 @@ func (s *Sidecar) ship(ctx context.Context) {
 		backoff = 100 * time.Millisecond
 		s.shipRefused.Store(nil)
 		next = acked // shipped numbers are 1-based: acked n covers spool seq n-1
-		if err := s.spool.setShipped(next); err != nil {
-			s.log.Error("spool: cannot record the shipping position", "error", err)
-		}
+		err = s.spool.setShipped(next)
 		s.shippedRecords.Store(next)
+		if err != nil {
+			s.log.Error("spool: cannot record the shipping position", "error", err)
+			continue
+		}
+		if n, err := s.spool.prune(next); err != nil {
+			s.log.Error("spool: cannot delete shipped segments", "error", err)
+		} else if n > 0 {
+			s.log.Debug("spool: deleted shipped segments", "segments", n, "shipped", next)
+		}
 	}
 }
 
+// shipBatch ships spool seqs [from, to) and returns the new shipping
+// position.
 func (s *Sidecar) shipBatch(ctx context.Context, from, to uint64) (uint64, error) {
 	recs := make([]ingestRecord, 0, to-from)
-	err := s.spool.log.Scan(from, to, func(r trail.Record) error {
+	err := s.spool.read(from, to, func(seq uint64, r trail.Record) error {
 		// Shipped sequence numbers start at 1: 0 never names a record.
-		recs = append(recs, ingestRecord{Seq: r.Seq + 1, ID: r.ID, Time: r.Time, Body: json.RawMessage(r.Body)})
+		recs = append(recs, ingestRecord{Seq: seq + 1, ID: r.ID, Time: r.Time, Body: json.RawMessage(r.Body)})
 		return nil
 	})
 	if err != nil {
 		return 0, err
+	}
+	if len(recs) < int(to-from) {
+		// A sealed segment shorter than its span (its disk lost records
+		// it had fsynced): the seqs past its end are never written.
+		s.log.Error("spool: a segment lacks records; their seqs are skipped", "from", from, "to", to, "records", len(recs))
+		if len(recs) == 0 {
+			return to, nil
+		}
 	}
 	body, err := appendIngestBatch(make([]byte, 0, 64+len(recs)*512), recs)
 	if err != nil {
@@ -354,8 +471,8 @@ func (s *Sidecar) shipBatch(ctx context.Context, from, to uint64) (uint64, error
 	if err := json.Unmarshal(data, &ans); err != nil {
 		return 0, fmt.Errorf("ingest: %w", err)
 	}
-	if ans.Acked < to {
+	if ans.Acked < recs[len(recs)-1].Seq {
 		return 0, errors.New("ingest: the central PDP acknowledged less than it was sent")
 	}
-	return ans.Acked, nil
+	return max(ans.Acked, to), nil
 }

@@ -18,7 +18,7 @@ func TestSpooledCountsWhatWaitsForTheDrainer(t *testing.T) {
 	for _, mode := range []string{SpoolAsync, SpoolSync} {
 		t.Run(mode, func(t *testing.T) {
 			dir := t.TempDir()
-			sp, err := openSpool(dir, mode)
+			sp, err := openSpool(dir, mode, DefaultSpoolSegmentBytes, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -35,13 +35,13 @@ func TestSpooledCountsWhatWaitsForTheDrainer(t *testing.T) {
 			if err := sp.close(); err != nil {
 				t.Fatal(err)
 			}
-			sp, err = openSpool(dir, mode)
+			sp, err = openSpool(dir, mode, DefaultSpoolSegmentBytes, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer sp.close()
-			if got := sp.spooled(); got != n || sp.log.Size() != n {
-				t.Errorf("reopened: spooled %d, log %d, want %d", got, sp.log.Size(), n)
+			if got := sp.spooled(); got != n || sp.size() != n {
+				t.Errorf("reopened: spooled %d, log %d, want %d", got, sp.size(), n)
 			}
 		})
 	}

@@ -13,11 +13,11 @@ func TestSpoolDirLocked(t *testing.T) {
 	for _, mode := range []string{SpoolAsync, SpoolSync} {
 		t.Run(mode, func(t *testing.T) {
 			dir := t.TempDir()
-			first, err := openSpool(dir, mode)
+			first, err := openSpool(dir, mode, DefaultSpoolSegmentBytes, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if second, err := openSpool(dir, mode); !errors.Is(err, trail.ErrLocked) {
+			if second, err := openSpool(dir, mode, DefaultSpoolSegmentBytes, nil); !errors.Is(err, trail.ErrLocked) {
 				if second != nil {
 					_ = second.close()
 				}
@@ -26,7 +26,7 @@ func TestSpoolDirLocked(t *testing.T) {
 			if err := first.close(); err != nil {
 				t.Fatal(err)
 			}
-			again, err := openSpool(dir, mode)
+			again, err := openSpool(dir, mode, DefaultSpoolSegmentBytes, nil)
 			if err != nil {
 				t.Fatalf("openSpool after close: %v", err)
 			}

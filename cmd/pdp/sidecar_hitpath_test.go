@@ -98,9 +98,10 @@ func TestSidecarHitPath(t *testing.T) {
 	// What a hit records: the sidecar's record (the request, the answer,
 	// cached_from naming the central decision that holds the Cedar input
 	// and facts), spooled and stored at the central PDP with the same bytes.
-	// A copy: the running sidecar holds its spool's lock.
+	// A copy: the running sidecar holds its spool's lock. The spool's
+	// first segment (64 MiB: the only one here) starts at spool seq 0.
 	spoolCopy := filepath.Join(t.TempDir(), "spool")
-	if err := os.CopyFS(spoolCopy, os.DirFS(filepath.Join(dir, "spool", "spool"))); err != nil {
+	if err := os.CopyFS(spoolCopy, os.DirFS(filepath.Join(dir, "spool", "spool.00000000000000000000"))); err != nil {
 		t.Fatal(err)
 	}
 	spool, err := trail.OpenFile(spoolCopy, trail.FileOptions{})

@@ -3,6 +3,7 @@ package trail
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -31,4 +32,12 @@ func lockDir(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("trail: lock %s: %w", dir, err)
 	}
 	return f, nil
+}
+
+// LockDir takes the same exclusive lock on dir (dir/LOCK) that an open
+// FileLog holds on its own, for an owner of a directory of several logs
+// (the sidecar's segmented spool): ErrLocked while another holds it.
+// Closing the returned file releases it.
+func LockDir(dir string) (io.Closer, error) {
+	return lockDir(dir)
 }
