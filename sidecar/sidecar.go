@@ -497,12 +497,22 @@ type Status struct {
 	Failovers     uint64  `json:"central_failovers"`     // moves to the next replica of central_url
 }
 
+// leaseLeftMS is the lease left in whole milliseconds, rounded up: 0 only
+// once it has run out, when the cache stops serving (a lease with 0.4 ms
+// left said 0, "no_lease", while the cache still answered from it).
+func leaseLeftMS(left time.Duration) int64 {
+	if left <= 0 {
+		return 0
+	}
+	return int64((left + time.Millisecond - 1) / time.Millisecond)
+}
+
 // Status reports the sidecar's mode and counters.
 func (s *Sidecar) Status() Status {
 	st := s.cache.state.Load()
 	now := time.Now()
 	out := Status{ID: s.cfg.ID, Seq: st.seq, Epoch: st.epoch, PolicyVersion: st.policy,
-		LeaseLeftMS: max(0, st.validUntil.Sub(now).Milliseconds()), Breaker: s.breaker.state(now),
+		LeaseLeftMS: leaseLeftMS(st.validUntil.Sub(now)), Breaker: s.breaker.state(now),
 		Hits: s.hits.Load(), Misses: s.misses.Load(), Degraded: s.degraded.Load(), FailClosed: s.failClosed.Load(),
 		Spooled: s.spool.spooled(), Shipped: s.shippedRecords.Load(), Unauthorized: s.unauthorized.Load(),
 		Central: s.central(), Failovers: s.failovers.Load()}

@@ -172,3 +172,25 @@ func TestAsyncSpoolFailureRefusesLaterAnswers(t *testing.T) {
 		t.Fatal("an add after the failure was accepted")
 	}
 }
+
+// TestLeaseLeftMS: the status says no lease only once the cache has
+// stopped serving from it (cache.lookup serves while now is before the
+// lease's end).
+func TestLeaseLeftMS(t *testing.T) {
+	for _, tc := range []struct {
+		left time.Duration
+		want int64
+	}{
+		{-time.Second, 0},
+		{0, 0},
+		{time.Nanosecond, 1},
+		{400 * time.Microsecond, 1},
+		{time.Millisecond, 1},
+		{time.Millisecond + 1, 2},
+		{2 * time.Second, 2000},
+	} {
+		if got := leaseLeftMS(tc.left); got != tc.want {
+			t.Errorf("leaseLeftMS(%v) = %d, want %d", tc.left, got, tc.want)
+		}
+	}
+}
