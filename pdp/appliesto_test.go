@@ -310,3 +310,46 @@ func TestActionWithoutAppliesTo(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTypeMismatchNeverAllowed: whatever types, ids and action a request
+// names, the Todo example allows it only when the subject's and the
+// resource's types are ones the action applies to, and every refusal of a
+// declared type on a declared action is entity_type_mismatch.
+func FuzzTypeMismatchNeverAllowed(f *testing.F) {
+	for _, s := range [][5]string{
+		{"role", "admin", "can_delete_todo", "todo", "t1"},
+		{"user", todoRick, "can_delete_todo", "todo", "t1"},
+		{"Role", "evil_genius", "can_update_todo", "Todo", "t1"},
+		{"todo", "t1", "can_read_todos", "todo", "t1"},
+		{"user", todoMorty, "can_read_user", "role", "viewer"},
+		{"USER", todoRick, "can_read_user", "user", todoMorty},
+	} {
+		f.Add(s[0], s[1], s[2], s[3], s[4])
+	}
+	b := loadBundle(f, "../examples/authzen-todo")
+	e := pdp.NewEngine(pdp.Components{Bundles: b})
+	f.Fuzz(func(t *testing.T, st, sid, action, rt, rid string) {
+		req := pdp.Request{Subject: pdp.Entity{Type: st, ID: sid}, Action: pdp.Action{Name: action}, Resource: pdp.Entity{Type: rt, ID: rid}}
+		d, err := e.Decide(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pt, okP := b.EntityType(st)
+		rtype, okR := b.EntityType(rt)
+		uid, _, okA := b.Action(action)
+		if !okP || !okR || !okA || sid == "" || rid == "" {
+			if d.Allowed {
+				t.Fatalf("allowed %+v", req)
+			}
+			return
+		}
+		principals, resources := b.AppliesTo(uid)
+		applies := slices.Contains(principals, pt) && slices.Contains(resources, rtype)
+		switch {
+		case !applies && (d.Allowed || !slices.Equal(d.Reasons, []string{pdp.ReasonEntityTypeMismatch})):
+			t.Fatalf("%+v: %v %v, want %s", req, d.Allowed, d.Reasons, pdp.ReasonEntityTypeMismatch)
+		case applies && slices.Contains(d.Reasons, pdp.ReasonEntityTypeMismatch):
+			t.Fatalf("%+v: refused although the action applies to its types", req)
+		}
+	})
+}
