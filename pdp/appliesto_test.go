@@ -68,7 +68,7 @@ func TestSubjectTypeTheActionDoesNotApplyTo(t *testing.T) {
 		message  string // in the mismatch's message
 	}{
 		// The Todo example: Role is a parent type, never a principal.
-		{name: "todo: role admin deletes any todo", bundle: todo, mismatch: true, message: `subject type "role"`,
+		{name: "todo: role admin deletes any todo", bundle: todo, mismatch: true, message: `subject type Role is not one action "can_delete_todo" applies to (User)`,
 			req: pdp.Request{Subject: ent("role", "admin"), Action: pdp.Action{Name: "can_delete_todo"}, Resource: ent("todo", "t1")}},
 		{name: "todo: role editor creates a todo", bundle: todo, mismatch: true,
 			req: pdp.Request{Subject: ent("Role", "editor"), Action: pdp.Action{Name: "can_create_todo"}, Resource: ent("todo", "t1")}},
@@ -78,7 +78,7 @@ func TestSubjectTypeTheActionDoesNotApplyTo(t *testing.T) {
 			req: pdp.Request{Subject: ent("role", "viewer"), Action: pdp.Action{Name: "can_read_user"}, Resource: ent("user", todoMorty)}},
 		{name: "todo: a todo as the subject", bundle: todo, mismatch: true,
 			req: pdp.Request{Subject: ent("todo", "t1"), Action: pdp.Action{Name: "can_read_todos"}, Resource: ent("todo", "t1")}},
-		{name: "todo: a user as the resource of can_read_todos", bundle: todo, mismatch: true, message: `resource type "user"`,
+		{name: "todo: a user as the resource of can_read_todos", bundle: todo, mismatch: true, message: `resource type User is not one action "can_read_todos" applies to (Todo)`,
 			req: pdp.Request{Subject: ent("user", todoRick), Action: pdp.Action{Name: "can_read_todos"}, Resource: ent("user", todoMorty)}},
 		{name: "todo: a role as the resource of can_read_user", bundle: todo, mismatch: true,
 			req: pdp.Request{Subject: ent("user", todoRick), Action: pdp.Action{Name: "can_read_user"}, Resource: ent("role", "admin")}},
@@ -283,6 +283,23 @@ func TestTypeMismatchOnEveryPath(t *testing.T) {
 		r := pdp.NewReplayer().Replay(b, role, d, pdp.ReplayOptions{})
 		if r.Outcome != pdp.Reproduced || !slices.Equal(r.Decision.Reasons, []string{pdp.ReasonEntityTypeMismatch}) {
 			t.Fatalf("replay: %s %v %v", r.Outcome, r.Decision.Reasons, r.Differences)
+		}
+	})
+	t.Run("replay of an allow recorded before the rule", func(t *testing.T) {
+		// What an engine without the rule recorded for the role: rick's
+		// evaluated allow with the role in the principal's place.
+		rec, err := e.Decide(ctx, admin)
+		if err != nil || !rec.Allowed {
+			t.Fatalf("%v %v", rec.Allowed, err)
+		}
+		admins := types.NewEntityUID("Role", "admin")
+		rec.Input.Principal = admins
+		rec.Input.Entities = append([]types.Entity{b.Entities()[admins]}, rec.Input.Entities[1:]...)
+		for _, opts := range []pdp.ReplayOptions{{}, {RequestRedacted: true}} {
+			r := pdp.NewReplayer().Replay(b, role, rec, opts)
+			if r.Outcome != pdp.Differs || r.Decision.Allowed || !slices.Equal(r.Decision.Reasons, []string{pdp.ReasonEntityTypeMismatch}) {
+				t.Errorf("replay %+v: %s %v %v %v", opts, r.Outcome, r.Decision.Allowed, r.Decision.Reasons, r.Differences)
+			}
 		}
 	})
 }

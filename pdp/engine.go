@@ -425,7 +425,7 @@ func buildInput(b *policy.Bundle, req Request, now time.Time) (builtInput, strin
 	if !ok {
 		return in, ReasonUnknownAction, fmt.Errorf("action %q is not declared in the schema", req.Action.Name)
 	}
-	if err := checkAppliesTo(b, aUID, req, pt, rt); err != nil {
+	if err := checkAppliesTo(b, aUID, pt, rt); err != nil {
 		return in, ReasonEntityTypeMismatch, err
 	}
 	in.Principal = types.NewEntityUID(pt, types.String(req.Subject.ID))
@@ -455,13 +455,13 @@ func buildInput(b *policy.Bundle, req Request, now time.Time) (builtInput, strin
 // Role::"admin"`, and a group, an organisation or a resource named as the
 // subject would be evaluated as if it could act. Cedar's validator only
 // type-checks the policies against appliesTo; requests are the engine's.
-func checkAppliesTo(b *policy.Bundle, action types.EntityUID, req Request, pt, rt types.EntityType) error {
+func checkAppliesTo(b *policy.Bundle, action types.EntityUID, pt, rt types.EntityType) error {
 	principals, resources := b.AppliesTo(action)
 	if !slices.Contains(principals, pt) {
-		return fmt.Errorf("subject type %q (%s) is not one action %q applies to (%s)", req.Subject.Type, pt, req.Action.Name, typeList(principals))
+		return fmt.Errorf("subject type %s is not one action %q applies to (%s)", pt, action.ID, typeList(principals))
 	}
 	if !slices.Contains(resources, rt) {
-		return fmt.Errorf("resource type %q (%s) is not one action %q applies to (%s)", req.Resource.Type, rt, req.Action.Name, typeList(resources))
+		return fmt.Errorf("resource type %s is not one action %q applies to (%s)", rt, action.ID, typeList(resources))
 	}
 	return nil
 }
