@@ -25,6 +25,9 @@ const (
 	ReasonUnknownAction = reason.UnknownAction
 	// ReasonUnknownEntityType: the subject or resource type is not in the schema.
 	ReasonUnknownEntityType = reason.UnknownEntityType
+	// ReasonEntityTypeMismatch: the subject or resource type is declared,
+	// but the action does not apply to it (the schema's appliesTo).
+	ReasonEntityTypeMismatch = reason.EntityTypeMismatch
 	// ReasonInvalidInput: a property or context value does not fit the schema,
 	// or a batch item lacks a required entity after defaults were applied.
 	ReasonInvalidInput = reason.InvalidInput

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -97,7 +99,8 @@ func NewEngine(c Components) *Engine {
 }
 
 // Decide evaluates one request. A request that cannot be evaluated
-// (incomplete, unknown type or action, values that do not fit the schema,
+// (incomplete, unknown type or action, a subject or resource type the
+// action does not apply to, values that do not fit the schema,
 // relationship facts that cannot be read) is a deny with a reason code, not
 // an error; the only error is ErrNotReady.
 func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
@@ -434,6 +437,9 @@ func buildInput(b *policy.Bundle, req Request, now time.Time) (builtInput, strin
 	if !ok {
 		return in, ReasonUnknownAction, fmt.Errorf("action %q is not declared in the schema", req.Action.Name)
 	}
+	if err := checkAppliesTo(b, aUID, pt, rt); err != nil {
+		return in, ReasonEntityTypeMismatch, err
+	}
 	in.Principal = types.NewEntityUID(pt, types.String(req.Subject.ID))
 	in.Action = aUID
 	in.Resource = types.NewEntityUID(rt, types.String(req.Resource.ID))
@@ -452,6 +458,37 @@ func buildInput(b *policy.Bundle, req Request, now time.Time) (builtInput, strin
 		return in, ReasonInvalidInput, err
 	}
 	return in, "", nil
+}
+
+// checkAppliesTo refuses a principal or resource type the action does not
+// apply to (the schema's appliesTo). Without it a request could pose as any
+// entity the policies name: Cedar's `in` holds for an entity and itself, so
+// a subject of type role would take the permits of `principal in
+// Role::"admin"`, and a group, an organisation or a resource named as the
+// subject would be evaluated as if it could act. Cedar's validator only
+// type-checks the policies against appliesTo; requests are the engine's.
+func checkAppliesTo(b *policy.Bundle, action types.EntityUID, pt, rt types.EntityType) error {
+	principals, resources := b.AppliesTo(action)
+	if !slices.Contains(principals, pt) {
+		return fmt.Errorf("subject type %s is not one action %q applies to (%s)", pt, action.ID, typeList(principals))
+	}
+	if !slices.Contains(resources, rt) {
+		return fmt.Errorf("resource type %s is not one action %q applies to (%s)", rt, action.ID, typeList(resources))
+	}
+	return nil
+}
+
+// typeList names entity types for a message: "User, Organisation", or
+// "none" for an action that applies to nothing.
+func typeList(ts []types.EntityType) string {
+	if len(ts) == 0 {
+		return "none"
+	}
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = string(t)
+	}
+	return strings.Join(names, ", ")
 }
 
 // entityFor returns the trusted entity when the bundle knows it (request

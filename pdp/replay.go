@@ -134,7 +134,21 @@ func (r *Replayer) Replay(b *policy.Bundle, req Request, rec Decision, opts Repl
 }
 
 // evaluate runs Cedar and the engine's post-steps on the recorded input.
+// The recorded types are checked against the appliesTo of the action in b
+// first (when b declares it): a redacted record skips the request-level
+// checks, and a record made before b (or before the engine checked
+// appliesTo) may name a type b refuses.
 func (r *Replayer) evaluate(b *policy.Bundle, plans map[types.EntityUID]actionPlan, rec, d Decision, out Replayed) Replayed {
+	in := rec.Input
+	if _, declared := b.Schema().Actions[in.Action]; declared {
+		if err := checkAppliesTo(b, in.Action, in.Principal.Type, in.Resource.Type); err != nil {
+			d.Reasons, d.Message = []string{ReasonEntityTypeMismatch}, err.Error()
+			d.PolicyVersion = b.Version()
+			out.Decision = d
+			out.diff(rec)
+			return out
+		}
+	}
 	if missing := missingFacts(plans[rec.Input.Action], rec); len(missing) > 0 {
 		out.Outcome, out.Missing, out.Decision = NotReplayable, missing, rec
 		return out

@@ -251,6 +251,17 @@ func (b *Bundle) Action(name string) (types.EntityUID, resolved.RecordType, bool
 	return a.uid, a.ctx, a.ok
 }
 
+// AppliesTo returns the principal and resource types the schema lets
+// action apply to (its appliesTo). An action declared without appliesTo
+// applies to none, as in Cedar's request validation. Callers must not
+// modify the lists.
+func (b *Bundle) AppliesTo(action types.EntityUID) (principals, resources []types.EntityType) {
+	if a, ok := b.schema.Actions[action]; ok && a.AppliesTo != nil {
+		return a.AppliesTo.Principals, a.AppliesTo.Resources
+	}
+	return nil, nil
+}
+
 // ActionNames lists the declared action ids, sorted.
 func (b *Bundle) ActionNames() []string {
 	out := make([]string, 0, len(b.schema.Actions))

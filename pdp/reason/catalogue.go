@@ -7,6 +7,7 @@ var decisionEntries = []Entry{
 	{PolicyError, Decision, "with `not_permitted`: a policy failed to evaluate and was skipped; the answer's `errors` say which"},
 	{UnknownAction, Decision, "the action is not declared in the schema"},
 	{UnknownEntityType, Decision, "the subject or resource type is not in the schema"},
+	{EntityTypeMismatch, Decision, "the subject or resource type is in the schema but is not one the action applies to (its `appliesTo`), e.g. a role, a group or an account named as the subject"},
 	{InvalidInput, Decision, "a property or context value does not fit the schema, or a batch item lacks an entity"},
 	{FactsUnavailable, Decision, "the action needs relationship facts and the relationship store could not answer (or none is configured): the PDP fails closed"},
 	{FactsIncomplete, Decision, "with `not_permitted`: a relationship holds only under a caveat whose parameters the request did not supply (e.g. a mandate's amount limit without an `amount`), so it counted as not holding"},

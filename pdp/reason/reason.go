@@ -32,6 +32,7 @@ const (
 	PolicyError           = "policy_error"
 	UnknownAction         = "unknown_action"
 	UnknownEntityType     = "unknown_entity_type"
+	EntityTypeMismatch    = "entity_type_mismatch"
 	InvalidInput          = "invalid_input"
 	FactsUnavailable      = "facts_unavailable"
 	FactsIncomplete       = "facts_incomplete"

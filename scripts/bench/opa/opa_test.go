@@ -267,8 +267,9 @@ func crossProbes() []probe {
 				"email": "rick@the-citadel.com", "roles": []any{"admin", "evil_genius"}}}
 		},
 	}
-	// A subject of type role is a member of itself (Cedar's `in` is
-	// reflexive), so it takes the permits of that role.
+	// A subject of type role would be a member of itself (Cedar's `in` is
+	// reflexive) and take the permits of that role, but no action applies
+	// to a role: both must refuse it (entity_type_mismatch in the PDP).
 	for _, r := range []string{"admin", "editor", "evil_genius", "viewer"} {
 		pids = append(pids, r)
 	}

@@ -28,9 +28,27 @@ ill_typed(e) if {
 	not is_string(v)
 }
 
+# The subject and resource types the schema lets each action apply to
+# (appliesTo): the PDP denies any other type (entity_type_mismatch), so a
+# subject of type role never reaches the role checks below.
+applies_to := {
+	"can_read_user": {"subject": "user", "resource": "user"},
+	"can_read_todos": {"subject": "user", "resource": "todo"},
+	"can_create_todo": {"subject": "user", "resource": "todo"},
+	"can_update_todo": {"subject": "user", "resource": "todo"},
+	"can_delete_todo": {"subject": "user", "resource": "todo"},
+}
+
+applies if {
+	a := applies_to[input.action.name]
+	lower(input.subject.type) == a.subject
+	lower(input.resource.type) == a.resource
+}
+
 valid if {
 	known_type(input.subject)
 	known_type(input.resource)
+	applies
 	not ill_typed(input.subject)
 	not ill_typed(input.resource)
 }
@@ -40,14 +58,9 @@ valid if {
 user := data.users[input.subject.id] if lower(input.subject.type) == "user"
 
 # Role membership as Cedar's `principal in Role::"r"`: the roles of the
-# known user, or the role a subject of type role is itself ("in" is
-# reflexive in Cedar).
+# known user. (Cedar's `in` is reflexive, but a subject of type role is
+# not valid: see applies.)
 member_of(r) if r in user.roles
-
-member_of(r) if {
-	lower(input.subject.type) == "role"
-	input.subject.id == r
-}
 
 # The user owns the todo when the todo's ownerID (sent by the PEP) is the
 # user's email.
