@@ -156,7 +156,29 @@ func (p *Prover) spend(ctx context.Context, claims jwtverify.Claims) error {
 		return fmt.Errorf("%w: the %s's exp is not a number", ErrUnproven, Header)
 	}
 	until := time.Unix(int64(exp), 0).Add(p.leeway + time.Second)
-	fresh, err := p.spent.Spend(ctx, jti, until)
+	if r, ok := p.spent.(interface{ RemembersSince() time.Time }); ok {
+		// A store that forgets on restart cannot tell whether an older
+		// token was used before it: such tokens are refused.
+		iat, ok := claims["iat"].(float64)
+		since := r.RemembersSince()
+		if !ok || time.Unix(int64(iat), 0).Add(p.leeway).Before(since) {
+			return fmt.Errorf("%w: the %s was issued before this PDP started remembering used tokens (%s; they are kept in memory): ask the identity provider for a new one",
+				ErrUnproven, Header, since.UTC().Format(time.RFC3339))
+		}
+	}
+	var fresh bool
+	var err error
+	if q, ok := p.spent.(interface {
+		SpendFor(ctx context.Context, sub, jti string, until time.Time) (bool, error)
+	}); ok {
+		sub, _ := claims["sub"].(string)
+		fresh, err = q.SpendFor(ctx, sub, jti, until)
+	} else {
+		fresh, err = p.spent.Spend(ctx, jti, until)
+	}
+	if errors.Is(err, ErrSubjectFull) {
+		return fmt.Errorf("%w: %s jti: %v", ErrUnproven, Header, err)
+	}
 	if err != nil {
 		return fmt.Errorf("%s jti: %w", Header, err)
 	}

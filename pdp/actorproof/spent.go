@@ -3,6 +3,7 @@ package actorproof
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -25,15 +26,27 @@ const DefaultMemoryCapacity = 100_000
 // MemorySpent is the Spent of one process: a map of the jtis in use and a
 // heap by expiry; every Spend first forgets what has expired. It holds at
 // most its capacity: when that many unexpired uses are remembered, Spend
-// refuses (ErrReplayUnavailable, fail closed) rather than forget one.
-// Safe for concurrent use.
+// refuses (ErrReplayUnavailable, fail closed) rather than forget one. One
+// subject holds at most a hundredth of it (at least 100, SpendFor): a
+// user minting token after token fills their own share, not everyone's.
+// It remembers nothing from before it was made (a restart): see
+// RemembersSince. Safe for concurrent use.
 type MemorySpent struct {
-	mu    sync.Mutex
-	max   int
-	now   func() time.Time
-	until map[string]time.Time
-	order expiries
-	full  atomic.Uint64 // spends refused because the capacity was reached
+	mu      sync.Mutex
+	max     int
+	perSub  int
+	now     func() time.Time
+	since   time.Time
+	until   map[string]spentUse
+	bySub   map[string]int
+	order   expiries
+	full    atomic.Uint64 // spends refused because the capacity was reached
+	subFull atomic.Uint64 // spends refused because the subject's share was reached
+}
+
+type spentUse struct {
+	until time.Time
+	sub   string
 }
 
 var _ Spent = (*MemorySpent)(nil)
@@ -48,11 +61,18 @@ func NewMemorySpent(capacity int, now func() time.Time) *MemorySpent {
 	if now == nil {
 		now = time.Now
 	}
-	return &MemorySpent{max: capacity, now: now, until: map[string]time.Time{}}
+	return &MemorySpent{max: capacity, perSub: max(capacity/100, 100), now: now, since: now(),
+		until: map[string]spentUse{}, bySub: map[string]int{}}
 }
 
-// Spend implements Spent.
-func (m *MemorySpent) Spend(_ context.Context, jti string, until time.Time) (bool, error) {
+// Spend implements Spent, for no subject in particular.
+func (m *MemorySpent) Spend(ctx context.Context, jti string, until time.Time) (bool, error) {
+	return m.SpendFor(ctx, "", jti, until)
+}
+
+// SpendFor is Spend for a token of subject sub: refused (ErrSubjectFull)
+// when sub already holds its share of the unexpired uses.
+func (m *MemorySpent) SpendFor(_ context.Context, sub, jti string, until time.Time) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.forget(m.now())
@@ -63,10 +83,24 @@ func (m *MemorySpent) Spend(_ context.Context, jti string, until time.Time) (boo
 		m.full.Add(1)
 		return false, fmt.Errorf("%w: %d unexpired token uses are remembered, the most auth.actor_tokens.single_use_capacity allows", ErrReplayUnavailable, m.max)
 	}
-	m.until[jti] = until
+	if sub != "" && m.bySub[sub] >= m.perSub {
+		m.subFull.Add(1)
+		return false, fmt.Errorf("%w: user %q has used %d tokens that have not expired yet, the most one user may (a hundredth of auth.actor_tokens.single_use_capacity): wait for them to expire", ErrSubjectFull, sub, m.perSub)
+	}
+	m.until[jti] = spentUse{until: until, sub: sub}
+	if sub != "" {
+		m.bySub[sub]++
+	}
 	heap.Push(&m.order, expiry{jti: jti, until: until})
 	return true, nil
 }
+
+// ErrSubjectFull: one subject holds its whole share of a MemorySpent.
+var ErrSubjectFull = errors.New("too many token uses of one user")
+
+// RemembersSince is when the store started remembering: a token issued
+// before it may have been used before (by this process before a restart).
+func (m *MemorySpent) RemembersSince() time.Time { return m.since }
 
 // Len is the number of uses remembered (expired ones included until the
 // next Spend).
@@ -83,6 +117,11 @@ func (m *MemorySpent) Full() uint64 { return m.full.Load() }
 func (m *MemorySpent) forget(now time.Time) {
 	for len(m.order) > 0 && !m.order[0].until.After(now) {
 		e := heap.Pop(&m.order).(expiry)
+		if u := m.until[e.jti]; u.sub != "" {
+			if m.bySub[u.sub]--; m.bySub[u.sub] <= 0 {
+				delete(m.bySub, u.sub)
+			}
+		}
 		delete(m.until, e.jti)
 	}
 }
