@@ -127,8 +127,12 @@ func (sp *spool) openSegments() error {
 	if _, err := sp.removeSegments(drop); err != nil {
 		return err
 	}
+	// Seqs are never reused: with every segment gone (deleted by hand, a
+	// partial restore) but the position kept, or a last segment ending
+	// below it, new answers start at the position — below it they would
+	// never be shipped, and the central PDP would take them for retries.
 	if len(segs) == 0 {
-		seg, err := sp.createSegment(0)
+		seg, err := sp.createSegment(shipped)
 		if err != nil {
 			return err
 		}
@@ -139,6 +143,14 @@ func (sp *spool) openSegments() error {
 		if last.log, err = sp.openSegment(last); err != nil {
 			return err
 		}
+	}
+	if end := last.base + last.log.Size(); end < shipped {
+		seg, err := sp.createSegment(shipped)
+		if err != nil {
+			_ = last.log.Close()
+			return err
+		}
+		segs, last = append(segs, seg), seg
 	}
 	sp.segs = segs
 	sp.cur.Store(last.log)

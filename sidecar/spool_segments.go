@@ -141,7 +141,13 @@ func (sp *spool) createSegment(base uint64) (*segment, error) {
 		}
 	}
 	if err != nil {
-		if rerr := os.RemoveAll(seg.dir); rerr != nil {
+		rerr := os.RemoveAll(seg.dir)
+		if rerr == nil {
+			// Durably gone: an empty directory back after a crash would
+			// be taken for the last segment, at a base below records.
+			rerr = syncDir(sp.dir)
+		}
+		if rerr != nil {
 			// Nothing more may be written (see above).
 			return nil, errors.Join(err, fmt.Errorf("%w: cannot remove the failed new segment %s: %w", errSegment, seg.dir, rerr))
 		}
