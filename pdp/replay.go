@@ -133,21 +133,45 @@ func (r *Replayer) Replay(b *policy.Bundle, req Request, rec Decision, opts Repl
 	return r.evaluate(b, plans, rec, d, out)
 }
 
+// checkRecordedTypes holds a recorded input to what buildInput holds a
+// request to under b: its types and action declared in b's schema (a
+// bundle that dropped them answers unknown_entity_type or unknown_action,
+// as the engine would), and the types ones the action applies to.
+func checkRecordedTypes(b *policy.Bundle, pt types.EntityType, action types.EntityUID, rt types.EntityType) (string, error) {
+	sc := b.Schema()
+	declared := func(t types.EntityType) bool {
+		_, entity := sc.Entities[t]
+		_, enum := sc.Enums[t]
+		return entity || enum
+	}
+	switch {
+	case !declared(pt):
+		return ReasonUnknownEntityType, fmt.Errorf("subject type %q is not declared in the schema", pt)
+	case !declared(rt):
+		return ReasonUnknownEntityType, fmt.Errorf("resource type %q is not declared in the schema", rt)
+	}
+	if _, ok := sc.Actions[action]; !ok {
+		return ReasonUnknownAction, fmt.Errorf("action %q is not declared in the schema", action.ID)
+	}
+	if err := checkAppliesTo(b, action, pt, rt); err != nil {
+		return ReasonEntityTypeMismatch, err
+	}
+	return "", nil
+}
+
 // evaluate runs Cedar and the engine's post-steps on the recorded input.
-// The recorded types are checked against the appliesTo of the action in b
-// first (when b declares it): a redacted record skips the request-level
-// checks, and a record made before b (or before the engine checked
-// appliesTo) may name a type b refuses.
+// The recorded types and action are checked against b's schema first
+// (checkRecordedTypes): a redacted record skips the request-level checks,
+// and a record made before b (or before the engine checked appliesTo) may
+// name a type or an action b refuses.
 func (r *Replayer) evaluate(b *policy.Bundle, plans map[types.EntityUID]actionPlan, rec, d Decision, out Replayed) Replayed {
 	in := rec.Input
-	if _, declared := b.Schema().Actions[in.Action]; declared {
-		if err := checkAppliesTo(b, in.Action, in.Principal.Type, in.Resource.Type); err != nil {
-			d.Reasons, d.Message = []string{ReasonEntityTypeMismatch}, err.Error()
-			d.PolicyVersion = b.Version()
-			out.Decision = d
-			out.diff(rec)
-			return out
-		}
+	if reason, err := checkRecordedTypes(b, in.Principal.Type, in.Action, in.Resource.Type); err != nil {
+		d.Reasons, d.Message = []string{reason}, err.Error()
+		d.PolicyVersion = b.Version()
+		out.Decision = d
+		out.diff(rec)
+		return out
 	}
 	if missing := missingFacts(plans[rec.Input.Action], rec); len(missing) > 0 {
 		out.Outcome, out.Missing, out.Decision = NotReplayable, missing, rec
