@@ -176,8 +176,9 @@ func planStepUp(reg *signals.Registry, req Request) (*stepUpReport, error) {
 	return &stepUpReport{rules: rules, outcome: outcome}, nil
 }
 
-// refuseReporters denies a report from an application that none of its
-// rules lets report (the fact names each rule that refused it).
+// refuseReporters denies a report from an application its rules do not
+// let report (the fact names each rule that refused it); the rules of one
+// report action list the same reporters (signals.ParseRegistry checks).
 func refuseReporters(rep *stepUpReport, app string) []SignalFact {
 	var out []SignalFact
 	for _, r := range rep.rules {

@@ -36,7 +36,7 @@ const stepUpRegistry = `
 version: "t1"
 failed_step_ups:
   hold: {report: complete_step_up, reporters: [app-a], count: 3, window: 10m, block: 30m, actions: [pay], effect: step_up_authentication, reason: step_up_failed}
-  lock: {report: complete_step_up, reporters: [app-a, app-b], count: 3, window: 10m, block: 30m, actions: [transfer], effect: deny, reason: step_up_failed}
+  lock: {report: complete_step_up, reporters: [app-a], count: 3, window: 10m, block: 30m, actions: [transfer], effect: deny, reason: step_up_failed}
 `
 
 type stepUpFixture struct {
@@ -205,8 +205,9 @@ func TestFailedStepUpsThenPayment(t *testing.T) {
 			f.decide(t, stepUpAsk("mallory", "pay"), true, nil, nil)
 			f.decide(t, stepUpAsk("mallory", "transfer"), true, nil, nil)
 		}},
-		{"a report one rule refuses is refused whole", func(t *testing.T, f *stepUpFixture) {
-			// app-b reports for lock only: hold refuses it, so nothing counts.
+		{"a report from an application no rule lists counts nowhere", func(t *testing.T, f *stepUpFixture) {
+			// Rules of one report action list the same reporters (checked
+			// at load: TestStepUpRulesOfOneReportShareReporters).
 			for range 3 {
 				f.decide(t, stepUpReport("mallory", "app-b", pdp.StepUpFailed), false, []string{"report_not_allowed"}, nil)
 			}

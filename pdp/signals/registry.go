@@ -337,9 +337,23 @@ func ParseRegistry(data []byte) (*Registry, error) {
 		if err != nil {
 			return nil, err
 		}
+		// A report is refused whole when one of its rules does not list
+		// the reporting application: rules of one report action listing
+		// different reporters would leave some of them counting nothing.
+		for _, o := range r.StepUps {
+			if o.Report == v.Report && !sameSet(o.Reporters, v.Reporters) {
+				return nil, fail("failed_step_ups."+name+".reporters",
+					"rules sharing the report action %s must list the same reporters (%s lists %s)", v.Report, o.Name, strings.Join(o.Reporters, ", "))
+			}
+		}
 		r.StepUps = append(r.StepUps, v)
 	}
 	return r, nil
+}
+
+// sameSet reports whether a and b hold the same strings.
+func sameSet(a, b []string) bool {
+	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
 }
 
 // parseStepUp checks one failed step-up rule.

@@ -49,3 +49,26 @@ func TestParseStepUpRules(t *testing.T) {
 		})
 	}
 }
+
+// TestStepUpRulesOfOneReportShareReporters: a report is refused whole when
+// one of its rules does not list the reporting application, so rules of
+// one report action must list the same reporters (else a reporter listed
+// by one rule only would count nothing, silently).
+func TestStepUpRulesOfOneReportShareReporters(t *testing.T) {
+	rule := func(reporters string) string {
+		return `{report: rep, reporters: [` + reporters + `], count: 3, window: 10m, block: 30m, actions: [pay], effect: deny, reason: r}`
+	}
+	for _, tc := range []struct {
+		name, a, b string
+		ok         bool
+	}{
+		{"same reporters", "a, b", "b, a", true},
+		{"one more reporter", "a", "a, b", false},
+		{"other reporters", "a", "b", false},
+	} {
+		_, err := ParseRegistry([]byte("failed_step_ups: {x: " + rule(tc.a) + ", y: " + rule(tc.b) + "}"))
+		if tc.ok != (err == nil) || (err != nil && (!errors.Is(err, ErrInvalidRegistry) || !strings.Contains(err.Error(), "failed_step_ups.y.reporters"))) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+}
