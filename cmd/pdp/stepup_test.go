@@ -127,6 +127,9 @@ func TestFailedStepUpsThenPayment(t *testing.T) {
 		}
 	})
 	t.Run("another application's reports are refused and not counted", func(t *testing.T) {
+		// In Northbank only mobile-banking may use account_servicing, so
+		// the purpose check refuses the budget app before the reporters
+		// check would (that one: pdp.TestFailedStepUpsThenPayment).
 		b := ask(s.URL, "demo-key-budget-app", stepUpReportBody(`{"outcome":"succeeded"}`))
 		want(b, false, []string{"purpose_not_allowed"}, nil)
 		want(ask(s.URL, key, alicePays), true, nil, []string{"step_up_authentication"})
