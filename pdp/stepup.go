@@ -103,7 +103,7 @@ func (v *Velocity) reportStepUp(r *signals.StepUpRule, subject, outcome string, 
 		return 0, false
 	}
 	if c == nil {
-		if !v.room(at) {
+		if !v.room(at, true) {
 			v.dropped++
 			return 0, false
 		}

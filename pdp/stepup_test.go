@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -329,4 +330,34 @@ func TestStepUpReportsInABatch(t *testing.T) {
 	if f.feed.Seq() != seq+1 {
 		t.Fatalf("published %d changes, want 1", f.feed.Seq()-seq)
 	}
+}
+
+// TestStepUpCountsNotCrowdedOutByValues: the velocity rules' values (IPs)
+// and the failed step-up rules' subjects are bounded apart, so a flood of
+// denied requests from many IPs cannot switch the step-up holds off.
+func TestStepUpCountsNotCrowdedOutByValues(t *testing.T) {
+	f := newStepUpFixture(t)
+	b, err := policy.LoadFiles(map[string][]byte{
+		"schema/s.cedarschema": []byte(stepUpSchema),
+		"policies/p.cedar":     []byte(stepUpPolicies),
+		"schema/signals.yaml": []byte(stepUpRegistry + `velocity:
+  stuffing: {key: ip, threshold: 30, window: 1m, block: 15m, reason: risk_velocity}
+`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &pdp.Velocity{MaxKeys: 4}
+	f.b, f.engine = b, pdp.NewEngine(pdp.Components{Bundles: b, Velocity: v, Now: func() time.Time { return f.now }})
+	for i := range 10 { // denied requests from ten IPs: more values than MaxKeys
+		r := stepUpReport("mallory", "app-a", pdp.StepUpFailed)
+		r.Resource.ID = "alice"
+		r.Context["ip"] = fmt.Sprintf("203.0.113.%d", i)
+		f.decide(t, r, false, []string{"not_permitted"}, nil)
+	}
+	if v.Dropped() == 0 {
+		t.Fatal("the flood of values did not fill the bound: the test proves nothing")
+	}
+	f.fail(t, "alice", 3)
+	f.decide(t, stepUpAsk("alice", "pay"), true, nil, stepUp)
 }

@@ -21,8 +21,8 @@ const DefaultVelocityKeys = 100_000
 // is not counted and Dropped grows). Each replica counts its own
 // decisions. Safe for concurrent use.
 type Velocity struct {
-	// MaxKeys is the bound on counted values and subjects (failed
-	// step-up rules) together; 0 means DefaultVelocityKeys.
+	// MaxKeys bounds the counted values, and apart from them the counted
+	// subjects (failed step-up rules); 0 means DefaultVelocityKeys.
 	MaxKeys int
 	// Feed, when set, is told when a block or hold begins or ends, so
 	// that sidecars drop the answers they cached.
@@ -69,7 +69,7 @@ func (v *Velocity) observe(reg *signals.Registry, values map[string]string, subj
 		k := velocityKey(r.Name, val)
 		c := v.byKey[k]
 		if c == nil {
-			if !v.room(at) {
+			if !v.room(at, false) {
 				v.dropped++
 				continue
 			}
@@ -88,13 +88,27 @@ func (v *Velocity) observe(reg *signals.Registry, values map[string]string, subj
 	return changed
 }
 
-// room makes room for one more counter (v.mu held).
-func (v *Velocity) room(at time.Time) bool {
+// room makes room for one more counter of its kind (v.mu held): values of
+// the velocity rules and subjects of the failed step-up rules are bounded
+// apart, so a flood of values (IPs) cannot crowd out the step-up counts,
+// nor the other way round.
+func (v *Velocity) room(at time.Time, stepUp bool) bool {
 	max := v.MaxKeys
 	if max <= 0 {
 		max = DefaultVelocityKeys
 	}
-	if len(v.byKey)+len(v.bySubject) < max {
+	if stepUp {
+		if len(v.bySubject) < max {
+			return true
+		}
+		for k, c := range v.bySubject {
+			if !c.blockedUntil.After(at) && (len(c.failures) == 0 || at.Sub(c.failures[len(c.failures)-1]) > c.window) {
+				delete(v.bySubject, k)
+			}
+		}
+		return len(v.bySubject) < max
+	}
+	if len(v.byKey) < max {
 		return true
 	}
 	for k, c := range v.byKey {
@@ -102,12 +116,7 @@ func (v *Velocity) room(at time.Time) bool {
 			delete(v.byKey, k)
 		}
 	}
-	for k, c := range v.bySubject {
-		if !c.blockedUntil.After(at) && (len(c.failures) == 0 || at.Sub(c.failures[len(c.failures)-1]) > c.window) {
-			delete(v.bySubject, k)
-		}
-	}
-	return len(v.byKey)+len(v.bySubject) < max
+	return len(v.byKey) < max
 }
 
 // blocked returns a fact for each velocity rule that blocks one of the
