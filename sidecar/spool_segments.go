@@ -132,9 +132,9 @@ func (sp *spool) createSegment(base uint64) (*segment, error) {
 	seg := &segment{base: base, dir: filepath.Join(sp.dir, segmentName(base))}
 	l, err := sp.openSegment(seg)
 	if err == nil {
-		err = syncDir(seg.dir)
+		err = trail.SyncDir(seg.dir)
 		if err == nil {
-			err = syncDir(sp.dir)
+			err = trail.SyncDir(sp.dir)
 		}
 		if err != nil {
 			_ = l.Close()
@@ -145,7 +145,7 @@ func (sp *spool) createSegment(base uint64) (*segment, error) {
 		if rerr == nil {
 			// Durably gone: an empty directory back after a crash would
 			// be taken for the last segment, at a base below records.
-			rerr = syncDir(sp.dir)
+			rerr = trail.SyncDir(sp.dir)
 		}
 		if rerr != nil {
 			// Nothing more may be written (see above).
@@ -329,7 +329,7 @@ func (sp *spool) removeSegments(drop []*segment) (deleted bool, err error) {
 	if len(drop) == 0 {
 		return false, nil
 	}
-	if err := syncDir(sp.dir); err != nil {
+	if err := trail.SyncDir(sp.dir); err != nil {
 		return false, err
 	}
 	var errs []error
@@ -338,7 +338,7 @@ func (sp *spool) removeSegments(drop []*segment) (deleted bool, err error) {
 			errs = append(errs, fmt.Errorf("sidecar: spool: delete shipped segment: %w", err))
 		}
 	}
-	errs = append(errs, syncDir(sp.dir))
+	errs = append(errs, trail.SyncDir(sp.dir))
 	return true, errors.Join(errs...)
 }
 
@@ -370,21 +370,4 @@ func (sp *spool) diskUsage() (bytes int64) {
 		})
 	}
 	return bytes
-}
-
-// syncDir makes dir's entries (files created, renamed or deleted in it)
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sidecar: spool: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sidecar: spool: fsync %s: %w", dir, err)
-	}
-	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"sync"
 
 	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 // ErrNotArchived is returned for a policy version the archive does not hold.
@@ -98,7 +99,7 @@ func (a *DirArchive) Put(b *policy.Bundle) error {
 	if err := os.Rename(tmp.Name(), p); err != nil {
 		return fmt.Errorf("audit: archive %s: %w", v.Hash, err)
 	}
-	return syncDir(a.dir)
+	return trail.SyncDir(a.dir)
 }
 
 // Get rebuilds the bundle of version hash from the archive.
@@ -160,16 +161,4 @@ func (a *DirArchive) Versions() ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("audit: sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("audit: sync %s: %w", dir, err)
-	}
-	return nil
 }

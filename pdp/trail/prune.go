@@ -133,7 +133,7 @@ func (l *FileLog) prune(ctx context.Context, cuts map[string]time.Time) (map[str
 	l.rec, l.offsets, l.end, l.recReaders = rw.tmp, rw.offsets, rw.off, new(sync.WaitGroup)
 	l.alloc = rw.off // the new file holds no preallocated space (the committer is held)
 	rw.tmp = nil     // now the log's
-	err := syncDir(l.dir)
+	err := SyncDir(l.dir)
 	if err != nil {
 		// The rename may or may not survive a crash; appends acknowledged
 		// from now on might not. Stop, as after a failed fsync.
@@ -207,17 +207,19 @@ func removeStalePrune(dir string) error {
 	return nil
 }
 
-func syncDir(dir string) error {
+// SyncDir makes the entries of dir durable (an fsync of the directory):
+// what a rename, a new file or a deletion in it needs to survive a crash.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("trail: open dir: %w", err)
+		return fmt.Errorf("fsync directory: %w", err)
 	}
 	err = d.Sync()
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("trail: fsync dir: %w", err)
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
 	}
 	return nil
 }
