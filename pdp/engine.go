@@ -468,6 +468,9 @@ func buildInput(b *policy.Bundle, req Request, now time.Time) (builtInput, strin
 // subject would be evaluated as if it could act. Cedar's validator only
 // type-checks the policies against appliesTo; requests are the engine's.
 func checkAppliesTo(b *policy.Bundle, action types.EntityUID, pt, rt types.EntityType) error {
+	if appliesTo(b, action, pt, rt) {
+		return nil
+	}
 	principals, resources := b.AppliesTo(action)
 	if !slices.Contains(principals, pt) {
 		return fmt.Errorf("subject type %s is not one action %q applies to (%s)", pt, action.ID, typeList(principals))
@@ -476,6 +479,14 @@ func checkAppliesTo(b *policy.Bundle, action types.EntityUID, pt, rt types.Entit
 		return fmt.Errorf("resource type %s is not one action %q applies to (%s)", rt, action.ID, typeList(resources))
 	}
 	return nil
+}
+
+// appliesTo reports whether the schema lets action apply to a principal
+// of type pt and a resource of type rt (an action without appliesTo
+// applies to none).
+func appliesTo(b *policy.Bundle, action types.EntityUID, pt, rt types.EntityType) bool {
+	principals, resources := b.AppliesTo(action)
+	return slices.Contains(principals, pt) && slices.Contains(resources, rt)
 }
 
 // typeList names entity types for a message: "User, Organisation", or

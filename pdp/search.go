@@ -115,8 +115,8 @@ func (e *Engine) SearchActions(ctx context.Context, req Request) ([]string, erro
 		return []string{}, nil
 	}
 	var names []string
-	for uid, a := range b.Schema().Actions {
-		if a.AppliesTo != nil && containsType(a.AppliesTo.Principals, pt) && containsType(a.AppliesTo.Resources, rt) {
+	for uid := range b.Schema().Actions {
+		if appliesTo(b, uid, pt, rt) {
 			names = append(names, string(uid.ID))
 		}
 	}
@@ -180,8 +180,7 @@ func (e *Engine) lookUp(ctx context.Context, b *policy.Bundle, req Request, subj
 	if len(plan) == 0 {
 		return nil, nil
 	}
-	applies := b.Schema().Actions[aUID].AppliesTo // not nil: it declares the facts
-	if !containsType(applies.Principals, pt) || !containsType(applies.Resources, rt) {
+	if !appliesTo(b, aUID, pt, rt) {
 		return nil, nil
 	}
 	caveats := caveatContext(req.Context, e.now())
@@ -284,13 +283,4 @@ func knownIDs(b *policy.Bundle, typ string) []string {
 	}
 	sort.Strings(ids)
 	return ids
-}
-
-func containsType(ts []types.EntityType, t types.EntityType) bool {
-	for _, x := range ts {
-		if x == t {
-			return true
-		}
-	}
-	return false
 }
