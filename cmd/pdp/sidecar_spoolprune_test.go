@@ -110,7 +110,9 @@ func TestSidecarSpoolPrunedAfterShipping(t *testing.T) {
 				}
 				// One segment (records up to spool_segment_bytes and one
 				// write past it, its hashes, preallocated space of at most
-				// a segment) and the position file.
+				// an eighth of a segment) and the position file. The peak
+				// under load is logged, not bounded: it is what shipping
+				// had not caught up with, which the machine's speed sets.
 				if bound := int64(3 * spoolSegmentBytes); onDisk > bound || reported > float64(onDisk) {
 					t.Errorf("after shipping the spool takes %d bytes (/metrics %.0f), want at most %d", onDisk, reported, bound)
 				}
