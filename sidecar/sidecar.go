@@ -216,6 +216,9 @@ func (s *Sidecar) evaluate(ctx context.Context, req pdp.Request, key string, bod
 			return authzen.DecisionResponse{}, err
 		}
 	}
+	if report {
+		ctx = sendOnce(ctx)
+	}
 	ans, from, err := s.forward(ctx, body, token)
 	var he *httpError
 	switch {
@@ -309,7 +312,7 @@ func (s *Sidecar) post(ctx context.Context, path string, body []byte, token stri
 		if err != nil {
 			cancel()
 			lastErr = fmt.Errorf("%w: %v", errUnreachable, err)
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || (onlyOnce(ctx) && !neverSent(err)) {
 				break
 			}
 			continue
@@ -319,11 +322,35 @@ func (s *Sidecar) post(ctx context.Context, path string, body []byte, token stri
 		cancel()
 		if err != nil {
 			lastErr = fmt.Errorf("%w: %v", errUnreachable, err)
+			if onlyOnce(ctx) {
+				break
+			}
 			continue
 		}
 		return data, res.StatusCode, from, nil
 	}
 	return nil, 0, from, lastErr
+}
+
+// A request that reports a step-up outcome is counted by the central PDP
+// each time it arrives: once it may have been sent, it is not sent again
+// (to the same replica or the next), or a timeout would count it twice.
+type sendOnceKey struct{}
+
+func sendOnce(ctx context.Context) context.Context {
+	return context.WithValue(ctx, sendOnceKey{}, true)
+}
+
+func onlyOnce(ctx context.Context) bool {
+	once, _ := ctx.Value(sendOnceKey{}).(bool)
+	return once
+}
+
+// neverSent reports whether err says the request never left: the
+// connection to the central PDP could not be made.
+func neverSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // unreachable answers when the central PDP cannot: a degraded answer from
@@ -418,7 +445,14 @@ func (s *Sidecar) evaluations(w http.ResponseWriter, r *http.Request) {
 		s.batchUnreachable(w, r, batch, errors.New("circuit breaker open"))
 		return
 	}
-	data, status, _, err := s.post(r.Context(), "/access/v1/evaluations", body, r.Header.Get(HeaderConsistencyToken))
+	ctx := r.Context()
+	for _, q := range batch.Requests {
+		if _, report := q.Context[pdp.ContextStepUp]; report {
+			ctx = sendOnce(ctx)
+			break
+		}
+	}
+	data, status, _, err := s.post(ctx, "/access/v1/evaluations", body, r.Header.Get(HeaderConsistencyToken))
 	if err != nil || status >= 500 {
 		s.breaker.fail(time.Now())
 		if err == nil {
