@@ -48,7 +48,7 @@ func TestActorTokenBindingConfig(t *testing.T) {
 		{"an empty client id", "    clients:\n      budget-app: [\"\"]\n", nil, nil, "an empty client id"},
 		{"a malformed environment", "", map[string]string{"PDP_AUTH_ACTOR_TOKENS_CLIENTS": "budget-app"}, nil, "want name=value pairs"},
 		{"no capacity", "    single_use_capacity: 0\n", nil, nil, "single_use_capacity 0"},
-		{"no capacity, reusable", "    single_use: false\n    single_use_capacity: 0\n", nil, nil, ""},
+		{"no capacity, reusable", "    single_use: false\n    single_use_capacity: 0\n", nil, nil, ""}, // default off because this case checks that a capacity is needed only with single use on
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := load(t, actorTokensYAML(tc.extra), tc.env)

@@ -161,7 +161,8 @@ func (p *Prover) spend(ctx context.Context, claims jwtverify.Claims) error {
 		// token was used before it: such tokens are refused.
 		iat, ok := claims["iat"].(float64)
 		since := r.RemembersSince()
-		if !ok || time.Unix(int64(iat), 0).Add(p.leeway).Before(since) {
+		// iat is in whole seconds: a token of the start's second passes.
+		if !ok || time.Unix(int64(iat), 0).Add(p.leeway).Before(since.Truncate(time.Second)) {
 			return fmt.Errorf("%w: the %s was issued before this PDP started remembering used tokens (%s; they are kept in memory): ask the identity provider for a new one",
 				ErrUnproven, Header, since.UTC().Format(time.RFC3339))
 		}
