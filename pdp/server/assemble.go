@@ -109,6 +109,7 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	case <-policyChanged:
 	default:
 	}
+	warnUnknownReporters(reloader.Current(), cfg.Auth.APIKeys, log)
 	rctx, stopReload := context.WithCancel(bg)
 	var wg sync.WaitGroup
 	s.push(wg.Wait)
@@ -120,6 +121,7 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 			case <-rctx.Done():
 				return
 			case <-policyChanged:
+				warnUnknownReporters(reloader.Current(), cfg.Auth.APIKeys, log)
 				if _, err := pub.Publish(rctx, "policy.activate"); err != nil && rctx.Err() == nil {
 					log.Warn("policy change not acknowledged by every sidecar", "error", err)
 				}
