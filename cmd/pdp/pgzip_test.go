@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	pdpserver "github.com/ciampdp/pdp/pdp/server"
-	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 // pgTrailLayout counts a PostgreSQL trail's rows: dictionary records,
@@ -105,18 +103,8 @@ func TestPostgresTrailCompressionOverHTTP(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "OK: ") {
 		t.Fatalf("verify: %d %s %s", code, out, errOut)
 	}
-	last := ids[len(ids)-1] // asked last: stored compressed
-	code, out, errOut = logRun("prove", "--postgres-url", url, last)
-	if code != exitOK {
-		t.Fatalf("log prove: %d %s %s", code, out, errOut)
-	}
-	var p proofOutput
-	if err := json.Unmarshal([]byte(out), &p); err != nil {
-		t.Fatalf("prove output %s: %v", out, err)
-	}
-	if err := trail.CheckProof(vkey, []byte(p.Checkpoint), p.Record, p.Proof); err != nil {
-		t.Fatalf("proof of a compressed decision: %v", err)
-	}
+	last := ids[len(ids)-1]                          // asked last: stored compressed
+	proveByLog(t, vkey, "--postgres-url", url, last) // a compressed decision
 	if code, out, _ = pdpRun("explain", "--postgres-url", url, last); code != exitOK || !strings.Contains(out, "ALLOWED") {
 		t.Fatalf("explain a compressed decision: %d %s", code, out)
 	}

@@ -289,17 +289,7 @@ func TestLogProveChecksWithThePublicKey(t *testing.T) {
 	if code != exitOK || !strings.HasPrefix(cp, "pdp/trail\n6\n") {
 		t.Fatalf("log checkpoint: %d %q %s", code, cp, errOut)
 	}
-	code, out, errOut := logRun("prove", "--dir", dir, ids[3])
-	if code != exitOK {
-		t.Fatalf("log prove: %d %s %s", code, out, errOut)
-	}
-	var p proofOutput
-	if err := json.Unmarshal([]byte(out), &p); err != nil {
-		t.Fatalf("prove output %s: %v", out, err)
-	}
-	if err := trail.CheckProof(vkey, []byte(p.Checkpoint), p.Record, p.Proof); err != nil {
-		t.Fatalf("the proof does not check: %v\n%s", err, out)
-	}
+	p := proveByLog(t, vkey, "--dir", dir, ids[3])
 	if p.Record.ID != ids[3] || p.Record.Seq != 4 || p.Checkpoint != cp {
 		t.Fatalf("proof of %+v against %q", p.Record, p.Checkpoint)
 	}
@@ -327,7 +317,7 @@ func TestLogProveChecksWithThePublicKey(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.Join(lines, "")), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	code, out, _ = logRun("verify", "--dir", dir, "--key", vkey)
+	code, out, _ := logRun("verify", "--dir", dir, "--key", vkey)
 	if code != exitFailure || !strings.Contains(out, "FAILED: changed at seq 2") {
 		t.Fatalf("verify of a changed record: %d %s", code, out)
 	}
@@ -388,4 +378,22 @@ func TestTrailThroughput(t *testing.T) {
 		stop()
 		t.Logf("trail %-5s: %d evaluations in %v: %.0f/s", mode, n, el.Round(time.Millisecond), float64(n)/el.Seconds())
 	}
+}
+
+// proveByLog runs `pdp log prove ARGS…` and checks the proof it prints
+// against the trail's public key: the proof, parsed.
+func proveByLog(t *testing.T, vkey string, args ...string) proofOutput {
+	t.Helper()
+	code, out, errOut := logRun(append([]string{"prove"}, args...)...)
+	if code != exitOK {
+		t.Fatalf("log prove: %d %s %s", code, out, errOut)
+	}
+	var p proofOutput
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		t.Fatalf("prove output %s: %v", out, err)
+	}
+	if err := trail.CheckProof(vkey, []byte(p.Checkpoint), p.Record, p.Proof); err != nil {
+		t.Fatalf("the proof does not check: %v\n%s", err, out)
+	}
+	return p
 }

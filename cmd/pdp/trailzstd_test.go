@@ -87,17 +87,7 @@ func TestTrailCompressionOverHTTP(t *testing.T) {
 	if code, out, errOut := logRun("verify", "--dir", dir, "--key", vkey); code != exitOK || !strings.HasPrefix(out, "OK: ") {
 		t.Fatalf("verify: %d\n%s%s", code, out, errOut)
 	}
-	code, out, errOut := logRun("prove", "--dir", dir, ids[len(ids)-1])
-	if code != exitOK {
-		t.Fatalf("log prove: %d %s %s", code, out, errOut)
-	}
-	var p proofOutput
-	if err := json.Unmarshal([]byte(out), &p); err != nil {
-		t.Fatalf("prove output %s: %v", out, err)
-	}
-	if err := trail.CheckProof(vkey, []byte(p.Checkpoint), p.Record, p.Proof); err != nil {
-		t.Fatalf("proof of a compressed decision: %v", err)
-	}
+	proveByLog(t, vkey, "--dir", dir, ids[len(ids)-1]) // a compressed decision
 
 	// zstd: the same trail; a zstd dictionary is gathered from the records
 	// written after the restart, and the records after it use it.
@@ -159,7 +149,7 @@ func TestTrailCompressionOverHTTP(t *testing.T) {
 
 	t.Setenv("PDP_TRAIL_COMPRESSION", "lz4")
 	var stderr strings.Builder
-	code = run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0", "--dir", todoDir}, strings.NewReader(""), io.Discard, &stderr)
+	code := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0", "--dir", todoDir}, strings.NewReader(""), io.Discard, &stderr)
 	if code != exitFailure || !strings.Contains(stderr.String(), "trail.compression must be s2, zstd or off") {
 		t.Fatalf("trail.compression lz4: exit %d, %s", code, stderr.String())
 	}
