@@ -104,31 +104,9 @@ func TestNorthbankPostgresBytesPerDecision(t *testing.T) {
 		}
 		perDecision := float64(rel+hashes) / float64(n)
 
-		start = time.Now()
-		read := 0
-		if err := l.Scan(0, l.Size(), func(r trail.Record) error {
-			if r.Kind == recorder.KindDecision {
-				if len(r.Body) != bodyBytes[r.ID] {
-					t.Fatalf("decision %s reads back %d bytes, wrote %d", r.ID, len(r.Body), bodyBytes[r.ID])
-				}
-				read++
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		scan := time.Since(start)
-		start = time.Now()
-		rep, err := l.Verify(ctx, vkey, 0, l.Size())
-		if err != nil || !rep.OK {
-			t.Fatalf("verify: %v %v", rep, err)
-		}
-		verify := time.Since(start)
+		scan, verify, _ := readBack(t, l, vkey, bodyBytes, n)
 		size := l.Size()
 		_ = l.Close()
-		if read != n {
-			t.Fatalf("read %d decisions, wrote %d", read, n)
-		}
 		t.Logf("compression %s: %d decisions, %.0f bytes per decision (trail_records %d: TOAST %d, indexes %d; trail_hashes %d; "+
 			"bodies as stored %d bytes on average, %d plain rows, %d compressed); append CPU per decision: test process %v, server backends %v; "+
 			"%.0f appends/s; scan %.0f records/s, verify %.0f records/s",

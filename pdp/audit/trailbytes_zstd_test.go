@@ -66,33 +66,8 @@ func TestNorthbankCompressedBytesPerDecision(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		start := time.Now()
-		read, dictionaries := 0, 0
-		if err := l.Scan(0, l.Size(), func(r trail.Record) error {
-			if r.Kind == trail.KindDictionary {
-				dictionaries++
-			}
-			if r.Kind == recorder.KindDecision {
-				if len(r.Body) != bodyBytes[r.ID] {
-					t.Fatalf("decision %s reads back %d bytes, wrote %d", r.ID, len(r.Body), bodyBytes[r.ID])
-				}
-				read++
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		scan := time.Since(start)
-		start = time.Now()
-		rep, err := l.Verify(context.Background(), vkey, 0, l.Size())
-		if err != nil || !rep.OK {
-			t.Fatalf("verify: %v %v", rep, err)
-		}
-		verify := time.Since(start)
+		scan, verify, dictionaries := readBack(t, l, vkey, bodyBytes, n)
 		_ = l.Close()
-		if read != n {
-			t.Fatalf("read %d decisions, wrote %d", read, n)
-		}
 		t.Logf("compression %s: %d decisions, %.0f bytes per decision (records.log %d, hashes.bin %d bytes; %d dictionaries); append CPU %v per decision; scan %.0f records/s, verify %.0f records/s",
 			mode, n, perDecision, size("records.log"), size("hashes.bin"), dictionaries, writeCPU, float64(l.Size())/scan.Seconds(), float64(l.Size())/verify.Seconds())
 		if mode != trail.CompressionOff && n >= 5000 && perDecision > 500 {
@@ -120,4 +95,46 @@ func trailKeys(t testing.TB) (note.Signer, string) {
 		t.Fatal(err)
 	}
 	return s, vkey
+}
+
+// readTrail is what readBack reads: the file and the PostgreSQL trail.
+type readTrail interface {
+	Size() uint64
+	Scan(from, to uint64, fn func(trail.Record) error) error
+	Verify(ctx context.Context, verifierKey string, from, to uint64) (trail.Report, error)
+}
+
+// readBack reads every record of l, checks that each of the n decisions
+// reads back as many body bytes as bodyBytes says were written, verifies
+// l against vkey, and returns how long the scan and the verify took and
+// how many dictionary records it met.
+func readBack(t *testing.T, l readTrail, vkey string, bodyBytes map[string]int, n int) (scan, verify time.Duration, dictionaries int) {
+	t.Helper()
+	start := time.Now()
+	read := 0
+	if err := l.Scan(0, l.Size(), func(r trail.Record) error {
+		if r.Kind == trail.KindDictionary {
+			dictionaries++
+		}
+		if r.Kind == recorder.KindDecision {
+			if len(r.Body) != bodyBytes[r.ID] {
+				t.Fatalf("decision %s reads back %d bytes, wrote %d", r.ID, len(r.Body), bodyBytes[r.ID])
+			}
+			read++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	scan = time.Since(start)
+	start = time.Now()
+	rep, err := l.Verify(context.Background(), vkey, 0, l.Size())
+	if err != nil || !rep.OK {
+		t.Fatalf("verify: %v %v", rep, err)
+	}
+	verify = time.Since(start)
+	if read != n {
+		t.Fatalf("read %d decisions, wrote %d", read, n)
+	}
+	return scan, verify, dictionaries
 }
