@@ -121,13 +121,8 @@ func newDictCodec(code string, content []byte, forWriting bool) (*dictCodec, err
 // s2Scratch holds a compressor's output before it is stuffed.
 var s2Scratch = sync.Pool{New: func() any { return new([]byte) }}
 
-// compress compresses a canonical tail (the record after {"seq":N,) and
-// stuffs it, into a new slice of its own.
-func (c *dictCodec) compress(tail []byte) []byte {
-	return c.appendCompressed(nil, tail)
-}
-
-// appendCompressed appends tail compressed and stuffed to dst.
+// appendCompressed appends a canonical tail (the record after
+// {"seq":N,) compressed and stuffed to dst.
 func (c *dictCodec) appendCompressed(dst, tail []byte) []byte {
 	bp := s2Scratch.Get().(*[]byte)
 	var z []byte

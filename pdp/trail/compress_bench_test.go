@@ -52,7 +52,7 @@ func BenchmarkCompressRecord(b *testing.B) {
 			var in, out int
 			i := 0
 			for b.Loop() {
-				z := w.compress(tails[i%len(tails)])
+				z := w.appendCompressed(nil, tails[i%len(tails)])
 				in, out = in+len(tails[i%len(tails)]), out+len(z)
 				i++
 			}
@@ -127,7 +127,7 @@ func BenchmarkExpandRecord(b *testing.B) {
 				var payloads [][]byte
 				for i, r := range recs[1000:] {
 					tail, _ := appendCanonicalTail(nil, r)
-					payloads = append(payloads, appendZPayload(nil, uint64(i+1), 0, w.compress(tail)))
+					payloads = append(payloads, appendZPayload(nil, uint64(i+1), 0, w.appendCompressed(nil, tail)))
 				}
 				b.ReportAllocs()
 				i := 0

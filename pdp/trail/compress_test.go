@@ -362,7 +362,7 @@ func FuzzExpandFrame(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(appendZPayload(nil, uint64(seq+2), uint64(seq), w.compress(tail)))
+		f.Add(appendZPayload(nil, uint64(seq+2), uint64(seq), w.appendCompressed(nil, tail)))
 	}
 	f.Add(appendZPayload(nil, 1, 0, []byte{stuffEsc, 1, stuffEsc}))
 	f.Add([]byte(`z1,0,`))
