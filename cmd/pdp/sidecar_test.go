@@ -80,13 +80,18 @@ func sidecarStatus(t *testing.T, url string) sidecar.Status {
 	return st
 }
 
+// sidecarAnswer is the part of an AuthZEN answer (from the sidecar or the
+// central PDP) the end-to-end tests read.
 type sidecarAnswer struct {
 	Decision bool `json:"decision"`
 	Context  struct {
-		DecisionID string   `json:"decision_id"`
-		Reasons    []string `json:"reasons"`
-		CachedFrom string   `json:"cached_from"`
-		Degraded   bool     `json:"degraded"`
+		DecisionID  string   `json:"decision_id"`
+		Policies    []string `json:"policies"`
+		Reasons     []string `json:"reasons"`
+		Obligations []string `json:"obligations"`
+		CachedFrom  string   `json:"cached_from"`
+		Degraded    bool     `json:"degraded"`
+		Message     string   `json:"message"`
 	} `json:"context"`
 }
 

@@ -10,18 +10,6 @@ import (
 	"time"
 )
 
-// stepUpAnswer is the part of an answer the failed step-up tests read.
-type stepUpAnswer struct {
-	Decision bool `json:"decision"`
-	Context  struct {
-		DecisionID  string   `json:"decision_id"`
-		Reasons     []string `json:"reasons"`
-		Obligations []string `json:"obligations"`
-		CachedFrom  string   `json:"cached_from"`
-		Message     string   `json:"message"`
-	} `json:"context"`
-}
-
 const (
 	alicePays = `{"subject":{"type":"user","id":"alice"},"action":{"name":"make_payment"},"resource":{"type":"account","id":"acc-alice"},` +
 		`"context":{"purpose":"account_servicing","amount":250,"currency":"EUR"}}`
@@ -46,16 +34,16 @@ func TestFailedStepUpsThenPayment(t *testing.T) {
 	s := startNorthbank(t)
 	const key = "demo-key-mobile-banking"
 	sc := startSidecar(t, s.URL, key, filepath.Join(t.TempDir(), "spool"), nil)
-	ask := func(url, key, body string) stepUpAnswer {
+	ask := func(url, key, body string) sidecarAnswer {
 		t.Helper()
 		code, data, err := postJSON(url, "/access/v1/evaluation", key, body)
-		var a stepUpAnswer
+		var a sidecarAnswer
 		if err != nil || code != http.StatusOK || json.Unmarshal(data, &a) != nil {
 			t.Fatalf("evaluation: %d %s %v", code, data, err)
 		}
 		return a
 	}
-	want := func(a stepUpAnswer, allowed bool, reasons, obligations []string) {
+	want := func(a sidecarAnswer, allowed bool, reasons, obligations []string) {
 		t.Helper()
 		if reasons == nil {
 			reasons = []string{}

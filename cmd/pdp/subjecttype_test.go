@@ -13,17 +13,6 @@ import (
 	pdpserver "github.com/ciampdp/pdp/pdp/server"
 )
 
-// typeAnswer is the part of an evaluation answer these tests read.
-type typeAnswer struct {
-	Decision bool `json:"decision"`
-	Context  struct {
-		DecisionID string   `json:"decision_id"`
-		Policies   []string `json:"policies"`
-		Reasons    []string `json:"reasons"`
-		Message    string   `json:"message"`
-	} `json:"context"`
-}
-
 // postAnswer posts body to url+path (with key, if any) and decodes a 200
 // answer into out.
 func postAnswer(t *testing.T, url, path, key, body string, out any) {
@@ -37,7 +26,7 @@ func postAnswer(t *testing.T, url, path, key, body string, out any) {
 	}
 }
 
-func isMismatch(a typeAnswer) bool {
+func isMismatch(a sidecarAnswer) bool {
 	return !a.Decision && slices.Equal(a.Context.Reasons, []string{reason.EntityTypeMismatch}) && len(a.Context.Policies) == 0
 }
 
@@ -67,7 +56,7 @@ func TestRoleSubjectRefusedOverHTTP(t *testing.T) {
 		{"rick, an admin user, deletes", user, del, rickDoc, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var a typeAnswer
+			var a sidecarAnswer
 			postAnswer(t, url, "/access/v1/evaluation", "", `{"subject":`+c.subject+`,"action":`+c.action+`,"resource":`+c.resource+`}`, &a)
 			if c.allowed {
 				if !a.Decision {
@@ -83,7 +72,7 @@ func TestRoleSubjectRefusedOverHTTP(t *testing.T) {
 
 	t.Run("batch", func(t *testing.T) {
 		var b struct {
-			Evaluations []typeAnswer `json:"evaluations"`
+			Evaluations []sidecarAnswer `json:"evaluations"`
 		}
 		postAnswer(t, url, "/access/v1/evaluations", "", `{"action":`+del+`,"resource":`+rickDoc+`,"evaluations":[{"subject":`+role+`},{"subject":`+user+`}]}`, &b)
 		if len(b.Evaluations) != 2 || !isMismatch(b.Evaluations[0]) || !b.Evaluations[1].Decision {
@@ -142,7 +131,7 @@ func TestOrganisationSubjectRefusedThroughSidecar(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for _, via := range []struct{ name, url string }{{"central", central.URL}, {"sidecar cold", sc}, {"sidecar warm", sc}} {
-				var a typeAnswer
+				var a sidecarAnswer
 				postAnswer(t, via.url, "/access/v1/evaluation", key, c.body, &a)
 				if c.allowed != a.Decision || (!c.allowed && !isMismatch(a)) {
 					t.Errorf("via %s: %+v, want allowed %v (else %s)", via.name, a, c.allowed, reason.EntityTypeMismatch)
