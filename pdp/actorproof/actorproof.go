@@ -64,8 +64,8 @@ type Options struct {
 	// application not in the map proves no one. Nil: tokens are not
 	// bound to an application.
 	Clients map[string][]string
-	// Spent, when set, makes every token prove one change: its jti is
-	// spent by the first change it proves and refused after, until the
+	// Spent, when set, makes every token prove one change: its issuer
+	// and jti are spent by the first change it proves and refused after, until the
 	// token's exp plus Leeway. Nil: a token proves any number of changes
 	// until it expires.
 	Spent Spent
@@ -167,15 +167,16 @@ func (p *Prover) spend(ctx context.Context, claims jwtverify.Claims) error {
 				ErrUnproven, Header, since.UTC().Format(time.RFC3339))
 		}
 	}
+	iss, _ := claims["iss"].(string) // the verifier required the configured issuer
 	var fresh bool
 	var err error
 	if q, ok := p.spent.(interface {
-		SpendFor(ctx context.Context, sub, jti string, until time.Time) (bool, error)
+		SpendFor(ctx context.Context, sub, issuer, jti string, until time.Time) (bool, error)
 	}); ok {
 		sub, _ := claims["sub"].(string)
-		fresh, err = q.SpendFor(ctx, sub, jti, until)
+		fresh, err = q.SpendFor(ctx, sub, iss, jti, until)
 	} else {
-		fresh, err = p.spent.Spend(ctx, jti, until)
+		fresh, err = p.spent.Spend(ctx, iss, jti, until)
 	}
 	if errors.Is(err, ErrSubjectFull) {
 		return fmt.Errorf("%w: %s jti: %v", ErrUnproven, Header, err)

@@ -202,7 +202,7 @@ func TestProveSingleUseUntilExpiry(t *testing.T) {
 	if n := spent.Len(); n != 1 {
 		t.Fatalf("%d uses remembered before the next spend, want 1", n)
 	}
-	if fresh, err := spent.Spend(context.Background(), "other", clk.now().Add(time.Minute)); !fresh || err != nil {
+	if fresh, err := spent.Spend(context.Background(), issuer, "other", clk.now().Add(time.Minute)); !fresh || err != nil {
 		t.Fatalf("spend: %v %v", fresh, err)
 	}
 	if n := spent.Len(); n != 1 {
@@ -238,7 +238,7 @@ func TestMemorySpent(t *testing.T) {
 		{"d still remembered", "d", at(10 * time.Minute), false, nil, 0, 2},
 	} {
 		clk.add(tc.advance)
-		fresh, err := m.Spend(ctx, tc.jti, tc.until)
+		fresh, err := m.Spend(ctx, issuer, tc.jti, tc.until)
 		if fresh != tc.fresh || !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
 			t.Fatalf("%s: %v %v, want %v %v", tc.name, fresh, err, tc.fresh, tc.wantErr)
 		}
@@ -262,7 +262,7 @@ func TestMemorySpentBounded(t *testing.T) {
 		if i%1000 == 0 {
 			clk.add(time.Minute) // the previous thousand expire
 		}
-		if _, err := m.Spend(ctx, "jti-"+strings.Repeat("x", i%7)+time.Unix(int64(i), 0).String(), clk.now().Add(30*time.Second)); err != nil {
+		if _, err := m.Spend(ctx, issuer, "jti-"+strings.Repeat("x", i%7)+time.Unix(int64(i), 0).String(), clk.now().Add(30*time.Second)); err != nil {
 			refused++
 		}
 		if m.Len() > 1000 {
@@ -277,7 +277,7 @@ func TestMemorySpentBounded(t *testing.T) {
 	wins := make(chan bool, 50)
 	for range 50 {
 		wg.Go(func() {
-			fresh, err := m.Spend(ctx, "contested", clk.now().Add(time.Minute))
+			fresh, err := m.Spend(ctx, issuer, "contested", clk.now().Add(time.Minute))
 			wins <- fresh && err == nil
 		})
 	}
@@ -324,7 +324,7 @@ func BenchmarkMemorySpent(b *testing.B) {
 	i := 0
 	spend := func() {
 		clk.add(time.Millisecond)
-		if fresh, err := m.Spend(ctx, ids[i%len(ids)], clk.now().Add(live*time.Millisecond)); !fresh || err != nil {
+		if fresh, err := m.Spend(ctx, issuer, ids[i%len(ids)], clk.now().Add(live*time.Millisecond)); !fresh || err != nil {
 			b.Fatalf("spend %d: %v %v", i, fresh, err)
 		}
 		i++

@@ -12,10 +12,12 @@ import (
 )
 
 // PostgresSpent is the Spent of a deployment on PostgreSQL: one row per
-// used jti in pdp_actor_token_uses, shared by every replica on the
-// database, so a token proves one change whichever replica it reaches.
-// A row is deleted once it has expired (at most once a PurgeInterval per
-// process, on a Spend).
+// use (issuer, jti) in pdp_actor_token_uses, shared by every replica on
+// the database, so a token proves one change whichever replica it
+// reaches. A row is deleted once it has expired (at most once a
+// PurgeInterval per process, on a Spend). Rows written before the issuer
+// was recorded (migration 1) have the issuer "": such a use still holds
+// its jti for every issuer until it expires.
 type PostgresSpent struct {
 	pool *pgxpool.Pool
 	now  func() time.Time
@@ -41,10 +43,19 @@ CREATE TABLE IF NOT EXISTS pdp_actor_token_uses (
 CREATE INDEX IF NOT EXISTS pdp_actor_token_uses_expires ON pdp_actor_token_uses (expires_at);
 `
 
+// spentMigrations are the table's versions after spentDDL's (pgkit).
+var spentMigrations = []string{
+	// 1: a use is keyed by (issuer, jti); earlier rows get the issuer "".
+	`ALTER TABLE pdp_actor_token_uses ADD COLUMN IF NOT EXISTS issuer text NOT NULL DEFAULT '';
+ALTER TABLE pdp_actor_token_uses DROP CONSTRAINT IF EXISTS pdp_actor_token_uses_pkey;
+ALTER TABLE pdp_actor_token_uses ADD PRIMARY KEY (issuer, jti);`,
+}
+
 // OpenPostgresSpent connects to the database at uri and creates the table
 // if it is absent; now is the clock (nil: time.Now).
 func OpenPostgresSpent(ctx context.Context, uri string, now func() time.Time) (*PostgresSpent, error) {
-	pool, err := pgkit.Open(ctx, uri, pgkit.Schema{LockKey: spentLock, DDL: spentDDL})
+	pool, err := pgkit.Open(ctx, uri, pgkit.Schema{LockKey: spentLock, DDL: spentDDL,
+		Name: "actor_token_uses", Migrations: spentMigrations})
 	if err != nil {
 		return nil, fmt.Errorf("actor token uses: %w", err)
 	}
@@ -54,14 +65,17 @@ func OpenPostgresSpent(ctx context.Context, uri string, now func() time.Time) (*
 	return &PostgresSpent{pool: pool, now: now}, nil
 }
 
-// Spend implements Spent: one INSERT that succeeds for a new jti, or for
-// one whose row has expired (and is taken over).
-func (s *PostgresSpent) Spend(ctx context.Context, jti string, until time.Time) (bool, error) {
+// Spend implements Spent: one INSERT that succeeds for a new use, or for
+// one whose row has expired (and is taken over), unless an unexpired row
+// from before the issuer was recorded holds the jti.
+func (s *PostgresSpent) Spend(ctx context.Context, issuer, jti string, until time.Time) (bool, error) {
 	now := s.now()
 	s.purge(ctx, now)
-	tag, err := s.pool.Exec(ctx, `INSERT INTO pdp_actor_token_uses (jti, expires_at, used_at) VALUES ($1, $2, $3)
-		ON CONFLICT (jti) DO UPDATE SET expires_at = EXCLUDED.expires_at, used_at = EXCLUDED.used_at
-		WHERE pdp_actor_token_uses.expires_at <= EXCLUDED.used_at`, jti, until, now)
+	tag, err := s.pool.Exec(ctx, `INSERT INTO pdp_actor_token_uses (issuer, jti, expires_at, used_at)
+		SELECT $1, $2, $3, $4
+		WHERE NOT EXISTS (SELECT 1 FROM pdp_actor_token_uses WHERE issuer = '' AND jti = $2 AND expires_at > $4)
+		ON CONFLICT (issuer, jti) DO UPDATE SET expires_at = EXCLUDED.expires_at, used_at = EXCLUDED.used_at
+		WHERE pdp_actor_token_uses.expires_at <= EXCLUDED.used_at`, issuer, jti, until, now)
 	if err != nil {
 		return false, fmt.Errorf("%w: %w", ErrReplayUnavailable, err)
 	}

@@ -10,20 +10,26 @@ import (
 	"time"
 )
 
-// Spent remembers the jti of every token that proved a change, until the
-// token can no longer verify.
+// Spent remembers the issuer and jti of every token that proved a change,
+// until the token can no longer verify. A jti is unique per issuer only
+// (RFC 7519, 4.1.7): two issuers' tokens with one jti are two uses.
 type Spent interface {
-	// Spend records jti as used until until, and reports whether it was
-	// fresh (false: it was used before and is still remembered). An error
-	// wraps ErrReplayUnavailable: the use could not be recorded.
-	Spend(ctx context.Context, jti string, until time.Time) (bool, error)
+	// Spend records issuer's jti as used until until, and reports whether
+	// it was fresh (false: it was used before and is still remembered).
+	// An error wraps ErrReplayUnavailable: the use could not be recorded.
+	Spend(ctx context.Context, issuer, jti string, until time.Time) (bool, error)
+}
+
+// use is what a store remembers a use by: the token's issuer and jti.
+type use struct {
+	iss, jti string
 }
 
 // DefaultMemoryCapacity is how many token uses a MemorySpent remembers at
 // most when no capacity is given.
 const DefaultMemoryCapacity = 100_000
 
-// MemorySpent is the Spent of one process: a map of the jtis in use and a
+// MemorySpent is the Spent of one process: a map of the uses and a
 // heap by expiry; every Spend first forgets what has expired. It holds at
 // most its capacity: when that many unexpired uses are remembered, Spend
 // refuses (ErrReplayUnavailable, fail closed) rather than forget one. One
@@ -37,7 +43,7 @@ type MemorySpent struct {
 	perSub  int
 	now     func() time.Time
 	since   time.Time
-	until   map[string]spentUse
+	until   map[use]spentUse
 	bySub   map[string]int
 	order   expiries
 	full    atomic.Uint64 // spends refused because the capacity was reached
@@ -62,21 +68,22 @@ func NewMemorySpent(capacity int, now func() time.Time) *MemorySpent {
 		now = time.Now
 	}
 	return &MemorySpent{max: capacity, perSub: max(capacity/100, 100), now: now, since: now(),
-		until: map[string]spentUse{}, bySub: map[string]int{}}
+		until: map[use]spentUse{}, bySub: map[string]int{}}
 }
 
 // Spend implements Spent, for no subject in particular.
-func (m *MemorySpent) Spend(ctx context.Context, jti string, until time.Time) (bool, error) {
-	return m.SpendFor(ctx, "", jti, until)
+func (m *MemorySpent) Spend(ctx context.Context, issuer, jti string, until time.Time) (bool, error) {
+	return m.SpendFor(ctx, "", issuer, jti, until)
 }
 
 // SpendFor is Spend for a token of subject sub: refused (ErrSubjectFull)
 // when sub already holds its share of the unexpired uses.
-func (m *MemorySpent) SpendFor(_ context.Context, sub, jti string, until time.Time) (bool, error) {
+func (m *MemorySpent) SpendFor(_ context.Context, sub, issuer, jti string, until time.Time) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.forget(m.now())
-	if _, used := m.until[jti]; used {
+	k := use{iss: issuer, jti: jti}
+	if _, used := m.until[k]; used {
 		return false, nil
 	}
 	if len(m.until) >= m.max {
@@ -87,11 +94,11 @@ func (m *MemorySpent) SpendFor(_ context.Context, sub, jti string, until time.Ti
 		m.subFull.Add(1)
 		return false, fmt.Errorf("%w: user %q has used %d tokens that have not expired yet, the most one user may (a hundredth of auth.actor_tokens.single_use_capacity): wait for them to expire", ErrSubjectFull, sub, m.perSub)
 	}
-	m.until[jti] = spentUse{until: until, sub: sub}
+	m.until[k] = spentUse{until: until, sub: sub}
 	if sub != "" {
 		m.bySub[sub]++
 	}
-	heap.Push(&m.order, expiry{jti: jti, until: until})
+	heap.Push(&m.order, expiry{use: k, until: until})
 	return true, nil
 }
 
@@ -117,17 +124,17 @@ func (m *MemorySpent) Full() uint64 { return m.full.Load() }
 func (m *MemorySpent) forget(now time.Time) {
 	for len(m.order) > 0 && !m.order[0].until.After(now) {
 		e := heap.Pop(&m.order).(expiry)
-		if u := m.until[e.jti]; u.sub != "" {
+		if u := m.until[e.use]; u.sub != "" {
 			if m.bySub[u.sub]--; m.bySub[u.sub] <= 0 {
 				delete(m.bySub, u.sub)
 			}
 		}
-		delete(m.until, e.jti)
+		delete(m.until, e.use)
 	}
 }
 
 type expiry struct {
-	jti   string
+	use   use
 	until time.Time
 }
 

@@ -20,18 +20,18 @@ func TestMemorySpentShareOfOneUser(t *testing.T) {
 	ctx := context.Background()
 	until := clk.now().Add(time.Hour)
 	for i := range 200 {
-		if fresh, err := m.SpendFor(ctx, "mallory", fmt.Sprintf("m-%d", i), until); !fresh || err != nil {
+		if fresh, err := m.SpendFor(ctx, "mallory", issuer, fmt.Sprintf("m-%d", i), until); !fresh || err != nil {
 			t.Fatalf("mallory's token %d: %v %v", i, fresh, err)
 		}
 	}
-	if fresh, err := m.SpendFor(ctx, "mallory", "m-200", until); fresh || !errors.Is(err, ErrSubjectFull) {
+	if fresh, err := m.SpendFor(ctx, "mallory", issuer, "m-200", until); fresh || !errors.Is(err, ErrSubjectFull) {
 		t.Fatalf("mallory past her share: %v %v, want ErrSubjectFull", fresh, err)
 	}
-	if fresh, err := m.SpendFor(ctx, "alice", "a-1", until); !fresh || err != nil {
+	if fresh, err := m.SpendFor(ctx, "alice", issuer, "a-1", until); !fresh || err != nil {
 		t.Fatalf("alice while mallory is at her share: %v %v", fresh, err)
 	}
 	clk.add(time.Hour + time.Second) // mallory's tokens expire
-	if fresh, err := m.SpendFor(ctx, "mallory", "m-201", clk.now().Add(time.Minute)); !fresh || err != nil {
+	if fresh, err := m.SpendFor(ctx, "mallory", issuer, "m-201", clk.now().Add(time.Minute)); !fresh || err != nil {
 		t.Fatalf("mallory once her tokens expired: %v %v", fresh, err)
 	}
 }

@@ -1,10 +1,12 @@
 // Package pgkit owns how the PostgreSQL stores connect: one pool per store,
-// with the store's tables created once, under the store's advisory lock, so
-// that replicas starting together never race on the DDL.
+// with the store's tables created once and its versioned migrations applied
+// once, under the store's advisory lock, so that replicas starting together
+// never race on the DDL.
 package pgkit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -22,11 +24,30 @@ type Schema struct {
 	// Params are run-time parameters set on every connection of the pool
 	// (e.g. idle_in_transaction_session_timeout); optional.
 	Params map[string]string
+	// Name names the store in MigrationsTable; required with Migrations.
+	Name string
+	// Migrations change what DDL created, in order: migration i is version
+	// i+1 of the store's tables. Each runs once per database, after DDL, in
+	// the same transaction and under the same lock, and its version is
+	// recorded in MigrationsTable. Append only: never edit or reorder one
+	// that has shipped.
+	Migrations []string
 }
 
-// Open connects to the database at url (a pgx/libpq URL) and runs s.DDL
-// under s.LockKey. The errors read "postgres: …" and "postgres: create
-// tables: …", for the store to prefix with its name.
+// MigrationsTable records the versions applied, per store.
+const MigrationsTable = "pdp_schema_migrations"
+
+const migrationsDDL = `CREATE TABLE IF NOT EXISTS ` + MigrationsTable + ` (
+	store      text NOT NULL,
+	version    int NOT NULL,
+	applied_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (store, version)
+)`
+
+// Open connects to the database at url (a pgx/libpq URL) and runs s.DDL,
+// then the migrations not applied yet, under s.LockKey. The errors read
+// "postgres: …", "postgres: create tables: …" and "postgres: migrate …",
+// for the store to prefix with its name.
 func Open(ctx context.Context, url string, s Schema) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -34,6 +55,9 @@ func Open(ctx context.Context, url string, s Schema) (*pgxpool.Pool, error) {
 	}
 	for k, v := range s.Params {
 		cfg.ConnConfig.RuntimeParams[k] = v
+	}
+	if len(s.Migrations) > 0 && s.Name == "" {
+		return nil, errors.New("postgres: a schema with migrations needs a name")
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -43,12 +67,41 @@ func Open(ctx context.Context, url string, s Schema) (*pgxpool.Pool, error) {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.LockKey); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, s.DDL)
-		return err
+		if _, err := tx.Exec(ctx, s.DDL); err != nil {
+			return fmt.Errorf("create tables: %w", err)
+		}
+		return migrate(ctx, tx, s)
 	})
 	if err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: create tables: %w", err)
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	return pool, nil
+}
+
+// migrate applies the migrations of s above the version recorded. It
+// runs under the store's lock, so two openers never apply one twice.
+func migrate(ctx context.Context, tx pgx.Tx, s Schema) error {
+	if len(s.Migrations) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, migrationsDDL); err != nil {
+		return fmt.Errorf("migrate %s: %w", s.Name, err)
+	}
+	var at int
+	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+MigrationsTable+" WHERE store = $1", s.Name).Scan(&at); err != nil {
+		return fmt.Errorf("migrate %s: %w", s.Name, err)
+	}
+	if at > len(s.Migrations) {
+		return fmt.Errorf("migrate %s: the tables are at version %d, newer than this PDP's %d: run a newer PDP", s.Name, at, len(s.Migrations))
+	}
+	for v := at + 1; v <= len(s.Migrations); v++ {
+		if _, err := tx.Exec(ctx, s.Migrations[v-1]); err != nil {
+			return fmt.Errorf("migrate %s to version %d: %w", s.Name, v, err)
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO "+MigrationsTable+" (store, version) VALUES ($1, $2)", s.Name, v); err != nil {
+			return fmt.Errorf("migrate %s to version %d: %w", s.Name, v, err)
+		}
+	}
+	return nil
 }
