@@ -21,7 +21,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/ciampdp/pdp/internal/jwttest"
 )
 
 // The Northbank sidecar example (examples/northbank/sidecar), from this
@@ -102,22 +103,7 @@ func signToken(t *testing.T, key jose.JSONWebKey, sub string, claims map[string]
 	t.Helper()
 	now := time.Now()
 	c := map[string]any{"iss": nbTokenIssuer, "aud": nbTokenAudience, "sub": sub, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
-	for k, v := range claims {
-		if v == nil {
-			delete(c, k)
-		} else {
-			c[k] = v
-		}
-	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jwt.Signed(s).Claims(c).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return jwttest.Sign(t, jose.ES256, key, jwttest.Claims(c, claims))
 }
 
 // startNorthbankApp builds and runs the example's app

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/ciampdp/pdp/internal/jwttest"
 	"github.com/ciampdp/pdp/pdp/jwtverify"
 )
 
@@ -32,18 +32,10 @@ func newKey(t testing.TB) *ecdsa.PrivateKey {
 	return k
 }
 
+// sign is claims signed with k (ES256, kid k1).
 func sign(t testing.TB, k *ecdsa.PrivateKey, claims map[string]any) string {
 	t.Helper()
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: k, KeyID: "k1"}},
-		(&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jwt.Signed(s).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return jwttest.Sign(t, jose.ES256, jose.JSONWebKey{Key: k, KeyID: "k1"}, claims)
 }
 
 // proverFor is a Prover trusting key's public half, from a JWKS file.

@@ -14,7 +14,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/ciampdp/pdp/internal/jwttest"
 )
 
 // Test token issuer: ES256 keys by key id, tokens with the standard claims
@@ -119,20 +120,7 @@ func (i *issuer) sign(kid string, claims map[string]any) string {
 	i.mu.Lock()
 	k := i.keys[kid]
 	i.mu.Unlock()
-	return signWith(i.t, jose.ES256, jose.JSONWebKey{Key: k, KeyID: kid}, claims)
-}
-
-func signWith(t testing.TB, alg jose.SignatureAlgorithm, key any, claims map[string]any) string {
-	t.Helper()
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jwt.Signed(s).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return jwttest.Sign(i.t, jose.ES256, jose.JSONWebKey{Key: k, KeyID: kid}, claims)
 }
 
 // unsigned builds an "alg":"none" token.

@@ -19,6 +19,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/ciampdp/pdp/internal/jwttest"
 	"github.com/ciampdp/pdp/pdp/jwtverify"
 )
 
@@ -57,8 +58,8 @@ func TestVerifyMatrix(t *testing.T) {
 		{"tampered payload", tamper(t, iss.sign("k1", good)), "signature does not verify"},
 		{"unknown kid", func() string { k := newIssuer(t, "k9"); return k.sign("k9", good) }(), "unknown signing key"},
 		{"alg none", unsigned(t, "k1", good), "malformed token or algorithm not accepted"},
-		{"HS256 with a shared secret", signWith(t, jose.HS256, []byte("0123456789abcdef0123456789abcdef"), good), "malformed token or algorithm not accepted"},
-		{"RS256 with a key not in the set", signWith(t, jose.RS256, jose.JSONWebKey{Key: rsaKey, KeyID: "k1"}, good), "unknown signing key"},
+		{"HS256 with a shared secret", jwttest.Sign(t, jose.HS256, []byte("0123456789abcdef0123456789abcdef"), good), "malformed token or algorithm not accepted"},
+		{"RS256 with a key not in the set", jwttest.Sign(t, jose.RS256, jose.JSONWebKey{Key: rsaKey, KeyID: "k1"}, good), "unknown signing key"},
 		{"garbage", "not.a.token", "malformed token or algorithm not accepted"},
 		{"empty", "", "malformed token or algorithm not accepted"},
 		{"too large", strings.Repeat("a", jwtverify.MaxTokenBytes+1), "token too large"},

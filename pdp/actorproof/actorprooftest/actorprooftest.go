@@ -14,8 +14,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/ciampdp/pdp/internal/jwttest"
 	"github.com/ciampdp/pdp/pdp/actorproof"
 	"github.com/ciampdp/pdp/pdp/jwtverify"
 )
@@ -72,20 +72,5 @@ func (p *IdP) Token(t testing.TB, sub, client string, claims map[string]any) str
 	if client != "" {
 		c["azp"] = client
 	}
-	for k, v := range claims {
-		if v == nil {
-			delete(c, k)
-		} else {
-			c[k] = v
-		}
-	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: p.key, KeyID: "k1"}}, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jwt.Signed(s).Claims(c).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return jwttest.Sign(t, jose.ES256, jose.JSONWebKey{Key: p.key, KeyID: "k1"}, jwttest.Claims(c, claims))
 }
