@@ -60,6 +60,11 @@ func TestActorTokensBoundToTheApplication(t *testing.T) {
 		t.Fatalf("gina denied after refused consent changes: %v", d.Context.Reasons)
 	}
 	t.Run("through the budget app, once", func(t *testing.T) {
+		// A fresh grant: the seeded one lasts 180 days (PSD2) and expires.
+		fresh := `{"subject":{"type":"user","id":"alice"},"purpose":"account_information_sharing","jurisdiction":"DE","notice":{"uri":"u","version":1}}`
+		if a := s.admin(t, "budget-app", http.MethodPost, "/v1/consents/give", fresh, actorToken(t, "budget-app", "alice", nil)); a.Code != http.StatusCreated {
+			t.Fatalf("alice grants through the budget app: %d %s", a.Code, a.Body)
+		}
 		withdraw := `{"subject":{"type":"user","id":"alice"},"purpose":"account_information_sharing"}`
 		if a := s.admin(t, "budget-app", http.MethodPost, "/v1/consents/withdraw", withdraw, budgets); a.Code != http.StatusOK {
 			t.Fatalf("alice withdraws through the budget app: %d %s", a.Code, a.Body)

@@ -104,7 +104,7 @@ func TestRegisterDelegationsChangeOnlyThroughTheRegister(t *testing.T) {
 	}
 	t.Run("a register-sourced offer from mobile-banking", func(t *testing.T) {
 		offer := `{"actor":{"type":"user","id":"mallory"},"principal":{"type":"user","id":"carol"},"agent":{"type":"user","id":"mallory"},
-			"basis":"statutory_guardian","source":"register","scope":["view_statements"],"valid_until":"2029-06-15T00:00:00Z"}`
+			"basis":"statutory_guardian","source":"register","scope":["view_statements"],"valid_until":"2040-06-15T00:00:00Z"}`
 		if a := s.admin(t, "mobile-banking", http.MethodPost, "/v1/delegations", offer, ""); a.Code != http.StatusForbidden {
 			t.Fatalf("%d %s, want 403", a.Code, a.Body)
 		}
@@ -339,6 +339,11 @@ func TestRepresentativeConsentWithinDelegation(t *testing.T) {
 		})
 	}
 	t.Run("peggy withdraws alice's account information sharing", func(t *testing.T) {
+		// A fresh grant: the seeded one lasts 180 days (PSD2) and expires.
+		give := `{"subject":{"type":"user","id":"alice"},"purpose":"account_information_sharing","jurisdiction":"DE","notice":{"uri":"https://budget.example/consent","version":2}}`
+		if a := s.admin(t, "budget-app", http.MethodPost, "/v1/consents/give", give, ""); a.Code != http.StatusCreated {
+			t.Fatalf("alice grants account information sharing: %d %s", a.Code, a.Body)
+		}
 		a := s.admin(t, "budget-app", http.MethodPost, "/v1/consents/withdraw",
 			`{"subject":{"type":"user","id":"alice"},"actor":{"type":"user","id":"peggy"},"delegation":"poa-alice-peggy","purpose":"account_information_sharing"}`, "")
 		if a.Code != http.StatusForbidden || a.Reason != "delegation_out_of_scope" {

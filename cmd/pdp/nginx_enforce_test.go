@@ -331,7 +331,7 @@ func TestNginxRequestTargets(t *testing.T) {
 }
 
 // TestNginxClaimedAgency: naming someone to act for never widens what the
-// subject may do. carol (15) may pay at most 100 from her account; a
+// subject may do. carol (a minor) may pay at most 100 from her account; a
 // request claiming to act for someone she holds no delegation from is
 // denied, whatever it is for.
 func TestNginxClaimedAgency(t *testing.T) {

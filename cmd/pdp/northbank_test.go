@@ -220,7 +220,7 @@ func northbankScenario(t *testing.T) {
 			{"sub-delegation beyond the parent", http.MethodPost, "/v1/delegations",
 				`{"actor":{"type":"user","id":"dave"},"principal":{"type":"user","id":"carol"},"agent":{"type":"user","id":"uncle"},
 				"basis":"sub_delegation","source":"self_declared","scope":["view_statements"],"parent":"guardian-carol-dave",
-				"valid_from":"2026-01-01T00:00:00Z","valid_until":"2027-01-01T00:00:00Z"}`, http.StatusUnprocessableEntity, "sub-delegat"},
+				"valid_from":"2026-01-01T00:00:00Z","valid_until":"2040-01-01T00:00:00Z"}`, http.StatusUnprocessableEntity, "sub-delegat"},
 			{"list without a filter", http.MethodGet, "/v1/delegations", "", http.StatusBadRequest, ""},
 		} {
 			t.Run(tc.name, func(t *testing.T) {

@@ -54,7 +54,7 @@ func TestReasonsOnTheWireAreCatalogued(t *testing.T) {
 		{"sub-delegation beyond the parent", "/v1/delegations",
 			`{"actor":{"type":"user","id":"dave"},"principal":{"type":"user","id":"carol"},"agent":{"type":"user","id":"uncle"},
 			"basis":"sub_delegation","source":"self_declared","scope":["view_statements"],"parent":"guardian-carol-dave",
-			"valid_from":"2026-01-01T00:00:00Z","valid_until":"2027-01-01T00:00:00Z"}`, http.StatusUnprocessableEntity, reason.ExceedsParent},
+			"valid_from":"2026-01-01T00:00:00Z","valid_until":"2040-01-01T00:00:00Z"}`, http.StatusUnprocessableEntity, reason.ExceedsParent},
 		{"a purpose the registry lacks", "/v1/consents/give",
 			`{"subject":{"type":"user","id":"alice"},"purpose":"no_such_purpose","jurisdiction":"DE"}`, http.StatusUnprocessableEntity, reason.UnknownPurpose},
 	} {

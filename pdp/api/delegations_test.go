@@ -53,9 +53,9 @@ func TestDelegationAdmin(t *testing.T) {
 		return res.StatusCode, m
 	}
 	guardian := `{"actor":{"type":"user","id":"registrar"},"principal":{"type":"user","id":"carol"},"agent":{"type":"user","id":"dave"},
-		"basis":"statutory_guardian","source":"register","scope":["view_statements"],"valid_until":"2029-06-15T00:00:00Z"}`
+		"basis":"statutory_guardian","source":"register","scope":["view_statements"],"valid_until":"2040-06-15T00:00:00Z"}`
 	poa := `{"actor":{"type":"user","id":"alice"},"principal":{"type":"user","id":"alice"},"agent":{"type":"user","id":"bob"},
-		"basis":"power_of_attorney","source":"self_declared","scope":["view_statements"],"valid_until":"2030-01-01T00:00:00Z"}`
+		"basis":"power_of_attorney","source":"self_declared","scope":["view_statements"],"valid_until":"2041-01-01T00:00:00Z"}`
 
 	tests := []struct {
 		name, app, method, path, body string
