@@ -2,19 +2,14 @@ package actorproof
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-
-	"github.com/ciampdp/pdp/pdp/jwtverify"
 )
 
 // clock is a settable clock shared by a test's verifier and store.
@@ -36,20 +31,7 @@ const testLeeway = 30 * time.Second
 // unbound) and single use in spent (nil: reusable).
 func boundProver(t testing.TB, key jose.JSONWebKey, clk *clock, clients map[string][]string, spent Spent) *Prover {
 	t.Helper()
-	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{key.Public()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "jwks.json")
-	if err := os.WriteFile(file, jwks, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	v, err := jwtverify.New(jwtverify.Config{JWKSFile: file, Issuer: issuer, Audience: []string{audience}, Algorithms: []string{"ES256"}, Leeway: testLeeway},
-		jwtverify.Deps{Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return New(v, Options{Clients: clients, Spent: spent, Leeway: testLeeway})
+	return issuerProver(t, issuer, key, clk, clients, spent)
 }
 
 var northbankClients = map[string][]string{

@@ -17,9 +17,9 @@ import (
 	"github.com/ciampdp/pdp/pdp/jwtverify"
 )
 
-// issuerProver is a Prover trusting key for tokens of iss, single use in
-// spent.
-func issuerProver(t testing.TB, iss string, key jose.JSONWebKey, clk *clock, spent Spent) *Prover {
+// issuerProver is a Prover trusting key for tokens of iss, on clk, bound
+// to clients (nil: unbound) and single use in spent (nil: reusable).
+func issuerProver(t testing.TB, iss string, key jose.JSONWebKey, clk *clock, clients map[string][]string, spent Spent) *Prover {
 	t.Helper()
 	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{key.Public()}})
 	if err != nil {
@@ -34,7 +34,7 @@ func issuerProver(t testing.TB, iss string, key jose.JSONWebKey, clk *clock, spe
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(v, Options{Spent: spent, Leeway: testLeeway})
+	return New(v, Options{Clients: clients, Spent: spent, Leeway: testLeeway})
 }
 
 // sameJTITwoIssuers proves, through two Provers of two issuers sharing
@@ -52,7 +52,7 @@ func sameJTITwoIssuers(t *testing.T, clk *clock, spent Spent, jti string) {
 	for i := range idps {
 		priv := newKey(t)
 		idps[i].key = jose.JSONWebKey{Key: priv, KeyID: "k1", Algorithm: "ES256", Use: "sig"}
-		provers[i] = issuerProver(t, idps[i].iss, idps[i].key, clk, spent)
+		provers[i] = issuerProver(t, idps[i].iss, idps[i].key, clk, nil, spent)
 		tokens[i] = sign(t, priv, map[string]any{"iss": idps[i].iss, "aud": audience, "sub": "alice",
 			"iat": clk.now().Unix(), "exp": clk.now().Add(time.Minute).Unix(), "jti": jti})
 	}
