@@ -3,15 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ciampdp/pdp/pdp/recorder"
+	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 // factCase is one kind of record that the start-up check and pdp repair
@@ -177,5 +182,75 @@ func serveRefusesNaming(t *testing.T, names ...string) {
 		if !strings.Contains(out, want) {
 			t.Errorf("the refusal does not name %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestSignalAndRevalidationNotAppliedOnFullStore: with the stores' file
+// system full (the trail on another), a pushed SET and a revalidation are
+// recorded, fail to be stored and are answered 503 and 500; the trail
+// then says they were not applied (signal.not_applied,
+// dormancy.not_applied), so the PDP starts again without them: alice's
+// old session and heidi stay as they were, and the transmitter may send
+// the SET again.
+func TestSignalAndRevalidationNotAppliedOnFullStore(t *testing.T) {
+	root := t.TempDir()
+	data := filepath.Join(root, "data")
+	fill, free := mountFull(t, data)
+	storageEnv(t, data, filepath.Join(root, "trail"))
+
+	s := startNorthbank(t)
+	revoked := time.Now().Add(-time.Minute).Unix()
+	oldSession := fmt.Sprintf(`{"purpose":"account_servicing","session":{"id":"s-old","auth_time":%d}}`, revoked-3600)
+	alice := func(s *server) sigDecision { return s.sigAsk(t, "alice", "view_statements", "acc-alice", oldSession) }
+	heidi := func(s *server) sigDecision {
+		return s.sigAsk(t, "heidi", "view_statements", "acc-heidi", `{"purpose":"account_servicing"}`)
+	}
+	wantDecision(t, alice(s), true, nil, nil)
+	wantDecision(t, heidi(s), false, []string{"revalidation_required"}, []string{"identity_revalidation"})
+
+	fill()
+	argv := []string{"signals", "push", "--server", s.URL, "--key", nbTransmitterKey, "session-revoked", "alice",
+		"--jti", "rs-full-alice", "--event-time", strconv.FormatInt(revoked, 10)}
+	if code, out, errOut := pdpRun(argv...); code == exitOK || !strings.Contains(out+errOut, "503") {
+		t.Fatalf("push with the signal ledger's file system full: %d %s%s, want a 503", code, out, errOut)
+	}
+	fill()
+	code, body := s.do(t, http.MethodPost, "/v1/dormancy/identities/user:heidi/revalidate", `{"actor":{"type":"staff","id":"kim"}}`, demoKey("backoffice")...)
+	if code != http.StatusInternalServerError {
+		t.Fatalf("revalidate with the store's file system full: %d %s, want 500", code, body)
+	}
+	wantDecision(t, alice(s), true, nil, nil)
+	s.stop(t)
+	free()
+
+	l, err := trail.OpenFile(filepath.Join(root, "trail"), trail.FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	err = l.Scan(0, l.Size(), func(r trail.Record) error {
+		var body recorder.AdminBody
+		if r.Kind == recorder.KindAdmin && json.Unmarshal(r.Body, &body) == nil &&
+			(strings.HasPrefix(body.Action, "signal.") || strings.HasPrefix(body.Action, "dormancy.")) {
+			actions = append(actions, body.Action)
+		}
+		return nil
+	})
+	_ = l.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"signal.receive", "signal.not_applied", "dormancy.revalidate", "dormancy.not_applied"}; !slices.Equal(actions, want) {
+		t.Fatalf("the trail's signal and dormancy records: %v, want %v", actions, want)
+	}
+
+	s = startNorthbank(t)
+	wantDecision(t, alice(s), true, nil, nil)
+	wantDecision(t, heidi(s), false, []string{"revalidation_required"}, []string{"identity_revalidation"})
+	s.push(t, argv[6:]...)
+	wantDecision(t, alice(s), false, []string{"session_revoked"}, nil)
+	s.stop(t)
+	if code, out, _ := pdpRun(append([]string{"repair", "--check"}, exampleConfig()...)...); code != exitOK || !strings.Contains(out, "nothing to repair") {
+		t.Fatalf("pdp repair --check: %d\n%s", code, out)
 	}
 }
