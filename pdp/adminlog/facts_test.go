@@ -30,15 +30,15 @@ type factStores struct {
 
 // openFactStores opens file stores in a temporary folder, or PostgreSQL
 // stores (skipped without PDP_TEST_POSTGRES_URL; rows removed at cleanup).
-func openFactStores(t *testing.T, kind string) factStores {
+func openFactStores(t testing.TB, kind string) factStores {
 	t.Helper()
 	ctx := context.Background()
 	if kind == "file" {
 		dir := t.TempDir()
 		ss, err := signalledger.OpenFile(filepath.Join(dir, "signals.jsonl"), nil)
-		must(t, err)
+		mustTB(t, err)
 		rs, err := revalidation.OpenFile(filepath.Join(dir, "revalidations.jsonl"), nil)
-		must(t, err)
+		mustTB(t, err)
 		t.Cleanup(func() { _ = ss.Close(); _ = rs.Close() })
 		return factStores{ss: ss, rs: rs, dir: dir}
 	}
@@ -47,9 +47,9 @@ func openFactStores(t *testing.T, kind string) factStores {
 		t.Skip("SKIPPED: PDP_TEST_POSTGRES_URL not set: the PostgreSQL stores are not tested")
 	}
 	ss, err := signalledger.OpenPostgres(ctx, uri)
-	must(t, err)
+	mustTB(t, err)
 	rs, err := revalidation.OpenPostgres(ctx, uri)
-	must(t, err)
+	mustTB(t, err)
 	sfx := "-" + strings.ReplaceAll(t.Name(), "/", "-") + time.Now().Format("150405.000000000")
 	t.Cleanup(func() {
 		_ = ss.Close()
@@ -70,6 +70,13 @@ func openFactStores(t *testing.T, kind string) factStores {
 		}
 	})
 	return factStores{ss: ss, rs: rs, sfx: sfx}
+}
+
+func mustTB(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // set is a SET of the given event types about bob, as the ledger stores it.
