@@ -52,7 +52,7 @@ func (l liveStores) forCheck() adminlog.Stores {
 // naming every such change.
 func checkStores(ctx context.Context, tr adminlog.Trail, live liveStores, log *slog.Logger) error {
 	st := live.forCheck()
-	if st == (adminlog.Stores{}) {
+	if st.Delegations == nil && st.Events == nil && st.Signals == nil && st.Revalidations == nil {
 		return nil
 	}
 	started := time.Now()
