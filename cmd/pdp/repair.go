@@ -14,7 +14,7 @@ import (
 func repairCommand() *command {
 	return &command{
 		name: "repair",
-		summary: "apply to the delegation records and the consent ledger the changes the decision trail holds and they lack " +
+		summary: "apply to the delegation records, the consent ledger, the signal ledger and the revalidations the changes the decision trail holds and they lack " +
 			"(the PDP must be stopped; --check only lists them)",
 		flags: func(fs *pflag.FlagSet) {
 			addAdminConfigFlags(fs)

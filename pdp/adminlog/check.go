@@ -10,6 +10,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
+	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/recorder"
 	"github.com/ciampdp/pdp/pdp/trail"
 )
@@ -70,15 +71,20 @@ func allEventIDs(ctx context.Context, sc eventScanner) (map[string]bool, error) 
 }
 
 // Missing is one change the trail holds and a store lacks: a delegation
-// record (the newest the trail holds of that id) or a consent event.
+// record (the newest the trail holds of that id), a consent event, a
+// received SET or a revalidation.
 type Missing struct {
 	// Seq is the trail sequence number of the change's record.
 	Seq    uint64
 	Action string
-	// Delegation is the record after the change; nil for consent.
+	// Delegation is the record after the change; nil for the others.
 	Delegation *delegation.Delegation
-	// Event is the consent event; nil for a delegation.
+	// Event is the consent event; nil for the others.
 	Event *consent.Event
+	// Signal is the received SET; nil for the others.
+	Signal *SignalSET
+	// Revalidation is the revalidation; nil for the others.
+	Revalidation *dormancy.Revalidation
 	// Has is what the store holds instead ("no such record", or
 	// "version 2 (active)").
 	Has string
@@ -88,18 +94,29 @@ type Missing struct {
 	Redacted bool
 }
 
-// Kind is "delegation" or "consent".
+// Kind is "delegation", "consent", "signal" or "revalidation".
 func (m Missing) Kind() string {
-	if m.Delegation != nil {
+	switch {
+	case m.Delegation != nil:
 		return "delegation"
+	case m.Signal != nil:
+		return "signal"
+	case m.Revalidation != nil:
+		return "revalidation"
 	}
 	return "consent"
 }
 
-// ID is the delegation id or the consent event id.
+// ID is the delegation id, the consent event id, the SET's jti or the
+// revalidation id.
 func (m Missing) ID() string {
-	if m.Delegation != nil {
+	switch {
+	case m.Delegation != nil:
 		return m.Delegation.ID
+	case m.Signal != nil:
+		return m.Signal.JTI
+	case m.Revalidation != nil:
+		return m.Revalidation.ID
 	}
 	return m.Event.ID
 }
@@ -109,9 +126,16 @@ func (m Missing) String() string {
 	if m.Redacted {
 		note = " [redacted in the trail: cannot be repaired from it]"
 	}
-	if m.Delegation != nil {
+	switch {
+	case m.Delegation != nil:
 		return fmt.Sprintf("%s of delegation %s (version %d, status %s; the store has %s) at trail seq %d%s",
 			m.Action, m.Delegation.ID, m.Delegation.Version, m.Delegation.Status, m.Has, m.Seq, note)
+	case m.Signal != nil:
+		return fmt.Sprintf("%s: signal %s from %s (%s; the signal ledger has %s) at trail seq %d%s",
+			m.Action, m.Signal.JTI, m.Signal.Transmitter, m.Signal.summary(), m.Has, m.Seq, note)
+	case m.Revalidation != nil:
+		return fmt.Sprintf("%s: revalidation %s (%s, by %s; the store has %s) at trail seq %d%s",
+			m.Action, m.Revalidation.ID, m.Revalidation.Key(), m.Revalidation.By.Subject, m.Has, m.Seq, note)
 	}
 	return fmt.Sprintf("%s: consent event %s (%s %s of %s; the ledger has %s) at trail seq %d%s",
 		m.Action, m.Event.ID, m.Event.Type, m.Event.Purpose, m.Event.Subject, m.Has, m.Seq, note)
@@ -119,8 +143,8 @@ func (m Missing) String() string {
 
 // Report is the outcome of Check.
 type Report struct {
-	// Changes is how many delegation and consent change records the trail
-	// holds (not counting those recorded as not applied).
+	// Changes is how many change records (delegation, consent, signal,
+	// revalidation) the trail holds.
 	Changes int
 	// Missing lists what the stores lack, in trail order.
 	Missing []Missing
@@ -159,13 +183,32 @@ type consentChange struct {
 // redactedMarker is in every value trail.redact replaced.
 var redactedMarker = []byte(`"$redacted"`)
 
-// Check reads every admin record of the trail and compares the delegation
-// and consent changes it holds with the stores (ds or es nil: that store is
-// off, not checked). A delegation is missing a change when the store lacks
+// Stores are what CheckStores compares with the trail; a nil one is off
+// (not checked).
+type Stores struct {
+	Delegations   Delegations
+	Events        Events
+	Signals       SignalEvents
+	Revalidations Revalidations
+}
+
+// Check is CheckStores of the delegation records and the consent ledger.
+func Check(ctx context.Context, tr Trail, ds Delegations, es Events) (Report, error) {
+	return CheckStores(ctx, tr, Stores{Delegations: ds, Events: es})
+}
+
+// CheckStores reads every admin record of the trail and compares the
+// changes it holds with the stores (a nil store is off, not checked). A
+// delegation is missing a change when the store lacks
 // the record or holds an older version than the newest the trail holds
 // (and that was not recorded as not applied); a consent event is missing
-// when the ledger lacks its id. A store that cannot be read is an error.
-func Check(ctx context.Context, tr Trail, ds Delegations, es Events) (Report, error) {
+// when the ledger lacks its id; a received SET when the signal ledger
+// lacks an event of it (transmitter, jti, type); a revalidation when its
+// store lacks its id. Changes recorded as not applied are not demanded. A
+// store that cannot be read is an error.
+func CheckStores(ctx context.Context, tr Trail, st Stores) (Report, error) {
+	ds, es := st.Delegations, st.Events
+	facts := newFactChanges()
 	var (
 		rep      Report
 		dels     = map[string]delegationChange{} // id → newest change
@@ -184,6 +227,9 @@ func Check(ctx context.Context, tr Trail, ds Delegations, es Events) (Report, er
 		}
 		if err := json.Unmarshal(r.Body, &body); err != nil {
 			return nil // not ours to judge: the trail verifies its own records
+		}
+		if facts.add(r.Seq, body.Action, body.Detail, &rep) {
+			return nil
 		}
 		switch {
 		case body.Action == ActionDelegationNotApplied || body.Action == ActionConsentNotApplied:
@@ -297,6 +343,9 @@ func Check(ctx context.Context, tr Trail, ds Delegations, es Events) (Report, er
 				rep.Missing = append(rep.Missing, Missing{Seq: c.seq, Action: c.action, Event: &ev, Has: "no such event", Redacted: c.redacted})
 			}
 		}
+	}
+	if err := facts.compare(ctx, st, &rep); err != nil {
+		return rep, err
 	}
 	sortMissing(rep.Missing)
 	return rep, nil

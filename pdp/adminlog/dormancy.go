@@ -14,9 +14,15 @@ const (
 	ActionRevalidate = "dormancy.revalidate"
 	// ActionReconfirm: a principal re-confirmed a dormant delegation.
 	ActionReconfirm = "dormancy.reconfirm"
+	// ActionRevalidationNotApplied: a recorded revalidation did not reach
+	// its store (detail: the action, the revalidation's id and the cause).
+	ActionRevalidationNotApplied = "dormancy.not_applied"
 )
 
-var _ revalidation.Journal = (*Journal)(nil)
+var (
+	_ revalidation.Journal           = (*Journal)(nil)
+	_ revalidation.NotAppliedJournal = (*Journal)(nil)
+)
 
 // revalidationDetail is the detail of a revalidation record.
 type revalidationDetail struct {
@@ -34,4 +40,18 @@ func (j *Journal) RecordRevalidation(ctx context.Context, r dormancy.Revalidatio
 		action = ActionReconfirm
 	}
 	return rec.RecordAdmin(ctx, action, r.By.Application, r.Key(), revalidationDetail{Revalidation: r})
+}
+
+// RevalidationNotApplied implements revalidation.NotAppliedJournal.
+func (j *Journal) RevalidationNotApplied(ctx context.Context, r dormancy.Revalidation, cause error) error {
+	rec := j.recorder()
+	if rec == nil {
+		return nil
+	}
+	action := ActionRevalidate
+	if r.Kind == dormancy.KindDelegation {
+		action = ActionReconfirm
+	}
+	return rec.RecordAdmin(ctx, ActionRevalidationNotApplied, r.By.Application, r.Key(),
+		notAppliedDetail{Action: action, ID: r.ID, Cause: cause.Error()})
 }

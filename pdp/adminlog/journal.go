@@ -1,10 +1,10 @@
-// Package adminlog keeps delegation and consent changes, and received
-// risk signals, in the decision trail as write-ahead records (the Journal
-// of delegation.Service, consent.Ledger and signalledger.Ledger), and
-// compares the stores with those records: Check (the start-up check of
-// 'pdp serve') names every delegation or consent change the trail holds
-// and a store lacks, and Repair applies those changes from the trail
-// (received signals are not checked or repaired yet).
+// Package adminlog keeps delegation and consent changes, received risk
+// signals and dormancy revalidations in the decision trail as write-ahead
+// records (the Journal of delegation.Service, consent.Ledger,
+// signalledger.Ledger and revalidation.Service), and compares the stores
+// with those records: CheckStores (the start-up check of 'pdp serve')
+// names every change the trail holds and a store lacks, and RepairStores
+// applies those changes from the trail.
 package adminlog
 
 import (
@@ -71,14 +71,17 @@ type delegationDetail struct {
 // notAppliedDetail is the detail of a not_applied record.
 type notAppliedDetail struct {
 	Action string `json:"action"`
-	// ID and Version name a delegation change; Digest tells it from
-	// another replica's change of the same version.
+	// ID and Version name a delegation change (ID alone a revalidation);
+	// Digest tells it from another replica's change of the same version.
 	ID      string `json:"id,omitempty"`
 	Version int    `json:"version,omitempty"`
 	Digest  string `json:"digest,omitempty"`
 	// Events name consent events.
 	Events []string `json:"events,omitempty"`
-	Cause  string   `json:"cause"`
+	// Transmitter and JTI name a received SET.
+	Transmitter string `json:"transmitter,omitempty"`
+	JTI         string `json:"jti,omitempty"`
+	Cause       string `json:"cause"`
 }
 
 // digest identifies one delegation record exactly.

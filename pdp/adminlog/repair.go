@@ -34,16 +34,34 @@ type repaired struct {
 	Kind    string `json:"kind"`
 	ID      string `json:"id"`
 	Version int    `json:"version,omitempty"`
+	// Transmitter names a signal's sender (its ID is the jti).
+	Transmitter string `json:"transmitter,omitempty"`
 }
 
-// Repair applies the missing changes of rep, in trail order: a delegation
-// record is written as the trail holds it (created, or replacing the older
-// version the store has), a consent event is appended again (at a new
-// position, with its original times). A change that a store now has is
+// Writers are the stores RepairStores writes to; a nil one is not open
+// (its missing changes fail).
+type Writers struct {
+	Delegations   DelegationStore
+	Consent       ConsentStore
+	Signals       SignalStore
+	Revalidations RevalidationStore
+}
+
+// Repair is RepairStores of the delegation records and the consent ledger.
+func Repair(ctx context.Context, rep Report, ds DelegationStore, cs ConsentStore, rec Recorder) ([]Missing, error) {
+	return RepairStores(ctx, rep, Writers{Delegations: ds, Consent: cs}, rec)
+}
+
+// RepairStores applies the missing changes of rep, in trail order: a
+// delegation record is written as the trail holds it (created, or
+// replacing the older version the store has); a consent event, a received
+// SET's events and a revalidation are appended again (at new positions,
+// with their original ids and times). A change that a store now has is
 // left alone, so Repair may run again after a failure. When rec is not nil
 // it records what was applied in the trail (ActionRepair), as
 // application "pdp-repair". It returns the changes applied.
-func Repair(ctx context.Context, rep Report, ds DelegationStore, cs ConsentStore, rec Recorder) ([]Missing, error) {
+func RepairStores(ctx context.Context, rep Report, w Writers, rec Recorder) ([]Missing, error) {
+	ds, cs := w.Delegations, w.Consent
 	var (
 		applied []Missing
 		detail  repairDetail
@@ -58,6 +76,10 @@ func Repair(ctx context.Context, rep Report, ds DelegationStore, cs ConsentStore
 			err = restoreDelegation(ctx, ds, *m.Delegation)
 		case m.Event != nil && cs != nil:
 			err = restoreEvent(ctx, cs, *m.Event)
+		case m.Signal != nil && w.Signals != nil:
+			err = restoreSignal(ctx, w.Signals, *m.Signal)
+		case m.Revalidation != nil && w.Revalidations != nil:
+			err = restoreRevalidation(ctx, w.Revalidations, *m.Revalidation)
 		default:
 			err = errors.New("its store is not open")
 		}
@@ -70,6 +92,9 @@ func Repair(ctx context.Context, rep Report, ds DelegationStore, cs ConsentStore
 		r := repaired{Seq: m.Seq, Action: m.Action, Kind: m.Kind(), ID: m.ID()}
 		if m.Delegation != nil {
 			r.Version = m.Delegation.Version
+		}
+		if m.Signal != nil {
+			r.Transmitter = m.Signal.Transmitter
 		}
 		detail.Applied = append(detail.Applied, r)
 	}

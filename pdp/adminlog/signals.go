@@ -7,10 +7,20 @@ import (
 	"github.com/ciampdp/pdp/pdp/signals"
 )
 
-// ActionSignalReceive is the action of the record of a received SET.
-const ActionSignalReceive = "signal.receive"
+// Actions of signal records.
+const (
+	// ActionSignalReceive: a SET was received (detail: its events as they
+	// will be stored).
+	ActionSignalReceive = "signal.receive"
+	// ActionSignalNotApplied: a recorded SET did not reach the signal
+	// ledger (detail: the action, transmitter, jti and the cause).
+	ActionSignalNotApplied = "signal.not_applied"
+)
 
-var _ signalledger.Journal = (*Journal)(nil)
+var (
+	_ signalledger.Journal           = (*Journal)(nil)
+	_ signalledger.NotAppliedJournal = (*Journal)(nil)
+)
 
 // signalDetail is the detail of a received SET's record: its jti and its
 // events as they will be stored (the subject as received, the entity it
@@ -36,4 +46,16 @@ func (j *Journal) RecordSignal(ctx context.Context, transmitter, jti string, eve
 		}
 	}
 	return r.RecordAdmin(ctx, ActionSignalReceive, transmitter, target, signalDetail{Transmitter: transmitter, JTI: jti, Events: events})
+}
+
+// SignalNotApplied implements signalledger.NotAppliedJournal: the SET
+// recorded before was not stored (the start-up check then does not
+// demand it).
+func (j *Journal) SignalNotApplied(ctx context.Context, transmitter, jti string, cause error) error {
+	r := j.recorder()
+	if r == nil {
+		return nil
+	}
+	return r.RecordAdmin(ctx, ActionSignalNotApplied, transmitter, jti,
+		notAppliedDetail{Action: ActionSignalReceive, Transmitter: transmitter, JTI: jti, Cause: cause.Error()})
 }

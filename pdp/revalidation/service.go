@@ -61,6 +61,13 @@ type Journal interface {
 	RecordRevalidation(ctx context.Context, r Revalidation) error
 }
 
+// NotAppliedJournal is a Journal that also records a revalidation it
+// recorded and the store then failed to take (adminlog.Journal does): the
+// start-up check does not demand it from the store.
+type NotAppliedJournal interface {
+	RevalidationNotApplied(ctx context.Context, r Revalidation, cause error) error
+}
+
 // Config builds a Service.
 type Config struct {
 	Store       Store
@@ -135,6 +142,12 @@ func (s *Service) index(rs ...Revalidation) {
 			s.latest[r.Key()] = r
 		}
 	}
+}
+
+// After reads the store's revalidations above a position (the start-up
+// check compares them with the decision trail).
+func (s *Service) After(ctx context.Context, pos int64) ([]Revalidation, error) {
+	return s.c.Store.After(ctx, pos)
 }
 
 // Latest is the latest revalidation of a key ("user:heidi",
@@ -258,6 +271,12 @@ func (s *Service) write(ctx context.Context, r Revalidation) (Revalidation, erro
 	}
 	stored, err := s.c.Store.Append(ctx, r)
 	if err != nil {
+		if j, ok := s.c.Journal.(NotAppliedJournal); ok {
+			if jerr := j.RevalidationNotApplied(ctx, r, err); jerr != nil {
+				s.log.ErrorContext(ctx, "revalidation recorded but not stored, and that could not be recorded: the start-up check will name it",
+					"id", r.ID, "key", r.Key(), "error", jerr)
+			}
+		}
 		return Revalidation{}, err
 	}
 	if s.c.Shared {

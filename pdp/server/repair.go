@@ -10,34 +10,55 @@ import (
 	"github.com/ciampdp/pdp/pdp/adminlog"
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
+	"github.com/ciampdp/pdp/pdp/revalidation"
 )
 
 // repairHint tells the operator what to do when the start-up check fails.
 const repairHint = "the PDP refuses to start rather than decide on state older than what it acknowledged: " +
 	"run 'pdp repair' with the same configuration to apply these changes from the decision trail, then start it again"
 
-// checkStores compares the delegation records and the consent ledger with
-// the changes the decision trail holds (write-ahead records): a change the
-// trail holds and a store lacks (a store file cut or restored from an old
-// backup) stops the start, naming every such change.
-func checkStores(ctx context.Context, tr adminlog.Trail, dsvc *delegation.Service, ledger *consent.Ledger, log *slog.Logger) error {
-	var (
-		ds adminlog.Delegations
-		es adminlog.Events
-	)
-	if dsvc != nil {
-		ds = dsvc
+// liveStores are the stores serve opened, for the start-up check (nil:
+// off).
+type liveStores struct {
+	delegations   *delegation.Service
+	consent       *consent.Ledger
+	signals       *openedSignals
+	revalidations *revalidation.Service
+}
+
+// forCheck is the stores as adminlog reads them, a store that is off left
+// a nil interface.
+func (l liveStores) forCheck() adminlog.Stores {
+	var st adminlog.Stores
+	if l.delegations != nil {
+		st.Delegations = l.delegations
 	}
-	if ledger != nil {
-		es = ledger
+	if l.consent != nil {
+		st.Events = l.consent
 	}
-	if ds == nil && es == nil {
+	if l.signals != nil && l.signals.ledger != nil {
+		st.Signals = l.signals.ledger
+	}
+	if l.revalidations != nil {
+		st.Revalidations = l.revalidations
+	}
+	return st
+}
+
+// checkStores compares the delegation records, the consent ledger, the
+// signal ledger and the revalidations with the changes the decision trail
+// holds (write-ahead records): a change the trail holds and a store lacks
+// (a store file cut or restored from an old backup) stops the start,
+// naming every such change.
+func checkStores(ctx context.Context, tr adminlog.Trail, live liveStores, log *slog.Logger) error {
+	st := live.forCheck()
+	if st.Delegations == nil && st.Events == nil && st.Signals == nil && st.Revalidations == nil {
 		return nil
 	}
 	started := time.Now()
-	rep, err := adminlog.Check(ctx, tr, ds, es)
+	rep, err := adminlog.CheckStores(ctx, tr, st)
 	if err != nil {
-		return fmt.Errorf("compare the delegation records and the consent ledger with the decision trail: %w", err)
+		return fmt.Errorf("compare the stores with the decision trail: %w", err)
 	}
 	if rep.Unreadable > 0 {
 		log.Warn("change records of the decision trail that cannot be read (redacted?) were not checked against the stores", "records", rep.Unreadable)
@@ -55,13 +76,11 @@ func checkStores(ctx context.Context, tr adminlog.Trail, dsvc *delegation.Servic
 }
 
 // Repairer holds what 'pdp repair' reads and writes: the trail (locked:
-// the PDP must be stopped) and the delegation and consent stores.
+// the PDP must be stopped) and the stores: delegation records, consent
+// ledger, signal ledger, revalidations.
 type Repairer struct {
 	tr      *openedTrail
-	ds      adminlog.DelegationStore
-	cs      adminlog.ConsentStore
-	dsR     adminlog.Delegations
-	csR     adminlog.Events
+	w       adminlog.Writers
 	closers []func()
 }
 
@@ -85,7 +104,7 @@ func OpenRepairer(ctx context.Context, cfg Config, version string, log *slog.Log
 			return nil, err
 		}
 		r.closers = append(r.closers, func() { _ = st.Close() })
-		r.ds, r.dsR = st, st
+		r.w.Delegations = st
 	}
 	if engine := storeEngine(cfg.Consent.Engine, cfg.Consent.Path); engine != "" {
 		st, err := openConsentStore(ctx, cfg.Consent, engine, log)
@@ -93,20 +112,23 @@ func OpenRepairer(ctx context.Context, cfg Config, version string, log *slog.Log
 			return nil, err
 		}
 		r.closers = append(r.closers, func() { _ = st.Close() })
-		r.cs, r.csR = st, st
+		r.w.Consent = st
+	}
+	if err := r.openFacts(ctx, cfg, log); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
 
 // Check lists the changes the trail holds and the stores lack.
 func (r *Repairer) Check(ctx context.Context) (adminlog.Report, error) {
-	return adminlog.Check(ctx, r.tr.log, r.dsR, r.csR)
+	return adminlog.CheckStores(ctx, r.tr.log, r.stores())
 }
 
 // Repair applies the missing changes of rep to the stores and records the
 // repair in the trail.
 func (r *Repairer) Repair(ctx context.Context, rep adminlog.Report) ([]adminlog.Missing, error) {
-	return adminlog.Repair(ctx, rep, r.ds, r.cs, r.tr.recorder)
+	return adminlog.RepairStores(ctx, rep, r.w, r.tr.recorder)
 }
 
 // Close closes the stores, then the trail, in reverse order of opening.

@@ -40,6 +40,13 @@ type Journal interface {
 	RecordSignal(ctx context.Context, transmitter, jti string, events []signals.Event) error
 }
 
+// NotAppliedJournal is a Journal that also records a SET it recorded and
+// the store then failed to take (adminlog.Journal does): the start-up
+// check does not demand such a SET from the store.
+type NotAppliedJournal interface {
+	SignalNotApplied(ctx context.Context, transmitter, jti string, cause error) error
+}
+
 // Publisher is told of every stored SET (the sidecars' change feed); it
 // may wait for the sidecars. An error is logged: the signal stands.
 type Publisher interface {
@@ -213,6 +220,7 @@ func (l *Ledger) Receive(ctx context.Context, s *signals.SET) ([]signals.Event, 
 	stored, err := l.cfg.Store.Append(ctx, evs)
 	if err != nil {
 		_, _ = finish(ctx, false)
+		l.notApplied(ctx, s.Issuer, s.JTI, err)
 		return nil, fmt.Errorf("signals: store %s %s: %w", s.Issuer, s.JTI, err)
 	}
 	l.index(stored)
@@ -227,6 +235,26 @@ func (l *Ledger) Receive(ctx context.Context, s *signals.SET) ([]signals.Event, 
 		l.log.WarnContext(ctx, "signal not acknowledged by every sidecar; their leases bound it", "error", perr)
 	}
 	return stored, nil
+}
+
+// notApplied records in the journal that a recorded SET was not stored;
+// a duplicate (another replica stored the jti first) is not recorded: the
+// store holds that SET.
+func (l *Ledger) notApplied(ctx context.Context, transmitter, jti string, cause error) {
+	j, ok := l.cfg.Journal.(NotAppliedJournal)
+	if !ok || errors.Is(cause, ErrDuplicate) {
+		return
+	}
+	if err := j.SignalNotApplied(ctx, transmitter, jti, cause); err != nil {
+		l.log.ErrorContext(ctx, "signal recorded but not stored, and that could not be recorded: the start-up check will name it",
+			"transmitter", transmitter, "jti", jti, "error", err)
+	}
+}
+
+// Since reads the store's events after a position (the start-up check
+// compares them with the decision trail).
+func (l *Ledger) Since(ctx context.Context, after int64) ([]signals.Event, error) {
+	return l.cfg.Store.Since(ctx, after)
 }
 
 // For returns the events of an entity ("Type::\"id\""), oldest first.
