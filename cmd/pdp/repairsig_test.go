@@ -216,8 +216,8 @@ func TestSignalAndRevalidationNotAppliedOnFullStore(t *testing.T) {
 	}
 	fill()
 	code, body := s.do(t, http.MethodPost, "/v1/dormancy/identities/user:heidi/revalidate", `{"actor":{"type":"staff","id":"kim"}}`, demoKey("backoffice")...)
-	if code != http.StatusInternalServerError {
-		t.Fatalf("revalidate with the store's file system full: %d %s, want 500", code, body)
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "not in force") {
+		t.Fatalf("revalidate with the store's file system full: %d %s, want a 503 saying it is not in force", code, body)
 	}
 	wantDecision(t, alice(s), true, nil, nil)
 	s.stop(t)

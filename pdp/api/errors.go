@@ -89,6 +89,8 @@ func classify(err error) (int, string) {
 		return http.StatusUnprocessableEntity, err.Error()
 	case errors.Is(err, revalidation.ErrNotRecorded):
 		return http.StatusServiceUnavailable, "the revalidation could not be recorded in the decision trail, so nothing was changed (" + reason.TrailUnavailable + ")"
+	case errors.Is(err, revalidation.ErrNotStored):
+		return http.StatusServiceUnavailable, revalidation.ErrNotStored.Error()
 	case errors.As(err, new(*consent.RuleError)):
 		return http.StatusUnprocessableEntity, err.Error()
 	case errors.Is(err, consent.ErrNoRegistry):

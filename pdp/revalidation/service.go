@@ -27,6 +27,10 @@ var (
 	// ErrNotRecorded: the revalidation could not be recorded in the
 	// decision trail first, so nothing changed (503, trail_unavailable).
 	ErrNotRecorded = errors.New("the revalidation could not be recorded in the decision trail, so nothing was changed")
+	// ErrNotStored: the revalidation is in the trail but its store refused
+	// it (recorded as dormancy.not_applied where the journal can); it is
+	// not in force.
+	ErrNotStored = errors.New("the revalidation was recorded in the decision trail but could not be stored, so it is not in force; send it again")
 )
 
 // Activity is the PDP's one record of activity (the consent ledger's):
@@ -277,7 +281,7 @@ func (s *Service) write(ctx context.Context, r Revalidation) (Revalidation, erro
 					"id", r.ID, "key", r.Key(), "error", jerr)
 			}
 		}
-		return Revalidation{}, err
+		return Revalidation{}, fmt.Errorf("revalidate %s: %w: %w", r.Key(), ErrNotStored, err)
 	}
 	if s.c.Shared {
 		// Others' revalidations below ours are read first (positions in order).
