@@ -43,10 +43,13 @@ type Activity interface {
 	ActivitySnapshot(ctx context.Context) (map[Ref]time.Time, error)
 }
 
-// Delegations reads delegation records.
+// Delegations reads delegation records (*delegation.Service).
 type Delegations interface {
 	Get(ctx context.Context, id string) (delegation.Delegation, error)
 	List(ctx context.Context, f delegation.Filter) ([]delegation.Delegation, error)
+	// Sees reports whether the application may read the record (the
+	// delegation Service's rule, delegation.Reader).
+	Sees(r delegation.Reader, d delegation.Delegation) bool
 }
 
 // ActorProver proves that the actor of a revalidation is the person named
@@ -217,14 +220,21 @@ func (s *Service) ReconfirmDelegation(ctx context.Context, r ReconfirmRequest) (
 	if !slices.Contains(s.c.ReconfirmApplications, r.By.Application) && !slices.Contains(s.c.AdminApplications, r.By.Application) {
 		return Revalidation{}, fmt.Errorf("%w: application %q may not carry delegation re-confirmations (dormancy.reconfirm_applications)", ErrForbidden, r.By.Application)
 	}
+	unknown := fmt.Errorf("%w: delegation %q", ErrNotFound, r.Delegation)
 	d, err := s.c.Delegations.Get(ctx, r.Delegation)
 	if errors.Is(err, delegation.ErrNotFound) {
-		return Revalidation{}, fmt.Errorf("%w: delegation %q", ErrNotFound, r.Delegation)
+		return Revalidation{}, unknown
 	}
 	if err != nil {
 		return Revalidation{}, fmt.Errorf("dormancy: read delegation %s: %w", r.Delegation, err)
 	}
 	if r.By.Subject.Type != d.Principal.Type || r.By.Subject.ID != d.Principal.ID {
+		// Its principal re-confirms it through any application that may
+		// carry re-confirmations; anyone else learns that it exists only
+		// through an application that may read it.
+		if !s.c.Delegations.Sees(delegation.Reader{Application: r.By.Application}, d) {
+			return Revalidation{}, unknown
+		}
 		return Revalidation{}, fmt.Errorf("%w: only the delegation's principal (%s) may re-confirm %s, not %s", ErrForbidden, d.Principal, d.ID, r.By.Subject)
 	}
 	if d.Status != delegation.StatusActive {
