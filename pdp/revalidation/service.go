@@ -220,20 +220,18 @@ func (s *Service) ReconfirmDelegation(ctx context.Context, r ReconfirmRequest) (
 	if !slices.Contains(s.c.ReconfirmApplications, r.By.Application) && !slices.Contains(s.c.AdminApplications, r.By.Application) {
 		return Revalidation{}, fmt.Errorf("%w: application %q may not carry delegation re-confirmations (dormancy.reconfirm_applications)", ErrForbidden, r.By.Application)
 	}
-	unknown := fmt.Errorf("%w: delegation %q", ErrNotFound, r.Delegation)
 	d, err := s.c.Delegations.Get(ctx, r.Delegation)
 	if errors.Is(err, delegation.ErrNotFound) {
-		return Revalidation{}, unknown
+		return Revalidation{}, fmt.Errorf("%w: delegation %q", ErrNotFound, r.Delegation)
 	}
 	if err != nil {
 		return Revalidation{}, fmt.Errorf("dormancy: read delegation %s: %w", r.Delegation, err)
 	}
 	if r.By.Subject.Type != d.Principal.Type || r.By.Subject.ID != d.Principal.ID {
-		// Its principal re-confirms it through any application that may
-		// carry re-confirmations; anyone else learns that it exists only
-		// through an application that may read it.
+		// Refused as before (403), but the principal is named only to an
+		// application that may read the record (delegation.Reader).
 		if !s.c.Delegations.Sees(delegation.Reader{Application: r.By.Application}, d) {
-			return Revalidation{}, unknown
+			return Revalidation{}, fmt.Errorf("%w: only the delegation's principal may re-confirm %s, not %s", ErrForbidden, r.Delegation, r.By.Subject)
 		}
 		return Revalidation{}, fmt.Errorf("%w: only the delegation's principal (%s) may re-confirm %s, not %s", ErrForbidden, d.Principal, d.ID, r.By.Subject)
 	}
