@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -150,5 +151,29 @@ func TestChangesKeepTheirAuthority(t *testing.T) {
 	}
 	if _, _, err := e.svc.Suspend(ctx, poa.ID, other(alice), "t"); err != nil {
 		t.Fatalf("suspend by the principal: %v", err)
+	}
+}
+
+// TestRefusedSubDelegationNamesNoUnseenAgent: an offer under a parent the
+// calling application may not read is refused as before (403), without
+// naming the parent's agent; through an application that reads the parent
+// the message names it, as it always did.
+func TestRefusedSubDelegationNamesNoUnseenAgent(t *testing.T) {
+	st, sfx := openFileT(t)
+	e := newEnv(t, st, sfx)
+	alice, bob, mallory, erin := e.user("alice"), e.user("bob"), e.user("mallory"), e.user("erin")
+	poa := e.poa(alice, bob, []string{"*"}, 1)
+	for _, tc := range []struct {
+		app      string
+		namesBob bool
+	}{{"mobile-banking", true}, {"advisor-portal", false}} {
+		_, _, err := e.svc.Offer(context.Background(), OfferRequest{By: Actor{Application: tc.app, Subject: mallory}, Principal: alice, Agent: erin,
+			Basis: BasisSubDelegation, Source: SourceSelfDeclared, Scope: []string{"view_statements"}, ValidUntil: date(2030, 1, 1), Parent: poa.ID})
+		if !errors.Is(err, ErrForbidden) {
+			t.Fatalf("%s: %v, want forbidden", tc.app, err)
+		}
+		if got := strings.Contains(err.Error(), bob.String()); got != tc.namesBob {
+			t.Fatalf("%s: %q names the parent's agent: %v, want %v", tc.app, err, got, tc.namesBob)
+		}
 	}
 }

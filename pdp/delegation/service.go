@@ -236,8 +236,11 @@ func (s *Service) offer(ctx context.Context, r OfferRequest) (Delegation, string
 	case parent != nil && by == parent.Agent:
 	default:
 		who := "only the principal " + d.Principal.String() + " or a register"
-		if parent != nil {
+		switch {
+		case parent != nil && s.Sees(Reader{Application: r.By.Application}, *parent):
 			who += ", or the agent " + parent.Agent.String() + " of the parent " + parent.ID + ","
+		case parent != nil: // named only to an application that may read the parent
+			who += ", or the agent of the parent " + parent.ID + ","
 		}
 		return Delegation{}, "", forbidden("%s may not offer a delegation for %s: %s may", by, d.Principal, who)
 	}
