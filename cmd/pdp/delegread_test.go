@@ -117,6 +117,15 @@ func TestDelegationReadsPerApplication(t *testing.T) {
 			t.Fatalf("%d %s, want 403 without the principal", code, data)
 		}
 	})
+	t.Run("a refused sub-delegation names no agent of a parent the application may not read", func(t *testing.T) {
+		offer := `{"actor":{"type":"user","id":"mallory"},"principal":{"type":"user","id":"carol"},"agent":{"type":"user","id":"uncle"},
+			"basis":"sub_delegation","source":"self_declared","scope":["view_statements"],"parent":"guardian-carol-dave",
+			"valid_from":"2026-01-01T00:00:00Z","valid_until":"2027-01-01T00:00:00Z"}`
+		code, data := s.do(t, http.MethodPost, "/v1/delegations", offer, demoKey("mobile-banking")...)
+		if code != http.StatusForbidden || strings.Contains(string(data), "user:dave") {
+			t.Fatalf("%d %s, want 403 without the guardian", code, data)
+		}
+	})
 	t.Run("changes keep their authority; a change makes its application a party", func(t *testing.T) {
 		code, data := s.do(t, http.MethodPost, "/v1/delegations/poa-alice-bob/suspend", `{"actor":{"type":"user","id":"mallory"}}`, demoKey("advisor-portal")...)
 		if code != http.StatusForbidden {
