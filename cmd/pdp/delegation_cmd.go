@@ -26,7 +26,7 @@ func delegationCommand() *command {
 	return &command{
 		name:    "delegation",
 		args:    "offer FILE|- | accept|revoke|renounce|suspend|resume ID | get ID | list",
-		summary: "manage delegation records on a running PDP (offer, accept, revoke, renounce, suspend, resume, get, list)",
+		summary: "manage delegation records on a running PDP (offer, accept, revoke, renounce, suspend, resume; get and list the records the application may read)",
 		flags: func(fs *pflag.FlagSet) {
 			adminFlags(fs)
 			fs.String("actor", "", "the user the change is made for, type:id (user:alice); required for accept, revoke, renounce, suspend, resume")

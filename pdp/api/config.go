@@ -75,6 +75,11 @@ type Config struct {
 	// register-sourced delegations is the delegation Service's
 	// configuration (delegation.Config.RegisterApplications).
 	DelegationAdmins map[string]bool
+	// DelegationReaders may read delegation records (GET /v1/delegations…)
+	// without administering them. Which records an application sees, an
+	// administrator's or a reader's, is the delegation Service's rule
+	// (delegation.Reader; readers see every record).
+	DelegationReaders map[string]bool
 	// ConsentAdmins are the applications that read every consent of a
 	// data subject (state, history, receipts); any other application reads
 	// only what it is party to (consent.Reader). With authentication off,

@@ -29,8 +29,11 @@ type Delegations interface {
 	Renounce(ctx context.Context, id string, by delegation.Actor, reason string) (delegation.Delegation, string, error)
 	Suspend(ctx context.Context, id string, by delegation.Actor, reason string) (delegation.Delegation, string, error)
 	Resume(ctx context.Context, id string, by delegation.Actor) (delegation.Delegation, string, error)
-	Get(ctx context.Context, id string) (delegation.Delegation, error)
-	List(ctx context.Context, f delegation.Filter) ([]delegation.Delegation, error)
+	// GetFor and ListFor read as the calling application may see (the
+	// Service's rule, delegation.Reader): a record it may not see is not
+	// found, exactly as one that does not exist.
+	GetFor(ctx context.Context, id string, r delegation.Reader) (delegation.Delegation, error)
+	ListFor(ctx context.Context, f delegation.Filter, r delegation.Reader) ([]delegation.Delegation, error)
 }
 
 var _ Delegations = (*delegation.Service)(nil)
@@ -46,6 +49,10 @@ const LocalApplication = "local"
 // delegations. (Which may record or change register-sourced ones is the
 // delegation Service's rule.)
 var errAdminForbidden = errors.New("this application may not administer delegations")
+
+// errReadForbidden: the calling application may neither administer nor
+// read delegations (403).
+var errReadForbidden = errors.New("this application may not read delegations")
 
 // delegationChange is the body of accept, revoke, renounce, suspend and
 // resume: the user on whose behalf the calling application acts (the
@@ -92,6 +99,24 @@ func (s *Server) admin(c echo.Context) (string, error) {
 		return "", fmt.Errorf("%w (application %q; see delegations.admin_applications)", errAdminForbidden, app)
 	}
 	return app, nil
+}
+
+// delegationReader authenticates the caller of a read: an administering
+// application (Config.DelegationAdmins) or a reader (DelegationReaders).
+// Which records it sees is the delegation Service's rule; with
+// authentication off (loopback only), the local caller sees every record.
+func (s *Server) delegationReader(c echo.Context) (delegation.Reader, error) {
+	app, err := s.keys.authenticate(c.Request())
+	if err != nil {
+		return delegation.Reader{}, err
+	}
+	if s.keys == nil {
+		return delegation.Reader{Application: LocalApplication, Whole: true}, nil
+	}
+	if !s.cfg.DelegationAdmins[app] && !s.cfg.DelegationReaders[app] {
+		return delegation.Reader{}, fmt.Errorf("%w (application %q; see delegations.admin_applications and delegations.reader_applications)", errReadForbidden, app)
+	}
+	return delegation.Reader{Application: app}, nil
 }
 
 func (s *Server) offerDelegation(c echo.Context) error {
@@ -176,19 +201,22 @@ func decodeChange(r io.Reader) (delegationChange, error) {
 }
 
 func (s *Server) getDelegation(c echo.Context) error {
-	if _, err := s.admin(c); err != nil {
+	r, err := s.delegationReader(c)
+	if err != nil {
 		return err
 	}
-	d, err := s.delegations.Get(c.Request().Context(), c.Param("id"))
+	d, err := s.delegations.GetFor(c.Request().Context(), c.Param("id"), r)
 	if err != nil {
 		return err
 	}
 	return writeJSON(c, http.StatusOK, d)
 }
 
-// listDelegations answers GET /v1/delegations?principal=user:alice&agent=…&parent=….
+// listDelegations answers GET /v1/delegations?principal=user:alice&agent=…&parent=…
+// with the records the caller may see.
 func (s *Server) listDelegations(c echo.Context) error {
-	if _, err := s.admin(c); err != nil {
+	r, err := s.delegationReader(c)
+	if err != nil {
 		return err
 	}
 	var f delegation.Filter
@@ -216,7 +244,7 @@ func (s *Server) listDelegations(c echo.Context) error {
 	if f.Principal == nil && f.Agent == nil && f.Parent == "" {
 		return fmt.Errorf("%w: name a principal, an agent or a parent (listing every delegation is not offered)", delegation.ErrDecode)
 	}
-	ds, err := s.delegations.List(c.Request().Context(), f)
+	ds, err := s.delegations.ListFor(c.Request().Context(), f, r)
 	if err != nil {
 		return err
 	}

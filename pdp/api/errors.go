@@ -95,7 +95,7 @@ func classify(err error) (int, string) {
 		return http.StatusUnprocessableEntity, err.Error()
 	case errors.Is(err, consent.ErrNoRegistry):
 		return http.StatusServiceUnavailable, err.Error()
-	case errors.Is(err, errAdminForbidden), errors.Is(err, delegation.ErrForbidden):
+	case errors.Is(err, errAdminForbidden), errors.Is(err, errReadForbidden), errors.Is(err, delegation.ErrForbidden):
 		return http.StatusForbidden, err.Error()
 	case errors.Is(err, delegation.ErrDecode):
 		return http.StatusBadRequest, err.Error()

@@ -58,6 +58,16 @@
 // read (on PostgreSQL one recursive query); Service.ResolveBatch answers a
 // batch of decisions with one such read.
 //
+// # Who reads a record
+//
+// An application reads a record through GetFor and ListFor, as a Reader:
+// only the records it took part in (it offered one or made a change of
+// its history), the register-sourced ones when it is a register
+// application, or every record when it is one of
+// Config.ReaderApplications (see Reader). Any other record is not found,
+// exactly as an unknown id. Get and List read every record, for the PDP's
+// own uses (decisions, the auditor's console, reports).
+//
 // # The journal: record, then apply
 //
 // With a Journal (the decision trail, in the PDP) every change a caller

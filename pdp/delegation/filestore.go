@@ -149,7 +149,7 @@ func (s *FileStore) Get(ctx context.Context, id string) (Delegation, error) {
 	}
 	d, ok := s.recs[id]
 	if !ok {
-		return Delegation{}, fmt.Errorf("delegation %s: %w", id, ErrNotFound)
+		return Delegation{}, notFound(id)
 	}
 	return d.Clone(), nil
 }

@@ -162,7 +162,7 @@ func (s *PostgresStore) Get(ctx context.Context, id string) (Delegation, error) 
 	)
 	err := s.pool.QueryRow(ctx, `SELECT version, record FROM pdp_delegations WHERE id = $1`, id).Scan(&version, &rec)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Delegation{}, fmt.Errorf("delegation %s: %w", id, ErrNotFound)
+		return Delegation{}, notFound(id)
 	}
 	if err != nil {
 		return Delegation{}, fmt.Errorf("delegation %s: postgres get: %w", id, err)

@@ -46,6 +46,10 @@ type Config struct {
 	// resume or renounce one that is statutory (see the rules in
 	// lifecycle.go). None by default.
 	RegisterApplications []string
+	// ReaderApplications read every delegation record (GetFor, ListFor:
+	// auditors, back office); any other application reads those it took
+	// part in (see Reader). None by default.
+	ReaderApplications []string
 	// Actors, when not nil, proves that the actor of every change is who
 	// the calling application says (see ActorProver); nil trusts the
 	// application.
@@ -91,6 +95,7 @@ type Service struct {
 	log       *slog.Logger
 	newID     func() string
 	registers map[string]bool
+	readers   map[string]bool // the whole view (Config.ReaderApplications)
 	actors    ActorProver
 	jrn       Journal
 	notify    Notifier
@@ -108,9 +113,12 @@ func NewService(c Config) *Service {
 		panic("delegation: NewService without a Store")
 	}
 	s := &Service{store: c.Store, proj: c.Projector, now: c.Now, log: c.Logger, newID: c.NewID,
-		registers: map[string]bool{}, actors: c.Actors, vocab: c.Vocabulary, pub: c.Publisher}
+		registers: map[string]bool{}, readers: map[string]bool{}, actors: c.Actors, vocab: c.Vocabulary, pub: c.Publisher}
 	for _, app := range c.RegisterApplications {
 		s.registers[app] = true
+	}
+	for _, app := range c.ReaderApplications {
+		s.readers[app] = true
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -228,8 +236,11 @@ func (s *Service) offer(ctx context.Context, r OfferRequest) (Delegation, string
 	case parent != nil && by == parent.Agent:
 	default:
 		who := "only the principal " + d.Principal.String() + " or a register"
-		if parent != nil {
+		switch {
+		case parent != nil && s.Sees(Reader{Application: r.By.Application}, *parent):
 			who += ", or the agent " + parent.Agent.String() + " of the parent " + parent.ID + ","
+		case parent != nil: // named only to an application that may read the parent
+			who += ", or the agent of the parent " + parent.ID + ","
 		}
 		return Delegation{}, "", forbidden("%s may not offer a delegation for %s: %s may", by, d.Principal, who)
 	}
@@ -315,12 +326,15 @@ func ancestorsVia(ctx context.Context, d Delegation, get getter) ([]Delegation, 
 	return out, nil
 }
 
-// Get returns one record.
+// Get returns one record, whoever asks: for the PDP's own uses (the
+// decisions, the auditor's console, reports). An application's read goes
+// through GetFor.
 func (s *Service) Get(ctx context.Context, id string) (Delegation, error) {
 	return s.store.Get(ctx, id)
 }
 
-// List returns the records the filter matches, sorted by CreatedAt then ID.
+// List returns the records the filter matches, sorted by CreatedAt then
+// ID, whoever asks (an application's read goes through ListFor).
 func (s *Service) List(ctx context.Context, f Filter) ([]Delegation, error) {
 	return s.store.List(ctx, f)
 }

@@ -47,10 +47,13 @@ type Activity interface {
 	ActivitySnapshot(ctx context.Context) (map[Ref]time.Time, error)
 }
 
-// Delegations reads delegation records.
+// Delegations reads delegation records (*delegation.Service).
 type Delegations interface {
 	Get(ctx context.Context, id string) (delegation.Delegation, error)
 	List(ctx context.Context, f delegation.Filter) ([]delegation.Delegation, error)
+	// Sees reports whether the application may read the record (the
+	// delegation Service's rule, delegation.Reader).
+	Sees(r delegation.Reader, d delegation.Delegation) bool
 }
 
 // ActorProver proves that the actor of a revalidation is the person named
@@ -242,6 +245,11 @@ func (s *Service) ReconfirmDelegation(ctx context.Context, r ReconfirmRequest) (
 		return Revalidation{}, fmt.Errorf("dormancy: read delegation %s: %w", r.Delegation, err)
 	}
 	if r.By.Subject.Type != d.Principal.Type || r.By.Subject.ID != d.Principal.ID {
+		// Refused as before (403), but the principal is named only to an
+		// application that may read the record (delegation.Reader).
+		if !s.c.Delegations.Sees(delegation.Reader{Application: r.By.Application}, d) {
+			return Revalidation{}, fmt.Errorf("%w: only the delegation's principal may re-confirm %s, not %s", ErrForbidden, r.Delegation, r.By.Subject)
+		}
 		return Revalidation{}, fmt.Errorf("%w: only the delegation's principal (%s) may re-confirm %s, not %s", ErrForbidden, d.Principal, d.ID, r.By.Subject)
 	}
 	if d.Status != delegation.StatusActive {

@@ -359,6 +359,7 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 	apiCfg := cfg.HTTP.API(s.keys)
 	apiCfg.ShutdownTimeout = DrainTimeout(cfg.HTTP.ShutdownLimit())
 	apiCfg.DelegationAdmins = setOf(cfg.Delegations.AdminApplications)
+	apiCfg.DelegationReaders = setOf(cfg.Delegations.ReaderApplications)
 	apiCfg.ConsentAdmins = setOf(cfg.Consent.AdminApplications)
 	apiCfg.SignalAdmins = setOf(cfg.Signals.AdminApplications)
 	apiCfg.AuditorKeys = cfg.Auth.Auditors()

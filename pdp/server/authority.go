@@ -13,11 +13,13 @@ import (
 )
 
 // authority is who may change delegation and consent records, beyond the
-// admin API's own checks: the register applications, and the actor proof
+// admin API's own checks: the register applications, the applications
+// that read every delegation record, and the actor proof
 // (nil without auth.actor_tokens: applications are trusted to
 // authenticate their users).
 type authority struct {
 	registers []string
+	readers   []string // delegations.reader_applications
 	actors    *actorproof.Prover
 	close     func()                  // the single-use store's, or nil
 	memory    *actorproof.MemorySpent // the single-use store in this process, or nil
@@ -28,9 +30,10 @@ type authority struct {
 // else). A JWKS URL is fetched once now; when that fails the PDP starts
 // anyway and every change is refused (503) until the keys load.
 func openAuthority(ctx context.Context, cfg Config, log *slog.Logger) (authority, error) {
-	a := authority{registers: cfg.Delegations.RegisterApplications}
+	a := authority{registers: cfg.Delegations.RegisterApplications, readers: cfg.Delegations.ReaderApplications}
 	if len(cfg.Auth.APIKeys) == 0 {
 		a.registers = append(a.registers, api.LocalApplication)
+		a.readers = append(a.readers, api.LocalApplication)
 	}
 	at := cfg.Auth.ActorTokens
 	if !at.Enabled() {

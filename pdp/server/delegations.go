@@ -40,6 +40,10 @@ type DelegationsConfig struct {
 	Seed                 string   `mapstructure:"seed"`
 	AdminApplications    []string `mapstructure:"admin_applications"`
 	RegisterApplications []string `mapstructure:"register_applications"`
+	// ReaderApplications read every delegation record (auditors, back
+	// office) without administering them; any other administering
+	// application reads only those it took part in (delegation.Reader).
+	ReaderApplications []string `mapstructure:"reader_applications"`
 }
 
 // DefaultDelegations is auto, with the file store in ./pdp-data.
@@ -91,7 +95,7 @@ func openDelegations(ctx context.Context, cfg DelegationsConfig, bundles pdp.Bun
 	if store != nil {
 		proj = delegation.NewSpiceDBProjector(store, sources.KnownRelations(bundles), time.Now)
 	}
-	dc := delegation.Config{Store: st, Projector: proj, Logger: log, RegisterApplications: auth.registers, Journal: journal,
+	dc := delegation.Config{Store: st, Projector: proj, Logger: log, RegisterApplications: auth.registers, ReaderApplications: auth.readers, Journal: journal,
 		Vocabulary: sources.Vocabulary{Bundles: bundles}, Publisher: pub, Notifier: note}
 	if auth.actors != nil {
 		dc.Actors = auth.actors

@@ -1,0 +1,84 @@
+package delegation
+
+import (
+	"context"
+	"fmt"
+)
+
+// Reader is who reads delegation records: the calling application (from
+// its credential), and whether it has the whole view.
+//
+// Who sees a delegation (Service.Sees):
+//   - an application with the whole view: Whole (the caller says so, for
+//     example the local caller with authentication off), or one of
+//     Config.ReaderApplications (auditors, back office);
+//   - an application that took part in it: it offered it or made any
+//     change of its history (its name is the application of an event, or
+//     of CreatedBy);
+//   - for a register-sourced delegation (a guardianship from the civil
+//     register, a legal representative from the commercial register): the
+//     register applications (Config.RegisterApplications), which speak for
+//     the source and alone may change the statutory ones. No other
+//     application sees it, although its agent may act through one: the
+//     decisions read the records themselves and need no read of the
+//     application.
+//
+// Visibility does not pass along a chain: seeing a delegation shows its
+// record (the parent's id among its fields), not its parent's nor its
+// sub-delegations' records, which are seen or not by the same rule.
+// A delegation the reader may not see is not found, exactly as one that
+// does not exist, and lists leave it out.
+type Reader struct {
+	Application string
+	Whole       bool
+}
+
+// Sees reports whether r may read d (see Reader).
+func (s *Service) Sees(r Reader, d Delegation) bool {
+	if r.Whole || s.readers[r.Application] {
+		return true
+	}
+	if r.Application == "" {
+		return false
+	}
+	if d.CreatedBy.Application == r.Application {
+		return true
+	}
+	for _, e := range d.History {
+		if e.By.Application == r.Application {
+			return true
+		}
+	}
+	return d.Source == SourceRegister && s.registers[r.Application]
+}
+
+// GetFor is Get as r may see it: a record r may not see is ErrNotFound,
+// with the very error of a record that does not exist.
+func (s *Service) GetFor(ctx context.Context, id string, r Reader) (Delegation, error) {
+	d, err := s.store.Get(ctx, id)
+	if err != nil {
+		return Delegation{}, err
+	}
+	if !s.Sees(r, d) {
+		return Delegation{}, notFound(id)
+	}
+	return d, nil
+}
+
+// ListFor is List as r may see it: the records r may not see are left out.
+func (s *Service) ListFor(ctx context.Context, f Filter, r Reader) ([]Delegation, error) {
+	all, err := s.store.List(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	var out []Delegation
+	for _, d := range all {
+		if s.Sees(r, d) {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// notFound is the error of a store's Get for an id it does not hold.
+func notFound(id string) error { return fmt.Errorf("delegation %s: %w", id, ErrNotFound) }
