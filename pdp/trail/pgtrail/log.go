@@ -188,7 +188,7 @@ type Log struct {
 	scanChunk        int
 
 	dicts    sync.Map               // int64 seq → *trail.Dictionary, every dictionary read so far
-	cur      atomic.Pointer[pgDict] // the dictionary callers compress with; nil: none
+	cur      atomic.Pointer[pgDict] // the dictionary the committer compresses with; nil: none
 	sample   []byte                 // committer only: record tails gathered for a dictionary
 	prepared *preparedDict          // committer only: a dictionary to store at the next batch
 }
@@ -204,7 +204,8 @@ type pgPending struct {
 	kind, id string
 	time     time.Time
 	enc      []byte
-	// z, when set, is enc's tail compressed with dictionary record dict.
+	// z, when set, is enc's tail compressed with dictionary record dict
+	// (by the committer).
 	z    []byte
 	dict int64
 	// key, when set, is stored in trail_sidecar_spools with the record;
@@ -378,7 +379,6 @@ func (l *Log) append(ctx context.Context, keys []SpoolKey, recs []trail.Record) 
 		return nil, nil
 	}
 	req := &pgReq{recs: make([]pgPending, len(recs)), done: make(chan appendResult, 1)}
-	d := l.cur.Load()
 	for i, rec := range recs {
 		if rec.Pruned || rec.Leaf != "" {
 			return nil, fmt.Errorf("trail: append: record %q is a tombstone", rec.ID)
@@ -388,10 +388,10 @@ func (l *Log) append(ctx context.Context, keys []SpoolKey, recs []trail.Record) 
 		if err != nil {
 			return nil, err
 		}
+		// Compressed by the committer (write), not here: one goroutine
+		// compresses a batch for less CPU than the callers each (the
+		// encoder's table is allocated per goroutine; BENCHMARKS.md).
 		req.recs[i] = pgPending{kind: rec.Kind, id: rec.ID, time: rec.Time.UTC(), enc: enc}
-		if d != nil && rec.Kind != trail.KindDictionary {
-			d.compress(&req.recs[i]) // off the committer too
-		}
 		if keys != nil {
 			req.recs[i].key = &keys[i]
 		}
@@ -587,8 +587,8 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 			switch {
 			case bd == nil || p.kind == trail.KindDictionary:
 				p.z = nil
-			case p.z == nil || p.dict != bd.seq:
-				bd.compress(p) // the callers did not know the dictionary yet
+			default:
+				bd.compress(p)
 			}
 			if err := add(p); err != nil {
 				return 0, batch, err
