@@ -19,7 +19,8 @@ import (
 // trail_hashes, no trail_records.up, no trail_schema_versions). The next
 // PDP to start migrates them: it answers more decisions, trail_hashes ends
 // empty, and pdp log verify, log prove (of a decision from before and one
-// from after) and replay work over the whole trail.
+// from after) and replay work over the whole trail. pdp log, run before
+// that, reads the old layout without migrating it.
 func TestPostgresTrailOldHashLayoutOverHTTP(t *testing.T) {
 	url := testDatabase(t)
 	key, skey := trailKeyFile(t)
@@ -56,6 +57,18 @@ func TestPostgresTrailOldHashLayoutOverHTTP(t *testing.T) {
 	defer conn.Close(ctx)
 	toOldLayout(ctx, t, conn)
 
+	// pdp log reads the old layout as it is: older replicas may still be
+	// appending to it.
+	code, out, errOut := logRun("verify", "--postgres-url", url, "--key", vkey)
+	if code != exitOK || !strings.Contains(out, "OK: ") {
+		t.Fatalf("verify of the old layout: %d %s %s", code, out, errOut)
+	}
+	proveByLog(t, vkey, "--postgres-url", url, before[7])
+	var oldRows int64
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM trail_hashes`).Scan(&oldRows); err != nil || oldRows == 0 {
+		t.Fatalf("pdp log migrated the trail: %d rows left in trail_hashes (%v)", oldRows, err)
+	}
+
 	pdpURL, stop = serveTrailBundle(t, pdpserver.TrailSync, filepath.Join(t.TempDir(), "b"), todoDir)
 	after := askN(pdpURL, 100, 10)
 	stop()
@@ -68,7 +81,7 @@ func TestPostgresTrailOldHashLayoutOverHTTP(t *testing.T) {
 	if hashRows != 0 || version != 1 {
 		t.Fatalf("after the migration: %d rows in trail_hashes, layout version %d; want 0 and 1", hashRows, version)
 	}
-	code, out, errOut := logRun("verify", "--postgres-url", url, "--key", vkey)
+	code, out, errOut = logRun("verify", "--postgres-url", url, "--key", vkey)
 	if code != exitOK || !strings.Contains(out, "OK: ") {
 		t.Fatalf("verify: %d %s %s", code, out, errOut)
 	}

@@ -33,6 +33,27 @@ type Schema struct {
 	Versions string
 	// Store is the store's name in Versions.
 	Store string
+	// NoMigrate runs DDL but not Migrations, for readers that must not
+	// change the layout under replicas of an earlier version; the store
+	// then reads the layout it finds (Version).
+	NoMigrate bool
+}
+
+// Version is the migration version of store recorded in the versions table
+// (0 when the table or the store's row is absent).
+func Version(ctx context.Context, q interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, versions, store string) (int, error) {
+	var exists bool
+	if err := q.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", versions).Scan(&exists); err != nil || !exists {
+		return 0, err
+	}
+	var v int
+	err := q.QueryRow(ctx, "SELECT version FROM "+versions+" WHERE store = $1", store).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return v, err
 }
 
 // ErrNewerSchema is returned by Open when a newer PDP has migrated the
@@ -82,7 +103,7 @@ func Open(ctx context.Context, url string, s Schema) (*pgxpool.Pool, error) {
 
 // migrate applies the migrations the database has not had yet.
 func migrate(ctx context.Context, tx pgx.Tx, s Schema) error {
-	if len(s.Migrations) == 0 {
+	if len(s.Migrations) == 0 || s.NoMigrate {
 		return nil
 	}
 	if s.Versions == "" || s.Store == "" {

@@ -89,6 +89,7 @@ type pgHashes struct {
 	ctx     context.Context
 	q       querier
 	sql     string // seq, leaf, up of the records with seq = ANY($1)
+	legacy  string // when set: idx, hash of trail_hashes with idx = ANY($1)
 	limit   int64
 	known   map[int64]tlog.Hash
 	pending []tlog.Hash
@@ -98,6 +99,9 @@ type pgHashes struct {
 // cache if it is the frontier of a tree of n records.
 func (l *Log) hashSource(ctx context.Context, q querier, limit, n int64) *pgHashes {
 	hs := &pgHashes{ctx: ctx, q: q, sql: l.sql.readHashes, limit: limit, known: make(map[int64]tlog.Hash)}
+	if l.legacy {
+		hs.legacy = l.sql.legacyHashes
+	}
 	l.frontMu.Lock()
 	if l.frontN == n {
 		for idx, h := range l.front {
@@ -120,14 +124,20 @@ func (h *pgHashes) lookup(idx int64) (tlog.Hash, bool) {
 }
 
 func (h *pgHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	var seqs []int64
+	var seqs, missing []int64
 	for _, idx := range indexes {
 		if idx < 0 || idx >= h.limit+int64(len(h.pending)) {
 			return nil, fmt.Errorf("trail: stored hash %d beyond the tree (%d hashes)", idx, h.limit)
 		}
 		if _, ok := h.lookup(idx); !ok {
-			seqs = append(seqs, hashHome(idx))
+			seqs, missing = append(seqs, hashHome(idx)), append(missing, idx)
 		}
+	}
+	if len(missing) > 0 && h.legacy != "" {
+		if err := h.readLegacy(missing); err != nil {
+			return nil, err
+		}
+		seqs = nil
 	}
 	if len(seqs) > 0 {
 		rows, err := h.q.Query(h.ctx, h.sql, seqs)
@@ -156,4 +166,26 @@ func (h *pgHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 		out[i] = v
 	}
 	return out, nil
+}
+
+// readLegacy reads stored hashes from trail_hashes (the layout before
+// version 1, read as it is by a log opened with NoMigrate).
+func (h *pgHashes) readLegacy(idxs []int64) error {
+	rows, err := h.q.Query(h.ctx, h.legacy, idxs)
+	if err != nil {
+		return fmt.Errorf("trail: read stored hashes: %w", err)
+	}
+	var idx int64
+	var raw []byte
+	_, err = pgx.ForEachRow(rows, []any{&idx, &raw}, func() error {
+		if len(raw) != tlog.HashSize {
+			return fmt.Errorf("stored hash %d has %d bytes", idx, len(raw))
+		}
+		h.known[idx] = tlog.Hash(raw)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("trail: read stored hashes: %w", err)
+	}
+	return nil
 }

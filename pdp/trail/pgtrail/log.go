@@ -109,6 +109,11 @@ type Options struct {
 	// DictionarySize is how many bytes of records are gathered into the
 	// dictionary. Default trail.DefaultDictionarySize.
 	DictionarySize int
+	// NoMigrate opens the tables without migrating their layout (migrate.go),
+	// for readers (pdp log, replay, audit) beside replicas of an earlier
+	// version: a trail in the layout before "one copy of each hash" is read
+	// as it is (its stored hashes from trail_hashes), and Append refuses.
+	NoMigrate bool
 }
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -187,6 +192,10 @@ type Log struct {
 	cpErr            atomic.Pointer[error]
 	scanChunk        int
 
+	// legacy: the tables are in the layout before version 1 (NoMigrate):
+	// stored hashes are read from trail_hashes, and appends refused.
+	legacy bool
+
 	dicts    sync.Map               // int64 seq → *trail.Dictionary, every dictionary read so far
 	cur      atomic.Pointer[pgDict] // the dictionary the committer compresses with; nil: none
 	sample   []byte                 // committer only: record tails gathered for a dictionary
@@ -222,6 +231,7 @@ type pgSQL struct {
 	selRecords, bySeq, byID, allRecords, strayHashes, prune, unprunable,
 	storedKeys, insKeys, spoolHigh, sidecarOwner, sidecarOwners,
 	selPruneZ, pruneSeqs, headDict string
+	legacyHashes, legacyAll string // the stored hashes before layout 1
 	// records, hashes, head and versions are the quoted table names.
 	records, hashes, head, versions string
 }
@@ -289,6 +299,8 @@ END $migrate$;
 			"unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::bytea[], $6::bytea[], $7::bigint[], $8::bytea[])",
 		setHead:         "UPDATE " + head + " SET size = $1, dict = coalesce($3, dict) WHERE size = $2",
 		readHashes:      "SELECT seq, leaf, up FROM " + rec + " WHERE seq = ANY($1)",
+		legacyHashes:    "SELECT idx, hash FROM " + hs + " WHERE idx = ANY($1)",
+		legacyAll:       "SELECT idx, hash FROM " + hs + " ORDER BY idx",
 		size:            "SELECT size FROM " + head,
 		headDict:        "SELECT dict FROM " + head,
 		lockCheckpoints: "LOCK TABLE " + cps + " IN EXCLUSIVE MODE",
@@ -342,11 +354,19 @@ func Open(ctx context.Context, url string, opts Options) (*Log, error) {
 		// A replica that vanishes mid-transaction must not hold the head
 		// lock for longer than a commit may take.
 		"idle_in_transaction_session_timeout": strconv.FormatInt(opts.Timeout.Milliseconds(), 10),
-	}, Migrations: migrations(sql), Versions: sql.versions, Store: "trail"})
+	}, Migrations: migrations(sql), Versions: sql.versions, Store: "trail", NoMigrate: opts.NoMigrate})
 	if err != nil {
 		return nil, fmt.Errorf("trail: %w", err)
 	}
 	l := &Log{opts: opts, pool: pool, sql: sql, frontN: -1, scanChunk: 1024}
+	if opts.NoMigrate {
+		v, err := pgkit.Version(ctx, pool, sql.versions, "trail")
+		if err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("trail: postgres: read the layout version: %w", err)
+		}
+		l.legacy = v < 1
+	}
 	if _, err := l.SizeContext(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("trail: postgres: create tables: %w", err)
@@ -377,6 +397,10 @@ func (l *Log) Append(ctx context.Context, recs ...trail.Record) ([]uint64, error
 func (l *Log) append(ctx context.Context, keys []SpoolKey, recs []trail.Record) ([]uint64, error) {
 	if len(recs) == 0 {
 		return nil, nil
+	}
+	if l.legacy {
+		return nil, fmt.Errorf("%w: append: the trail's tables are in the layout of an earlier PDP and were opened without migrating them",
+			trail.ErrBadOption)
 	}
 	req := &pgReq{recs: make([]pgPending, len(recs)), done: make(chan appendResult, 1)}
 	for i, rec := range recs {

@@ -147,6 +147,49 @@ func mustHead(t *testing.T, signed []byte) trail.TreeHead {
 	return h
 }
 
+// A log opened with NoMigrate (pdp log, replay, audit beside older
+// replicas) reads an old-layout trail as it is: verify and prove work,
+// trail_hashes is untouched, appends are refused, and tampering is still
+// found. The next Open without it migrates.
+func TestPostgresNoMigrateReadsOldLayout(t *testing.T) {
+	const n = 21
+	db := newPGDB(t)
+	signer, vkey := newKeys(t)
+	cp := writeOldLayout(t, db, signer, n)
+
+	l := db.open(Options{NoMigrate: true})
+	if rep := pgVerify(t, l, vkey); !rep.OK || rep.Anchored != n {
+		t.Fatalf("verify of the old layout: %v", rep)
+	}
+	for _, seq := range []uint64{0, 7, n - 1} {
+		p, err := l.Prove(seq, cp)
+		if err != nil {
+			t.Fatalf("prove %d: %v", seq, err)
+		}
+		rec, err := l.Get(seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := trail.CheckProof(vkey, cp, rec, p); err != nil {
+			t.Fatalf("proof of %d: %v", seq, err)
+		}
+	}
+	if _, err := l.Append(context.Background(), mkRec(n)); !errors.Is(err, trail.ErrBadOption) {
+		t.Fatalf("append to an unmigrated trail: %v", err)
+	}
+	if got := db.count(`SELECT count(*) FROM {hashes}`); got != tlog.StoredHashCount(n) {
+		t.Fatalf("trail_hashes has %d rows, want %d untouched", got, tlog.StoredHashCount(n))
+	}
+	db.exec(`UPDATE {hashes} SET hash = sha256(hash) WHERE idx = $1`, tlog.StoredHashIndex(0, 5))
+	if rep := pgVerify(t, l, vkey); rep.Problem != trail.StoredHashes || rep.Seq != 5 {
+		t.Fatalf("old layout, stored hash changed: %v", rep)
+	}
+	db.exec(`UPDATE {hashes} SET hash = sha256(hash) WHERE idx = $1`, tlog.StoredHashIndex(0, 5)) // not undone: refused below
+	if _, err := Open(context.Background(), db.url, Options{Schema: db.schema}); !errors.Is(err, trail.ErrDamaged) {
+		t.Fatalf("migrating a damaged trail: %v", err)
+	}
+}
+
 // An old-layout trail whose stored hashes and leaf column disagree is
 // not migrated: Open fails, and the tables stay as they were, for the
 // previous PDP's verify to report.

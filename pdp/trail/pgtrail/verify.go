@@ -28,7 +28,8 @@ type pgSnapshot struct {
 	upOK      []bool                 // by seq: from a row with a well-formed up column
 	hashRows  int64                  // stored hashes the rows of the tree hold
 	badRows   int64                  // rows of the tree whose up column has the wrong length
-	strayRows int64                  // rows in trail_hashes (empty since layout 1)
+	strayRows int64                  // rows in trail_hashes (empty since layout 1), or beyond the tree (legacy)
+	legacy    bool                   // the layout before 1: stored hashes in trail_hashes
 }
 
 // Verify re-reads the shared trail in one snapshot and checks records with
@@ -49,7 +50,7 @@ type pgSnapshot struct {
 // marked pruned: both keep the leaf, and the tree still verifies.
 //
 // Verify holds the leaf and stored hashes of the whole trail in memory
-// (about 200 bytes per record).
+// (about 270 bytes per record, with the tree it recomputes to check them).
 func (l *Log) Verify(ctx context.Context, verifierKey string, from, to uint64) (trail.Report, error) {
 	if _, err := note.NewVerifier(verifierKey); err != nil {
 		return trail.Report{}, fmt.Errorf("trail: verifier key: %w", err)
@@ -57,7 +58,7 @@ func (l *Log) Verify(ctx context.Context, verifierKey string, from, to uint64) (
 	if l.closed.Load() {
 		return trail.Report{}, trail.ErrClosed
 	}
-	var s pgSnapshot
+	s := pgSnapshot{legacy: l.legacy}
 	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 	if err := pgx.BeginTxFunc(ctx, l.pool, opts, func(tx pgx.Tx) error { return s.load(ctx, tx, l.sql) }); err != nil {
 		return trail.Report{}, fmt.Errorf("trail: verify: %w", err)
@@ -92,6 +93,9 @@ func (l *Log) Verify(ctx context.Context, verifierKey string, from, to uint64) (
 		return rep.Fail(trail.Dropped, n, fmt.Sprintf("the tree head says %d records, the trail holds %d", head, n)), nil
 	case n > head && head >= rep.From && head < to:
 		return rep.Fail(trail.Inserted, head, fmt.Sprintf("%d records beyond the tree head of %d", n-head, head)), nil
+	case to == n && s.legacy && (s.hashRows != int64(len(s.hashes)) || s.strayRows > 0):
+		return rep.Fail(trail.StoredHashes, head, fmt.Sprintf("trail_hashes holds %d of the %d stored hashes of the tree, and %d rows beyond it",
+			s.hashRows, len(s.hashes), s.strayRows)), nil
 	case to == n && (s.hashRows != int64(len(s.hashes)) || s.badRows > 0 || s.strayRows > 0):
 		return rep.Fail(trail.StoredHashes, head, fmt.Sprintf("the leaf and up columns hold %d of the %d stored hashes of the tree "+
 			"(%d rows with an up column of the wrong length), and trail_hashes %d rows (none expected)",
@@ -99,7 +103,7 @@ func (l *Log) Verify(ctx context.Context, verifierKey string, from, to uint64) (
 	case to == n && n == head:
 		if seq, level, bad := s.wrongInterior(); bad {
 			return rep.Fail(trail.StoredHashes, uint64(seq), fmt.Sprintf("the records verify, but the stored hash of level %d "+
-				"in the up column of record %d differs from their tree (inclusion proofs through it would fail)", level, seq)), nil
+				"kept for record %d differs from their tree (inclusion proofs through it would fail)", level, seq)), nil
 		}
 	}
 	return rep, nil
@@ -118,7 +122,11 @@ func (s *pgSnapshot) load(ctx context.Context, tx pgx.Tx, q pgSQL) error {
 	limit := tlog.StoredHashCount(s.head)
 	s.hashes, s.have = make([]tlog.Hash, limit), make([]bool, limit)
 	s.claimed, s.upOK = make([]bool, s.head), make([]bool, s.head)
-	if err := tx.QueryRow(ctx, q.strayHashes).Scan(&s.strayRows); err != nil {
+	if s.legacy {
+		if err := s.loadLegacyHashes(ctx, tx, q); err != nil {
+			return err
+		}
+	} else if err := tx.QueryRow(ctx, q.strayHashes).Scan(&s.strayRows); err != nil {
 		return fmt.Errorf("read trail_hashes: %w", err)
 	}
 
@@ -154,12 +162,16 @@ func (s *pgSnapshot) load(ctx context.Context, tx pgx.Tx, q pgSQL) error {
 			}
 		}
 		s.frames = append(s.frames, f)
-		s.storedHashes(&r, f)
+		if !s.legacy {
+			s.storedHashes(&r, f)
+		}
 		return nil
 	}); err != nil {
 		return fmt.Errorf("read records: %w", err)
 	}
-	s.checkPairs()
+	if !s.legacy {
+		s.checkPairs()
+	}
 	return nil
 }
 

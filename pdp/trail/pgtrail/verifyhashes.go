@@ -1,7 +1,10 @@
 package pgtrail
 
 import (
+	"context"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -106,4 +109,28 @@ func (m treeHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 		out[i] = m[idx]
 	}
 	return out, nil
+}
+
+// loadLegacyHashes reads the stored hashes of a trail in the layout before
+// version 1 from trail_hashes, as Verify read them then.
+func (s *pgSnapshot) loadLegacyHashes(ctx context.Context, tx pgx.Tx, q pgSQL) error {
+	rows, err := tx.Query(ctx, q.legacyAll)
+	if err != nil {
+		return fmt.Errorf("read stored hashes: %w", err)
+	}
+	limit := int64(len(s.hashes))
+	var idx int64
+	var raw []byte
+	if _, err := pgx.ForEachRow(rows, []any{&idx, &raw}, func() error {
+		if idx < 0 || idx >= limit || len(raw) != tlog.HashSize {
+			s.strayRows++
+			return nil
+		}
+		s.hashes[idx], s.have[idx] = tlog.Hash(raw), true
+		s.hashRows++
+		return nil
+	}); err != nil {
+		return fmt.Errorf("read stored hashes: %w", err)
+	}
+	return nil
 }
