@@ -16,7 +16,7 @@ import (
 // TestPostgresTrailOldHashLayoutOverHTTP: a PDP answers decisions on a
 // PostgreSQL trail, whose tables are then turned back by hand into the
 // layout of PDPs before "one copy of each hash" (every stored hash in
-// trail_hashes, no trail_records.up, no trail_schema_versions). The next
+// trail_hashes, no trail_records.up, no migration recorded). The next
 // PDP to start migrates them: it answers more decisions, trail_hashes ends
 // empty, and pdp log verify, log prove (of a decision from before and one
 // from after) and replay work over the whole trail. pdp log, run before
@@ -74,7 +74,7 @@ func TestPostgresTrailOldHashLayoutOverHTTP(t *testing.T) {
 	stop()
 
 	var hashRows, version int64
-	if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM trail_hashes), (SELECT version FROM trail_schema_versions WHERE store = 'trail')`).
+	if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM trail_hashes), (SELECT max(version) FROM pdp_schema_migrations WHERE store = 'trail:public')`).
 		Scan(&hashRows, &version); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func toOldLayout(ctx context.Context, t *testing.T, conn *pgx.Conn) {
 	for _, sql := range []string{
 		`ALTER TABLE trail_hashes DROP CONSTRAINT trail_hashes_retired_see_trail_records_up`,
 		`ALTER TABLE trail_records DROP COLUMN up`,
-		`DROP TABLE trail_schema_versions`,
+		`DELETE FROM pdp_schema_migrations WHERE store = 'trail:public'`,
 	} {
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			t.Fatalf("%s: %v", sql, err)

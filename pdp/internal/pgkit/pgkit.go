@@ -1,6 +1,7 @@
 // Package pgkit owns how the PostgreSQL stores connect: one pool per store,
-// with the store's tables created and migrated once, under the store's
-// advisory lock, so that replicas starting together never race on the DDL.
+// with the store's tables created once and its versioned migrations applied
+// once, under the store's advisory lock, so that replicas starting together
+// never race on the DDL.
 package pgkit
 
 import (
@@ -23,56 +24,30 @@ type Schema struct {
 	// Params are run-time parameters set on every connection of the pool
 	// (e.g. idle_in_transaction_session_timeout); optional.
 	Params map[string]string
-	// Migrations change what DDL created in ways IF NOT EXISTS cannot
-	// (moving rows to a new layout): each runs once per database, in
-	// Version order, after DDL and in its transaction. Optional; with
-	// them, Versions and Store are required.
-	Migrations []Migration
-	// Versions is the table (schema-qualified and quoted as needed) that
-	// records each store's migration version; created if absent.
-	Versions string
-	// Store is the store's name in Versions.
-	Store string
-	// NoMigrate runs DDL but not Migrations, for readers that must not
-	// change the layout under replicas of an earlier version; the store
-	// then reads the layout it finds (Version).
-	NoMigrate bool
+	// Name names the store in MigrationsTable; required with Migrations.
+	Name string
+	// Migrations change what DDL created, in order: migration i is version
+	// i+1 of the store's tables. Each runs once per database, after DDL, in
+	// the same transaction and under the same lock, and its version is
+	// recorded in MigrationsTable. Append only: never edit or reorder one
+	// that has shipped.
+	Migrations []string
 }
 
-// Version is the migration version of store recorded in the versions table
-// (0 when the table or the store's row is absent).
-func Version(ctx context.Context, q interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}, versions, store string) (int, error) {
-	var exists bool
-	if err := q.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", versions).Scan(&exists); err != nil || !exists {
-		return 0, err
-	}
-	var v int
-	err := q.QueryRow(ctx, "SELECT version FROM "+versions+" WHERE store = $1", store).Scan(&v)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil
-	}
-	return v, err
-}
+// MigrationsTable records the versions applied, per store.
+const MigrationsTable = "pdp_schema_migrations"
 
-// ErrNewerSchema is returned by Open when a newer PDP has migrated the
-// store's tables past the migrations this one knows.
-var ErrNewerSchema = errors.New("tables migrated by a newer version")
+const migrationsDDL = `CREATE TABLE IF NOT EXISTS ` + MigrationsTable + ` (
+	store      text NOT NULL,
+	version    int NOT NULL,
+	applied_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (store, version)
+)`
 
-// Migration is one versioned change of a store's tables.
-type Migration struct {
-	Version int // 1, 2, …; the database records the highest applied
-	Name    string
-	// Up applies the change. It runs holding the store's advisory lock,
-	// in the transaction that created the tables, so a failure leaves the
-	// database as it was and fails Open.
-	Up func(ctx context.Context, tx pgx.Tx) error
-}
-
-// Open connects to the database at url (a pgx/libpq URL) and runs s.DDL
-// under s.LockKey. The errors read "postgres: …" and "postgres: create
-// tables: …", for the store to prefix with its name.
+// Open connects to the database at url (a pgx/libpq URL) and runs s.DDL,
+// then the migrations not applied yet, under s.LockKey. The errors read
+// "postgres: …", "postgres: create tables: …" and "postgres: migrate …",
+// for the store to prefix with its name.
 func Open(ctx context.Context, url string, s Schema) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -80,6 +55,9 @@ func Open(ctx context.Context, url string, s Schema) (*pgxpool.Pool, error) {
 	}
 	for k, v := range s.Params {
 		cfg.ConnConfig.RuntimeParams[k] = v
+	}
+	if len(s.Migrations) > 0 && s.Name == "" {
+		return nil, errors.New("postgres: a schema with migrations needs a name")
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -90,57 +68,40 @@ func Open(ctx context.Context, url string, s Schema) (*pgxpool.Pool, error) {
 			return err
 		}
 		if _, err := tx.Exec(ctx, s.DDL); err != nil {
-			return err
+			return fmt.Errorf("create tables: %w", err)
 		}
 		return migrate(ctx, tx, s)
 	})
 	if err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: create tables: %w", err)
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	return pool, nil
 }
 
-// migrate applies the migrations the database has not had yet.
+// migrate applies the migrations of s above the version recorded. It
+// runs under the store's lock, so two openers never apply one twice.
 func migrate(ctx context.Context, tx pgx.Tx, s Schema) error {
-	if len(s.Migrations) == 0 || s.NoMigrate {
+	if len(s.Migrations) == 0 {
 		return nil
 	}
-	if s.Versions == "" || s.Store == "" {
-		return fmt.Errorf("migrations without a versions table or store name")
+	if _, err := tx.Exec(ctx, migrationsDDL); err != nil {
+		return fmt.Errorf("migrate %s: %w", s.Name, err)
 	}
-	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.Versions+` (
-	store       text PRIMARY KEY,
-	version     int NOT NULL,
-	migrated_at timestamptz NOT NULL DEFAULT now()
-)`); err != nil {
-		return err
+	var at int
+	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+MigrationsTable+" WHERE store = $1", s.Name).Scan(&at); err != nil {
+		return fmt.Errorf("migrate %s: %w", s.Name, err)
 	}
-	var cur int
-	err := tx.QueryRow(ctx, `SELECT version FROM `+s.Versions+` WHERE store = $1`, s.Store).Scan(&cur)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("read the %s migration version: %w", s.Store, err)
+	if at > len(s.Migrations) {
+		return fmt.Errorf("migrate %s: the tables are at version %d, newer than this PDP's %d: run a newer PDP", s.Name, at, len(s.Migrations))
 	}
-	last := 0
-	for _, m := range s.Migrations {
-		if m.Version <= last {
-			return fmt.Errorf("%s migration %q: version %d not after %d", s.Store, m.Name, m.Version, last)
+	for v := at + 1; v <= len(s.Migrations); v++ {
+		if _, err := tx.Exec(ctx, s.Migrations[v-1]); err != nil {
+			return fmt.Errorf("migrate %s to version %d: %w", s.Name, v, err)
 		}
-		last = m.Version
-		if m.Version <= cur {
-			continue
-		}
-		if err := m.Up(ctx, tx); err != nil {
-			return fmt.Errorf("%s migration %d (%s): %w", s.Store, m.Version, m.Name, err)
+		if _, err := tx.Exec(ctx, "INSERT INTO "+MigrationsTable+" (store, version) VALUES ($1, $2)", s.Name, v); err != nil {
+			return fmt.Errorf("migrate %s to version %d: %w", s.Name, v, err)
 		}
 	}
-	switch {
-	case cur > last:
-		return fmt.Errorf("%w: the %s tables are at version %d, this PDP knows up to %d (upgrade it)", ErrNewerSchema, s.Store, cur, last)
-	case cur == last:
-		return nil
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO `+s.Versions+` (store, version) VALUES ($1, $2)
-ON CONFLICT (store) DO UPDATE SET version = excluded.version, migrated_at = now()`, s.Store, last)
-	return err
+	return nil
 }

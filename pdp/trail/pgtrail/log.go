@@ -48,7 +48,7 @@
 // dict, up = the interior stored hashes the record completes: hashes.go),
 // trail_checkpoints (size, signed note, written_at), trail_head (one row:
 // the tree size, and the seq of the trail's dictionary record) and
-// trail_schema_versions (the layout migrations applied: migrate.go).
+// pdp_schema_migrations (pgkit: the layout migrations applied, migrate.go).
 // trail_hashes held the stored hashes before layout 1 and is now empty; a
 // constraint refuses the rows an older PDP would still write there. kind,
 // id and time are copies of what the canonical bytes hold, for the
@@ -232,8 +232,8 @@ type pgSQL struct {
 	storedKeys, insKeys, spoolHigh, sidecarOwner, sidecarOwners,
 	selPruneZ, pruneSeqs, headDict string
 	legacyHashes, legacyAll string // the stored hashes before layout 1
-	// records, hashes, head and versions are the quoted table names.
-	records, hashes, head, versions string
+	// records, hashes and head are the quoted table names.
+	records, hashes, head string
 }
 
 func newSQL(schema string) pgSQL {
@@ -259,7 +259,8 @@ CREATE TABLE IF NOT EXISTS %[1]s (
 );
 CREATE INDEX IF NOT EXISTS trail_records_id ON %[1]s (id);
 CREATE INDEX IF NOT EXISTS trail_records_kind_time ON %[1]s (kind, time) WHERE NOT pruned;
-CREATE TABLE IF NOT EXISTS %[2]s (idx bigint PRIMARY KEY, hash bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS %[2]s (idx bigint PRIMARY KEY, hash bytea NOT NULL,
+	CONSTRAINT trail_hashes_retired_see_trail_records_up CHECK (false)); -- retiredConstraint
 CREATE TABLE IF NOT EXISTS %[3]s (
 	size       bigint PRIMARY KEY,
 	signed     text NOT NULL,
@@ -334,7 +335,6 @@ END $migrate$;
 		records:   rec,
 		hashes:    hs,
 		head:      head,
-		versions:  t("trail_schema_versions"),
 	}
 }
 
@@ -350,22 +350,26 @@ func Open(ctx context.Context, url string, opts Options) (*Log, error) {
 	}
 	opts = opts.withDefaults()
 	sql := newSQL(opts.Schema)
-	pool, err := pgkit.Open(ctx, url, pgkit.Schema{LockKey: SchemaLock, DDL: sql.ddl, Params: map[string]string{
+	schema := pgkit.Schema{LockKey: SchemaLock, DDL: sql.ddl, Params: map[string]string{
 		// A replica that vanishes mid-transaction must not hold the head
 		// lock for longer than a commit may take.
 		"idle_in_transaction_session_timeout": strconv.FormatInt(opts.Timeout.Milliseconds(), 10),
-	}, Migrations: migrations(sql), Versions: sql.versions, Store: "trail", NoMigrate: opts.NoMigrate})
+	}}
+	if !opts.NoMigrate {
+		schema.Name, schema.Migrations = migrationName(opts.Schema), migrations(sql)
+	}
+	pool, err := pgkit.Open(ctx, url, schema)
 	if err != nil {
-		return nil, fmt.Errorf("trail: %w", err)
+		return nil, fmt.Errorf("trail: %w", damaged(err))
 	}
 	l := &Log{opts: opts, pool: pool, sql: sql, frontN: -1, scanChunk: 1024}
-	if opts.NoMigrate {
-		v, err := pgkit.Version(ctx, pool, sql.versions, "trail")
+	if opts.NoMigrate { // the layout before 1 is the one without the constraint
+		err := pool.QueryRow(ctx, "SELECT NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2)",
+			sql.hashes, retiredConstraint).Scan(&l.legacy)
 		if err != nil {
 			pool.Close()
-			return nil, fmt.Errorf("trail: postgres: read the layout version: %w", err)
+			return nil, fmt.Errorf("trail: postgres: read the layout: %w", err)
 		}
-		l.legacy = v < 1
 	}
 	if _, err := l.SizeContext(ctx); err != nil {
 		pool.Close()

@@ -76,7 +76,7 @@ func TestPostgresMigratesOldLayout(t *testing.T) {
 	if got := db.count(`SELECT count(*) + coalesce(sum(length(up)), 0) / 32 FROM {records}`); got != tlog.StoredHashCount(n) {
 		t.Fatalf("the records hold %d stored hashes, want %d", got, tlog.StoredHashCount(n))
 	}
-	if got := db.count(`SELECT version FROM ` + db.schema + `.trail_schema_versions WHERE store = 'trail'`); got != 1 {
+	if got := db.count(`SELECT max(version) FROM pdp_schema_migrations WHERE store = $1`, migrationName(db.schema)); got != 1 {
 		t.Fatalf("layout version %d, want 1", got)
 	}
 	if rep := pgVerify(t, l, vkey); !rep.OK || rep.Anchored != n {
