@@ -37,7 +37,9 @@ type TrailReader struct {
 // them must be stopped).
 func OpenTrailReader(ctx context.Context, o TrailReadOptions) (*TrailReader, error) {
 	if o.PostgresURL != "" {
-		pl, err := pgtrail.Open(ctx, o.PostgresURL, pgtrail.Options{Origin: o.Origin, Schema: o.PostgresSchema})
+		// Readers leave the tables' layout to the serving PDPs: an older
+		// trail is read as it is, not migrated under older replicas.
+		pl, err := pgtrail.Open(ctx, o.PostgresURL, pgtrail.Options{Origin: o.Origin, Schema: o.PostgresSchema, NoMigrate: true})
 		if err != nil {
 			return nil, err
 		}

@@ -28,8 +28,10 @@ import (
 // to take the lock makes the trail's dictionary and the others drop
 // theirs. Every batch reads trail_head.dict with the head lock, so a
 // replica that finds a dictionary it does not know opens it there, and
-// its callers compress what they append with it from then on (the
-// committer compresses the records of that one batch itself).
+// compresses with it from then on. The committer compresses every record
+// of a batch, under the head lock, once the dictionary is decided: one
+// warm goroutine compresses for less CPU than the callers' goroutines each
+// would (BENCHMARKS.md, "PostgreSQL trail: one copy of each hash").
 //
 // A compressed row holds in body its tail compressed with the dictionary
 // and in dict the dictionary record's seq; its canonical bytes are
@@ -95,7 +97,7 @@ func (l *Log) batchDictionary(ctx context.Context, q querier, head pgtype.Int8) 
 }
 
 // openDictionary reads the trail's dictionary at Open, when compressing,
-// so that callers compress from the first append.
+// so that the first batch is compressed.
 func (l *Log) openDictionary(ctx context.Context) error {
 	if !l.compressing() {
 		return nil
@@ -117,8 +119,8 @@ func (l *Log) openDictionary(ctx context.Context) error {
 	return nil
 }
 
-// adopt makes a dictionary this replica stored at seq the one its callers
-// compress with.
+// adopt makes a dictionary this replica stored at seq the one its
+// committer compresses with.
 func (l *Log) adopt(seq int64, d *trail.Dictionary) {
 	l.dicts.Store(seq, d)
 	l.cur.Store(&pgDict{seq: seq, d: d})

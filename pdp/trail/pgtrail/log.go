@@ -13,8 +13,8 @@
 // one transaction (group commit), and the batches of all replicas are
 // serialised by a row lock on the head row (SELECT … FOR UPDATE on
 // trail_head): the batch that holds the lock reads the tree size, numbers
-// its records from it, writes records, stored hashes and the new size, and
-// commits.
+// its records from it, writes records (with their stored hashes) and the new
+// size, and commits.
 //
 // Cost of that decision: the trail has the append throughput of one writer.
 // Only one batch in the whole deployment is in flight at a time, and it holds
@@ -22,7 +22,7 @@
 // is taken in the same pipeline as BEGIN, and the inserts, the head update
 // and COMMIT go in one more), plus one more round trip when another replica
 // committed the previous batch (this one then reads the O(log n) stored
-// hashes it needs from trail_hashes). Adding replicas adds decision
+// hashes it needs from the rows of trail_records that hold them). Adding replicas adds decision
 // capacity, not trail capacity, and splits the callers into smaller batches:
 // what scales trail throughput is batch size, which grows by itself under
 // load because a replica's transaction takes every append that queued while
@@ -45,12 +45,15 @@
 // Tables, in Schema (default public): trail_records (seq, kind, id, time,
 // body = the record's canonical bytes exactly as hashed, or with dict set
 // their compression (compress.go), leaf = its Merkle leaf hash, pruned,
-// dict), trail_hashes (idx, hash: tlog's stored hashes), trail_checkpoints
-// (size, signed note, written_at) and trail_head (one row: the tree size,
-// and the seq of the trail's dictionary record). kind, id and time are
-// copies of what the canonical bytes hold, for the indexes; Verify checks
-// that they agree. Retention (Prune) turns records into tombstones: body
-// and dict NULL, pruned true, leaf kept.
+// dict, up = the interior stored hashes the record completes: hashes.go),
+// trail_checkpoints (size, signed note, written_at), trail_head (one row:
+// the tree size, and the seq of the trail's dictionary record) and
+// pdp_schema_migrations (pgkit: the layout migrations applied, migrate.go).
+// trail_hashes held the stored hashes before layout 1 and is now empty; a
+// constraint refuses the rows an older PDP would still write there. kind,
+// id and time are copies of what the canonical bytes hold, for the
+// indexes; Verify checks that they agree. Retention (Prune) turns records
+// into tombstones: body and dict NULL, pruned true, leaf and up kept.
 //
 // Durability is the server's: Append returns after COMMIT, which is durable
 // when the server runs with fsync and synchronous_commit on.
@@ -106,6 +109,11 @@ type Options struct {
 	// DictionarySize is how many bytes of records are gathered into the
 	// dictionary. Default trail.DefaultDictionarySize.
 	DictionarySize int
+	// NoMigrate opens the tables without migrating their layout (migrate.go),
+	// for readers (pdp log, replay, audit) beside replicas of an earlier
+	// version: a trail in the layout before "one copy of each hash" is read
+	// as it is (its stored hashes from trail_hashes), and Append refuses.
+	NoMigrate bool
 }
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -184,8 +192,12 @@ type Log struct {
 	cpErr            atomic.Pointer[error]
 	scanChunk        int
 
+	// legacy: the tables are in the layout before version 1 (NoMigrate):
+	// stored hashes are read from trail_hashes, and appends refused.
+	legacy bool
+
 	dicts    sync.Map               // int64 seq → *trail.Dictionary, every dictionary read so far
-	cur      atomic.Pointer[pgDict] // the dictionary callers compress with; nil: none
+	cur      atomic.Pointer[pgDict] // the dictionary the committer compresses with; nil: none
 	sample   []byte                 // committer only: record tails gathered for a dictionary
 	prepared *preparedDict          // committer only: a dictionary to store at the next batch
 }
@@ -201,7 +213,8 @@ type pgPending struct {
 	kind, id string
 	time     time.Time
 	enc      []byte
-	// z, when set, is enc's tail compressed with dictionary record dict.
+	// z, when set, is enc's tail compressed with dictionary record dict
+	// (by the committer).
 	z    []byte
 	dict int64
 	// key, when set, is stored in trail_sidecar_spools with the record;
@@ -213,18 +226,21 @@ type pgPending struct {
 
 // pgSQL holds the statements, with the schema's table names filled in.
 type pgSQL struct {
-	ddl, lockHead, insRecords, insHashes, setHead, readHashes, size,
+	ddl, lockHead, insRecords, setHead, readHashes, size,
 	lockCheckpoints, lastCheckpoint, insCheckpoint, checkpoints,
-	selRecords, bySeq, byID, allRecords, allHashes, prune, unprunable,
+	selRecords, bySeq, byID, allRecords, strayHashes, prune, unprunable,
 	storedKeys, insKeys, spoolHigh, sidecarOwner, sidecarOwners,
 	selPruneZ, pruneSeqs, headDict string
+	legacyHashes, legacyAll string // the stored hashes before layout 1
+	// records, hashes and head are the quoted table names.
+	records, hashes, head string
 }
 
 func newSQL(schema string) pgSQL {
 	t := func(name string) string { return pgx.Identifier{schema, name}.Sanitize() }
 	rec, hs, cps, head := t("trail_records"), t("trail_hashes"), t("trail_checkpoints"), t("trail_head")
 	spools := t("trail_sidecar_spools")
-	const cols = "seq, kind, id, time, body, leaf, pruned, dict"
+	const cols = "seq, kind, id, time, body, leaf, pruned, dict, up"
 	ddl := ""
 	if schema != "public" {
 		ddl = "CREATE SCHEMA IF NOT EXISTS " + pgx.Identifier{schema}.Sanitize() + ";\n"
@@ -237,11 +253,14 @@ CREATE TABLE IF NOT EXISTS %[1]s (
 	time   timestamptz NOT NULL,
 	body   bytea,
 	leaf   bytea NOT NULL,
-	pruned boolean NOT NULL DEFAULT false
+	pruned boolean NOT NULL DEFAULT false,
+	dict   bigint,
+	up     bytea
 );
 CREATE INDEX IF NOT EXISTS trail_records_id ON %[1]s (id);
 CREATE INDEX IF NOT EXISTS trail_records_kind_time ON %[1]s (kind, time) WHERE NOT pruned;
-CREATE TABLE IF NOT EXISTS %[2]s (idx bigint PRIMARY KEY, hash bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS %[2]s (idx bigint PRIMARY KEY, hash bytea NOT NULL,
+	CONSTRAINT trail_hashes_retired_see_trail_records_up CHECK (false)); -- retiredConstraint
 CREATE TABLE IF NOT EXISTS %[3]s (
 	size       bigint PRIMARY KEY,
 	signed     text NOT NULL,
@@ -268,16 +287,21 @@ DO $migrate$ BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %[7]s::regclass AND attname = 'dict' AND NOT attisdropped) THEN
 		ALTER TABLE %[1]s ADD COLUMN IF NOT EXISTS dict bigint;
 	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %[7]s::regclass AND attname = 'up' AND NOT attisdropped) THEN
+		PERFORM 1 FROM %[4]s FOR UPDATE; -- the head first, as an append takes it
+		ALTER TABLE %[1]s ADD COLUMN IF NOT EXISTS up bytea;
+	END IF;
 END $migrate$;
 `, rec, hs, cps, head, spools, sqlString(head), sqlString(rec))
 	return pgSQL{
 		ddl:      ddl,
 		lockHead: "SELECT size, dict FROM " + head + " FOR UPDATE",
-		insRecords: "INSERT INTO " + rec + " (seq, kind, id, time, body, leaf, dict) SELECT * FROM " +
-			"unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::bytea[], $6::bytea[], $7::bigint[])",
-		insHashes:       "INSERT INTO " + hs + " (idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
+		insRecords: "INSERT INTO " + rec + " (seq, kind, id, time, body, leaf, dict, up) SELECT * FROM " +
+			"unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::bytea[], $6::bytea[], $7::bigint[], $8::bytea[])",
 		setHead:         "UPDATE " + head + " SET size = $1, dict = coalesce($3, dict) WHERE size = $2",
-		readHashes:      "SELECT idx, hash FROM " + hs + " WHERE idx = ANY($1)",
+		readHashes:      "SELECT seq, leaf, up FROM " + rec + " WHERE seq = ANY($1)",
+		legacyHashes:    "SELECT idx, hash FROM " + hs + " WHERE idx = ANY($1)",
+		legacyAll:       "SELECT idx, hash FROM " + hs + " ORDER BY idx",
 		size:            "SELECT size FROM " + head,
 		headDict:        "SELECT dict FROM " + head,
 		lockCheckpoints: "LOCK TABLE " + cps + " IN EXCLUSIVE MODE",
@@ -288,7 +312,7 @@ END $migrate$;
 		bySeq:           "SELECT " + cols + " FROM " + rec + " WHERE seq = $1",
 		byID:            "SELECT " + cols + " FROM " + rec + " WHERE id = $1 ORDER BY seq LIMIT 1",
 		allRecords:      "SELECT " + cols + " FROM " + rec + " ORDER BY seq",
-		allHashes:       "SELECT idx, hash FROM " + hs + " ORDER BY idx",
+		strayHashes:     "SELECT count(*) FROM " + hs,
 		storedKeys: "SELECT application, sidecar, spool_seq FROM " + spools +
 			" WHERE (application, sidecar, spool_seq) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]))",
 		insKeys: "INSERT INTO " + spools + " (application, sidecar, spool_seq, record_seq) SELECT * FROM " +
@@ -308,6 +332,9 @@ END $migrate$;
 		selPruneZ: "SELECT seq, body, leaf, dict FROM " + rec + " WHERE kind = $1 AND time < $2 AND NOT pruned" +
 			" AND dict IS NOT NULL AND seq > $3 ORDER BY seq LIMIT $4 FOR UPDATE",
 		pruneSeqs: "UPDATE " + rec + " SET body = NULL, dict = NULL, pruned = true WHERE seq = ANY($1) AND NOT pruned",
+		records:   rec,
+		hashes:    hs,
+		head:      head,
 	}
 }
 
@@ -323,15 +350,27 @@ func Open(ctx context.Context, url string, opts Options) (*Log, error) {
 	}
 	opts = opts.withDefaults()
 	sql := newSQL(opts.Schema)
-	pool, err := pgkit.Open(ctx, url, pgkit.Schema{LockKey: SchemaLock, DDL: sql.ddl, Params: map[string]string{
+	schema := pgkit.Schema{LockKey: SchemaLock, DDL: sql.ddl, Params: map[string]string{
 		// A replica that vanishes mid-transaction must not hold the head
 		// lock for longer than a commit may take.
 		"idle_in_transaction_session_timeout": strconv.FormatInt(opts.Timeout.Milliseconds(), 10),
-	}})
+	}}
+	if !opts.NoMigrate {
+		schema.Name, schema.Migrations = migrationName(opts.Schema), migrations(sql)
+	}
+	pool, err := pgkit.Open(ctx, url, schema)
 	if err != nil {
-		return nil, fmt.Errorf("trail: %w", err)
+		return nil, fmt.Errorf("trail: %w", damaged(err))
 	}
 	l := &Log{opts: opts, pool: pool, sql: sql, frontN: -1, scanChunk: 1024}
+	if opts.NoMigrate { // the layout before 1 is the one without the constraint
+		err := pool.QueryRow(ctx, "SELECT NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2)",
+			sql.hashes, retiredConstraint).Scan(&l.legacy)
+		if err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("trail: postgres: read the layout: %w", err)
+		}
+	}
 	if _, err := l.SizeContext(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("trail: postgres: create tables: %w", err)
@@ -363,8 +402,11 @@ func (l *Log) append(ctx context.Context, keys []SpoolKey, recs []trail.Record) 
 	if len(recs) == 0 {
 		return nil, nil
 	}
+	if l.legacy {
+		return nil, fmt.Errorf("%w: append: the trail's tables are in the layout of an earlier PDP and were opened without migrating them",
+			trail.ErrBadOption)
+	}
 	req := &pgReq{recs: make([]pgPending, len(recs)), done: make(chan appendResult, 1)}
-	d := l.cur.Load()
 	for i, rec := range recs {
 		if rec.Pruned || rec.Leaf != "" {
 			return nil, fmt.Errorf("trail: append: record %q is a tombstone", rec.ID)
@@ -374,10 +416,10 @@ func (l *Log) append(ctx context.Context, keys []SpoolKey, recs []trail.Record) 
 		if err != nil {
 			return nil, err
 		}
+		// Compressed by the committer (write), not here: one goroutine
+		// compresses a batch for less CPU than the callers each (the
+		// encoder's table is allocated per goroutine; BENCHMARKS.md).
 		req.recs[i] = pgPending{kind: rec.Kind, id: rec.ID, time: rec.Time.UTC(), enc: enc}
-		if d != nil && rec.Kind != trail.KindDictionary {
-			d.compress(&req.recs[i]) // off the committer too
-		}
 		if keys != nil {
 			req.recs[i].key = &keys[i]
 		}
@@ -523,6 +565,7 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 		kinds, ids    []string
 		times         []time.Time
 		bodies, leafs [][]byte
+		ups           [][]byte
 		dicts         []pgtype.Int8
 		keyApps       []string
 		keySidecars   []string
@@ -551,6 +594,7 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 		}
 		seqs, kinds, ids, times = append(seqs, seq), append(kinds, p.kind), append(ids, p.id), append(times, p.time)
 		bodies, leafs, dicts = append(bodies, body), append(leafs, leaf[:]), append(dicts, dict)
+		ups = append(ups, packUp(stored))
 		return nil
 	}
 	setDict := pgtype.Int8{}
@@ -571,8 +615,8 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 			switch {
 			case bd == nil || p.kind == trail.KindDictionary:
 				p.z = nil
-			case p.z == nil || p.dict != bd.seq:
-				bd.compress(p) // the callers did not know the dictionary yet
+			default:
+				bd.compress(p)
 			}
 			if err := add(p); err != nil {
 				return 0, batch, err
@@ -580,15 +624,9 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 		}
 	}
 	n1 := n0 + int64(len(seqs))
-	idxs := make([]int64, len(hs.pending))
-	hashes := make([][]byte, len(hs.pending))
-	for i := range hs.pending {
-		idxs[i], hashes[i] = hs.limit+int64(i), hs.pending[i][:]
-	}
 
 	b = &pgx.Batch{}
-	b.Queue(l.sql.insRecords, seqs, kinds, ids, times, bodies, leafs, dicts)
-	b.Queue(l.sql.insHashes, idxs, hashes)
+	b.Queue(l.sql.insRecords, seqs, kinds, ids, times, bodies, leafs, dicts, ups)
 	if len(keyApps) > 0 {
 		b.Queue(l.sql.insKeys, keyApps, keySidecars, keySeqs, keyRecs)
 	}

@@ -95,10 +95,11 @@ type pgRow struct {
 	leaf     []byte
 	pruned   bool
 	dict     pgtype.Int8 // compressed with this dictionary record; NULL: plain
+	up       []byte      // the interior stored hashes the record completes (hashes.go)
 }
 
 func (r *pgRow) dest() []any {
-	return []any{&r.seq, &r.kind, &r.id, &r.time, &r.body, &r.leaf, &r.pruned, &r.dict}
+	return []any{&r.seq, &r.kind, &r.id, &r.time, &r.body, &r.leaf, &r.pruned, &r.dict, &r.up}
 }
 
 // record decodes the row: its canonical bytes (expanded, for a compressed

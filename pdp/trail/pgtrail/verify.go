@@ -24,8 +24,12 @@ type pgSnapshot struct {
 	issues    map[uint64]trail.Issue // lesser problems of a record, by position
 	hashes    []tlog.Hash            // stored hashes of a tree of head records
 	have      []bool                 // hashes[i] was read
-	hashRows  int64                  // rows of trail_hashes with an index in range
-	strayRows int64                  // rows of trail_hashes beyond the tree
+	claimed   []bool                 // by seq: a row's hashes were taken for it
+	upOK      []bool                 // by seq: from a row with a well-formed up column
+	hashRows  int64                  // stored hashes the rows of the tree hold
+	badRows   int64                  // rows of the tree whose up column has the wrong length
+	strayRows int64                  // rows in trail_hashes (empty since layout 1), or beyond the tree (legacy)
+	legacy    bool                   // the layout before 1: stored hashes in trail_hashes
 }
 
 // Verify re-reads the shared trail in one snapshot and checks records with
@@ -39,14 +43,14 @@ type pgSnapshot struct {
 // (dropped), rows given other numbers as inserted or reordered. Beyond
 // the file log it checks that each checkpoint is filed under its size, that
 // the records match the head row's size, that the kind, id and time columns
-// agree with the canonical bytes, and that trail_hashes holds exactly the
-// tree's stored hashes.
+// agree with the canonical bytes, and that the leaf and up columns hold
+// exactly the tree's stored hashes (and trail_hashes none).
 //
 // A tombstone cannot be told from a record whose body someone deleted and
 // marked pruned: both keep the leaf, and the tree still verifies.
 //
 // Verify holds the leaf and stored hashes of the whole trail in memory
-// (about 200 bytes per record).
+// (about 270 bytes per record, with the tree it recomputes to check them).
 func (l *Log) Verify(ctx context.Context, verifierKey string, from, to uint64) (trail.Report, error) {
 	if _, err := note.NewVerifier(verifierKey); err != nil {
 		return trail.Report{}, fmt.Errorf("trail: verifier key: %w", err)
@@ -54,7 +58,7 @@ func (l *Log) Verify(ctx context.Context, verifierKey string, from, to uint64) (
 	if l.closed.Load() {
 		return trail.Report{}, trail.ErrClosed
 	}
-	var s pgSnapshot
+	s := pgSnapshot{legacy: l.legacy}
 	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 	if err := pgx.BeginTxFunc(ctx, l.pool, opts, func(tx pgx.Tx) error { return s.load(ctx, tx, l.sql) }); err != nil {
 		return trail.Report{}, fmt.Errorf("trail: verify: %w", err)
@@ -75,7 +79,7 @@ func (l *Log) Verify(ctx context.Context, verifierKey string, from, to uint64) (
 		Frames:        s.frames,
 		Stored:        s.hashes,
 		Have:          s.have,
-		StoredDiffers: "the record matches the signed checkpoints but its stored hash in trail_hashes differs",
+		StoredDiffers: "the record matches the signed checkpoints but its leaf column differs",
 		Issues:        s.issues,
 	}, from, to)
 	if err != nil || !rep.OK {
@@ -89,9 +93,18 @@ func (l *Log) Verify(ctx context.Context, verifierKey string, from, to uint64) (
 		return rep.Fail(trail.Dropped, n, fmt.Sprintf("the tree head says %d records, the trail holds %d", head, n)), nil
 	case n > head && head >= rep.From && head < to:
 		return rep.Fail(trail.Inserted, head, fmt.Sprintf("%d records beyond the tree head of %d", n-head, head)), nil
-	case to == n && (s.hashRows != int64(len(s.hashes)) || s.strayRows > 0):
+	case to == n && s.legacy && (s.hashRows != int64(len(s.hashes)) || s.strayRows > 0):
 		return rep.Fail(trail.StoredHashes, head, fmt.Sprintf("trail_hashes holds %d of the %d stored hashes of the tree, and %d rows beyond it",
 			s.hashRows, len(s.hashes), s.strayRows)), nil
+	case to == n && (s.hashRows != int64(len(s.hashes)) || s.badRows > 0 || s.strayRows > 0):
+		return rep.Fail(trail.StoredHashes, head, fmt.Sprintf("the leaf and up columns hold %d of the %d stored hashes of the tree "+
+			"(%d rows with an up column of the wrong length), and trail_hashes %d rows (none expected)",
+			s.hashRows, len(s.hashes), s.badRows, s.strayRows)), nil
+	case to == n && n == head:
+		if seq, level, bad := s.wrongInterior(); bad {
+			return rep.Fail(trail.StoredHashes, uint64(seq), fmt.Sprintf("the records verify, but the stored hash of level %d "+
+				"kept for record %d differs from their tree (inclusion proofs through it would fail)", level, seq)), nil
+		}
 	}
 	return rep, nil
 }
@@ -104,6 +117,17 @@ func (s *pgSnapshot) load(ctx context.Context, tx pgx.Tx, q pgSQL) error {
 	var err error
 	if s.cps, err = readCheckpoints(ctx, tx, q.checkpoints); err != nil {
 		return err
+	}
+
+	limit := tlog.StoredHashCount(s.head)
+	s.hashes, s.have = make([]tlog.Hash, limit), make([]bool, limit)
+	s.claimed, s.upOK = make([]bool, s.head), make([]bool, s.head)
+	if s.legacy {
+		if err := s.loadLegacyHashes(ctx, tx, q); err != nil {
+			return err
+		}
+	} else if err := tx.QueryRow(ctx, q.strayHashes).Scan(&s.strayRows); err != nil {
+		return fmt.Errorf("read trail_hashes: %w", err)
 	}
 
 	rows, err := tx.Query(ctx, q.allRecords)
@@ -138,29 +162,15 @@ func (s *pgSnapshot) load(ctx context.Context, tx pgx.Tx, q pgSQL) error {
 			}
 		}
 		s.frames = append(s.frames, f)
+		if !s.legacy {
+			s.storedHashes(&r, f)
+		}
 		return nil
 	}); err != nil {
 		return fmt.Errorf("read records: %w", err)
 	}
-
-	limit := tlog.StoredHashCount(s.head)
-	s.hashes, s.have = make([]tlog.Hash, limit), make([]bool, limit)
-	rows, err = tx.Query(ctx, q.allHashes)
-	if err != nil {
-		return fmt.Errorf("read stored hashes: %w", err)
-	}
-	var idx int64
-	var raw []byte
-	if _, err := pgx.ForEachRow(rows, []any{&idx, &raw}, func() error {
-		if idx < 0 || idx >= limit || len(raw) != tlog.HashSize {
-			s.strayRows++
-			return nil
-		}
-		s.hashes[idx], s.have[idx] = tlog.Hash(raw), true
-		s.hashRows++
-		return nil
-	}); err != nil {
-		return fmt.Errorf("read stored hashes: %w", err)
+	if !s.legacy {
+		s.checkPairs()
 	}
 	return nil
 }

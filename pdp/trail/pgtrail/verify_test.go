@@ -112,18 +112,28 @@ func TestPostgresVerifyFindsTampering(t *testing.T) {
 			tamper:  func(db pgDB) { db.exec(`UPDATE {records} SET leaf = sha256(leaf) WHERE seq = 8`) },
 			problem: trail.StoredHashes, seq: 8,
 		},
+		// Stored hashes live in the leaf and up columns (layout 1); a
+		// changed level-1 hash disowns its pair of records.
 		{
-			name: "stored hash changed",
-			tamper: func(db pgDB) {
-				db.exec(`UPDATE {hashes} SET hash = sha256(hash) WHERE idx = $1`, tlog.StoredHashIndex(0, 5))
-			},
-			problem: trail.StoredHashes, seq: 5,
+			name:    "stored hash changed",
+			tamper:  func(db pgDB) { db.exec(`UPDATE {records} SET up = sha256(up) WHERE seq = 5`) },
+			problem: trail.StoredHashes, seq: 4,
 		},
 		{
-			name: "stored hash deleted",
+			name: "interior stored hash changed",
 			tamper: func(db pgDB) {
-				db.exec(`DELETE FROM {hashes} WHERE idx = $1`, tlog.StoredHashIndex(0, 15))
+				db.exec(`UPDATE {records} SET up = substr(up, 1, 32) || sha256(substr(up, 33, 32)) WHERE seq = 11`)
 			},
+			problem: trail.StoredHashes, seq: 11,
+		},
+		{
+			name:    "stored hash deleted",
+			tamper:  func(db pgDB) { db.exec(`UPDATE {records} SET up = NULL WHERE seq = 15`) },
+			problem: trail.StoredHashes, seq: 20,
+		},
+		{
+			name:    "stored hashes of a record cut short",
+			tamper:  func(db pgDB) { db.exec(`UPDATE {records} SET up = substr(up, 1, 32) WHERE seq = 3`) },
 			problem: trail.StoredHashes, seq: 20,
 		},
 		{
@@ -184,12 +194,17 @@ func recomputeAfterChange(seq int64) func(pgDB) {
 			}
 			tree = append(tree, hs...)
 		}
-		idxs, hashes := make([]int64, len(tree)), make([][]byte, len(tree))
-		for i, h := range tree {
-			idxs[i], hashes[i] = int64(i), h[:]
+		// The leaf and up columns hold the stored hashes (layout 1).
+		seqs, leafs, ups := make([]int64, len(bodies)), make([][]byte, len(bodies)), make([][]byte, len(bodies))
+		for i := range bodies {
+			idx := tlog.StoredHashIndex(0, int64(i))
+			seqs[i], leafs[i] = int64(i), tree[idx][:]
+			for _, h := range tree[idx+1 : idx+1+int64(upLevels(int64(i)))] {
+				ups[i] = append(ups[i], h[:]...)
+			}
 		}
-		db.exec(`DELETE FROM {hashes}`)
-		db.exec(`INSERT INTO {hashes} (idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])`, idxs, hashes)
+		db.exec(`UPDATE {records} r SET leaf = u.leaf, up = u.up FROM unnest($1::bigint[], $2::bytea[], $3::bytea[]) AS u(seq, leaf, up)
+			WHERE r.seq = u.seq`, seqs, leafs, ups)
 	}
 }
 
