@@ -120,9 +120,8 @@ func (e *Engine) DecideReserved(ctx context.Context, req Request) (Decision, *Pe
 	if b == nil {
 		return Decision{}, nil, ErrNotReady
 	}
-	var p *Pending
 	j := e.prepare(b, req)
-	j.pending = &p
+	j.pending = &j.own
 	jobs := []*job{&j}
 	e.resolveDelegations(ctx, jobs)
 	e.resolveConsents(ctx, b, jobs)
@@ -136,7 +135,7 @@ func (e *Engine) DecideReserved(ctx context.Context, req Request) (Decision, *Pe
 		facts, revision, err = e.fetchFacts(ctx, j.checks)
 	}
 	e.finish(b, &j, facts, revision, err)
-	return j.d, p, nil
+	return j.d, j.own, nil
 }
 
 // DecideBatch evaluates requests against one policy snapshot, in order,
@@ -256,6 +255,7 @@ type job struct {
 	// the first change); nil for a search candidate, which they do not
 	// count. index is the job's place in its batch.
 	pending **Pending
+	own     *Pending // a single decision's
 	index   int
 	done    bool
 }

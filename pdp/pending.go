@@ -30,6 +30,7 @@ type Pending struct {
 	e     *Engine
 	owner uint64
 	items []pendingItem
+	buf   [2]pendingItem
 }
 
 // pendingItem is one reserved change: of a velocity value or of a
@@ -97,7 +98,9 @@ func (p *Pending) Commit(ctx context.Context) {
 // change.
 func (e *Engine) pendingFor(j *job) *Pending {
 	if *j.pending == nil {
-		*j.pending = &Pending{e: e, owner: pendingOwners.Add(1)}
+		p := &Pending{e: e, owner: pendingOwners.Add(1)}
+		p.items = p.buf[:0]
+		*j.pending = p
 	}
 	return *j.pending
 }

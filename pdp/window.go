@@ -146,10 +146,29 @@ func (w *windowCounts[K]) reserve(k K, ch windowChange, max int) (count int, id 
 	}
 	w.lastID++
 	ch.id = w.lastID
-	s := t.view(ch.owner, true)
-	count, _ = s.apply(&ch)
+	switch {
+	case ch.reset:
+	case len(t.pending) == 0:
+		count = t.countWith(&ch)
+	default:
+		s := t.view(ch.owner, true)
+		count, _ = s.apply(&ch)
+	}
 	t.pending = append(t.pending, ch)
 	return count, ch.id
+}
+
+// countWith is the count of the committed state with ch made: apply's
+// count, without changing anything.
+func (s *windowState) countWith(ch *windowChange) int {
+	from := ch.ev.at.Add(-ch.rule.window)
+	n := 1
+	for _, e := range s.events {
+		if !e.at.Before(from) && (!ch.rule.distinct || e.who != ch.ev.who) {
+			n++
+		}
+	}
+	return n
 }
 
 // room makes room for one more key (w.mu held).
