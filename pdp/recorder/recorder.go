@@ -116,6 +116,11 @@ type RecorderStats struct {
 // the log fails (from a failed write until a write succeeds again), async
 // decisions are denied as well; Ready says so, and tries a write.
 //
+// When the wrapped decider is a pdp.Reserver (the engine), what each
+// decision changes in its velocity and failed step-up counters is made
+// once the decision's record is durable (sync) or buffered (async), and
+// dropped when the decision becomes a trail_unavailable deny.
+//
 // Search answers are recorded too, one record per search (kind "search")
 // holding the request and the entities answered; a search whose record
 // cannot be written is not answered (ErrRecordFailed).
