@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/changefeed"
 	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 // A bundle with a failed step-up rule (three failures within 10 minutes:
@@ -48,6 +50,15 @@ type countedFixture struct {
 
 func newCountedFixture(t *testing.T, mode string) *countedFixture {
 	t.Helper()
+	f := &countedFixture{log: &flakyLog{}}
+	f.r = f.recorder(t, f.log, mode)
+	return f
+}
+
+// recorder is the real engine over the counted bundle behind a recorder
+// writing into l.
+func (f *countedFixture) recorder(t *testing.T, l Appender, mode string) *Recorder {
+	t.Helper()
 	b, err := policy.LoadFiles(map[string][]byte{
 		"schema/s.cedarschema": []byte(countedSchema),
 		"policies/p.cedar":     []byte(countedPolicies),
@@ -56,14 +67,14 @@ func newCountedFixture(t *testing.T, mode string) *countedFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &countedFixture{log: &flakyLog{}, feed: changefeed.NewChangesSince(time.Second, time.Now().Add(-time.Hour))}
+	f.feed = changefeed.NewChangesSince(time.Second, time.Now().Add(-time.Hour))
 	e := pdp.NewEngine(pdp.Components{Bundles: fixedBundle{b}, Velocity: &pdp.Velocity{Feed: f.feed}})
-	f.r, err = NewRecorder(e, f.log, RecorderOptions{Mode: mode, Buffer: 16, FlushInterval: -1})
+	r, err := NewRecorder(e, l, RecorderOptions{Mode: mode, Buffer: 16, FlushInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = f.r.Close() })
-	return f
+	t.Cleanup(func() { _ = r.Close() })
+	return r
 }
 
 // breakTrail makes the log fail; in async mode a first record is then
@@ -224,4 +235,40 @@ func TestCountersWaitForTheRecord(t *testing.T) {
 			t.Fatalf("published %d changes, want 1", f.feed.Seq()-seq)
 		}
 	})
+}
+
+// TestCountersConcurrentReports: failed step-ups reported at once, each
+// recorded in a real file trail (sync, whose group commit writes them
+// together), are counted as when they were counted one after the other:
+// the records count 1, 2, 3, then 1, 2, 3 again (the third began the
+// hold and cleared the window), the hold is published once, and it holds.
+func TestCountersConcurrentReports(t *testing.T) {
+	for round := range 10 {
+		f := &countedFixture{}
+		f.r = f.recorder(t, openLog(t, t.TempDir(), trail.FileOptions{}), ModeSync)
+		seq := f.feed.Seq()
+		counts := make([]int, 6)
+		var wg sync.WaitGroup
+		for i := range counts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d, err := f.r.Decide(context.Background(), countedReport("mallory", pdp.StepUpFailed))
+				if err != nil || !d.Allowed {
+					t.Errorf("report: %v %+v", err, d)
+					return
+				}
+				counts[i] = d.Signals[0].Count
+			}()
+		}
+		wg.Wait()
+		slices.Sort(counts)
+		if !slices.Equal(counts, []int{1, 1, 2, 2, 3, 3}) {
+			t.Fatalf("round %d: the records count %v, want 1 1 2 2 3 3", round, counts)
+		}
+		if f.feed.Seq() != seq+1 {
+			t.Fatalf("round %d: published %d changes, want 1", round, f.feed.Seq()-seq)
+		}
+		f.want(t, countedPay("mallory", ""), true, nil, withStepUp)
+	}
 }
