@@ -12,15 +12,16 @@ import (
 // the whole batch: the delegation records (resolveDelegations), the
 // consent ledger (resolveConsents) and the relationship store
 // (fetchFacts). A store that cannot be read denies the items that needed
-// it (facts_unavailable), not the others. Searches pass uncounted: the
-// candidates they deny are no one's attempt, so velocity rules do not
-// count them.
-func (e *Engine) decideBatch(ctx context.Context, b *policy.Bundle, reqs []Request, uncounted bool) ([]Decision, error) {
+// it (facts_unavailable), not the others. The jobs reserve their
+// changes to the velocity and failed step-up counters in *pending;
+// searches pass nil: the candidates they deny are no one's attempt, so
+// velocity rules do not count them.
+func (e *Engine) decideBatch(ctx context.Context, b *policy.Bundle, reqs []Request, pending **Pending) []Decision {
 	jobs := make([]job, len(reqs))
 	ptrs := make([]*job, len(reqs))
 	for i, r := range reqs {
 		jobs[i] = e.prepare(b, r)
-		jobs[i].uncounted = uncounted
+		jobs[i].pending, jobs[i].index = pending, i
 		ptrs[i] = &jobs[i]
 	}
 	e.resolveDelegations(ctx, ptrs)
@@ -36,7 +37,6 @@ func (e *Engine) decideBatch(ctx context.Context, b *policy.Bundle, reqs []Reque
 	}
 	facts, revision, factErr := e.fetchFacts(ctx, checks)
 	out := make([]Decision, len(reqs))
-	changed := false
 	for i := range jobs {
 		j := &jobs[i]
 		var mine []Fact
@@ -45,12 +45,8 @@ func (e *Engine) decideBatch(ctx context.Context, b *policy.Bundle, reqs []Reque
 		}
 		e.finish(b, j, mine, revision, factErr)
 		out[i] = j.d
-		changed = changed || j.changed
 	}
-	if changed {
-		e.publishChange(ctx)
-	}
-	return out, nil
+	return out
 }
 
 // resolveDelegations asks the delegation records, in one call, about every

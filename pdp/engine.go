@@ -102,13 +102,26 @@ func NewEngine(c Components) *Engine {
 // (incomplete, unknown type or action, a subject or resource type the
 // action does not apply to, values that do not fit the schema,
 // relationship facts that cannot be read) is a deny with a reason code, not
-// an error; the only error is ErrNotReady.
+// an error; the only error is ErrNotReady. What the decision changes in
+// the velocity and failed step-up counters is made at once: a caller that
+// records decisions uses DecideReserved.
 func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
+	d, p, err := e.DecideReserved(ctx, req)
+	p.Commit(ctx)
+	return d, err
+}
+
+// DecideReserved evaluates one request like Decide, and keeps back what
+// the decision changes in the velocity and failed step-up counters: the
+// caller commits the Pending once the decision's record is durable, or
+// drops it (nil: nothing to change).
+func (e *Engine) DecideReserved(ctx context.Context, req Request) (Decision, *Pending, error) {
 	b := e.bundles.Current()
 	if b == nil {
-		return Decision{}, ErrNotReady
+		return Decision{}, nil, ErrNotReady
 	}
 	j := e.prepare(b, req)
+	j.pending = &j.own
 	jobs := []*job{&j}
 	e.resolveDelegations(ctx, jobs)
 	e.resolveConsents(ctx, b, jobs)
@@ -122,21 +135,31 @@ func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
 		facts, revision, err = e.fetchFacts(ctx, j.checks)
 	}
 	e.finish(b, &j, facts, revision, err)
-	if j.changed {
-		e.publishChange(ctx)
-	}
-	return j.d, nil
+	return j.d, j.own, nil
 }
 
 // DecideBatch evaluates requests against one policy snapshot, in order,
 // fetching the relationship facts of all of them in one round trip.
-// Incomplete items get a deny with reason invalid_input.
+// Incomplete items get a deny with reason invalid_input. Like Decide, it
+// makes the counters' changes at once.
 func (e *Engine) DecideBatch(ctx context.Context, reqs []Request) ([]Decision, error) {
+	ds, p, err := e.DecideBatchReserved(ctx, reqs)
+	p.Commit(ctx)
+	return ds, err
+}
+
+// DecideBatchReserved evaluates requests like DecideBatch and keeps back
+// what they change in the counters, like DecideReserved (an item's
+// changes are dropped by its index). Later items see the changes of
+// earlier ones.
+func (e *Engine) DecideBatchReserved(ctx context.Context, reqs []Request) ([]Decision, *Pending, error) {
 	b := e.bundles.Current()
 	if b == nil {
-		return nil, ErrNotReady
+		return nil, nil, ErrNotReady
 	}
-	return e.decideBatch(ctx, b, reqs, false)
+	var p *Pending
+	ds := e.decideBatch(ctx, b, reqs, &p)
+	return ds, p, nil
 }
 
 // finish hands a prepared job its facts (or the error that kept them
@@ -153,11 +176,12 @@ func (e *Engine) finish(b *policy.Bundle, j *job, facts []Fact, revision string,
 	if !j.done {
 		e.evaluate(b, j)
 	}
-	if e.velocity != nil && !j.d.Allowed && j.signals != nil && !j.uncounted {
-		j.changed = e.velocity.observe(b.Signals(), j.signals.ip, entityKey(j.in.Principal), j.d.Reasons, j.start)
+	counted := e.velocity != nil && j.signals != nil && j.pending != nil
+	if counted && !j.d.Allowed && len(j.signals.ip) > 0 {
+		e.velocity.observe(e.pendingFor(j), j.index, b.Signals(), j.signals.ip, entityKey(j.in.Principal), j.d.Reasons, j.start)
 	}
-	if e.velocity != nil && j.d.Allowed && j.signals != nil && j.signals.stepUp != nil && !j.uncounted {
-		j.changed = e.countStepUp(j)
+	if counted && j.d.Allowed && j.signals.stepUp != nil {
+		e.countStepUp(j)
 	}
 	// A failed step-up is not the customer's activity (it may be someone
 	// with their password): it does not keep them from being dormant.
@@ -226,11 +250,13 @@ type job struct {
 	consent *consentJob
 	// signals is the risk signal check of a bundle with a signals registry.
 	signals *signalJob
-	// uncounted: a search candidate, which velocity rules do not count.
-	uncounted bool
-	// changed: a velocity block or a step-up hold began or ended with
-	// this decision (the sidecars are told).
-	changed bool
+	// pending is where the job reserves what it changes in the velocity
+	// and failed step-up counters, shared by the jobs of a batch (made at
+	// the first change); nil for a search candidate, which they do not
+	// count. index is the job's place in its batch.
+	pending **Pending
+	own     *Pending // a single decision's
+	index   int
 	done    bool
 }
 

@@ -126,10 +126,7 @@ func (e *Engine) SearchActions(ctx context.Context, req Request) ([]string, erro
 		reqs[i] = req
 		reqs[i].Action = Action{Name: n}
 	}
-	ds, err := e.decideBatch(ctx, b, reqs, true)
-	if err != nil {
-		return nil, err
-	}
+	ds := e.decideBatch(ctx, b, reqs, nil)
 	if err := e.factsFailed(ds); err != nil {
 		return nil, err
 	}
@@ -143,10 +140,7 @@ func (e *Engine) SearchActions(ctx context.Context, req Request) ([]string, erro
 }
 
 func (e *Engine) allowedEntities(ctx context.Context, b *policy.Bundle, reqs []Request, pick func(Request) Entity) ([]Entity, error) {
-	ds, err := e.decideBatch(ctx, b, reqs, true)
-	if err != nil {
-		return nil, err
-	}
+	ds := e.decideBatch(ctx, b, reqs, nil)
 	if err := e.factsFailed(ds); err != nil {
 		return nil, err
 	}

@@ -236,8 +236,12 @@ func (e *Engine) readSignals(b *policy.Bundle, j *job) {
 		j.d.Signals = append(j.d.Signals, refuseReporters(sj.stepUp, j.d.Application)...)
 	}
 	if e.velocity != nil {
-		j.d.Signals = append(j.d.Signals, e.velocity.blocked(reg, sj.ip, j.start)...)
-		j.d.Signals = append(j.d.Signals, e.velocity.heldStepUps(reg, action, sj.entities[0].key, j.start)...)
+		var owner uint64
+		if j.pending != nil {
+			owner = (*j.pending).ownerID()
+		}
+		j.d.Signals = append(j.d.Signals, e.velocity.blocked(reg, sj.ip, owner, j.start)...)
+		j.d.Signals = append(j.d.Signals, e.velocity.heldStepUps(reg, action, sj.entities[0].key, owner, j.start)...)
 	}
 }
 

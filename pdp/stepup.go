@@ -74,79 +74,46 @@ type ChangePublisher interface {
 	Publish(ctx context.Context, reason string) (uint64, error)
 }
 
-// stepUpCounter is one subject's failed step-ups for one rule.
-type stepUpCounter struct {
-	failures     []time.Time // within the window, oldest first; fewer than the count
-	window       time.Duration
-	blockedAt    time.Time
-	blockedUntil time.Time
-	count        int
-}
-
 type stepUpKey struct{ rule, subject string }
 
-// reportStepUp counts a reported outcome of subject's step-up for rule r:
-// a failure is added to the window (the count-th holds the subject for
-// r.Block); a success forgets the failures and lifts a hold. It returns
-// the failures in the window after it (the count that began a hold) and
-// whether a hold began or ended.
-func (v *Velocity) reportStepUp(r *signals.StepUpRule, subject, outcome string, at time.Time) (count int, changed bool) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+// stepUpRule is the sliding window of a failed step-up rule.
+func stepUpRule(r *signals.StepUpRule) windowRule {
+	return windowRule{window: r.Window, block: r.Block, threshold: r.Count}
+}
+
+// reportStepUp reserves, in p for its decision i, a reported outcome of
+// subject's step-up for rule r: a failure is added to the window (the
+// count-th holds the subject for r.Block); a success forgets the failures
+// and lifts a hold. It returns the failures in the window after it (the
+// count that began a hold), as the decisions of p see them.
+func (v *Velocity) reportStepUp(p *Pending, i int, r *signals.StepUpRule, subject, outcome string, at time.Time) (count int) {
 	k := stepUpKey{r.Name, subject}
-	c := v.bySubject[k]
-	if outcome == StepUpSucceeded {
-		if c != nil {
-			delete(v.bySubject, k)
-			return 0, c.blockedUntil.After(at)
-		}
-		return 0, false
-	}
-	if c == nil {
-		if !v.room(at, true) {
-			v.dropped++
-			return 0, false
-		}
-		if v.bySubject == nil {
-			v.bySubject = map[stepUpKey]*stepUpCounter{}
-		}
-		c = &stepUpCounter{window: r.Window}
-		v.bySubject[k] = c
-	}
-	from := at.Add(-r.Window)
-	c.failures = slices.DeleteFunc(c.failures, func(t time.Time) bool { return t.Before(from) })
-	c.failures = append(c.failures, at)
-	count = len(c.failures)
-	if count >= r.Count {
-		changed = !c.blockedUntil.After(at)
-		c.blockedAt, c.blockedUntil, c.count = at, at.Add(r.Block), count
-		c.failures = c.failures[:0]
-	}
-	return count, changed
+	count, id := v.subjects.reserve(k, windowChange{owner: p.owner, rule: stepUpRule(r), ev: windowEvent{at: at}, reset: outcome == StepUpSucceeded}, v.maxKeys())
+	p.reserve(pendingItem{decision: i, id: id, stepUp: true, subject: k})
+	return count
 }
 
 // heldStepUps returns a fact for each failed step-up rule that holds
-// subject (an entity key) back from action at at.
-func (v *Velocity) heldStepUps(reg *signals.Registry, action, subject string, at time.Time) []SignalFact {
+// subject (an entity key) back from action at at, as the decisions of
+// owner see the counts.
+func (v *Velocity) heldStepUps(reg *signals.Registry, action, subject string, owner uint64, at time.Time) []SignalFact {
 	if reg == nil || len(reg.StepUps) == 0 {
 		return nil
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	var out []SignalFact
 	for i := range reg.StepUps {
 		r := &reg.StepUps[i]
 		if !r.Applies(action) {
 			continue
 		}
-		c := v.bySubject[stepUpKey{r.Name, subject}]
-		if c == nil || !c.blockedUntil.After(at) {
+		s, ok := v.subjects.blocked(stepUpKey{r.Name, subject}, owner, at)
+		if !ok {
 			continue
 		}
 		out = append(out, SignalFact{
 			Role: SignalRolePrincipal, Entity: subject, Transmitter: TransmitterPDP, Event: EventStepUpHold,
-			EventTime: c.blockedAt, Rule: r.Name, Effect: r.Effect, Reason: r.Reason,
-			Count: c.count, Window: r.Window.String(),
+			EventTime: s.blockedAt, Rule: r.Name, Effect: r.Effect, Reason: r.Reason,
+			Count: s.count, Window: r.Window.String(),
 		})
 	}
 	return out
@@ -190,19 +157,17 @@ func refuseReporters(rep *stepUpReport, app string) []SignalFact {
 	return out
 }
 
-// countStepUp counts an allowed report in every rule it names and
-// records each count in the decision; changed says whether a hold began
-// or ended.
-func (e *Engine) countStepUp(j *job) (changed bool) {
+// countStepUp reserves the count of an allowed report in every rule it
+// names and records each count in the decision.
+func (e *Engine) countStepUp(j *job) {
 	rep := j.signals.stepUp
 	subject := entityKey(j.in.Principal)
+	p := e.pendingFor(j)
 	for _, r := range rep.rules {
-		n, c := e.velocity.reportStepUp(r, subject, rep.outcome, j.start)
-		changed = changed || c
+		n := e.velocity.reportStepUp(p, j.index, r, subject, rep.outcome, j.start)
 		j.d.Signals = append(j.d.Signals, SignalFact{Role: SignalRolePrincipal, Entity: subject, Transmitter: TransmitterPDP,
 			Event: EventStepUpReport, EventTime: j.start, Rule: r.Name, Reason: r.Reason, Outcome: rep.outcome, Count: n, Window: r.Window.String()})
 	}
-	return changed
 }
 
 // publishChange tells the sidecars that a velocity hold began or ended,

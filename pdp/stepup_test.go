@@ -47,7 +47,7 @@ type stepUpFixture struct {
 	now    time.Time
 }
 
-func newStepUpFixture(t *testing.T) *stepUpFixture {
+func newStepUpFixture(t testing.TB) *stepUpFixture {
 	t.Helper()
 	b, err := policy.LoadFiles(map[string][]byte{
 		"schema/s.cedarschema": []byte(stepUpSchema),

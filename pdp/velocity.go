@@ -2,7 +2,6 @@ package pdp
 
 import (
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/ciampdp/pdp/pdp/signals"
@@ -15,11 +14,15 @@ const DefaultVelocityKeys = 100_000
 // Velocity counts the denied decisions of this PDP for the signals
 // registry's velocity rules: per rule and context value (an IP), the
 // distinct subjects denied within the rule's window; at the threshold the
-// value is blocked for the rule's block period. Everything is in memory
-// and bounded: at most MaxKeys values (when full, values with nothing
-// left in their window and no block are evicted; if none is, a new value
-// is not counted and Dropped grows). Each replica counts its own
-// decisions. Safe for concurrent use.
+// value is blocked for the rule's block period. It counts the reported
+// failed step-ups of the failed step-up rules the same way, per rule and
+// subject. A decision's changes are reserved while it is evaluated and
+// made once its record is durable (see Pending). Everything is in memory
+// and bounded: at most MaxKeys values, and apart from them at most
+// MaxKeys subjects (when full, those with nothing left in their window,
+// no block and nothing pending are evicted; if none is, a new one is not
+// counted and Dropped grows). Each replica counts its own decisions. Safe
+// for concurrent use.
 type Velocity struct {
 	// MaxKeys bounds the counted values, and apart from them the counted
 	// subjects (failed step-up rules); 0 means DefaultVelocityKeys.
@@ -28,38 +31,31 @@ type Velocity struct {
 	// that sidecars drop the answers they cached.
 	Feed ChangePublisher
 
-	mu        sync.Mutex
-	byKey     map[string]*velocityCounter
-	bySubject map[stepUpKey]*stepUpCounter
-	dropped   uint64
+	values   windowCounts[string]
+	subjects windowCounts[stepUpKey]
 }
 
-type velocityCounter struct {
-	hits         []velocityHit // distinct subjects, oldest first; at most the threshold
-	blockedUntil time.Time
-	blockedAt    time.Time
-	count        int
-}
-
-type velocityHit struct {
-	subject string
-	at      time.Time
+func (v *Velocity) maxKeys() int {
+	if v.MaxKeys <= 0 {
+		return DefaultVelocityKeys
+	}
+	return v.MaxKeys
 }
 
 func velocityKey(rule, value string) string { return rule + "\x00" + value }
 
-// observe counts a denied decision of subject with the request's values
-// (by context key) for every velocity rule of reg. A decision the
-// velocity rule itself denied is not counted (a block does not feed
-// itself). changed says whether a block began.
-func (v *Velocity) observe(reg *signals.Registry, values map[string]string, subject string, reasons []string, at time.Time) (changed bool) {
+// velocityRule is the sliding window of a velocity rule.
+func velocityRule(r signals.VelocityRule) windowRule {
+	return windowRule{window: r.Window, block: r.Block, threshold: r.Threshold, distinct: true}
+}
+
+// observe reserves, in p for its decision i, the count of a denied
+// decision of subject with the request's values (by context key) for
+// every velocity rule of reg. A decision the velocity rule itself denied
+// is not counted (a block does not feed itself).
+func (v *Velocity) observe(p *Pending, i int, reg *signals.Registry, values map[string]string, subject string, reasons []string, at time.Time) {
 	if reg == nil || len(values) == 0 {
-		return false
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.byKey == nil {
-		v.byKey = map[string]*velocityCounter{}
+		return
 	}
 	for _, r := range reg.Velocity {
 		val, ok := values[r.Key]
@@ -67,88 +63,40 @@ func (v *Velocity) observe(reg *signals.Registry, values map[string]string, subj
 			continue
 		}
 		k := velocityKey(r.Name, val)
-		c := v.byKey[k]
-		if c == nil {
-			if !v.room(at, false) {
-				v.dropped++
-				continue
-			}
-			c = &velocityCounter{}
-			v.byKey[k] = c
-		}
-		from := at.Add(-r.Window)
-		c.hits = slices.DeleteFunc(c.hits, func(h velocityHit) bool { return h.at.Before(from) || h.subject == subject })
-		c.hits = append(c.hits, velocityHit{subject: subject, at: at})
-		if len(c.hits) >= r.Threshold {
-			changed = changed || !c.blockedUntil.After(at)
-			c.blockedAt, c.blockedUntil, c.count = at, at.Add(r.Block), len(c.hits)
-			c.hits = c.hits[:0]
-		}
+		_, id := v.values.reserve(k, windowChange{owner: p.owner, rule: velocityRule(r), ev: windowEvent{who: subject, at: at}}, v.maxKeys())
+		p.reserve(pendingItem{decision: i, id: id, value: k})
 	}
-	return changed
-}
-
-// room makes room for one more counter of its kind (v.mu held): values of
-// the velocity rules and subjects of the failed step-up rules are bounded
-// apart, so a flood of values (IPs) cannot crowd out the step-up counts,
-// nor the other way round.
-func (v *Velocity) room(at time.Time, stepUp bool) bool {
-	max := v.MaxKeys
-	if max <= 0 {
-		max = DefaultVelocityKeys
-	}
-	if stepUp {
-		if len(v.bySubject) < max {
-			return true
-		}
-		for k, c := range v.bySubject {
-			if !c.blockedUntil.After(at) && (len(c.failures) == 0 || at.Sub(c.failures[len(c.failures)-1]) > c.window) {
-				delete(v.bySubject, k)
-			}
-		}
-		return len(v.bySubject) < max
-	}
-	if len(v.byKey) < max {
-		return true
-	}
-	for k, c := range v.byKey {
-		if !c.blockedUntil.After(at) && (len(c.hits) == 0 || at.Sub(c.hits[len(c.hits)-1].at) > time.Hour) {
-			delete(v.byKey, k)
-		}
-	}
-	return len(v.byKey) < max
 }
 
 // blocked returns a fact for each velocity rule that blocks one of the
-// request's values at at.
-func (v *Velocity) blocked(reg *signals.Registry, values map[string]string, at time.Time) []SignalFact {
+// request's values at at, as the decisions of owner see the counts.
+func (v *Velocity) blocked(reg *signals.Registry, values map[string]string, owner uint64, at time.Time) []SignalFact {
 	if reg == nil || len(values) == 0 {
 		return nil
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	var out []SignalFact
 	for _, r := range reg.Velocity {
 		val, ok := values[r.Key]
 		if !ok {
 			continue
 		}
-		c := v.byKey[velocityKey(r.Name, val)]
-		if c == nil || !c.blockedUntil.After(at) {
+		s, ok := v.values.blocked(velocityKey(r.Name, val), owner, at)
+		if !ok {
 			continue
 		}
 		out = append(out, SignalFact{
 			Role: SignalRoleRequest, Entity: r.Key + " " + val, Transmitter: TransmitterPDP, Event: "velocity",
-			EventTime: c.blockedAt, Rule: r.Name, Effect: signals.EffectDeny, Reason: r.Reason,
-			Count: c.count, Window: r.Window.String(),
+			EventTime: s.blockedAt, Rule: r.Name, Effect: signals.EffectDeny, Reason: r.Reason,
+			Count: s.count, Window: r.Window.String(),
 		})
 	}
 	return out
 }
 
-// Dropped counts values not counted because the bound was reached.
+// Dropped counts values and subjects not counted because their bound was
+// reached.
 func (v *Velocity) Dropped() uint64 {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.dropped
+	_, a := v.values.stats()
+	_, b := v.subjects.stats()
+	return a + b
 }

@@ -9,6 +9,12 @@
 // so (and tries a write, the trail.recovered record), and the
 // pdp_trail_unavailable gauge is 1.
 //
+// What a decision changes in the engine's counters (velocity and failed
+// step-up rules: [pdp.Pending]) is made once its record is written
+// (sync) or buffered (async), and dropped when the decision becomes a
+// trail_unavailable deny: the counters hold nothing the trail does not
+// show.
+//
 // Searches (kind search) and administrative actions (kind admin: consent
 // and delegation changes, policy versions put into service, reads of the
 // trail, retention runs) are recorded in the same chain as decisions.

@@ -116,14 +116,23 @@ type RecorderStats struct {
 // the log fails (from a failed write until a write succeeds again), async
 // decisions are denied as well; Ready says so, and tries a write.
 //
+// When the wrapped decider is a pdp.Reserver (the engine), what each
+// decision changes in its velocity and failed step-up counters is made
+// once the decision's record is durable (sync) or buffered (async), and
+// dropped when the decision becomes a trail_unavailable deny.
+//
 // Search answers are recorded too, one record per search (kind "search")
 // holding the request and the entities answered; a search whose record
 // cannot be written is not answered (ErrRecordFailed).
 type Recorder struct {
-	inner  pdp.Decider
-	log    Appender
-	opts   RecorderOptions
-	logger *slog.Logger
+	inner pdp.Decider
+	// reserver is inner when it keeps back what decisions change in its
+	// counters (the engine): they are made once the records are written
+	// (sync) or buffered (async), and dropped when not.
+	reserver pdp.Reserver
+	log      Appender
+	opts     RecorderOptions
+	logger   *slog.Logger
 
 	// async
 	mu      sync.RWMutex // held shared by senders, exclusively by Close
@@ -163,6 +172,7 @@ func NewRecorder(inner pdp.Decider, l Appender, opts RecorderOptions) (*Recorder
 		opts.FlushInterval = DefaultFlushInterval
 	}
 	r := &Recorder{inner: inner, log: l, opts: opts, logger: opts.Logger}
+	r.reserver, _ = inner.(pdp.Reserver)
 	if r.logger == nil {
 		r.logger = slog.New(slog.DiscardHandler)
 	}
@@ -231,30 +241,74 @@ func (r *Recorder) redact(body []byte) ([]byte, error) {
 	return r.opts.Redactor.Redact(body)
 }
 
-// Decide decides req and records the decision.
+// Decide decides req and records the decision. What the decision changes
+// in the engine's counters (a velocity rule's denial, a reported step-up
+// outcome) is made once its record is written (sync) or buffered
+// (async), and not at all when the decision becomes a trail_unavailable
+// deny: no record, no change.
 func (r *Recorder) Decide(ctx context.Context, req pdp.Request) (pdp.Decision, error) {
-	d, err := r.inner.Decide(ctx, req)
+	var (
+		d   pdp.Decision
+		p   *pdp.Pending
+		err error
+	)
+	if r.reserver != nil {
+		d, p, err = r.reserver.DecideReserved(ctx, req)
+	} else {
+		d, err = r.inner.Decide(ctx, req)
+	}
 	if err != nil {
 		return d, err
 	}
 	ds := []pdp.Decision{d}
-	r.save(ctx, []pdp.Request{req}, ds)
+	r.settle(ctx, p, r.save(ctx, []pdp.Request{req}, ds))
 	return ds[0], nil
 }
 
-// DecideBatch decides reqs and records every decision.
+// DecideBatch decides reqs and records every decision; each item's
+// changes to the counters are made or dropped like Decide's.
 func (r *Recorder) DecideBatch(ctx context.Context, reqs []pdp.Request) ([]pdp.Decision, error) {
-	ds, err := r.inner.DecideBatch(ctx, reqs)
+	var (
+		ds  []pdp.Decision
+		p   *pdp.Pending
+		err error
+	)
+	if r.reserver != nil {
+		ds, p, err = r.reserver.DecideBatchReserved(ctx, reqs)
+	} else {
+		ds, err = r.inner.DecideBatch(ctx, reqs)
+	}
 	if err != nil || len(ds) != len(reqs) {
+		r.settle(ctx, p, allOf(len(ds)))
 		return ds, err // the api layer reports the mismatch
 	}
-	r.save(ctx, reqs, ds)
+	r.settle(ctx, p, r.save(ctx, reqs, ds))
 	return ds, nil
 }
 
+// settle drops the counter changes of the decisions whose records failed
+// and commits the others (telling the sidecars of a block or hold that
+// began or ended).
+func (r *Recorder) settle(ctx context.Context, p *pdp.Pending, failed []int) {
+	for _, i := range failed {
+		p.Drop(i)
+	}
+	p.Commit(ctx)
+}
+
+// allOf is the indexes 0…n-1.
+func allOf(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
 // save records ds (decided for reqs), turning each decision whose record
-// could not be written or buffered into a trail_unavailable deny.
-func (r *Recorder) save(ctx context.Context, reqs []pdp.Request, ds []pdp.Decision) {
+// could not be written or buffered into a trail_unavailable deny; it
+// returns their indexes.
+func (r *Recorder) save(ctx context.Context, reqs []pdp.Request, ds []pdp.Decision) (failed []int) {
 	recs := make([]trail.Record, 0, len(ds))
 	idx := make([]int, 0, len(ds))
 	// sync: the bodies are encoded into pooled buffers, given back once
@@ -276,13 +330,14 @@ func (r *Recorder) save(ctx context.Context, reqs []pdp.Request, ds []pdp.Decisi
 		}
 		if err != nil {
 			r.fail(&ds[i], err)
+			failed = append(failed, i)
 			continue
 		}
 		recs, idx = append(recs, rec), append(idx, i)
 	}
 	defer releaseBody(pooled)
 	if len(recs) == 0 {
-		return
+		return failed
 	}
 	if isSync {
 		if _, err := r.log.Append(ctx, recs...); err != nil {
@@ -295,17 +350,19 @@ func (r *Recorder) save(ctx context.Context, reqs []pdp.Request, ds []pdp.Decisi
 			if ctx.Err() == nil { // a caller that gave up is no trail failure
 				r.lost(err, largest(recs))
 			}
-			return
+			return append(failed, idx...)
 		}
 		r.written.Add(uint64(len(recs)))
 		r.wrote()
-		return
+		return failed
 	}
 	for k, rec := range recs {
 		if err := r.enqueue(ctx, rec); err != nil {
 			r.fail(&ds[idx[k]], err)
+			failed = append(failed, idx[k])
 		}
 	}
+	return failed
 }
 
 // fail turns d into a deny that says its record is missing.

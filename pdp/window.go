@@ -1,0 +1,246 @@
+package pdp
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// windowRule is what a sliding-window count is kept by: the events of
+// one key within window count, and at threshold of them the key is
+// blocked for block. distinct counts one event per who (a velocity rule's
+// distinct subjects); otherwise every event counts (failed step-ups).
+type windowRule struct {
+	window, block time.Duration
+	threshold     int
+	distinct      bool
+}
+
+// windowEvent is one counted event.
+type windowEvent struct {
+	who string
+	at  time.Time
+}
+
+// windowState is what the count of one key is at a moment: the events
+// within the window (oldest first, fewer than the threshold: the one that
+// reaches it begins a block and clears them) and the last block.
+type windowState struct {
+	events                  []windowEvent
+	blockedAt, blockedUntil time.Time
+	count                   int // the events that began the block
+}
+
+// blocks reports whether the state blocks its key at at.
+func (s *windowState) blocks(at time.Time) bool { return s.blockedUntil.After(at) }
+
+// windowChange is one decision's change to a key's count: an event to
+// count, or (reset) forgetting the events and ending a block (a
+// successful step-up).
+type windowChange struct {
+	id    uint64 // the reservation
+	owner uint64 // the set of decisions it belongs to (one batch)
+	rule  windowRule
+	ev    windowEvent
+	reset bool
+}
+
+// apply makes ch on s and returns the events counted after it (the count
+// that began a block when one began) and whether a block began or ended.
+func (s *windowState) apply(ch *windowChange) (count int, changed bool) {
+	at := ch.ev.at
+	if ch.reset {
+		changed = s.blocks(at)
+		*s = windowState{events: s.events[:0]}
+		return 0, changed
+	}
+	from := at.Add(-ch.rule.window)
+	s.events = slices.DeleteFunc(s.events, func(e windowEvent) bool {
+		return e.at.Before(from) || (ch.rule.distinct && e.who == ch.ev.who)
+	})
+	i, _ := slices.BinarySearchFunc(s.events, at, func(e windowEvent, t time.Time) int { return e.at.Compare(t) })
+	s.events = slices.Insert(s.events, i, ch.ev)
+	count = len(s.events)
+	if count >= ch.rule.threshold {
+		changed = !s.blocks(at)
+		s.blockedAt, s.blockedUntil, s.count = at, at.Add(ch.rule.block), count
+		s.events = s.events[:0]
+	}
+	return count, changed
+}
+
+// windowTally is one key's count: the committed state (what durable
+// records explain) and the changes reserved by decisions whose records
+// are not yet durable, in the order they were reserved.
+type windowTally struct {
+	windowState
+	pending []windowChange
+	window  time.Duration // of the rule that counted last: when the tally is idle
+}
+
+// idle reports whether the tally holds nothing worth keeping at at.
+func (t *windowTally) idle(at time.Time) bool {
+	if len(t.pending) > 0 || t.blocks(at) {
+		return false
+	}
+	return len(t.events) == 0 || at.Sub(t.events[len(t.events)-1].at) > t.window
+}
+
+// view is the state a decision of owner sees: the committed state with
+// every pending change that makes it stricter (an event) and the owner's
+// own pending resets. Another decision's reset counts only once it is
+// committed: a hold is not lifted by a report whose record may yet fail.
+// The events are the tally's own unless mutable or changes are pending.
+func (t *windowTally) view(owner uint64, mutable bool) windowState {
+	if len(t.pending) == 0 && !mutable {
+		return t.windowState
+	}
+	s := t.windowState
+	s.events = slices.Clone(t.events)
+	for i := range t.pending {
+		ch := &t.pending[i]
+		if ch.reset && (owner == 0 || ch.owner != owner) {
+			continue
+		}
+		s.apply(ch)
+	}
+	return s
+}
+
+// windowCounts counts events per key in sliding windows, with reserve,
+// then commit: a decision reserves its change (and is answered from the
+// count including it); the change is made once the decision's record is
+// durable (commit), or forgotten when the record failed (drop). Bounded:
+// at most max keys (when full, idle keys are evicted; if none is, a new
+// key is not counted and dropped grows). Safe for concurrent use.
+type windowCounts[K comparable] struct {
+	mu      sync.Mutex
+	keys    map[K]*windowTally
+	lastID  uint64
+	dropped uint64
+}
+
+// reserve reserves ch for key k (of at most max keys) and returns the
+// events its owner now sees counted (with ch) and the reservation id (0:
+// nothing reserved, a reset of an uncounted key or no room).
+func (w *windowCounts[K]) reserve(k K, ch windowChange, max int) (count int, id uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t := w.keys[k]
+	if t == nil {
+		if ch.reset {
+			return 0, 0
+		}
+		if !w.room(ch.ev.at, max) {
+			w.dropped++
+			return 0, 0
+		}
+		if w.keys == nil {
+			w.keys = map[K]*windowTally{}
+		}
+		t = &windowTally{}
+		w.keys[k] = t
+	}
+	if !ch.reset {
+		t.window = ch.rule.window
+	}
+	w.lastID++
+	ch.id = w.lastID
+	switch {
+	case ch.reset:
+	case len(t.pending) == 0:
+		count = t.countWith(&ch)
+	default:
+		s := t.view(ch.owner, true)
+		count, _ = s.apply(&ch)
+	}
+	t.pending = append(t.pending, ch)
+	return count, ch.id
+}
+
+// countWith is the count of the committed state with ch made: apply's
+// count, without changing anything.
+func (s *windowState) countWith(ch *windowChange) int {
+	from := ch.ev.at.Add(-ch.rule.window)
+	n := 1
+	for _, e := range s.events {
+		if !e.at.Before(from) && (!ch.rule.distinct || e.who != ch.ev.who) {
+			n++
+		}
+	}
+	return n
+}
+
+// room makes room for one more key (w.mu held).
+func (w *windowCounts[K]) room(at time.Time, max int) bool {
+	if len(w.keys) < max {
+		return true
+	}
+	for k, t := range w.keys {
+		if t.idle(at) {
+			delete(w.keys, k)
+		}
+	}
+	return len(w.keys) < max
+}
+
+// take removes reservation id of key k (w.mu held).
+func (w *windowCounts[K]) take(k K, id uint64) (*windowTally, windowChange, bool) {
+	t := w.keys[k]
+	if t == nil {
+		return nil, windowChange{}, false
+	}
+	i := slices.IndexFunc(t.pending, func(ch windowChange) bool { return ch.id == id })
+	if i < 0 {
+		return nil, windowChange{}, false
+	}
+	ch := t.pending[i]
+	t.pending = slices.Delete(t.pending, i, i+1)
+	return t, ch, true
+}
+
+// commit makes reservation id of key k and reports whether a block began
+// or ended with it.
+func (w *windowCounts[K]) commit(k K, id uint64) (changed bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t, ch, ok := w.take(k, id)
+	if !ok {
+		return false
+	}
+	_, changed = t.apply(&ch)
+	if ch.reset && len(t.pending) == 0 {
+		delete(w.keys, k)
+	}
+	return changed
+}
+
+// drop forgets reservation id of key k.
+func (w *windowCounts[K]) drop(k K, id uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t, _, ok := w.take(k, id)
+	if ok && len(t.pending) == 0 && len(t.events) == 0 && t.blockedUntil.IsZero() {
+		delete(w.keys, k)
+	}
+}
+
+// blocked returns the state owner sees for key k when it blocks k at at.
+func (w *windowCounts[K]) blocked(k K, owner uint64, at time.Time) (windowState, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t := w.keys[k]
+	if t == nil {
+		return windowState{}, false
+	}
+	s := t.view(owner, false)
+	return s, s.blocks(at)
+}
+
+// stats returns the keys counted and the events not counted for want of
+// room.
+func (w *windowCounts[K]) stats() (keys int, dropped uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.keys), w.dropped
+}
