@@ -43,6 +43,7 @@ type windowChange struct {
 	rule  windowRule
 	ev    windowEvent
 	reset bool
+	done  bool // committed, waiting for the changes reserved before it
 }
 
 // apply makes ch on s and returns the events counted after it (the count
@@ -99,7 +100,7 @@ func (t *windowTally) view(owner uint64, mutable bool) windowState {
 	s.events = slices.Clone(t.events)
 	for i := range t.pending {
 		ch := &t.pending[i]
-		if ch.reset && (owner == 0 || ch.owner != owner) {
+		if ch.reset && !ch.done && (owner == 0 || ch.owner != owner) {
 			continue
 		}
 		s.apply(ch)
@@ -184,45 +185,61 @@ func (w *windowCounts[K]) room(at time.Time, max int) bool {
 	return len(w.keys) < max
 }
 
-// take removes reservation id of key k (w.mu held).
-func (w *windowCounts[K]) take(k K, id uint64) (*windowTally, windowChange, bool) {
+// find returns key k's tally and the index of its reservation id (w.mu
+// held).
+func (w *windowCounts[K]) find(k K, id uint64) (*windowTally, int) {
 	t := w.keys[k]
 	if t == nil {
-		return nil, windowChange{}, false
+		return nil, -1
 	}
-	i := slices.IndexFunc(t.pending, func(ch windowChange) bool { return ch.id == id })
-	if i < 0 {
-		return nil, windowChange{}, false
-	}
-	ch := t.pending[i]
-	t.pending = slices.Delete(t.pending, i, i+1)
-	return t, ch, true
+	return t, slices.IndexFunc(t.pending, func(ch windowChange) bool { return ch.id == id })
 }
 
-// commit makes reservation id of key k and reports whether a block began
-// or ended with it.
-func (w *windowCounts[K]) commit(k K, id uint64) (changed bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	t, ch, ok := w.take(k, id)
-	if !ok {
-		return false
+// settle makes the committed changes at the head of t's reservations, in
+// the order they were reserved (a success committed before the failures
+// reserved ahead of it must not be undone by them), forgets the tally of
+// key k when nothing is left of it, and reports whether a block began or
+// ended (w.mu held).
+func (w *windowCounts[K]) settle(k K, t *windowTally) (changed bool) {
+	n := 0
+	for n < len(t.pending) && t.pending[n].done {
+		_, c := t.apply(&t.pending[n])
+		changed = changed || c
+		n++
 	}
-	_, changed = t.apply(&ch)
-	if ch.reset && len(t.pending) == 0 {
+	t.pending = slices.Delete(t.pending, 0, n)
+	if len(t.pending) == 0 && len(t.events) == 0 && t.blockedUntil.IsZero() {
 		delete(w.keys, k)
 	}
 	return changed
 }
 
-// drop forgets reservation id of key k.
-func (w *windowCounts[K]) drop(k K, id uint64) {
+// commit makes reservation id of key k, once every change reserved
+// before it is made or dropped, and reports whether a block began or
+// ended with the changes made now (its own, or later ones it was
+// holding back).
+func (w *windowCounts[K]) commit(k K, id uint64) (changed bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	t, _, ok := w.take(k, id)
-	if ok && len(t.pending) == 0 && len(t.events) == 0 && t.blockedUntil.IsZero() {
-		delete(w.keys, k)
+	t, i := w.find(k, id)
+	if i < 0 {
+		return false
 	}
+	t.pending[i].done = true
+	return w.settle(k, t)
+}
+
+// drop forgets reservation id of key k and reports whether a block began
+// or ended with the committed changes it was holding back.
+func (w *windowCounts[K]) drop(k K, id uint64) (changed bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t, i := w.find(k, id)
+	if i < 0 {
+		return false
+	}
+	t.pending = slices.Delete(t.pending, i, i+1)
+	return w.settle(k, t)
 }
 
 // blocked returns the state owner sees for key k when it blocks k at at.

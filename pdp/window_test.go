@@ -91,6 +91,20 @@ func TestWindowCounts(t *testing.T) {
 			c(2, false), c(0, false), c(1, true),
 			blocked(1, 3*time.Second, true, 3),
 		)},
+		{"a success committed before the failures reserved ahead of it is made after them", every, cat(
+			r("k", "", 0, 1), r("k", "", 0, 2), r("k", "", 0, 3),
+			windowOp{do: "reset", key: "k", owner: 7, at: time.Minute, yes: true},
+			c(3, false), // waits for the failures reserved before it
+			c(0, false), c(1, false), c(2, true),
+			blocked(1, time.Minute, false, 0), blocked(0, 2*time.Minute, false, 0),
+		)},
+		{"a drop lets the commits waiting behind it be made", every, cat(
+			r("k", "", 0, 1), r("k", "", 0, 2), r("k", "", 0, 3), r("k", "", 0, 1), // the 4th sees the pending block begun
+			c(1, false), c(2, false), c(3, false),
+			blocked(2, time.Second, true, 3), // pending events count for everyone
+			windowOp{do: "drop", key: "k", ref: 0, yes: true},
+			blocked(2, time.Second, true, 3),
+		)},
 		{"a dropped event is forgotten: counting resumes without it", every, cat(
 			r("k", "", 0, 1), r("k", "", 0, 2), r("k", "", 0, 3),
 			windowOp{do: "drop", key: "k", ref: 0}, windowOp{do: "drop", key: "k", ref: 1}, windowOp{do: "drop", key: "k", ref: 2},
@@ -153,7 +167,9 @@ func TestWindowCounts(t *testing.T) {
 						t.Fatalf("step %d: commit of step %d: changed %v, want %v", i, ref, got, op.yes)
 					}
 				case "drop":
-					w.drop(op.key, ids[ref])
+					if got := w.drop(op.key, ids[ref]); got != op.yes {
+						t.Fatalf("step %d: drop of step %d: changed %v, want %v", i, ref, got, op.yes)
+					}
 				case "blocked":
 					s, ok := w.blocked(op.key, op.owner, t0.Add(op.at))
 					if ok != op.yes || (ok && s.count != op.want) {
