@@ -31,6 +31,10 @@ type Pending struct {
 	owner uint64
 	items []pendingItem
 	buf   [2]pendingItem
+	// changed: a dropped change had begun a block that other decisions
+	// (and the sidecars caching them) saw, or its drop let committed
+	// changes be made: Commit tells the sidecars.
+	changed bool
 }
 
 // pendingItem is one reserved change: of a velocity value or of a
@@ -41,6 +45,8 @@ type pendingItem struct {
 	stepUp   bool
 	value    string
 	subject  stepUpKey
+	reset    bool // a success that lifts a hold for the later decisions of the batch
+	blocking bool // it began a block or hold as the decisions saw the counts
 }
 
 // pendingOwners numbers the Pendings of the process.
@@ -64,13 +70,25 @@ func (p *Pending) Drop(i int) {
 		if it.decision != i {
 			return false
 		}
+		var c bool
 		if it.stepUp {
-			v.subjects.drop(it.subject, it.id)
+			c = v.subjects.drop(it.subject, it.id)
 		} else {
-			v.values.drop(it.value, it.id)
+			c = v.values.drop(it.value, it.id)
 		}
+		p.changed = p.changed || c || it.blocking
 		return true
 	})
+}
+
+// Resets reports whether decision i reserved a success that lifts a hold:
+// the later decisions of its batch were answered with the hold lifted, so
+// when i's record fails theirs must not be written either.
+func (p *Pending) Resets(i int) bool {
+	if p == nil {
+		return false
+	}
+	return slices.ContainsFunc(p.items, func(it pendingItem) bool { return it.decision == i && it.reset })
 }
 
 // Commit makes the changes not dropped and, when a block or hold began
@@ -80,7 +98,7 @@ func (p *Pending) Commit(ctx context.Context) {
 	if p == nil {
 		return
 	}
-	v, changed := p.e.velocity, false
+	v, changed := p.e.velocity, p.changed
 	for _, it := range p.items {
 		if it.stepUp {
 			changed = v.subjects.commit(it.subject, it.id) || changed
@@ -88,7 +106,7 @@ func (p *Pending) Commit(ctx context.Context) {
 			changed = v.values.commit(it.value, it.id) || changed
 		}
 	}
-	p.items = nil
+	p.items, p.changed = nil, false
 	if changed {
 		p.e.publishChange(ctx)
 	}

@@ -88,8 +88,9 @@ func stepUpRule(r *signals.StepUpRule) windowRule {
 // count that began a hold), as the decisions of p see them.
 func (v *Velocity) reportStepUp(p *Pending, i int, r *signals.StepUpRule, subject, outcome string, at time.Time) (count int) {
 	k := stepUpKey{r.Name, subject}
-	count, id := v.subjects.reserve(k, windowChange{owner: p.owner, rule: stepUpRule(r), ev: windowEvent{at: at}, reset: outcome == StepUpSucceeded}, v.maxKeys())
-	p.reserve(pendingItem{decision: i, id: id, stepUp: true, subject: k})
+	reset := outcome == StepUpSucceeded
+	count, id := v.subjects.reserve(k, windowChange{owner: p.owner, rule: stepUpRule(r), ev: windowEvent{at: at}, reset: reset}, v.maxKeys())
+	p.reserve(pendingItem{decision: i, id: id, stepUp: true, subject: k, reset: reset, blocking: !reset && count >= r.Count})
 	return count
 }
 

@@ -63,8 +63,9 @@ func (v *Velocity) observe(p *Pending, i int, reg *signals.Registry, values map[
 			continue
 		}
 		k := velocityKey(r.Name, val)
-		_, id := v.values.reserve(k, windowChange{owner: p.owner, rule: velocityRule(r), ev: windowEvent{who: subject, at: at}}, v.maxKeys())
-		p.reserve(pendingItem{decision: i, id: id, value: k})
+		rule := velocityRule(r)
+		count, id := v.values.reserve(k, windowChange{owner: p.owner, rule: rule, ev: windowEvent{who: subject, at: at}}, v.maxKeys())
+		p.reserve(pendingItem{decision: i, id: id, value: k, blocking: count >= rule.threshold})
 	}
 }
 

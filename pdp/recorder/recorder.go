@@ -261,7 +261,10 @@ func (r *Recorder) Decide(ctx context.Context, req pdp.Request) (pdp.Decision, e
 		return d, err
 	}
 	ds := []pdp.Decision{d}
-	r.settle(ctx, p, r.save(ctx, []pdp.Request{req}, ds))
+	settled := false
+	defer r.settleOnPanic(ctx, p, 1, &settled)
+	r.settle(ctx, p, r.save(ctx, []pdp.Request{req}, ds, p))
+	settled = true
 	return ds[0], nil
 }
 
@@ -282,7 +285,10 @@ func (r *Recorder) DecideBatch(ctx context.Context, reqs []pdp.Request) ([]pdp.D
 		r.settle(ctx, p, allOf(len(ds)))
 		return ds, err // the api layer reports the mismatch
 	}
-	r.settle(ctx, p, r.save(ctx, reqs, ds))
+	settled := false
+	defer r.settleOnPanic(ctx, p, len(ds), &settled)
+	r.settle(ctx, p, r.save(ctx, reqs, ds, p))
+	settled = true
 	return ds, nil
 }
 
@@ -296,6 +302,15 @@ func (r *Recorder) settle(ctx context.Context, p *pdp.Pending, failed []int) {
 	p.Commit(ctx)
 }
 
+// settleOnPanic drops every change of p when recording panicked before
+// they were settled (the api layer recovers panics, and changes left
+// pending would count for everyone, unevictably).
+func (r *Recorder) settleOnPanic(ctx context.Context, p *pdp.Pending, n int, settled *bool) {
+	if !*settled {
+		r.settle(context.WithoutCancel(ctx), p, allOf(n))
+	}
+}
+
 // allOf is the indexes 0…n-1.
 func allOf(n int) []int {
 	out := make([]int, n)
@@ -307,8 +322,11 @@ func allOf(n int) []int {
 
 // save records ds (decided for reqs), turning each decision whose record
 // could not be written or buffered into a trail_unavailable deny; it
-// returns their indexes.
-func (r *Recorder) save(ctx context.Context, reqs []pdp.Request, ds []pdp.Decision) (failed []int) {
+// returns their indexes. Once a decision whose success lifted a hold for
+// the later decisions of the batch fails (p.Resets), those later ones
+// fail too: they were answered with a lift no record explains.
+func (r *Recorder) save(ctx context.Context, reqs []pdp.Request, ds []pdp.Decision, p *pdp.Pending) (failed []int) {
+	var cutErr error // set once a failed decision had lifted a hold
 	recs := make([]trail.Record, 0, len(ds))
 	idx := make([]int, 0, len(ds))
 	// sync: the bodies are encoded into pooled buffers, given back once
@@ -324,6 +342,11 @@ func (r *Recorder) save(ctx context.Context, reqs []pdp.Request, ds []pdp.Decisi
 		if isSync {
 			sp = &scratch
 		}
+		if cutErr != nil {
+			r.fail(&ds[i], cutErr)
+			failed = append(failed, i)
+			continue
+		}
 		rec, err := r.record(reqs[i], ds[i], sp)
 		if scratch != nil {
 			pooled = append(pooled, scratch)
@@ -331,6 +354,9 @@ func (r *Recorder) save(ctx context.Context, reqs []pdp.Request, ds []pdp.Decisi
 		if err != nil {
 			r.fail(&ds[i], err)
 			failed = append(failed, i)
+			if p.Resets(i) {
+				cutErr = fmt.Errorf("an earlier decision of the batch that lifted a hold was not recorded: %w", err)
+			}
 			continue
 		}
 		recs, idx = append(recs, rec), append(idx, i)
@@ -357,9 +383,16 @@ func (r *Recorder) save(ctx context.Context, reqs []pdp.Request, ds []pdp.Decisi
 		return failed
 	}
 	for k, rec := range recs {
-		if err := r.enqueue(ctx, rec); err != nil {
+		err := cutErr
+		if err == nil {
+			err = r.enqueue(ctx, rec)
+		}
+		if err != nil {
 			r.fail(&ds[idx[k]], err)
 			failed = append(failed, idx[k])
+			if cutErr == nil && p.Resets(idx[k]) {
+				cutErr = fmt.Errorf("an earlier decision of the batch that lifted a hold was not recorded: %w", err)
+			}
 		}
 	}
 	return failed

@@ -3,6 +3,7 @@ package recorder
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -69,7 +70,7 @@ func (f *countedFixture) recorder(t *testing.T, l Appender, mode string) *Record
 	}
 	f.feed = changefeed.NewChangesSince(time.Second, time.Now().Add(-time.Hour))
 	e := pdp.NewEngine(pdp.Components{Bundles: fixedBundle{b}, Velocity: &pdp.Velocity{Feed: f.feed}})
-	r, err := NewRecorder(e, l, RecorderOptions{Mode: mode, Buffer: 16, FlushInterval: -1})
+	r, err := NewRecorder(e, l, RecorderOptions{Mode: mode, Buffer: 16, FlushInterval: -1}) // flush interval off because each report must reach the trail (or fail) before the next is decided
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,10 +232,34 @@ func TestCountersWaitForTheRecord(t *testing.T) {
 		if !ds[2].Allowed || ds[2].Signals[0].Count != 3 || !slices.Equal(ds[3].Obligations, withStepUp) {
 			t.Fatalf("recorded batch: %+v / %+v", ds[2].Signals, ds[3])
 		}
-		if f.feed.Seq() != seq+1 {
-			t.Fatalf("published %d changes, want 1", f.feed.Seq()-seq)
+		// Two: the hold the failed batch's third report had begun was seen
+		// by the decisions of its time (and perhaps cached by sidecars), so
+		// its drop is published too; then the recorded batch's hold.
+		if f.feed.Seq() != seq+2 {
+			t.Fatalf("published %d changes, want 2", f.feed.Seq()-seq)
 		}
 	})
+}
+
+// TestBatchAfterAnUnrecordedLift: in a batch, a payment after a reported
+// success was answered with the hold lifted; when the success's own
+// record cannot be written (here: its context cannot be encoded), the
+// payment is not recorded as allowed either, and the hold stays.
+func TestBatchAfterAnUnrecordedLift(t *testing.T) {
+	f := newCountedFixture(t, ModeSync)
+	for range 3 {
+		f.want(t, countedReport("mallory", pdp.StepUpFailed), true, nil, nil)
+	}
+	lift := countedReport("mallory", pdp.StepUpSucceeded)
+	lift.Context["score"] = math.NaN() // no JSON for it: this record alone fails
+	ds, err := f.r.DecideBatch(context.Background(), []pdp.Request{lift, countedPay("mallory", ""), countedPay("bob", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	isDenied(t, ds[0])
+	isDenied(t, ds[1]) // answered under the lift no record explains
+	isDenied(t, ds[2]) // later in the batch than the failed lift: cut too
+	f.want(t, countedPay("mallory", ""), true, nil, withStepUp)
 }
 
 // TestCountersConcurrentReports: failed step-ups reported at once, each
