@@ -56,12 +56,12 @@ func TestDelegationReadsScoped(t *testing.T) {
 	}
 	if code, body := send("mobile-banking", http.MethodPost, "/v1/delegations", `{"id":"poa-1","actor":{"type":"user","id":"alice"},
 		"principal":{"type":"user","id":"alice"},"agent":{"type":"user","id":"bob"},"basis":"power_of_attorney",
-		"source":"self_declared","scope":["view_statements"],"valid_until":"2030-01-01T00:00:00Z"}`); code != http.StatusCreated {
+		"source":"self_declared","scope":["view_statements"],"valid_until":"2041-01-01T00:00:00Z"}`); code != http.StatusCreated {
 		t.Fatalf("offer: %d %s", code, body)
 	}
 	if code, body := send("backoffice", http.MethodPost, "/v1/delegations", `{"id":"guardian-1","actor":{"type":"user","id":"registrar"},
 		"principal":{"type":"user","id":"carol"},"agent":{"type":"user","id":"dave"},"basis":"statutory_guardian",
-		"source":"register","scope":["view_statements"],"valid_until":"2029-06-15T00:00:00Z"}`); code != http.StatusCreated {
+		"source":"register","scope":["view_statements"],"valid_until":"2040-06-15T00:00:00Z"}`); code != http.StatusCreated {
 		t.Fatalf("guardian: %d %s", code, body)
 	}
 	_, missing := send("advisor-portal", http.MethodGet, "/v1/delegations/poa-2", "")
