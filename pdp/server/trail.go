@@ -226,9 +226,18 @@ func (t *openedTrail) close(log *slog.Logger) {
 	t.unlock()
 }
 
+// reservingDecider is what the Recorder wraps when serving: a decider
+// whose changes to the velocity and step-up counts wait for the records
+// (a wrapper put between the engine and the trail must pass them on, or
+// this does not compile, rather than counting at once unnoticed).
+type reservingDecider interface {
+	pdp.Decider
+	pdp.Reserver
+}
+
 // openTrail opens the trail for serving and wraps inner in a Recorder;
 // nil when the trail is off.
-func openTrail(ctx context.Context, cfg TrailConfig, inner pdp.Decider, build string, log *slog.Logger) (_ *openedTrail, err error) {
+func openTrail(ctx context.Context, cfg TrailConfig, inner reservingDecider, build string, log *slog.Logger) (_ *openedTrail, err error) {
 	if cfg.Mode == TrailOff {
 		log.Warn("decision trail off (trail.mode: off): decisions are not recorded")
 		return nil, nil
