@@ -37,6 +37,12 @@ type Schema struct {
 // MigrationsTable records the versions applied, per store.
 const MigrationsTable = "pdp_schema_migrations"
 
+// migrationsLock is the pg_advisory_xact_lock key every store takes, after
+// its own, before creating MigrationsTable: stores hold different locks,
+// and two CREATE TABLE IF NOT EXISTS of one table racing fail on the
+// catalog's unique index. No store's lock is taken while holding it.
+const migrationsLock = 0x7064706d69677274 // "pdpmigrt"
+
 const migrationsDDL = `CREATE TABLE IF NOT EXISTS ` + MigrationsTable + ` (
 	store      text NOT NULL,
 	version    int NOT NULL,
@@ -84,6 +90,9 @@ func Open(ctx context.Context, url string, s Schema) (*pgxpool.Pool, error) {
 func migrate(ctx context.Context, tx pgx.Tx, s Schema) error {
 	if len(s.Migrations) == 0 {
 		return nil
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrationsLock)); err != nil {
+		return fmt.Errorf("migrate %s: %w", s.Name, err)
 	}
 	if _, err := tx.Exec(ctx, migrationsDDL); err != nil {
 		return fmt.Errorf("migrate %s: %w", s.Name, err)
