@@ -21,6 +21,10 @@ type Schema struct {
 	// DDL creates what is absent; it runs in one transaction, holding the
 	// lock, on every Open. Each statement must be idempotent (IF NOT EXISTS).
 	DDL string
+	// Present, when set, is a query answering whether the store's tables
+	// exist: if they do, Open runs neither DDL nor migrations (a reader
+	// that must not change the tables of replicas of another version).
+	Present string
 	// Params are run-time parameters set on every connection of the pool
 	// (e.g. idle_in_transaction_session_timeout); optional.
 	Params map[string]string
@@ -72,6 +76,15 @@ func Open(ctx context.Context, url string, s Schema) (*pgxpool.Pool, error) {
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.LockKey); err != nil {
 			return err
+		}
+		if s.Present != "" {
+			var present bool
+			if err := tx.QueryRow(ctx, s.Present).Scan(&present); err != nil {
+				return fmt.Errorf("create tables: %w", err)
+			}
+			if present {
+				return nil
+			}
 		}
 		if _, err := tx.Exec(ctx, s.DDL); err != nil {
 			return fmt.Errorf("create tables: %w", err)
