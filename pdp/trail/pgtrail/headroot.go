@@ -41,7 +41,10 @@ type layout struct {
 var current = layout{up: true, hasRoot: true}
 
 // readLayout returns the layout q sees: current for a log that migrated
-// at Open (no replica of an earlier version changes it back).
+// at Open (no replica of an earlier version changes it back). For a
+// NoMigrate log it first locks the tables the migration rewrites, so it
+// must come before q's first read (which takes a repeatable-read
+// transaction's snapshot).
 func (l *Log) readLayout(ctx context.Context, q pgx.Tx) (layout, error) {
 	if !l.opts.NoMigrate {
 		return current, nil

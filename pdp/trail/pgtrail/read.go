@@ -184,13 +184,18 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
 		if _, err := tx.Exec(ctx, l.sql.lockCheckpoints); err != nil {
 			return err
 		}
+		// Before the first read, which takes the snapshot (headroot.go).
+		lay, err := l.readLayout(ctx, tx)
+		if err != nil {
+			return err
+		}
 		var size, last int64
 		var lastSigned string
 		if err := tx.QueryRow(ctx, l.sql.size).Scan(&size); err != nil {
 			return err
 		}
 		l.noteSize(uint64(size))
-		err := tx.QueryRow(ctx, l.sql.lastCheckpoint).Scan(&last, &lastSigned)
+		err = tx.QueryRow(ctx, l.sql.lastCheckpoint).Scan(&last, &lastSigned)
 		switch {
 		case err == nil && last == size:
 			signed = []byte(lastSigned)
@@ -198,10 +203,6 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
 		case err == nil && last > size:
 			return fmt.Errorf("%w: checkpoint of size %d beyond the tree head %d", trail.ErrDamaged, last, size)
 		case err != nil && !errors.Is(err, pgx.ErrNoRows):
-			return err
-		}
-		lay, err := l.readLayout(ctx, tx)
-		if err != nil {
 			return err
 		}
 		root, err := tlog.TreeHash(size, l.hashSource(ctx, tx, tlog.StoredHashCount(size), size, lay.legacy))
