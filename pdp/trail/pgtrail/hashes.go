@@ -82,6 +82,12 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
+// rowQuerier is a querier that also reads single rows.
+type rowQuerier interface {
+	querier
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // pgHashes is a tlog.HashReader over the stored hashes of a tree: below
 // limit from the cache or the rows of trail_records, from limit on the
 // hashes a batch is computing.

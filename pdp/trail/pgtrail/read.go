@@ -331,10 +331,7 @@ func (l *Log) Prove(seq uint64, checkpoint []byte) (trail.Proof, error) {
 }
 
 // prove is Prove reading through q, which sees the tables in layout lay.
-func (l *Log) prove(ctx context.Context, q interface {
-	querier
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}, lay layout, seq uint64, head trail.TreeHead) (trail.Proof, error) {
+func (l *Log) prove(ctx context.Context, q rowQuerier, lay layout, seq uint64, head trail.TreeHead) (trail.Proof, error) {
 	var size int64
 	if err := q.QueryRow(ctx, l.sql.size).Scan(&size); err != nil {
 		return trail.Proof{}, fmt.Errorf("trail: postgres size: %w", err)

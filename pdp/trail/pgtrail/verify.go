@@ -46,8 +46,11 @@ type pgSnapshot struct {
 // (dropped), rows given other numbers as inserted or reordered. Beyond
 // the file log it checks that each checkpoint is filed under its size, that
 // the records match the head row's size, that the kind, id and time columns
-// agree with the canonical bytes, and that the leaf and up columns hold
-// exactly the tree's stored hashes (and trail_hashes none).
+// agree with the canonical bytes, that the leaf and up columns hold
+// exactly the tree's stored hashes (and trail_hashes none), and that the
+// records hash to the root the head row keeps (headroot.go: the only check
+// of the newest records beyond their own rows until a checkpoint covers
+// them).
 //
 // A tombstone cannot be told from a record whose body someone deleted and
 // marked pruned: both keep the leaf, and the tree still verifies.

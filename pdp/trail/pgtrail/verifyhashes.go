@@ -25,7 +25,9 @@ import (
 // leaf no record matches (checkPairs), so that VerifyEvidence reports the
 // pair's first record as changed or its stored hashes as wrong. Higher
 // levels are compared with the tree of the records once these verify
-// (wrongInterior).
+// (wrongInterior), and the whole tree with the root the head keeps
+// (checkRoot): a record no later one pairs with yet, or the last records
+// deleted with the head cut to match, is told by that alone.
 
 // storedHashes takes the stored hashes row r (whose frame is f) holds.
 func (s *pgSnapshot) storedHashes(r *pgRow, f trail.Frame) {
