@@ -16,7 +16,7 @@ import (
 // TestPostgresTrailOldHashLayoutOverHTTP: a PDP answers decisions on a
 // PostgreSQL trail, whose tables are then turned back by hand into the
 // layout of PDPs before "one copy of each hash" (every stored hash in
-// trail_hashes, no trail_records.up, no migration recorded). The next
+// trail_hashes, no trail_records.up, no root in trail_head). The next
 // PDP to start migrates them: it answers more decisions, trail_hashes ends
 // empty, and pdp log verify, log prove (of a decision from before and one
 // from after) and replay work over the whole trail. pdp log, run before
@@ -73,13 +73,14 @@ func TestPostgresTrailOldHashLayoutOverHTTP(t *testing.T) {
 	after := askN(pdpURL, 100, 10)
 	stop()
 
-	var hashRows, version int64
-	if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM trail_hashes), (SELECT max(version) FROM pdp_schema_migrations WHERE store = 'trail:public')`).
-		Scan(&hashRows, &version); err != nil {
+	var hashRows, retired int64
+	if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM trail_hashes),
+		(SELECT count(*) FROM pg_constraint WHERE conrelid = 'trail_hashes'::regclass AND conname = 'trail_hashes_retired_see_trail_records_up')`).
+		Scan(&hashRows, &retired); err != nil {
 		t.Fatal(err)
 	}
-	if hashRows != 0 || version != 1 {
-		t.Fatalf("after the migration: %d rows in trail_hashes, layout version %d; want 0 and 1", hashRows, version)
+	if hashRows != 0 || retired != 1 {
+		t.Fatalf("after the migration: %d rows in trail_hashes, %d retiring constraints; want 0 and 1", hashRows, retired)
 	}
 	code, out, errOut = logRun("verify", "--postgres-url", url, "--key", vkey)
 	if code != exitOK || !strings.Contains(out, "OK: ") {
@@ -94,7 +95,7 @@ func TestPostgresTrailOldHashLayoutOverHTTP(t *testing.T) {
 
 // toOldLayout rewrites a trail's tables (public schema) as a PDP from
 // before layout 1 left them: every stored hash a row of trail_hashes,
-// computed from the leaf column, and no up column or version row.
+// computed from the leaf column, and no up column or head root.
 func toOldLayout(ctx context.Context, t *testing.T, conn *pgx.Conn) {
 	t.Helper()
 	rows, err := conn.Query(ctx, `SELECT leaf FROM trail_records ORDER BY seq`)
@@ -127,7 +128,7 @@ func toOldLayout(ctx context.Context, t *testing.T, conn *pgx.Conn) {
 	for _, sql := range []string{
 		`ALTER TABLE trail_hashes DROP CONSTRAINT trail_hashes_retired_see_trail_records_up`,
 		`ALTER TABLE trail_records DROP COLUMN up`,
-		`DELETE FROM pdp_schema_migrations WHERE store = 'trail:public'`,
+		`ALTER TABLE trail_head DROP COLUMN root, DROP COLUMN root_size`,
 	} {
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			t.Fatalf("%s: %v", sql, err)

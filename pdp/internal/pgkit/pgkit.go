@@ -21,6 +21,10 @@ type Schema struct {
 	// DDL creates what is absent; it runs in one transaction, holding the
 	// lock, on every Open. Each statement must be idempotent (IF NOT EXISTS).
 	DDL string
+	// Present, when set, is a query answering whether the store's tables
+	// exist: if they do, Open runs neither DDL nor migrations (a reader
+	// that must not change the tables of replicas of another version).
+	Present string
 	// Params are run-time parameters set on every connection of the pool
 	// (e.g. idle_in_transaction_session_timeout); optional.
 	Params map[string]string
@@ -36,6 +40,12 @@ type Schema struct {
 
 // MigrationsTable records the versions applied, per store.
 const MigrationsTable = "pdp_schema_migrations"
+
+// migrationsLock is the pg_advisory_xact_lock key every store takes, after
+// its own, before creating MigrationsTable: stores hold different locks,
+// and two CREATE TABLE IF NOT EXISTS of one table racing fail on the
+// catalog's unique index. No store's lock is taken while holding it.
+const migrationsLock = 0x7064706d69677274 // "pdpmigrt"
 
 const migrationsDDL = `CREATE TABLE IF NOT EXISTS ` + MigrationsTable + ` (
 	store      text NOT NULL,
@@ -67,6 +77,15 @@ func Open(ctx context.Context, url string, s Schema) (*pgxpool.Pool, error) {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.LockKey); err != nil {
 			return err
 		}
+		if s.Present != "" {
+			var present bool
+			if err := tx.QueryRow(ctx, s.Present).Scan(&present); err != nil {
+				return fmt.Errorf("create tables: %w", err)
+			}
+			if present {
+				return nil
+			}
+		}
 		if _, err := tx.Exec(ctx, s.DDL); err != nil {
 			return fmt.Errorf("create tables: %w", err)
 		}
@@ -84,6 +103,9 @@ func Open(ctx context.Context, url string, s Schema) (*pgxpool.Pool, error) {
 func migrate(ctx context.Context, tx pgx.Tx, s Schema) error {
 	if len(s.Migrations) == 0 {
 		return nil
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrationsLock)); err != nil {
+		return fmt.Errorf("migrate %s: %w", s.Name, err)
 	}
 	if _, err := tx.Exec(ctx, migrationsDDL); err != nil {
 		return fmt.Errorf("migrate %s: %w", s.Name, err)

@@ -82,6 +82,12 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
+// rowQuerier is a querier that also reads single rows.
+type rowQuerier interface {
+	querier
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // pgHashes is a tlog.HashReader over the stored hashes of a tree: below
 // limit from the cache or the rows of trail_records, from limit on the
 // hashes a batch is computing.
@@ -97,13 +103,14 @@ type pgHashes struct {
 
 // hashSource reads stored hashes below limit, starting from the frontier
 // cache if it is the frontier of a tree of n records.
-func (l *Log) hashSource(ctx context.Context, q querier, limit, n int64) *pgHashes {
+// legacy: the tables are in the layout before version 1 (trail_hashes).
+func (l *Log) hashSource(ctx context.Context, q querier, limit, n int64, legacy bool) *pgHashes {
 	hs := &pgHashes{ctx: ctx, q: q, sql: l.sql.readHashes, limit: limit, known: make(map[int64]tlog.Hash)}
-	if l.legacy {
+	if legacy {
 		hs.legacy = l.sql.legacyHashes
 	}
 	l.frontMu.Lock()
-	if l.frontN == n {
+	if l.frontN == n && !legacy {
 		for idx, h := range l.front {
 			hs.known[idx] = h
 		}

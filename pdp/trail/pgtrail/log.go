@@ -46,11 +46,12 @@
 // body = the record's canonical bytes exactly as hashed, or with dict set
 // their compression (compress.go), leaf = its Merkle leaf hash, pruned,
 // dict, up = the interior stored hashes the record completes: hashes.go),
-// trail_checkpoints (size, signed note, written_at), trail_head (one row:
-// the tree size, and the seq of the trail's dictionary record) and
-// pdp_schema_migrations (pgkit: the layout migrations applied, migrate.go).
-// trail_hashes held the stored hashes before layout 1 and is now empty; a
-// constraint refuses the rows an older PDP would still write there. kind,
+// trail_checkpoints (size, signed note, written_at) and trail_head (one
+// row: the tree size, the seq of the trail's dictionary record, and the
+// tree's root with the size it is of: headroot.go). trail_hashes held the
+// stored hashes before layout 1 and is now empty; a constraint refuses
+// the rows an older PDP would still write there, and tells the layout
+// (migrate.go). kind,
 // id and time are copies of what the canonical bytes hold, for the
 // indexes; Verify checks that they agree. Retention (Prune) turns records
 // into tombstones: body and dict NULL, pruned true, leaf and up kept.
@@ -109,10 +110,12 @@ type Options struct {
 	// DictionarySize is how many bytes of records are gathered into the
 	// dictionary. Default trail.DefaultDictionarySize.
 	DictionarySize int
-	// NoMigrate opens the tables without migrating their layout (migrate.go),
-	// for readers (pdp log, replay, audit) beside replicas of an earlier
-	// version: a trail in the layout before "one copy of each hash" is read
-	// as it is (its stored hashes from trail_hashes), and Append refuses.
+	// NoMigrate opens the tables without changing them (no DDL runs on a
+	// trail that exists; migrate.go), for readers (pdp log, replay, audit)
+	// beside replicas of an earlier version: a trail in the layout before
+	// "one copy of each hash" is read as it is (its stored hashes from
+	// trail_hashes), the layout being read again by each Verify and Prove,
+	// and Append refuses.
 	NoMigrate bool
 }
 
@@ -192,10 +195,6 @@ type Log struct {
 	cpErr            atomic.Pointer[error]
 	scanChunk        int
 
-	// legacy: the tables are in the layout before version 1 (NoMigrate):
-	// stored hashes are read from trail_hashes, and appends refused.
-	legacy bool
-
 	dicts    sync.Map               // int64 seq → *trail.Dictionary, every dictionary read so far
 	cur      atomic.Pointer[pgDict] // the dictionary the committer compresses with; nil: none
 	sample   []byte                 // committer only: record tails gathered for a dictionary
@@ -232,6 +231,14 @@ type pgSQL struct {
 	storedKeys, insKeys, spoolHigh, sidecarOwner, sidecarOwners,
 	selPruneZ, pruneSeqs, headDict string
 	legacyHashes, legacyAll string // the stored hashes before layout 1
+	// layout reads what the tables are (readLayout); present whether the
+	// trail exists (a NoMigrate open runs no DDL on one that does).
+	layout, present string
+	// headRoot reads the head's size and the tree it keeps (root_size,
+	// root); headNoRoot is it for tables without those columns
+	// (NoMigrate); setRoot sets a root missing from the head.
+	headRoot, headNoRoot, setRoot string
+	allRecordsNoUp, lockTables    string
 	// records, hashes and head are the quoted table names.
 	records, hashes, head string
 }
@@ -241,11 +248,45 @@ func newSQL(schema string) pgSQL {
 	rec, hs, cps, head := t("trail_records"), t("trail_hashes"), t("trail_checkpoints"), t("trail_head")
 	spools := t("trail_sidecar_spools")
 	const cols = "seq, kind, id, time, body, leaf, pruned, dict, up"
+	// colsNoUp reads tables in the layout before 1 (NoMigrate), which may
+	// lack the up column; Get and Scan do not need it.
+	const colsNoUp = "seq, kind, id, time, body, leaf, pruned, dict, NULL::bytea"
 	ddl := ""
 	if schema != "public" {
 		ddl = "CREATE SCHEMA IF NOT EXISTS " + pgx.Identifier{schema}.Sanitize() + ";\n"
 	}
+	// has is true when table has column; lacks when something the trail
+	// needs is absent and must be created or altered.
+	has := func(table, column string) string {
+		return fmt.Sprintf("EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = '%s' AND NOT attisdropped)",
+			sqlString(table), column)
+	}
+	idx := func(name string) string { return sqlString(pgx.Identifier{schema, name}.Sanitize()) }
+	retired := fmt.Sprintf("EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = '%s')",
+		sqlString(hs), retiredConstraint)
+	lacks := strings.Join([]string{
+		"to_regclass(" + sqlString(rec) + ") IS NULL", "to_regclass(" + sqlString(cps) + ") IS NULL",
+		"to_regclass(" + sqlString(spools) + ") IS NULL", "to_regclass(" + idx("trail_records_id") + ") IS NULL",
+		"to_regclass(" + idx("trail_records_kind_time") + ") IS NULL", "to_regclass(" + idx("trail_sidecar_spools_owner") + ") IS NULL",
+		"NOT " + has(head, "dict"), "NOT " + has(head, "root"), "NOT " + has(head, "root_size"),
+		"NOT " + has(rec, "dict"), "NOT " + has(rec, "up"), "NOT " + retired,
+	}, "\n\t   OR ")
 	ddl += fmt.Sprintf(`
+CREATE TABLE IF NOT EXISTS %[4]s (one int PRIMARY KEY CHECK (one = 1), size bigint NOT NULL, dict bigint,
+	root_size bigint, root bytea);
+DO $head_first$ BEGIN
+	-- CREATE INDEX and ALTER TABLE lock trail_records even when what they
+	-- create exists, and an append (of any PDP version) holds the head row,
+	-- then writes trail_records: an opener that must change anything takes
+	-- the head first, so that it waits behind a running append instead of
+	-- deadlocking with it. An opener with nothing to change locks nothing.
+	IF %[6]s THEN
+		LOCK TABLE %[4]s IN ACCESS EXCLUSIVE MODE;
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM %[4]s) THEN
+		INSERT INTO %[4]s (one, size) VALUES (1, 0);
+	END IF;
+END $head_first$;
 CREATE TABLE IF NOT EXISTS %[1]s (
 	seq    bigint PRIMARY KEY,
 	kind   text NOT NULL,
@@ -257,8 +298,6 @@ CREATE TABLE IF NOT EXISTS %[1]s (
 	dict   bigint,
 	up     bytea
 );
-CREATE INDEX IF NOT EXISTS trail_records_id ON %[1]s (id);
-CREATE INDEX IF NOT EXISTS trail_records_kind_time ON %[1]s (kind, time) WHERE NOT pruned;
 CREATE TABLE IF NOT EXISTS %[2]s (idx bigint PRIMARY KEY, hash bytea NOT NULL,
 	CONSTRAINT trail_hashes_retired_see_trail_records_up CHECK (false)); -- retiredConstraint
 CREATE TABLE IF NOT EXISTS %[3]s (
@@ -266,8 +305,6 @@ CREATE TABLE IF NOT EXISTS %[3]s (
 	signed     text NOT NULL,
 	written_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE TABLE IF NOT EXISTS %[4]s (one int PRIMARY KEY CHECK (one = 1), size bigint NOT NULL);
-INSERT INTO %[4]s (one, size) VALUES (1, 0) ON CONFLICT (one) DO NOTHING;
 CREATE TABLE IF NOT EXISTS %[5]s (
 	application text NOT NULL,
 	sidecar     text NOT NULL,
@@ -275,30 +312,45 @@ CREATE TABLE IF NOT EXISTS %[5]s (
 	record_seq  bigint NOT NULL,
 	PRIMARY KEY (application, sidecar, spool_seq)
 );
-CREATE INDEX IF NOT EXISTS trail_sidecar_spools_owner ON %[5]s (sidecar, record_seq);
-DO $migrate$ BEGIN
-	-- ALTER TABLE takes an exclusive lock even when the column exists, and
-	-- a replica appending holds the head, then writes the records: only a
-	-- trail without the columns is altered, the head first, so an opener
-	-- waits behind an append instead of deadlocking with it.
-	IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %[6]s::regclass AND attname = 'dict' AND NOT attisdropped) THEN
+DO $alter$ BEGIN
+	IF to_regclass(%[7]s) IS NULL THEN
+		CREATE INDEX IF NOT EXISTS trail_records_id ON %[1]s (id);
+	END IF;
+	IF to_regclass(%[8]s) IS NULL THEN
+		CREATE INDEX IF NOT EXISTS trail_records_kind_time ON %[1]s (kind, time) WHERE NOT pruned;
+	END IF;
+	IF to_regclass(%[9]s) IS NULL THEN
+		CREATE INDEX IF NOT EXISTS trail_sidecar_spools_owner ON %[5]s (sidecar, record_seq);
+	END IF;
+	IF NOT %[10]s THEN
 		ALTER TABLE %[4]s ADD COLUMN IF NOT EXISTS dict bigint;
 	END IF;
-	IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %[7]s::regclass AND attname = 'dict' AND NOT attisdropped) THEN
+	IF NOT %[11]s OR NOT %[12]s THEN
+		ALTER TABLE %[4]s ADD COLUMN IF NOT EXISTS root_size bigint, ADD COLUMN IF NOT EXISTS root bytea;
+	END IF;
+	IF NOT %[13]s THEN
 		ALTER TABLE %[1]s ADD COLUMN IF NOT EXISTS dict bigint;
 	END IF;
-	IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %[7]s::regclass AND attname = 'up' AND NOT attisdropped) THEN
-		PERFORM 1 FROM %[4]s FOR UPDATE; -- the head first, as an append takes it
+	IF NOT %[14]s THEN
 		ALTER TABLE %[1]s ADD COLUMN IF NOT EXISTS up bytea;
 	END IF;
-END $migrate$;
-`, rec, hs, cps, head, spools, sqlString(head), sqlString(rec))
+END $alter$;
+`, rec, hs, cps, head, spools, lacks,
+		idx("trail_records_id"), idx("trail_records_kind_time"), idx("trail_sidecar_spools_owner"),
+		has(head, "dict"), has(head, "root"), has(head, "root_size"), has(rec, "dict"), has(rec, "up"))
+	layout := fmt.Sprintf("SELECT %s, %s, %s", retired, has(rec, "up"), has(head, "root"))
+	present := fmt.Sprintf("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL", sqlString(head), sqlString(rec))
 	return pgSQL{
-		ddl:      ddl,
-		lockHead: "SELECT size, dict FROM " + head + " FOR UPDATE",
+		ddl:      ddl + migration(rec, hs, head),
+		layout:   layout,
+		present:  present,
+		lockHead: "SELECT size, dict, root_size FROM " + head + " FOR UPDATE",
 		insRecords: "INSERT INTO " + rec + " (seq, kind, id, time, body, leaf, dict, up) SELECT * FROM " +
 			"unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::bytea[], $6::bytea[], $7::bigint[], $8::bytea[])",
-		setHead:         "UPDATE " + head + " SET size = $1, dict = coalesce($3, dict) WHERE size = $2",
+		setHead:         "UPDATE " + head + " SET size = $1, dict = coalesce($3, dict), root_size = $1, root = $4 WHERE size = $2",
+		headRoot:        "SELECT size, root_size, root FROM " + head,
+		headNoRoot:      "SELECT size, NULL::bigint, NULL::bytea FROM " + head,
+		setRoot:         "UPDATE " + head + " SET root_size = size, root = $1 WHERE size = $2 AND root IS NULL",
 		readHashes:      "SELECT seq, leaf, up FROM " + rec + " WHERE seq = ANY($1)",
 		legacyHashes:    "SELECT idx, hash FROM " + hs + " WHERE idx = ANY($1)",
 		legacyAll:       "SELECT idx, hash FROM " + hs + " ORDER BY idx",
@@ -312,6 +364,8 @@ END $migrate$;
 		bySeq:           "SELECT " + cols + " FROM " + rec + " WHERE seq = $1",
 		byID:            "SELECT " + cols + " FROM " + rec + " WHERE id = $1 ORDER BY seq LIMIT 1",
 		allRecords:      "SELECT " + cols + " FROM " + rec + " ORDER BY seq",
+		allRecordsNoUp:  "SELECT " + colsNoUp + " FROM " + rec + " ORDER BY seq",
+		lockTables:      "LOCK TABLE " + head + ", " + rec + ", " + hs + " IN ACCESS SHARE MODE",
 		strayHashes:     "SELECT count(*) FROM " + hs,
 		storedKeys: "SELECT application, sidecar, spool_seq FROM " + spools +
 			" WHERE (application, sidecar, spool_seq) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]))",
@@ -355,20 +409,20 @@ func Open(ctx context.Context, url string, opts Options) (*Log, error) {
 		// lock for longer than a commit may take.
 		"idle_in_transaction_session_timeout": strconv.FormatInt(opts.Timeout.Milliseconds(), 10),
 	}}
-	if !opts.NoMigrate {
-		schema.Name, schema.Migrations = migrationName(opts.Schema), migrations(sql)
+	if opts.NoMigrate { // readers run no DDL on a trail that exists
+		schema.Present = sql.present
+		// Get and Scan do not read the up column, which an older trail lacks.
+		sql.selRecords, sql.bySeq, sql.byID = noUp(sql.selRecords), noUp(sql.bySeq), noUp(sql.byID)
 	}
 	pool, err := pgkit.Open(ctx, url, schema)
 	if err != nil {
 		return nil, fmt.Errorf("trail: %w", damaged(err))
 	}
 	l := &Log{opts: opts, pool: pool, sql: sql, frontN: -1, scanChunk: 1024}
-	if opts.NoMigrate { // the layout before 1 is the one without the constraint
-		err := pool.QueryRow(ctx, "SELECT NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2)",
-			sql.hashes, retiredConstraint).Scan(&l.legacy)
-		if err != nil {
+	if !opts.NoMigrate {
+		if err := l.setMissingRoot(ctx); err != nil {
 			pool.Close()
-			return nil, fmt.Errorf("trail: postgres: read the layout: %w", err)
+			return nil, fmt.Errorf("trail: postgres: %w", err)
 		}
 	}
 	if _, err := l.SizeContext(ctx); err != nil {
@@ -402,9 +456,8 @@ func (l *Log) append(ctx context.Context, keys []SpoolKey, recs []trail.Record) 
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	if l.legacy {
-		return nil, fmt.Errorf("%w: append: the trail's tables are in the layout of an earlier PDP and were opened without migrating them",
-			trail.ErrBadOption)
+	if l.opts.NoMigrate {
+		return nil, fmt.Errorf("%w: append: the trail was opened without migrating its tables (for reading)", trail.ErrBadOption)
 	}
 	req := &pgReq{recs: make([]pgPending, len(recs)), done: make(chan appendResult, 1)}
 	for i, rec := range recs {
@@ -539,12 +592,15 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 	defer conn.Release()
 	defer rollback(conn)
 
-	var headDict pgtype.Int8
+	var headDict, rootSize pgtype.Int8
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(l.sql.lockHead).QueryRow(func(row pgx.Row) error { return row.Scan(&n0, &headDict) })
+	b.Queue(l.sql.lockHead).QueryRow(func(row pgx.Row) error { return row.Scan(&n0, &headDict, &rootSize) })
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return 0, batch, fmt.Errorf("lock head: %w", err)
+	}
+	if rootSize.Valid && rootSize.Int64 > n0 { // never by an append: someone cut the trail
+		return 0, batch, fmt.Errorf("%w: the head row says %d records, its root is of %d (run pdp log verify)", trail.ErrDamaged, n0, rootSize.Int64)
 	}
 	batch = l.gather(batch)
 	bd, fresh, err := l.batchDictionary(ctx, conn, headDict)
@@ -552,7 +608,7 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 		return 0, batch, err
 	}
 
-	hs := l.hashSource(ctx, conn, tlog.StoredHashCount(n0), n0)
+	hs := l.hashSource(ctx, conn, tlog.StoredHashCount(n0), n0, false)
 	if _, err := hs.ReadHashes(frontier(n0)); err != nil {
 		return 0, batch, err
 	}
@@ -624,13 +680,19 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 		}
 	}
 	n1 := n0 + int64(len(seqs))
+	// The head keeps the tree's root: the only copy of the newest records'
+	// hashes beside the rows, which Verify checks them against.
+	root, err := tlog.TreeHash(n1, hs)
+	if err != nil {
+		return 0, batch, fmt.Errorf("tree hash: %w", err)
+	}
 
 	b = &pgx.Batch{}
 	b.Queue(l.sql.insRecords, seqs, kinds, ids, times, bodies, leafs, dicts, ups)
 	if len(keyApps) > 0 {
 		b.Queue(l.sql.insKeys, keyApps, keySidecars, keySeqs, keyRecs)
 	}
-	b.Queue(l.sql.setHead, n1, n0, setDict).Exec(func(ct pgconn.CommandTag) error {
+	b.Queue(l.sql.setHead, n1, n0, setDict, root[:]).Exec(func(ct pgconn.CommandTag) error {
 		if ct.RowsAffected() != 1 { // cannot happen while the row lock holds
 			return fmt.Errorf("%w: head row did not move from %d", trail.ErrDamaged, n0)
 		}

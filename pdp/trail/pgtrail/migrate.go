@@ -10,34 +10,42 @@ import (
 	"github.com/ciampdp/pdp/pdp/trail"
 )
 
-// The trail's layout versions, as pgkit migrations (recorded in
-// pdp_schema_migrations under migrationName). Append only.
+// The trail's layout migration, run by every Open (not NoMigrate) after
+// the DDL, in the same transaction. Whether it is needed is read from the
+// tables themselves, not from a record of migrations kept beside them: a
+// trail_hashes without the constraint that retires it is in the layout
+// before "one copy of each hash", whether an older PDP created it or the
+// schema was restored from a backup taken before the upgrade.
 //
-// Version 1, one copy of each stored hash (hashes.go): the interior stored
-// hashes move from trail_hashes into the up column of the record that
-// completed them, and the level-0 hashes, copies of the leaf column, are
-// dropped after checking that they are copies. A trail whose trail_hashes
-// does not hold exactly its tree's stored hashes, or whose leaf column
-// differs from them, is not migrated (Open fails with ErrDamaged): that
-// evidence of tampering is what the previous PDP's pdp log verify
-// reports, and the migration does not erase it. It takes the head lock
-// first, as an append does, so that it waits for a running append of an
-// older replica and the next one waits for it (and then fails on the
-// constraint that retires trail_hashes). A trail created in this layout
-// has nothing to move.
-func migrations(q pgSQL) []string {
-	r := strings.NewReplacer("{records}", q.records, "{hashes}", q.hashes, "{head}", q.head, "{retired}", retiredConstraint,
+// The migration, one copy of each stored hash (hashes.go): the interior
+// stored hashes move from trail_hashes into the up column of the record
+// that completed them, and the level-0 hashes, copies of the leaf column,
+// are dropped after checking that they are copies. A trail whose
+// trail_hashes does not hold exactly its tree's stored hashes, or whose
+// leaf column differs from them, is not migrated (Open fails with
+// ErrDamaged): that evidence of tampering is what the previous PDP's pdp
+// log verify reports, and the migration does not erase it. It runs under
+// the head lock, taken before anything else of the trail is locked (log.go),
+// so that it waits for a running append of an older replica and the next
+// one waits for it (and then fails on the constraint that retires
+// trail_hashes). A trail created in this layout has nothing to move.
+func migration(records, hashes, head string) string {
+	r := strings.NewReplacer("{records}", records, "{hashes}", hashes, "{head}", head, "{retired}", retiredConstraint,
+		"{hashes_str}", sqlString(hashes),
 		"{idx0}", `(2 * {s} - length(replace({s}::bit(64)::text, '0', '')))`, // tlog.StoredHashIndex(0, s)
 		"{ones}", `(64 - length(rtrim({s}::bit(64)::text, '1')))`) // upLevels(s)
 	sub := func(s, x string) string { return strings.ReplaceAll(r.Replace(s), "{s}", x) }
 	const hint = `(run pdp log verify of the previous PDP version on this trail)`
-	return []string{sub(`DO $one_copy$
+	return sub(`DO $one_copy$
 DECLARE
 	n    bigint;
 	rows bigint;
 	want bigint;
 	bad  bigint;
 BEGIN
+	IF EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass({hashes_str}) AND conname = '{retired}') THEN
+		RETURN; -- in the layout already
+	END IF;
 	SELECT size INTO n FROM {head} FOR UPDATE;
 	SELECT count(*) INTO rows FROM {hashes};
 	IF rows > 0 OR EXISTS (SELECT 1 FROM {records} WHERE seq < n AND seq % 2 = 1 AND up IS NULL) THEN
@@ -60,17 +68,13 @@ BEGIN
 	END IF;
 	TRUNCATE {hashes};
 	ALTER TABLE {hashes} DROP CONSTRAINT IF EXISTS {retired}, ADD CONSTRAINT {retired} CHECK (false);
-END $one_copy$;`, "")}
+END $one_copy$;`, "")
 }
 
 // retiredConstraint refuses the rows a PDP from before layout 1 would
 // still write into trail_hashes: its appends fail (and write nothing)
 // instead of leaving records without their up column.
 const retiredConstraint = "trail_hashes_retired_see_trail_records_up"
-
-// migrationName is the trail's store name in pdp_schema_migrations: one
-// per schema, as each schema holds a trail of its own.
-func migrationName(schema string) string { return "trail:" + schema }
 
 // damaged marks a migration's refusal of a damaged trail with ErrDamaged.
 func damaged(err error) error {

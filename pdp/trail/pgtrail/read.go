@@ -184,13 +184,18 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
 		if _, err := tx.Exec(ctx, l.sql.lockCheckpoints); err != nil {
 			return err
 		}
+		// Before the first read, which takes the snapshot (headroot.go).
+		lay, err := l.readLayout(ctx, tx)
+		if err != nil {
+			return err
+		}
 		var size, last int64
 		var lastSigned string
 		if err := tx.QueryRow(ctx, l.sql.size).Scan(&size); err != nil {
 			return err
 		}
 		l.noteSize(uint64(size))
-		err := tx.QueryRow(ctx, l.sql.lastCheckpoint).Scan(&last, &lastSigned)
+		err = tx.QueryRow(ctx, l.sql.lastCheckpoint).Scan(&last, &lastSigned)
 		switch {
 		case err == nil && last == size:
 			signed = []byte(lastSigned)
@@ -200,7 +205,7 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
 		case err != nil && !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
-		root, err := tlog.TreeHash(size, l.hashSource(ctx, tx, tlog.StoredHashCount(size), size))
+		root, err := tlog.TreeHash(size, l.hashSource(ctx, tx, tlog.StoredHashCount(size), size, lay.legacy))
 		if err != nil {
 			return fmt.Errorf("tree hash: %w", err)
 		}
@@ -313,15 +318,30 @@ func (l *Log) Prove(seq uint64, checkpoint []byte) (trail.Proof, error) {
 	}
 	ctx, cancel := l.opContext()
 	defer cancel()
-	size, err := l.SizeContext(ctx)
-	if err != nil {
-		return trail.Proof{}, err
+	if !l.opts.NoMigrate {
+		return l.prove(ctx, l.pool, current, seq, head)
 	}
-	if head.Size > size {
+	var p trail.Proof
+	err = l.readTx(ctx, func(tx pgx.Tx, lay layout) error {
+		var err error
+		p, err = l.prove(ctx, tx, lay, seq, head)
+		return err
+	})
+	return p, err
+}
+
+// prove is Prove reading through q, which sees the tables in layout lay.
+func (l *Log) prove(ctx context.Context, q rowQuerier, lay layout, seq uint64, head trail.TreeHead) (trail.Proof, error) {
+	var size int64
+	if err := q.QueryRow(ctx, l.sql.size).Scan(&size); err != nil {
+		return trail.Proof{}, fmt.Errorf("trail: postgres size: %w", err)
+	}
+	l.noteSize(uint64(size))
+	if head.Size > uint64(size) {
 		return trail.Proof{}, fmt.Errorf("trail: checkpoint size %d beyond trail size %d", head.Size, size)
 	}
 	n := int64(head.Size)
-	r := l.hashSource(ctx, l.pool, tlog.StoredHashCount(n), n)
+	r := l.hashSource(ctx, q, tlog.StoredHashCount(n), n, lay.legacy)
 	root, err := tlog.TreeHash(n, r)
 	if err != nil {
 		return trail.Proof{}, fmt.Errorf("trail: tree hash: %w", err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -30,6 +31,8 @@ type pgSnapshot struct {
 	badRows   int64                  // rows of the tree whose up column has the wrong length
 	strayRows int64                  // rows in trail_hashes (empty since layout 1), or beyond the tree (legacy)
 	legacy    bool                   // the layout before 1: stored hashes in trail_hashes
+	rootSize  pgtype.Int8            // the size of the tree the head keeps the root of (headroot.go)
+	root      []byte
 }
 
 // Verify re-reads the shared trail in one snapshot and checks records with
@@ -43,8 +46,11 @@ type pgSnapshot struct {
 // (dropped), rows given other numbers as inserted or reordered. Beyond
 // the file log it checks that each checkpoint is filed under its size, that
 // the records match the head row's size, that the kind, id and time columns
-// agree with the canonical bytes, and that the leaf and up columns hold
-// exactly the tree's stored hashes (and trail_hashes none).
+// agree with the canonical bytes, that the leaf and up columns hold
+// exactly the tree's stored hashes (and trail_hashes none), and that the
+// records hash to the root the head row keeps (headroot.go: the only check
+// of the newest records beyond their own rows until a checkpoint covers
+// them).
 //
 // A tombstone cannot be told from a record whose body someone deleted and
 // marked pruned: both keep the leaf, and the tree still verifies.
@@ -58,9 +64,8 @@ func (l *Log) Verify(ctx context.Context, verifierKey string, from, to uint64) (
 	if l.closed.Load() {
 		return trail.Report{}, trail.ErrClosed
 	}
-	s := pgSnapshot{legacy: l.legacy}
-	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
-	if err := pgx.BeginTxFunc(ctx, l.pool, opts, func(tx pgx.Tx) error { return s.load(ctx, tx, l.sql) }); err != nil {
+	var s pgSnapshot
+	if err := l.readTx(ctx, func(tx pgx.Tx, lay layout) error { return s.load(ctx, tx, l.sql, lay) }); err != nil {
 		return trail.Report{}, fmt.Errorf("trail: verify: %w", err)
 	}
 	signed := make([][]byte, len(s.cps))
@@ -101,17 +106,27 @@ func (l *Log) Verify(ctx context.Context, verifierKey string, from, to uint64) (
 			"(%d rows with an up column of the wrong length), and trail_hashes %d rows (none expected)",
 			s.hashRows, len(s.hashes), s.badRows, s.strayRows)), nil
 	case to == n && n == head:
-		if seq, level, bad := s.wrongInterior(); bad {
+		tree, seq, level, bad := s.wrongInterior()
+		if bad {
 			return rep.Fail(trail.StoredHashes, uint64(seq), fmt.Sprintf("the records verify, but the stored hash of level %d "+
 				"kept for record %d differs from their tree (inclusion proofs through it would fail)", level, seq)), nil
 		}
+		return s.checkRoot(rep, tree), nil
 	}
 	return rep, nil
 }
 
 // load reads the head, the checkpoints, the records and the stored hashes.
-func (s *pgSnapshot) load(ctx context.Context, tx pgx.Tx, q pgSQL) error {
-	if err := tx.QueryRow(ctx, q.size).Scan(&s.head); err != nil {
+func (s *pgSnapshot) load(ctx context.Context, tx pgx.Tx, q pgSQL, lay layout) error {
+	s.legacy = lay.legacy
+	headSQL, recordsSQL := q.headRoot, q.allRecords
+	if !lay.hasRoot {
+		headSQL = q.headNoRoot
+	}
+	if !lay.up {
+		recordsSQL = q.allRecordsNoUp
+	}
+	if err := tx.QueryRow(ctx, headSQL).Scan(&s.head, &s.rootSize, &s.root); err != nil {
 		return fmt.Errorf("read head: %w", err)
 	}
 	var err error
@@ -130,7 +145,7 @@ func (s *pgSnapshot) load(ctx context.Context, tx pgx.Tx, q pgSQL) error {
 		return fmt.Errorf("read trail_hashes: %w", err)
 	}
 
-	rows, err := tx.Query(ctx, q.allRecords)
+	rows, err := tx.Query(ctx, recordsSQL)
 	if err != nil {
 		return fmt.Errorf("read records: %w", err)
 	}

@@ -25,7 +25,9 @@ import (
 // leaf no record matches (checkPairs), so that VerifyEvidence reports the
 // pair's first record as changed or its stored hashes as wrong. Higher
 // levels are compared with the tree of the records once these verify
-// (wrongInterior).
+// (wrongInterior), and the whole tree with the root the head keeps
+// (checkRoot): a record no later one pairs with yet, or the last records
+// deleted with the head cut to match, is told by that alone.
 
 // storedHashes takes the stored hashes row r (whose frame is f) holds.
 func (s *pgSnapshot) storedHashes(r *pgRow, f trail.Frame) {
@@ -76,25 +78,25 @@ func (s *pgSnapshot) checkPairs() {
 	}
 }
 
-// wrongInterior finds the first stored hash that differs from the tree
-// of the records' leaves (called once the records verified): the seq of
-// the record holding it and its level.
-func (s *pgSnapshot) wrongInterior() (seq int64, level int, bad bool) {
-	tree := make(treeHashes, 0, len(s.hashes))
+// wrongInterior computes the tree of the records' leaves (called once
+// the records verified) and finds the first stored hash that differs from
+// it: the seq of the record holding it and its level.
+func (s *pgSnapshot) wrongInterior() (tree treeHashes, seq int64, level int, bad bool) {
+	tree = make(treeHashes, 0, len(s.hashes))
 	for i := range s.head {
 		hs, err := tlog.StoredHashesForRecordHash(i, s.frames[i].Leaf, tree)
 		if err != nil {
-			return i, 0, true
+			return nil, i, 0, true
 		}
 		tree = append(tree, hs...)
 	}
 	for idx, h := range tree {
 		if s.have[idx] && h != s.hashes[idx] {
 			level, _ := tlog.SplitStoredHashIndex(int64(idx))
-			return hashHome(int64(idx)), level, true
+			return tree, hashHome(int64(idx)), level, true
 		}
 	}
-	return 0, 0, false
+	return tree, 0, 0, false
 }
 
 // treeHashes is a tlog.HashReader over hashes in memory.
