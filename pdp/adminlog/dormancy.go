@@ -35,11 +35,7 @@ func (j *Journal) RecordRevalidation(ctx context.Context, r dormancy.Revalidatio
 	if rec == nil {
 		return nil
 	}
-	action := ActionRevalidate
-	if r.Kind == dormancy.KindDelegation {
-		action = ActionReconfirm
-	}
-	return rec.RecordAdmin(ctx, action, r.By.Application, r.Key(), revalidationDetail{Revalidation: r})
+	return rec.RecordAdmin(ctx, revalidationAction(r), r.By.Application, r.Key(), revalidationDetail{Revalidation: r})
 }
 
 // RevalidationNotApplied implements revalidation.NotAppliedJournal.
@@ -48,10 +44,17 @@ func (j *Journal) RevalidationNotApplied(ctx context.Context, r dormancy.Revalid
 	if rec == nil {
 		return nil
 	}
-	action := ActionRevalidate
-	if r.Kind == dormancy.KindDelegation {
-		action = ActionReconfirm
-	}
+	ctx, cancel := notAppliedContext(ctx)
+	defer cancel()
 	return rec.RecordAdmin(ctx, ActionRevalidationNotApplied, r.By.Application, r.Key(),
-		notAppliedDetail{Action: action, ID: r.ID, Cause: cause.Error()})
+		notAppliedDetail{Action: revalidationAction(r), ID: r.ID, Cause: cause.Error()})
+}
+
+// revalidationAction is the action of a revalidation's record: an
+// identity's revalidation or a delegation's re-confirmation.
+func revalidationAction(r dormancy.Revalidation) string {
+	if r.Kind == dormancy.KindDelegation {
+		return ActionReconfirm
+	}
+	return ActionRevalidate
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/ciampdp/pdp/pdp/dormancy"
@@ -43,6 +45,10 @@ type SignalSET struct {
 	Transmitter string
 	JTI         string
 	Events      []signals.Event
+	// invalid says why the record's events cannot be stored as they are
+	// (a field that did not decode, or an event that does not validate):
+	// the check names the SET, the repair does not store it.
+	invalid error
 }
 
 // summary names the SET's event types and entities.
@@ -85,13 +91,14 @@ type revalidationChange struct {
 // revalidations the trail holds, and those recorded as not applied.
 type factChanges struct {
 	sigs    []signalChange
-	lastSig map[string]int // SET key → index of its newest record in sigs
+	lastSig map[string]int   // SET key → index of its newest record in sigs
+	sigsOf  map[string][]int // SET key → indexes of all its records in sigs
 	revs    []revalidationChange
 	revByID map[string]int
 }
 
 func newFactChanges() *factChanges {
-	return &factChanges{lastSig: map[string]int{}, revByID: map[string]int{}}
+	return &factChanges{lastSig: map[string]int{}, sigsOf: map[string][]int{}, revByID: map[string]int{}}
 }
 
 // add takes the record if it is a signal's or a revalidation's (true),
@@ -105,7 +112,9 @@ func (f *factChanges) add(seq uint64, action string, detail json.RawMessage, rep
 			return true
 		}
 		rep.Changes++
-		f.lastSig[setKey(set.Transmitter, set.JTI)] = len(f.sigs)
+		k := setKey(set.Transmitter, set.JTI)
+		f.lastSig[k] = len(f.sigs)
+		f.sigsOf[k] = append(f.sigsOf[k], len(f.sigs))
 		f.sigs = append(f.sigs, signalChange{seq: seq, action: action, set: set, redacted: bytes.Contains(detail, redactedMarker)})
 	case ActionRevalidate, ActionReconfirm:
 		r, ok := decodeRevalidation(detail)
@@ -149,7 +158,7 @@ func (f *factChanges) compare(ctx context.Context, st Stores, rep *Report) error
 			if c.skip {
 				continue
 			}
-			if has, n := setPresence(have, c.set); has < n {
+			if has, n := setPresence(have, c.set); has < n && !f.otherCopyStored(have, c.set) {
 				s := c.set
 				rep.Missing = append(rep.Missing, Missing{Seq: c.seq, Action: c.action, Signal: &s, Has: presence(has, n), Redacted: c.redacted})
 			}
@@ -171,16 +180,63 @@ func (f *factChanges) compare(ctx context.Context, st Stores, rep *Report) error
 	return nil
 }
 
-// storedEvents is the set of the signal ledger's events by transmitter,
-// jti and type (what the PostgreSQL store holds unique).
-func storedEvents(ctx context.Context, se SignalEvents) (map[string]bool, error) {
+// otherCopyStored reports that the signal ledger holds another copy of
+// set's jti: two replicas received the same jti at once, each recorded
+// its copy in the trail, and the shared store took the first one and
+// refused the other as a duplicate (normally recorded as not applied,
+// cause "duplicate"). The stored events of the jti are another copy when
+// one of their types is not in set (set cut short would be a part of
+// it), or when they are exactly the events of another record of the jti
+// in the trail.
+func (f *factChanges) otherCopyStored(have storedSignals, set SignalSET) bool {
+	k := setKey(set.Transmitter, set.JTI)
+	stored := have.types[k]
+	if len(stored) == 0 {
+		return false
+	}
+	mine := typesOf(set)
+	for t := range stored {
+		if !mine[t] {
+			return true
+		}
+	}
+	for _, i := range f.sigsOf[k] {
+		if other := typesOf(f.sigs[i].set); !maps.Equal(other, mine) && maps.Equal(other, stored) {
+			return true
+		}
+	}
+	return false
+}
+
+func typesOf(set SignalSET) map[string]bool {
+	ts := make(map[string]bool, len(set.Events))
+	for _, e := range set.Events {
+		ts[e.Type] = true
+	}
+	return ts
+}
+
+// storedSignals are the signal ledger's events by transmitter, jti and
+// type (what the PostgreSQL store holds unique), and the types stored of
+// each jti.
+type storedSignals struct {
+	events map[string]bool
+	types  map[string]map[string]bool
+}
+
+func storedEvents(ctx context.Context, se SignalEvents) (storedSignals, error) {
 	evs, err := se.Since(ctx, 0)
 	if err != nil {
-		return nil, err
+		return storedSignals{}, err
 	}
-	have := make(map[string]bool, len(evs))
+	have := storedSignals{events: make(map[string]bool, len(evs)), types: map[string]map[string]bool{}}
 	for _, e := range evs {
-		have[eventKey(e)] = true
+		have.events[eventKey(e)] = true
+		k := setKey(e.Transmitter, e.JTI)
+		if have.types[k] == nil {
+			have.types[k] = map[string]bool{}
+		}
+		have.types[k][e.Type] = true
 	}
 	return have, nil
 }
@@ -198,9 +254,9 @@ func storedRevalidations(ctx context.Context, rs Revalidations) (map[string]bool
 }
 
 // setPresence counts the events of set the ledger holds, of n.
-func setPresence(have map[string]bool, set SignalSET) (has, n int) {
+func setPresence(have storedSignals, set SignalSET) (has, n int) {
 	for _, e := range set.Events {
-		if have[eventKey(e)] {
+		if have.events[eventKey(e)] {
 			has++
 		}
 	}
@@ -223,8 +279,16 @@ func decodeSignal(raw json.RawMessage) (SignalSET, bool) {
 		JTI         string          `json:"jti"`
 		Events      []signals.Event `json:"events"`
 	}
-	if !loose(raw, &d) || d.Transmitter == "" || d.JTI == "" {
+	err := json.Unmarshal(raw, &d)
+	var te *json.UnmarshalTypeError
+	if (err != nil && !errors.As(err, &te)) || d.Transmitter == "" || d.JTI == "" {
 		return SignalSET{}, false
+	}
+	set := SignalSET{Transmitter: d.Transmitter, JTI: d.JTI, Events: d.Events}
+	if err != nil {
+		// Read as far as it goes (a redacted value is a type error), so
+		// that the check names it; the field is zero, not storable.
+		set.invalid = fmt.Errorf("a field does not decode: %w", err)
 	}
 	for i, e := range d.Events {
 		if e.Type == "" {
@@ -232,8 +296,13 @@ func decodeSignal(raw json.RawMessage) (SignalSET, bool) {
 		}
 		e.Transmitter, e.JTI, e.Position = d.Transmitter, d.JTI, 0
 		d.Events[i] = e
+		if set.invalid == nil {
+			if err := e.Validate(); err != nil {
+				set.invalid = err
+			}
+		}
 	}
-	return SignalSET{Transmitter: d.Transmitter, JTI: d.JTI, Events: d.Events}, true
+	return set, true
 }
 
 // decodeRevalidation reads a revalidation from its record's detail
@@ -255,8 +324,17 @@ func decodeRevalidation(raw json.RawMessage) (dormancy.Revalidation, bool) {
 
 // restoreSignal appends the SET's events again (at new positions, with
 // their original times) unless the ledger holds them by now; a ledger
-// holding part of the SET cannot take the rest (a jti is stored once).
+// holding part of the SET cannot take the rest (a jti is stored once),
+// and events that do not validate as received ones are not stored.
 func restoreSignal(ctx context.Context, ss SignalStore, set SignalSET) error {
+	if set.invalid != nil {
+		return fmt.Errorf("the trail's SET cannot be stored: %w", set.invalid)
+	}
+	for _, e := range set.Events {
+		if err := e.Validate(); err != nil {
+			return fmt.Errorf("the trail's SET cannot be stored: %w", err)
+		}
+	}
 	have, err := storedEvents(ctx, ss)
 	if err != nil {
 		return err
@@ -267,6 +345,8 @@ func restoreSignal(ctx context.Context, ss SignalStore, set SignalSET) error {
 		return nil
 	case has > 0:
 		return fmt.Errorf("the signal ledger holds %d of the SET's %d events and takes a jti once: restore it from a backup", has, n)
+	case len(have.types[setKey(set.Transmitter, set.JTI)]) > 0:
+		return errors.New("the signal ledger holds another copy of this jti (another replica stored it first) and takes a jti once: nothing to apply")
 	}
 	evs := make([]signals.Event, len(set.Events))
 	for i, e := range set.Events {

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"sync/atomic"
+	"time"
 
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
@@ -68,6 +69,18 @@ type delegationDetail struct {
 	Delegation delegation.Delegation `json:"delegation"`
 }
 
+// NotAppliedTimeout bounds the write of a not_applied record.
+const NotAppliedTimeout = 10 * time.Second
+
+// notAppliedContext is the context a not_applied record is written under:
+// the caller's values without its cancellation (a client that hung up
+// after the change was recorded must not leave the change demanded from
+// the store, to be applied by 'pdp repair' after the client was told it
+// was not), bounded by NotAppliedTimeout.
+func notAppliedContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), NotAppliedTimeout)
+}
+
 // notAppliedDetail is the detail of a not_applied record.
 type notAppliedDetail struct {
 	Action string `json:"action"`
@@ -107,6 +120,8 @@ func (j *Journal) DelegationNotApplied(ctx context.Context, c delegation.Change,
 	if r == nil {
 		return nil
 	}
+	ctx, cancel := notAppliedContext(ctx)
+	defer cancel()
 	return r.RecordAdmin(ctx, ActionDelegationNotApplied, c.By.Application, c.Delegation.ID, notAppliedDetail{
 		Action: c.Action, ID: c.Delegation.ID, Version: c.Delegation.Version, Digest: digest(c.Delegation), Cause: cause.Error(),
 	})
@@ -136,6 +151,8 @@ func (j *Journal) ConsentNotApplied(ctx context.Context, c consent.Change, cause
 	for i, e := range c.Events {
 		ids[i] = e.ID
 	}
+	ctx, cancel := notAppliedContext(ctx)
+	defer cancel()
 	return r.RecordAdmin(ctx, ActionConsentNotApplied, c.Application, c.Events[0].Subject.String(),
 		notAppliedDetail{Action: c.Action, Events: ids, Cause: cause.Error()})
 }

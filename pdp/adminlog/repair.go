@@ -47,6 +47,12 @@ type Writers struct {
 	Revalidations RevalidationStore
 }
 
+// Stores are the stores of w as the check reads them (a store w leaves
+// nil is off): 'pdp repair' checks exactly what it repairs.
+func (w Writers) Stores() Stores {
+	return Stores{Delegations: w.Delegations, Events: w.Consent, Signals: w.Signals, Revalidations: w.Revalidations}
+}
+
 // Repair is RepairStores of the delegation records and the consent ledger.
 func Repair(ctx context.Context, rep Report, ds DelegationStore, cs ConsentStore, rec Recorder) ([]Missing, error) {
 	return RepairStores(ctx, rep, Writers{Delegations: ds, Consent: cs}, rec)

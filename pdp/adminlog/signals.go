@@ -2,6 +2,7 @@ package adminlog
 
 import (
 	"context"
+	"errors"
 
 	"github.com/ciampdp/pdp/pdp/signalledger"
 	"github.com/ciampdp/pdp/pdp/signals"
@@ -48,14 +49,26 @@ func (j *Journal) RecordSignal(ctx context.Context, transmitter, jti string, eve
 	return r.RecordAdmin(ctx, ActionSignalReceive, transmitter, target, signalDetail{Transmitter: transmitter, JTI: jti, Events: events})
 }
 
+// CauseDuplicate is the cause of a signal.not_applied record of a SET
+// the shared store refused because another replica had stored its jti
+// first.
+const CauseDuplicate = "duplicate"
+
 // SignalNotApplied implements signalledger.NotAppliedJournal: the SET
 // recorded before was not stored (the start-up check then does not
-// demand it).
+// demand it), cause "duplicate" when another replica stored its jti
+// first.
 func (j *Journal) SignalNotApplied(ctx context.Context, transmitter, jti string, cause error) error {
 	r := j.recorder()
 	if r == nil {
 		return nil
 	}
+	why := cause.Error()
+	if errors.Is(cause, signalledger.ErrDuplicate) {
+		why = CauseDuplicate
+	}
+	ctx, cancel := notAppliedContext(ctx)
+	defer cancel()
 	return r.RecordAdmin(ctx, ActionSignalNotApplied, transmitter, jti,
-		notAppliedDetail{Action: ActionSignalReceive, Transmitter: transmitter, JTI: jti, Cause: cause.Error()})
+		notAppliedDetail{Action: ActionSignalReceive, Transmitter: transmitter, JTI: jti, Cause: why})
 }

@@ -35,18 +35,11 @@ func DefaultDormancy() DormancyConfig { return DormancyConfig{} }
 // Validate checks the section.
 func (c DormancyConfig) Validate() error { return nil }
 
-// openDormancy opens the revalidations and the dormancy service over the
-// consent ledger's activity; nil when the ledger is off (then a bundle
-// with dormancy rules denies what they cover with facts_unavailable).
-func openDormancy(ctx context.Context, cfg DormancyConfig, ccfg ConsentConfig, ledger *consent.Ledger, dsvc *delegation.Service, auth authority, journal revalidation.Journal, log *slog.Logger) (*revalidation.Service, func(), error) {
-	if ledger == nil {
-		return nil, func() {}, nil
-	}
-	var (
-		st     revalidation.Store
-		shared bool
-		err    error
-	)
+// openRevalidationStore opens the revalidations where the consent ledger
+// is (serve and 'pdp repair' both): in its PostgreSQL database (shared by
+// the replicas), or in dormancy.path, by default revalidations.jsonl
+// beside its file.
+func openRevalidationStore(ctx context.Context, cfg DormancyConfig, ccfg ConsentConfig, log *slog.Logger) (st revalidation.Store, shared bool, err error) {
 	if ccfg.Engine == ConsentPostgres {
 		st, err = revalidation.OpenPostgres(ctx, ccfg.PostgresURL)
 		shared = true
@@ -58,7 +51,21 @@ func openDormancy(ctx context.Context, cfg DormancyConfig, ccfg ConsentConfig, l
 		st, err = revalidation.OpenFile(path, log)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("open the revalidations: %w", err)
+		return nil, false, fmt.Errorf("open the revalidations: %w", err)
+	}
+	return st, shared, nil
+}
+
+// openDormancy opens the revalidations and the dormancy service over the
+// consent ledger's activity; nil when the ledger is off (then a bundle
+// with dormancy rules denies what they cover with facts_unavailable).
+func openDormancy(ctx context.Context, cfg DormancyConfig, ccfg ConsentConfig, ledger *consent.Ledger, dsvc *delegation.Service, auth authority, journal revalidation.Journal, log *slog.Logger) (*revalidation.Service, func(), error) {
+	if ledger == nil {
+		return nil, func() {}, nil
+	}
+	st, shared, err := openRevalidationStore(ctx, cfg, ccfg, log)
+	if err != nil {
+		return nil, nil, err
 	}
 	c := revalidation.Config{
 		Store: st, Activity: revalidation.LedgerActivity{Ledger: ledger}, Journal: journal, Shared: shared, Logger: log,

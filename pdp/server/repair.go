@@ -17,30 +17,23 @@ import (
 const repairHint = "the PDP refuses to start rather than decide on state older than what it acknowledged: " +
 	"run 'pdp repair' with the same configuration to apply these changes from the decision trail, then start it again"
 
-// liveStores are the stores serve opened, for the start-up check (nil:
-// off).
-type liveStores struct {
-	delegations   *delegation.Service
-	consent       *consent.Ledger
-	signals       *openedSignals
-	revalidations *revalidation.Service
-}
-
-// forCheck is the stores as adminlog reads them, a store that is off left
-// a nil interface.
-func (l liveStores) forCheck() adminlog.Stores {
+// servedStores are the stores serve opened (nil: off) as the start-up
+// check reads them, each left a nil interface when off; 'pdp repair'
+// checks adminlog.Writers.Stores of the same stores (openFacts opens them
+// as serve does).
+func servedStores(dsvc *delegation.Service, ledger *consent.Ledger, sigs *openedSignals, dorm *revalidation.Service) adminlog.Stores {
 	var st adminlog.Stores
-	if l.delegations != nil {
-		st.Delegations = l.delegations
+	if dsvc != nil {
+		st.Delegations = dsvc
 	}
-	if l.consent != nil {
-		st.Events = l.consent
+	if ledger != nil {
+		st.Events = ledger
 	}
-	if l.signals != nil && l.signals.ledger != nil {
-		st.Signals = l.signals.ledger
+	if sigs != nil && sigs.ledger != nil {
+		st.Signals = sigs.ledger
 	}
-	if l.revalidations != nil {
-		st.Revalidations = l.revalidations
+	if dorm != nil {
+		st.Revalidations = dorm
 	}
 	return st
 }
@@ -50,8 +43,7 @@ func (l liveStores) forCheck() adminlog.Stores {
 // holds (write-ahead records): a change the trail holds and a store lacks
 // (a store file cut or restored from an old backup) stops the start,
 // naming every such change.
-func checkStores(ctx context.Context, tr adminlog.Trail, live liveStores, log *slog.Logger) error {
-	st := live.forCheck()
+func checkStores(ctx context.Context, tr adminlog.Trail, st adminlog.Stores, log *slog.Logger) error {
 	if st.Delegations == nil && st.Events == nil && st.Signals == nil && st.Revalidations == nil {
 		return nil
 	}
@@ -122,7 +114,7 @@ func OpenRepairer(ctx context.Context, cfg Config, version string, log *slog.Log
 
 // Check lists the changes the trail holds and the stores lack.
 func (r *Repairer) Check(ctx context.Context) (adminlog.Report, error) {
-	return adminlog.CheckStores(ctx, r.tr.log, r.stores())
+	return adminlog.CheckStores(ctx, r.tr.log, r.w.Stores())
 }
 
 // Repair applies the missing changes of rep to the stores and records the

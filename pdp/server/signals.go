@@ -225,21 +225,52 @@ type streamTask struct {
 
 var _ api.Signals = (*openedSignals)(nil)
 
+// signalsEngine is the signal ledger's engine for cfg (resolved by
+// autoSignals): the configured one, auto taken as on when transmitters
+// are configured and the bundle has a signals registry (registry) —
+// PostgreSQL when cfg has its URL (beside a PostgreSQL consent ledger),
+// else the file. serve and 'pdp repair' both ask it, so that repair
+// checks the store serve reads.
+func signalsEngine(cfg SignalsConfig, registry bool) string {
+	if cfg.Engine != SignalsAuto {
+		return cfg.Engine
+	}
+	if !registry || len(cfg.Transmitters) == 0 {
+		return SignalsOff
+	}
+	// Where the consent ledger is (autoSignals): its PostgreSQL database,
+	// shared by the replicas, or a file beside it.
+	if cfg.PostgresURL != "" {
+		return SignalsPostgres
+	}
+	return SignalsFile
+}
+
+// openSignalStore opens the signal ledger's store of engine (not off).
+func openSignalStore(ctx context.Context, cfg SignalsConfig, engine string, log *slog.Logger) (signalledger.Store, error) {
+	var (
+		st  signalledger.Store
+		err error
+	)
+	switch engine {
+	case SignalsFile:
+		st, err = signalledger.OpenFile(cfg.Path, log) // resolved by autoSignals (signalsPath)
+	case SignalsPostgres:
+		st, err = signalledger.OpenPostgres(ctx, cfg.PostgresURL)
+	default:
+		err = fmt.Errorf("%q: %w", engine, ErrSignalsEngine)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open the signal ledger (%s): %w", engine, err)
+	}
+	return st, nil
+}
+
 // openSignals opens the signal ledger and the verifier of the configured
 // transmitters, or returns nil when signals are off.
 func openSignals(ctx context.Context, cfg SignalsConfig, reloader *policy.Reloader, journal signalledger.Journal, pub signalledger.Publisher, onStored func(context.Context, []signals.Event), log *slog.Logger) (*openedSignals, func(), error) {
-	engine := cfg.Engine
-	if engine == SignalsAuto {
-		engine = SignalsOff
-		if b := reloader.Current(); b != nil && b.Signals() != nil && len(cfg.Transmitters) > 0 {
-			// Where the consent ledger is (autoSignals): its PostgreSQL
-			// database, shared by the replicas, or a file beside it.
-			engine = SignalsFile
-			if cfg.PostgresURL != "" {
-				engine = SignalsPostgres
-			}
-		}
-	}
+	b := reloader.Current()
+	engine := signalsEngine(cfg, b != nil && b.Signals() != nil)
 	if engine == SignalsOff {
 		if len(cfg.Transmitters) > 0 {
 			return nil, nil, errors.New("signals.transmitters are configured but the signal ledger is off (the bundle has no schema/signals.yaml, or signals.engine: off)")
@@ -261,17 +292,9 @@ func openSignals(ctx context.Context, cfg SignalsConfig, reloader *policy.Reload
 	if err != nil {
 		return nil, nil, err
 	}
-	var st signalledger.Store
-	switch engine {
-	case SignalsFile:
-		st, err = signalledger.OpenFile(cfg.Path, log) // resolved by Open (signalsPath)
-	case SignalsPostgres:
-		st, err = signalledger.OpenPostgres(ctx, cfg.PostgresURL)
-	default:
-		err = fmt.Errorf("%q: %w", engine, ErrSignalsEngine)
-	}
+	st, err := openSignalStore(ctx, cfg, engine, log)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open the signal ledger (%s): %w", engine, err)
+		return nil, nil, err
 	}
 	l, err := signalledger.NewLedger(ctx, signalledger.LedgerConfig{Store: st,
 		Registry: func() *signals.Registry {

@@ -19,7 +19,8 @@ import (
 var ErrCorrupt = errors.New("signal ledger file corrupt")
 
 // FileStore keeps the signal ledger in an append-only JSON-lines file,
-// one event a line, fsynced before Append returns (the JSON-lines kit
+// one event a line, the lines of one SET written at once and fsynced
+// before Append returns (the JSON-lines kit
 // cuts a torn last line at open). The events stay in memory. One store at
 // a time may use a file.
 type FileStore struct {
@@ -71,20 +72,25 @@ func (s *FileStore) Append(_ context.Context, events []signals.Event) ([]signals
 	if n := len(s.events); n > 0 {
 		last = s.events[n-1].Position
 	}
+	// The SET's lines go in one write, cut back whole on failure: the
+	// file holds all of its events or none (a SET half stored could be
+	// neither completed, its jti being taken, nor named as not applied).
 	out := make([]signals.Event, 0, len(events))
+	lines := make([][]byte, 0, len(events))
 	for _, e := range events {
 		last++
 		e.Position = last
 		line, err := json.Marshal(e)
 		if err != nil {
-			return out, fmt.Errorf("signals: encode event: %w", err)
+			return nil, fmt.Errorf("signals: encode event: %w", err)
 		}
-		if err := s.file.Append(line); err != nil {
-			return out, fmt.Errorf("signals: append: %w", err)
-		}
-		s.events = append(s.events, e)
+		lines = append(lines, line)
 		out = append(out, e)
 	}
+	if err := s.file.AppendLines(lines...); err != nil {
+		return nil, fmt.Errorf("signals: append: %w", err)
+	}
+	s.events = append(s.events, out...)
 	for _, e := range out {
 		s.seen[seenKey(e.Transmitter, e.JTI)] = true
 	}

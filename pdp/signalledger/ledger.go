@@ -25,8 +25,9 @@ var (
 	ErrClosed = errors.New("the signal ledger is closed")
 )
 
-// Store keeps the events, append-only. Append assigns positions (after
-// every stored one) and fails with ErrDuplicate for a jti it holds.
+// Store keeps the events, append-only. Append stores the events of one
+// SET, all or none, assigns positions (after every stored one) and fails
+// with ErrDuplicate for a jti it holds.
 type Store interface {
 	Append(ctx context.Context, events []signals.Event) ([]signals.Event, error)
 	// Since returns the events after position, in position order.
@@ -203,6 +204,9 @@ func (l *Ledger) Receive(ctx context.Context, s *signals.SET) ([]signals.Event, 
 			e.Entity = reg.Map(se.Subject)
 			e.Session = se.Subject.SessionID()
 		}
+		if err := e.Validate(); err != nil {
+			return nil, &signals.SETError{Code: signals.ErrCodeInvalidRequest, Description: err.Error()}
+		}
 		evs = append(evs, e)
 	}
 	if l.cfg.Journal != nil {
@@ -220,6 +224,15 @@ func (l *Ledger) Receive(ctx context.Context, s *signals.SET) ([]signals.Event, 
 	stored, err := l.cfg.Store.Append(ctx, evs)
 	if err != nil {
 		_, _ = finish(ctx, false)
+		if len(stored) > 0 {
+			// A store that broke its all-or-none promise: the trail
+			// keeps demanding the whole SET, so the start-up check names
+			// what is missing rather than a not_applied record hiding it.
+			l.index(stored)
+			l.log.ErrorContext(ctx, "signal stored in part; not recorded as not applied: the start-up check will name it",
+				"transmitter", s.Issuer, "jti", s.JTI, "stored", len(stored), "events", len(evs), "error", err)
+			return nil, fmt.Errorf("signals: store %s %s: %w", s.Issuer, s.JTI, err)
+		}
 		l.notApplied(ctx, s.Issuer, s.JTI, err)
 		return nil, fmt.Errorf("signals: store %s %s: %w", s.Issuer, s.JTI, err)
 	}
@@ -237,12 +250,13 @@ func (l *Ledger) Receive(ctx context.Context, s *signals.SET) ([]signals.Event, 
 	return stored, nil
 }
 
-// notApplied records in the journal that a recorded SET was not stored;
-// a duplicate (another replica stored the jti first) is not recorded: the
-// store holds that SET.
+// notApplied records in the journal that a recorded SET was not stored,
+// a duplicate too (another replica stored the jti first, perhaps with
+// other events: the store keeps that copy, and this one must not be
+// demanded from it).
 func (l *Ledger) notApplied(ctx context.Context, transmitter, jti string, cause error) {
 	j, ok := l.cfg.Journal.(NotAppliedJournal)
-	if !ok || errors.Is(cause, ErrDuplicate) {
+	if !ok {
 		return
 	}
 	if err := j.SignalNotApplied(ctx, transmitter, jti, cause); err != nil {

@@ -2,9 +2,51 @@ package signals
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 )
+
+// maxJTI is the longest jti a SET may carry.
+const maxJTI = 256
+
+// ErrInvalidEvent: an event lacks what every event of a verified SET has.
+var ErrInvalidEvent = errors.New("invalid signal event")
+
+// Validate checks what the verifier guarantees of every event of a
+// verified SET as the ledger stores it: its transmitter, a jti (at most
+// 256 characters), a type, its times (event, issue, receipt), a valid
+// subject, and a subject for every event type this receiver knows but
+// verification. The ledger checks each event before it records and
+// stores it, and 'pdp repair' each event it would store from the trail.
+func (e Event) Validate() error {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidEvent, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case e.Transmitter == "":
+		return fail("no transmitter")
+	case e.JTI == "" || len(e.JTI) > maxJTI:
+		return fail("the jti is empty or longer than %d characters", maxJTI)
+	case e.Type == "":
+		return fail("no event type")
+	case e.Time.IsZero():
+		return fail("event %s has no event time", e.Type)
+	case e.IssuedAt.IsZero():
+		return fail("event %s has no issue time", e.Type)
+	case e.ReceivedAt.IsZero():
+		return fail("event %s has no receipt time", e.Type)
+	}
+	if e.Subject != nil {
+		if err := e.Subject.Validate(); err != nil {
+			return fail("event %s: subject: %v", e.Type, err)
+		}
+	} else if n := ShortName(e.Type); n != "" && n != "verification" {
+		return fail("event %s names no subject", e.Type)
+	}
+	return nil
+}
 
 // Event is one event of a received SET as the ledger keeps it: who sent
 // it, its jti, type and time, the subject as received and the entity it

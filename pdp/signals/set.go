@@ -286,8 +286,8 @@ func decodeClaims(t Transmitter, payload []byte, token string, now time.Time) (*
 			return nil, setErr(ErrCodeInvalidRequest, "the SET has expired")
 		}
 	}
-	if c.JTI == "" || len(c.JTI) > 256 {
-		return nil, setErr(ErrCodeInvalidRequest, "jti is required (at most 256 characters)")
+	if c.JTI == "" || len(c.JTI) > maxJTI {
+		return nil, setErr(ErrCodeInvalidRequest, "jti is required (at most %d characters)", maxJTI)
 	}
 	if len(c.Events) == 0 {
 		return nil, setErr(ErrCodeInvalidRequest, "events is required and holds at least one event")

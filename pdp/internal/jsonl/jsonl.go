@@ -203,12 +203,24 @@ func (jf *File) Writable() error {
 // Append writes one line (a newline is added) and makes it durable. A
 // failed write is cut off the file again; a failed fsync breaks the file
 // (its state is unknown: every later Append fails until it is reopened).
-func (jf *File) Append(line []byte) error {
+func (jf *File) Append(line []byte) error { return jf.AppendLines(line) }
+
+// AppendLines writes lines (a newline added to each) in one write and
+// makes them durable: a failed write is cut off the file again, so the
+// file holds all of them or none (a failed fsync breaks the file, as for
+// Append).
+func (jf *File) AppendLines(lines ...[]byte) error {
 	if err := jf.Writable(); err != nil {
 		return err
 	}
-	buf := make([]byte, 0, len(line)+1)
-	buf = append(append(buf, line...), '\n')
+	size := 0
+	for _, l := range lines {
+		size += len(l) + 1
+	}
+	buf := make([]byte, 0, size)
+	for _, l := range lines {
+		buf = append(append(buf, l...), '\n')
+	}
 	n, err := jf.f.Write(buf)
 	if err != nil {
 		if terr := jf.f.Truncate(jf.size); terr != nil {
