@@ -28,7 +28,7 @@ func TestDelegationReadsScoped(t *testing.T) {
 	t.Cleanup(func() { _ = st.Close() })
 	svc := delegation.NewService(delegation.Config{Store: st, RegisterApplications: []string{"backoffice"},
 		ReaderApplications: []string{"audit-desk"},
-		NewID: func() string { return "poa-1" }}) // the one offer without a chosen id (mobile-banking may not choose one)
+		NewID:              func() string { return "poa-1" }}) // the one offer without a chosen id (mobile-banking may not choose one)
 	keys := map[string]string{}
 	for _, app := range []string{"backoffice", "mobile-banking", "advisor-portal", "audit-desk", "budget-app"} {
 		sum := sha256.Sum256([]byte("key-" + app))
