@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -158,7 +159,8 @@ func TestDelegationReadsPerApplication(t *testing.T) {
 // may not read a record, for an actor who takes no part in it, anything
 // an unknown id would not — every change answers 404 with the body of an
 // unknown id, a sub-delegation offer under it 422 with the body of a
-// missing parent (its contents unshown), a re-confirmation 404; only a
+// missing parent (its contents unshown), a re-confirmation 404, a
+// representative's consent naming it 422 as naming an unknown id; only a
 // register or whole-view application chooses an offer's id; and with
 // actor tokens a re-confirmation is refused unproven before the record is
 // read.
@@ -216,6 +218,17 @@ func TestDelegationIDsCannotBeProbed(t *testing.T) {
 		asUnknown(t, "mobile-banking", "/v1/dormancy/delegations/guardian-carol-dave/reconfirm", "guardian-carol-dave", mallory, http.StatusNotFound)
 		if code, body := post(t, "backoffice", "/v1/dormancy/delegations/guardian-carol-dave/reconfirm", mallory); code != http.StatusForbidden || !strings.Contains(body, "user:carol") {
 			t.Fatalf("through backoffice: %d %s, want 403 naming the principal", code, body)
+		}
+	})
+	t.Run("a representative's consent naming a delegation that is not the actor's", func(t *testing.T) {
+		give := `{"subject":{"type":"user","id":"alice"},"actor":{"type":"user","id":"mallory"},"delegation":"poa-alice-bob",
+			"purpose":"financial_advice","jurisdiction":"DE","notice":{"uri":"https://northbank.example/privacy/advice","version":1}}`
+		stamp := regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`) // the refusal says when
+		mcode, missing := post(t, "advisor-portal", "/v1/consents/give", strings.Replace(give, "poa-alice-bob", "dlg-nobody", 1))
+		code, got := post(t, "advisor-portal", "/v1/consents/give", give)
+		missing = strings.ReplaceAll(stamp.ReplaceAllString(missing, "T"), "dlg-nobody", "poa-alice-bob")
+		if mcode != http.StatusUnprocessableEntity || code != mcode || stamp.ReplaceAllString(got, "T") != missing {
+			t.Fatalf("%d %s; for an unknown id: %d %s", code, got, mcode, missing)
 		}
 	})
 	t.Run("only a register or whole-view application chooses an offer's id", func(t *testing.T) {
