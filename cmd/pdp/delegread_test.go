@@ -253,6 +253,19 @@ func TestDelegationIDsCannotBeProbed(t *testing.T) {
 			t.Fatalf("advisor-portal without an id: %d %s, want 201 with an id made", code, body)
 		}
 	})
+	t.Run("a decision names the chain that decided it to whichever application asks", func(t *testing.T) {
+		// Documented ("Who reads a delegation"): the answer to the
+		// application's own question about its user acting for someone.
+		// mobile-banking may not read carol's guardianship (the civil
+		// register's record), yet dave acts for carol through it.
+		d := s.nbAsk(t, "mobile-banking", `{"type":"user","id":"dave"}`, "view_statements", `{"type":"account","id":"acc-carol"}`, forUser("carol", ""))
+		if !d.Decision || !slices.Equal(d.Context.Delegations, []string{"guardian-carol-dave"}) || d.Context.DelegationStatus != "active" {
+			t.Fatalf("%+v", d)
+		}
+		if code, body := s.do(t, http.MethodGet, "/v1/delegations/guardian-carol-dave", "", demoKey("mobile-banking")...); code != http.StatusNotFound {
+			t.Fatalf("its record: %d %s, want 404", code, body)
+		}
+	})
 }
 
 // TestReconfirmProvesTheActorFirstOverHTTP: with actor tokens on, a
