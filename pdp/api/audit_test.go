@@ -47,7 +47,7 @@ func TestAuditorEndpointsAndAdminRecords(t *testing.T) {
 		DelegationAdmins: map[string]bool{"mobile-banking": true},
 	}
 	srv, err := New(cfg, Deps{Decider: rec, Policies: loadedPolicies(), Registry: prometheus.NewRegistry(),
-		Delegations: delegation.NewService(delegation.Config{Store: st, Journal: &journal}),
+		Delegations: delegation.NewService(delegation.Config{Store: st, Journal: &journal, ReaderApplications: []string{"mobile-banking"}}), // it chooses an id below
 		Auditor:     audit.Service{Trail: l}, AdminLog: rec})
 	if err != nil {
 		t.Fatal(err)

@@ -82,3 +82,27 @@ func (s *Service) ListFor(ctx context.Context, f Filter, r Reader) ([]Delegation
 
 // notFound is the error of a store's Get for an id it does not hold.
 func notFound(id string) error { return fmt.Errorf("delegation %s: %w", id, ErrNotFound) }
+
+// Hides reports whether a change through by (or its refusal) must answer
+// about d exactly as about an id that does not exist: by's application
+// may not read d (Sees) and by's actor takes no part in it — is neither
+// its principal nor its agent nor, when parent is not nil, the agent of
+// its parent. An actor who takes part learns what its own refusal says
+// (with auth.actor_tokens that actor is proven; without, the application
+// is trusted to name its users, as it is for the change itself), so that
+// ids cannot be probed through changes either.
+func (s *Service) Hides(by Actor, d Delegation, parent *Delegation) bool {
+	if s.Sees(Reader{Application: by.Application}, d) {
+		return false
+	}
+	takesPart := by.Subject == d.Principal || by.Subject == d.Agent || (parent != nil && by.Subject == parent.Agent)
+	return !takesPart
+}
+
+// mayChooseID reports whether an application may choose the id of an
+// offer: only one that may learn whether any id is taken — one with the
+// whole view (Config.ReaderApplications) or a register application
+// (Config.RegisterApplications, which records the register's own
+// numbers). Any other gets an id the Service makes, so that an offer
+// cannot probe ids either (a chosen id that is taken is refused 409).
+func (s *Service) mayChooseID(app string) bool { return s.readers[app] || s.registers[app] }

@@ -134,8 +134,9 @@ func TestReadersSeeWhatTheyTookPartIn(t *testing.T) {
 
 // TestChangesKeepTheirAuthority: reads are scoped, changes are not
 // widened nor narrowed by it: an application that cannot read a record is
-// refused a change its actor may not make with 403 as before, and makes
-// one its actor may.
+// refused a change its actor may not make — as an unknown id when the
+// actor takes no part in the record (Service.Hides; see
+// TestChangesAnswerUnseenRecordsAsUnknown) — and makes one its actor may.
 func TestChangesKeepTheirAuthority(t *testing.T) {
 	st, sfx := openFileT(t)
 	e := newEnv(t, st, sfx)
@@ -146,18 +147,19 @@ func TestChangesKeepTheirAuthority(t *testing.T) {
 	if e.svc.Sees(Reader{Application: "advisor-portal"}, poa) {
 		t.Fatal("advisor-portal sees a record it took no part in")
 	}
-	if _, _, err := e.svc.Suspend(ctx, poa.ID, other(mallory), "t"); !errors.Is(err, ErrForbidden) {
-		t.Fatalf("suspend by mallory: %v, want forbidden", err)
+	if _, _, err := e.svc.Suspend(ctx, poa.ID, other(mallory), "t"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("suspend by mallory: %v, want not found", err)
 	}
 	if _, _, err := e.svc.Suspend(ctx, poa.ID, other(alice), "t"); err != nil {
 		t.Fatalf("suspend by the principal: %v", err)
 	}
 }
 
-// TestRefusedSubDelegationNamesNoUnseenAgent: an offer under a parent the
-// calling application may not read is refused as before (403), without
-// naming the parent's agent; through an application that reads the parent
-// the message names it, as it always did.
+// TestRefusedSubDelegationNamesNoUnseenAgent: an offer by a stranger under
+// a parent the calling application may not read is refused as under a
+// parent that does not exist (422; see TestOfferUnderUnseenParentAsMissing),
+// naming nothing of it; through an application that reads the parent the
+// refusal is 403 and names its agent, as it always did.
 func TestRefusedSubDelegationNamesNoUnseenAgent(t *testing.T) {
 	st, sfx := openFileT(t)
 	e := newEnv(t, st, sfx)
@@ -169,8 +171,8 @@ func TestRefusedSubDelegationNamesNoUnseenAgent(t *testing.T) {
 	}{{"mobile-banking", true}, {"advisor-portal", false}} {
 		_, _, err := e.svc.Offer(context.Background(), OfferRequest{By: Actor{Application: tc.app, Subject: mallory}, Principal: alice, Agent: erin,
 			Basis: BasisSubDelegation, Source: SourceSelfDeclared, Scope: []string{"view_statements"}, ValidUntil: date(2030, 1, 1), Parent: poa.ID})
-		if !errors.Is(err, ErrForbidden) {
-			t.Fatalf("%s: %v, want forbidden", tc.app, err)
+		if tc.namesBob && !errors.Is(err, ErrForbidden) || !tc.namesBob && (err == nil || err.Error() != "parent delegation "+poa.ID+" does not exist") {
+			t.Fatalf("%s: %v, want forbidden (or, unseen, as a missing parent)", tc.app, err)
 		}
 		if got := strings.Contains(err.Error(), bob.String()); got != tc.namesBob {
 			t.Fatalf("%s: %q names the parent's agent: %v, want %v", tc.app, err, got, tc.namesBob)

@@ -66,7 +66,7 @@ func TestJournalWriteAhead(t *testing.T) {
 				return err
 			}},
 			{"offer", func() error {
-				_, _, err := e.svc.Offer(ctx, OfferRequest{ID: "dlg-unrecorded" + sfx, By: as(e.user("alice")),
+				_, _, err := e.svc.Offer(ctx, OfferRequest{ID: "dlg-unrecorded" + sfx, By: Actor{Application: register.Application, Subject: e.user("alice")},
 					Principal: e.user("alice"), Agent: e.user("carol"), Basis: BasisPowerOfAttorney,
 					Source: SourceSelfDeclared, Scope: []string{"view_statements"}, ValidUntil: date(2030, 1, 1)})
 				return err

@@ -147,6 +147,9 @@ func (s *Service) applyOnce(ctx context.Context, t transition, id string, by Act
 			}
 		}
 		if !t.may(d, parent, by, s.registers[by.Application]) {
+			if s.Hides(by, *d, parent) {
+				return notFound(id) // exactly as an id that does not exist
+			}
 			return forbidden("%s may not %s delegation %s: only %s may", by.Subject, t.verb, d.ID, t.who)
 		}
 		if !slices.Contains(t.from, d.Status) {

@@ -19,7 +19,8 @@ func TestServicePublishesEveryChange(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	feed := changefeed.NewChangesSince(time.Second, time.Now().Add(-time.Hour))
-	svc := NewService(Config{Store: st, Publisher: feed})
+	// mobile-banking reads every record, so it may choose the offer's id.
+	svc := NewService(Config{Store: st, Publisher: feed, ReaderApplications: []string{"mobile-banking"}})
 	ctx := context.Background()
 	alice, bob := Ref{Type: "user", ID: "alice"}, Ref{Type: "user", ID: "bob"}
 	byAlice := Actor{Application: "mobile-banking", Subject: alice}

@@ -64,10 +64,11 @@ func TestSubDelegationBounds(t *testing.T) {
 			{"other principal", func(r *OfferRequest) { r.Principal, r.By = e.org("globex"), as(erin) }, CodeInvalid,
 				[]string{"principal " + e.org("globex").String() + " differs from its parent " + p}},
 			{"to the parent's agent", func(r *OfferRequest) { r.Agent = erin }, CodeInvalid, []string{"is already the agent of its parent"}},
-			// (mobile-banking may not read the register's parent: its agent
-			// is not named; see TestRefusedSubDelegationNamesNoUnseenAgent)
-			{"by a stranger", func(r *OfferRequest) { r.By = as(bob) }, CodeForbidden,
-				[]string{"or the agent of the parent " + p}},
+			// (mobile-banking may not read the register's parent and bob
+			// takes no part in it: the parent is answered as missing; see
+			// TestOfferUnderUnseenParentAsMissing)
+			{"by a stranger", func(r *OfferRequest) { r.By = as(bob) }, CodeInvalid,
+				[]string{"parent delegation " + p + " does not exist"}},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

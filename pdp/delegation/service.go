@@ -217,17 +217,23 @@ func (s *Service) offer(ctx context.Context, r OfferRequest) (Delegation, string
 	if d.Source == SourceRegister && !s.registers[r.By.Application] {
 		return Delegation{}, "", forbidden("application %q may not record register-sourced delegations: only a register application may (delegations.register_applications)", r.By.Application)
 	}
+	if d.ID != "" && !s.mayChooseID(r.By.Application) {
+		return Delegation{}, "", forbidden("application %q may not choose a delegation's id: leave id out and one is made (only delegations.register_applications and delegations.reader_applications may choose one)", r.By.Application)
+	}
 	if err := checkVocabulary(s.vocab, &d); err != nil {
 		return Delegation{}, "", err
 	}
 	var parent *Delegation
 	if d.Parent != "" {
 		p, err := s.store.Get(ctx, d.Parent)
-		if errors.Is(err, ErrNotFound) {
-			return Delegation{}, "", invalid("parent delegation %s does not exist", d.Parent)
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			return Delegation{}, "", err
+		}
+		// A parent the application may not read, offered under by an
+		// actor who is neither its principal nor its agent, is answered
+		// as a missing one: the rules below would show its contents.
+		if err != nil || s.Hides(r.By, p, nil) {
+			return Delegation{}, "", invalid("parent delegation %s does not exist", d.Parent)
 		}
 		parent = &p
 	}
@@ -257,6 +263,11 @@ func (s *Service) offer(ctx context.Context, r OfferRequest) (Delegation, string
 	}
 	if d.ID == "" {
 		d.ID = s.newID()
+	} else if _, err := s.store.Get(ctx, d.ID); err == nil {
+		// Refused before it is recorded (Create still decides a race).
+		return Delegation{}, "", fmt.Errorf("delegation %s: %w", d.ID, ErrExists)
+	} else if !errors.Is(err, ErrNotFound) {
+		return Delegation{}, "", err
 	}
 	d.addEvent(EventOffered, now, r.By, "", StatusOffered)
 	if d.Source == SourceRegister && d.Basis.statutory() {

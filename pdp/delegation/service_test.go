@@ -83,9 +83,11 @@ func TestOfferValidation(t *testing.T) {
 	if all, _ := e.st.List(context.Background(), Filter{}); len(all) != 0 {
 		t.Errorf("refused offers stored %d records", len(all))
 	}
-	// The valid one, with the id given and the currency normalised.
+	// The valid one, with the id given (by a register application: see
+	// TestOfferIDChosenOnlyByWhomMayLearnIt) and the currency normalised.
 	r := ok()
 	r.ID, r.Constraints = "dlg-given", Constraints{MaxAmount: amount(10), Currency: "eur"}
+	r.By.Application = register.Application
 	d, token, err := e.svc.Offer(context.Background(), r)
 	if err != nil {
 		t.Fatal(err)

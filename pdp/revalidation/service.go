@@ -54,6 +54,10 @@ type Delegations interface {
 	// Sees reports whether the application may read the record (the
 	// delegation Service's rule, delegation.Reader).
 	Sees(r delegation.Reader, d delegation.Delegation) bool
+	// Hides reports whether a change through by must answer about the
+	// record as about an id that does not exist (the delegation Service's
+	// rule).
+	Hides(by delegation.Actor, d delegation.Delegation, parent *delegation.Delegation) bool
 }
 
 // ActorProver proves that the actor of a revalidation is the person named
@@ -237,16 +241,27 @@ func (s *Service) ReconfirmDelegation(ctx context.Context, r ReconfirmRequest) (
 	if !slices.Contains(s.c.ReconfirmApplications, r.By.Application) && !slices.Contains(s.c.AdminApplications, r.By.Application) {
 		return Revalidation{}, fmt.Errorf("%w: application %q may not carry delegation re-confirmations (dormancy.reconfirm_applications)", ErrForbidden, r.By.Application)
 	}
+	// The actor is proven before the record is read: what follows answers
+	// according to who the actor is.
+	if err := s.prove(ctx, r.By); err != nil {
+		return Revalidation{}, err
+	}
+	missing := fmt.Errorf("%w: delegation %q", ErrNotFound, r.Delegation)
 	d, err := s.c.Delegations.Get(ctx, r.Delegation)
 	if errors.Is(err, delegation.ErrNotFound) {
-		return Revalidation{}, fmt.Errorf("%w: delegation %q", ErrNotFound, r.Delegation)
+		return Revalidation{}, missing
 	}
 	if err != nil {
 		return Revalidation{}, fmt.Errorf("dormancy: read delegation %s: %w", r.Delegation, err)
 	}
-	if r.By.Subject.Type != d.Principal.Type || r.By.Subject.ID != d.Principal.ID {
-		// Refused as before (403), but the principal is named only to an
-		// application that may read the record (delegation.Reader).
+	by := delegation.Actor{Application: r.By.Application, Subject: delegation.Ref{Type: r.By.Subject.Type, ID: r.By.Subject.ID}}
+	if by.Subject != d.Principal {
+		// A record the application may not read, for an actor who takes
+		// no part in it, is not found (delegation.Service.Hides); the
+		// principal is named only to an application that may read it.
+		if s.c.Delegations.Hides(by, d, nil) {
+			return Revalidation{}, missing
+		}
 		if !s.c.Delegations.Sees(delegation.Reader{Application: r.By.Application}, d) {
 			return Revalidation{}, fmt.Errorf("%w: only the delegation's principal may re-confirm %s, not %s", ErrForbidden, r.Delegation, r.By.Subject)
 		}
@@ -254,9 +269,6 @@ func (s *Service) ReconfirmDelegation(ctx context.Context, r ReconfirmRequest) (
 	}
 	if d.Status != delegation.StatusActive {
 		return Revalidation{}, fmt.Errorf("%w: delegation %s is %s: only a delegation in force is re-confirmed", ErrInvalid, d.ID, d.Status)
-	}
-	if err := s.prove(ctx, r.By); err != nil {
-		return Revalidation{}, err
 	}
 	return s.write(ctx, Revalidation{Kind: dormancy.KindDelegation, Delegation: d.ID, Subject: Ref{Type: d.Principal.Type, ID: d.Principal.ID},
 		By: r.By, Source: "admin", Reason: r.Reason})

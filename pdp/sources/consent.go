@@ -67,6 +67,11 @@ func (r Representatives) Representative(ctx context.Context, agent, principal co
 		return consent.Mandate{}, ErrNotRepresentative
 	}
 	d, err := r.Service.Get(ctx, id)
+	if errors.Is(err, delegation.ErrNotFound) {
+		// An id that does not exist answers as one that is not the
+		// representative's: a consent change cannot probe ids.
+		return consent.Mandate{}, ErrNotRepresentative
+	}
 	if err != nil {
 		return consent.Mandate{}, err
 	}
