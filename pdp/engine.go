@@ -122,6 +122,7 @@ func (e *Engine) DecideReserved(ctx context.Context, req Request) (Decision, *Pe
 	}
 	j := e.prepare(b, req)
 	j.pending = &j.own
+	defer forgetOnPanic(ctx, &j.own)
 	jobs := []*job{&j}
 	e.resolveDelegations(ctx, jobs)
 	e.resolveConsents(ctx, b, jobs)
@@ -158,8 +159,23 @@ func (e *Engine) DecideBatchReserved(ctx context.Context, reqs []Request) ([]Dec
 		return nil, nil, ErrNotReady
 	}
 	var p *Pending
+	defer forgetOnPanic(ctx, &p)
 	ds := e.decideBatch(ctx, b, reqs, &p)
 	return ds, p, nil
+}
+
+// forgetOnPanic drops every change reserved in *p when deciding panics
+// before the Pending reaches its caller (the api layer recovers panics),
+// then panics on: a reservation never settled would hold back every
+// later commit of its key.
+func forgetOnPanic(ctx context.Context, p **Pending) {
+	if v := recover(); v != nil {
+		if *p != nil {
+			(*p).dropAll()
+			(*p).Commit(context.WithoutCancel(ctx))
+		}
+		panic(v)
+	}
 }
 
 // finish hands a prepared job its facts (or the error that kept them

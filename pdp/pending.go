@@ -81,6 +81,13 @@ func (p *Pending) Drop(i int) {
 	})
 }
 
+// dropAll forgets every change of p.
+func (p *Pending) dropAll() {
+	for len(p.items) > 0 {
+		p.Drop(p.items[0].decision)
+	}
+}
+
 // Resets reports whether decision i reserved a success that lifts a hold:
 // the later decisions of its batch were answered with the hold lifted, so
 // when i's record fails theirs must not be written either.

@@ -89,8 +89,8 @@ func stepUpRule(r *signals.StepUpRule) windowRule {
 func (v *Velocity) reportStepUp(p *Pending, i int, r *signals.StepUpRule, subject, outcome string, at time.Time) (count int) {
 	k := stepUpKey{r.Name, subject}
 	reset := outcome == StepUpSucceeded
-	count, id := v.subjects.reserve(k, windowChange{owner: p.owner, rule: stepUpRule(r), ev: windowEvent{at: at}, reset: reset}, v.maxKeys())
-	p.reserve(pendingItem{decision: i, id: id, stepUp: true, subject: k, reset: reset, blocking: !reset && count >= r.Count})
+	count, id, begins := v.subjects.reserveBegins(k, windowChange{owner: p.owner, rule: stepUpRule(r), ev: windowEvent{at: at}, reset: reset}, v.maxKeys())
+	p.reserve(pendingItem{decision: i, id: id, stepUp: true, subject: k, reset: reset, blocking: begins})
 	return count
 }
 

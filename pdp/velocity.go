@@ -63,9 +63,8 @@ func (v *Velocity) observe(p *Pending, i int, reg *signals.Registry, values map[
 			continue
 		}
 		k := velocityKey(r.Name, val)
-		rule := velocityRule(r)
-		count, id := v.values.reserve(k, windowChange{owner: p.owner, rule: rule, ev: windowEvent{who: subject, at: at}}, v.maxKeys())
-		p.reserve(pendingItem{decision: i, id: id, value: k, blocking: count >= rule.threshold})
+		_, id, begins := v.values.reserveBegins(k, windowChange{owner: p.owner, rule: velocityRule(r), ev: windowEvent{who: subject, at: at}}, v.maxKeys())
+		p.reserve(pendingItem{decision: i, id: id, value: k, blocking: begins})
 	}
 }
 

@@ -125,16 +125,24 @@ type windowCounts[K comparable] struct {
 // events its owner now sees counted (with ch) and the reservation id (0:
 // nothing reserved, a reset of an uncounted key or no room).
 func (w *windowCounts[K]) reserve(k K, ch windowChange, max int) (count int, id uint64) {
+	count, id, _ = w.reserveBegins(k, ch, max)
+	return count, id
+}
+
+// reserveBegins is reserve, also reporting whether ch begins a block as
+// the decisions see the counts (a block they see that its commit has not
+// made yet).
+func (w *windowCounts[K]) reserveBegins(k K, ch windowChange, max int) (count int, id uint64, begins bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	t := w.keys[k]
 	if t == nil {
 		if ch.reset {
-			return 0, 0
+			return 0, 0, false
 		}
 		if !w.room(ch.ev.at, max) {
 			w.dropped++
-			return 0, 0
+			return 0, 0, false
 		}
 		if w.keys == nil {
 			w.keys = map[K]*windowTally{}
@@ -151,12 +159,13 @@ func (w *windowCounts[K]) reserve(k K, ch windowChange, max int) (count int, id 
 	case ch.reset:
 	case len(t.pending) == 0:
 		count = t.countWith(&ch)
+		begins = count >= ch.rule.threshold && !t.blocks(ch.ev.at)
 	default:
 		s := t.view(ch.owner, true)
-		count, _ = s.apply(&ch)
+		count, begins = s.apply(&ch)
 	}
 	t.pending = append(t.pending, ch)
-	return count, ch.id
+	return count, ch.id, begins
 }
 
 // countWith is the count of the committed state with ch made: apply's

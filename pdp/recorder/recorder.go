@@ -282,7 +282,7 @@ func (r *Recorder) DecideBatch(ctx context.Context, reqs []pdp.Request) ([]pdp.D
 		ds, err = r.inner.DecideBatch(ctx, reqs)
 	}
 	if err != nil || len(ds) != len(reqs) {
-		r.settle(ctx, p, allOf(len(ds)))
+		r.settle(ctx, p, allOf(max(len(ds), len(reqs))))
 		return ds, err // the api layer reports the mismatch
 	}
 	settled := false
