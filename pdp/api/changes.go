@@ -118,22 +118,42 @@ func (s *Server) pollChanges(c echo.Context) error {
 // returned collects the sidecars that did not acknowledge. Call done after
 // the service returned and before the answer is written (or an error
 // returned): it names them in HeaderUnacknowledgedSidecars.
+//
+// A change once begun is carried through even when the client hangs up:
+// its context keeps the request's values but not its cancellation (a
+// store write cancelled mid-commit would leave its outcome unknown, and
+// the trail would say "not applied" of a change the store may hold),
+// bounded by the time the answer may take.
 func (s *Server) changing(c echo.Context) (ctx context.Context, done func()) {
-	ctx = c.Request().Context()
-	if s.changes == nil {
-		return ctx, func() {}
+	bound := s.cfg.WriteTimeout
+	if s.changes != nil {
+		// Waiting may take a lease (with replicas, a replica's lease: two
+		// sidecar leases): keep the answer within the write timeout.
+		bound += 3 * s.changes.Lease()
 	}
-	// Waiting may take a lease (with replicas, a replica's lease: two
-	// sidecar leases): keep the answer within the write timeout.
-	_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(3*s.changes.Lease() + s.cfg.WriteTimeout))
+	ctx, cancel := detached(c.Request().Context(), bound)
+	if s.changes == nil {
+		return ctx, cancel
+	}
+	_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(bound))
 	ctx, report := changefeed.WithReport(ctx)
 	return ctx, func() {
+		defer cancel()
 		if refs := report.Unacknowledged(); len(refs) > 0 {
 			c.Response().Header().Set(HeaderUnacknowledgedSidecars, unackedHeader(slices.Compact(refs)))
 			s.log.InfoContext(ctx, "change answered without the acknowledgement of some sidecars: their leases ran out",
 				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "seq", report.Seq(), "sidecars", len(refs))
 		}
 	}
+}
+
+// detached is ctx without its cancellation, ended after bound (or the
+// default write timeout when bound is 0).
+func detached(ctx context.Context, bound time.Duration) (context.Context, context.CancelFunc) {
+	if bound <= 0 {
+		bound = DefaultWriteTimeout
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), bound)
 }
 
 // unackedHeader lists sidecars as application/id, comma-separated, at most

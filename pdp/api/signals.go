@@ -100,7 +100,10 @@ func (s *Server) pushSET(c echo.Context) error {
 	if len(bearer) > 7 && strings.EqualFold(bearer[:7], "bearer ") {
 		bearer = strings.TrimSpace(bearer[7:])
 	}
-	_, err = s.signals.Receive(r.Context(), body, bearer)
+	// Carried through when the transmitter hangs up (see changing).
+	ctx, cancel := detached(r.Context(), s.cfg.WriteTimeout)
+	_, err = s.signals.Receive(ctx, body, bearer)
+	cancel()
 	var se *signals.SETError
 	switch {
 	case err == nil:
