@@ -89,7 +89,7 @@ func stepUpRule(r *signals.StepUpRule) windowRule {
 func (v *Velocity) reportStepUp(p *Pending, i int, r *signals.StepUpRule, subject, outcome string, at time.Time) (count int) {
 	k := stepUpKey{r.Name, subject}
 	count, id := v.subjects.reserve(k, windowChange{owner: p.owner, rule: stepUpRule(r), ev: windowEvent{at: at}, reset: outcome == StepUpSucceeded}, v.maxKeys())
-	p.reserve(pendingItem{decision: i, id: id, stepUp: true, subject: k})
+	p.reserve(pendingItem{decision: i, kind: pendingStepUp, id: id, subject: k})
 	return count
 }
 
