@@ -162,7 +162,7 @@ func (e *Engine) reserveActivity(b *policy.Bundle, j *job) {
 			m.chain = p.Chain
 		}
 	}
-	e.pendingFor(j).reserve(pendingItem{decision: j.index, kind: pendingActivity, mark: m})
+	e.pendingOf(j).reserve(pendingItem{decision: j.index, kind: pendingActivity, mark: m})
 }
 
 // markActivity marks a committed decision's activity: in the dormancy

@@ -120,9 +120,10 @@ func (e *Engine) DecideReserved(ctx context.Context, req Request) (Decision, *Pe
 	if b == nil {
 		return Decision{}, nil, ErrNotReady
 	}
-	j := e.prepare(b, req)
-	j.pending = &j.own
-	jobs := []*job{&j}
+	s := &singleJob{job: e.prepare(b, req)}
+	j := &s.job
+	j.pending, j.spare = &j.own, &s.own
+	jobs := []*job{j}
 	e.resolveDelegations(ctx, jobs)
 	e.resolveConsents(ctx, b, jobs)
 	e.resolveDormancy(ctx, b, jobs)
@@ -134,7 +135,7 @@ func (e *Engine) DecideReserved(ctx context.Context, req Request) (Decision, *Pe
 	if !j.done && len(j.checks) > 0 {
 		facts, revision, err = e.fetchFacts(ctx, j.checks)
 	}
-	e.finish(b, &j, facts, revision, err)
+	e.finish(b, j, facts, revision, err)
 	return j.d, j.own, nil
 }
 
@@ -252,8 +253,16 @@ type job struct {
 	// the job's place in its batch.
 	pending **Pending
 	own     *Pending // a single decision's
+	spare   *Pending // where own is made: allocated with the job
 	index   int
 	done    bool
+}
+
+// singleJob is a single decision's job with the Pending it reserves
+// into, in one allocation (the job lives on the heap anyway).
+type singleJob struct {
+	job
+	own Pending
 }
 
 func (j *job) deny(code string, err error) {

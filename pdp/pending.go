@@ -117,11 +117,28 @@ func (p *Pending) Commit(ctx context.Context) {
 	}
 }
 
-// pendingFor returns the Pending a job reserves into, made at its first
-// change.
+// pendingFor returns the Pending a job reserves a counter's change into,
+// made at its first change, numbered at its first counter's change.
 func (e *Engine) pendingFor(j *job) *Pending {
+	p := e.pendingOf(j)
+	if p.owner == 0 {
+		p.owner = pendingOwners.Add(1)
+	}
+	return p
+}
+
+// pendingOf returns the Pending a job reserves into, made at its first
+// change: the job's spare when it has one (a single decision's, allocated
+// with the job), else a new one. An activity mark needs no number (it is
+// in no counter), so a decision that only marks activity costs no
+// contended increment.
+func (e *Engine) pendingOf(j *job) *Pending {
 	if *j.pending == nil {
-		p := &Pending{e: e, owner: pendingOwners.Add(1)}
+		p := j.spare
+		if p == nil {
+			p = &Pending{}
+		}
+		p.e = e
 		p.items = p.buf[:0]
 		*j.pending = p
 	}
