@@ -5,10 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // activityReport is the part of the auditor's dormancy report that names
@@ -50,11 +52,33 @@ func (s *server) activityReport(t *testing.T) activityReport {
 // identity nor delegation dormant after. The requests carry a random note
 // longer than a page (see TestCountsWaitForTheirRecords) so that a record
 // cannot fit in the slack a failed write left.
+//
+// The activity's store is checked after a flush interval: on files, the
+// activity file holds the seeded times; on PostgreSQL, the first recorded
+// decisions read the store (their activity looks dormant) and find the
+// seeded times there.
 func TestActivityWaitsForItsRecord(t *testing.T) {
+	t.Run("files", func(t *testing.T) {
+		activityScenario(t, "")
+	})
+	t.Run("postgres", func(t *testing.T) {
+		uri := testDatabase(t)
+		t.Setenv("PDP_CONSENT_ENGINE", "postgres")
+		t.Setenv("PDP_CONSENT_POSTGRES_URI", uri)
+		activityScenario(t, uri)
+	})
+}
+
+// activityFlush is longer than the consent ledger's activity flush
+// interval (5 s).
+const activityFlush = 6 * time.Second
+
+func activityScenario(t *testing.T, postgres string) {
 	root := t.TempDir()
 	trailDir := filepath.Join(root, "trail")
 	fill, free := mountFull(t, trailDir)
-	storageEnv(t, filepath.Join(root, "data"), trailDir)
+	data := filepath.Join(root, "data")
+	storageEnv(t, data, trailDir)
 	s := startNorthbank(t)
 	noise := make([]byte, 6144)
 	_, _ = rand.Read(noise)
@@ -134,6 +158,18 @@ func TestActivityWaitsForItsRecord(t *testing.T) {
 		want("heidi views with the trail full", ask(heidi), false, "trail_unavailable")
 		fill()
 		want("victor views for alice with the trail full", ask(victor), false, "trail_unavailable")
+	}
+
+	time.Sleep(activityFlush)
+	if postgres == "" {
+		b, err := os.ReadFile(filepath.Join(data, "consent.jsonl.activity"))
+		var stored map[string]string
+		if err != nil || json.Unmarshal(b, &stored) != nil {
+			t.Fatalf("the activity file: %v %s", err, b)
+		}
+		if stored["user:heidi"] != "2023-01-10T09:00:00Z" || stored["delegation#agent:poa-alice-victor"] != "2023-05-02T16:20:00Z" {
+			t.Fatalf("unrecorded decisions' activity was stored: %s", b)
+		}
 	}
 
 	free()
