@@ -122,7 +122,7 @@ func (e *Engine) DecideReserved(ctx context.Context, req Request) (Decision, *Pe
 	}
 	s := &singleJob{job: e.prepare(b, req)}
 	j := &s.job
-	j.pending, j.spare = &j.own, &s.own
+	j.pending, j.spare = &j.own, &s.reserved
 	jobs := []*job{j}
 	e.resolveDelegations(ctx, jobs)
 	e.resolveConsents(ctx, b, jobs)
@@ -262,7 +262,7 @@ type job struct {
 // into, in one allocation (the job lives on the heap anyway).
 type singleJob struct {
 	job
-	own Pending
+	reserved Pending
 }
 
 func (j *job) deny(code string, err error) {
