@@ -70,7 +70,8 @@ type ConsentFact struct {
 
 // ConsentSource answers consent checks (the consent ledger), every check
 // of a batch at once (one fact per query, in order), and takes note of
-// activity (a decision made by a subject shows it is not dormant). An
+// activity (a decision made by a subject shows it is not dormant; marked
+// when the decision's Pending is committed, without a dormancy source). An
 // error means the ledger could not answer: the engine denies every query
 // of the call with facts_unavailable.
 type ConsentSource interface {

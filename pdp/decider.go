@@ -22,9 +22,10 @@ type Searcher interface {
 
 // Reserver decides like a Decider and keeps back what the decisions
 // change in the engine's counters (velocity and failed step-up rules)
-// until the caller commits the Pending: *Engine. The decision trail's
-// recorder takes it to commit a decision's changes once its record is
-// written, and to drop them when the record failed.
+// and the activity they mark (dormancy) until the caller commits the
+// Pending: *Engine. The decision trail's recorder takes it to commit a
+// decision's changes once its record is written, and to drop them when
+// the record failed.
 type Reserver interface {
 	DecideReserved(ctx context.Context, req Request) (Decision, *Pending, error)
 	DecideBatchReserved(ctx context.Context, reqs []Request) ([]Decision, *Pending, error)

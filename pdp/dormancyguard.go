@@ -23,7 +23,8 @@ import (
 
 // DormancySource answers the dormancy guard (dormancy.Service) for every
 // query of a batch at once, and takes note of an allowed decision's
-// activity (principal, data subject, delegations used). An error means the
+// activity (principal, data subject, delegations used) once the
+// decision's Pending is committed (its record is written). An error means the
 // activity could not be read: the engine denies the queries of the call
 // with facts_unavailable.
 type DormancySource interface {
@@ -127,24 +128,49 @@ func dormancyMessage(f dormancy.Finding) string {
 	return fmt.Sprintf("%s inactive for %d days (rule %s: %d): revalidation required", f.Subject, f.IdleDays, f.Rule, f.LimitDays)
 }
 
-// touchDormancy records an allowed decision's activity. An allow that
-// carries the dormancy guard's step-up is not activity: the PDP cannot
-// know the step-up happened (the identity provider's signal, or a
-// revalidation, ends that dormancy).
-func (e *Engine) touchDormancy(b *policy.Bundle, j *job) {
-	for _, f := range j.d.Dormancy {
-		if f.Effect == dormancy.EffectStepUp {
-			return
+// activityMark is the activity an allowed decision shows: its principal's,
+// its data subject's (when known and not the principal) and the use of
+// the delegations of its chain, at the decision's time. It is reserved in
+// the decision's Pending and marked (markActivity) once its record is
+// written.
+type activityMark struct {
+	principal, subject dormancy.Ref
+	chain              []string
+	at                 time.Time
+}
+
+// reserveActivity reserves the activity of an allowed decision in its
+// Pending. A failed step-up is not the customer's activity (it may be
+// someone with their password), nor is an allow that carries the
+// dormancy guard's step-up: the PDP cannot know the step-up happened (the
+// identity provider's signal, or a revalidation, ends that dormancy).
+func (e *Engine) reserveActivity(b *policy.Bundle, j *job) {
+	if !j.d.Allowed || (j.signals != nil && j.signals.stepUp != nil && j.signals.stepUp.outcome == StepUpFailed) {
+		return
+	}
+	m := activityMark{principal: dormancy.Ref{Type: b.ObjectType(j.d.Input.Principal.Type), ID: string(j.d.Input.Principal.ID)}, at: j.start}
+	if e.dormancy != nil {
+		for _, f := range j.d.Dormancy {
+			if f.Effect == dormancy.EffectStepUp {
+				return
+			}
+		}
+		if c := j.d.Consent; c != nil && c.Subject.ID != "" && c.Subject != (ObjectRef{Type: m.principal.Type, ID: m.principal.ID}) {
+			m.subject = dormancy.Ref{Type: c.Subject.Type, ID: c.Subject.ID}
+		}
+		if p := j.d.Delegation; p != nil && p.Status == DelegationActive {
+			m.chain = p.Chain
 		}
 	}
-	principal := dormancy.Ref{Type: b.ObjectType(j.d.Input.Principal.Type), ID: string(j.d.Input.Principal.ID)}
-	var subject dormancy.Ref
-	if c := j.d.Consent; c != nil && c.Subject.ID != "" && c.Subject != (ObjectRef{Type: principal.Type, ID: principal.ID}) {
-		subject = dormancy.Ref{Type: c.Subject.Type, ID: c.Subject.ID}
+	e.pendingOf(j).reserve(pendingItem{decision: j.index, kind: pendingActivity, mark: m})
+}
+
+// markActivity marks a committed decision's activity: in the dormancy
+// source when there is one, else the principal's in the consent ledger.
+func (e *Engine) markActivity(m *activityMark) {
+	if e.dormancy != nil {
+		e.dormancy.TouchDecision(m.principal, m.subject, m.chain, m.at)
+	} else if e.consent != nil {
+		e.consent.Touch(ObjectRef{Type: m.principal.Type, ID: m.principal.ID}, m.at)
 	}
-	var chain []string
-	if p := j.d.Delegation; p != nil && p.Status == DelegationActive {
-		chain = p.Chain
-	}
-	e.dormancy.TouchDecision(principal, subject, chain, j.start)
 }

@@ -103,8 +103,8 @@ func NewEngine(c Components) *Engine {
 // action does not apply to, values that do not fit the schema,
 // relationship facts that cannot be read) is a deny with a reason code, not
 // an error; the only error is ErrNotReady. What the decision changes in
-// the velocity and failed step-up counters is made at once: a caller that
-// records decisions uses DecideReserved.
+// the velocity and failed step-up counters, and the activity it marks,
+// is made at once: a caller that records decisions uses DecideReserved.
 func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
 	d, p, err := e.DecideReserved(ctx, req)
 	p.Commit(ctx)
@@ -112,18 +112,19 @@ func (e *Engine) Decide(ctx context.Context, req Request) (Decision, error) {
 }
 
 // DecideReserved evaluates one request like Decide, and keeps back what
-// the decision changes in the velocity and failed step-up counters: the
-// caller commits the Pending once the decision's record is durable, or
-// drops it (nil: nothing to change).
+// the decision changes in the velocity and failed step-up counters and
+// the activity it marks: the caller commits the Pending once the
+// decision's record is durable, or drops it (nil: nothing to change).
 func (e *Engine) DecideReserved(ctx context.Context, req Request) (Decision, *Pending, error) {
 	b := e.bundles.Current()
 	if b == nil {
 		return Decision{}, nil, ErrNotReady
 	}
-	j := e.prepare(b, req)
-	j.pending = &j.own
+	s := &singleJob{job: e.prepare(b, req)}
+	j := &s.job
+	j.pending, j.spare = &j.own, &s.reserved
 	defer forgetOnPanic(ctx, &j.own)
-	jobs := []*job{&j}
+	jobs := []*job{j}
 	e.resolveDelegations(ctx, jobs)
 	e.resolveConsents(ctx, b, jobs)
 	e.resolveDormancy(ctx, b, jobs)
@@ -135,7 +136,7 @@ func (e *Engine) DecideReserved(ctx context.Context, req Request) (Decision, *Pe
 	if !j.done && len(j.checks) > 0 {
 		facts, revision, err = e.fetchFacts(ctx, j.checks)
 	}
-	e.finish(b, &j, facts, revision, err)
+	e.finish(b, j, facts, revision, err)
 	return j.d, j.own, nil
 }
 
@@ -199,13 +200,8 @@ func (e *Engine) finish(b *policy.Bundle, j *job, facts []Fact, revision string,
 	if counted && j.d.Allowed && j.signals.stepUp != nil {
 		e.countStepUp(j)
 	}
-	// A failed step-up is not the customer's activity (it may be someone
-	// with their password): it does not keep them from being dormant.
-	active := j.d.Allowed && (j.signals == nil || j.signals.stepUp == nil || j.signals.stepUp.outcome != StepUpFailed)
-	if e.dormancy != nil && active {
-		e.touchDormancy(b, j)
-	} else if e.consent != nil && active {
-		e.consent.Touch(ObjectRef{Type: b.ObjectType(j.d.Input.Principal.Type), ID: string(j.d.Input.Principal.ID)}, j.start)
+	if j.pending != nil && (e.dormancy != nil || e.consent != nil) {
+		e.reserveActivity(b, j)
 	}
 	j.d.Duration = time.Since(j.began)
 }
@@ -267,13 +263,22 @@ type job struct {
 	// signals is the risk signal check of a bundle with a signals registry.
 	signals *signalJob
 	// pending is where the job reserves what it changes in the velocity
-	// and failed step-up counters, shared by the jobs of a batch (made at
-	// the first change); nil for a search candidate, which they do not
-	// count. index is the job's place in its batch.
+	// and failed step-up counters and the activity it marks, shared by
+	// the jobs of a batch (made at the first change); nil for a search
+	// candidate, which is no one's attempt nor anyone's activity. index is
+	// the job's place in its batch.
 	pending **Pending
 	own     *Pending // a single decision's
+	spare   *Pending // where own is made: allocated with the job
 	index   int
 	done    bool
+}
+
+// singleJob is a single decision's job with the Pending it reserves
+// into, in one allocation (the job lives on the heap anyway).
+type singleJob struct {
+	job
+	reserved Pending
 }
 
 func (j *job) deny(code string, err error) {

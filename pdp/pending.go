@@ -7,12 +7,15 @@ import (
 )
 
 // Pending is what a decision, or the decisions of one batch, would change
-// in the counters of the velocity and failed step-up rules: the denial a
+// in the counters of the velocity and failed step-up rules — the denial a
 // velocity rule counts, a reported failed step-up, a reported success
-// that lifts a hold. The decisions were answered from the counters with
-// it; it is made by Commit once their records are durable, and forgotten
-// (Drop) for a decision whose record failed, so that the counters never
-// hold a change no record explains.
+// that lifts a hold — and in the activity the dormancy guard reads (an
+// allowed decision marks its principal, its data subject and the
+// delegations it relied on as active). The decisions were answered from
+// the counters with it; it is made by Commit once their records are
+// durable, and forgotten (Drop) for a decision whose record failed, so
+// that neither the counters nor the activity hold a change no record
+// explains.
 //
 // Until it is committed or dropped, a pending change already counts for
 // other decisions when it makes them stricter (a denial or a failure
@@ -21,7 +24,11 @@ import (
 // decisions of its own batch only, and for everyone once committed).
 // Concurrent decisions are therefore counted as they were when changes
 // were made at once: the threshold is reached by the same decision, and
-// no hold is lifted by a report whose record may yet fail.
+// no hold is lifted by a report whose record may yet fail. An activity
+// mark only ever relaxes (it keeps an identity or a delegation from
+// being dormant), so it counts for no one until it is committed: not for
+// concurrent decisions, nor for the later items of its own batch (which
+// read the activity before any item was decided).
 //
 // A Pending must be committed (Commit after the Drops), else its changes
 // stay pending. Safe for use by one goroutine; the nil Pending holds
@@ -37,14 +44,24 @@ type Pending struct {
 	changed bool
 }
 
-// pendingItem is one reserved change: of a velocity value or of a
-// failed step-up subject.
+// pendingKind is what a reserved change changes.
+type pendingKind uint8
+
+const (
+	pendingVelocity pendingKind = iota // a velocity value's count
+	pendingStepUp                      // a failed step-up subject's count
+	pendingActivity                    // the activity of a decision's identities
+)
+
+// pendingItem is one reserved change: of a velocity value, of a failed
+// step-up subject, or an activity mark.
 type pendingItem struct {
 	decision int // its decision's index in the batch
-	id       uint64
-	stepUp   bool
+	kind     pendingKind
+	id       uint64 // the counter's reservation (not for a mark)
 	value    string
 	subject  stepUpKey
+	mark     activityMark
 	reset    bool // a success that lifts a hold for the later decisions of the batch
 	blocking bool // it began a block or hold as the decisions saw the counts
 }
@@ -71,9 +88,10 @@ func (p *Pending) Drop(i int) {
 			return false
 		}
 		var c bool
-		if it.stepUp {
+		switch it.kind {
+		case pendingStepUp:
 			c = v.subjects.drop(it.subject, it.id)
-		} else {
+		case pendingVelocity:
 			c = v.values.drop(it.value, it.id)
 		}
 		p.changed = p.changed || c || it.blocking
@@ -98,19 +116,24 @@ func (p *Pending) Resets(i int) bool {
 	return slices.ContainsFunc(p.items, func(it pendingItem) bool { return it.decision == i && it.reset })
 }
 
-// Commit makes the changes not dropped and, when a block or hold began
-// or ended with them, tells the sidecars (the change feed) and returns
-// once they have been.
+// Commit makes the changes not dropped (marking the activity in the
+// dormancy source, or the consent ledger) and, when a block or hold
+// began or ended with them, tells the sidecars (the change feed) and
+// returns once they have been.
 func (p *Pending) Commit(ctx context.Context) {
 	if p == nil {
 		return
 	}
 	v, changed := p.e.velocity, p.changed
-	for _, it := range p.items {
-		if it.stepUp {
+	for i := range p.items {
+		it := &p.items[i]
+		switch it.kind {
+		case pendingStepUp:
 			changed = v.subjects.commit(it.subject, it.id) || changed
-		} else {
+		case pendingVelocity:
 			changed = v.values.commit(it.value, it.id) || changed
+		case pendingActivity:
+			p.e.markActivity(&it.mark)
 		}
 	}
 	p.items, p.changed = nil, false
@@ -119,20 +142,38 @@ func (p *Pending) Commit(ctx context.Context) {
 	}
 }
 
-// pendingFor returns the Pending a job reserves into, made at its first
-// change.
+// pendingFor returns the Pending a job reserves a counter's change into,
+// made at its first change, numbered at its first counter's change.
 func (e *Engine) pendingFor(j *job) *Pending {
+	p := e.pendingOf(j)
+	if p.owner == 0 {
+		p.owner = pendingOwners.Add(1)
+	}
+	return p
+}
+
+// pendingOf returns the Pending a job reserves into, made at its first
+// change: the job's spare when it has one (a single decision's, allocated
+// with the job), else a new one. An activity mark needs no number (it is
+// in no counter), so a decision that only marks activity costs no
+// contended increment.
+func (e *Engine) pendingOf(j *job) *Pending {
 	if *j.pending == nil {
-		p := &Pending{e: e, owner: pendingOwners.Add(1)}
+		p := j.spare
+		if p == nil {
+			p = &Pending{}
+		}
+		p.e = e
 		p.items = p.buf[:0]
 		*j.pending = p
 	}
 	return *j.pending
 }
 
-// reserve adds a reserved change of decision i.
+// reserve adds a reserved change of decision i (a counter's change only
+// when the counter reserved it).
 func (p *Pending) reserve(it pendingItem) {
-	if it.id != 0 {
+	if it.id != 0 || it.kind == pendingActivity {
 		p.items = append(p.items, it)
 	}
 }

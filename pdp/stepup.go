@@ -90,7 +90,7 @@ func (v *Velocity) reportStepUp(p *Pending, i int, r *signals.StepUpRule, subjec
 	k := stepUpKey{r.Name, subject}
 	reset := outcome == StepUpSucceeded
 	count, id, begins := v.subjects.reserveBegins(k, windowChange{owner: p.owner, rule: stepUpRule(r), ev: windowEvent{at: at}, reset: reset}, v.maxKeys())
-	p.reserve(pendingItem{decision: i, id: id, stepUp: true, subject: k, reset: reset, blocking: begins})
+	p.reserve(pendingItem{decision: i, kind: pendingStepUp, id: id, subject: k, reset: reset, blocking: begins})
 	return count
 }
 

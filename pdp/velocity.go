@@ -64,7 +64,7 @@ func (v *Velocity) observe(p *Pending, i int, reg *signals.Registry, values map[
 		}
 		k := velocityKey(r.Name, val)
 		_, id, begins := v.values.reserveBegins(k, windowChange{owner: p.owner, rule: velocityRule(r), ev: windowEvent{who: subject, at: at}}, v.maxKeys())
-		p.reserve(pendingItem{decision: i, id: id, value: k, blocking: begins})
+		p.reserve(pendingItem{decision: i, kind: pendingVelocity, id: id, value: k, blocking: begins})
 	}
 }
 

@@ -10,10 +10,12 @@
 // pdp_trail_unavailable gauge is 1.
 //
 // What a decision changes in the engine's counters (velocity and failed
-// step-up rules: [pdp.Pending]) is made once its record is written
-// (sync) or buffered (async), and dropped when the decision becomes a
-// trail_unavailable deny: the counters hold nothing the trail does not
-// show.
+// step-up rules) and the activity it marks (the last activity of its
+// principal, data subject and delegations, which dormancy reads): its
+// [pdp.Pending], is made once its record is written (sync) or buffered
+// (async), and dropped when the decision becomes a trail_unavailable
+// deny: neither the counters nor the activity hold anything the trail
+// does not show.
 //
 // Searches (kind search) and administrative actions (kind admin: consent
 // and delegation changes, policy versions put into service, reads of the

@@ -117,9 +117,10 @@ type RecorderStats struct {
 // decisions are denied as well; Ready says so, and tries a write.
 //
 // When the wrapped decider is a pdp.Reserver (the engine), what each
-// decision changes in its velocity and failed step-up counters is made
-// once the decision's record is durable (sync) or buffered (async), and
-// dropped when the decision becomes a trail_unavailable deny.
+// decision changes in its velocity and failed step-up counters, and the
+// activity it marks, is made once the decision's record is durable (sync)
+// or buffered (async), and dropped when the decision becomes a
+// trail_unavailable deny.
 //
 // Search answers are recorded too, one record per search (kind "search")
 // holding the request and the entities answered; a search whose record
