@@ -91,7 +91,6 @@ func TestOpenCutsAnIncompleteRecord(t *testing.T) {
 	}
 }
 
-
 // TestFailedFsyncCutsTheLinesBack: when the fsync after AppendLines fails,
 // the lines are cut off the file again (so a restart does not find them,
 // or a part of them), the cut is fsynced, and the file refuses writes
