@@ -129,6 +129,47 @@ func (s *FileStore) Append(_ context.Context, events []signals.Event) ([]signals
 			return nil, fmt.Errorf("%s %s: %w", e.Transmitter, e.JTI, ErrDuplicate)
 		}
 	}
+	return s.write(events)
+}
+
+// Complete appends the rest of a SET the file holds the first events of
+// (a file written before a SET's lines were numbered, one line per write,
+// ended by a crash in the middle of a SET): events are its missing
+// events, of one jti, written as one SET is. It fails when the file holds
+// no event of their jti (Append it), or holds one of their types of it
+// (ErrDuplicate). 'pdp repair' uses it when the decision trail holds the
+// whole SET (adminlog).
+func (s *FileStore) Complete(_ context.Context, events []signals.Event) ([]signals.Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.file == nil {
+		return nil, ErrClosed
+	}
+	if len(events) == 0 {
+		return nil, nil
+	}
+	tx, jti := events[0].Transmitter, events[0].JTI
+	if !s.seen[seenKey(tx, jti)] {
+		return nil, fmt.Errorf("signals: complete %s %s: the file holds no event of it", tx, jti)
+	}
+	types := map[string]bool{}
+	for _, e := range events {
+		if e.Transmitter != tx || e.JTI != jti {
+			return nil, fmt.Errorf("signals: complete %s %s: an event of %s %s", tx, jti, e.Transmitter, e.JTI)
+		}
+		types[e.Type] = true
+	}
+	for _, e := range s.events {
+		if e.Transmitter == tx && e.JTI == jti && types[e.Type] {
+			return nil, fmt.Errorf("%s %s %s: %w", tx, jti, e.Type, ErrDuplicate)
+		}
+	}
+	return s.write(events)
+}
+
+// write appends the events of one SET (or the rest of one) at the next
+// positions; the caller holds s.mu.
+func (s *FileStore) write(events []signals.Event) ([]signals.Event, error) {
 	var last int64
 	if n := len(s.events); n > 0 {
 		last = s.events[n-1].Position
