@@ -26,6 +26,13 @@ type SignalStore interface {
 	Append(ctx context.Context, events []signals.Event) ([]signals.Event, error)
 }
 
+// SignalCompleter is a SignalStore that appends the rest of a SET it
+// holds the first events of (*signalledger.FileStore: a file written
+// before a SET's lines were numbered may end in the middle of one).
+type SignalCompleter interface {
+	Complete(ctx context.Context, events []signals.Event) ([]signals.Event, error)
+}
+
 // Revalidations reads the revalidations in position order:
 // *revalidation.Service or a revalidation.Store.
 type Revalidations interface {
@@ -323,9 +330,13 @@ func decodeRevalidation(raw json.RawMessage) (dormancy.Revalidation, bool) {
 }
 
 // restoreSignal appends the SET's events again (at new positions, with
-// their original times) unless the ledger holds them by now; a ledger
-// holding part of the SET cannot take the rest (a jti is stored once),
-// and events that do not validate as received ones are not stored.
+// their original times) unless the ledger holds them by now, and events
+// that do not validate as received ones are not stored. A ledger holding
+// part of the SET takes the rest only when it is a SignalCompleter and
+// the part is the SET's first events as the trail holds them, received
+// at the same instant (that receive, cut by a crash; not another
+// replica's or another receive's copy of the jti): else a jti is stored
+// once and the SET is refused.
 func restoreSignal(ctx context.Context, ss SignalStore, set SignalSET) error {
 	if set.invalid != nil {
 		return fmt.Errorf("the trail's SET cannot be stored: %w", set.invalid)
@@ -344,7 +355,24 @@ func restoreSignal(ctx context.Context, ss SignalStore, set SignalSET) error {
 	case has == n:
 		return nil
 	case has > 0:
-		return fmt.Errorf("the signal ledger holds %d of the SET's %d events and takes a jti once: restore it from a backup", has, n)
+		c, ok := ss.(SignalCompleter)
+		if !ok {
+			return fmt.Errorf("the signal ledger holds %d of the SET's %d events and takes a jti once: restore it from a backup", has, n)
+		}
+		part, err := storedOf(ctx, ss, set)
+		if err != nil {
+			return err
+		}
+		if !firstEventsOf(part, set) {
+			return fmt.Errorf("the signal ledger holds %d of the SET's %d events, not the first ones of this receive, and takes a jti once: restore it from a backup", has, n)
+		}
+		rest := make([]signals.Event, 0, n-has)
+		for _, e := range set.Events[has:] {
+			e.Position = 0
+			rest = append(rest, e)
+		}
+		_, err = c.Complete(ctx, rest)
+		return err
 	case len(have.types[setKey(set.Transmitter, set.JTI)]) > 0:
 		return errors.New("the signal ledger holds another copy of this jti (another replica stored it first) and takes a jti once: nothing to apply")
 	}
@@ -355,6 +383,37 @@ func restoreSignal(ctx context.Context, ss SignalStore, set SignalSET) error {
 	}
 	_, err = ss.Append(ctx, evs)
 	return err
+}
+
+// storedOf is the ledger's events of set's jti, in position order.
+func storedOf(ctx context.Context, se SignalEvents, set SignalSET) ([]signals.Event, error) {
+	evs, err := se.Since(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	var part []signals.Event
+	for _, e := range evs {
+		if e.Transmitter == set.Transmitter && e.JTI == set.JTI {
+			part = append(part, e)
+		}
+	}
+	return part, nil
+}
+
+// firstEventsOf reports that part is set's first events (fewer than all),
+// by type and in order, received when set was (one receive stamps its
+// events with one instant).
+func firstEventsOf(part []signals.Event, set SignalSET) bool {
+	if len(part) == 0 || len(part) >= len(set.Events) {
+		return false
+	}
+	for i, e := range part {
+		want := set.Events[i]
+		if e.Type != want.Type || !e.ReceivedAt.Equal(want.ReceivedAt) || !e.Time.Equal(want.Time) {
+			return false
+		}
+	}
+	return true
 }
 
 // restoreRevalidation appends the revalidation again (at a new position,

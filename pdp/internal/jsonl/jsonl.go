@@ -1,8 +1,10 @@
 // Package jsonl owns the append-only JSON-lines files of the record stores
 // (delegation records, the consent ledger): one writer at a time (an
 // exclusive lock), replaying them with the one rule for a torn last line
-// (cut, and every cut logged with file, offset and bytes), durable appends
-// (write, then fsync) and the refusal of every write after a failed fsync.
+// or an incomplete last record of several lines (cut, and every cut
+// logged with file, offset and bytes), durable appends (write, then
+// fsync; a failed fsync cuts the lines back) and the refusal of every
+// write after a failed fsync.
 package jsonl
 
 import (
@@ -36,6 +38,13 @@ type fatalError struct{ err error }
 func (f fatalError) Error() string { return f.err.Error() }
 func (f fatalError) Unwrap() error { return f.err }
 
+// ErrContinued is what a decode returns for a line it took that opens or
+// continues a record of several lines (the lines of one AppendLines) that
+// a later line ends: the file is whole only after the line that ends it
+// (decode returns nil for it). An incomplete record at the end of the
+// file is cut as a torn last line is; the decode must forget its lines.
+var ErrContinued = errors.New("jsonl: the record continues on the next line")
+
 // Fatal marks an error of decode as fatal even on the last line: a whole
 // line that is wrong (out of order, duplicated) is not a torn write.
 func Fatal(err error) error { return fatalError{err} }
@@ -60,7 +69,8 @@ type File struct {
 // without its newline, is torn when it is the last: it is cut off the
 // file and the cut is logged as a warning (file, offset, bytes). Anywhere
 // else, or when decode marks it Fatal, it is an error wrapping
-// opts.Corrupt with its line number.
+// opts.Corrupt with its line number. The lines of a record that the file
+// ends before the decode's end of it (ErrContinued) are cut with it.
 func Open(path string, opts Options, decode func(body []byte) error) (*File, error) {
 	if path == "" {
 		return nil, errors.New("empty path")
@@ -106,32 +116,33 @@ func Open(path string, opts Options, decode func(body []byte) error) (*File, err
 	}
 	if good < total {
 		if err := f.Truncate(good); err != nil {
-			return fail(fmt.Errorf("cut torn last line: %w", err))
+			return fail(fmt.Errorf("cut torn last record: %w", err))
 		}
 		if err := f.Sync(); err != nil {
-			return fail(fmt.Errorf("cut torn last line: %w", err))
+			return fail(fmt.Errorf("cut torn last record: %w", err))
 		}
 		jf.torn = total - good
-		opts.Logger.Warn("store file: torn last line cut (a write that was interrupted; if it had been acknowledged, the decision trail still holds it and the start-up check names it)",
+		opts.Logger.Warn("store file: torn last line cut, or an incomplete last record (a write that was interrupted; if it had been acknowledged, the decision trail still holds it and the start-up check names it)",
 			"file", path, "offset", good, "bytes", jf.torn, "why", why.Error())
 	}
 	jf.size = good
 	return jf, nil
 }
 
-// replay reads the file: the length of the whole lines decoded, the total
-// length and, when they differ, why the last line is torn.
+// replay reads the file: the length of the whole records decoded, the
+// total length and, when they differ, why the last line or record is
+// torn.
 func (jf *File) replay(r io.Reader, decode func([]byte) error) (good, total int64, why, err error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var (
 		lineNo  int
 		pending error // a bad line, fatal if another line follows
+		inRec   bool  // the last line decoded continues on the next one
 	)
 	for {
 		line, rerr := br.ReadBytes('\n')
 		if len(line) > 0 {
 			lineNo++
-			start := total
 			total += int64(len(line))
 			whole := line[len(line)-1] == '\n'
 			body := bytes.TrimSpace(line)
@@ -143,7 +154,9 @@ func (jf *File) replay(r io.Reader, decode func([]byte) error) (good, total int6
 			}
 			switch {
 			case len(body) == 0 && whole:
-				good = total
+				if !inRec {
+					good = total
+				}
 			case !whole:
 				// Written without its newline: an interrupted write.
 				pending = fmt.Errorf("%w: line %d: no newline", jf.corrupt, lineNo)
@@ -153,17 +166,22 @@ func (jf *File) replay(r io.Reader, decode func([]byte) error) (good, total int6
 				switch {
 				case errors.As(derr, &fe):
 					return 0, 0, nil, fmt.Errorf("%w: line %d: %w", jf.corrupt, lineNo, fe.err)
+				case errors.Is(derr, ErrContinued):
+					inRec = true
 				case derr != nil:
 					pending = fmt.Errorf("%w: line %d: %w", jf.corrupt, lineNo, derr)
 				default:
+					inRec = false
 					good = total
 				}
 			}
-			if pending != nil {
-				good = start
-			}
+			// good stays where the last whole record ends: a torn line
+			// is cut with the lines of its record before it.
 		}
 		if errors.Is(rerr, io.EOF) {
+			if pending == nil && inRec {
+				pending = fmt.Errorf("%w: line %d: the record continues past the end of the file", jf.corrupt, lineNo)
+			}
 			return good, total, pending, nil
 		}
 		if rerr != nil {
@@ -201,14 +219,17 @@ func (jf *File) Writable() error {
 }
 
 // Append writes one line (a newline is added) and makes it durable. A
-// failed write is cut off the file again; a failed fsync breaks the file
-// (its state is unknown: every later Append fails until it is reopened).
+// failed write is cut off the file again; a failed fsync cuts it off and
+// breaks the file (its state is unknown: every later Append fails until
+// it is reopened).
 func (jf *File) Append(line []byte) error { return jf.AppendLines(line) }
 
 // AppendLines writes lines (a newline added to each) in one write and
 // makes them durable: a failed write is cut off the file again, so the
-// file holds all of them or none (a failed fsync breaks the file, as for
-// Append).
+// file holds all of them or none. A failed fsync cuts them off too (and
+// fsyncs the cut), then breaks the file, as for Append. Across a crash
+// the file may end inside them: a store that must have them all or none
+// marks them as one record (ErrContinued), so that Open cuts the part.
 func (jf *File) AppendLines(lines ...[]byte) error {
 	if err := jf.Writable(); err != nil {
 		return err
@@ -229,10 +250,28 @@ func (jf *File) AppendLines(lines ...[]byte) error {
 		return fmt.Errorf("write %s: %w", jf.path, err)
 	}
 	if err := jf.Sync(jf.f); err != nil {
+		// The lines may be on the disk or not, in whole or in part: cut
+		// them off and make the cut durable, so that what the caller is
+		// told (not written) holds after a restart too.
 		jf.broken = err
-		return fmt.Errorf("fsync %s: %w", jf.path, err)
+		if cerr := jf.cutBack(); cerr != nil {
+			jf.broken = errors.Join(err, cerr)
+			return fmt.Errorf("fsync %s: %w (and the lines could not be cut off again: %w)", jf.path, err, cerr)
+		}
+		return fmt.Errorf("fsync %s: %w (the lines were cut off again)", jf.path, err)
 	}
 	jf.size += int64(n)
+	return nil
+}
+
+// cutBack truncates the file to its whole lines and fsyncs the cut.
+func (jf *File) cutBack() error {
+	if err := jf.f.Truncate(jf.size); err != nil {
+		return fmt.Errorf("truncate to %d bytes: %w", jf.size, err)
+	}
+	if err := jf.Sync(jf.f); err != nil {
+		return fmt.Errorf("fsync the cut: %w", err)
+	}
 	return nil
 }
 
