@@ -245,9 +245,9 @@ type pgSQL struct {
 	// root); headNoRoot is it for tables without those columns
 	// (NoMigrate); setRoot, rooted, lockHeadTable and addRooted are the
 	// upgrade step that gives the head its root (upgradeRoot).
-	headRoot, headNoRoot, setRoot         string
-	rooted, lockHeadTable, addRooted      string
-	allRecordsNoUp, lockTables    string
+	headRoot, headNoRoot, setRoot    string
+	rooted, lockHeadTable, addRooted string
+	allRecordsNoUp, lockTables       string
 	// records, hashes and head are the quoted table names.
 	records, hashes, head string
 }
@@ -358,12 +358,12 @@ END $alter$;
 		lockHead: "SELECT size, dict, root_size, root FROM " + head + " FOR UPDATE",
 		insRecords: "INSERT INTO " + rec + " (seq, kind, id, time, body, leaf, dict, up) SELECT * FROM " +
 			"unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::bytea[], $6::bytea[], $7::bigint[], $8::bytea[])",
-		setHead:         "UPDATE " + head + " SET size = $1, dict = coalesce($3, dict), root_size = $1, root = $4 WHERE size = $2",
-		headRoot:        "SELECT size, root_size, root FROM " + head,
-		headNoRoot:      "SELECT size, NULL::bigint, NULL::bytea FROM " + head,
-		setRoot:         "UPDATE " + head + " SET root_size = size, root = $1 WHERE size = $2",
-		rooted:          "SELECT " + rooted,
-		lockHeadTable:   "LOCK TABLE " + head + " IN ACCESS EXCLUSIVE MODE",
+		setHead:       "UPDATE " + head + " SET size = $1, dict = coalesce($3, dict), root_size = $1, root = $4 WHERE size = $2",
+		headRoot:      "SELECT size, root_size, root FROM " + head,
+		headNoRoot:    "SELECT size, NULL::bigint, NULL::bytea FROM " + head,
+		setRoot:       "UPDATE " + head + " SET root_size = size, root = $1 WHERE size = $2",
+		rooted:        "SELECT " + rooted,
+		lockHeadTable: "LOCK TABLE " + head + " IN ACCESS EXCLUSIVE MODE",
 		addRooted: "ALTER TABLE " + head + " ADD CONSTRAINT " + rootedConstraint +
 			" CHECK (root_size IS NOT NULL AND root IS NOT NULL AND size >= 0 AND root_size = size AND octet_length(root) = 32)",
 		readHashes:      "SELECT seq, leaf, up FROM " + rec + " WHERE seq = ANY($1)",
