@@ -228,6 +228,17 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
 				return err
 			}
 		}
+		// And only a tree that extends the latest checkpoint: rows and root
+		// forged consistently under it are refused here too.
+		if last > 0 && last < size {
+			prev, err := trail.UnverifiedHead([]byte(lastSigned))
+			if err != nil {
+				return fmt.Errorf("%w: the latest checkpoint: %w", trail.ErrDamaged, err)
+			}
+			if err := rootMismatch(last, prev.Root[:], hs); err != nil {
+				return fmt.Errorf("the tree does not extend the checkpoint of %d records: %w", last, err)
+			}
+		}
 		head := trail.TreeHead{Origin: l.opts.Origin, Size: uint64(size), Root: root}
 		if signed, err = head.Sign(l.opts.Signer); err != nil {
 			return fmt.Errorf("sign: %w", err)
