@@ -109,8 +109,8 @@ func TestPostgresRootRefusesLaundering(t *testing.T) {
 		// cpRefused: with appendOK, the checkpoint still refuses (the tree
 		// does not extend the latest checkpoint).
 		cpRefused bool
-		problem  trail.Problem
-		seq      uint64
+		problem   trail.Problem
+		seq       uint64
 	}{
 		{
 			name:    "newest record rewritten with its leaf",
