@@ -596,7 +596,8 @@ func (l *Log) commit(first *pgReq) {
 // stores one first); on error every append in the batch failed.
 // Round trips: BEGIN with the head lock, the frontier hashes (only when
 // another replica appended since this one last did), then the inserts, the
-// head update and COMMIT in one pipeline.
+// head update and COMMIT in one pipeline. The frontier hashes must hash to
+// the head's root (headroot.go): that check costs no round trip.
 func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, err error) {
 	conn, err := l.pool.Acquire(ctx)
 	if err != nil {
