@@ -76,3 +76,45 @@ func TestPostgresTrailRewriteNotLaunderedOverHTTP(t *testing.T) {
 	}
 	t.Logf("verify: %s%s", out, errOut)
 }
+
+// TestPostgresTrailRootChangedWhileServingOverHTTP: someone changes the
+// head's root under a serving PDP. Its next append finds the tree at the
+// tip no longer hashes to the root and fails closed: the decision answers
+// deny with trail_unavailable, and pdp log verify reports the trail.
+func TestPostgresTrailRootChangedWhileServingOverHTTP(t *testing.T) {
+	url := testDatabase(t)
+	key, skey := trailKeyFile(t)
+	vkey, err := pdpserver.VerifierKey(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PDP_TRAIL_STORE", pdpserver.TrailPostgres)
+	t.Setenv("PDP_TRAIL_POSTGRES_URL", url)
+	t.Setenv("PDP_TRAIL_SIGNING_KEY_FILE", key)
+
+	pdpURL, stop := serveTrailBundle(t, pdpserver.TrailSync, filepath.Join(t.TempDir(), "a"), todoDir)
+	defer stop()
+	if a, err := ask(pdpURL, 0); err != nil || !a.Decision {
+		t.Fatalf("ask before: %v %+v", err, a)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `UPDATE trail_head SET root = sha256(root)`); err != nil {
+		t.Fatal(err)
+	}
+	a, err := ask(pdpURL, 1)
+	if err != nil || a.Decision || len(a.Context.Reasons) != 1 || a.Context.Reasons[0] != "trail_unavailable" {
+		t.Fatalf("ask after the root changed: %v %+v, want deny trail_unavailable", err, a)
+	}
+	stop()
+	code, out, errOut := logRun("verify", "--postgres-url", url, "--key", vkey)
+	if code != exitFailure {
+		t.Fatalf("verify: %d %s %s, want exit 1", code, out, errOut)
+	}
+	t.Logf("verify: %s%s", out, errOut)
+}

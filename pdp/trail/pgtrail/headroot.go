@@ -235,7 +235,7 @@ func (s *pgSnapshot) checkRoot(rep trail.Report, tree treeHashes) trail.Report {
 	if h, err := tlog.TreeHash(s.rootSize.Int64, tree); err != nil || h != tlog.Hash(s.root) {
 		if first < size {
 			return rep.Fail(trail.Changed, first, fmt.Sprintf("the records [%d,%d) after the latest checkpoint do not hash to the root the tree head keeps "+
-				"for size %d: one was changed, dropped or inserted with its leaf column", first, size, size))
+				"for size %d: one was changed, dropped or inserted with its leaf column, or the root was changed", first, size, size))
 		}
 		return rep.Fail(trail.StoredHashes, size, "the records verify against the checkpoints, but the root the tree head keeps differs from their tree")
 	}
