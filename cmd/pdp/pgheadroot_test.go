@@ -15,10 +15,11 @@ import (
 
 // TestPostgresTrailCutHeadOverHTTP: a PDP answers decisions on a
 // PostgreSQL trail; then someone deletes its newest record, cuts the head
-// row to match, and removes the checkpoint that covered it. pdp log
-// verify names the record dropped (the head keeps the root of the tree it
-// had), and a PDP started on the cut trail does not start: its first
-// append fails closed instead of writing over the gap.
+// row's size and root size to match (the constraint on trail_head wants
+// both), and removes the checkpoint that covered it. pdp log verify names
+// the records changed (the head keeps the root of the tree it had), and a
+// PDP started on the cut trail does not start: its first append fails
+// closed instead of writing over the gap.
 func TestPostgresTrailCutHeadOverHTTP(t *testing.T) {
 	url := testDatabase(t)
 	key, skey := trailKeyFile(t)
@@ -55,7 +56,7 @@ func TestPostgresTrailCutHeadOverHTTP(t *testing.T) {
 	}
 	for _, sql := range []string{
 		`DELETE FROM trail_records WHERE seq = $1 - 1`,
-		`UPDATE trail_head SET size = $1 - 1`,
+		`UPDATE trail_head SET size = $1 - 1, root_size = $1 - 1`,
 		`DELETE FROM trail_checkpoints WHERE size >= $1`,
 	} {
 		if _, err := conn.Exec(ctx, sql, n); err != nil {
@@ -63,8 +64,8 @@ func TestPostgresTrailCutHeadOverHTTP(t *testing.T) {
 		}
 	}
 	code, out, errOut = logRun("verify", "--postgres-url", url, "--key", vkey)
-	if code != exitFailure || !strings.Contains(out+errOut, "dropped") {
-		t.Fatalf("verify of a cut trail: %d %s %s, want exit 1 naming the record dropped", code, out, errOut)
+	if code != exitFailure || !strings.Contains(out+errOut, "changed") {
+		t.Fatalf("verify of a cut trail: %d %s %s, want exit 1 naming the records changed", code, out, errOut)
 	}
 	t.Logf("verify: %s%s", out, errOut)
 

@@ -3,7 +3,9 @@ package console
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -170,12 +172,27 @@ func (c *Console) startVerify(w http.ResponseWriter, r *http.Request, ses *sessi
 	go func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), verifyTimeout)
 		defer cancel()
-		rep, err := t.Verify(ctx, c.deps.VerifierKey, 0, j.Size)
+		rep, err := c.verifyAll(ctx, t)
 		j.mu.Lock()
 		defer j.mu.Unlock()
 		j.done, j.report, j.err, j.took = true, rep, err, time.Since(j.Started)
 	}()
 	http.Redirect(w, r, Prefix+"trail/verify/"+j.ID, http.StatusSeeOther)
+}
+
+// verifyAll verifies the whole trail, to its end when the store reads it
+// (not the size when the job started, which a live PDP passes meanwhile:
+// the checks of the whole tree, such as the PostgreSQL head's root, run
+// only when the range reaches the end). A panic in the store is reported
+// as a failed run, not left to end the PDP.
+func (c *Console) verifyAll(ctx context.Context, t Trail) (rep trail.Report, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("console: trail verify panicked", "panic", p, "stack", string(debug.Stack()))
+			rep, err = trail.Report{}, fmt.Errorf("the verify run stopped on an internal error: %v", p)
+		}
+	}()
+	return t.Verify(ctx, c.deps.VerifierKey, 0, math.MaxUint64)
 }
 
 // verifyView is the page of one verify run.

@@ -274,7 +274,7 @@ func openTrail(ctx context.Context, cfg TrailConfig, inner reservingDecider, bui
 	if cfg.Store == TrailPostgres {
 		where = "postgres schema " + cfg.PostgresSchema
 		pl, err := pgtrail.Open(ctx, cfg.PostgresURL, pgtrail.Options{Origin: cfg.Origin, Signer: signer,
-			CheckpointInterval: cfg.CheckpointInterval, Schema: cfg.PostgresSchema, Compression: cfg.Compression})
+			CheckpointInterval: cfg.CheckpointInterval, Schema: cfg.PostgresSchema, Compression: cfg.Compression, Logger: log})
 		if err != nil {
 			return nil, err
 		}

@@ -18,27 +18,46 @@ import (
 // leaf hash: the records after the latest checkpoint have nothing beside
 // their rows to be checked against but the interior hashes in later
 // rows' up columns, which the newest records do not have yet. So the head
-// row keeps the tree's root and the size it is of (root, root_size),
-// written by every append in the transaction of its records, and Verify
-// checks that the records hash to it. A trail last written by a PDP
-// without those columns gets them at the next Open that migrates (from its
-// stored hashes, as the next append would); until then Verify says the
-// records after the latest checkpoint cannot be checked.
+// row keeps the tree's root and the size it is of (root, root_size). An
+// append, under the head lock, first checks that the hashes at the tip of
+// the rows hash to that root, and writes the new root in the transaction
+// of its records; a checkpoint signs only a tree that hashes to it; Verify
+// checks that the records hash to it. So changing the newest records
+// takes rewriting their rows and the root consistently (the signed
+// checkpoints catch that too, once one covers them), and a change of the
+// rows alone is not laundered by the next append or checkpoint: they fail
+// closed with ErrDamaged.
+//
+// A constraint on trail_head (rootedConstraint) makes a head without a
+// root, or with a root of another size, impossible: appends of a PDP of an
+// earlier version, which move the size and not the root, fail. It is added
+// by the upgrade step (upgradeRoot), which is decided by the tables like
+// the hash-layout migration: while the constraint is absent, the next Open
+// that migrates computes the root from the rows as they are (after
+// checking any root already kept against them), logs it at Warn, and adds
+// the constraint, in one transaction under the head lock. Until then a
+// head without a root is what Verify reports as stored_hashes (the records
+// after the latest checkpoint cannot be checked).
 //
 // A log opened with NoMigrate ran no DDL, and another replica may migrate
 // the tables while it reads: Verify and Prove read the layout in their own
 // transaction, after locking the tables the migration rewrites (so that it
 // cannot commit in the middle of their snapshot: TRUNCATE is not MVCC-safe).
 
+// rootedConstraint is the constraint of trail_head that requires its root
+// to be kept for its size.
+const rootedConstraint = "trail_head_root_of_size"
+
 // layout is what the tables are, as one transaction sees them.
 type layout struct {
 	legacy  bool // before layout 1: stored hashes in trail_hashes
 	up      bool // trail_records has the up column
 	hasRoot bool // trail_head has the root columns
+	rooted  bool // trail_head has rootedConstraint: the upgrade step ran
 }
 
 // current is the layout an Open that migrates leaves.
-var current = layout{up: true, hasRoot: true}
+var current = layout{up: true, hasRoot: true, rooted: true}
 
 // readLayout returns the layout q sees: current for a log that migrated
 // at Open (no replica of an earlier version changes it back). For a
@@ -54,7 +73,7 @@ func (l *Log) readLayout(ctx context.Context, q pgx.Tx) (layout, error) {
 	}
 	var migrated bool
 	var lay layout
-	if err := q.QueryRow(ctx, l.sql.layout).Scan(&migrated, &lay.up, &lay.hasRoot); err != nil {
+	if err := q.QueryRow(ctx, l.sql.layout).Scan(&migrated, &lay.up, &lay.hasRoot, &lay.rooted); err != nil {
 		return layout{}, fmt.Errorf("read the layout: %w", err)
 	}
 	lay.legacy = !migrated
@@ -82,63 +101,150 @@ func noUp(sql string) string {
 	return strings.Replace(sql, "pruned, dict, up FROM", "pruned, dict, NULL::bytea FROM", 1)
 }
 
-// setMissingRoot gives the head a root when it has none (a trail last
-// written by a PDP without the column), computed from the stored hashes
-// under the head lock, as the next append would.
-func (l *Log) setMissingRoot(ctx context.Context) error {
-	var root []byte
-	if err := l.pool.QueryRow(ctx, "SELECT root FROM "+l.sql.head).Scan(&root); err != nil {
-		return fmt.Errorf("read the head's root: %w", err)
+// upgradeRoot is the upgrade step that gives the head its root, run by
+// every Open that migrates while trail_head lacks rootedConstraint: under
+// the head's table lock (appends and readers wait) it checks a root the
+// head keeps already (written by a PDP of the previous version) against
+// the rows, computes the root of the whole tree from the rows as they are,
+// stores it and adds the constraint. Rows changed before it runs are
+// trusted: the Warn log names the size it trusted.
+func (l *Log) upgradeRoot(ctx context.Context) error {
+	var rooted bool
+	if err := l.pool.QueryRow(ctx, l.sql.rooted).Scan(&rooted); err != nil {
+		return fmt.Errorf("read the head's constraints: %w", err)
 	}
-	if root != nil {
+	if rooted {
 		return nil
 	}
-	return pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
-		var n int64
-		var dict, rootSize pgtype.Int8
-		if err := tx.QueryRow(ctx, l.sql.lockHead).Scan(&n, &dict, &rootSize); err != nil {
+	var n int64
+	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, l.sql.lockHeadTable); err != nil {
 			return fmt.Errorf("lock head: %w", err)
 		}
-		h, err := tlog.TreeHash(n, l.hashSource(ctx, tx, tlog.StoredHashCount(n), n, false))
+		if err := tx.QueryRow(ctx, l.sql.rooted).Scan(&rooted); err != nil || rooted {
+			return err // another replica ran the step meanwhile
+		}
+		var rootSize pgtype.Int8
+		var root []byte
+		if err := tx.QueryRow(ctx, l.sql.headRoot).Scan(&n, &rootSize, &root); err != nil {
+			return fmt.Errorf("read head: %w", err)
+		}
+		hs := l.hashSource(ctx, tx, tlog.StoredHashCount(max(n, 0)), n, false)
+		if n < 0 {
+			return fmt.Errorf("%w: the tree head says %d records", trail.ErrDamaged, n)
+		}
+		if rootSize.Valid || root != nil { // kept by a PDP of the previous version
+			err := rootUnusable(rootSize.Int64, rootSize, root)
+			if err == nil && (rootSize.Int64 < 0 || rootSize.Int64 > n) {
+				err = rootUnusable(n, rootSize, root)
+			}
+			if err == nil {
+				err = rootMismatch(rootSize.Int64, root, hs)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		h, err := tlog.TreeHash(n, hs)
 		if err != nil {
 			return fmt.Errorf("the head's root: %w", err)
 		}
-		_, err = tx.Exec(ctx, l.sql.setRoot, h[:], n)
-		return err
+		if _, err := tx.Exec(ctx, l.sql.setRoot, h[:], n); err != nil {
+			return fmt.Errorf("set the head's root: %w", err)
+		}
+		if _, err := tx.Exec(ctx, l.sql.addRooted); err != nil {
+			return fmt.Errorf("add the head's root constraint: %w", err)
+		}
+		return nil
 	})
+	if err != nil || rooted {
+		return err
+	}
+	if n == 0 { // a new trail: nothing was trusted
+		l.opts.Logger.Debug("trail: the tree head keeps its root", "size", n, "schema", l.opts.Schema)
+		return nil
+	}
+	l.opts.Logger.Warn("trail: the tree head now keeps its root, computed from the records as they are (upgrade step): "+
+		"run pdp log verify if the trail may have been changed before",
+		"size", n, "schema", l.opts.Schema)
+	return nil
+}
+
+// rootUnusable reports, as ErrDamaged, a head whose root is not that of
+// its tree of n records: missing, of another size, or malformed (under the
+// head lock, before anything else is read: no hash is computed for a
+// negative or foreign size).
+func rootUnusable(n int64, rootSize pgtype.Int8, root []byte) error {
+	switch {
+	case !rootSize.Valid || root == nil:
+		return fmt.Errorf("%w: the tree head of %d records keeps no root (run pdp log verify)", trail.ErrDamaged, n)
+	case rootSize.Int64 != n:
+		return fmt.Errorf("%w: the tree head says %d records, its root is of %d (run pdp log verify)", trail.ErrDamaged, n, rootSize.Int64)
+	case len(root) != tlog.HashSize:
+		return fmt.Errorf("%w: the tree head's root has %d bytes (run pdp log verify)", trail.ErrDamaged, len(root))
+	}
+	return nil
+}
+
+// rootMismatch reports, as ErrDamaged, stored hashes hs of the records
+// [0,n) that do not hash to root.
+func rootMismatch(n int64, root []byte, hs tlog.HashReader) error {
+	h, err := tlog.TreeHash(n, hs)
+	if err != nil {
+		return fmt.Errorf("the tree of %d records: %w", n, err)
+	}
+	if h != tlog.Hash(root) {
+		return fmt.Errorf("%w: the records [0,%d) do not hash to the root the tree head keeps: "+
+			"rows were changed outside the PDP (run pdp log verify)", trail.ErrDamaged, n)
+	}
+	return nil
 }
 
 // checkRoot compares the records' tree with the root the head keeps,
 // once the records verified against the checkpoints and stored hashes
-// (tree: the stored hashes of the records' leaves).
+// (tree: the stored hashes of the records' leaves). The head's columns are
+// checked before any hash is computed from them.
 func (s *pgSnapshot) checkRoot(rep trail.Report, tree treeHashes) trail.Report {
 	if s.legacy {
 		return rep // trail_hashes holds a second copy of every hash
 	}
 	n := s.head
 	first := min(rep.Anchored, uint64(n)) // records before are covered by signatures
+	after := func(what string) trail.Report {
+		return rep.Fail(trail.Changed, first, fmt.Sprintf("the tree head of %d records %s: the records after the latest "+
+			"checkpoint cannot be checked (the head row was changed outside the PDP)", n, what))
+	}
 	switch {
-	case s.rootSize.Valid && s.rootSize.Int64 > n:
+	case !s.rooted && !s.rootSize.Valid && s.root == nil:
+		if first < uint64(n) {
+			return rep.Fail(trail.StoredHashes, first, fmt.Sprintf("the tree head keeps no root for the records [%d,%d) "+
+				"(written by an earlier PDP): they cannot be checked until a PDP of this version starts, "+
+				"or a checkpoint covers them", first, n))
+		}
+		return rep
+	case !s.rootSize.Valid || s.root == nil:
+		return after("keeps no root, or no size for it")
+	case s.rootSize.Int64 < 0:
+		return after(fmt.Sprintf("keeps a root of %d records", s.rootSize.Int64))
+	case s.rootSize.Int64 > n:
 		return rep.Fail(trail.Dropped, uint64(n), fmt.Sprintf("the tree head says %d records, its root is of %d", n, s.rootSize.Int64))
-	case s.rootSize.Valid && len(s.root) == tlog.HashSize:
-		h, err := tlog.TreeHash(s.rootSize.Int64, tree)
-		if err == nil && h == tlog.Hash(s.root) {
-			break
-		}
-		if first < uint64(s.rootSize.Int64) {
+	case len(s.root) != tlog.HashSize:
+		return after(fmt.Sprintf("keeps a root of %d bytes", len(s.root)))
+	}
+	size := uint64(s.rootSize.Int64)
+	if h, err := tlog.TreeHash(s.rootSize.Int64, tree); err != nil || h != tlog.Hash(s.root) {
+		if first < size {
 			return rep.Fail(trail.Changed, first, fmt.Sprintf("the records [%d,%d) after the latest checkpoint do not hash to the root the tree head keeps "+
-				"for size %d: one was changed, dropped or inserted with its leaf column", first, s.rootSize.Int64, s.rootSize.Int64))
+				"for size %d: one was changed, dropped or inserted with its leaf column, or the root was changed", first, size, size))
 		}
-		return rep.Fail(trail.StoredHashes, uint64(s.rootSize.Int64), "the records verify against the checkpoints, but the root the tree head keeps differs from their tree")
+		return rep.Fail(trail.StoredHashes, size, "the records verify against the checkpoints, but the root the tree head keeps differs from their tree")
 	}
-	covered := first
-	if s.rootSize.Valid && len(s.root) == tlog.HashSize {
-		covered = max(covered, uint64(s.rootSize.Int64))
+	if covered := max(first, size); covered < uint64(n) {
+		return rep.Fail(trail.Inserted, covered, fmt.Sprintf("the records [%d,%d) are beyond the tree of %d records the head's root is of, "+
+			"and no checkpoint covers them: inserted, or appended by a replica that does not keep the root", covered, n, size))
 	}
-	if covered < uint64(n) {
-		return rep.Fail(trail.StoredHashes, covered, fmt.Sprintf("the tree head keeps no root for the records [%d,%d) "+
-			"(written by an earlier PDP, or removed): they cannot be checked until a PDP of this version appends or starts, "+
-			"or a checkpoint covers them", covered, n))
+	if size < uint64(n) {
+		return rep.Fail(trail.StoredHashes, size, fmt.Sprintf("the records verify against the checkpoints, but the tree head's root is of %d records, not %d", size, n))
 	}
 	return rep
 }

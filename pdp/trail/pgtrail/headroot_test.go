@@ -57,16 +57,28 @@ func TestPostgresVerifyFindsTamperingBeyondCheckpoint(t *testing.T) {
 		{name: "newest unpaired record rewritten with its leaf", extra: 1, tamper: rewrite(20), problem: trail.Changed, seq: 20},
 		{name: "unpaired record rewritten with its leaf", extra: 3, tamper: rewrite(22), problem: trail.Changed, seq: 20},
 		{
-			name: "last record dropped, head cut", extra: 2,
+			name: "last record dropped, head and root size cut", extra: 2,
 			tamper: func(db pgDB) {
 				db.exec(`DELETE FROM {records} WHERE seq = 21`)
+				db.exec(`UPDATE {head} SET size = 21, root_size = 21`)
+			},
+			problem: trail.Changed, seq: 20,
+		},
+		{
+			name: "last record dropped, constraint dropped, head cut", extra: 2,
+			tamper: func(db pgDB) {
+				db.exec(`DELETE FROM {records} WHERE seq = 21`)
+				db.exec(`ALTER TABLE {head} DROP CONSTRAINT ` + rootedConstraint)
 				db.exec(`UPDATE {head} SET size = 21`)
 			},
 			problem: trail.Dropped, seq: 21,
 		},
 		{
-			name: "head's root removed", extra: 2,
-			tamper:  func(db pgDB) { db.exec(`UPDATE {head} SET root = NULL, root_size = NULL`) },
+			name: "head's root removed with the constraint", extra: 2,
+			tamper: func(db pgDB) {
+				db.exec(`ALTER TABLE {head} DROP CONSTRAINT ` + rootedConstraint)
+				db.exec(`UPDATE {head} SET root = NULL, root_size = NULL`)
+			},
 			problem: trail.StoredHashes, seq: 20,
 		},
 		{
@@ -104,7 +116,7 @@ func TestPostgresAppendRefusesCutHead(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.exec(`DELETE FROM {records} WHERE seq = 3`)
-	db.exec(`UPDATE {head} SET size = 3`)
+	db.exec(`UPDATE {head} SET size = 3, root_size = 3`) // the constraint wants both
 	l = db.open(Options{})
 	if _, err := l.Append(context.Background(), mkRec(3)); !errors.Is(err, trail.ErrDamaged) {
 		t.Fatalf("an append over a cut head: %v, want ErrDamaged", err)

@@ -64,6 +64,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strconv"
 	"strings"
@@ -117,6 +118,9 @@ type Options struct {
 	// trail_hashes), the layout being read again by each Verify and Prove,
 	// and Append refuses.
 	NoMigrate bool
+	// Logger receives what the log reports beside its errors (the upgrade
+	// step that gives the head its root). Default slog.Default().
+	Logger *slog.Logger
 }
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -162,6 +166,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DictionarySize == 0 {
 		o.DictionarySize = trail.DefaultDictionarySize
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	return o
 }
@@ -236,9 +243,11 @@ type pgSQL struct {
 	layout, present string
 	// headRoot reads the head's size and the tree it keeps (root_size,
 	// root); headNoRoot is it for tables without those columns
-	// (NoMigrate); setRoot sets a root missing from the head.
-	headRoot, headNoRoot, setRoot string
-	allRecordsNoUp, lockTables    string
+	// (NoMigrate); setRoot, rooted, lockHeadTable and addRooted are the
+	// upgrade step that gives the head its root (upgradeRoot).
+	headRoot, headNoRoot, setRoot    string
+	rooted, lockHeadTable, addRooted string
+	allRecordsNoUp, lockTables       string
 	// records, hashes and head are the quoted table names.
 	records, hashes, head string
 }
@@ -338,19 +347,25 @@ END $alter$;
 `, rec, hs, cps, head, spools, lacks,
 		idx("trail_records_id"), idx("trail_records_kind_time"), idx("trail_sidecar_spools_owner"),
 		has(head, "dict"), has(head, "root"), has(head, "root_size"), has(rec, "dict"), has(rec, "up"))
-	layout := fmt.Sprintf("SELECT %s, %s, %s", retired, has(rec, "up"), has(head, "root"))
+	rooted := fmt.Sprintf("EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = '%s')",
+		sqlString(head), rootedConstraint)
+	layout := fmt.Sprintf("SELECT %s, %s, %s, %s", retired, has(rec, "up"), has(head, "root"), rooted)
 	present := fmt.Sprintf("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL", sqlString(head), sqlString(rec))
 	return pgSQL{
 		ddl:      ddl + migration(rec, hs, head),
 		layout:   layout,
 		present:  present,
-		lockHead: "SELECT size, dict, root_size FROM " + head + " FOR UPDATE",
+		lockHead: "SELECT size, dict, root_size, root FROM " + head + " FOR UPDATE",
 		insRecords: "INSERT INTO " + rec + " (seq, kind, id, time, body, leaf, dict, up) SELECT * FROM " +
 			"unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::bytea[], $6::bytea[], $7::bigint[], $8::bytea[])",
-		setHead:         "UPDATE " + head + " SET size = $1, dict = coalesce($3, dict), root_size = $1, root = $4 WHERE size = $2",
-		headRoot:        "SELECT size, root_size, root FROM " + head,
-		headNoRoot:      "SELECT size, NULL::bigint, NULL::bytea FROM " + head,
-		setRoot:         "UPDATE " + head + " SET root_size = size, root = $1 WHERE size = $2 AND root IS NULL",
+		setHead:       "UPDATE " + head + " SET size = $1, dict = coalesce($3, dict), root_size = $1, root = $4 WHERE size = $2",
+		headRoot:      "SELECT size, root_size, root FROM " + head,
+		headNoRoot:    "SELECT size, NULL::bigint, NULL::bytea FROM " + head,
+		setRoot:       "UPDATE " + head + " SET root_size = size, root = $1 WHERE size = $2",
+		rooted:        "SELECT " + rooted,
+		lockHeadTable: "LOCK TABLE " + head + " IN ACCESS EXCLUSIVE MODE",
+		addRooted: "ALTER TABLE " + head + " ADD CONSTRAINT " + rootedConstraint +
+			" CHECK (root_size IS NOT NULL AND root IS NOT NULL AND size >= 0 AND root_size = size AND octet_length(root) = 32)",
 		readHashes:      "SELECT seq, leaf, up FROM " + rec + " WHERE seq = ANY($1)",
 		legacyHashes:    "SELECT idx, hash FROM " + hs + " WHERE idx = ANY($1)",
 		legacyAll:       "SELECT idx, hash FROM " + hs + " ORDER BY idx",
@@ -420,7 +435,7 @@ func Open(ctx context.Context, url string, opts Options) (*Log, error) {
 	}
 	l := &Log{opts: opts, pool: pool, sql: sql, frontN: -1, scanChunk: 1024}
 	if !opts.NoMigrate {
-		if err := l.setMissingRoot(ctx); err != nil {
+		if err := l.upgradeRoot(ctx); err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("trail: postgres: %w", err)
 		}
@@ -581,7 +596,8 @@ func (l *Log) commit(first *pgReq) {
 // stores one first); on error every append in the batch failed.
 // Round trips: BEGIN with the head lock, the frontier hashes (only when
 // another replica appended since this one last did), then the inserts, the
-// head update and COMMIT in one pipeline.
+// head update and COMMIT in one pipeline. The frontier hashes must hash to
+// the head's root (headroot.go): that check costs no round trip.
 func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, err error) {
 	conn, err := l.pool.Acquire(ctx)
 	if err != nil {
@@ -593,14 +609,15 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 	defer rollback(conn)
 
 	var headDict, rootSize pgtype.Int8
+	var headRoot []byte
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(l.sql.lockHead).QueryRow(func(row pgx.Row) error { return row.Scan(&n0, &headDict, &rootSize) })
+	b.Queue(l.sql.lockHead).QueryRow(func(row pgx.Row) error { return row.Scan(&n0, &headDict, &rootSize, &headRoot) })
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return 0, batch, fmt.Errorf("lock head: %w", err)
 	}
-	if rootSize.Valid && rootSize.Int64 > n0 { // never by an append: someone cut the trail
-		return 0, batch, fmt.Errorf("%w: the head row says %d records, its root is of %d (run pdp log verify)", trail.ErrDamaged, n0, rootSize.Int64)
+	if err := rootUnusable(n0, rootSize, headRoot); err != nil { // before anything reads the rows
+		return 0, batch, err
 	}
 	batch = l.gather(batch)
 	bd, fresh, err := l.batchDictionary(ctx, conn, headDict)
@@ -610,6 +627,12 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 
 	hs := l.hashSource(ctx, conn, tlog.StoredHashCount(n0), n0, false)
 	if _, err := hs.ReadHashes(frontier(n0)); err != nil {
+		return 0, batch, err
+	}
+	// The new root is built on the hashes at the tip: they must be the
+	// tree the head's root is of, or the append would re-base the root
+	// over rows changed since (headroot.go).
+	if err := rootMismatch(n0, headRoot, hs); err != nil {
 		return 0, batch, err
 	}
 	// Under the head lock: no other transaction stores a key meanwhile.

@@ -191,8 +191,19 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
 		}
 		var size, last int64
 		var lastSigned string
-		if err := tx.QueryRow(ctx, l.sql.size).Scan(&size); err != nil {
+		var rootSize pgtype.Int8
+		var headRoot []byte
+		headSQL := l.sql.headRoot
+		if !lay.hasRoot {
+			headSQL = l.sql.headNoRoot
+		}
+		if err := tx.QueryRow(ctx, headSQL).Scan(&size, &rootSize, &headRoot); err != nil {
 			return err
+		}
+		if lay.rooted { // before any hash is computed from the head's columns
+			if err := rootUnusable(size, rootSize, headRoot); err != nil {
+				return err
+			}
 		}
 		l.noteSize(uint64(size))
 		err = tx.QueryRow(ctx, l.sql.lastCheckpoint).Scan(&last, &lastSigned)
@@ -205,9 +216,28 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
 		case err != nil && !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
-		root, err := tlog.TreeHash(size, l.hashSource(ctx, tx, tlog.StoredHashCount(size), size, lay.legacy))
+		hs := l.hashSource(ctx, tx, tlog.StoredHashCount(size), size, lay.legacy)
+		root, err := tlog.TreeHash(size, hs)
 		if err != nil {
 			return fmt.Errorf("tree hash: %w", err)
+		}
+		// Sign only the tree the head's root is of: a checkpoint over rows
+		// changed since would make the change look signed (headroot.go).
+		if lay.rooted {
+			if err := rootMismatch(size, headRoot, hs); err != nil {
+				return err
+			}
+		}
+		// And only a tree that extends the latest checkpoint: rows and root
+		// forged consistently under it are refused here too.
+		if last > 0 && last < size {
+			prev, err := trail.UnverifiedHead([]byte(lastSigned))
+			if err != nil {
+				return fmt.Errorf("%w: the latest checkpoint: %w", trail.ErrDamaged, err)
+			}
+			if err := rootMismatch(last, prev.Root[:], hs); err != nil {
+				return fmt.Errorf("the tree does not extend the checkpoint of %d records: %w", last, err)
+			}
 		}
 		head := trail.TreeHead{Origin: l.opts.Origin, Size: uint64(size), Root: root}
 		if signed, err = head.Sign(l.opts.Signer); err != nil {

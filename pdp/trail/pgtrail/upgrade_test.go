@@ -2,7 +2,6 @@ package pgtrail
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -62,7 +61,7 @@ func TestPostgresOpenWaitsBehindOldAppend(t *testing.T) {
 		}
 		opened <- err
 	}()
-	time.Sleep(500 * time.Millisecond) // the opener reaches its DDL
+	waitForLockWait(t, ctx, db) // the opener reaches its DDL and waits behind the append
 
 	// The rest of the older replica's append: its record, its stored
 	// hashes, the head.
@@ -221,7 +220,33 @@ func TestPostgresMigratesRestoredTrail(t *testing.T) {
 	if rep := pgVerify(t, db.open(Options{NoMigrate: true}), vkey); !rep.OK || rep.To != n+4 {
 		t.Fatalf("a reader's verify after the restore: %v", rep)
 	}
-	if _, err := l.Append(context.Background(), mkRec(n+4)); errors.Is(err, trail.ErrDamaged) {
+	if _, err := l.Append(context.Background(), mkRec(n+4)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitForLockWait returns once a session waits on a lock
+// (pg_stat_activity) of a table in the test's schema (pg_locks: other
+// tests share the database), or fails the test after 20s.
+func waitForLockWait(t *testing.T, ctx context.Context, db pgDB) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var waiting int
+		err := db.c.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity a
+			JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted
+			JOIN pg_class c ON c.oid = l.relation
+			JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE a.wait_event_type = 'Lock' AND n.nspname = $1`, db.schema).Scan(&waiting)
+		if err != nil {
+			t.Fatalf("read pg_stat_activity: %v", err)
+		}
+		if waiting > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no session waits on a lock after 20s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

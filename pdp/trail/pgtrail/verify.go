@@ -31,6 +31,7 @@ type pgSnapshot struct {
 	badRows   int64                  // rows of the tree whose up column has the wrong length
 	strayRows int64                  // rows in trail_hashes (empty since layout 1), or beyond the tree (legacy)
 	legacy    bool                   // the layout before 1: stored hashes in trail_hashes
+	rooted    bool                   // trail_head has rootedConstraint (headroot.go)
 	rootSize  pgtype.Int8            // the size of the tree the head keeps the root of (headroot.go)
 	root      []byte
 }
@@ -118,7 +119,7 @@ func (l *Log) Verify(ctx context.Context, verifierKey string, from, to uint64) (
 
 // load reads the head, the checkpoints, the records and the stored hashes.
 func (s *pgSnapshot) load(ctx context.Context, tx pgx.Tx, q pgSQL, lay layout) error {
-	s.legacy = lay.legacy
+	s.legacy, s.rooted = lay.legacy, lay.rooted
 	headSQL, recordsSQL := q.headRoot, q.allRecords
 	if !lay.hasRoot {
 		headSQL = q.headNoRoot
