@@ -273,7 +273,7 @@ func openTrail(ctx context.Context, cfg TrailConfig, inner reservingDecider, bui
 	where := cfg.Dir
 	if cfg.Store == TrailPostgres {
 		where = "postgres schema " + cfg.PostgresSchema
-		pl, err := pgtrail.Open(ctx, cfg.PostgresURL, pgtrail.Options{Origin: cfg.Origin, Signer: signer,
+		pl, err := pgtrail.Open(ctx, cfg.PostgresURL, pgtrail.Options{Origin: cfg.Origin, Signer: signer, VerifierKey: vkey,
 			CheckpointInterval: cfg.CheckpointInterval, Schema: cfg.PostgresSchema, Compression: cfg.Compression, Logger: log})
 		if err != nil {
 			return nil, err

@@ -63,6 +63,7 @@ package pgtrail
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -91,6 +92,11 @@ type Options struct {
 	Origin string
 	// Signer signs checkpoints. Every replica must sign with the same key.
 	Signer note.Signer
+	// VerifierKey, when set, is the key the signed checkpoints verify
+	// under: a checkpoint is written only over a latest stored one whose
+	// signature checks (a row planted in trail_checkpoints cannot steer
+	// what is signed next).
+	VerifierKey string
 	// CheckpointInterval is how often Run writes a checkpoint while the
 	// tree grows: it bounds how long a record stays unanchored. Default
 	// DefaultCheckpointInterval.
@@ -200,7 +206,12 @@ type Log struct {
 
 	records, batches atomic.Uint64
 	cpErr            atomic.Pointer[error]
-	scanChunk        int
+	// cpHigh is the size of the largest checkpoint this Log signed or
+	// found latest: the latest stored one is never smaller (checkpoints
+	// are only added; prune keeps them), so a smaller one means rows of
+	// trail_checkpoints were deleted.
+	cpHigh    atomic.Int64
+	scanChunk int
 
 	dicts    sync.Map               // int64 seq → *trail.Dictionary, every dictionary read so far
 	cur      atomic.Pointer[pgDict] // the dictionary the committer compresses with; nil: none
@@ -447,6 +458,16 @@ func Open(ctx context.Context, url string, opts Options) (*Log, error) {
 	if err := l.openDictionary(ctx); err != nil {
 		pool.Close()
 		return nil, err
+	}
+	// The latest checkpoint now: one found smaller later was deleted.
+	var last int64
+	var signed string
+	switch err := pool.QueryRow(ctx, sql.lastCheckpoint).Scan(&last, &signed); {
+	case err == nil:
+		l.noteCheckpoint(last)
+	case !errors.Is(err, pgx.ErrNoRows):
+		pool.Close()
+		return nil, fmt.Errorf("trail: postgres: read the latest checkpoint: %w", err)
 	}
 	l.reqs = make(chan *pgReq)
 	l.closing = make(chan struct{})

@@ -207,9 +207,13 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
 		}
 		l.noteSize(uint64(size))
 		err = tx.QueryRow(ctx, l.sql.lastCheckpoint).Scan(&last, &lastSigned)
+		if high := l.cpHigh.Load(); (err == nil && last < high) || (errors.Is(err, pgx.ErrNoRows) && high > 0) {
+			return fmt.Errorf("%w: the latest stored checkpoint is of %d records, but one of %d was seen: checkpoints were deleted", trail.ErrDamaged, last, high)
+		}
 		switch {
 		case err == nil && last == size:
 			signed = []byte(lastSigned)
+			l.noteCheckpoint(last)
 			return nil
 		case err == nil && last > size:
 			return fmt.Errorf("%w: checkpoint of size %d beyond the tree head %d", trail.ErrDamaged, last, size)
@@ -231,7 +235,7 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
 		// And only a tree that extends the latest checkpoint: rows and root
 		// forged consistently under it are refused here too.
 		if last > 0 && last < size {
-			prev, err := trail.UnverifiedHead([]byte(lastSigned))
+			prev, err := l.latestHead([]byte(lastSigned))
 			if err != nil {
 				return fmt.Errorf("%w: the latest checkpoint: %w", trail.ErrDamaged, err)
 			}
@@ -243,13 +247,40 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
 		if signed, err = head.Sign(l.opts.Signer); err != nil {
 			return fmt.Errorf("sign: %w", err)
 		}
-		_, err = tx.Exec(ctx, l.sql.insCheckpoint, size, string(signed))
-		return err
+		if _, err = tx.Exec(ctx, l.sql.insCheckpoint, size, string(signed)); err != nil {
+			return err
+		}
+		if last > 0 {
+			l.noteCheckpoint(last)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("trail: postgres checkpoint: %w", err)
 	}
+	if h, herr := trail.UnverifiedHead(signed); herr == nil {
+		l.noteCheckpoint(int64(h.Size))
+	}
 	return signed, nil
+}
+
+// latestHead reads the latest stored checkpoint, checking its signature
+// when the verifier key is known.
+func (l *Log) latestHead(signed []byte) (trail.TreeHead, error) {
+	if l.opts.VerifierKey == "" {
+		return trail.UnverifiedHead(signed)
+	}
+	return trail.OpenCheckpoint(l.opts.VerifierKey, signed)
+}
+
+// noteCheckpoint raises cpHigh to n.
+func (l *Log) noteCheckpoint(n int64) {
+	for {
+		cur := l.cpHigh.Load()
+		if n <= cur || l.cpHigh.CompareAndSwap(cur, n) {
+			return
+		}
+	}
 }
 
 // Checkpoints returns every stored signed checkpoint, oldest first, or nil
@@ -318,6 +349,10 @@ func (l *Log) Run(ctx context.Context) error {
 			_, err := l.Checkpoint()
 			if errors.Is(err, trail.ErrClosed) {
 				return nil
+			}
+			if errors.Is(err, trail.ErrDamaged) {
+				l.opts.Logger.Error("decision trail: checkpoint refused: the stored trail was changed outside the PDP; records stay unanchored until it is repaired",
+					"error", err)
 			}
 			l.cpErr.Store(&err)
 		}
