@@ -57,6 +57,9 @@ func newMarkFixture(t *testing.T) *markFixture {
 		"schema/purposes.yaml": []byte(dormPurposes),
 		"schema/dormancy.yaml": []byte(markRules),
 		"policies/p.cedar":     []byte(dormPolicies),
+		// alice and her account, so that a search has a candidate to allow
+		"policies/entities.json": []byte(`[{"uid":{"type":"User","id":"alice"},"attrs":{},"parents":[]},
+			{"uid":{"type":"Account","id":"acc-alice"},"attrs":{},"parents":[]}]`),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -197,8 +200,12 @@ func TestActivityMarksArePending(t *testing.T) {
 		{"a search marks nothing", func(t *testing.T, e *pdp.Engine) *pdp.Pending {
 			r := markOwn("alice")
 			r.Resource.ID = ""
-			if _, err := e.SearchResources(ctx, r); err != nil {
+			found, err := e.SearchResources(ctx, r)
+			if err != nil {
 				t.Fatal(err)
+			}
+			if len(found) != 1 || found[0].ID != "acc-alice" {
+				t.Fatalf("search found %v, want acc-alice allowed (else it marks nothing for want of a candidate)", found)
 			}
 			return nil
 		}, nil, untouched},

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -131,7 +132,7 @@ func (s *Server) changing(c echo.Context) (ctx context.Context, done func()) {
 		// sidecar leases): keep the answer within the write timeout.
 		bound += 3 * s.changes.Lease()
 	}
-	ctx, cancel := detached(c.Request().Context(), bound)
+	ctx, cancel := s.detach(c.Request().Context(), bound)
 	if s.changes == nil {
 		return ctx, cancel
 	}
@@ -154,6 +155,19 @@ func detached(ctx context.Context, bound time.Duration) (context.Context, contex
 		bound = DefaultWriteTimeout
 	}
 	return context.WithTimeout(context.WithoutCancel(ctx), bound)
+}
+
+// detach is detached, counted until its cancel is called: Serve waits for
+// the changes carried through after a shutdown that gave up on their
+// requests, so that the stores and the trail are not closed under them.
+func (s *Server) detach(ctx context.Context, bound time.Duration) (context.Context, context.CancelFunc) {
+	s.detachedWG.Add(1)
+	ctx, cancel := detached(ctx, bound)
+	var once sync.Once
+	return ctx, func() {
+		cancel()
+		once.Do(s.detachedWG.Done)
+	}
 }
 
 // unackedHeader lists sidecars as application/id, comma-separated, at most

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 )
@@ -25,5 +26,26 @@ func TestDetachedOutlivesTheClient(t *testing.T) {
 	case <-ctx.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("the change's context has no bound")
+	}
+}
+
+// TestShutdownWaitsForDetachedChanges: what Serve waits for after a
+// shutdown that gave up on its requests includes every change still
+// carried through, until it is done.
+func TestShutdownWaitsForDetachedChanges(t *testing.T) {
+	s := &Server{cfg: Config{WriteTimeout: time.Second}, log: slog.New(slog.DiscardHandler)}
+	_, done := s.detach(context.Background(), time.Second)
+	finished := make(chan struct{})
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		close(finished)
+		done()
+		done() // a second call is harmless
+	}()
+	s.waitDetached()
+	select {
+	case <-finished:
+	default:
+		t.Fatal("waitDetached returned before the change was done")
 	}
 }

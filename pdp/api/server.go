@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ciampdp/pdp/pdp"
 	"github.com/ciampdp/pdp/pdp/authzen"
@@ -108,6 +110,7 @@ const (
 // Server is the PDP's HTTP front: the AuthZEN endpoints, the metadata
 // document, the policy status and the operational endpoints.
 type Server struct {
+	detachedWG  sync.WaitGroup // changes carried through (detach)
 	cfg         Config
 	decider     pdp.Decider
 	searcher    pdp.Searcher // nil: no search routes
@@ -323,12 +326,26 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		cancelBase()
 		closeErr := hs.Close()
 		<-served
+		s.waitDetached()
 		return fmt.Errorf("api: shutdown: %w", errors.Join(err, closeErr))
 	}
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("api: serve: %w", err)
 	}
 	return nil
+}
+
+// waitDetached waits for the changes still carried through (each is
+// bounded by its own timeout), so that what closes after Serve does not
+// close under them.
+func (s *Server) waitDetached() {
+	done := make(chan struct{})
+	go func() { s.detachedWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2*s.cfg.WriteTimeout + time.Minute):
+		s.log.Error("shutdown: changes still running after their bound; closing anyway")
+	}
 }
 
 // urlFromAddr derives http://host:port from a listener address; an

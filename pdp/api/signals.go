@@ -100,10 +100,11 @@ func (s *Server) pushSET(c echo.Context) error {
 	if len(bearer) > 7 && strings.EqualFold(bearer[:7], "bearer ") {
 		bearer = strings.TrimSpace(bearer[7:])
 	}
-	// Carried through when the transmitter hangs up (see changing).
-	ctx, cancel := detached(r.Context(), s.cfg.WriteTimeout)
+	// Carried through when the transmitter hangs up, and waits for the
+	// sidecars like a change (see changing).
+	ctx, done := s.changing(c)
 	_, err = s.signals.Receive(ctx, body, bearer)
-	cancel()
+	done()
 	var se *signals.SETError
 	switch {
 	case err == nil:

@@ -122,7 +122,7 @@ func newActivityFixture(t *testing.T, mode string) *activityFixture {
 		t.Fatal(err)
 	}
 	e := pdp.NewEngine(pdp.Components{Bundles: fixedBundle{b}, Consent: sources.Consent{Ledger: f.ledger}, Dormancy: svc, Delegations: poaRecords{}, Now: clock})
-	if f.r, err = NewRecorder(e, f.log, RecorderOptions{Mode: mode, Buffer: 16, FlushInterval: -1}); err != nil {
+	if f.r, err = NewRecorder(e, f.log, RecorderOptions{Mode: mode, Buffer: 16, FlushInterval: -1}); err != nil { // flush interval off because each decision must reach the trail (or fail) before the next
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = f.r.Close() })

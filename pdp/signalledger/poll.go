@@ -152,7 +152,13 @@ func (p *Poller) Poll(ctx context.Context) (bool, error) {
 			p.refuse(jti, signals.ErrCodeInvalidRequest, "the SET's jti is not the key it was delivered under")
 			continue
 		}
-		if _, err := p.Ledger.Receive(ctx, s); err != nil && !errors.Is(err, ErrDuplicate) {
+		// Carried through when the pollers stop: a store write cancelled
+		// mid-commit would leave its outcome unknown (and a not_applied
+		// record for a SET the store may hold). Close waits for the poll.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), receiveBound)
+		_, err = p.Ledger.Receive(rctx, s)
+		cancel()
+		if err != nil && !errors.Is(err, ErrDuplicate) {
 			// Not stored: not acknowledged, the transmitter delivers it again.
 			p.log().WarnContext(ctx, "polled SET not stored; it will be delivered again", "jti", jti, "error", err)
 			continue
@@ -161,6 +167,10 @@ func (p *Poller) Poll(ctx context.Context) (bool, error) {
 	}
 	return ans.MoreAvailable, nil
 }
+
+// receiveBound bounds the receive of one polled SET (its trail record,
+// its store write, the sidecars' acknowledgements).
+const receiveBound = 30 * time.Second
 
 func (p *Poller) refuse(jti, code, desc string) {
 	if p.setErr == nil {
