@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,23 +20,7 @@ import (
 // damaged") instead of building a new root over the rewritten row, and
 // pdp log verify still names the record changed after that start.
 func TestPostgresTrailRewriteNotLaunderedOverHTTP(t *testing.T) {
-	url := testDatabase(t)
-	key, skey := trailKeyFile(t)
-	vkey, err := pdpserver.VerifierKey(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PDP_TRAIL_STORE", pdpserver.TrailPostgres)
-	t.Setenv("PDP_TRAIL_POSTGRES_URL", url)
-	t.Setenv("PDP_TRAIL_SIGNING_KEY_FILE", key)
-
-	pdpURL, stop := serveTrailBundle(t, pdpserver.TrailSync, filepath.Join(t.TempDir(), "a"), todoDir)
-	for i := range 6 {
-		if a, err := ask(pdpURL, i); err != nil || !a.Decision {
-			t.Fatalf("ask %d: %v %+v", i, err, a)
-		}
-	}
-	stop()
+	url, vkey := pgTrailDecided(t, 6)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -60,15 +43,7 @@ func TestPostgresTrailRewriteNotLaunderedOverHTTP(t *testing.T) {
 		}
 	}
 
-	t.Setenv("PDP_TRAIL_MODE", pdpserver.TrailSync)
-	t.Setenv("PDP_TRAIL_DIR", filepath.Join(t.TempDir(), "b"))
-	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
-	defer scancel()
-	var logs strings.Builder
-	code := run(sctx, []string{"serve", "--addr", "127.0.0.1:0", "--reload-interval", "0", "--dir", todoDir}, strings.NewReader(""), io.Discard, &logs)
-	if code != exitFailure || !strings.Contains(logs.String(), "log damaged") {
-		t.Fatalf("serve on a rewritten trail: exit %d, log:\n%s", code, logs.String())
-	}
+	serveRefusesDamagedTrail(ctx, t, "a rewritten trail")
 
 	code, out, errOut := logRun("verify", "--postgres-url", url, "--key", vkey)
 	if code != exitFailure || !strings.Contains(out+errOut, "changed") {
