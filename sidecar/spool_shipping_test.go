@@ -194,8 +194,9 @@ func TestShippingPrunesAndResumes(t *testing.T) {
 				t.Fatalf("segments while the central PDP is down %v", down)
 			}
 			// Sealed segments are closed (their preallocated space cut)
-			// but the one shipping is stuck in.
-			for deadline := time.Now().Add(5 * time.Second); openLogs(s.spool) > 2; time.Sleep(5 * time.Millisecond) {
+			// but the one shipping is stuck in: by the shipper's next try,
+			// which its backoff (up to 5 s, jittered) may put seconds away.
+			for deadline := time.Now().Add(20 * time.Second); openLogs(s.spool) > 2; time.Sleep(5 * time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatalf("%d segment logs open while shipping is stuck, want the writer's and the first", openLogs(s.spool))
 				}
