@@ -82,19 +82,7 @@ func TestPostgresMigratesOldLayout(t *testing.T) {
 	if rep := pgVerify(t, l, vkey); !rep.OK || rep.Anchored != n {
 		t.Fatalf("verify after the migration: %v", rep)
 	}
-	for seq := range uint64(n) {
-		p, err := l.Prove(seq, cp)
-		if err != nil {
-			t.Fatalf("prove %d: %v", seq, err)
-		}
-		rec, err := l.Get(seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := trail.CheckProof(vkey, cp, rec, p); err != nil {
-			t.Fatalf("proof of %d: %v", seq, err)
-		}
-	}
+	checkProofs(t, l, vkey, cp, seqsUpTo(n)...)
 
 	// An older PDP's append writes into trail_hashes: refused.
 	if _, err := db.c.Exec(context.Background(), db.sql(`INSERT INTO {hashes} (idx, hash) VALUES (1000, '\x00')`)); err == nil ||
@@ -161,19 +149,7 @@ func TestPostgresNoMigrateReadsOldLayout(t *testing.T) {
 	if rep := pgVerify(t, l, vkey); !rep.OK || rep.Anchored != n {
 		t.Fatalf("verify of the old layout: %v", rep)
 	}
-	for _, seq := range []uint64{0, 7, n - 1} {
-		p, err := l.Prove(seq, cp)
-		if err != nil {
-			t.Fatalf("prove %d: %v", seq, err)
-		}
-		rec, err := l.Get(seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := trail.CheckProof(vkey, cp, rec, p); err != nil {
-			t.Fatalf("proof of %d: %v", seq, err)
-		}
-	}
+	checkProofs(t, l, vkey, cp, 0, 7, n-1)
 	if _, err := l.Append(context.Background(), mkRec(n)); !errors.Is(err, trail.ErrBadOption) {
 		t.Fatalf("append to an unmigrated trail: %v", err)
 	}
@@ -221,4 +197,32 @@ func TestPostgresMigrationRefusesDamagedTrail(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkProofs proves each record of seqs in l against the checkpoint cp
+// and checks the proof under vkey.
+func checkProofs(t *testing.T, l *Log, vkey string, cp []byte, seqs ...uint64) {
+	t.Helper()
+	for _, seq := range seqs {
+		p, err := l.Prove(seq, cp)
+		if err != nil {
+			t.Fatalf("prove %d: %v", seq, err)
+		}
+		rec, err := l.Get(seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := trail.CheckProof(vkey, cp, rec, p); err != nil {
+			t.Fatalf("proof of %d: %v", seq, err)
+		}
+	}
+}
+
+// seqsUpTo is 0…n-1.
+func seqsUpTo(n int) []uint64 {
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = uint64(i)
+	}
+	return out
 }

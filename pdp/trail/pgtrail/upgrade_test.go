@@ -9,7 +9,6 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 // oldTree is the stored hashes of the records mkRec(0..n-1), as
@@ -180,19 +179,7 @@ func TestPostgresNoMigrateReaderSeesMigration(t *testing.T) {
 		if rep := pgVerify(t, l, vkey); !rep.OK || rep.To != n+3 {
 			t.Fatalf("after the migration: %v", rep)
 		}
-		for _, seq := range []uint64{0, 7, n - 1} {
-			p, err := l.Prove(seq, cp)
-			if err != nil {
-				t.Fatalf("prove %d: %v", seq, err)
-			}
-			rec, err := l.Get(seq)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := trail.CheckProof(vkey, cp, rec, p); err != nil {
-				t.Fatalf("proof of %d: %v", seq, err)
-			}
-		}
+		checkProofs(t, l, vkey, cp, 0, 7, n-1)
 	}
 }
 
