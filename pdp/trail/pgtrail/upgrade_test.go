@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
-
 )
 
 // oldTree is the stored hashes of the records mkRec(0..n-1), as
