@@ -63,7 +63,7 @@ const searchRelationships = `
 account:acc-x#owner@user:u1
 account:acc-x#owner@user:u-bundle
 account:acc-x#owner@user:mallory
-account:acc-x#payment_agent@user:bob[within_mandate:{"valid_from":"2026-01-01T00:00:00Z","valid_until":"2030-12-31T00:00:00Z","max_amount":1000}]
+account:acc-x#payment_agent@user:bob[within_mandate:{"valid_from":"2026-01-01T00:00:00Z","valid_until":"2041-12-31T00:00:00Z","max_amount":1000}]
 account:acc-bundle#owner@user:u1
 account:acc-bundle#owner@user:u-bundle
 account:acc-blocked#owner@user:u1

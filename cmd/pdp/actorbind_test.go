@@ -43,7 +43,7 @@ func TestActorTokensBoundToTheApplication(t *testing.T) {
 		{"mobile-banking revokes bob's power of attorney", "mobile-banking", "/v1/delegations/poa-alice-bob/revoke", actorBody("alice")},
 		{"mobile-banking suspends it", "mobile-banking", "/v1/delegations/poa-alice-bob/suspend", actorBody("alice")},
 		{"mobile-banking offers one to mallory", "mobile-banking", "/v1/delegations", `{"actor":{"type":"user","id":"alice"},"principal":{"type":"user","id":"alice"},"agent":{"type":"user","id":"mallory"},
-			"basis":"power_of_attorney","source":"self_declared","scope":["view_statements"],"resources":[{"type":"account","id":"acc-alice"}],"valid_until":"2030-01-01T00:00:00Z"}`},
+			"basis":"power_of_attorney","source":"self_declared","scope":["view_statements"],"resources":[{"type":"account","id":"acc-alice"}],"valid_until":"2041-01-01T00:00:00Z"}`},
 		{"mobile-banking re-confirms victor's power of attorney", "mobile-banking", "/v1/dormancy/delegations/poa-alice-victor/reconfirm", actorBody("alice")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -183,7 +183,7 @@ func TestActorTokensProveTheActor(t *testing.T) {
 	offer := `{"actor":{"type":"user","id":"alice"},"principal":{"type":"user","id":"alice"},"agent":{"type":"user","id":"mallory"},
 		"basis":"power_of_attorney","source":"self_declared","scope":["view_statements","make_payment"],
 		"resources":[{"type":"account","id":"acc-alice"}],"constraints":{"max_amount":50000,"currency":"EUR"},
-		"valid_from":"2026-01-01T00:00:00Z","valid_until":"2030-01-01T00:00:00Z"}`
+		"valid_from":"2026-01-01T00:00:00Z","valid_until":"2041-01-01T00:00:00Z"}`
 	now := time.Now()
 	otherKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

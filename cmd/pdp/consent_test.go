@@ -116,7 +116,7 @@ func consentScenario(t *testing.T) {
 	t.Run("bad input is refused and writes nothing", func(t *testing.T) {
 		write(t, "budget-app", "give", `{"subject":`+user("judy")+`,"purpose":"telepathy","jurisdiction":"DE","notice":{"uri":"u","version":1}}`, http.StatusUnprocessableEntity)
 		write(t, "budget-app", "give", `{"subject":`+user("judy")+`,"purpose":"account_information_sharing","jurisdiction":"DE",
-			"notice":{"uri":"u","version":1},"expires":"2030-01-01T00:00:00Z"}`, http.StatusUnprocessableEntity)
+			"notice":{"uri":"u","version":1},"expires":"2041-01-01T00:00:00Z"}`, http.StatusUnprocessableEntity)
 		write(t, "budget-app", "give", `{"subject":`+user("judy")+`,"purpose":"marketing","jurisdiction":"DE","notice":{"uri":"u","version":1}}`, http.StatusForbidden)
 		write(t, "marketing-hub", "give", `{"subject":`+user("carol")+`,"actor":`+user("mallory")+`,"purpose":"marketing","jurisdiction":"DE","notice":{"uri":"u","version":3}}`, http.StatusUnprocessableEntity)
 		write(t, "budget-app", "give", `{"subject":`, http.StatusBadRequest)

@@ -124,7 +124,7 @@ func TestDelegationReadsPerApplication(t *testing.T) {
 		// (TestDelegationIDsCannotBeProbed).
 		offer := `{"actor":{"type":"user","id":"mallory"},"principal":{"type":"user","id":"carol"},"agent":{"type":"user","id":"uncle"},
 			"basis":"sub_delegation","source":"self_declared","scope":["view_statements"],"parent":"guardian-carol-dave",
-			"valid_from":"2026-01-01T00:00:00Z","valid_until":"2027-01-01T00:00:00Z"}`
+			"valid_from":"2026-01-01T00:00:00Z","valid_until":"2041-01-01T00:00:00Z"}`
 		code, data := s.do(t, http.MethodPost, "/v1/delegations", offer, demoKey("mobile-banking")...)
 		if code != http.StatusUnprocessableEntity || strings.Contains(string(data), "user:dave") || !strings.Contains(string(data), "does not exist") {
 			t.Fatalf("%d %s, want 422 as a missing parent, without the guardian", code, data)
@@ -201,7 +201,7 @@ func TestDelegationIDsCannotBeProbed(t *testing.T) {
 		// the reviewer's reproduction: mallory offers as her own principal
 		offer := `{"actor":{"type":"user","id":"mallory"},"principal":{"type":"user","id":"mallory"},"agent":{"type":"user","id":"trent"},
 			"basis":"sub_delegation","source":"self_declared","scope":["view_statements"],"parent":"poa-alice-bob",
-			"valid_from":"2026-01-01T00:00:00Z","valid_until":"2027-01-01T00:00:00Z"}`
+			"valid_from":"2026-01-01T00:00:00Z","valid_until":"2041-01-01T00:00:00Z"}`
 		asUnknown(t, "advisor-portal", "/v1/delegations", "poa-alice-bob", offer, http.StatusUnprocessableEntity)
 		_, body := post(t, "advisor-portal", "/v1/delegations", offer)
 		for _, leak := range []string{"user:alice", "user:bob", "max_depth", "principal"} {
@@ -234,7 +234,7 @@ func TestDelegationIDsCannotBeProbed(t *testing.T) {
 	t.Run("only a register or whole-view application chooses an offer's id", func(t *testing.T) {
 		offer := func(id string) string {
 			return `{"id":"` + id + `","actor":{"type":"user","id":"alice"},"principal":{"type":"user","id":"alice"},"agent":{"type":"user","id":"trent"},
-			"basis":"power_of_attorney","source":"self_declared","scope":["view_statements"],"valid_until":"2030-01-01T00:00:00Z"}`
+			"basis":"power_of_attorney","source":"self_declared","scope":["view_statements"],"valid_until":"2041-01-01T00:00:00Z"}`
 		}
 		for _, id := range []string{"poa-alice-bob", "poa-chosen"} {
 			code, body := post(t, "advisor-portal", "/v1/delegations", offer(id))

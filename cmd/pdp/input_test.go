@@ -165,7 +165,7 @@ func TestInputDelegationInForceAtOnce(t *testing.T) {
 		agent := fmt.Sprintf("trudy%d", i)
 		offer := `{"actor":{"type":"user","id":"alice"},"principal":{"type":"user","id":"alice"},"agent":{"type":"user","id":"` + agent + `"},
 			"basis":"power_of_attorney","source":"self_declared","scope":["view_statements"],
-			"valid_from":"` + time.Now().UTC().Format(time.RFC3339Nano) + `","valid_until":"2030-01-01T00:00:00Z"}`
+			"valid_from":"` + time.Now().UTC().Format(time.RFC3339Nano) + `","valid_until":"2041-01-01T00:00:00Z"}`
 		code, data := s.do(t, http.MethodPost, "/v1/delegations", offer, demoKey("mobile-banking")...)
 		var ans struct {
 			Delegation struct {
@@ -200,7 +200,7 @@ func TestInputOffersMatchTheSchema(t *testing.T) {
 		vic   = `{"type":"user","id":"victor"}`
 		acc   = `[{"type":"account","id":"acc-alice"}]`
 		from  = "2026-01-01T00:00:00Z"
-		until = "2030-01-01T00:00:00Z"
+		until = "2041-01-01T00:00:00Z"
 	)
 	for _, tc := range []struct {
 		name, body string
@@ -257,7 +257,7 @@ func TestInputDuplicateNames(t *testing.T) {
 			`{"subject":{"type":"user","id":"alice"},"resource":{"type":"account","id":"acc-carol"},"resource":{"type":"account","id":"acc-alice"}}`},
 		{"delegation offer", "mobile-banking", "/v1/delegations",
 			`{"actor":{"type":"user","id":"alice"},"principal":{"type":"user","id":"alice"},"agent":{"type":"user","id":"mallory","id":"walter"},
-			"basis":"power_of_attorney","source":"self_declared","scope":["view_statements"],"valid_until":"2030-01-01T00:00:00Z"}`},
+			"basis":"power_of_attorney","source":"self_declared","scope":["view_statements"],"valid_until":"2041-01-01T00:00:00Z"}`},
 		{"delegation change", "mobile-banking", "/v1/delegations/poa-alice-peggy/accept",
 			`{"actor":{"type":"user","id":"mallory","id":"peggy"}}`},
 		{"consent", "budget-app", "/v1/consents/give",

@@ -184,7 +184,7 @@ func northbankScenario(t *testing.T) {
 	t.Run("a new power of attorney: offered, accepted, used, with its history", func(t *testing.T) {
 		offer := `{"actor":{"type":"user","id":"alice"},"principal":{"type":"user","id":"alice"},"agent":{"type":"user","id":"trent"},
 			"basis":"power_of_attorney","source":"self_declared","scope":["view_statements"],
-			"valid_from":"2026-01-01T00:00:00Z","valid_until":"2030-01-01T00:00:00Z"}`
+			"valid_from":"2026-01-01T00:00:00Z","valid_until":"2041-01-01T00:00:00Z"}`
 		code, data := s.do(t, http.MethodPost, "/v1/delegations", offer, demoKey("mobile-banking")...)
 		if code != http.StatusCreated {
 			t.Fatalf("offer: %d %s", code, data)
@@ -262,7 +262,7 @@ func TestDelegationCLI(t *testing.T) {
 	offer := filepath.Join(t.TempDir(), "offer.json")
 	if err := os.WriteFile(offer, []byte(`{"actor":{"type":"user","id":"alice"},"principal":{"type":"user","id":"alice"},
 		"agent":{"type":"user","id":"walter"},"basis":"power_of_attorney","source":"self_declared","scope":["view_statements"],
-		"valid_until":"2030-01-01T00:00:00Z"}`), 0o600); err != nil {
+		"valid_until":"2041-01-01T00:00:00Z"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if code, out, errOut = cli("", "offer", offer); code != exitOK || !strings.Contains(out, `"offered"`) {

@@ -43,7 +43,7 @@ permit (principal, action == Action::"view_statements", resource) when { context
 	"relationships.txt": `
 # who holds what on acc-alice
 account:acc-alice#owner@user:alice
-account:acc-alice#payment_agent@user:bob[within_mandate:{"valid_from":"2026-01-01T00:00:00Z","valid_until":"2030-12-31T00:00:00Z","max_amount":1000}]
+account:acc-alice#payment_agent@user:bob[within_mandate:{"valid_from":"2026-01-01T00:00:00Z","valid_until":"2041-12-31T00:00:00Z","max_amount":1000}]
 account:acc-alice#payment_agent@user:oscar[within_mandate:{"valid_from":"2024-01-01T00:00:00Z","valid_until":"2025-12-31T00:00:00Z","max_amount":1000}]
 `,
 }
@@ -146,7 +146,7 @@ func TestTestWithRelationships(t *testing.T) {
 name: mandates
 relationships:
   - account:acc-alice#owner@user:alice
-  - 'account:acc-alice#payment_agent@user:bob[within_mandate:{"valid_from":"2026-01-01T00:00:00Z","valid_until":"2030-12-31T00:00:00Z","max_amount":1000}]'
+  - 'account:acc-alice#payment_agent@user:bob[within_mandate:{"valid_from":"2026-01-01T00:00:00Z","valid_until":"2041-12-31T00:00:00Z","max_amount":1000}]'
 cases:
   - name: bob pays 250 for alice
     request: {subject: {type: user, id: bob}, action: {name: make_payment}, resource: {type: account, id: acc-alice}, context: {amount: 250}}

@@ -444,7 +444,7 @@ func TestDelegationRevokeWaitsForSidecarAck(t *testing.T) {
 		return res.StatusCode, string(b), time.Now()
 	}
 	poa := `{"actor":{"type":"user","id":"alice"},"principal":{"type":"user","id":"alice"},"agent":{"type":"user","id":"bob"},
-		"basis":"power_of_attorney","source":"self_declared","scope":["view_statements"],"valid_until":"2030-01-01T00:00:00Z"}`
+		"basis":"power_of_attorney","source":"self_declared","scope":["view_statements"],"valid_until":"2041-01-01T00:00:00Z"}`
 	code, body, _ := send(DelegationsPath, poa)
 	var d delegation.Delegation
 	if err := json.Unmarshal([]byte(body), &struct{ Delegation *delegation.Delegation }{&d}); code != http.StatusCreated || err != nil {
