@@ -157,13 +157,16 @@ func detached(ctx context.Context, bound time.Duration) (context.Context, contex
 	return context.WithTimeout(context.WithoutCancel(ctx), bound)
 }
 
-// detach is detached, counted until its cancel is called: Serve waits for
-// the changes carried through after a shutdown that gave up on their
-// requests, so that the stores and the trail are not closed under them.
+// detach is detached, counted until its cancel is called or its bound
+// passes (a handler that panicked before calling cancel is not waited
+// for past its bound): Serve waits for the changes carried through after
+// a shutdown that gave up on their requests, so that the stores and the
+// trail are not closed under them.
 func (s *Server) detach(ctx context.Context, bound time.Duration) (context.Context, context.CancelFunc) {
 	s.detachedWG.Add(1)
 	ctx, cancel := detached(ctx, bound)
 	var once sync.Once
+	context.AfterFunc(ctx, func() { once.Do(s.detachedWG.Done) })
 	return ctx, func() {
 		cancel()
 		once.Do(s.detachedWG.Done)

@@ -49,3 +49,19 @@ func TestShutdownWaitsForDetachedChanges(t *testing.T) {
 		t.Fatal("waitDetached returned before the change was done")
 	}
 }
+
+// TestShutdownStopsWaitingAtTheBound: a change whose handler never calls
+// its cancel (it panicked between changing and done) is waited for only
+// until its bound, not until waitDetached's own limit.
+func TestShutdownStopsWaitingAtTheBound(t *testing.T) {
+	s := &Server{cfg: Config{WriteTimeout: time.Minute}, log: slog.New(slog.DiscardHandler)}
+	ctx, _ := s.detach(context.Background(), 100*time.Millisecond) // its cancel is never called
+	start := time.Now()
+	s.waitDetached()
+	if ctx.Err() == nil {
+		t.Fatal("waitDetached returned before the change's bound")
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("waitDetached took %v: it waited past the change's bound (100ms)", d)
+	}
+}
