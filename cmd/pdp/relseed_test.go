@@ -94,3 +94,68 @@ func TestNorthbankSeedTimes(t *testing.T) {
 		t.Fatalf("bob pays for alice: %v", d.Context.Reasons)
 	}
 }
+
+// relSuite is a policy test suite on the Northbank bundle whose consent
+// seed is dated relative to the suite's now, a day long before the
+// example's dates: alice's advice grant (67 days before) holds, judy's
+// (800 days before; financial_advice lasts 730) has expired. Resolved
+// against the wall clock instead, neither grant would yet be given.
+const relSuite = `name: seed times on the suite's clock
+application: advisor-portal
+now: "2020-01-01T00:00:00Z"
+relationships:
+  - account:acc-alice#owner@user:alice
+  - account:acc-judy#owner@user:judy
+  - user:alice#advisor@user:gina
+  - user:judy#advisor@user:gina
+consents:
+  events:
+    - {id: cev-a, type: given, grant_id: g-a, subject: {type: user, id: alice}, application: advisor-portal,
+       purpose: financial_advice, purpose_version: 1, applications: [advisor-portal], jurisdiction: DE,
+       notice: {uri: "https://northbank.example/privacy/advice", version: 1}, at: seed-67d, recorded_at: seed-67d+1s}
+    - {id: cev-j, type: given, grant_id: g-j, subject: {type: user, id: judy}, application: advisor-portal,
+       purpose: financial_advice, purpose_version: 1, applications: [advisor-portal], jurisdiction: DE,
+       notice: {uri: "https://northbank.example/privacy/advice", version: 1}, at: seed-800d}
+cases:
+  - name: alice's grant, 67 days old
+    request: {subject: {type: user, id: gina}, action: {name: view_portfolio}, resource: {type: account, id: acc-alice}, context: {purpose: financial_advice}}
+    expect: {decision: true}
+  - name: judy's grant, 800 days old
+    request: {subject: {type: user, id: gina}, action: {name: view_portfolio}, resource: {type: account, id: acc-judy}, context: {purpose: financial_advice}}
+    expect: {decision: false, reasons: [consent_expired]}
+`
+
+// TestPolicySuiteSeedTimes: `pdp test` resolves a suite's relative seed
+// times against the suite's now (its ledger's clock); a bad one fails the
+// run naming the event and the field.
+func TestPolicySuiteSeedTimes(t *testing.T) {
+	abs, err := filepath.Abs(northbank)
+	if err != nil {
+		t.Fatal(err)
+	}
+	suite := func(t *testing.T, content string) (int, string) {
+		t.Helper()
+		dir := t.TempDir()
+		for _, d := range []string{"policies", "schema"} {
+			if err := os.CopyFS(filepath.Join(dir, d), os.DirFS(filepath.Join(abs, d))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "tests"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "tests", "seed_test.yaml"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), []string{"test", dir}, strings.NewReader(""), &out, &errOut)
+		return code, out.String() + errOut.String()
+	}
+	if code, out := suite(t, relSuite); code != exitOK || !strings.Contains(out, "2 passed, 0 failed") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	code, out := suite(t, strings.Replace(relSuite, "at: seed-800d", "at: seed-800days", 1))
+	if code == exitOK || !strings.Contains(out, `event "cev-j": at: not a seed time: "seed-800days"`) {
+		t.Fatalf("a bad seed time: exit %d:\n%s", code, out)
+	}
+}
