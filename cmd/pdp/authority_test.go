@@ -416,7 +416,9 @@ func TestConsentReadsScoped(t *testing.T) {
 		{"budget-app", "user:carol", nil},
 	} {
 		t.Run(tc.app+" reads "+tc.subject, func(t *testing.T) {
-			for _, q := range []string{"", "?at=2026-11-01T00:00:00Z"} {
+			// A week ago: both of alice's grants were in force (the seed
+			// dates them 67 and 14 days before the first start).
+			for _, q := range []string{"", "?at=" + time.Now().UTC().AddDate(0, 0, -7).Format(time.RFC3339)} {
 				if got := grants(t, tc.app, tc.subject, q); !slices.Equal(got, tc.want) {
 					t.Errorf("state%s: grants %v, want %v", q, got, tc.want)
 				}
