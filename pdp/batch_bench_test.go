@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
 	"github.com/ciampdp/pdp/pdp/policy"
+	"github.com/ciampdp/pdp/pdp/revalidation"
 	"github.com/ciampdp/pdp/pdp/sources"
 )
 
@@ -94,7 +96,18 @@ func BenchmarkStoresBatch(b *testing.B) {
 			if err := ledger.ImportSeed(ctx, seed); err != nil {
 				b.Fatal(err)
 			}
-			e := pdp.NewEngine(pdp.Components{Bundles: bundle, Facts: allFacts{}, Now: clock,
+			// Northbank has dormancy rules: the engine reads activity from
+			// the ledger (and denies facts_unavailable without a source).
+			rs, err := revalidation.OpenFile(filepath.Join(b.TempDir(), "r.jsonl"), slog.New(slog.DiscardHandler))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = rs.Close() })
+			dormant, err := revalidation.NewService(ctx, revalidation.Config{Store: rs, Activity: revalidation.LedgerActivity{Ledger: ledger}, Now: clock})
+			if err != nil {
+				b.Fatal(err)
+			}
+			e := pdp.NewEngine(pdp.Components{Bundles: bundle, Facts: allFacts{}, Now: clock, Dormancy: dormant,
 				Delegations: sources.Delegations{Service: svc}, Consent: sources.Consent{Ledger: ledger}})
 			acting := pdp.Request{Application: "mobile-banking", Subject: pdp.Entity{Type: "user", ID: "bob"},
 				Action: pdp.Action{Name: "view_statements"}, Resource: pdp.Entity{Type: "account", ID: "acc-alice"},
@@ -124,7 +137,7 @@ func BenchmarkStoresBatch(b *testing.B) {
 					for b.Loop() {
 						ds, err := e.DecideBatch(ctx, batch)
 						if err != nil || !ds[99].Allowed {
-							b.Fatalf("%v %v", err, ds[99].Reasons)
+							b.Fatalf("%v %v %s", err, ds[99].Reasons, ds[99].Message)
 						}
 					}
 				})
