@@ -157,21 +157,47 @@ func detached(ctx context.Context, bound time.Duration) (context.Context, contex
 	return context.WithTimeout(context.WithoutCancel(ctx), bound)
 }
 
-// detach is detached, counted until its cancel is called or its bound
-// passes (a handler that panicked before calling cancel is not waited
-// for past its bound): Serve waits for the changes carried through after
-// a shutdown that gave up on their requests, so that the stores and the
-// trail are not closed under them.
+// detach is detached, counted until its cancel is called: Serve waits for
+// the changes carried through after a shutdown that gave up on their
+// requests, so that the stores and the trail are not closed under them.
+// A change is counted at most detachGrace past its bound (a handler that
+// panicked before calling cancel is not waited for longer; one that is
+// still unwinding at its deadline — writing its "not applied" record — is).
+// Once that wait has begun no change begins: the context returned is
+// already cancelled, so the change fails before it writes anything.
 func (s *Server) detach(ctx context.Context, bound time.Duration) (context.Context, context.CancelFunc) {
+	s.detachMu.Lock()
+	if s.detachShut {
+		s.detachMu.Unlock()
+		ctx, cancel := context.WithCancelCause(ctx)
+		cancel(errShuttingDown)
+		return ctx, func() {}
+	}
 	s.detachedWG.Add(1)
+	s.detachMu.Unlock()
 	ctx, cancel := detached(ctx, bound)
 	var once sync.Once
-	context.AfterFunc(ctx, func() { once.Do(s.detachedWG.Done) })
+	release := func() { once.Do(s.detachedWG.Done) }
+	if bound <= 0 {
+		bound = DefaultWriteTimeout
+	}
+	t := time.AfterFunc(bound+detachGrace, release)
 	return ctx, func() {
 		cancel()
-		once.Do(s.detachedWG.Done)
+		t.Stop()
+		release()
 	}
 }
+
+// detachGrace is how long past its bound a change is still waited for at
+// shutdown: what a change does once its deadline passed (a "not applied"
+// record, bounded by 10 s) must not find the trail closed. A variable for
+// the tests.
+var detachGrace = 15 * time.Second
+
+// errShuttingDown is the cause of a change's context when the change came
+// after the server stopped waiting for changes.
+var errShuttingDown = errors.New("api: shutting down: no change begins")
 
 // unackedHeader lists sidecars as application/id, comma-separated, at most
 // maxUnackedNamed of them and then "+N more".

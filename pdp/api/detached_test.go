@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ import (
 func TestDetachedOutlivesTheClient(t *testing.T) {
 	type key struct{}
 	req, hangUp := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
-	ctx, cancel := detached(req, 50*time.Millisecond)
+	ctx, cancel := detached(req, time.Minute)
 	defer cancel()
 	hangUp()
 	if ctx.Err() != nil {
@@ -22,8 +23,10 @@ func TestDetachedOutlivesTheClient(t *testing.T) {
 	if ctx.Value(key{}) != "v" {
 		t.Fatal("the request's values are lost")
 	}
+	bounded, cancelBounded := detached(req, 50*time.Millisecond)
+	defer cancelBounded()
 	select {
-	case <-ctx.Done():
+	case <-bounded.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("the change's context has no bound")
 	}
@@ -34,7 +37,7 @@ func TestDetachedOutlivesTheClient(t *testing.T) {
 // carried through, until it is done.
 func TestShutdownWaitsForDetachedChanges(t *testing.T) {
 	s := &Server{cfg: Config{WriteTimeout: time.Second}, log: slog.New(slog.DiscardHandler)}
-	_, done := s.detach(context.Background(), time.Second)
+	_, done := s.detach(context.Background(), time.Minute)
 	finished := make(chan struct{})
 	go func() {
 		time.Sleep(100 * time.Millisecond)
@@ -50,10 +53,14 @@ func TestShutdownWaitsForDetachedChanges(t *testing.T) {
 	}
 }
 
-// TestShutdownStopsWaitingAtTheBound: a change whose handler never calls
-// its cancel (it panicked between changing and done) is waited for only
-// until its bound, not until waitDetached's own limit.
-func TestShutdownStopsWaitingAtTheBound(t *testing.T) {
+// TestShutdownWaitsPastTheBoundOnlyByTheGrace: a change still unwinding at
+// its deadline (writing its "not applied" record) is waited for; one whose
+// handler never calls its cancel (it panicked between changing and done)
+// only until its bound and the grace, not until waitDetached's own limit.
+func TestShutdownWaitsPastTheBoundOnlyByTheGrace(t *testing.T) {
+	old := detachGrace
+	detachGrace = 300 * time.Millisecond
+	t.Cleanup(func() { detachGrace = old })
 	s := &Server{cfg: Config{WriteTimeout: time.Minute}, log: slog.New(slog.DiscardHandler)}
 	ctx, _ := s.detach(context.Background(), 100*time.Millisecond) // its cancel is never called
 	start := time.Now()
@@ -61,7 +68,27 @@ func TestShutdownStopsWaitingAtTheBound(t *testing.T) {
 	if ctx.Err() == nil {
 		t.Fatal("waitDetached returned before the change's bound")
 	}
-	if d := time.Since(start); d > 30*time.Second {
-		t.Fatalf("waitDetached took %v: it waited past the change's bound (100ms)", d)
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Fatalf("waitDetached returned after %v, before the bound (100ms) and the grace (300ms)", d)
+	} else if d > 30*time.Second {
+		t.Fatalf("waitDetached took %v: it waited past the change's bound and grace", d)
+	}
+}
+
+// TestNoChangeBeginsOnceShutdownWaits: a change that reaches changing
+// after Serve began waiting for the carried-through ones gets a context
+// already ended (it fails before writing anything) and is not counted.
+func TestNoChangeBeginsOnceShutdownWaits(t *testing.T) {
+	s := &Server{cfg: Config{WriteTimeout: time.Second}, log: slog.New(slog.DiscardHandler)}
+	s.waitDetached()
+	ctx, done := s.detach(context.Background(), time.Minute)
+	defer done()
+	if !errors.Is(context.Cause(ctx), errShuttingDown) {
+		t.Fatalf("a change after shutdown began: cause %v, want errShuttingDown", context.Cause(ctx))
+	}
+	start := time.Now()
+	s.waitDetached()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the late change was counted: waitDetached took %v", d)
 	}
 }

@@ -111,6 +111,8 @@ const (
 // document, the policy status and the operational endpoints.
 type Server struct {
 	detachedWG  sync.WaitGroup // changes carried through (detach)
+	detachMu    sync.Mutex     // guards detachShut and detachedWG.Add against waitDetached
+	detachShut  bool           // waitDetached began: no change begins any more
 	cfg         Config
 	decider     pdp.Decider
 	searcher    pdp.Searcher // nil: no search routes
@@ -339,6 +341,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // bounded by its own timeout), so that what closes after Serve does not
 // close under them.
 func (s *Server) waitDetached() {
+	s.detachMu.Lock()
+	s.detachShut = true
+	s.detachMu.Unlock()
 	done := make(chan struct{})
 	go func() { s.detachedWG.Wait(); close(done) }()
 	select {
