@@ -160,11 +160,26 @@ func Open(cfg Config) (*Transmitter, error) {
 		return nil, err
 	}
 	t.box = box
+	var done []entry
 	for _, e := range pending {
-		if q := t.queues[e.Receiver]; q != nil {
-			q.sets = append(q.sets, e)
-		} else {
+		q := t.queues[e.Receiver]
+		switch {
+		case q == nil:
 			t.log.Warn("outgoing signal for a receiver no longer configured: dropped", "receiver", e.Receiver, "jti", e.JTI)
+		case q.r.Application != "" && e.Application != q.r.Application && e.aboutDelegation():
+			// Queued under another reading rule (none, or another
+			// application's): whether this application may read the
+			// record then is not known, so it is not sent.
+			t.log.Warn("outgoing delegation signal queued before the receiver named its application: dropped", "receiver", e.Receiver,
+				"application", q.r.Application, "queued_for", e.Application, "jti", e.JTI)
+			done = append(done, entry{Op: "done", JTI: e.JTI, Outcome: "dropped"})
+		default:
+			q.sets = append(q.sets, e)
+		}
+	}
+	if len(done) > 0 {
+		if err := box.append(done...); err != nil {
+			t.log.Warn("signal outbox: dropped signals not noted (dropped again at the next start)", "error", err)
 		}
 	}
 	return t, nil
@@ -230,7 +245,7 @@ func (t *Transmitter) enqueue(ctx context.Context, s signal) {
 			t.log.ErrorContext(ctx, "outgoing signal not signed", "event", s.name, "error", err)
 			continue
 		}
-		e := entry{Op: "queue", JTI: jti, Receiver: r.Endpoint, SET: set}
+		e := entry{Op: "queue", JTI: jti, Receiver: r.Endpoint, SET: set, Application: r.Application}
 		q := t.queues[r.Endpoint]
 		if err := t.queue(q, e); err != nil {
 			t.sent.WithLabelValues(r.Endpoint, "dropped").Inc()
