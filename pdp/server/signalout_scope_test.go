@@ -25,11 +25,9 @@ func TestReceiverApplicationIsAnAPIKeyApplication(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := DefaultConfig()
-			c.Auth.APIKeys = tt.auth.APIKeys
-			c.Signals.Outgoing = OutgoingSignalsConfig{Issuer: "https://pdp.example/", Key: `{"kty":"EC"}`,
+			c := OutgoingSignalsConfig{Issuer: "https://pdp.example/", Key: `{"kty":"EC"}`,
 				Receivers: []SignalReceiverConfig{{Endpoint: "https://app.example/ssf/events", Audience: "https://app.example/", Application: tt.app}}}
-			err := c.Signals.Outgoing.checkReceiverApplications(c.Auth)
+			err := c.checkReceiverApplications(tt.auth)
 			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrOutgoing)) {
 				t.Fatalf("checkReceiverApplications = %v, want ok=%v", err, tt.ok)
 			}
