@@ -43,7 +43,8 @@ func startNorthbankReceivers(t *testing.T, rcvs map[*ssfReceiver]string) *server
 	return s
 }
 
-// delegationIDs are the delegation_id of each SET r took, in order.
+// delegationIDs are the delegation_id of each delegation SET r took, in
+// order.
 func (r *ssfReceiver) delegationIDs(t *testing.T) []string {
 	t.Helper()
 	var ids []string
@@ -54,7 +55,9 @@ func (r *ssfReceiver) delegationIDs(t *testing.T) []string {
 		if err := json.Unmarshal(s.Events[0].Payload, &p); err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, p.ID)
+		if p.ID != "" {
+			ids = append(ids, p.ID)
+		}
 	}
 	return ids
 }
@@ -64,7 +67,7 @@ func (r *ssfReceiver) delegationIDs(t *testing.T) []string {
 // advisor-portal) gets a delegation's revoke or suspend only when that
 // application may read the record (GET /v1/delegations/{id} answers it,
 // not 404); the SIEM naming no application gets every one, and the PDP
-// warned at start that it does.
+// warned at start that it does. A consent withdrawal reaches all three.
 func TestOutgoingSignalsScopedToTheReceiversApplication(t *testing.T) {
 	siem, mobile, advisor := newSSFReceiver(t), newSSFReceiver(t), newSSFReceiver(t)
 	s := startNorthbankReceivers(t, map[*ssfReceiver]string{siem: "", mobile: "mobile-banking", advisor: "advisor-portal"})
@@ -114,11 +117,19 @@ func TestOutgoingSignalsScopedToTheReceiversApplication(t *testing.T) {
 		t.Fatalf("advisor-portal reads poa-alice-bob: %d %s, want 404", code, body)
 	}
 
-	// Each receiver's SETs come in the order of the changes: once the last
-	// one it should get is there, anything queued before it is too.
-	eventually(t, "the SIEM takes all three", func() bool { return len(siem.sets()) == 3 })
-	eventually(t, "mobile-banking takes its revoke", func() bool { return len(mobile.sets()) >= 1 })
-	eventually(t, "advisor-portal takes its revoke", func() bool { return len(advisor.sets()) >= 1 })
+	// 4. A consent withdrawal goes to every receiver, after the above:
+	// each receiver's SETs come in the order of the changes, so once it
+	// has this one, every delegation SET queued for it is there too.
+	if a := s.admin(t, "advisor-portal", http.MethodPost, "/v1/consents/withdraw",
+		`{"subject":{"type":"user","id":"alice"},"purpose":"financial_advice","reason":"changed my mind"}`, ""); a.Code != http.StatusOK {
+		t.Fatalf("alice withdraws: %d %s", a.Code, a.Body)
+	}
+	for name, r := range map[string]*ssfReceiver{"siem": siem, "mobile-banking": mobile, "advisor-portal": advisor} {
+		eventually(t, name+" takes the withdrawal", func() bool {
+			sets := r.sets()
+			return len(sets) > 0 && sets[len(sets)-1].Events[0].Type == "https://pdp.northbank.example/events/consent-withdrawn"
+		})
+	}
 	want := map[string]struct {
 		r   *ssfReceiver
 		ids []string
