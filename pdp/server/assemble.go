@@ -197,6 +197,11 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 		return err
 	}
 	s.push(closeDelegations)
+	if outgoing != nil && dsvc != nil {
+		// A receiver naming an application gets the delegation events
+		// of the records it may read, by the rule of GET.
+		outgoing.ScopeDelegations(dsvc)
+	}
 	var (
 		delegations pdp.DelegationSource
 		admin       api.Delegations

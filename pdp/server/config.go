@@ -91,6 +91,9 @@ func (c Config) Validate() error {
 	if err := c.Log.Validate(); err != nil {
 		return err
 	}
+	if err := c.Signals.Outgoing.checkReceiverApplications(c.Auth); err != nil {
+		return err
+	}
 	if len(c.Auth.APIKeys) == 0 {
 		host, _, _ := net.SplitHostPort(c.HTTP.Addr)
 		if !isLoopbackHost(host) {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,6 +49,10 @@ type SignalReceiverConfig struct {
 	Audience  string   `mapstructure:"audience"`
 	TokenFile string   `mapstructure:"token_file"`
 	Events    []string `mapstructure:"events"`
+	// Application is the application the receiver is (of
+	// auth.api_keys): it gets only the delegation events of records that
+	// application may read. Empty: every event (an operator's system).
+	Application string `mapstructure:"application"`
 }
 
 // Validate checks the section.
@@ -79,6 +84,21 @@ func (c OutgoingSignalsConfig) Validate() error {
 	return nil
 }
 
+// checkReceiverApplications refuses a receiver naming an application that
+// auth.api_keys does not hold (with authentication off none may be named:
+// the only caller, the local one, reads every record).
+func (c OutgoingSignalsConfig) checkReceiverApplications(a AuthConfig) error {
+	for i, r := range c.Receivers {
+		if r.Application == "" {
+			continue
+		}
+		if !slices.ContainsFunc(a.APIKeys, func(k APIKey) bool { return k.Application == r.Application }) {
+			return fmt.Errorf("%w: receivers[%d]: application %q is not an application of auth.api_keys", ErrOutgoing, i, r.Application)
+		}
+	}
+	return nil
+}
+
 // openOutgoing opens the transmitter of the PDP's own changes, or returns
 // nil when signals.outgoing.issuer is empty.
 func openOutgoing(cfg OutgoingSignalsConfig, consentPath string, log *slog.Logger) (*signalout.Transmitter, error) {
@@ -102,7 +122,7 @@ func openOutgoing(cfg OutgoingSignalsConfig, consentPath string, log *slog.Logge
 		c.OutboxPath = filepath.Join(filepath.Dir(consentPath), "signals-outbox.jsonl")
 	}
 	for _, r := range cfg.Receivers {
-		rc := signalout.Receiver{Endpoint: r.Endpoint, Audience: r.Audience, Events: r.Events}
+		rc := signalout.Receiver{Endpoint: r.Endpoint, Audience: r.Audience, Events: r.Events, Application: r.Application}
 		if r.TokenFile != "" {
 			tok, err := os.ReadFile(r.TokenFile)
 			if err != nil {

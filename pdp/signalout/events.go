@@ -38,6 +38,9 @@ type signal struct {
 	name    string
 	subject entityRef // the sub_id: whose sessions the receiver should review
 	payload map[string]any
+	// delegation is the record after a delegation change (nil for a
+	// consent change): who may read it decides who gets the signal.
+	delegation *delegation.Delegation
 }
 
 // entityRef is a PDP entity (type and id).
@@ -62,7 +65,7 @@ func fromDelegation(c delegation.Change) (signal, bool) {
 	if c.Reason != "" {
 		p["reason_admin"] = map[string]string{"en": c.Reason}
 	}
-	return signal{name: name, subject: entityRef{d.Agent.Type, d.Agent.ID}, payload: p}, true
+	return signal{name: name, subject: entityRef{d.Agent.Type, d.Agent.ID}, payload: p, delegation: &d}, true
 }
 
 // initiator says who made a delegation change: the principal, the agent,

@@ -2,11 +2,13 @@ package signalout
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -22,6 +24,35 @@ type entry struct {
 	Receiver string `json:"receiver,omitempty"` // the receiver's endpoint
 	SET      string `json:"set,omitempty"`
 	Outcome  string `json:"outcome,omitempty"` // delivered, refused
+	// Application is the application the receiver named when the SET
+	// was queued ("" for none): the one whose reading rule let it in.
+	Application string `json:"application,omitempty"`
+}
+
+// aboutDelegation reports whether e's SET is a delegation event (or
+// cannot be read: it is then taken to be one). The outbox is the PDP's
+// own file, so its SETs' payloads are read without verification.
+func (e entry) aboutDelegation() bool {
+	parts := strings.Split(e.SET, ".")
+	if len(parts) != 3 {
+		return true
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return true
+	}
+	var claims struct {
+		Events map[string]json.RawMessage `json:"events"`
+	}
+	if json.Unmarshal(raw, &claims) != nil || len(claims.Events) == 0 {
+		return true
+	}
+	for uri := range claims.Events {
+		if !strings.HasSuffix(uri, "/events/"+ConsentWithdrawn) {
+			return true
+		}
+	}
+	return false
 }
 
 // outbox is the persistent queue: an append-only JSON-lines file,

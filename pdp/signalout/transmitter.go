@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -30,6 +31,12 @@ var ErrConfig = errors.New("invalid outgoing signals configuration")
 type Receiver struct {
 	Endpoint string
 	Audience string
+	// Application is the application the receiver is (a name of
+	// auth.api_keys): it gets only the delegation events of records that
+	// application may read (Readers.Sees, the rule of GET
+	// /v1/delegations/{id}); the others are not queued for it at all.
+	// Empty: every event (an operator's SIEM or back office).
+	Application string
 	// Token is the bearer token the receiver wants ("" when none).
 	Token string
 	// Events are the event names it wants; empty: every one.
@@ -56,10 +63,19 @@ type Config struct {
 	Now                func() time.Time
 }
 
+// Readers decides which application may read a delegation record: the
+// delegation service's rule (delegation.Service.Sees).
+type Readers interface {
+	Sees(r delegation.Reader, d delegation.Delegation) bool
+}
+
+var _ Readers = (*delegation.Service)(nil)
+
 // Transmitter signs the PDP's changes as SETs and delivers them.
 type Transmitter struct {
 	cfg     Config
 	log     *slog.Logger
+	readers atomic.Pointer[Readers] // set by ScopeDelegations
 	box     *outbox
 	queues  map[string]*queue // by receiver endpoint
 	sent    *prometheus.CounterVec
@@ -131,6 +147,10 @@ func Open(cfg Config) (*Transmitter, error) {
 			return nil, fmt.Errorf("%w: receiver %s is listed twice", ErrConfig, r.Endpoint)
 		}
 		t.queues[r.Endpoint] = &queue{r: r, wake: make(chan struct{}, 1)}
+		if r.Application == "" {
+			t.log.Warn("outgoing signals receiver names no application: it gets every delegation revoked, suspended or renounced, whoever may read the record (set its application unless it is an operator's system)",
+				"receiver", r.Endpoint)
+		}
 	}
 	if len(cfg.Receivers) == 0 {
 		return t, nil // nothing to deliver: no outbox
@@ -140,11 +160,26 @@ func Open(cfg Config) (*Transmitter, error) {
 		return nil, err
 	}
 	t.box = box
+	var done []entry
 	for _, e := range pending {
-		if q := t.queues[e.Receiver]; q != nil {
-			q.sets = append(q.sets, e)
-		} else {
+		q := t.queues[e.Receiver]
+		switch {
+		case q == nil:
 			t.log.Warn("outgoing signal for a receiver no longer configured: dropped", "receiver", e.Receiver, "jti", e.JTI)
+		case q.r.Application != "" && e.Application != q.r.Application && e.aboutDelegation():
+			// Queued under another reading rule (none, or another
+			// application's): whether this application may read the
+			// record then is not known, so it is not sent.
+			t.log.Warn("outgoing delegation signal queued before the receiver named its application: dropped", "receiver", e.Receiver,
+				"application", q.r.Application, "queued_for", e.Application, "jti", e.JTI)
+			done = append(done, entry{Op: "done", JTI: e.JTI, Outcome: "dropped"})
+		default:
+			q.sets = append(q.sets, e)
+		}
+	}
+	if len(done) > 0 {
+		if err := box.append(done...); err != nil {
+			t.log.Warn("signal outbox: dropped signals not noted (dropped again at the next start)", "error", err)
 		}
 	}
 	return t, nil
@@ -162,6 +197,26 @@ func (t *Transmitter) Close() error {
 		}
 	})
 	return err
+}
+
+// ScopeDelegations gives the rule that decides which delegation events a
+// receiver naming an application gets. Call it before any delegation
+// change: until then such a receiver gets no delegation event (logged).
+func (t *Transmitter) ScopeDelegations(r Readers) { t.readers.Store(&r) }
+
+// mayRead reports whether the receiver r may get the signal s: every
+// signal when r names no application; a delegation's only when r's
+// application may read the record as it is after the change.
+func (t *Transmitter) mayRead(ctx context.Context, r Receiver, s signal) bool {
+	if r.Application == "" || s.delegation == nil {
+		return true
+	}
+	rd := t.readers.Load()
+	if rd == nil || *rd == nil {
+		t.log.ErrorContext(ctx, "outgoing signal not queued: no rule says who may read delegations", "event", s.name, "receiver", r.Endpoint)
+		return false
+	}
+	return (*rd).Sees(delegation.Reader{Application: r.Application}, *s.delegation)
 }
 
 // DelegationChanged implements delegation.Notifier.
@@ -182,7 +237,7 @@ func (t *Transmitter) ConsentChanged(ctx context.Context, c consent.Change) {
 // writes the outbox but does not wait for the disk or the network.
 func (t *Transmitter) enqueue(ctx context.Context, s signal) {
 	for _, r := range t.cfg.Receivers {
-		if len(r.Events) > 0 && !slices.Contains(r.Events, s.name) {
+		if (len(r.Events) > 0 && !slices.Contains(r.Events, s.name)) || !t.mayRead(ctx, r, s) {
 			continue
 		}
 		set, jti, err := t.sign(s, r.Audience)
@@ -190,7 +245,7 @@ func (t *Transmitter) enqueue(ctx context.Context, s signal) {
 			t.log.ErrorContext(ctx, "outgoing signal not signed", "event", s.name, "error", err)
 			continue
 		}
-		e := entry{Op: "queue", JTI: jti, Receiver: r.Endpoint, SET: set}
+		e := entry{Op: "queue", JTI: jti, Receiver: r.Endpoint, SET: set, Application: r.Application}
 		q := t.queues[r.Endpoint]
 		if err := t.queue(q, e); err != nil {
 			t.sent.WithLabelValues(r.Endpoint, "dropped").Inc()
