@@ -133,6 +133,11 @@ func (l *Log) upgradeRoot(ctx context.Context) error {
 		if n < 0 {
 			return fmt.Errorf("%w: the tree head says %d records", trail.ErrDamaged, n)
 		}
+		// A head of 0 is a new trail only when nothing lies beyond it: a
+		// head row deleted is inserted again with size 0 by the DDL.
+		if err := l.rowsBeyond(ctx, tx); err != nil {
+			return err
+		}
 		if rootSize.Valid || root != nil { // kept by a PDP of the previous version
 			err := rootUnusable(rootSize.Int64, rootSize, root)
 			if err == nil && (rootSize.Int64 < 0 || rootSize.Int64 > n) {
@@ -167,6 +172,42 @@ func (l *Log) upgradeRoot(ctx context.Context) error {
 	l.opts.Logger.Warn("trail: the tree head now keeps its root, computed from the records as they are (upgrade step): "+
 		"run pdp log verify if the trail may have been changed before",
 		"size", n, "schema", l.opts.Schema)
+	return nil
+}
+
+// rowsBeyond reports, as ErrDamaged, records or checkpoints beyond the
+// tree head as q sees it: the head row was deleted (the DDL inserts one of
+// size 0 again) or cut, or rows were inserted. An append would collide
+// with them, the upgrade step would give the head the root of a tree that
+// is not the trail's. Read at every start that migrates (two index look-ups).
+func (l *Log) rowsBeyond(ctx context.Context, q rowQuerier) error {
+	var n int64
+	var last, cp pgtype.Int8
+	if err := q.QueryRow(ctx, l.sql.beyond).Scan(&n, &last, &cp); err != nil {
+		return fmt.Errorf("read the head, the last record and the latest checkpoint: %w", err)
+	}
+	switch {
+	case last.Valid && last.Int64 >= n:
+		return fmt.Errorf("%w: the tree head says %d records, but trail_records holds record %d: "+
+			"the head row was deleted or cut, or records were inserted (run pdp log verify)", trail.ErrDamaged, n, last.Int64)
+	case cp.Valid && cp.Int64 > n:
+		return fmt.Errorf("%w: the tree head says %d records, but trail_checkpoints holds a checkpoint of %d: "+
+			"the head row was deleted or cut (run pdp log verify)", trail.ErrDamaged, n, cp.Int64)
+	}
+	return nil
+}
+
+// cutBelowSeen reports, as ErrDamaged, a tree head of n records below the
+// largest size this replica has seen: records were cut (deleted, with the
+// head's size and root set to the shorter tree, which the constraint lets
+// through). An append would give their sequence numbers, which callers
+// were answered with, to other records, and a checkpoint would sign the
+// cut tree. Called under the head lock: one comparison, no round trip.
+func (l *Log) cutBelowSeen(n int64) error {
+	if seen := l.size.Load(); n < 0 || uint64(n) < seen {
+		return fmt.Errorf("%w: records were cut: the tree head says %d records, this replica has seen %d (run pdp log verify)",
+			trail.ErrDamaged, n, seen)
+	}
 	return nil
 }
 

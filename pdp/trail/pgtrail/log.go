@@ -258,7 +258,10 @@ type pgSQL struct {
 	// upgrade step that gives the head its root (upgradeRoot).
 	headRoot, headNoRoot, setRoot    string
 	rooted, lockHeadTable, addRooted string
-	allRecordsNoUp, lockTables       string
+	// beyond reads the head's size with the last record and the largest
+	// checkpoint, in one snapshot (rowsBeyond).
+	beyond                     string
+	allRecordsNoUp, lockTables string
 	// records, hashes and head are the quoted table names.
 	records, hashes, head string
 }
@@ -374,6 +377,7 @@ END $alter$;
 		headNoRoot:    "SELECT size, NULL::bigint, NULL::bytea FROM " + head,
 		setRoot:       "UPDATE " + head + " SET root_size = size, root = $1 WHERE size = $2",
 		rooted:        "SELECT " + rooted,
+		beyond:        "SELECT size, (SELECT max(seq) FROM " + rec + "), (SELECT max(size) FROM " + cps + ") FROM " + head,
 		lockHeadTable: "LOCK TABLE " + head + " IN ACCESS EXCLUSIVE MODE",
 		addRooted: "ALTER TABLE " + head + " ADD CONSTRAINT " + rootedConstraint +
 			" CHECK (root_size IS NOT NULL AND root IS NOT NULL AND size >= 0 AND root_size = size AND octet_length(root) = 32)",
@@ -446,7 +450,11 @@ func Open(ctx context.Context, url string, opts Options) (*Log, error) {
 	}
 	l := &Log{opts: opts, pool: pool, sql: sql, frontN: -1, scanChunk: 1024}
 	if !opts.NoMigrate {
-		if err := l.upgradeRoot(ctx); err != nil {
+		err := l.upgradeRoot(ctx)
+		if err == nil {
+			err = l.rowsBeyond(ctx, pool)
+		}
+		if err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("trail: postgres: %w", err)
 		}
@@ -640,6 +648,9 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 	if err := rootUnusable(n0, rootSize, headRoot); err != nil { // before anything reads the rows
 		return 0, batch, err
 	}
+	if err := l.cutBelowSeen(n0); err != nil { // sequence numbers already answered
+		return 0, batch, err
+	}
 	batch = l.gather(batch)
 	bd, fresh, err := l.batchDictionary(ctx, conn, headDict)
 	if err != nil {
@@ -744,7 +755,7 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 	})
 	b.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return 0, batch, err
+		return 0, batch, planted(err, n0)
 	}
 	if st := conn.Conn().PgConn().TxStatus(); st != 'I' {
 		return 0, batch, fmt.Errorf("transaction not committed (status %c)", st)
@@ -766,6 +777,18 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 		l.adopt(n0, fresh.d)
 	}
 	return first, batch, nil
+}
+
+// planted marks as ErrDamaged an insert of records from n0 on that
+// collided with a row already there: under the head lock only rows
+// written outside the PDP (or a head cut) lie beyond the head.
+func planted(err error, n0 int64) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "trail_records_pkey" {
+		return fmt.Errorf("%w: a record from %d on exists already beyond the tree head of %d records: "+
+			"rows were inserted or the head was cut outside the PDP (run pdp log verify): %w", trail.ErrDamaged, n0, n0, err)
+	}
+	return err
 }
 
 func rollback(c *pgxpool.Conn) {

@@ -205,6 +205,9 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
 				return err
 			}
 		}
+		if err := l.cutBelowSeen(size); err != nil { // never sign a cut tree
+			return err
+		}
 		l.noteSize(uint64(size))
 		err = tx.QueryRow(ctx, l.sql.lastCheckpoint).Scan(&last, &lastSigned)
 		if high := l.cpHigh.Load(); (err == nil && last < high) || (errors.Is(err, pgx.ErrNoRows) && high > 0) {
