@@ -25,8 +25,22 @@ import (
 // checks that the records hash to it. So changing the newest records
 // takes rewriting their rows and the root consistently (the signed
 // checkpoints catch that too, once one covers them), and a change of the
-// rows alone is not laundered by the next append or checkpoint: they fail
-// closed with ErrDamaged.
+// rows alone is not laundered by the next append or checkpoint. They fail
+// closed with ErrDamaged when they read what changed: the hashes at the
+// tip (frontier) are those of the complete subtrees, which hold a record's
+// own leaf only for the newest record of a tree of odd size, and a replica
+// reads them from the rows only when it did not append the tip itself.
+// Otherwise they succeed on the tree the root is of, the new root built on
+// the hashes as written, and Verify names the change
+// (TestPostgresRewriteWithLeafCaughtAtTip).
+//
+// The head may also be cut consistently: records deleted and size, root
+// size and root set to the shorter tree. A running replica remembers the
+// largest size it has seen (Log.size) and its appends and checkpoints
+// refuse a head below it (cutBelowSeen): it never numbers a record over
+// one it answered for, nor signs the cut tree. A start refuses records or
+// checkpoints beyond the head (rowsBeyond): a head row deleted is
+// inserted again by the DDL with size 0, which is no new trail then.
 //
 // A constraint on trail_head (rootedConstraint) makes a head without a
 // root, or with a root of another size, impossible: appends of a PDP of an
@@ -107,7 +121,9 @@ func noUp(sql string) string {
 // head keeps already (written by a PDP of the previous version) against
 // the rows, computes the root of the whole tree from the rows as they are,
 // stores it and adds the constraint. Rows changed before it runs are
-// trusted: the Warn log names the size it trusted.
+// trusted: the Warn log names the size it trusted. A head with records or
+// checkpoints beyond it (a deleted head row comes back with size 0) is
+// refused, not taken for a new trail.
 func (l *Log) upgradeRoot(ctx context.Context) error {
 	var rooted bool
 	if err := l.pool.QueryRow(ctx, l.sql.rooted).Scan(&rooted); err != nil {
