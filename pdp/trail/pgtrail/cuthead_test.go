@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -293,5 +295,117 @@ func TestPostgresRewriteWithLeafCaughtAtTip(t *testing.T) {
 			}
 			t.Logf("verify: %v", rep)
 		})
+	}
+}
+
+// TestPostgresCutAndRewrittenUnderRunningReplica: the records a running
+// replica appended are cut and other records appended in their place by a
+// replica started after the cut, up to or past the size the first one
+// saw, so the size alone no longer tells. The first replica's next append
+// and checkpoint fail closed: the trail's tree no longer extends the tree
+// it appended (or, at the same size, no longer hashes to the root at the
+// tip it keeps in memory).
+func TestPostgresCutAndRewrittenUnderRunningReplica(t *testing.T) {
+	tests := []struct {
+		name  string
+		again int // records the other replica appends after the cut to 10
+		want  string
+	}{
+		{name: "written again past what it saw", again: 6, want: "records were cut and written again"},
+		{name: "written again to what it saw", again: 4, want: "do not hash to the root"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			db, signer, vkey := rootTrail(t)
+			l := db.open(Options{Signer: signer, VerifierKey: vkey})
+			defer l.Close()
+			pgAppendN(t, l, 13, 1) // the tree of 14 records l appended
+			db.exec(`DELETE FROM {records} WHERE seq >= 10`)
+			cutHead(t, db, 10)
+			other := db.open(Options{})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			for i := range tc.again {
+				if _, err := other.Append(ctx, mkRec(50+i)); err != nil {
+					t.Fatalf("the other replica's append %d: %v", i, err)
+				}
+			}
+			if err := other.Close(); err != nil {
+				t.Fatal(err)
+			}
+			head := db.count(`SELECT size FROM {head}`)
+			if _, err := l.Append(ctx, mkRec(14)); !errors.Is(err, trail.ErrDamaged) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("append: %v, want ErrDamaged (%s)", err, tc.want)
+			} else {
+				t.Logf("append: %v", err)
+			}
+			if _, err := l.Checkpoint(); !errors.Is(err, trail.ErrDamaged) {
+				t.Fatalf("checkpoint: %v, want ErrDamaged", err)
+			}
+			if n := db.count(`SELECT size FROM {head}`); n != head {
+				t.Fatalf("head after the refused append: %d, want %d", n, head)
+			}
+			if n := db.count(`SELECT count(*) FROM {checkpoints} WHERE size > 10`); n != 0 {
+				t.Fatalf("%d checkpoints over the rewritten records", n)
+			}
+		})
+	}
+}
+
+// TestPostgresCutCheckRacesNoFalseAlarm: appends of two replicas and
+// checkpoints of both, all at once (a checkpoint reads the head while its
+// own replica commits): no append or checkpoint takes the growing trail
+// for a cut one, and the trail verifies.
+func TestPostgresCutCheckRacesNoFalseAlarm(t *testing.T) {
+	db := newPGDB(t)
+	signer, vkey := newKeys(t)
+	logs := []*Log{db.open(Options{Signer: signer, VerifierKey: vkey}), db.open(Options{Signer: signer, VerifierKey: vkey})}
+	const writers, each = 3, 40
+	errs := make(chan error, 2*writers*each+2*1000)
+	var wg, cps sync.WaitGroup
+	stop := make(chan struct{})
+	for _, l := range logs {
+		cps.Add(1)
+		go func() {
+			defer cps.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := l.Checkpoint(); err != nil {
+					errs <- fmt.Errorf("checkpoint: %w", err)
+					return
+				}
+			}
+		}()
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					if _, err := l.Append(context.Background(), mkRec(w*each+i)); err != nil {
+						errs <- fmt.Errorf("append: %w", err)
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(stop)
+	cps.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, l := range logs {
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rep := pgVerify(t, db.open(Options{NoMigrate: true}), vkey); !rep.OK || rep.To != 2*writers*each {
+		t.Fatalf("verify: %v", rep)
 	}
 }

@@ -37,10 +37,13 @@ import (
 // The head may also be cut consistently: records deleted and size, root
 // size and root set to the shorter tree. A running replica remembers the
 // largest size it has seen (Log.size) and its appends and checkpoints
-// refuse a head below it (cutBelowSeen): it never numbers a record over
-// one it answered for, nor signs the cut tree. A start refuses records or
-// checkpoints beyond the head (rowsBeyond): a head row deleted is
-// inserted again by the DDL with size 0, which is no new trail then.
+// refuse a head below it (cutBelow): it never numbers a record over one it
+// answered for, nor signs the cut tree. Once other records have been
+// appended past that size, the tree it appended last (frontN, frontRoot)
+// tells: its appends and checkpoints refuse a tree that does not extend
+// it (extendsOwn, from hashes read in the same round trip). A start
+// refuses records or checkpoints beyond the head (rowsBeyond): a head row
+// deleted is inserted again by the DDL with size 0, no new trail then.
 //
 // A constraint on trail_head (rootedConstraint) makes a head without a
 // root, or with a root of another size, impossible: appends of a PDP of an
@@ -213,16 +216,43 @@ func (l *Log) rowsBeyond(ctx context.Context, q rowQuerier) error {
 	return nil
 }
 
-// cutBelowSeen reports, as ErrDamaged, a tree head of n records below the
-// largest size this replica has seen: records were cut (deleted, with the
-// head's size and root set to the shorter tree, which the constraint lets
-// through). An append would give their sequence numbers, which callers
-// were answered with, to other records, and a checkpoint would sign the
-// cut tree. Called under the head lock: one comparison, no round trip.
-func (l *Log) cutBelowSeen(n int64) error {
-	if seen := l.size.Load(); n < 0 || uint64(n) < seen {
+// cutBelow reports, as ErrDamaged, a tree head of n records below seen,
+// the largest size this replica had seen (Log.size) before it read the
+// head: records were cut (deleted, with the head's size and root set to
+// the shorter tree, which the constraint lets through). An append would
+// give their sequence numbers, which callers were answered with, to other
+// records, and a checkpoint would sign the cut tree. One comparison, no
+// round trip. seen must be loaded before the head is read: a size noted
+// meanwhile (this replica's own commit racing a checkpoint) may be larger.
+func cutBelow(n int64, seen uint64) error {
+	if n < 0 || uint64(n) < seen {
 		return fmt.Errorf("%w: records were cut: the tree head says %d records, this replica has seen %d (run pdp log verify)",
 			trail.ErrDamaged, n, seen)
+	}
+	return nil
+}
+
+// ownTree is the size and root of the tree this replica appended last
+// (size -1: none yet).
+func (l *Log) ownTree() (int64, tlog.Hash) {
+	l.frontMu.Lock()
+	defer l.frontMu.Unlock()
+	return l.frontN, l.frontRoot
+}
+
+// extendsOwn reports, as ErrDamaged, a tree of n records (stored hashes
+// hs) that does not extend the tree of own records with root ownRoot that
+// this replica appended: records it numbered were cut and others written
+// in their place (the head having grown past what it saw since, the size
+// alone does not tell). hs must hold the hashes at the tip of own, read
+// with those of n (write) or by a tree hash of n (checkpoint).
+func extendsOwn(own int64, ownRoot tlog.Hash, n int64, hs tlog.HashReader) error {
+	if own <= 0 || own >= n {
+		return nil // nothing appended yet, or the tree hashes to the root as it is
+	}
+	if err := rootMismatch(own, ownRoot[:], hs); err != nil {
+		return fmt.Errorf("%w: records were cut and written again: the tree of %d records this replica appended "+
+			"is not part of the tree of %d (run pdp log verify)", trail.ErrDamaged, own, n)
 	}
 	return nil
 }

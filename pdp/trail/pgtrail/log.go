@@ -196,6 +196,9 @@ type Log struct {
 	frontMu sync.Mutex
 	frontN  int64
 	front   map[int64]tlog.Hash
+	// frontRoot is the root of the tree of frontN records, which this
+	// replica appended last: every later tree must extend it (extendsOwn).
+	frontRoot tlog.Hash
 
 	reqs      chan *pgReq
 	closing   chan struct{}
@@ -648,7 +651,9 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 	if err := rootUnusable(n0, rootSize, headRoot); err != nil { // before anything reads the rows
 		return 0, batch, err
 	}
-	if err := l.cutBelowSeen(n0); err != nil { // sequence numbers already answered
+	// Under the head lock no commit moves the head: every size noted is at
+	// most n0.
+	if err := cutBelow(n0, l.size.Load()); err != nil { // sequence numbers already answered
 		return 0, batch, err
 	}
 	batch = l.gather(batch)
@@ -658,13 +663,21 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 	}
 
 	hs := l.hashSource(ctx, conn, tlog.StoredHashCount(n0), n0, false)
-	if _, err := hs.ReadHashes(frontier(n0)); err != nil {
+	own, ownRoot := l.ownTree()
+	tip := frontier(n0)
+	if own > 0 && own < n0 { // another replica appended since: in the same read
+		tip = append(tip, frontier(own)...)
+	}
+	if _, err := hs.ReadHashes(tip); err != nil {
 		return 0, batch, err
 	}
 	// The new root is built on the hashes at the tip: they must be the
 	// tree the head's root is of, or the append would re-base the root
 	// over rows changed since (headroot.go).
 	if err := rootMismatch(n0, headRoot, hs); err != nil {
+		return 0, batch, err
+	}
+	if err := extendsOwn(own, ownRoot, n0, hs); err != nil {
 		return 0, batch, err
 	}
 	// Under the head lock: no other transaction stores a key meanwhile.
@@ -770,7 +783,7 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 		}
 	}
 	l.frontMu.Lock()
-	l.frontN, l.front = n1, front
+	l.frontN, l.front, l.frontRoot = n1, front, root
 	l.frontMu.Unlock()
 	l.noteSize(uint64(n1))
 	if fresh != nil {
