@@ -25,8 +25,25 @@ import (
 // checks that the records hash to it. So changing the newest records
 // takes rewriting their rows and the root consistently (the signed
 // checkpoints catch that too, once one covers them), and a change of the
-// rows alone is not laundered by the next append or checkpoint: they fail
-// closed with ErrDamaged.
+// rows alone is not laundered by the next append or checkpoint. They fail
+// closed with ErrDamaged when they read what changed: the hashes at the
+// tip (frontier) are those of the complete subtrees, which hold a record's
+// own leaf only for the newest record of a tree of odd size, and a replica
+// reads them from the rows only when it did not append the tip itself.
+// Otherwise they succeed on the tree the root is of, the new root built on
+// the hashes as written, and Verify names the change
+// (TestPostgresRewriteWithLeafCaughtAtTip).
+//
+// The head may also be cut consistently: records deleted and size, root
+// size and root set to the shorter tree. A running replica remembers the
+// largest size it has seen (Log.size) and its appends and checkpoints
+// refuse a head below it (cutBelow): it never numbers a record over one it
+// answered for, nor signs the cut tree. Once other records have been
+// appended past that size, the tree it appended last (frontN, frontRoot)
+// tells: its appends and checkpoints refuse a tree that does not extend
+// it (extendsOwn, from hashes read in the same round trip). A start
+// refuses records or checkpoints beyond the head (rowsBeyond): a head row
+// deleted is inserted again by the DDL with size 0, no new trail then.
 //
 // A constraint on trail_head (rootedConstraint) makes a head without a
 // root, or with a root of another size, impossible: appends of a PDP of an
@@ -107,7 +124,9 @@ func noUp(sql string) string {
 // head keeps already (written by a PDP of the previous version) against
 // the rows, computes the root of the whole tree from the rows as they are,
 // stores it and adds the constraint. Rows changed before it runs are
-// trusted: the Warn log names the size it trusted.
+// trusted: the Warn log names the size it trusted. A head with records or
+// checkpoints beyond it (a deleted head row comes back with size 0) is
+// refused, not taken for a new trail.
 func (l *Log) upgradeRoot(ctx context.Context) error {
 	var rooted bool
 	if err := l.pool.QueryRow(ctx, l.sql.rooted).Scan(&rooted); err != nil {
@@ -132,6 +151,11 @@ func (l *Log) upgradeRoot(ctx context.Context) error {
 		hs := l.hashSource(ctx, tx, tlog.StoredHashCount(max(n, 0)), n, false)
 		if n < 0 {
 			return fmt.Errorf("%w: the tree head says %d records", trail.ErrDamaged, n)
+		}
+		// A head of 0 is a new trail only when nothing lies beyond it: a
+		// head row deleted is inserted again with size 0 by the DDL.
+		if err := l.rowsBeyond(ctx, tx); err != nil {
+			return err
 		}
 		if rootSize.Valid || root != nil { // kept by a PDP of the previous version
 			err := rootUnusable(rootSize.Int64, rootSize, root)
@@ -167,6 +191,69 @@ func (l *Log) upgradeRoot(ctx context.Context) error {
 	l.opts.Logger.Warn("trail: the tree head now keeps its root, computed from the records as they are (upgrade step): "+
 		"run pdp log verify if the trail may have been changed before",
 		"size", n, "schema", l.opts.Schema)
+	return nil
+}
+
+// rowsBeyond reports, as ErrDamaged, records or checkpoints beyond the
+// tree head as q sees it: the head row was deleted (the DDL inserts one of
+// size 0 again) or cut, or rows were inserted. An append would collide
+// with them, the upgrade step would give the head the root of a tree that
+// is not the trail's. Read at every start that migrates (two index look-ups).
+func (l *Log) rowsBeyond(ctx context.Context, q rowQuerier) error {
+	var n int64
+	var last, cp pgtype.Int8
+	if err := q.QueryRow(ctx, l.sql.beyond).Scan(&n, &last, &cp); err != nil {
+		return fmt.Errorf("read the head, the last record and the latest checkpoint: %w", err)
+	}
+	switch {
+	case last.Valid && last.Int64 >= n:
+		return fmt.Errorf("%w: the tree head says %d records, but trail_records holds record %d: "+
+			"the head row was deleted or cut, or records were inserted (run pdp log verify)", trail.ErrDamaged, n, last.Int64)
+	case cp.Valid && cp.Int64 > n:
+		return fmt.Errorf("%w: the tree head says %d records, but trail_checkpoints holds a checkpoint of %d: "+
+			"the head row was deleted or cut (run pdp log verify)", trail.ErrDamaged, n, cp.Int64)
+	}
+	return nil
+}
+
+// cutBelow reports, as ErrDamaged, a tree head of n records below seen,
+// the largest size this replica had seen (Log.size) before it read the
+// head: records were cut (deleted, with the head's size and root set to
+// the shorter tree, which the constraint lets through). An append would
+// give their sequence numbers, which callers were answered with, to other
+// records, and a checkpoint would sign the cut tree. One comparison, no
+// round trip. seen must be loaded before the head is read: a size noted
+// meanwhile (this replica's own commit racing a checkpoint) may be larger.
+func cutBelow(n int64, seen uint64) error {
+	if n < 0 || uint64(n) < seen {
+		return fmt.Errorf("%w: records were cut: the tree head says %d records, this replica has seen %d (run pdp log verify)",
+			trail.ErrDamaged, n, seen)
+	}
+	return nil
+}
+
+// ownTree is the size and root of the tree this replica appended last
+// (size -1: none yet).
+func (l *Log) ownTree() (int64, tlog.Hash) {
+	l.frontMu.Lock()
+	defer l.frontMu.Unlock()
+	return l.frontN, l.frontRoot
+}
+
+// extendsOwn reports, as ErrDamaged, a tree of n records (stored hashes
+// hs) that does not extend the tree of own records with root ownRoot that
+// this replica appended: records it numbered were cut and others written
+// in their place (the head having grown past what it saw since, the size
+// alone does not tell). hs must hold the hashes at the tip of own, read
+// with those of n (write) or by a tree hash of n (checkpoint).
+func extendsOwn(own int64, ownRoot tlog.Hash, n int64, hs tlog.HashReader) error {
+	if own <= 0 || own >= n {
+		return nil // nothing appended yet, or the tree hashes to the root as it is
+	}
+	if err := rootMismatch(own, ownRoot[:], hs); err != nil {
+		return fmt.Errorf("%w: records were cut and written again: the tree of %d records this replica appended "+
+			"is not part of the tree of %d (run pdp log verify)", trail.ErrDamaged, own, n)
+	}
 	return nil
 }
 

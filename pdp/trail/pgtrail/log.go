@@ -196,6 +196,9 @@ type Log struct {
 	frontMu sync.Mutex
 	frontN  int64
 	front   map[int64]tlog.Hash
+	// frontRoot is the root of the tree of frontN records, which this
+	// replica appended last: every later tree must extend it (extendsOwn).
+	frontRoot tlog.Hash
 
 	reqs      chan *pgReq
 	closing   chan struct{}
@@ -258,7 +261,10 @@ type pgSQL struct {
 	// upgrade step that gives the head its root (upgradeRoot).
 	headRoot, headNoRoot, setRoot    string
 	rooted, lockHeadTable, addRooted string
-	allRecordsNoUp, lockTables       string
+	// beyond reads the head's size with the last record and the largest
+	// checkpoint, in one snapshot (rowsBeyond).
+	beyond                     string
+	allRecordsNoUp, lockTables string
 	// records, hashes and head are the quoted table names.
 	records, hashes, head string
 }
@@ -374,6 +380,7 @@ END $alter$;
 		headNoRoot:    "SELECT size, NULL::bigint, NULL::bytea FROM " + head,
 		setRoot:       "UPDATE " + head + " SET root_size = size, root = $1 WHERE size = $2",
 		rooted:        "SELECT " + rooted,
+		beyond:        "SELECT size, (SELECT max(seq) FROM " + rec + "), (SELECT max(size) FROM " + cps + ") FROM " + head,
 		lockHeadTable: "LOCK TABLE " + head + " IN ACCESS EXCLUSIVE MODE",
 		addRooted: "ALTER TABLE " + head + " ADD CONSTRAINT " + rootedConstraint +
 			" CHECK (root_size IS NOT NULL AND root IS NOT NULL AND size >= 0 AND root_size = size AND octet_length(root) = 32)",
@@ -446,7 +453,11 @@ func Open(ctx context.Context, url string, opts Options) (*Log, error) {
 	}
 	l := &Log{opts: opts, pool: pool, sql: sql, frontN: -1, scanChunk: 1024}
 	if !opts.NoMigrate {
-		if err := l.upgradeRoot(ctx); err != nil {
+		err := l.upgradeRoot(ctx)
+		if err == nil {
+			err = l.rowsBeyond(ctx, pool)
+		}
+		if err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("trail: postgres: %w", err)
 		}
@@ -640,6 +651,11 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 	if err := rootUnusable(n0, rootSize, headRoot); err != nil { // before anything reads the rows
 		return 0, batch, err
 	}
+	// Under the head lock no commit moves the head: every size noted is at
+	// most n0.
+	if err := cutBelow(n0, l.size.Load()); err != nil { // sequence numbers already answered
+		return 0, batch, err
+	}
 	batch = l.gather(batch)
 	bd, fresh, err := l.batchDictionary(ctx, conn, headDict)
 	if err != nil {
@@ -647,13 +663,21 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 	}
 
 	hs := l.hashSource(ctx, conn, tlog.StoredHashCount(n0), n0, false)
-	if _, err := hs.ReadHashes(frontier(n0)); err != nil {
+	own, ownRoot := l.ownTree()
+	tip := frontier(n0)
+	if own > 0 && own < n0 { // another replica appended since: in the same read
+		tip = append(tip, frontier(own)...)
+	}
+	if _, err := hs.ReadHashes(tip); err != nil {
 		return 0, batch, err
 	}
 	// The new root is built on the hashes at the tip: they must be the
 	// tree the head's root is of, or the append would re-base the root
 	// over rows changed since (headroot.go).
 	if err := rootMismatch(n0, headRoot, hs); err != nil {
+		return 0, batch, err
+	}
+	if err := extendsOwn(own, ownRoot, n0, hs); err != nil {
 		return 0, batch, err
 	}
 	// Under the head lock: no other transaction stores a key meanwhile.
@@ -744,7 +768,7 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 	})
 	b.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return 0, batch, err
+		return 0, batch, planted(err, n0)
 	}
 	if st := conn.Conn().PgConn().TxStatus(); st != 'I' {
 		return 0, batch, fmt.Errorf("transaction not committed (status %c)", st)
@@ -759,13 +783,25 @@ func (l *Log) write(ctx context.Context, batch []*pgReq) (n0 int64, _ []*pgReq, 
 		}
 	}
 	l.frontMu.Lock()
-	l.frontN, l.front = n1, front
+	l.frontN, l.front, l.frontRoot = n1, front, root
 	l.frontMu.Unlock()
 	l.noteSize(uint64(n1))
 	if fresh != nil {
 		l.adopt(n0, fresh.d)
 	}
 	return first, batch, nil
+}
+
+// planted marks as ErrDamaged an insert of records from n0 on that
+// collided with a row already there: under the head lock only rows
+// written outside the PDP (or a head cut) lie beyond the head.
+func planted(err error, n0 int64) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "trail_records_pkey" {
+		return fmt.Errorf("%w: a record from %d on exists already beyond the tree head of %d records: "+
+			"rows were inserted or the head was cut outside the PDP (run pdp log verify): %w", trail.ErrDamaged, n0, n0, err)
+	}
+	return err
 }
 
 func rollback(c *pgxpool.Conn) {

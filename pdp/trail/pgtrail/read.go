@@ -197,6 +197,7 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
 		if !lay.hasRoot {
 			headSQL = l.sql.headNoRoot
 		}
+		seen := l.size.Load() // before the head is read (cutBelow)
 		if err := tx.QueryRow(ctx, headSQL).Scan(&size, &rootSize, &headRoot); err != nil {
 			return err
 		}
@@ -204,6 +205,9 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
 			if err := rootUnusable(size, rootSize, headRoot); err != nil {
 				return err
 			}
+		}
+		if err := cutBelow(size, seen); err != nil { // never sign a cut tree
+			return err
 		}
 		l.noteSize(uint64(size))
 		err = tx.QueryRow(ctx, l.sql.lastCheckpoint).Scan(&last, &lastSigned)
@@ -231,6 +235,11 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
 			if err := rootMismatch(size, headRoot, hs); err != nil {
 				return err
 			}
+		}
+		// Nor one that drops records this replica appended.
+		own, ownRoot := l.ownTree()
+		if err := extendsOwn(own, ownRoot, size, hs); err != nil {
+			return err
 		}
 		// And only a tree that extends the latest checkpoint: rows and root
 		// forged consistently under it are refused here too.
