@@ -189,6 +189,9 @@ type TrailStore interface {
 	Checkpoints() [][]byte
 	Verify(ctx context.Context, verifierKey string, from, to uint64) (trail.Report, error)
 	Prove(seq uint64, checkpoint []byte) (trail.Proof, error)
+	// CheckWitnessed checks checkpoints kept outside the trail (a witness
+	// file) against it: one error per checkpoint, nil for one that holds.
+	CheckWitnessed(ctx context.Context, verifierKey string, witnessed [][]byte) ([]error, error)
 	ApplyRetention(ctx context.Context, rules []trail.RetentionRule, now time.Time) (map[string]int, error)
 }
 
