@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"os"
 
@@ -73,5 +72,5 @@ func checkWitnesses(ctx context.Context, std stdio, l pdpserver.TrailStore, vkey
 // rootPrefix is the first characters of a tree head's root as the
 // checkpoint writes it (base64), enough to find it in the file.
 func rootPrefix(h trail.TreeHead) string {
-	return base64.StdEncoding.EncodeToString(h.Root[:])[:12]
+	return h.Root.String()[:12]
 }

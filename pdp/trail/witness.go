@@ -138,7 +138,7 @@ func CheckWitnessed(verifierKey, origin string, signed []byte, size uint64, stor
 	}
 	if h.Size == 0 {
 		if empty, _ := tlog.TreeHash(0, nil); h.Root != empty {
-			return h, fmt.Errorf("a tree of 0 records with another root than the empty tree's: %w", ErrWitnessChanged)
+			return h, witnessError{ErrWitnessChanged, "a tree of 0 records with another root than the empty tree's"}
 		}
 		return h, nil
 	}
@@ -151,11 +151,21 @@ func CheckWitnessed(verifierKey, origin string, signed []byte, size uint64, stor
 		return h, fmt.Errorf("trail: consistency proof from %d to %d records: %w", h.Size, size, err)
 	}
 	if err := tlog.CheckTree(p, int64(size), cur, int64(h.Size), h.Root); err != nil {
-		return h, fmt.Errorf("the first %s records no longer hash to the witnessed root: records before %s were changed: %w",
-			count(h.Size), count(h.Size), ErrWitnessChanged)
+		return h, witnessError{ErrWitnessChanged, fmt.Sprintf("the first %s records no longer hash to the witnessed root: records before %s were changed",
+			count(h.Size), count(h.Size))}
 	}
 	return h, nil
 }
+
+// witnessError is a failure whose message says it all, and which is one
+// of the ErrWitness errors.
+type witnessError struct {
+	is  error
+	msg string
+}
+
+func (e witnessError) Error() string { return e.msg }
+func (e witnessError) Unwrap() error { return e.is }
 
 // count writes n with thousands separators: 1,000.
 func count(n uint64) string {
