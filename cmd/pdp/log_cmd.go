@@ -30,6 +30,7 @@ func logCommand() *command {
 			fs.Uint64("from", 0, "verify: first sequence number to check")
 			fs.Uint64("to", math.MaxUint64, "verify: one past the last sequence number to check (default: the end)")
 			fs.Bool("fail-unanchored", false, "verify: fail when records follow the latest checkpoint (no signature covers them yet)")
+			fs.StringArray("witness", nil, "verify: also check the trail against the signed checkpoints in this file, kept outside it ('pdp log checkpoint >> FILE', or trail.witness_file); repeatable")
 			postgresFlags(fs)
 		},
 		run: runLog,
@@ -54,6 +55,14 @@ func runLog(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) er
 		return usagef("unknown subcommand %q", verb)
 	}
 	dir, _ := fs.GetString("dir")
+	witnessFiles, _ := fs.GetStringArray("witness")
+	if len(witnessFiles) > 0 && verb != "verify" {
+		return usagef("--witness goes with verify only")
+	}
+	witnesses, err := readWitnessFiles(witnessFiles)
+	if err != nil {
+		return err
+	}
 	l, _, closeLog, err := openTrailStore(ctx, std, fs)
 	if err != nil {
 		return err
@@ -61,7 +70,7 @@ func runLog(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) er
 	defer closeLog()
 	switch verb {
 	case "verify":
-		return logVerify(ctx, std, fs, l, dir)
+		return logVerify(ctx, std, fs, l, dir, witnesses)
 	case "prove":
 		return logProve(std, l, args[0])
 	default:
@@ -99,7 +108,7 @@ func openTrailStore(ctx context.Context, std stdio, fs *pflag.FlagSet) (pdpserve
 	return r.Log, r.Archive, r.Close, nil
 }
 
-func logVerify(ctx context.Context, std stdio, fs *pflag.FlagSet, l pdpserver.TrailStore, dir string) error {
+func logVerify(ctx context.Context, std stdio, fs *pflag.FlagSet, l pdpserver.TrailStore, dir string, witnesses []witnessFile) error {
 	vkey, err := verifierFromFlags(std, fs, dir)
 	if err != nil {
 		return err
@@ -110,8 +119,17 @@ func logVerify(ctx context.Context, std stdio, fs *pflag.FlagSet, l pdpserver.Tr
 	if err != nil {
 		return err
 	}
+	// The witnesses are checked whatever the trail's own checkpoints say:
+	// a forgery consistent with those is what they are for.
+	witnessed, err := checkWitnesses(ctx, std, l, vkey, witnesses)
+	if err != nil {
+		return err
+	}
 	if !rep.OK {
 		fmt.Fprintf(std.out, "FAILED: %s at seq %d: %s\n", rep.Problem, rep.Seq, rep.Detail)
+		return errReported
+	}
+	if !witnessed {
 		return errReported
 	}
 	pruned := ""

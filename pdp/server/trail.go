@@ -91,6 +91,9 @@ type TrailConfig struct {
 	// trail.key is used, made at the first start.
 	SigningKeyFile string `mapstructure:"signing_key_file"`
 	Origin         string `mapstructure:"origin"`
+	// WitnessFile, if set, is a file the PDP appends each new checkpoint
+	// to, for 'pdp log verify --witness' (witness.go).
+	WitnessFile string `mapstructure:"witness_file"`
 	// Retention is how long records of each kind (decision, search, admin)
 	// are kept; a kind absent or at 0 is kept forever. Older records become
 	// tombstones that keep their place in the Merkle tree, so what remains
@@ -189,6 +192,9 @@ type TrailStore interface {
 	Checkpoints() [][]byte
 	Verify(ctx context.Context, verifierKey string, from, to uint64) (trail.Report, error)
 	Prove(seq uint64, checkpoint []byte) (trail.Proof, error)
+	// CheckWitnessed checks checkpoints kept outside the trail (a witness
+	// file) against it: one error per checkpoint, nil for one that holds.
+	CheckWitnessed(ctx context.Context, verifierKey string, witnessed [][]byte) ([]error, error)
 	ApplyRetention(ctx context.Context, rules []trail.RetentionRule, now time.Time) (map[string]int, error)
 }
 
@@ -318,6 +324,10 @@ func openTrail(ctx context.Context, cfg TrailConfig, inner reservingDecider, bui
 		Instance: instance, Build: build, Logger: log, Redactor: redactor,
 	})
 	if err != nil {
+		return nil, err
+	}
+	// After the recorder, which takes the store itself.
+	if t.log, err = witnessStore(t.log, cfg, log); err != nil {
 		return nil, err
 	}
 	log.Info("decision trail open", "mode", cfg.Mode, "store", cfg.Store, "at", where, "records", t.log.Size(),
