@@ -39,8 +39,9 @@ type Pending struct {
 	items []pendingItem
 	buf   [2]pendingItem
 	// changed: a dropped change had begun a block that other decisions
-	// (and the sidecars caching them) saw, or its drop let committed
-	// changes be made: Commit tells the sidecars.
+	// (and the sidecars caching them) saw, or a block they saw is gone
+	// with it, or its drop let committed changes be made: Commit tells
+	// the sidecars.
 	changed bool
 }
 
