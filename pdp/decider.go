@@ -26,6 +26,14 @@ type Searcher interface {
 // Pending: *Engine. The decision trail's recorder takes it to commit a
 // decision's changes once its record is written, and to drop them when
 // the record failed.
+//
+// The caller settles the Pending it gets on every path, an error
+// included: it drops every decision's changes and commits (which tells
+// the sidecars of a block others saw and that is gone). A Pending left
+// unsettled holds back every later commit of the keys it reserved, for
+// good. An implementation may return a Pending with an error (a wrapper
+// passing on its inner decider's); the nil Pending is settled at no
+// cost.
 type Reserver interface {
 	DecideReserved(ctx context.Context, req Request) (Decision, *Pending, error)
 	DecideBatchReserved(ctx context.Context, reqs []Request) ([]Decision, *Pending, error)

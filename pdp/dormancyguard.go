@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/ciampdp/pdp/pdp/dormancy"
@@ -163,6 +164,19 @@ func (e *Engine) reserveActivity(b *policy.Bundle, j *job) {
 		}
 	}
 	e.pendingOf(j).reserve(pendingItem{decision: j.index, kind: pendingActivity, mark: m})
+}
+
+// markGuarded is markActivity for a decision whose record is written: a
+// panic of the source is logged (the mark is lost) instead of unwinding
+// through the commit of the other changes and marks.
+func (e *Engine) markGuarded(ctx context.Context, m *activityMark) {
+	defer func() {
+		if v := recover(); v != nil {
+			e.log.ErrorContext(ctx, "activity mark panicked; the decision's activity is not marked",
+				"principal", m.principal.String(), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+	}()
+	e.markActivity(m)
 }
 
 // markActivity marks a committed decision's activity: in the dormancy

@@ -39,8 +39,9 @@ type Pending struct {
 	items []pendingItem
 	buf   [2]pendingItem
 	// changed: a dropped change had begun a block that other decisions
-	// (and the sidecars caching them) saw, or its drop let committed
-	// changes be made: Commit tells the sidecars.
+	// (and the sidecars caching them) saw, or a block they saw is gone
+	// with it, or its drop let committed changes be made: Commit tells
+	// the sidecars.
 	changed bool
 }
 
@@ -116,27 +117,42 @@ func (p *Pending) Resets(i int) bool {
 	return slices.ContainsFunc(p.items, func(it pendingItem) bool { return it.decision == i && it.reset })
 }
 
-// Commit makes the changes not dropped (marking the activity in the
-// dormancy source, or the consent ledger) and, when a block or hold
-// began or ended with them, tells the sidecars (the change feed) and
-// returns once they have been.
+// Commit makes the changes not dropped: first every counter's (so that
+// nothing after them can leave a reservation pending for good), then the
+// activity marks (in the dormancy source, or the consent ledger; a mark
+// that panics is logged and does not keep the others from being made).
+// When a block or hold began or ended with them, or began as the
+// decisions saw the counts (a change held back behind one reserved
+// before it is made later, but the decision that began the block must
+// not be answered before the sidecars are told), it tells the sidecars
+// (the change feed) and returns once they have been. Telling them
+// twice of one change (now, and when it is made) is harmless.
 func (p *Pending) Commit(ctx context.Context) {
 	if p == nil {
 		return
 	}
 	v, changed := p.e.velocity, p.changed
-	for i := range p.items {
-		it := &p.items[i]
+	items := p.items
+	p.items, p.changed = nil, false
+	marks := false
+	for i := range items {
+		it := &items[i]
 		switch it.kind {
 		case pendingStepUp:
-			changed = v.subjects.commit(it.subject, it.id) || changed
+			changed = v.subjects.commit(it.subject, it.id) || it.blocking || changed
 		case pendingVelocity:
-			changed = v.values.commit(it.value, it.id) || changed
+			changed = v.values.commit(it.value, it.id) || it.blocking || changed
 		case pendingActivity:
-			p.e.markActivity(&it.mark)
+			marks = true
 		}
 	}
-	p.items, p.changed = nil, false
+	if marks {
+		for i := range items {
+			if items[i].kind == pendingActivity {
+				p.e.markGuarded(ctx, &items[i].mark)
+			}
+		}
+	}
 	if changed {
 		p.e.publishChange(ctx)
 	}

@@ -223,10 +223,19 @@ func (w *windowCounts[K]) settle(k K, t *windowTally) (changed bool) {
 	return changed
 }
 
+// seenUntil is until when the decisions of other owners (none of the
+// pending resets' own) see t's key blocked: zero when they do not, or
+// did not since the last block ended (w.mu held).
+func (t *windowTally) seenUntil() time.Time { return t.view(0, false).blockedUntil }
+
 // commit makes reservation id of key k, once every change reserved
 // before it is made or dropped, and reports whether a block began or
 // ended with the changes made now (its own, or later ones it was
-// holding back).
+// holding back), or as the other decisions see the counts: a committed
+// reset held back behind changes reserved before it lifts the hold for
+// everyone at once (view), though it is made later. An event held back
+// changes nothing the others see (they counted it already); when it
+// began a block they saw, its Pending says so (blocking).
 func (w *windowCounts[K]) commit(k K, id uint64) (changed bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -234,12 +243,21 @@ func (w *windowCounts[K]) commit(k K, id uint64) (changed bool) {
 	if i < 0 {
 		return false
 	}
+	reset := t.pending[i].reset
+	var before time.Time
+	if reset {
+		before = t.seenUntil()
+	}
 	t.pending[i].done = true
-	return w.settle(k, t)
+	changed = w.settle(k, t)
+	return changed || (reset && !t.seenUntil().Equal(before))
 }
 
 // drop forgets reservation id of key k and reports whether a block began
-// or ended with the committed changes it was holding back.
+// or ended with the committed changes it was holding back, or as the
+// other decisions see the counts: a pending block they saw (and the
+// sidecars cached denials for) may be gone with the event dropped, even
+// when it was not this event that began it.
 func (w *windowCounts[K]) drop(k K, id uint64) (changed bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -247,8 +265,10 @@ func (w *windowCounts[K]) drop(k K, id uint64) (changed bool) {
 	if i < 0 {
 		return false
 	}
+	before := t.seenUntil()
 	t.pending = slices.Delete(t.pending, i, i+1)
-	return w.settle(k, t)
+	changed = w.settle(k, t)
+	return changed || !t.seenUntil().Equal(before)
 }
 
 // blocked returns the state owner sees for key k when it blocks k at at.

@@ -27,6 +27,7 @@ type windowOp struct {
 // failed step-up rules.
 func TestWindowCounts(t *testing.T) {
 	distinct := windowRule{window: time.Minute, block: 5 * time.Minute, threshold: 3, distinct: true}
+	pair := windowRule{window: time.Minute, block: 5 * time.Minute, threshold: 2, distinct: true}
 	every := windowRule{window: 10 * time.Minute, block: 30 * time.Minute, threshold: 3}
 	r := func(key, who string, at time.Duration, want int) windowOp {
 		return windowOp{do: "reserve", key: key, owner: 1, who: who, at: at, want: want, yes: true}
@@ -94,7 +95,7 @@ func TestWindowCounts(t *testing.T) {
 		{"a success committed before the failures reserved ahead of it is made after them", every, cat(
 			r("k", "", 0, 1), r("k", "", 0, 2), r("k", "", 0, 3),
 			windowOp{do: "reset", key: "k", owner: 7, at: time.Minute, yes: true},
-			c(3, false), // waits for the failures reserved before it
+			c(3, true), // waits for the failures reserved before it, but others see the hold lifted now
 			c(0, false), c(1, false), c(2, true),
 			blocked(1, time.Minute, false, 0), blocked(0, 2*time.Minute, false, 0),
 		)},
@@ -107,9 +108,37 @@ func TestWindowCounts(t *testing.T) {
 		)},
 		{"a dropped event is forgotten: counting resumes without it", every, cat(
 			r("k", "", 0, 1), r("k", "", 0, 2), r("k", "", 0, 3),
-			windowOp{do: "drop", key: "k", ref: 0}, windowOp{do: "drop", key: "k", ref: 1}, windowOp{do: "drop", key: "k", ref: 2},
+			blocked(2, time.Second, true, 3),                  // the pending block others see …
+			windowOp{do: "drop", key: "k", ref: 0, yes: true}, // … is gone with the first drop
+			windowOp{do: "drop", key: "k", ref: 1}, windowOp{do: "drop", key: "k", ref: 2},
 			blocked(1, time.Second, false, 0),
 			rc("", time.Second, 1, false),
+		)},
+		{"a block others saw, gone with the drop of the event before it: the drop reports it", pair, cat(
+			windowOp{do: "reserve", key: "k", owner: 1, who: "u1", at: 0, want: 1, yes: true},
+			windowOp{do: "reserve", key: "k", owner: 2, who: "u2", at: time.Second, want: 2, yes: true}, // begins the block
+			blocked(3, 2*time.Second, true, 2),
+			c(1, false), // held back behind the first; what others see does not change (its Pending tells the sidecars: it began the block)
+			windowOp{do: "drop", key: "k", ref: 0, yes: true},
+			blocked(3, 2*time.Second, false, 0),
+		)},
+		{"a success committed behind a pending event lifts the hold for everyone at its commit", pair, cat(
+			rc("u1", 0, 1, false), rc("u2", time.Second, 2, true), // the hold
+			windowOp{do: "reserve", key: "k", owner: 1, who: "u3", at: 2 * time.Second, want: 1, yes: true},
+			windowOp{do: "reset", key: "k", owner: 2, at: 3 * time.Second, yes: true},
+			blocked(3, 3*time.Second, true, 2),
+			c(-1, true), // held back behind u3's event, and yet the hold is lifted for others now
+			blocked(3, 3*time.Second, false, 0),
+			c(4, true), // the reset is made now: the committed hold ends (told again: harmless)
+			blocked(3, 3*time.Second, false, 0),
+		)},
+		{"a success committed behind a pending event that is then dropped", pair, cat(
+			rc("u1", 0, 1, false), rc("u2", time.Second, 2, true),
+			windowOp{do: "reserve", key: "k", owner: 1, who: "u3", at: 2 * time.Second, want: 1, yes: true},
+			windowOp{do: "reset", key: "k", owner: 2, at: 3 * time.Second, yes: true},
+			c(-1, true),
+			windowOp{do: "drop", key: "k", ref: 4, yes: true}, // lets the reset be made: the committed hold ends
+			blocked(0, 3*time.Second, false, 0),
 		)},
 		{"a pending reset lifts the hold for its own owner only, until committed", every, cat(
 			rc("", 0, 1, false), rc("", 0, 2, false), rc("", 0, 3, true),
@@ -197,8 +226,10 @@ func TestWindowCountsDropped(t *testing.T) {
 
 // TestWindowCountsConcurrent: concurrent decisions, each reserving then
 // committing (or dropping) its event, lose no update: the block begins
-// once, by the commit that made the threshold-th committed event, and
-// dropped events never count.
+// in the committed counts, by the commit or drop that made the
+// threshold-th committed event (a drop may also report a pending block
+// the others saw and that is gone with it), and dropped events never
+// count.
 func TestWindowCountsConcurrent(t *testing.T) {
 	var w windowCounts[string]
 	at := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
@@ -233,8 +264,8 @@ func TestWindowCountsConcurrent(t *testing.T) {
 	wg.Wait()
 	// 8×25 committed events: the block begins at the 100th, and the
 	// next 100 begin none (it runs on); 0 stay in the window.
-	if began != 1 {
-		t.Fatalf("the block began %d times, want 1", began)
+	if began < 1 {
+		t.Fatalf("a change was reported %d times, want at least once (the block began)", began)
 	}
 	s, ok := w.blocked("k", 0, at)
 	if !ok || s.count != 100 || len(s.events) != 0 {

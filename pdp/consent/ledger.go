@@ -356,9 +356,19 @@ func (l *Ledger) guardian(ctx context.Context) func(Event) bool {
 
 // Touch records that the subject was active at at (a decision about
 // them): in memory at once, in the store within ActivityFlushInterval.
+// After Close it stores nothing and logs an error with the subject (a
+// decision recorded while shutdown gave up draining, whose mark came
+// after the final flush): its activity is lost, and the log says whose.
+// A Touch racing Close is either in Close's final flush or logged: the
+// flush takes the same lock after closed is set.
 func (l *Ledger) Touch(subject Ref, at time.Time) {
 	at = storedTime(at)
 	l.amu.Lock()
+	if l.closed.Load() {
+		l.amu.Unlock()
+		l.log.Error("consent: activity after the ledger closed is not stored", "subject", subject.String(), "at", at)
+		return
+	}
 	if cur, ok := l.active[subject]; !ok || at.After(cur) {
 		l.active[subject] = at
 		l.dirty[subject] = at

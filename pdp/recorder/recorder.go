@@ -259,6 +259,7 @@ func (r *Recorder) Decide(ctx context.Context, req pdp.Request) (pdp.Decision, e
 		d, err = r.inner.Decide(ctx, req)
 	}
 	if err != nil {
+		r.settle(ctx, p, allOf(1)) // no record: nothing it reserved is made
 		return d, err
 	}
 	ds := []pdp.Decision{d}

@@ -70,7 +70,11 @@ func (f *countedFixture) recorder(t *testing.T, l Appender, mode string) *Record
 	}
 	f.feed = changefeed.NewChangesSince(time.Second, time.Now().Add(-time.Hour))
 	e := pdp.NewEngine(pdp.Components{Bundles: fixedBundle{b}, Velocity: &pdp.Velocity{Feed: f.feed}})
-	r, err := NewRecorder(e, l, RecorderOptions{Mode: mode, Buffer: 16, FlushInterval: -1}) // flush interval off because each report must reach the trail (or fail) before the next is decided
+	// FlushInterval -1: the async writer writes each record as soon as it
+	// is buffered instead of gathering a batch first. It does not make
+	// enqueue wait for the write; it only shortens how long breakTrail
+	// waits to see the first failure.
+	r, err := NewRecorder(e, l, RecorderOptions{Mode: mode, Buffer: 16, FlushInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +270,8 @@ func TestBatchAfterAnUnrecordedLift(t *testing.T) {
 // recorded in a real file trail (sync, whose group commit writes them
 // together), are counted as when they were counted one after the other:
 // the records count 1, 2, 3, then 1, 2, 3 again (the third began the
-// hold and cleared the window), the hold is published once, and it holds.
+// hold and cleared the window), the hold is published (at most twice),
+// and it holds.
 func TestCountersConcurrentReports(t *testing.T) {
 	for round := range 10 {
 		f := &countedFixture{}
@@ -291,8 +296,11 @@ func TestCountersConcurrentReports(t *testing.T) {
 		if !slices.Equal(counts, []int{1, 1, 2, 2, 3, 3}) {
 			t.Fatalf("round %d: the records count %v, want 1 1 2 2 3 3", round, counts)
 		}
-		if f.feed.Seq() != seq+1 {
-			t.Fatalf("round %d: published %d changes, want 1", round, f.feed.Seq()-seq)
+		// Once when the report that began the hold is committed; again
+		// when that commit was held back behind an earlier report and
+		// the hold is made with the earlier one's (harmless).
+		if n := f.feed.Seq() - seq; n < 1 || n > 2 {
+			t.Fatalf("round %d: published %d changes, want 1 or 2", round, n)
 		}
 		f.want(t, countedPay("mallory", ""), true, nil, withStepUp)
 	}

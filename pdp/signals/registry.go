@@ -70,9 +70,10 @@ type Rule struct {
 	Match map[string]string
 }
 
-// VelocityRule: more than Threshold denied decisions for distinct
-// subjects with the same context attribute Key (e.g. ip) within Window
-// make every request with that value denied with Reason for Block.
+// VelocityRule: Threshold denied decisions for distinct subjects with
+// the same context attribute Key (e.g. ip) within Window (the
+// Threshold-th begins the block) make every request with that value
+// denied with Reason for Block.
 type VelocityRule struct {
 	Name      string        `yaml:"-"`
 	Key       string        `yaml:"key"`
