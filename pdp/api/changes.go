@@ -125,16 +125,14 @@ func (s *Server) pollChanges(c echo.Context) error {
 // store write cancelled mid-commit would leave its outcome unknown, and
 // the trail would say "not applied" of a change the store may hold),
 // bounded by the time the answer may take.
-func (s *Server) changing(c echo.Context) (ctx context.Context, done func()) {
-	bound := s.cfg.WriteTimeout
-	if s.changes != nil {
-		// Waiting may take a lease (with replicas, a replica's lease: two
-		// sidecar leases): keep the answer within the write timeout.
-		bound += 3 * s.changes.Lease()
+func (s *Server) changing(c echo.Context) (ctx context.Context, done func(), err error) {
+	bound := s.changeBound()
+	ctx, cancel, ok := s.detach(c.Request().Context(), bound)
+	if !ok {
+		return nil, nil, errShuttingDown
 	}
-	ctx, cancel := s.detach(c.Request().Context(), bound)
 	if s.changes == nil {
-		return ctx, cancel
+		return ctx, cancel, nil
 	}
 	_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(bound))
 	ctx, report := changefeed.WithReport(ctx)
@@ -145,7 +143,21 @@ func (s *Server) changing(c echo.Context) (ctx context.Context, done func()) {
 			s.log.InfoContext(ctx, "change answered without the acknowledgement of some sidecars: their leases ran out",
 				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "seq", report.Seq(), "sidecars", len(refs))
 		}
+	}, nil
+}
+
+// changeBound is how long a change may take: the write timeout, and with
+// a change feed the sidecars' acknowledgements (with replicas, a replica's
+// lease: two sidecar leases) on top.
+func (s *Server) changeBound() time.Duration {
+	bound := s.cfg.WriteTimeout
+	if bound <= 0 {
+		bound = DefaultWriteTimeout
 	}
+	if s.changes != nil {
+		bound += 3 * s.changes.Lease()
+	}
+	return bound
 }
 
 // detached is ctx without its cancellation, ended after bound (or the
@@ -163,30 +175,28 @@ func detached(ctx context.Context, bound time.Duration) (context.Context, contex
 // A change is counted at most detachGrace past its bound (a handler that
 // panicked before calling cancel is not waited for longer; one that is
 // still unwinding at its deadline — writing its "not applied" record — is).
-// Once that wait has begun no change begins: the context returned is
-// already cancelled, so the change fails before it writes anything.
-func (s *Server) detach(ctx context.Context, bound time.Duration) (context.Context, context.CancelFunc) {
+// Once that wait has begun no change begins: ok is false, and the caller
+// answers without calling the service.
+func (s *Server) detach(ctx context.Context, bound time.Duration) (_ context.Context, _ context.CancelFunc, ok bool) {
+	if bound <= 0 {
+		bound = DefaultWriteTimeout
+	}
 	s.detachMu.Lock()
 	if s.detachShut {
 		s.detachMu.Unlock()
-		ctx, cancel := context.WithCancelCause(ctx)
-		cancel(errShuttingDown)
-		return ctx, func() {}
+		return nil, nil, false
 	}
 	s.detachedWG.Add(1)
 	s.detachMu.Unlock()
 	ctx, cancel := detached(ctx, bound)
 	var once sync.Once
 	release := func() { once.Do(s.detachedWG.Done) }
-	if bound <= 0 {
-		bound = DefaultWriteTimeout
-	}
 	t := time.AfterFunc(bound+detachGrace, release)
 	return ctx, func() {
 		cancel()
 		t.Stop()
 		release()
-	}
+	}, true
 }
 
 // detachGrace is how long past its bound a change is still waited for at
@@ -195,9 +205,9 @@ func (s *Server) detach(ctx context.Context, bound time.Duration) (context.Conte
 // the tests.
 var detachGrace = 15 * time.Second
 
-// errShuttingDown is the cause of a change's context when the change came
-// after the server stopped waiting for changes.
-var errShuttingDown = errors.New("api: shutting down: no change begins")
+// errShuttingDown refuses a change that came after the server stopped
+// waiting for changes (503: nothing was changed).
+var errShuttingDown = errors.New("the PDP is shutting down, so nothing was changed; send it again")
 
 // unackedHeader lists sidecars as application/id, comma-separated, at most
 // maxUnackedNamed of them and then "+N more".

@@ -98,7 +98,10 @@ func (s *Server) consentChoice(do func(context.Context, consent.ChoiceRequest) (
 			return err
 		}
 		req.Application = app
-		ctx, done := s.changing(c)
+		ctx, done, err := s.changing(c)
+		if err != nil {
+			return err
+		}
 		ev, receipt, err := do(ctx, req)
 		done()
 		if err != nil {
@@ -118,7 +121,10 @@ func (s *Server) withdrawConsent(c echo.Context) error {
 		return err
 	}
 	req.Application = app
-	ctx, done := s.changing(c)
+	ctx, done, err := s.changing(c)
+	if err != nil {
+		return err
+	}
 	evs, err := s.consents.Withdraw(ctx, req)
 	done()
 	if err != nil {
@@ -144,7 +150,10 @@ func (s *Server) renewConsent(c echo.Context) error {
 		return err
 	}
 	req.Application = app
-	ctx, done := s.changing(c)
+	ctx, done, err := s.changing(c)
+	if err != nil {
+		return err
+	}
 	ev, receipt, err := s.consents.Renew(ctx, req)
 	done()
 	if err != nil {

@@ -129,7 +129,10 @@ func (s *Server) offerDelegation(c echo.Context) error {
 		return err
 	}
 	req.By.Application = app
-	ctx, done := s.changing(c)
+	ctx, done, err := s.changing(c)
+	if err != nil {
+		return err
+	}
 	d, rev, err := s.delegations.Offer(ctx, req)
 	done()
 	if err != nil {
@@ -153,7 +156,10 @@ func (s *Server) changeDelegation(op string) echo.HandlerFunc {
 			return fmt.Errorf("%w: actor needs a type and an id (the user the application acts for)", delegation.ErrDecode)
 		}
 		by := delegation.Actor{Application: app, Subject: body.Actor}
-		ctx, done := s.changing(c)
+		ctx, done, err := s.changing(c)
+		if err != nil {
+			return err
+		}
 		id := c.Param("id")
 		var (
 			d   delegation.Delegation

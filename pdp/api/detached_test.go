@@ -2,8 +2,9 @@ package api
 
 import (
 	"context"
-	"errors"
 	"log/slog"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -37,7 +38,10 @@ func TestDetachedOutlivesTheClient(t *testing.T) {
 // carried through, until it is done.
 func TestShutdownWaitsForDetachedChanges(t *testing.T) {
 	s := &Server{cfg: Config{WriteTimeout: time.Second}, log: slog.New(slog.DiscardHandler)}
-	_, done := s.detach(context.Background(), time.Minute)
+	_, done, ok := s.detach(context.Background(), time.Minute)
+	if !ok {
+		t.Fatal("no change may begin before shutdown")
+	}
 	finished := make(chan struct{})
 	go func() {
 		time.Sleep(100 * time.Millisecond)
@@ -62,7 +66,7 @@ func TestShutdownWaitsPastTheBoundOnlyByTheGrace(t *testing.T) {
 	detachGrace = 300 * time.Millisecond
 	t.Cleanup(func() { detachGrace = old })
 	s := &Server{cfg: Config{WriteTimeout: time.Minute}, log: slog.New(slog.DiscardHandler)}
-	ctx, _ := s.detach(context.Background(), 100*time.Millisecond) // its cancel is never called
+	ctx, _, _ := s.detach(context.Background(), 100*time.Millisecond) // its cancel is never called
 	start := time.Now()
 	s.waitDetached()
 	if ctx.Err() == nil {
@@ -76,19 +80,20 @@ func TestShutdownWaitsPastTheBoundOnlyByTheGrace(t *testing.T) {
 }
 
 // TestNoChangeBeginsOnceShutdownWaits: a change that reaches changing
-// after Serve began waiting for the carried-through ones gets a context
-// already ended (it fails before writing anything) and is not counted.
+// after Serve began waiting for the carried-through ones is refused
+// (the handler answers 503 without calling the service) and not counted.
 func TestNoChangeBeginsOnceShutdownWaits(t *testing.T) {
 	s := &Server{cfg: Config{WriteTimeout: time.Second}, log: slog.New(slog.DiscardHandler)}
 	s.waitDetached()
-	ctx, done := s.detach(context.Background(), time.Minute)
-	defer done()
-	if !errors.Is(context.Cause(ctx), errShuttingDown) {
-		t.Fatalf("a change after shutdown began: cause %v, want errShuttingDown", context.Cause(ctx))
+	if _, _, ok := s.detach(context.Background(), time.Minute); ok {
+		t.Fatal("a change began after shutdown began waiting")
 	}
 	start := time.Now()
 	s.waitDetached()
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("the late change was counted: waitDetached took %v", d)
+	}
+	if code, msg := classify(errShuttingDown); code != http.StatusServiceUnavailable || !strings.Contains(msg, "nothing was changed") {
+		t.Fatalf("a refused late change answers %d %q, want 503 saying nothing was changed", code, msg)
 	}
 }

@@ -66,7 +66,10 @@ func (s *Server) revalidateIdentity(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, done := s.changing(c)
+	ctx, done, err := s.changing(c)
+	if err != nil {
+		return err
+	}
 	r, err := s.dormancy.RevalidateIdentity(ctx, revalidation.RevalidateRequest{Subject: subject,
 		By: dormancy.Actor{Application: app, Subject: body.Actor}, Reason: body.Reason})
 	done()
@@ -85,7 +88,10 @@ func (s *Server) reconfirmDelegation(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, done := s.changing(c)
+	ctx, done, err := s.changing(c)
+	if err != nil {
+		return err
+	}
 	r, err := s.dormancy.ReconfirmDelegation(ctx, revalidation.ReconfirmRequest{Delegation: c.Param("id"),
 		By: dormancy.Actor{Application: app, Subject: body.Actor}, Reason: body.Reason})
 	done()

@@ -55,6 +55,8 @@ func classify(err error) (int, string) {
 	case errors.Is(err, delegation.ErrNotRecorded), errors.Is(err, consent.ErrNotRecorded):
 		// Write-ahead: the change was refused before anything was applied.
 		return http.StatusServiceUnavailable, "the change could not be recorded in the decision trail, so nothing was changed (" + reason.TrailUnavailable + ")"
+	case errors.Is(err, errShuttingDown):
+		return http.StatusServiceUnavailable, errShuttingDown.Error()
 	case errors.Is(err, errUnrecorded):
 		return http.StatusInternalServerError, err.Error()
 	case errors.Is(err, errSidecarRequest):

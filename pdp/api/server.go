@@ -338,8 +338,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // waitDetached waits for the changes still carried through (each is
-// bounded by its own timeout), so that what closes after Serve does not
-// close under them.
+// bounded by its own timeout and counted at most detachGrace past it),
+// so that what closes after Serve does not close under them.
 func (s *Server) waitDetached() {
 	s.detachMu.Lock()
 	s.detachShut = true
@@ -348,7 +348,7 @@ func (s *Server) waitDetached() {
 	go func() { s.detachedWG.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(2*s.cfg.WriteTimeout + time.Minute):
+	case <-time.After(s.changeBound() + detachGrace + 5*time.Second): // each releases itself by then
 		s.log.Error("shutdown: changes still running after their bound; closing anyway")
 	}
 }

@@ -102,7 +102,10 @@ func (s *Server) pushSET(c echo.Context) error {
 	}
 	// Carried through when the transmitter hangs up, and waits for the
 	// sidecars like a change (see changing).
-	ctx, done := s.changing(c)
+	ctx, done, err := s.changing(c)
+	if err != nil {
+		return err
+	}
 	_, err = s.signals.Receive(ctx, body, bearer)
 	done()
 	var se *signals.SETError
