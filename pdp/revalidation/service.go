@@ -267,8 +267,10 @@ func (s *Service) ReconfirmDelegation(ctx context.Context, r ReconfirmRequest) (
 		}
 		return Revalidation{}, fmt.Errorf("%w: only the delegation's principal (%s) may re-confirm %s, not %s", ErrForbidden, d.Principal, d.ID, r.By.Subject)
 	}
-	if d.Status != delegation.StatusActive {
-		return Revalidation{}, fmt.Errorf("%w: delegation %s is %s: only a delegation in force is re-confirmed", ErrInvalid, d.ID, d.Status)
+	// In force now: the effective status (a delegation stored active is
+	// expired past its window, not yet valid before it).
+	if st := d.Effective(s.now()); st != delegation.StatusActive {
+		return Revalidation{}, fmt.Errorf("%w: delegation %s is %s: only a delegation in force is re-confirmed", ErrInvalid, d.ID, st)
 	}
 	return s.write(ctx, Revalidation{Kind: dormancy.KindDelegation, Delegation: d.ID, Subject: Ref{Type: d.Principal.Type, ID: d.Principal.ID},
 		By: r.By, Source: "admin", Reason: r.Reason})
