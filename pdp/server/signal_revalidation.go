@@ -37,7 +37,7 @@ func revalidateOnSignal(bundles interface{ Current() *policy.Bundle }, svc *reva
 			if !ok {
 				continue
 			}
-			if _, err := svc.Revalidate(ctx, ref, e.Type); err != nil {
+			if _, err := svc.RevalidateOnSignal(ctx, ref, e.Transmitter, e.Type, e.JTI); err != nil {
 				log.ErrorContext(ctx, "a revalidating signal did not end the dormancy", "entity", e.Entity, "type", e.Type, "jti", e.JTI, "error", err)
 				continue
 			}
