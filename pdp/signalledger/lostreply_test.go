@@ -1,0 +1,103 @@
+package signalledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ciampdp/pdp/pdp/signals"
+)
+
+// lostReply is a real store whose Append stores and then fails (a COMMIT
+// whose reply was lost, a file the store could not cut back): only the
+// answer is wrong.
+type lostReply struct{ Store }
+
+func (s lostReply) Append(ctx context.Context, evs []signals.Event) ([]signals.Event, error) {
+	if _, err := s.Store.Append(ctx, evs); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("connection reset by peer (the reply to COMMIT was lost)")
+}
+
+// refused is a real store whose Append stores nothing and fails.
+type refused struct{ Store }
+
+func (s refused) Append(context.Context, []signals.Event) ([]signals.Event, error) {
+	return nil, errors.New("no space left on device")
+}
+
+// noteJournal records what the ledger journals.
+type noteJournal struct {
+	mu         sync.Mutex
+	recorded   []string
+	notApplied []string
+}
+
+func (j *noteJournal) RecordSignal(_ context.Context, _, jti string, _ []signals.Event) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.recorded = append(j.recorded, jti)
+	return nil
+}
+
+func (j *noteJournal) SignalNotApplied(_ context.Context, _, jti string, _ error) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.notApplied = append(j.notApplied, jti)
+	return nil
+}
+
+// TestLostReplyIsStored: a SET the store holds although its append
+// failed is taken as stored (answered, indexed, told to OnStored), not
+// recorded as not applied; a SET the store refused is recorded as not
+// applied, as before. On every store kind.
+func TestLostReplyIsStored(t *testing.T) {
+	for kind, open := range stores(t) {
+		t.Run(kind, func(t *testing.T) {
+			for _, c := range []struct {
+				name   string
+				wrap   func(Store) Store
+				stored bool
+			}{
+				{"lost reply", func(s Store) Store { return lostReply{s} }, true},
+				{"refused", func(s Store) Store { return refused{s} }, false},
+			} {
+				t.Run(c.name, func(t *testing.T) {
+					st := open(t)
+					j := &noteJournal{}
+					var told []signals.Event
+					l, err := NewLedger(context.Background(), LedgerConfig{Store: c.wrap(st), Journal: j,
+						Registry: func() *signals.Registry { return northbankRegistry(t) }, Now: func() time.Time { return testNow },
+						OnStored: func(_ context.Context, evs []signals.Event) { told = append(told, evs...) }})
+					if err != nil {
+						t.Fatal(err)
+					}
+					jti := fmt.Sprintf("lost-%s-%d", kind, time.Now().UnixNano())
+					evs, err := l.Receive(context.Background(), set(jti, "credential-compromise", bobID()))
+					if c.stored {
+						if err != nil || len(evs) != 1 || evs[0].Position == 0 {
+							t.Fatalf("receive over a lost reply: %v %+v, want the stored event", err, evs)
+						}
+						if len(j.notApplied) != 0 || len(told) != 1 || len(l.For(evs[0].Entity)) == 0 {
+							t.Fatalf("not applied %v, told %d, indexed %d", j.notApplied, len(told), len(l.For(evs[0].Entity)))
+						}
+						return
+					}
+					if err == nil || len(j.notApplied) != 1 || j.notApplied[0] != jti || len(told) != 0 {
+						t.Fatalf("refused: %v, not applied %v, told %d", err, j.notApplied, len(told))
+					}
+					all, _ := st.Since(context.Background(), 0)
+					for _, e := range all {
+						if e.JTI == jti {
+							t.Fatalf("stored: %+v", e)
+						}
+					}
+				})
+			}
+		})
+	}
+}
