@@ -60,6 +60,16 @@ func SignalSource(transmitter, eventType, jti string) string {
 	return "signal:" + transmitter + " " + eventType + " " + jti
 }
 
+// SignalRevalidation is a revalidation an event of a received SET implies
+// (the active bundle's dormancy rules name its type, or its CAEP
+// assurance level): the event's type and the identity whose dormancy it
+// ends. The trail's record of the SET names them, so that the start-up
+// check demands, and 'pdp repair' makes, the revalidation a crash lost.
+type SignalRevalidation struct {
+	Type    string `json:"type"`
+	Subject Ref    `json:"subject"`
+}
+
 // Key is what the revalidation ends the dormancy of: "user:heidi" or
 // "delegation:<id>".
 func (r Revalidation) Key() string {

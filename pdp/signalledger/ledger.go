@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ciampdp/pdp/pdp/changefeed"
+	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/signals"
 )
 
@@ -48,6 +49,13 @@ type NotAppliedJournal interface {
 	SignalNotApplied(ctx context.Context, transmitter, jti string, cause error) error
 }
 
+// RevalidatingJournal is a Journal that also records, with a received
+// SET, the revalidations its events imply (adminlog.Journal does): the
+// start-up check then demands them from the revalidation store.
+type RevalidatingJournal interface {
+	RecordSignalRevalidating(ctx context.Context, transmitter, jti string, events []signals.Event, revalidates []dormancy.SignalRevalidation) error
+}
+
 // Publisher is told of every stored SET (the sidecars' change feed); it
 // may wait for the sidecars. An error is logged: the signal stands.
 type Publisher interface {
@@ -80,6 +88,10 @@ type LedgerConfig struct {
 	// the sidecars are (a revalidating identity-provider event ends a
 	// dormancy there). It must not fail the receive: the signal stands.
 	OnStored func(ctx context.Context, events []signals.Event)
+	// Revalidates, when set, names the revalidations the events of a SET
+	// imply (what OnStored makes of them); they are recorded with the SET
+	// by a RevalidatingJournal.
+	Revalidates func(events []signals.Event) []dormancy.SignalRevalidation
 }
 
 // Ledger is the append-only signal ledger: it stores verified SETs once
@@ -214,7 +226,17 @@ func (l *Ledger) Receive(ctx context.Context, s *signals.SET) ([]signals.Event, 
 		evs = append(evs, e)
 	}
 	if l.cfg.Journal != nil {
-		if err := l.cfg.Journal.RecordSignal(ctx, s.Issuer, s.JTI, evs); err != nil {
+		var revalidates []dormancy.SignalRevalidation
+		if l.cfg.Revalidates != nil {
+			revalidates = l.cfg.Revalidates(evs)
+		}
+		record := l.cfg.Journal.RecordSignal
+		if rj, ok := l.cfg.Journal.(RevalidatingJournal); ok && len(revalidates) > 0 {
+			record = func(ctx context.Context, transmitter, jti string, events []signals.Event) error {
+				return rj.RecordSignalRevalidating(ctx, transmitter, jti, events, revalidates)
+			}
+		}
+		if err := record(ctx, s.Issuer, s.JTI, evs); err != nil {
 			l.log.ErrorContext(ctx, "signal not recorded in the decision trail; not stored", "transmitter", s.Issuer, "jti", s.JTI, "error", err)
 			return nil, fmt.Errorf("%s %s: %w: %w", s.Issuer, s.JTI, ErrNotRecorded, err)
 		}
