@@ -103,3 +103,32 @@ func pgExec(t *testing.T, uri, sql string) {
 		t.Fatalf("%s: %v", sql, err)
 	}
 }
+
+// TestRepairRefusesWhileReplicasLive: with the stores on PostgreSQL (a
+// shared change feed), pdp repair refuses while a replica holds a live
+// lease in pdp_replicas, naming it; --check still lists; --force goes
+// past the leases (here the file trail's lock then stops it, the PDP
+// running on this host); once the replica stopped the repair runs.
+func TestRepairRefusesWhileReplicasLive(t *testing.T) {
+	root := t.TempDir()
+	storageEnv(t, filepath.Join(root, "data"), filepath.Join(root, "trail"))
+	uri := testDatabase(t)
+	for _, k := range []string{"DELEGATIONS", "CONSENT", "SIGNALS"} {
+		t.Setenv("PDP_"+k+"_ENGINE", "postgres")
+		t.Setenv("PDP_"+k+"_POSTGRES_URL", uri)
+	}
+	s := startNorthbank(t)
+	code, out, errOut := pdpRun(append([]string{"repair"}, exampleConfig()...)...)
+	if code == exitOK || !strings.Contains(errOut, "1 PDP replicas hold a live lease in the shared change feed (pdp_replicas)") ||
+		!strings.Contains(errOut, "(lease until ") || !strings.Contains(errOut, "--force") {
+		t.Fatalf("pdp repair with a replica running: %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = pdpRun(append([]string{"repair", "--force"}, exampleConfig()...)...)
+	if code == exitOK || strings.Contains(errOut, "live lease") || !strings.Contains(errOut, "is the PDP still running?") {
+		t.Fatalf("pdp repair --force with a replica running on this host: %d\n%s%s", code, out, errOut)
+	}
+	s.stop(t)
+	if code, out, errOut := pdpRun(append([]string{"repair"}, exampleConfig()...)...); code != exitOK || !strings.Contains(out, "nothing to repair") {
+		t.Fatalf("pdp repair once the replica stopped: %d\n%s%s", code, out, errOut)
+	}
+}
