@@ -3,6 +3,7 @@ package revalidation
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 
 	"github.com/ciampdp/pdp/pdp/dormancy"
@@ -110,5 +111,31 @@ func TestSignalRevalidationNamesItsSET(t *testing.T) {
 	}
 	if _, err := svc2.RevalidateOnSignal(ctx, ivan, tx, typ, ""); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("without a jti: %v", err)
+	}
+}
+
+// TestKeptInFileIsInForce: a revalidation whose fsync failed and that the
+// file store could not cut back off the file is in the file: it is
+// answered as made and in force, with no not_applied record, and a
+// reopen reads it.
+func TestKeptInFileIsInForce(t *testing.T) {
+	notes := &notAppliedNotes{}
+	svc, path := fileSetup(t, notes)
+	fs := svc.c.Store.(*FileStore)
+	fs.f.Sync = func(*os.File) error { return errors.New("input/output error") }
+	fs.f.Truncate = func(*os.File, int64) error { return errors.New("read-only file system") }
+	got, err := svc.RevalidateIdentity(context.Background(), RevalidateRequest{Subject: Ref{Type: "user", ID: "heidi"},
+		By: Actor{Application: "backoffice", Subject: Ref{Type: "staff", ID: "kim"}}})
+	if _, inForce := svc.Latest("user:heidi"); err != nil || !inForce || len(notes.ids) != 0 {
+		t.Fatalf("%v %+v, in force %v, not applied %v", err, got, inForce, notes.ids)
+	}
+	_ = fs.Close()
+	st, err := OpenFile(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if rs, _ := st.After(context.Background(), 0); len(rs) != 1 || rs[0].ID != got.ID {
+		t.Fatalf("reopened: %+v", rs)
 	}
 }

@@ -73,11 +73,18 @@ func (s *FileStore) Append(ctx context.Context, r Revalidation) (Revalidation, e
 	if err != nil {
 		return Revalidation{}, fmt.Errorf("dormancy: encode revalidation: %w", err)
 	}
-	if err := s.f.Append(b); err != nil {
+	err = s.f.Append(b)
+	if err != nil && !errors.Is(err, jsonl.ErrKeptInFile) {
 		return Revalidation{}, fmt.Errorf("dormancy: append revalidation: %w", err)
 	}
+	// Written, or kept in the file although its fsync failed (as a
+	// reopen would read it): After holds it, so the service's read-back
+	// after the failed append finds it rather than call it not applied.
 	s.head = r.Position
 	s.all = append(s.all, r)
+	if err != nil {
+		return Revalidation{}, fmt.Errorf("dormancy: append revalidation: %w", err)
+	}
 	return r, nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -99,5 +101,37 @@ func TestLostReplyIsStored(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// TestKeptInFileIsStored: a SET whose fsync failed and that the file
+// store could not cut back off the file is in the file: it is taken as
+// stored, not recorded as not applied, and a reopen reads it.
+func TestKeptInFileIsStored(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "signals.jsonl")
+	st, err := OpenFile(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.file.Sync = func(*os.File) error { return errors.New("input/output error") }
+	st.file.Truncate = func(*os.File, int64) error { return errors.New("read-only file system") }
+	j := &noteJournal{}
+	l, err := NewLedger(context.Background(), LedgerConfig{Store: st, Journal: j,
+		Registry: func() *signals.Registry { return northbankRegistry(t) }, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := l.Receive(context.Background(), set("kept-1", "credential-compromise", bobID()))
+	if err != nil || len(evs) != 1 || len(j.notApplied) != 0 {
+		t.Fatalf("%v %+v, not applied %v", err, evs, j.notApplied)
+	}
+	_ = st.Close()
+	again, err := OpenFile(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if all, _ := again.Since(context.Background(), 0); len(all) != 1 || all[0].JTI != "kept-1" {
+		t.Fatalf("reopened: %+v", all)
 	}
 }
