@@ -135,3 +135,34 @@ func TestKeptInFileIsStored(t *testing.T) {
 		t.Fatalf("reopened: %+v", all)
 	}
 }
+
+// TestOnStoredOutlivesTheRequest: what a stored SET implies is made even
+// when the transmitter hangs up once the SET is stored (its retry would
+// be a duplicate): OnStored's context is not cancelled with the
+// request's, and is bounded.
+func TestOnStoredOutlivesTheRequest(t *testing.T) {
+	st, err := OpenFile(filepath.Join(t.TempDir(), "signals.jsonl"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	ctx, hangUp := context.WithCancel(context.Background())
+	defer hangUp()
+	var onStored error
+	var deadline time.Time
+	l, err := NewLedger(ctx, LedgerConfig{Store: st, Registry: func() *signals.Registry { return northbankRegistry(t) },
+		OnStored: func(octx context.Context, _ []signals.Event) {
+			hangUp()
+			onStored = octx.Err()
+			deadline, _ = octx.Deadline()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Receive(ctx, set("hangup-1", "credential-compromise", bobID())); err != nil {
+		t.Fatal(err)
+	}
+	if onStored != nil || deadline.IsZero() || time.Until(deadline) > OnStoredBound {
+		t.Fatalf("OnStored's context after the hang-up: %v, deadline %v", onStored, deadline)
+	}
+}
