@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -15,18 +16,24 @@ func repairCommand() *command {
 	return &command{
 		name: "repair",
 		summary: "apply to the delegation records, the consent ledger, the signal ledger and the revalidations the changes the decision trail holds and they lack " +
-			"(the PDP must be stopped; --check only lists them)",
+			"(every PDP replica using them must be stopped: refused while a replica holds a lease in the shared change feed; --check only lists them)",
 		flags: func(fs *pflag.FlagSet) {
 			addAdminConfigFlags(fs)
 			fs.Bool("check", false, "only list the missing changes (exit 1 when there are some)")
+			fs.Bool("force", false, "repair although replicas hold a live lease in the shared change feed (pdp_replicas): only when they are known to be stopped")
 		},
 		run: runRepair,
 	}
 }
 
-// runRepair opens the trail (locked: the PDP must be stopped) and the
-// stores, lists what the stores lack and applies it, then records the
-// repair in the trail and checks again.
+// runRepair opens the trail and the stores, lists what the stores lack
+// and applies it, then records the repair in the trail and checks again.
+// Every replica must be stopped: a file trail is locked by a running PDP
+// on this host, but a PostgreSQL trail is not, so the repair (not
+// --check) refuses while a replica holds a live lease in the shared change
+// feed, unless --force. A replica left running between its trail record
+// and its store write would be answered "not applied" for a change the
+// repair stored.
 func runRepair(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) error {
 	if len(args) > 0 {
 		return usagef("repair takes no arguments: %q", args)
@@ -47,6 +54,19 @@ func runRepair(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string)
 	}
 	log := newLogger(std.err, lc)
 	warnDeprecated(log, warnings)
+	check, _ := fs.GetBool("check")
+	if force, _ := fs.GetBool("force"); !check && !force {
+		live, err := pdpserver.LiveReplicas(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		if len(live) > 0 {
+			return fmt.Errorf("%d PDP replicas hold a live lease in the shared change feed (pdp_replicas): %s; "+
+				"stop every replica first (one left running between its trail record and its store write would be answered "+
+				"\"not applied\" for a change the repair stores), wait until the leases end, or pass --force if they are known to be stopped",
+				len(live), strings.Join(live, ", "))
+		}
+	}
 	rp, err := pdpserver.OpenRepairer(ctx, cfg, readBuild().Version, log)
 	if err != nil {
 		return err
@@ -67,7 +87,7 @@ func runRepair(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string)
 	for _, m := range rep.Missing {
 		fmt.Fprintf(std.out, "  %s\n", m)
 	}
-	if check, _ := fs.GetBool("check"); check {
+	if check {
 		return errReported
 	}
 	applied, rerr := rp.Repair(ctx, rep)

@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
+
+	"github.com/google/uuid"
 
 	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/signals"
@@ -52,6 +55,9 @@ type SignalSET struct {
 	Transmitter string
 	JTI         string
 	Events      []signals.Event
+	// Revalidates are the revalidations its events imply, as its record
+	// names them.
+	Revalidates []dormancy.SignalRevalidation
 	// invalid says why the record's events cannot be stored as they are
 	// (a field that did not decode, or an event that does not validate):
 	// the check names the SET, the repair does not store it.
@@ -102,10 +108,13 @@ type factChanges struct {
 	sigsOf  map[string][]int // SET key → indexes of all its records in sigs
 	revs    []revalidationChange
 	revByID map[string]int
+	// held: the SETs of sigs the signal ledger holds or the check
+	// demands (their implied revalidations are demanded too).
+	held map[int]bool
 }
 
 func newFactChanges() *factChanges {
-	return &factChanges{lastSig: map[string]int{}, sigsOf: map[string][]int{}, revByID: map[string]int{}}
+	return &factChanges{lastSig: map[string]int{}, sigsOf: map[string][]int{}, revByID: map[string]int{}, held: map[int]bool{}}
 }
 
 // add takes the record if it is a signal's or a revalidation's (true),
@@ -161,30 +170,109 @@ func (f *factChanges) compare(ctx context.Context, st Stores, rep *Report) error
 		if err != nil {
 			return fmt.Errorf("read the signal ledger: %w", err)
 		}
-		for _, c := range f.sigs {
+		for i, c := range f.sigs {
 			if c.skip {
 				continue
 			}
-			if has, n := setPresence(have, c.set); has < n && !f.otherCopyStored(have, c.set) {
+			has, n := setPresence(have, c.set)
+			switch {
+			case has == n:
+				f.held[i] = true
+			case !f.otherCopyStored(have, c.set):
 				s := c.set
 				rep.Missing = append(rep.Missing, Missing{Seq: c.seq, Action: c.action, Signal: &s, Has: presence(has, n), Redacted: c.redacted})
+				f.held[i] = true
 			}
 		}
 	}
-	if st.Revalidations != nil && len(f.revs) > 0 {
+	if st.Revalidations != nil && (len(f.revs) > 0 || (st.Signals != nil && f.revalidating())) {
 		have, err := storedRevalidations(ctx, st.Revalidations)
 		if err != nil {
 			return fmt.Errorf("read the revalidations: %w", err)
 		}
 		for _, c := range f.revs {
-			if c.skip || have[c.r.ID] {
+			// A signal's revalidation is stored when one of its key and
+			// source is (made once per SET event: 'pdp repair' may have
+			// made it under another id).
+			if c.skip || have.ids[c.r.ID] || (strings.HasPrefix(c.r.Source, "signal:") && have.sources[c.r.Key()+"\x00"+c.r.Source]) {
 				continue
 			}
 			r := c.r
 			rep.Missing = append(rep.Missing, Missing{Seq: c.seq, Action: c.action, Revalidation: &r, Has: "no such revalidation", Redacted: c.redacted})
 		}
+		if st.Signals != nil {
+			f.compareImplied(have, rep)
+		}
 	}
 	return nil
+}
+
+// revalidating reports that a SET record names revalidations it implies.
+func (f *factChanges) revalidating() bool {
+	for _, c := range f.sigs {
+		if len(c.set.Revalidates) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// compareImplied adds to rep the revalidations that the SETs the
+// signal ledger holds (or is demanded to hold) imply, as their records
+// name them, and the store lacks: a crash or a failed write between the
+// SET's append and its revalidation lost it, and the transmitter's retry
+// is answered "duplicate". A SET recorded as not applied, or refused as
+// another replica's copy of its jti, implies nothing here. The
+// revalidation is the one the receive would have made: of the subject,
+// by application "signals", with the SET event's source, at its receive
+// time; its id is derived from the source, so that the check names the
+// same one each time and the repair makes it once.
+func (f *factChanges) compareImplied(have storedRevs, rep *Report) {
+	named := map[string]bool{}
+	for _, c := range f.revs {
+		// A revalidation the trail holds is demanded as itself.
+		if !c.skip {
+			named[c.r.Key()+"\x00"+c.r.Source] = true
+		}
+	}
+	for i, c := range f.sigs {
+		if !f.held[i] {
+			continue
+		}
+		for _, imp := range c.set.Revalidates {
+			j := slices.IndexFunc(c.set.Events, func(e signals.Event) bool { return e.Type == imp.Type })
+			if j < 0 || imp.Subject.Type == "" || imp.Subject.ID == "" {
+				continue
+			}
+			r := ImpliedRevalidation(c.set.Events[j], imp.Subject)
+			k := r.Key() + "\x00" + r.Source
+			if have.sources[k] || have.ids[r.ID] || named[k] {
+				continue
+			}
+			named[k] = true
+			rep.Missing = append(rep.Missing, Missing{Seq: c.seq, Action: c.action, Revalidation: &r,
+				Has: "no revalidation from this signal", Redacted: c.redacted})
+		}
+	}
+}
+
+// impliedNamespace derives the ids of the revalidations 'pdp repair'
+// makes for stored signals.
+var impliedNamespace = uuid.MustParse("6f1d3c1e-3a52-4b8e-9a43-7b0c5e2f9d10")
+
+// ImpliedRevalidation is the revalidation a stored signal event e
+// implies for subject, as 'pdp repair' makes it (the receive makes the
+// same but for its id).
+func ImpliedRevalidation(e signals.Event, subject dormancy.Ref) dormancy.Revalidation {
+	source := dormancy.SignalSource(e.Transmitter, e.Type, e.JTI)
+	return dormancy.Revalidation{
+		ID:      "rv-" + uuid.NewSHA1(impliedNamespace, []byte(subject.String()+"\x00"+source)).String(),
+		Kind:    dormancy.KindIdentity,
+		Subject: subject,
+		At:      e.ReceivedAt.UTC(),
+		By:      dormancy.Actor{Application: "signals", Subject: subject},
+		Source:  source,
+	}
 }
 
 // otherCopyStored reports that the signal ledger holds another copy of
@@ -248,14 +336,21 @@ func storedEvents(ctx context.Context, se SignalEvents) (storedSignals, error) {
 	return have, nil
 }
 
-func storedRevalidations(ctx context.Context, rs Revalidations) (map[string]bool, error) {
+// storedRevs are the store's revalidations by id, and by key and source.
+type storedRevs struct {
+	ids     map[string]bool
+	sources map[string]bool
+}
+
+func storedRevalidations(ctx context.Context, rs Revalidations) (storedRevs, error) {
 	all, err := rs.After(ctx, 0)
 	if err != nil {
-		return nil, err
+		return storedRevs{}, err
 	}
-	have := make(map[string]bool, len(all))
+	have := storedRevs{ids: make(map[string]bool, len(all)), sources: make(map[string]bool, len(all))}
 	for _, r := range all {
-		have[r.ID] = true
+		have.ids[r.ID] = true
+		have.sources[r.Key()+"\x00"+r.Source] = true
 	}
 	return have, nil
 }
@@ -282,16 +377,17 @@ func presence(has, n int) string {
 // events are the SET's (its transmitter and jti).
 func decodeSignal(raw json.RawMessage) (SignalSET, bool) {
 	var d struct {
-		Transmitter string          `json:"transmitter"`
-		JTI         string          `json:"jti"`
-		Events      []signals.Event `json:"events"`
+		Transmitter string                        `json:"transmitter"`
+		JTI         string                        `json:"jti"`
+		Events      []signals.Event               `json:"events"`
+		Revalidates []dormancy.SignalRevalidation `json:"revalidates"`
 	}
 	err := json.Unmarshal(raw, &d)
 	var te *json.UnmarshalTypeError
 	if (err != nil && !errors.As(err, &te)) || d.Transmitter == "" || d.JTI == "" {
 		return SignalSET{}, false
 	}
-	set := SignalSET{Transmitter: d.Transmitter, JTI: d.JTI, Events: d.Events}
+	set := SignalSET{Transmitter: d.Transmitter, JTI: d.JTI, Events: d.Events, Revalidates: d.Revalidates}
 	if err != nil {
 		// Read as far as it goes (a redacted value is a type error), so
 		// that the check names it; the field is zero, not storable.
@@ -423,7 +519,7 @@ func restoreRevalidation(ctx context.Context, rs RevalidationStore, r dormancy.R
 	if err != nil {
 		return err
 	}
-	if have[r.ID] {
+	if have.ids[r.ID] || (strings.HasPrefix(r.Source, "signal:") && have.sources[r.Key()+"\x00"+r.Source]) {
 		return nil
 	}
 	r.Position = 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/signalledger"
 	"github.com/ciampdp/pdp/pdp/signals"
 )
@@ -21,6 +22,8 @@ const (
 var (
 	_ signalledger.Journal           = (*Journal)(nil)
 	_ signalledger.NotAppliedJournal = (*Journal)(nil)
+
+	_ signalledger.RevalidatingJournal = (*Journal)(nil)
 )
 
 // signalDetail is the detail of a received SET's record: its jti and its
@@ -30,11 +33,20 @@ type signalDetail struct {
 	Transmitter string          `json:"transmitter"`
 	JTI         string          `json:"jti"`
 	Events      []signals.Event `json:"events"`
+	// Revalidates are the revalidations the events imply (the dormancy
+	// rules in force when it was received).
+	Revalidates []dormancy.SignalRevalidation `json:"revalidates,omitempty"`
 }
 
 // RecordSignal implements signalledger.Journal: the record's application
 // is the transmitter, its target the first mapped entity (or the jti).
 func (j *Journal) RecordSignal(ctx context.Context, transmitter, jti string, events []signals.Event) error {
+	return j.RecordSignalRevalidating(ctx, transmitter, jti, events, nil)
+}
+
+// RecordSignalRevalidating implements signalledger.RevalidatingJournal:
+// RecordSignal, naming the revalidations the events imply.
+func (j *Journal) RecordSignalRevalidating(ctx context.Context, transmitter, jti string, events []signals.Event, revalidates []dormancy.SignalRevalidation) error {
 	r := j.recorder()
 	if r == nil {
 		return nil
@@ -46,7 +58,7 @@ func (j *Journal) RecordSignal(ctx context.Context, transmitter, jti string, eve
 			break
 		}
 	}
-	return r.RecordAdmin(ctx, ActionSignalReceive, transmitter, target, signalDetail{Transmitter: transmitter, JTI: jti, Events: events})
+	return r.RecordAdmin(ctx, ActionSignalReceive, transmitter, target, signalDetail{Transmitter: transmitter, JTI: jti, Events: events, Revalidates: revalidates})
 }
 
 // CauseDuplicate is the cause of a signal.not_applied record of a SET

@@ -44,11 +44,30 @@ type Revalidation struct {
 	Delegation string    `json:"delegation,omitempty"`
 	At         time.Time `json:"at"`
 	By         Actor     `json:"by"`
-	// Source is "admin" (the API or CLI) or "signal:<event>".
+	// Source is "admin" (the API or CLI) or, for a revalidation a risk
+	// signal made, SignalSource of its SET and event type.
 	Source string `json:"source"`
 	Reason string `json:"reason,omitempty"`
 	// Position is the store's order (assigned on append).
 	Position int64 `json:"position"`
+}
+
+// SignalSource is the source of the revalidation a received signal
+// makes: "signal:<transmitter> <event type> <jti>". It names the SET (the
+// audit record traces to it) and makes the revalidation once per SET
+// event and subject.
+func SignalSource(transmitter, eventType, jti string) string {
+	return "signal:" + transmitter + " " + eventType + " " + jti
+}
+
+// SignalRevalidation is a revalidation an event of a received SET implies
+// (the active bundle's dormancy rules name its type, or its CAEP
+// assurance level): the event's type and the identity whose dormancy it
+// ends. The trail's record of the SET names them, so that the start-up
+// check demands, and 'pdp repair' makes, the revalidation a crash lost.
+type SignalRevalidation struct {
+	Type    string `json:"type"`
+	Subject Ref    `json:"subject"`
 }
 
 // Key is what the revalidation ends the dormancy of: "user:heidi" or

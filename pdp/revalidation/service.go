@@ -11,6 +11,7 @@ import (
 	"github.com/ciampdp/pdp/pdp/dormancy"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,13 +109,16 @@ type Service struct {
 	wmu    sync.Mutex // one write at a time
 	mu     sync.RWMutex
 	latest map[string]Revalidation
-	all    []Revalidation // in position order (reports)
-	head   int64
+	// bySource: the signals' revalidations by key and source (one per
+	// SET event and subject).
+	bySource map[string]Revalidation
+	all      []Revalidation // in position order (reports)
+	head     int64
 }
 
 // NewService loads the revalidations of the store.
 func NewService(ctx context.Context, c Config) (*Service, error) {
-	s := &Service{c: c, log: c.Logger, now: c.Now, latest: map[string]Revalidation{}}
+	s := &Service{c: c, log: c.Logger, now: c.Now, latest: map[string]Revalidation{}, bySource: map[string]Revalidation{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -151,6 +155,11 @@ func (s *Service) index(rs ...Revalidation) {
 		s.all = append(s.all, r)
 		if cur, ok := s.latest[r.Key()]; !ok || !r.At.Before(cur.At) {
 			s.latest[r.Key()] = r
+		}
+		if strings.HasPrefix(r.Source, "signal:") {
+			if _, ok := s.bySource[sourceKey(r.Key(), r.Source)]; !ok {
+				s.bySource[sourceKey(r.Key(), r.Source)] = r
+			}
 		}
 	}
 }
@@ -210,11 +219,23 @@ func (s *Service) RevalidateIdentity(ctx context.Context, r RevalidateRequest) (
 	return s.write(ctx, Revalidation{Kind: dormancy.KindIdentity, Subject: r.Subject, By: r.By, Source: "admin", Reason: r.Reason})
 }
 
-// Revalidate is the hook of the signals receiver: the identity provider
-// said the subject proved itself at the level the bank requires (a CAEP
-// assurance-level-change, or a configured event type); source names it
-// ("signal:<transmitter> <event type> <jti>"). The receiver has verified
-// the signal; no actor is proven here.
+// RevalidateOnSignal is the hook of the signals receiver: the identity
+// provider said the subject proved itself at the level the bank requires
+// (a CAEP assurance-level-change, or a configured event type) in the SET
+// transmitter/jti. The revalidation's source names that SET
+// (dormancy.SignalSource), and it is made once: a revalidation of the
+// subject from the same SET event is returned as it is. The receiver has
+// verified the signal; no actor is proven here.
+func (s *Service) RevalidateOnSignal(ctx context.Context, subject Ref, transmitter, eventType, jti string) (Revalidation, error) {
+	if transmitter == "" || eventType == "" || jti == "" {
+		return Revalidation{}, fmt.Errorf("%w: a signal's revalidation needs its transmitter, event type and jti", ErrInvalid)
+	}
+	return s.Revalidate(ctx, subject, dormancy.SignalSource(transmitter, eventType, jti)[len("signal:"):])
+}
+
+// Revalidate makes a signal's revalidation of subject with source
+// "signal:"+source (RevalidateOnSignal names the SET); a revalidation of
+// the subject with that source is returned as it is.
 func (s *Service) Revalidate(ctx context.Context, subject Ref, source string) (Revalidation, error) {
 	if subject.Type == "" || subject.ID == "" {
 		return Revalidation{}, fmt.Errorf("%w: the subject needs a type and an id", ErrInvalid)
@@ -222,6 +243,17 @@ func (s *Service) Revalidate(ctx context.Context, subject Ref, source string) (R
 	return s.write(ctx, Revalidation{Kind: dormancy.KindIdentity, Subject: subject, By: Actor{Application: "signals", Subject: subject},
 		Source: "signal:" + source})
 }
+
+// BySource is the revalidation of a key made with a signal's source
+// (dormancy.SignalSource), if the index holds one.
+func (s *Service) BySource(key, source string) (Revalidation, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r, ok := s.bySource[sourceKey(key, source)]
+	return r, ok
+}
+
+func sourceKey(key, source string) string { return key + "\x00" + source }
 
 // ReconfirmRequest asks to end a delegation's dormancy.
 type ReconfirmRequest struct {
@@ -267,8 +299,10 @@ func (s *Service) ReconfirmDelegation(ctx context.Context, r ReconfirmRequest) (
 		}
 		return Revalidation{}, fmt.Errorf("%w: only the delegation's principal (%s) may re-confirm %s, not %s", ErrForbidden, d.Principal, d.ID, r.By.Subject)
 	}
-	if d.Status != delegation.StatusActive {
-		return Revalidation{}, fmt.Errorf("%w: delegation %s is %s: only a delegation in force is re-confirmed", ErrInvalid, d.ID, d.Status)
+	// In force now: the effective status (a delegation stored active is
+	// expired past its window, not yet valid before it).
+	if st := d.Effective(s.now()); st != delegation.StatusActive {
+		return Revalidation{}, fmt.Errorf("%w: delegation %s is %s: only a delegation in force is re-confirmed", ErrInvalid, d.ID, st)
 	}
 	return s.write(ctx, Revalidation{Kind: dormancy.KindDelegation, Delegation: d.ID, Subject: Ref{Type: d.Principal.Type, ID: d.Principal.ID},
 		By: r.By, Source: "admin", Reason: r.Reason})
@@ -285,6 +319,18 @@ func (s *Service) prove(ctx context.Context, by Actor) error {
 func (s *Service) write(ctx context.Context, r Revalidation) (Revalidation, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if strings.HasPrefix(r.Source, "signal:") {
+		// Once per signal: another replica (or the receive before a
+		// crash, or 'pdp repair') may have made it.
+		if s.c.Shared {
+			if err := s.catchUp(ctx); err != nil {
+				s.log.WarnContext(ctx, "dormancy: catch up", "err", err)
+			}
+		}
+		if done, ok := s.BySource(r.Key(), r.Source); ok {
+			return done, nil
+		}
+	}
 	r.ID = "rv-" + uuid.NewString()
 	r.At = s.now().UTC().Round(0)
 	if s.c.Journal != nil {
@@ -294,6 +340,16 @@ func (s *Service) write(ctx context.Context, r Revalidation) (Revalidation, erro
 		}
 	}
 	stored, err := s.c.Store.Append(ctx, r)
+	if err != nil {
+		// A lost COMMIT reply, or a file the store could not cut back
+		// after a failed sync, may hold it all the same: read again
+		// before calling it not applied.
+		if found, ok := s.storedAnyway(ctx, r); ok {
+			s.log.WarnContext(ctx, "the revalidation store failed the append but holds the revalidation: taken as stored",
+				"id", r.ID, "key", r.Key(), "error", err)
+			stored, err = found, nil
+		}
+	}
 	if err != nil {
 		if j, ok := s.c.Journal.(NotAppliedJournal); ok {
 			if jerr := j.RevalidationNotApplied(ctx, r, err); jerr != nil {
@@ -312,4 +368,37 @@ func (s *Service) write(ctx context.Context, r Revalidation) (Revalidation, erro
 	s.index(stored)
 	s.log.InfoContext(ctx, "revalidation recorded", "id", stored.ID, "kind", stored.Kind, "key", stored.Key(), "by", stored.By.Subject.String(), "source", stored.Source)
 	return stored, nil
+}
+
+// RereadBound bounds the read of the store after a failed append (and
+// its retries while the store does not answer).
+const RereadBound = 5 * time.Second
+
+// storedAnyway reads the store after a failed append of r for r itself
+// (by id), detached from the request's cancellation and retried for
+// RereadBound; false when the store lacks it or does not answer.
+func (s *Service) storedAnyway(ctx context.Context, r Revalidation) (Revalidation, bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RereadBound)
+	defer cancel()
+	s.mu.RLock()
+	head := s.head
+	s.mu.RUnlock()
+	for {
+		rs, err := s.c.Store.After(ctx, head)
+		if err == nil {
+			for _, got := range rs {
+				if got.ID == r.ID {
+					return got, true
+				}
+			}
+			return Revalidation{}, false
+		}
+		select {
+		case <-ctx.Done():
+			s.log.ErrorContext(ctx, "the revalidation store does not answer after a failed append: recorded as not applied",
+				"id", r.ID, "error", err)
+			return Revalidation{}, false
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

@@ -73,11 +73,18 @@ func (s *FileStore) Append(ctx context.Context, r Revalidation) (Revalidation, e
 	if err != nil {
 		return Revalidation{}, fmt.Errorf("dormancy: encode revalidation: %w", err)
 	}
-	if err := s.f.Append(b); err != nil {
+	err = s.f.Append(b)
+	if err != nil && !errors.Is(err, jsonl.ErrKeptInFile) {
 		return Revalidation{}, fmt.Errorf("dormancy: append revalidation: %w", err)
 	}
+	// Written, or kept in the file although its fsync failed (as a
+	// reopen would read it): After holds it, so the service's read-back
+	// after the failed append finds it rather than call it not applied.
 	s.head = r.Position
 	s.all = append(s.all, r)
+	if err != nil {
+		return Revalidation{}, fmt.Errorf("dormancy: append revalidation: %w", err)
+	}
 	return r, nil
 }
 
@@ -102,8 +109,16 @@ func (s *FileStore) Close() error {
 }
 
 // PostgresStore keeps revalidations in pdp_dormancy_revalidations, shared
-// by every replica.
+// by every replica. Appends take an advisory lock so that positions commit
+// in order: a replica reading "position > head" skips nothing (a bigserial
+// alone hands out 10 to a slow writer and 11 to a fast one, and a reader
+// that saw 11 never reads 10).
 type PostgresStore struct{ pool *pgxpool.Pool }
+
+const (
+	pgSchemaLock = 0x646f726d616e6379 // "dormancy"
+	pgAppendLock = 0x646f726d72766131 // "dormrva1"
+)
 
 const pgDDL = `
 CREATE TABLE IF NOT EXISTS pdp_dormancy_revalidations (
@@ -114,22 +129,27 @@ CREATE TABLE IF NOT EXISTS pdp_dormancy_revalidations (
 
 // OpenPostgres connects to the database and creates the table if absent.
 func OpenPostgres(ctx context.Context, url string) (*PostgresStore, error) {
-	pool, err := pgkit.Open(ctx, url, pgkit.Schema{LockKey: 0x646f726d616e6379, DDL: pgDDL})
+	pool, err := pgkit.Open(ctx, url, pgkit.Schema{LockKey: pgSchemaLock, DDL: pgDDL})
 	if err != nil {
 		return nil, fmt.Errorf("dormancy: %w", err)
 	}
 	return &PostgresStore{pool: pool}, nil
 }
 
-// Append implements Store.
+// Append implements Store. One statement (its own transaction): take the
+// append lock, then insert (the position is drawn under the lock), so
+// positions commit in the order they are drawn.
 func (s *PostgresStore) Append(ctx context.Context, r Revalidation) (Revalidation, error) {
 	r.Position = 0
 	b, err := json.Marshal(r)
 	if err != nil {
 		return Revalidation{}, fmt.Errorf("dormancy: encode revalidation: %w", err)
 	}
-	if err := s.pool.QueryRow(ctx, `INSERT INTO pdp_dormancy_revalidations (id, body) VALUES ($1, $2) RETURNING position`,
-		r.ID, b).Scan(&r.Position); err != nil {
+	if err := s.pool.QueryRow(ctx, `WITH l AS (SELECT pg_advisory_xact_lock($1::bigint))
+		INSERT INTO pdp_dormancy_revalidations (id, body)
+		SELECT $2::text, $3::jsonb FROM l
+		RETURNING position`,
+		int64(pgAppendLock), r.ID, b).Scan(&r.Position); err != nil {
 		return Revalidation{}, fmt.Errorf("dormancy: postgres append revalidation: %w", err)
 	}
 	return r, nil

@@ -2,10 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ciampdp/pdp/pdp/adminlog"
 	"github.com/ciampdp/pdp/pdp/consent"
@@ -67,9 +71,14 @@ func checkStores(ctx context.Context, tr adminlog.Trail, st adminlog.Stores, log
 	return nil
 }
 
-// Repairer holds what 'pdp repair' reads and writes: the trail (locked:
-// the PDP must be stopped) and the stores: delegation records, consent
-// ledger, signal ledger, revalidations.
+// Repairer holds what 'pdp repair' reads and writes: the trail and the
+// stores: delegation records, consent ledger, signal ledger,
+// revalidations. Every PDP using them must be stopped. A file trail is
+// locked (a running PDP on this host holds the lock); a PostgreSQL trail
+// is not: LiveReplicas names the replicas that still hold a lease in the
+// shared change feed. A replica left running between its trail record
+// and its store write would be answered "not applied" for a change the
+// repair stored (or store what the repair already did).
 type Repairer struct {
 	tr      *openedTrail
 	w       adminlog.Writers
@@ -144,4 +153,45 @@ func storeEngine(engine, path string) string {
 		return DelegationsFile
 	}
 	return engine
+}
+
+// LiveReplicas names the PDP replicas that hold a live lease in the
+// shared change feed (pdp_replicas, lease_until after the database's
+// now), each with the end of its lease: 'pdp repair' refuses to run
+// while there are some. None when no store is on PostgreSQL (no shared
+// feed) or no replica ever registered. A stopped replica's lease ends at
+// once, or when the last lease it granted a sidecar does; a killed one's
+// within the replica lease.
+func LiveReplicas(ctx context.Context, cfg Config) ([]string, error) {
+	url := SharedFeedURL(cfg)
+	if url == "" {
+		return nil, nil
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("read the replicas' leases: %w", err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SELECT id, lease_until FROM pdp_replicas WHERE lease_until > now() ORDER BY id")
+	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42P01" { // undefined_table: no replica ever ran
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read the replicas' leases: %w", err)
+	}
+	live, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (string, error) {
+		var (
+			id    string
+			until time.Time
+		)
+		if err := row.Scan(&id, &until); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s (lease until %s)", id, until.UTC().Format(time.RFC3339)), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the replicas' leases: %w", err)
+	}
+	return live, nil
 }

@@ -15,35 +15,55 @@ import (
 	"github.com/ciampdp/pdp/pdp/signals"
 )
 
-// revalidateOnSignal is told of every stored risk signal: an event the
-// active bundle's dormancy rules name (a CAEP assurance-level-change to a
-// listed level, or a listed event type) ends the dormancy of the identity
-// it is about, as an administrator's revalidation would (recorded in the
-// trail before it is stored). nil when dormancy is off.
-func revalidateOnSignal(bundles interface{ Current() *policy.Bundle }, svc *revalidation.Service, log *slog.Logger) func(context.Context, []signals.Event) {
+// signalRevalidation is what the signal ledger is given of the dormancy
+// rules: which events of a SET end a dormancy (recorded with the SET in
+// the trail), and the hook that ends it once the SET is stored. Both nil
+// when dormancy is off.
+type signalRevalidation struct {
+	revalidates func([]signals.Event) []dormancy.SignalRevalidation
+	onStored    func(context.Context, []signals.Event)
+}
+
+// revalidateOnSignal: an event the active bundle's dormancy rules name (a
+// CAEP assurance-level-change to a listed level, or a listed event type)
+// ends the dormancy of the identity it is about, as an administrator's
+// revalidation would (recorded in the trail before it is stored), once
+// per SET event (its source names the SET).
+func revalidateOnSignal(bundles interface{ Current() *policy.Bundle }, svc *revalidation.Service, log *slog.Logger) signalRevalidation {
 	if svc == nil {
-		return nil
+		return signalRevalidation{}
 	}
-	return func(ctx context.Context, events []signals.Event) {
+	revalidates := func(events []signals.Event) []dormancy.SignalRevalidation {
 		b := bundles.Current()
 		if b == nil || b.Dormancy() == nil {
-			return
+			return nil
 		}
+		var out []dormancy.SignalRevalidation
 		for _, e := range events {
 			if e.Entity == "" || !b.Dormancy().Revalidates(e.Type, currentLevel(e.Payload)) {
 				continue
 			}
-			ref, ok := entityRef(b, e.Entity)
-			if !ok {
+			if ref, ok := entityRef(b, e.Entity); ok {
+				out = append(out, dormancy.SignalRevalidation{Type: e.Type, Subject: ref})
+			}
+		}
+		return out
+	}
+	onStored := func(ctx context.Context, events []signals.Event) {
+		if len(events) == 0 {
+			return
+		}
+		for _, r := range revalidates(events) {
+			e := events[0]
+			if _, err := svc.RevalidateOnSignal(ctx, r.Subject, e.Transmitter, r.Type, e.JTI); err != nil {
+				log.ErrorContext(ctx, "a revalidating signal did not end the dormancy (the start-up check demands it; 'pdp repair' makes it)",
+					"subject", r.Subject.String(), "type", r.Type, "transmitter", e.Transmitter, "jti", e.JTI, "error", err)
 				continue
 			}
-			if _, err := svc.Revalidate(ctx, ref, e.Type); err != nil {
-				log.ErrorContext(ctx, "a revalidating signal did not end the dormancy", "entity", e.Entity, "type", e.Type, "jti", e.JTI, "error", err)
-				continue
-			}
-			log.InfoContext(ctx, "dormancy ended by a signal", "entity", e.Entity, "type", e.Type, "jti", e.JTI)
+			log.InfoContext(ctx, "dormancy ended by a signal", "subject", r.Subject.String(), "type", r.Type, "transmitter", e.Transmitter, "jti", e.JTI)
 		}
 	}
+	return signalRevalidation{revalidates: revalidates, onStored: onStored}
 }
 
 // currentLevel is the current_level of a CAEP assurance-level-change.

@@ -268,7 +268,7 @@ func openSignalStore(ctx context.Context, cfg SignalsConfig, engine string, log 
 
 // openSignals opens the signal ledger and the verifier of the configured
 // transmitters, or returns nil when signals are off.
-func openSignals(ctx context.Context, cfg SignalsConfig, reloader *policy.Reloader, journal signalledger.Journal, pub signalledger.Publisher, onStored func(context.Context, []signals.Event), log *slog.Logger) (*openedSignals, func(), error) {
+func openSignals(ctx context.Context, cfg SignalsConfig, reloader *policy.Reloader, journal signalledger.Journal, pub signalledger.Publisher, rv signalRevalidation, log *slog.Logger) (*openedSignals, func(), error) {
 	b := reloader.Current()
 	engine := signalsEngine(cfg, b != nil && b.Signals() != nil)
 	if engine == SignalsOff {
@@ -303,7 +303,7 @@ func openSignals(ctx context.Context, cfg SignalsConfig, reloader *policy.Reload
 			}
 			return nil
 		},
-		Journal: journal, Publisher: pub, OnStored: onStored, Logger: log, MaxStaleness: maxStaleness(engine, cfg.SyncInterval)})
+		Journal: journal, Publisher: pub, OnStored: rv.onStored, Revalidates: rv.revalidates, Logger: log, MaxStaleness: maxStaleness(engine, cfg.SyncInterval)})
 	if err != nil {
 		_ = st.Close()
 		return nil, nil, err

@@ -195,12 +195,19 @@ func (s *FileStore) write(events []signals.Event) ([]signals.Event, error) {
 		lines = append(lines, line)
 		out = append(out, e)
 	}
-	if err := s.file.AppendLines(lines...); err != nil {
+	err := s.file.AppendLines(lines...)
+	if err != nil && !errors.Is(err, jsonl.ErrKeptInFile) {
 		return nil, fmt.Errorf("signals: append: %w", err)
 	}
+	// Written, or kept in the file although its fsync failed (as a
+	// reopen would read it): Since holds it, so the ledger's read-back
+	// after the failed append finds it rather than call it not applied.
 	s.events = append(s.events, out...)
 	for _, e := range out {
 		s.seen[seenKey(e.Transmitter, e.JTI)] = true
+	}
+	if err != nil {
+		return nil, fmt.Errorf("signals: append: %w", err)
 	}
 	return out, nil
 }

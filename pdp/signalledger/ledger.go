@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ciampdp/pdp/pdp/changefeed"
+	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/signals"
 )
 
@@ -48,11 +49,22 @@ type NotAppliedJournal interface {
 	SignalNotApplied(ctx context.Context, transmitter, jti string, cause error) error
 }
 
+// RevalidatingJournal is a Journal that also records, with a received
+// SET, the revalidations its events imply (adminlog.Journal does): the
+// start-up check then demands them from the revalidation store.
+type RevalidatingJournal interface {
+	RecordSignalRevalidating(ctx context.Context, transmitter, jti string, events []signals.Event, revalidates []dormancy.SignalRevalidation) error
+}
+
 // Publisher is told of every stored SET (the sidecars' change feed); it
 // may wait for the sidecars. An error is logged: the signal stands.
 type Publisher interface {
 	Publish(ctx context.Context, reason string) (uint64, error)
 }
+
+// OnStoredBound bounds LedgerConfig.OnStored, which runs detached from
+// the receive's cancellation.
+const OnStoredBound = 30 * time.Second
 
 // ChangeReason is the change feed reason of a received signal.
 const ChangeReason = "signal.receive"
@@ -76,6 +88,10 @@ type LedgerConfig struct {
 	// the sidecars are (a revalidating identity-provider event ends a
 	// dormancy there). It must not fail the receive: the signal stands.
 	OnStored func(ctx context.Context, events []signals.Event)
+	// Revalidates, when set, names the revalidations the events of a SET
+	// imply (what OnStored makes of them); they are recorded with the SET
+	// by a RevalidatingJournal.
+	Revalidates func(events []signals.Event) []dormancy.SignalRevalidation
 }
 
 // Ledger is the append-only signal ledger: it stores verified SETs once
@@ -210,7 +226,17 @@ func (l *Ledger) Receive(ctx context.Context, s *signals.SET) ([]signals.Event, 
 		evs = append(evs, e)
 	}
 	if l.cfg.Journal != nil {
-		if err := l.cfg.Journal.RecordSignal(ctx, s.Issuer, s.JTI, evs); err != nil {
+		var revalidates []dormancy.SignalRevalidation
+		if l.cfg.Revalidates != nil {
+			revalidates = l.cfg.Revalidates(evs)
+		}
+		record := l.cfg.Journal.RecordSignal
+		if rj, ok := l.cfg.Journal.(RevalidatingJournal); ok && len(revalidates) > 0 {
+			record = func(ctx context.Context, transmitter, jti string, events []signals.Event) error {
+				return rj.RecordSignalRevalidating(ctx, transmitter, jti, events, revalidates)
+			}
+		}
+		if err := record(ctx, s.Issuer, s.JTI, evs); err != nil {
 			l.log.ErrorContext(ctx, "signal not recorded in the decision trail; not stored", "transmitter", s.Issuer, "jti", s.JTI, "error", err)
 			return nil, fmt.Errorf("%s %s: %w: %w", s.Issuer, s.JTI, ErrNotRecorded, err)
 		}
@@ -222,6 +248,19 @@ func (l *Ledger) Receive(ctx context.Context, s *signals.SET) ([]signals.Event, 
 		l.log.WarnContext(ctx, "change feed: publishing the signal after it is stored only", "error", berr)
 	}
 	stored, err := l.cfg.Store.Append(ctx, evs)
+	if err != nil && len(stored) == 0 && !errors.Is(err, ErrDuplicate) {
+		// A lost COMMIT reply, or a file the store could not cut back
+		// after a failed sync, may hold the SET all the same: it is read
+		// again before it is called not applied.
+		if found := l.storedAnyway(ctx, evs); len(found) > 0 {
+			l.log.WarnContext(ctx, "the signal store failed the append but holds the SET's events: taken as stored",
+				"transmitter", s.Issuer, "jti", s.JTI, "stored", len(found), "events", len(evs), "error", err)
+			stored = found
+			if len(found) == len(evs) {
+				err = nil
+			}
+		}
+	}
 	if err != nil {
 		_, _ = finish(ctx, false)
 		if len(stored) > 0 {
@@ -242,12 +281,52 @@ func (l *Ledger) Receive(ctx context.Context, s *signals.SET) ([]signals.Event, 
 			"entity", e.Entity, "event_time", e.Time, "position", e.Position)
 	}
 	if l.cfg.OnStored != nil {
-		l.cfg.OnStored(ctx, stored)
+		// The signal is stored: what it implies (a revalidation) is made
+		// even when the transmitter hangs up now, or its retry would be
+		// answered "duplicate" and the implication never made.
+		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), OnStoredBound)
+		l.cfg.OnStored(octx, stored)
+		cancel()
 	}
 	if _, perr := finish(ctx, true); perr != nil {
 		l.log.WarnContext(ctx, "signal not acknowledged by every sidecar; their leases bound it", "error", perr)
 	}
 	return stored, nil
+}
+
+// RereadBound bounds the read of the store after a failed append (and
+// its retries while the store does not answer).
+const RereadBound = 5 * time.Second
+
+// storedAnyway reads the store after a failed append of evs (one SET)
+// for the events this receive stored all the same (same transmitter,
+// jti and receive instant; another replica's copy of the jti is not
+// this receive's). It reads detached from the request's cancellation,
+// retrying for RereadBound; nil when the store holds none of them or
+// does not answer.
+func (l *Ledger) storedAnyway(ctx context.Context, evs []signals.Event) []signals.Event {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RereadBound)
+	defer cancel()
+	head := l.Head()
+	for {
+		all, err := l.cfg.Store.Since(ctx, head)
+		if err == nil {
+			var found []signals.Event
+			for _, e := range all {
+				if e.Transmitter == evs[0].Transmitter && e.JTI == evs[0].JTI && e.ReceivedAt.Equal(evs[0].ReceivedAt) {
+					found = append(found, e)
+				}
+			}
+			return found
+		}
+		select {
+		case <-ctx.Done():
+			l.log.ErrorContext(ctx, "the signal store does not answer after a failed append: recorded as not applied",
+				"transmitter", evs[0].Transmitter, "jti", evs[0].JTI, "error", err)
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // notApplied records in the journal that a recorded SET was not stored,

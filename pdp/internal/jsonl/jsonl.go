@@ -61,7 +61,16 @@ type File struct {
 
 	// Sync makes a write durable; tests replace it.
 	Sync func(*os.File) error
+	// Truncate cuts the file; tests replace it.
+	Truncate func(f *os.File, size int64) error
 }
+
+// ErrKeptInFile: an append whose fsync failed could not be cut off the
+// file again, and the file holds its lines whole (read back): the owner
+// takes them as written (in memory, as after a reopen) rather than
+// report them not written. Whether they survive a power loss is unknown;
+// the file refuses later writes until it is reopened.
+var ErrKeptInFile = errors.New("jsonl: the lines are in the file although their fsync failed")
 
 // Open opens (creating it, and its directory, with mode 0600/0700, if
 // missing) the file at path and replays it, calling decode with the body
@@ -100,7 +109,7 @@ func Open(path string, opts Options, decode func(body []byte) error) (*File, err
 		}
 		return nil, fmt.Errorf("lock: %w", err)
 	}
-	jf := &File{path: path, f: f, corrupt: opts.Corrupt, Sync: (*os.File).Sync}
+	jf := &File{path: path, f: f, corrupt: opts.Corrupt, Sync: (*os.File).Sync, Truncate: (*os.File).Truncate}
 	fail := func(err error) (*File, error) {
 		_ = f.Close()
 		return nil, err
@@ -244,7 +253,7 @@ func (jf *File) AppendLines(lines ...[]byte) error {
 	}
 	n, err := jf.f.Write(buf)
 	if err != nil {
-		if terr := jf.f.Truncate(jf.size); terr != nil {
+		if terr := jf.Truncate(jf.f, jf.size); terr != nil {
 			jf.broken = errors.Join(err, terr)
 		}
 		return fmt.Errorf("write %s: %w", jf.path, err)
@@ -256,6 +265,9 @@ func (jf *File) AppendLines(lines ...[]byte) error {
 		jf.broken = err
 		if cerr := jf.cutBack(); cerr != nil {
 			jf.broken = errors.Join(err, cerr)
+			if jf.holds(buf) {
+				return fmt.Errorf("fsync %s: %w (and the lines could not be cut off again: %w): %w", jf.path, err, cerr, ErrKeptInFile)
+			}
 			return fmt.Errorf("fsync %s: %w (and the lines could not be cut off again: %w)", jf.path, err, cerr)
 		}
 		return fmt.Errorf("fsync %s: %w (the lines were cut off again)", jf.path, err)
@@ -264,9 +276,19 @@ func (jf *File) AppendLines(lines ...[]byte) error {
 	return nil
 }
 
+// holds reports that the file holds buf, whole, after its whole lines.
+func (jf *File) holds(buf []byte) bool {
+	got := make([]byte, len(buf)+1)
+	n, err := jf.f.ReadAt(got, jf.size)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false
+	}
+	return n == len(buf) && bytes.Equal(got[:n], buf)
+}
+
 // cutBack truncates the file to its whole lines and fsyncs the cut.
 func (jf *File) cutBack() error {
-	if err := jf.f.Truncate(jf.size); err != nil {
+	if err := jf.Truncate(jf.f, jf.size); err != nil {
 		return fmt.Errorf("truncate to %d bytes: %w", jf.size, err)
 	}
 	if err := jf.Sync(jf.f); err != nil {
