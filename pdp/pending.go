@@ -38,10 +38,12 @@ type Pending struct {
 	owner uint64
 	items []pendingItem
 	buf   [2]pendingItem
-	// changed: a dropped change had begun a block that other decisions
-	// (and the sidecars caching them) saw, or a block they saw is gone
-	// with it, or its drop let committed changes be made: Commit tells
-	// the sidecars.
+	// changed: a block a decision was answered with (and the sidecars
+	// may have cached) is gone or changed with a dropped change, or its
+	// drop let committed changes begin or end one: Commit tells the
+	// sidecars. A dropped change that began a block no decision was
+	// answered with changes nothing they cached: not told (while records
+	// fail, a key at its threshold would be told of at every failure).
 	changed bool
 }
 
@@ -95,7 +97,7 @@ func (p *Pending) Drop(i int) {
 		case pendingVelocity:
 			c = v.values.drop(it.value, it.id)
 		}
-		p.changed = p.changed || c || it.blocking
+		p.changed = p.changed || c
 		return true
 	})
 }

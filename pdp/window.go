@@ -77,6 +77,13 @@ type windowTally struct {
 	windowState
 	pending []windowChange
 	window  time.Duration // of the rule that counted last: when the tally is idle
+	// seen: a decision was answered (blocked) with a block that only
+	// pending changes make, and no change of what the decisions see was
+	// reported since. Losing such a block (a drop) is worth telling the
+	// sidecars (they may cache denials made with it); losing one no
+	// decision saw is not: a key at its threshold while records fail
+	// reports nothing per failing decision.
+	seen bool
 }
 
 // idle reports whether the tally holds nothing worth keeping at at.
@@ -228,6 +235,17 @@ func (w *windowCounts[K]) settle(k K, t *windowTally) (changed bool) {
 // did not since the last block ended (w.mu held).
 func (t *windowTally) seenUntil() time.Time { return t.view(0, false).blockedUntil }
 
+// reported notes what a commit or drop reports: a change reported is
+// told to the sidecars, so no block seen before it is left to tell of;
+// with nothing pending, no block is made by pending changes alone (w.mu
+// held).
+func (t *windowTally) reported(changed bool) bool {
+	if changed || len(t.pending) == 0 {
+		t.seen = false
+	}
+	return changed
+}
+
 // commit makes reservation id of key k, once every change reserved
 // before it is made or dropped, and reports whether a block began or
 // ended with the changes made now (its own, or later ones it was
@@ -250,14 +268,18 @@ func (w *windowCounts[K]) commit(k K, id uint64) (changed bool) {
 	}
 	t.pending[i].done = true
 	changed = w.settle(k, t)
-	return changed || (reset && !t.seenUntil().Equal(before))
+	return t.reported(changed || (reset && !t.seenUntil().Equal(before)))
 }
 
 // drop forgets reservation id of key k and reports whether a block began
 // or ended with the committed changes it was holding back, or as the
-// other decisions see the counts: a pending block they saw (and the
-// sidecars cached denials for) may be gone with the event dropped, even
-// when it was not this event that began it.
+// other decisions see the counts when a decision was answered with a
+// block only pending changes made (seen): that block (the sidecars may
+// have cached denials for) may be gone or changed with the event
+// dropped, even when it was not this event that began it. A pending
+// block no decision was answered with is lost silently: while records
+// fail, a key at its threshold reports once per block seen and lost,
+// not once per failing decision.
 func (w *windowCounts[K]) drop(k K, id uint64) (changed bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -268,10 +290,12 @@ func (w *windowCounts[K]) drop(k K, id uint64) (changed bool) {
 	before := t.seenUntil()
 	t.pending = slices.Delete(t.pending, i, i+1)
 	changed = w.settle(k, t)
-	return changed || !t.seenUntil().Equal(before)
+	return t.reported(changed || (t.seen && !t.seenUntil().Equal(before)))
 }
 
 // blocked returns the state owner sees for key k when it blocks k at at.
+// A block that pending changes alone make (another end than the
+// committed one) is noted as seen: its decision is answered with it.
 func (w *windowCounts[K]) blocked(k K, owner uint64, at time.Time) (windowState, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -280,7 +304,11 @@ func (w *windowCounts[K]) blocked(k K, owner uint64, at time.Time) (windowState,
 		return windowState{}, false
 	}
 	s := t.view(owner, false)
-	return s, s.blocks(at)
+	ok := s.blocks(at)
+	if ok && !s.blockedUntil.Equal(t.blockedUntil) {
+		t.seen = true
+	}
+	return s, ok
 }
 
 // stats returns the keys counted and the events not counted for want of

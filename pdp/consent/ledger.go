@@ -395,7 +395,9 @@ func (l *Ledger) flushLoop() {
 }
 
 // FlushActivity writes the activity recorded by Touch since the last
-// flush to the store. What fails stays queued for the next flush.
+// flush to the store. What fails stays queued for the next flush: l.dirty
+// holds every mark not known to be stored, including those a store that
+// persists on demand (FileStore) took in memory but failed to persist.
 func (l *Ledger) FlushActivity(ctx context.Context) error {
 	l.amu.Lock()
 	dirty := l.dirty
@@ -406,29 +408,24 @@ func (l *Ledger) FlushActivity(ctx context.Context) error {
 		if err := b.SetActivities(ctx, dirty); err != nil {
 			// Kept for the next flush (a chunk may be stored twice: the
 			// upsert keeps the later time).
-			l.amu.Lock()
-			for s, at := range dirty {
-				if cur, ok := l.dirty[s]; !ok || at.After(cur) {
-					l.dirty[s] = at
-				}
-			}
-			l.amu.Unlock()
+			l.requeue(dirty)
 			return fmt.Errorf("consent: flush activity (%d subjects): %w", len(dirty), err)
 		}
-		dirty = nil
-	}
-	for s, at := range dirty {
-		if err := l.store.SetActivity(ctx, s, at); err != nil {
-			errs = append(errs, err)
-			l.amu.Lock()
-			if cur, ok := l.dirty[s]; !ok || at.After(cur) {
-				l.dirty[s] = at
+	} else {
+		for s, at := range dirty {
+			if err := l.store.SetActivity(ctx, s, at); err != nil {
+				errs = append(errs, err)
+				l.requeue(map[Ref]time.Time{s: at})
 			}
-			l.amu.Unlock()
 		}
 	}
 	if f, ok := l.store.(activityFlusher); ok {
-		errs = append(errs, f.FlushActivity())
+		if err := f.FlushActivity(); err != nil {
+			// The store holds them in memory only: set again at the next
+			// flush (the store keeps the later time), logged by Close.
+			errs = append(errs, err)
+			l.requeue(dirty)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("consent: flush activity (%d subjects): %w", len(dirty), err)
@@ -436,8 +433,53 @@ func (l *Ledger) FlushActivity(ctx context.Context) error {
 	return nil
 }
 
+// requeue puts marks back into l.dirty for the next flush, keeping the
+// later time of a subject touched since.
+func (l *Ledger) requeue(marks map[Ref]time.Time) {
+	l.amu.Lock()
+	defer l.amu.Unlock()
+	for s, at := range marks {
+		if cur, ok := l.dirty[s]; !ok || at.After(cur) {
+			l.dirty[s] = at
+		}
+	}
+}
+
+// maxUnstoredLines bounds the lines Close logs for marks it could not
+// store: one per subject up to it, then one with the count left.
+const maxUnstoredLines = 100
+
+// logUnstored logs, at Error, each activity mark still queued (after
+// Close's final flush failed: nothing will store it), with its subject
+// and time, at most maxUnstoredLines of them (subjects in order), then
+// one line with how many more were lost.
+func (l *Ledger) logUnstored(cause error) {
+	l.amu.Lock()
+	marks := l.dirty
+	l.dirty = map[Ref]time.Time{}
+	l.amu.Unlock()
+	if len(marks) == 0 {
+		return
+	}
+	subjects := make([]Ref, 0, len(marks))
+	for s := range marks {
+		subjects = append(subjects, s)
+	}
+	sort.Slice(subjects, func(i, j int) bool { return subjects[i].String() < subjects[j].String() })
+	for i, s := range subjects {
+		if i == maxUnstoredLines {
+			l.log.Error("consent: more activity not stored at close", "subjects", len(subjects)-i, "err", cause)
+			return
+		}
+		l.log.Error("consent: activity not stored at close", "subject", s.String(), "at", marks[s], "err", cause)
+	}
+}
+
 // Close stops the flusher and flushes the activity (within 10 seconds).
-// It does not close the store. Later calls fail with ErrClosed.
+// When that final flush fails, each mark it could not store is logged at
+// Error with its subject and time (see logUnstored): every mark is
+// stored or logged. It does not close the store. Later calls fail with
+// ErrClosed.
 func (l *Ledger) Close() error {
 	var err error
 	l.closeOnce.Do(func() {
@@ -449,6 +491,9 @@ func (l *Ledger) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		err = l.FlushActivity(ctx)
+		if err != nil {
+			l.logUnstored(err)
+		}
 	})
 	return err
 }
