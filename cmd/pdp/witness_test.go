@@ -204,7 +204,7 @@ func TestLogVerifyWitnessPostgres(t *testing.T) {
 	t.Setenv("PDP_TRAIL_SIGNING_KEY_FILE", key)
 	t.Setenv("PDP_TRAIL_WITNESS_FILE", auto)
 	t.Setenv("PDP_TRAIL_CHECKPOINT_INTERVAL", "50ms")
-	pg := []string{"--postgres-url", dbURL}
+	pg := []string{"--postgres-url", dbURL, "--key", vkey}
 
 	url, stop := serveTrailBundle(t, pdpserver.TrailSync, filepath.Join(t.TempDir(), "a"), todoDir)
 	askN(t, url, 0, 6)

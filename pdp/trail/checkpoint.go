@@ -161,8 +161,25 @@ func (l *FileLog) loadCheckpoints() error {
 
 // Checkpoint signs a tree head for the current size, appends it to the
 // checkpoints file (fsynced) and returns it. If the tree has not grown since
-// the latest checkpoint, that checkpoint is returned.
+// the latest checkpoint, that checkpoint is returned. Either way it is
+// handed to the OnCheckpoint function.
 func (l *FileLog) Checkpoint() ([]byte, error) {
+	signed, err := l.checkpoint()
+	if err == nil {
+		if fn := l.cpHook.Load(); fn != nil {
+			(*fn)(bytes.Clone(signed))
+		}
+	}
+	return signed, err
+}
+
+// OnCheckpoint makes fn get every checkpoint Checkpoint returns (Run's,
+// Close's, a caller's), after it is stored: a copy of the trail's
+// checkpoints kept elsewhere (trail.witness_file) follows them without
+// signing any of its own. fn must not block.
+func (l *FileLog) OnCheckpoint(fn func(signed []byte)) { l.cpHook.Store(&fn) }
+
+func (l *FileLog) checkpoint() ([]byte, error) {
 	if l.opts.Signer == nil {
 		return nil, ErrNoSigner
 	}

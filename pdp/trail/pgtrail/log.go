@@ -209,6 +209,7 @@ type Log struct {
 
 	records, batches atomic.Uint64
 	cpErr            atomic.Pointer[error]
+	cpHook           atomic.Pointer[func(signed []byte)] // OnCheckpoint
 	// cpHigh is the size of the largest checkpoint this Log signed or
 	// found latest: the latest stored one is never smaller (checkpoints
 	// are only added; prune keeps them), so a smaller one means rows of

@@ -276,8 +276,18 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
 	if h, herr := trail.UnverifiedHead(signed); herr == nil {
 		l.noteCheckpoint(int64(h.Size))
 	}
+	if fn := l.cpHook.Load(); fn != nil {
+		(*fn)(bytes.Clone(signed))
+	}
 	return signed, nil
 }
+
+// OnCheckpoint makes fn get every checkpoint this replica's Checkpoint
+// returns (Run's, Close's, a caller's: a new one, or the latest stored when
+// the tree has not grown, checked against the head), after it is stored:
+// a copy of the trail's checkpoints kept elsewhere (trail.witness_file)
+// follows them without signing any of its own. fn must not block.
+func (l *Log) OnCheckpoint(fn func(signed []byte)) { l.cpHook.Store(&fn) }
 
 // sameTree checks that signed, the latest stored checkpoint, is of the
 // tree of size records the head holds: its signature (when the verifier
