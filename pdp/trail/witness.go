@@ -18,7 +18,10 @@ import (
 // lines, each "— NAME SIGNATURE"; the next note starts at the first line
 // after them that is not a signature line. An origin holds no white space
 // (trail.origin), so a note's first line is never taken for a signature.
-// Empty lines between notes are allowed.
+// Empty lines between notes are allowed. A checkpoint's text is three
+// lines (TreeHead.text): text lines before them, up to the empty line,
+// are a chunk of their own (a note torn at a line's end), so the note
+// after a torn one is still found.
 
 // ErrWitnessFile is returned for a witness file that does not parse.
 var ErrWitnessFile = errors.New("trail: malformed witness file")
