@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
 
 	"github.com/spf13/pflag"
 
@@ -25,8 +26,8 @@ func logCommand() *command {
 		flags: func(fs *pflag.FlagSet) {
 			fs.String("dir", envOr("PDP_TRAIL_DIR", pdpserver.DefaultTrail().Dir), "the trail directory (env PDP_TRAIL_DIR); the PDP using it must be stopped")
 			fs.String("origin", envOr("PDP_TRAIL_ORIGIN", pdpserver.DefaultTrail().Origin), "the checkpoints' origin line, trail.origin (env PDP_TRAIL_ORIGIN)")
-			fs.String("key", "", "verify: the checkpoints' verifier key (as served at "+"/v1/trail/key)")
-			fs.String("key-file", "", "verify: a file with the verifier key (or the signing key)")
+			fs.StringArray("key", nil, "verify, checkpoint: the checkpoints' verifier key (as served at "+"/v1/trail/key); repeatable: after a key rotation pass the old key(s) too, a checkpoint signed by any of them checks")
+			fs.StringArray("key-file", nil, "verify, checkpoint: a file with the verifier key (or the signing key); repeatable")
 			fs.Uint64("from", 0, "verify: first sequence number to check")
 			fs.Uint64("to", math.MaxUint64, "verify: one past the last sequence number to check (default: the end)")
 			fs.Bool("fail-unanchored", false, "verify: fail when records follow the latest checkpoint (no signature covers them yet)")
@@ -74,13 +75,35 @@ func runLog(ctx context.Context, std stdio, fs *pflag.FlagSet, args []string) er
 	case "prove":
 		return logProve(std, l, args[0])
 	default:
-		cps := l.Checkpoints()
-		if len(cps) == 0 {
-			return fmt.Errorf("%s has no checkpoint yet", dir)
-		}
-		_, err := std.out.Write(cps[len(cps)-1])
+		return logCheckpoint(std, fs, l, dir)
+	}
+}
+
+// logCheckpoint prints the latest stored checkpoint once it checks with
+// the verifier key(s) and is of the trail's origin: a row planted in the
+// database is refused, not copied into a witness file.
+func logCheckpoint(std stdio, fs *pflag.FlagSet, l pdpserver.TrailStore, dir string) error {
+	vkey, err := verifierFromFlags(std, fs, dir)
+	if err != nil {
 		return err
 	}
+	cps := l.Checkpoints()
+	if len(cps) == 0 {
+		return fmt.Errorf("%s has no checkpoint yet", dir)
+	}
+	cp := cps[len(cps)-1]
+	h, err := trail.OpenCheckpoint(vkey, cp)
+	if err != nil {
+		return fmt.Errorf("the latest stored checkpoint does not check (run pdp log verify): %w", err)
+	}
+	if origin, _ := fs.GetString("origin"); h.Origin != origin {
+		return fmt.Errorf("the latest stored checkpoint is of origin %q, not %q (--origin)", h.Origin, origin)
+	}
+	if size := l.Size(); h.Size > size {
+		return fmt.Errorf("the latest stored checkpoint is of %d records, but the trail holds %d (run pdp log verify)", h.Size, size)
+	}
+	_, err = std.out.Write(cp)
+	return err
 }
 
 // postgresFlags are the flags that point a command at a PostgreSQL trail.
@@ -150,27 +173,37 @@ func logVerify(ctx context.Context, std stdio, fs *pflag.FlagSet, l pdpserver.Tr
 	return nil
 }
 
-// verifierFromFlags is --key, else the key in --key-file, else the one
-// derived from the signing key next to the log (which says so: a check
+// verifierFromFlags is every --key and the key in every --key-file (as
+// one string, the keys separated by new lines: trail.Verifiers), else the
+// one derived from the signing key next to the log (which says so: a check
 // independent of the trail's host needs the published key).
 func verifierFromFlags(std stdio, fs *pflag.FlagSet, dir string) (string, error) {
-	if k, _ := fs.GetString("key"); k != "" {
-		return k, nil
-	}
-	file, _ := fs.GetString("key-file")
-	if file == "" {
-		file = filepath.Join(dir, pdpserver.TrailKeyFile)
+	keys, _ := fs.GetStringArray("key")
+	files, _ := fs.GetStringArray("key-file")
+	if len(keys) == 0 && len(files) == 0 {
+		file := filepath.Join(dir, pdpserver.TrailKeyFile)
 		fmt.Fprintf(std.err, "note: verifier key derived from %s; pass --key with the key the PDP publishes at /v1/trail/key for an independent check\n", file)
+		files = []string{file}
 	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("verifier key: %w", err)
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("verifier key: %w", err)
+		}
+		k := strings.TrimSpace(string(data))
+		if strings.HasPrefix(k, "PRIVATE+KEY+") {
+			if k, err = pdpserver.VerifierKey(k); err != nil {
+				return "", err
+			}
+		}
+		keys = append(keys, k)
 	}
-	k := strings.TrimSpace(string(data))
-	if strings.HasPrefix(k, "PRIVATE+KEY+") {
-		return pdpserver.VerifierKey(k)
+	for _, k := range keys {
+		if strings.ContainsFunc(k, unicode.IsSpace) || k == "" {
+			return "", usagef("--key %q: a verifier key holds no white space", k)
+		}
 	}
-	return k, nil
+	return strings.Join(keys, "\n"), nil
 }
 
 // proofOutput is what 'pdp log prove' prints: all a third party needs, with

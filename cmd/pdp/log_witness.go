@@ -16,8 +16,9 @@ type witnessFile struct {
 }
 
 // readWitnessFiles reads and parses every --witness file before the trail
-// is opened: a file that cannot be read or parsed is a usage error, never
-// skipped.
+// is opened: a file that cannot be read or holds nothing is a usage error,
+// never skipped; a chunk of it that is not a checkpoint is reported by
+// checkWitnesses, beside the checkpoints before and after it.
 func readWitnessFiles(names []string) ([]witnessFile, error) {
 	var out []witnessFile
 	for _, name := range names {
@@ -35,27 +36,37 @@ func readWitnessFiles(names []string) ([]witnessFile, error) {
 }
 
 // checkWitnesses checks every witnessed checkpoint against l, prints a
-// FAILED line naming each one that does not hold and an OK line per file
-// that holds entirely; false if any failed.
+// FAILED line naming each one that does not hold (and each chunk of a
+// file that is not a checkpoint: a torn append, say) and an OK line per
+// file that holds entirely; false if any failed.
 func checkWitnesses(ctx context.Context, std stdio, l pdpserver.TrailStore, vkey string, files []witnessFile) (bool, error) {
 	ok := true
 	for _, f := range files {
-		signed := make([][]byte, len(f.cps))
-		for i, c := range f.cps {
-			signed[i] = c.Signed
+		var signed [][]byte
+		for _, c := range f.cps {
+			if c.Err == nil {
+				signed = append(signed, c.Signed)
+			}
 		}
 		errs, err := l.CheckWitnessed(ctx, vkey, signed)
 		if err != nil {
 			return false, fmt.Errorf("--witness %s: %w", f.name, err)
 		}
 		var largest uint64
-		failed := 0
-		for i, c := range f.cps {
+		failed, j := 0, 0
+		for _, c := range f.cps {
+			if c.Err != nil {
+				failed++
+				fmt.Fprintf(std.out, "FAILED: witness %s: checkpoint %d, line %d, is not a checkpoint: %v\n", f.name, c.Index, c.Line, c.Err)
+				continue
+			}
 			h, _ := trail.UnverifiedHead(c.Signed) // parsed already
-			if errs[i] != nil {
+			cerr := errs[j]
+			j++
+			if cerr != nil {
 				failed++
 				fmt.Fprintf(std.out, "FAILED: witnessed checkpoint of %d records (root %s…, %s: checkpoint %d, line %d): %v\n",
-					h.Size, rootPrefix(h), f.name, c.Index, c.Line, errs[i])
+					h.Size, rootPrefix(h), f.name, c.Index, c.Line, cerr)
 				continue
 			}
 			largest = max(largest, h.Size)

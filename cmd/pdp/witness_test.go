@@ -76,8 +76,9 @@ func foreignWitness(t *testing.T) string {
 }
 
 // checkBadWitnesses: a checkpoint signed by another key fails (exit 1,
-// naming it), a garbled or missing witness file is a usage error, and so
-// is --witness with another subcommand. trail is the flags naming it.
+// naming it), and so does a garbled chunk (naming its line); a missing
+// witness file is a usage error, and so is --witness with another
+// subcommand. trail is the flags naming it.
 func checkBadWitnesses(t *testing.T, good string, trailArgs ...string) {
 	t.Helper()
 	verify := func(args ...string) (int, string) {
@@ -103,8 +104,14 @@ func checkBadWitnesses(t *testing.T, good string, trailArgs ...string) {
 	if err := os.WriteFile(garbled, []byte(strings.Join(append(lines[:8:8], lines[9:]...), "")), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The garbled chunk fails by itself, naming its line; the checkpoint
+	// before it is still checked.
+	if code, out := verify("--witness", garbled); code != exitFailure ||
+		!strings.Contains(out, "FAILED: witness "+garbled+": checkpoint 2, line 6, is not a checkpoint: trail: malformed witness file: line 6: a signature line where the checkpoint text goes on") ||
+		strings.Contains(out, "checkpoint 1,") {
+		t.Fatalf("verify --witness %s: %d %s", garbled, code, out)
+	}
 	for _, tc := range []struct{ file, want string }{
-		{garbled, "--witness " + garbled + ": trail: malformed witness file: line 9: a signature line where the checkpoint text of line 6 goes on"},
 		{filepath.Join(t.TempDir(), "none"), "--witness: open "},
 	} {
 		if code, out := verify("--witness", tc.file); code != exitUsage || !strings.Contains(out, tc.want) {
@@ -204,7 +211,7 @@ func TestLogVerifyWitnessPostgres(t *testing.T) {
 	t.Setenv("PDP_TRAIL_SIGNING_KEY_FILE", key)
 	t.Setenv("PDP_TRAIL_WITNESS_FILE", auto)
 	t.Setenv("PDP_TRAIL_CHECKPOINT_INTERVAL", "50ms")
-	pg := []string{"--postgres-url", dbURL}
+	pg := []string{"--postgres-url", dbURL, "--key", vkey}
 
 	url, stop := serveTrailBundle(t, pdpserver.TrailSync, filepath.Join(t.TempDir(), "a"), todoDir)
 	askN(t, url, 0, 6)

@@ -327,7 +327,7 @@ func openTrail(ctx context.Context, cfg TrailConfig, inner reservingDecider, bui
 		return nil, err
 	}
 	// After the recorder, which takes the store itself.
-	if t.log, err = witnessStore(t.log, cfg, log); err != nil {
+	if t.log, err = witnessStore(t.log, cfg, vkey, log); err != nil {
 		return nil, err
 	}
 	log.Info("decision trail open", "mode", cfg.Mode, "store", cfg.Store, "at", where, "records", t.log.Size(),

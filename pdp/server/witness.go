@@ -1,11 +1,13 @@
 package server
 
 import (
-	"context"
+	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -14,74 +16,141 @@ import (
 
 // The witness file (trail.witness_file): a copy of the trail's signed
 // checkpoints kept outside the trail, for 'pdp log verify --witness'. The
-// running PDP appends to it the latest checkpoint whenever the trail's
-// tree has grown since the one it appended last (checked every
-// trail.checkpoint_interval, and on a clean stop), as
+// store hands each checkpoint its own loop makes (every
+// trail.checkpoint_interval while the tree grows, and on a clean stop) to
+// the witness writer, which signs none of its own: it checks the
+// checkpoint's signature with the trail's verifier key, its origin, and
+// that it is of no more records than the trail holds, then appends it if
+// it is larger than the one it appended last, as
 // 'pdp log checkpoint >> FILE' would. The file is opened for each append
-// (O_APPEND, then fsync), so it may be rotated or shipped away between
-// them. A failed append is logged at Error and shows in
-// pdp_trail_checkpoint_failing until an append succeeds; it never holds
-// up a decision.
+// (O_APPEND, then fsync; the directory fsynced when the file is made), so
+// it may be rotated or shipped away between them; a write or fsync that
+// fails is cut off again, and before its first append the writer cuts a
+// torn note a crash left at the file's end (logged at Error). A checkpoint
+// refused or an append failed is logged at Error and shows in
+// pdp_trail_checkpoint_failing until an append succeeds; it never holds up
+// a decision. The file's I/O runs in the writer's own goroutine, never
+// under a lock /metrics takes; Close waits for the final append at most
+// witnessCloseWait.
 
-// checkpointer signs a checkpoint of the trail's current size, or returns
-// the latest if the tree has not grown: *trail.FileLog and *pgtrail.Log.
-type checkpointer interface {
-	Checkpoint() ([]byte, error)
+// witnessCloseWait bounds how long Close waits for the final append.
+const witnessCloseWait = 5 * time.Second
+
+// maxTornTail is the most bytes the writer cuts from the end of the file:
+// a torn note is shorter (a checkpoint is ~200 bytes); more is not a
+// witness file's, and is left for the operator.
+const maxTornTail = 4096
+
+// checkpointSource is a trail store that hands each checkpoint it makes
+// to a function: *trail.FileLog and *pgtrail.Log.
+type checkpointSource interface {
+	OnCheckpoint(fn func(signed []byte))
 }
 
-// witnessedStore is a TrailStore that also appends its checkpoints to a
+// witnessedStore is a TrailStore whose checkpoints are also appended to a
 // witness file.
 type witnessedStore struct {
 	TrailStore
-	cp       checkpointer
-	path     string
-	interval time.Duration
-	log      *slog.Logger
+	path, origin, vkey string
+	log                *slog.Logger
+	closeWait          time.Duration
 
-	mu    sync.Mutex
-	wrote bool   // a checkpoint was appended
-	last  uint64 // the size of the latest appended
-	err   error  // the latest append's failure, nil after a success
+	wake      chan struct{}      // a checkpoint waits in next
+	syncReq   chan chan struct{} // append what waits, then answer
+	quit      chan struct{}      // closed by Close: append what waits, then stop
+	done      chan struct{}      // closed when the writer has stopped
+	closeOnce sync.Once
+	closeErr  error
+
+	mu   sync.Mutex // next and err; never held over I/O
+	next []byte     // the latest checkpoint not yet appended
+	err  error      // the latest refusal or failed append, nil after a success
+
+	// The writer goroutine's own.
+	wrote   bool   // a checkpoint was appended
+	last    uint64 // the size of the latest appended
+	checked bool   // the file's end was checked for a torn note
 }
 
-// witnessStore wraps l so that it appends to cfg.WitnessFile; l as it is
-// when no witness file is configured.
-func witnessStore(l TrailStore, cfg TrailConfig, log *slog.Logger) (TrailStore, error) {
+// witnessStore wraps l so that its checkpoints are appended to
+// cfg.WitnessFile once they check with vkey; l as it is when no witness
+// file is configured.
+func witnessStore(l TrailStore, cfg TrailConfig, vkey string, log *slog.Logger) (TrailStore, error) {
 	if cfg.WitnessFile == "" {
 		return l, nil
 	}
-	cp, ok := l.(checkpointer)
+	src, ok := l.(checkpointSource)
 	if !ok {
-		return nil, fmt.Errorf("trail.witness_file: the %T trail cannot sign a checkpoint on demand", l)
+		return nil, fmt.Errorf("trail.witness_file: the %T trail does not hand out its checkpoints", l)
 	}
-	return &witnessedStore{TrailStore: l, cp: cp, path: cfg.WitnessFile, interval: cfg.CheckpointInterval, log: log}, nil
+	if _, err := trail.Verifiers(vkey); err != nil {
+		return nil, fmt.Errorf("trail.witness_file: %w", err)
+	}
+	s := &witnessedStore{TrailStore: l, path: cfg.WitnessFile, origin: cfg.Origin, vkey: vkey, log: log,
+		closeWait: witnessCloseWait, wake: make(chan struct{}, 1), syncReq: make(chan chan struct{}),
+		quit: make(chan struct{}), done: make(chan struct{})}
+	src.OnCheckpoint(s.offer)
+	go s.loop()
+	return s, nil
 }
 
-// Run runs the store's own checkpoints and, beside them, the appends to
-// the witness file.
-func (s *witnessedStore) Run(ctx context.Context) error {
-	done := make(chan error, 1)
-	go func() { done <- s.TrailStore.Run(ctx) }()
-	t := time.NewTicker(s.interval)
-	defer t.Stop()
+// offer hands the writer a checkpoint the store made; it never blocks
+// (the latest waiting replaces an earlier one: it covers it).
+func (s *witnessedStore) offer(signed []byte) {
+	s.mu.Lock()
+	s.next = signed
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *witnessedStore) loop() {
+	defer close(s.done)
 	for {
 		select {
-		case err := <-done:
-			return err
-		case <-t.C:
-			s.witness()
+		case <-s.wake:
+			s.flush()
+		case ack := <-s.syncReq:
+			s.flush()
+			close(ack)
+		case <-s.quit:
+			s.flush()
+			return
 		}
 	}
 }
 
-// Close appends the final checkpoint (the recorder is drained by now),
-// then closes the store.
-func (s *witnessedStore) Close() error {
-	s.witness()
-	return s.TrailStore.Close()
+// sync waits until the writer has handled the checkpoint offered last.
+func (s *witnessedStore) sync() {
+	ack := make(chan struct{})
+	select {
+	case s.syncReq <- ack:
+		<-ack
+	case <-s.done:
+	}
 }
 
-// LastCheckpointError is the store's, else the latest append's failure.
+// Close closes the store (its final checkpoint reaches the writer), then
+// waits at most closeWait for the writer to append it.
+func (s *witnessedStore) Close() error {
+	s.closeOnce.Do(func() {
+		s.closeErr = s.TrailStore.Close()
+		close(s.quit)
+		t := time.NewTimer(s.closeWait)
+		defer t.Stop()
+		select {
+		case <-s.done:
+		case <-t.C:
+			s.log.Error("decision trail: gave up waiting for the final append to the witness file; it may lack the last checkpoint",
+				"witness_file", s.path, "waited", s.closeWait)
+		}
+	})
+	return s.closeErr
+}
+
+// LastCheckpointError is the store's, else the writer's latest failure.
 func (s *witnessedStore) LastCheckpointError() error {
 	if err := s.TrailStore.LastCheckpointError(); err != nil {
 		return err
@@ -91,50 +160,146 @@ func (s *witnessedStore) LastCheckpointError() error {
 	return s.err
 }
 
-// witness appends the latest checkpoint if it is larger than the one
-// appended last. A checkpoint that cannot be had is the store's failure,
-// which its Run reports.
-func (s *witnessedStore) witness() {
-	signed, err := s.cp.Checkpoint()
-	if err != nil {
-		return
-	}
-	h, err := trail.UnverifiedHead(signed)
-	if err != nil {
-		return
-	}
+// flush appends the checkpoint waiting, if any, once it checks and is
+// larger than the one appended last.
+func (s *witnessedStore) flush() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.wrote && h.Size <= s.last {
+	signed := s.next
+	s.next = nil
+	s.mu.Unlock()
+	if signed == nil {
 		return
+	}
+	h, err := trail.OpenCheckpoint(s.vkey, signed)
+	switch {
+	case err != nil:
+		s.fail("refused a checkpoint that does not check with the trail's verifier key", 0, err)
+		return
+	case h.Origin != s.origin:
+		s.fail("refused a checkpoint of another origin", h.Size, fmt.Errorf("witness file: checkpoint of origin %q, the trail's is %q", h.Origin, s.origin))
+		return
+	case h.Size > s.TrailStore.Size():
+		s.fail("refused a checkpoint of more records than the trail holds", h.Size,
+			fmt.Errorf("witness file: checkpoint of %d records, the trail holds %d", h.Size, s.TrailStore.Size()))
+		return
+	case s.wrote && h.Size <= s.last:
+		return
+	}
+	if !s.checked {
+		if err := s.cutTornTail(); err != nil {
+			s.fail("cannot append to the witness file", h.Size, err)
+			return
+		}
+		s.checked = true
 	}
 	if err := appendWitness(s.path, signed); err != nil {
-		if s.err == nil {
-			s.log.Error("decision trail: cannot append the checkpoint to the witness file; retrying at the next checkpoint",
-				"witness_file", s.path, "size", h.Size, "error", err)
-		}
-		s.err = err
+		s.fail("cannot append the checkpoint to the witness file; retrying at the next checkpoint", h.Size, err)
 		return
 	}
-	if s.err != nil {
+	s.wrote, s.last = true, h.Size
+	s.mu.Lock()
+	was := s.err
+	s.err = nil
+	s.mu.Unlock()
+	if was != nil {
 		s.log.Info("decision trail: the witness file takes checkpoints again", "witness_file", s.path, "size", h.Size)
 	}
-	s.wrote, s.last, s.err = true, h.Size, nil
 }
 
-// appendWitness appends signed to the file at path (made 0640 if absent)
-// and fsyncs it.
+// fail records err as the writer's failure, logged at Error unless it is
+// the one logged last.
+func (s *witnessedStore) fail(msg string, size uint64, err error) {
+	s.mu.Lock()
+	same := s.err != nil && s.err.Error() == err.Error()
+	s.err = err
+	s.mu.Unlock()
+	if !same {
+		s.log.Error("decision trail: "+msg, "witness_file", s.path, "size", size, "error", err)
+	}
+}
+
+// cutTornTail cuts what follows the last whole checkpoint of the file
+// (a note a crash or a full disk left half written), logged at Error, so
+// that the next note starts on a line of its own. More than maxTornTail
+// bytes that are not a checkpoint are not cut: an error.
+func (s *witnessedStore) cutTornTail() error {
+	data, err := os.ReadFile(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("witness file: %w", err)
+	}
+	tail := 0
+	if cps, err := trail.ParseWitnessFile(data); err == nil {
+		tail = trail.WitnessTail(cps)
+	}
+	rest := data[tail:]
+	if len(bytes.Trim(rest, "\n")) == 0 {
+		return nil
+	}
+	if len(rest) > maxTornTail {
+		return fmt.Errorf("witness file: it ends in %d bytes that are not a checkpoint (from byte %d); not appending after them: move the file away", len(rest), tail)
+	}
+	f, err := os.OpenFile(s.path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("witness file: %w", err)
+	}
+	err = f.Truncate(int64(tail))
+	if err == nil {
+		err = f.Sync()
+	}
+	if err = errors.Join(err, f.Close()); err != nil {
+		return fmt.Errorf("witness file: cut a torn note: %w", err)
+	}
+	s.log.Error("decision trail: cut a torn note off the end of the witness file (an append a crash or a full disk left half written)",
+		"witness_file", s.path, "at_byte", tail, "cut", string(rest))
+	return nil
+}
+
+// appendWitness appends signed to the file at path (made 0640 if absent,
+// its directory fsynced then) and fsyncs it; a write or fsync that fails
+// is cut off again, so that the next append starts on a whole note.
 func appendWitness(path string, signed []byte) (err error) {
+	_, statErr := os.Stat(path)
+	created := errors.Is(statErr, fs.ErrNotExist)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return fmt.Errorf("witness file: %w", err)
 	}
 	defer func() { err = errors.Join(err, f.Close()) }()
-	if _, err := f.Write(signed); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
 		return fmt.Errorf("witness file: %w", err)
 	}
+	size := fi.Size()
+	if _, err := f.Write(signed); err != nil {
+		return errors.Join(fmt.Errorf("witness file: %w", err), cutBack(f, size))
+	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("witness file: fsync: %w", err)
+		return errors.Join(fmt.Errorf("witness file: fsync: %w", err), cutBack(f, size))
+	}
+	if created {
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			return fmt.Errorf("witness file: fsync its directory: %w", err)
+		}
 	}
 	return nil
+}
+
+// cutBack truncates f to size, after a failed append.
+func cutBack(f *os.File, size int64) error {
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("witness file: cut the failed append off: %w", err)
+	}
+	return nil
+}
+
+// syncDir fsyncs the directory at path, so that a file made in it stays.
+func syncDir(path string) error {
+	d, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }

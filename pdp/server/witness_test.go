@@ -40,11 +40,19 @@ func TestWitnessedStore(t *testing.T) {
 	file := filepath.Join(outside, "w")
 	var logs bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
-	st, err := witnessStore(fl, TrailConfig{WitnessFile: file, CheckpointInterval: time.Hour}, log)
+	st, err := witnessStore(fl, TrailConfig{WitnessFile: file, CheckpointInterval: time.Hour, Origin: "pdp/trail"}, vkey, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ws := st.(*witnessedStore)
+	// What the store's own loop does at each tick.
+	witness := func() {
+		t.Helper()
+		if _, err := fl.Checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+		ws.sync()
+	}
 	add := func(i int) {
 		t.Helper()
 		rec := trail.Record{Kind: "decision", ID: fmt.Sprintf("d-%d", i), Time: time.Unix(int64(i), 0).UTC(), Body: json.RawMessage(`{}`)}
@@ -74,8 +82,8 @@ func TestWitnessedStore(t *testing.T) {
 	}
 
 	add(0)
-	ws.witness() // the folder is missing
-	ws.witness()
+	witness() // the folder is missing
+	witness()
 	if err := st.LastCheckpointError(); err == nil || !strings.Contains(err.Error(), "witness file") {
 		t.Fatalf("LastCheckpointError after a failed append: %v", err)
 	}
@@ -85,14 +93,14 @@ func TestWitnessedStore(t *testing.T) {
 	if err := os.Mkdir(outside, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	ws.witness() // the same checkpoint, now appended
+	witness() // the same checkpoint, now appended
 	if err := st.LastCheckpointError(); err != nil {
 		t.Fatalf("LastCheckpointError after the append succeeded: %v", err)
 	}
-	ws.witness() // not grown: nothing added
+	witness() // not grown: nothing added
 	add(1)
 	add(2)
-	ws.witness()
+	witness()
 	add(3)
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
@@ -108,7 +116,7 @@ func TestWitnessStoreOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fl.Close()
-	st, err := witnessStore(fl, TrailConfig{}, slog.Default())
+	st, err := witnessStore(fl, TrailConfig{}, "", slog.Default())
 	if err != nil || st != TrailStore(fl) {
 		t.Fatalf("without trail.witness_file: %T %v, want the store itself", st, err)
 	}

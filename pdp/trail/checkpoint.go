@@ -69,14 +69,38 @@ func (h TreeHead) Sign(s note.Signer) ([]byte, error) {
 	return note.Sign(&note.Note{Text: h.text()}, s)
 }
 
-// OpenCheckpoint checks a signed checkpoint against the verifier key and
-// returns its tree head.
-func OpenCheckpoint(verifierKey string, signed []byte) (TreeHead, error) {
-	v, err := note.NewVerifier(verifierKey)
-	if err != nil {
-		return TreeHead{}, fmt.Errorf("trail: verifier key: %w", err)
+// Verifiers parses verifierKeys: one signed-note verifier key, or several
+// separated by white space (a key holds none), as kept across a key
+// rotation; a checkpoint signed by any of them checks.
+func Verifiers(verifierKeys string) (note.Verifiers, error) {
+	keys := strings.Fields(verifierKeys)
+	if len(keys) == 0 {
+		return nil, errors.New("trail: verifier key: none given")
 	}
-	n, err := note.Open(signed, note.VerifierList(v))
+	var vs []note.Verifier
+	seen := make(map[string]bool)
+	for _, k := range keys {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		v, err := note.NewVerifier(k)
+		if err != nil {
+			return nil, fmt.Errorf("trail: verifier key: %w", err)
+		}
+		vs = append(vs, v)
+	}
+	return note.VerifierList(vs...), nil
+}
+
+// OpenCheckpoint checks a signed checkpoint against the verifier key (or
+// keys: Verifiers) and returns its tree head.
+func OpenCheckpoint(verifierKey string, signed []byte) (TreeHead, error) {
+	vs, err := Verifiers(verifierKey)
+	if err != nil {
+		return TreeHead{}, err
+	}
+	n, err := note.Open(signed, vs)
 	if err != nil {
 		return TreeHead{}, fmt.Errorf("trail: checkpoint signature: %w", err)
 	}
@@ -137,8 +161,25 @@ func (l *FileLog) loadCheckpoints() error {
 
 // Checkpoint signs a tree head for the current size, appends it to the
 // checkpoints file (fsynced) and returns it. If the tree has not grown since
-// the latest checkpoint, that checkpoint is returned.
+// the latest checkpoint, that checkpoint is returned. Either way it is
+// handed to the OnCheckpoint function.
 func (l *FileLog) Checkpoint() ([]byte, error) {
+	signed, err := l.checkpoint()
+	if err == nil {
+		if fn := l.cpHook.Load(); fn != nil {
+			(*fn)(bytes.Clone(signed))
+		}
+	}
+	return signed, err
+}
+
+// OnCheckpoint makes fn get every checkpoint Checkpoint returns (Run's,
+// Close's, a caller's), after it is stored: a copy of the trail's
+// checkpoints kept elsewhere (trail.witness_file) follows them without
+// signing any of its own. fn must not block.
+func (l *FileLog) OnCheckpoint(fn func(signed []byte)) { l.cpHook.Store(&fn) }
+
+func (l *FileLog) checkpoint() ([]byte, error) {
 	if l.opts.Signer == nil {
 		return nil, ErrNoSigner
 	}

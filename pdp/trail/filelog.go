@@ -181,7 +181,8 @@ type FileLog struct {
 	cps      []signedHead
 	cpEnd    int64
 	cpClosed bool
-	cpErr    atomic.Pointer[error] // Run's latest checkpoint outcome
+	cpErr    atomic.Pointer[error]               // Run's latest checkpoint outcome
+	cpHook   atomic.Pointer[func(signed []byte)] // OnCheckpoint
 
 	reqs      chan *appendReq
 	closing   chan struct{}

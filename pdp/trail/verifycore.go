@@ -53,14 +53,14 @@ type Evidence struct {
 // stored hashes. Records after the latest checkpoint are checked against
 // the stored hashes and their own sequence numbers only.
 func VerifyEvidence(verifierKey string, ev Evidence, from, to uint64) (Report, error) {
-	v, err := note.NewVerifier(verifierKey)
+	vs, err := Verifiers(verifierKey)
 	if err != nil {
-		return Report{}, fmt.Errorf("trail: verifier key: %w", err)
+		return Report{}, err
 	}
 	// Checkpoints: signature and text.
 	var heads []TreeHead
 	for i, c := range ev.Checkpoints {
-		n, err := note.Open(c, note.VerifierList(v))
+		n, err := note.Open(c, vs)
 		var h TreeHead
 		if err == nil {
 			h, err = parseTreeHead(n.Text)

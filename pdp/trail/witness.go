@@ -18,7 +18,10 @@ import (
 // lines, each "— NAME SIGNATURE"; the next note starts at the first line
 // after them that is not a signature line. An origin holds no white space
 // (trail.origin), so a note's first line is never taken for a signature.
-// Empty lines between notes are allowed.
+// Empty lines between notes are allowed. A checkpoint's text is three
+// lines (TreeHead.text): text lines before them, up to the empty line,
+// are a chunk of their own (a note torn at a line's end), so the note
+// after a torn one is still found.
 
 // ErrWitnessFile is returned for a witness file that does not parse.
 var ErrWitnessFile = errors.New("trail: malformed witness file")
@@ -31,72 +34,140 @@ var (
 	ErrWitnessChanged   = errors.New("records were changed")
 )
 
-// WitnessedCheckpoint is one signed checkpoint of a witness file.
+// WitnessedCheckpoint is one signed checkpoint of a witness file, or a
+// chunk of it that is not one (Err set).
 type WitnessedCheckpoint struct {
-	Signed []byte // the signed note, as 'pdp log checkpoint' prints it
+	Signed []byte // the signed note, as 'pdp log checkpoint' prints it (the chunk's bytes when Err is set)
 	Line   int    // the line it starts on, from 1
 	Index  int    // its position in the file, from 1
+	End    int    // the byte offset just past it
+	Err    error  // why the chunk is not a well-formed checkpoint (wraps ErrWitnessFile); nil for one
 }
 
 // sigPrefix starts every signature line of a signed note.
 const sigPrefix = "\u2014 "
 
+// headLines is the number of lines of a checkpoint's text (TreeHead.text).
+const headLines = 3
+
 // ParseWitnessFile splits data into the signed checkpoints it holds, in
 // file order. Each must be a well-formed checkpoint note (its signatures
-// are not checked here: CheckWitnessed does that). A file with no
-// checkpoint, a note cut short or text between notes is an error naming
-// the line.
+// are not checked here: CheckWitnessed does that). A chunk that is not
+// one (a note cut short by a torn write, text between notes) is an entry
+// with Err naming its line, and parsing goes on at the next note, so the
+// checkpoints before and after it are still there to check. The error is
+// for a file with nothing but empty lines in it.
 func ParseWitnessFile(data []byte) ([]WitnessedCheckpoint, error) {
-	if len(data) > 0 && data[len(data)-1] != '\n' {
-		return nil, fmt.Errorf("%w: the last line is cut short (no newline)", ErrWitnessFile)
-	}
 	lines := strings.SplitAfter(string(data), "\n")
 	if n := len(lines); n > 0 && lines[n-1] == "" {
 		lines = lines[:n-1]
 	}
 	var out []WitnessedCheckpoint
-	i := 0
+	i, off := 0, 0 // the line, and the byte offset it starts at
+	next := func() { off += len(lines[i]); i++ }
 	for i < len(lines) {
 		if lines[i] == "\n" { // between notes
-			i++
+			next()
 			continue
 		}
-		start := i
-		if strings.HasPrefix(lines[i], sigPrefix) {
-			return nil, fmt.Errorf("%w: line %d: a signature line with no checkpoint text before it", ErrWitnessFile, i+1)
-		}
-		for i < len(lines) && lines[i] != "\n" {
-			if strings.HasPrefix(lines[i], sigPrefix) {
-				return nil, fmt.Errorf("%w: line %d: a signature line where the checkpoint text of line %d goes on (no empty line before the signatures)", ErrWitnessFile, i+1, start+1)
+		start, startOff := i, off
+		chunk := func(err error) {
+			c := WitnessedCheckpoint{Signed: []byte(string(data[startOff:off])), Line: start + 1, Index: len(out) + 1, End: off}
+			if err != nil {
+				c.Err = fmt.Errorf("%w: line %d: %w", ErrWitnessFile, start+1, err)
 			}
-			i++
+			out = append(out, c)
+		}
+		if strings.HasPrefix(lines[i], sigPrefix) {
+			for i < len(lines) && strings.HasPrefix(lines[i], sigPrefix) {
+				next()
+			}
+			chunk(errors.New("a signature line with no checkpoint text before it"))
+			continue
+		}
+		for i < len(lines) && lines[i] != "\n" && !strings.HasPrefix(lines[i], sigPrefix) {
+			next()
+		}
+		if i < len(lines) && lines[i] == "\n" && i-start > headLines {
+			// A checkpoint's text is its origin, size and root lines: what
+			// comes before them (a note torn at a line's end, say) is a
+			// chunk of its own.
+			cut := off
+			for j := i - 1; j >= i-headLines; j-- {
+				cut -= len(lines[j])
+			}
+			end := i
+			i, off = i-headLines, cut
+			chunk(errors.New("text that is not part of a checkpoint (a note cut short?)"))
+			start, startOff = i, off
+			for i < end {
+				next()
+			}
+		}
+		if i < len(lines) && lines[i] != "\n" { // a signature line
+			for i < len(lines) && strings.HasPrefix(lines[i], sigPrefix) {
+				next()
+			}
+			chunk(fmt.Errorf("a signature line where the checkpoint text goes on (no empty line before the signatures)"))
+			continue
 		}
 		if i == len(lines) {
-			return nil, fmt.Errorf("%w: line %d: the checkpoint starting here has no signature", ErrWitnessFile, start+1)
+			chunk(cutShort(data, "the checkpoint starting here has no signature"))
+			continue
 		}
-		i++ // the empty line
+		next() // the empty line
 		sigs := i
 		for i < len(lines) && strings.HasPrefix(lines[i], sigPrefix) {
-			i++
+			next()
 		}
 		if i == sigs {
-			return nil, fmt.Errorf("%w: line %d: the checkpoint starting on line %d has no signature line after its empty line", ErrWitnessFile, i+1, start+1)
+			if i == len(lines)-1 && !strings.HasSuffix(lines[i], "\n") {
+				next() // a signature line torn before its prefix is whole
+			}
+			chunk(cutShort(data[:off], "the checkpoint starting here has no signature line after its empty line"))
+			continue
 		}
-		signed := []byte(strings.Join(lines[start:i], ""))
-		if _, err := unverifiedHead(signed); err != nil {
-			return nil, fmt.Errorf("%w: line %d: %w", ErrWitnessFile, start+1, err)
+		signed := data[startOff:off]
+		var err error
+		switch {
+		case signed[len(signed)-1] != '\n':
+			err = errors.New("the last line is cut short (no newline)")
+		default:
+			if _, err = unverifiedHead(signed); err == nil {
+				// The note's own parser must agree on where it ends, or the
+				// signature check would see another note than this split did.
+				if _, err = note.Open(signed, nil); isUnverified(err) {
+					err = nil
+				}
+			}
 		}
-		// The note's own parser must agree on where it ends, or the
-		// signature check would see another note than this split did.
-		if _, err := note.Open(signed, nil); err != nil && !isUnverified(err) {
-			return nil, fmt.Errorf("%w: line %d: %w", ErrWitnessFile, start+1, err)
-		}
-		out = append(out, WitnessedCheckpoint{Signed: signed, Line: start + 1, Index: len(out) + 1})
+		chunk(err)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: no checkpoint in it", ErrWitnessFile)
 	}
 	return out, nil
+}
+
+// cutShort is msg, said of a chunk running to the end of data, which tells
+// when the last line is cut short too.
+func cutShort(data []byte, msg string) error {
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		return fmt.Errorf("%s (the last line is cut short: no newline)", msg)
+	}
+	return errors.New(msg)
+}
+
+// WitnessTail is the byte offset just past the last well-formed
+// checkpoint of a witness file (0 if it has none): what is beyond it is a
+// torn append, or not a witness file's.
+func WitnessTail(cps []WitnessedCheckpoint) int {
+	for i := len(cps) - 1; i >= 0; i-- {
+		if cps[i].Err == nil {
+			return cps[i].End
+		}
+	}
+	return 0
 }
 
 func isUnverified(err error) bool {
@@ -106,7 +177,7 @@ func isUnverified(err error) bool {
 
 // CheckWitnessed checks a witnessed checkpoint against a trail of size
 // records whose stored hashes stored reads: its signature under
-// verifierKey, its origin, that the trail holds at least its size of
+// verifierKey (or any of the keys: Verifiers), its origin, that the trail holds at least its size of
 // records, and that the trail's tree extends it (a consistency proof from
 // the witnessed size to the current one, O(log size) hashes read). It
 // returns the witnessed tree head; the error wraps ErrWitnessSignature,
@@ -118,11 +189,11 @@ func isUnverified(err error) bool {
 // they catch records rewritten with every hash above them and the
 // trail's own checkpoints.
 func CheckWitnessed(verifierKey, origin string, signed []byte, size uint64, stored tlog.HashReader) (TreeHead, error) {
-	v, err := note.NewVerifier(verifierKey)
+	vs, err := Verifiers(verifierKey)
 	if err != nil {
-		return TreeHead{}, fmt.Errorf("trail: verifier key: %w", err)
+		return TreeHead{}, err
 	}
-	n, err := note.Open(signed, note.VerifierList(v))
+	n, err := note.Open(signed, vs)
 	if err != nil {
 		return TreeHead{}, fmt.Errorf("%w (%v)", ErrWitnessSignature, err)
 	}
@@ -184,8 +255,8 @@ func count(n uint64) string {
 // log as CheckWitnessed (the function) does, with the side file's stored
 // hashes: one error per checkpoint, nil for one that holds.
 func (l *FileLog) CheckWitnessed(ctx context.Context, verifierKey string, witnessed [][]byte) ([]error, error) {
-	if _, err := note.NewVerifier(verifierKey); err != nil {
-		return nil, fmt.Errorf("trail: verifier key: %w", err)
+	if _, err := Verifiers(verifierKey); err != nil {
+		return nil, err
 	}
 	size := l.Size()
 	stored := l.sideReader(int64(size))

@@ -66,12 +66,26 @@ func TestParseWitnessFile(t *testing.T) {
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseWitnessFile([]byte(tc.file))
+			got, err := ParseWitnessFile([]byte(tc.file))
+			if err == nil {
+				err = firstBad(got)
+			}
 			if !errors.Is(err, ErrWitnessFile) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want ErrWitnessFile with %q", err, tc.want)
 			}
 		})
 	}
+}
+
+// firstBad is the error of the first chunk of cps that is not a
+// checkpoint, nil if there is none.
+func firstBad(cps []WitnessedCheckpoint) error {
+	for _, c := range cps {
+		if c.Err != nil {
+			return c.Err
+		}
+	}
+	return nil
 }
 
 func FuzzParseWitnessFile(f *testing.F) {
@@ -94,27 +108,46 @@ func FuzzParseWitnessFile(f *testing.F) {
 			}
 			return
 		}
-		// Every checkpoint is a well-formed one, and joined again they
-		// parse to the same.
+		// The chunks cover the file in order; every good one is a
+		// well-formed checkpoint, and the good ones joined again parse to
+		// the same.
 		var joined []byte
+		var good []WitnessedCheckpoint
+		prev := 0
 		for i, c := range cps {
-			if _, err := UnverifiedHead(c.Signed); err != nil || c.Index != i+1 {
+			if c.Index != i+1 || c.End < prev || c.End > len(data) || !bytes.HasSuffix(data[:c.End], c.Signed) {
+				t.Fatalf("chunk %d %+v: out of place (after %d)", i, c, prev)
+			}
+			prev = c.End
+			if c.Err != nil {
+				if !errors.Is(c.Err, ErrWitnessFile) {
+					t.Fatalf("chunk %d: %v", i, c.Err)
+				}
+				continue
+			}
+			if _, err := UnverifiedHead(c.Signed); err != nil {
 				t.Fatalf("checkpoint %d %q: %v", i, c.Signed, err)
 			}
+			good = append(good, c)
 			joined = append(joined, c.Signed...)
 		}
+		if len(good) == 0 {
+			return
+		}
 		again, err := ParseWitnessFile(joined)
-		if err != nil || len(again) != len(cps) {
-			t.Fatalf("joined again: %d checkpoints, %v; want %d", len(again), err, len(cps))
+		if err != nil || len(again) != len(good) || firstBad(again) != nil {
+			t.Fatalf("joined again: %d checkpoints, %v %v; want %d", len(again), err, firstBad(again), len(good))
 		}
 		for i := range again {
-			if !bytes.Equal(again[i].Signed, cps[i].Signed) {
-				t.Fatalf("checkpoint %d: %q, then %q", i, cps[i].Signed, again[i].Signed)
+			if !bytes.Equal(again[i].Signed, good[i].Signed) {
+				t.Fatalf("checkpoint %d: %q, then %q", i, good[i].Signed, again[i].Signed)
 			}
+		}
+		if WitnessTail(cps) != good[len(good)-1].End {
+			t.Fatalf("tail %d, want %d", WitnessTail(cps), good[len(good)-1].End)
 		}
 	})
 }
-
 func TestCheckWitnessed(t *testing.T) {
 	signer, vkey := newKeys(t)
 	other, _ := newKeys(t)

@@ -101,14 +101,21 @@ type pgHashes struct {
 	pending []tlog.Hash
 }
 
-// hashSource reads stored hashes below limit, starting from the frontier
-// cache if it is the frontier of a tree of n records.
-// legacy: the tables are in the layout before version 1 (trail_hashes).
-func (l *Log) hashSource(ctx context.Context, q querier, limit, n int64, legacy bool) *pgHashes {
+// storedHashes reads stored hashes below limit from the rows q sees (from
+// trail_hashes when legacy), none of them known beforehand.
+func (l *Log) storedHashes(ctx context.Context, q querier, limit int64, legacy bool) *pgHashes {
 	hs := &pgHashes{ctx: ctx, q: q, sql: l.sql.readHashes, limit: limit, known: make(map[int64]tlog.Hash)}
 	if legacy {
 		hs.legacy = l.sql.legacyHashes
 	}
+	return hs
+}
+
+// hashSource reads stored hashes below limit, starting from the frontier
+// cache if it is the frontier of a tree of n records.
+// legacy: the tables are in the layout before version 1 (trail_hashes).
+func (l *Log) hashSource(ctx context.Context, q querier, limit, n int64, legacy bool) *pgHashes {
+	hs := l.storedHashes(ctx, q, limit, legacy)
 	l.frontMu.Lock()
 	if l.frontN == n && !legacy {
 		for idx, h := range l.front {

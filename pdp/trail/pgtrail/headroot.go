@@ -2,6 +2,7 @@ package pgtrail
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -43,7 +44,10 @@ import (
 // tells: its appends and checkpoints refuse a tree that does not extend
 // it (extendsOwn, from hashes read in the same round trip). A start
 // refuses records or checkpoints beyond the head (rowsBeyond): a head row
-// deleted is inserted again by the DDL with size 0, no new trail then.
+// deleted is inserted again by the DDL as the empty tree (size and root
+// size 0, the empty tree's root, so the constraint below holds), no new
+// trail then; a trail emptied whole (no record, no checkpoint) starts as
+// a new one.
 //
 // A constraint on trail_head (rootedConstraint) makes a head without a
 // root, or with a root of another size, impossible: appends of a PDP of an
@@ -64,6 +68,13 @@ import (
 // rootedConstraint is the constraint of trail_head that requires its root
 // to be kept for its size.
 const rootedConstraint = "trail_head_root_of_size"
+
+// emptyRoot is the root of the tree of no records (RFC 6962: the hash of
+// the empty string), as an SQL bytea literal.
+var emptyRoot = func() string {
+	h, _ := tlog.TreeHash(0, nil)
+	return `'\x` + hex.EncodeToString(h[:]) + `'::bytea`
+}()
 
 // layout is what the tables are, as one transaction sees them.
 type layout struct {

@@ -209,6 +209,7 @@ type Log struct {
 
 	records, batches atomic.Uint64
 	cpErr            atomic.Pointer[error]
+	cpHook           atomic.Pointer[func(signed []byte)] // OnCheckpoint
 	// cpHigh is the size of the largest checkpoint this Log signed or
 	// found latest: the latest stored one is never smaller (checkpoints
 	// are only added; prune keeps them), so a smaller one means rows of
@@ -309,8 +310,15 @@ DO $head_first$ BEGIN
 	IF %[6]s THEN
 		LOCK TABLE %[4]s IN ACCESS EXCLUSIVE MODE;
 	END IF;
+	-- A head row deleted is inserted again as the empty tree, with its
+	-- root where the table keeps one, so that trail_head_root_of_size
+	-- holds and the opener's rowsBeyond names any rows beyond it.
 	IF NOT EXISTS (SELECT 1 FROM %[4]s) THEN
-		INSERT INTO %[4]s (one, size) VALUES (1, 0);
+		IF %[15]s THEN
+			INSERT INTO %[4]s (one, size, root_size, root) VALUES (1, 0, 0, %[16]s);
+		ELSE
+			INSERT INTO %[4]s (one, size) VALUES (1, 0);
+		END IF;
 	END IF;
 END $head_first$;
 CREATE TABLE IF NOT EXISTS %[1]s (
@@ -363,7 +371,8 @@ DO $alter$ BEGIN
 END $alter$;
 `, rec, hs, cps, head, spools, lacks,
 		idx("trail_records_id"), idx("trail_records_kind_time"), idx("trail_sidecar_spools_owner"),
-		has(head, "dict"), has(head, "root"), has(head, "root_size"), has(rec, "dict"), has(rec, "up"))
+		has(head, "dict"), has(head, "root"), has(head, "root_size"), has(rec, "dict"), has(rec, "up"),
+		has(head, "root")+" AND "+has(head, "root_size"), emptyRoot)
 	rooted := fmt.Sprintf("EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = '%s')",
 		sqlString(head), rootedConstraint)
 	layout := fmt.Sprintf("SELECT %s, %s, %s, %s", retired, has(rec, "up"), has(head, "root"), rooted)

@@ -1,6 +1,7 @@
 package pgtrail
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -216,6 +217,11 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
 		}
 		switch {
 		case err == nil && last == size:
+			// Handed out as this trail's latest (to the witness file, to
+			// 'pdp log checkpoint'): only if it is the tree the head holds.
+			if err := l.sameTree(ctx, tx, lay, size, headRoot, []byte(lastSigned)); err != nil {
+				return err
+			}
 			signed = []byte(lastSigned)
 			l.noteCheckpoint(last)
 			return nil
@@ -270,7 +276,44 @@ func (l *Log) checkpoint(ctx context.Context) ([]byte, error) {
 	if h, herr := trail.UnverifiedHead(signed); herr == nil {
 		l.noteCheckpoint(int64(h.Size))
 	}
+	if fn := l.cpHook.Load(); fn != nil {
+		(*fn)(bytes.Clone(signed))
+	}
 	return signed, nil
+}
+
+// OnCheckpoint makes fn get every checkpoint this replica's Checkpoint
+// returns (Run's, Close's, a caller's: a new one, or the latest stored when
+// the tree has not grown, checked against the head), after it is stored:
+// a copy of the trail's checkpoints kept elsewhere (trail.witness_file)
+// follows them without signing any of its own. fn must not block.
+func (l *Log) OnCheckpoint(fn func(signed []byte)) { l.cpHook.Store(&fn) }
+
+// sameTree checks that signed, the latest stored checkpoint, is of the
+// tree of size records the head holds: its signature (when the verifier
+// key is known), origin and size, and its root against the head's root
+// (or, in a layout without one, the stored hashes' tree). Anything else is
+// ErrDamaged: a row planted or changed outside the PDP.
+func (l *Log) sameTree(ctx context.Context, q querier, lay layout, size int64, headRoot, signed []byte) error {
+	h, err := l.latestHead(signed)
+	if err != nil {
+		return fmt.Errorf("%w: the latest checkpoint: %w", trail.ErrDamaged, err)
+	}
+	if h.Origin != l.opts.Origin || h.Size != uint64(size) {
+		return fmt.Errorf("%w: the latest checkpoint, stored for %d records, is of %d records of origin %q; the tree head holds %d of %q",
+			trail.ErrDamaged, size, h.Size, h.Origin, size, l.opts.Origin)
+	}
+	if lay.rooted {
+		if !bytes.Equal(h.Root[:], headRoot) {
+			return fmt.Errorf("%w: the latest checkpoint's root is not the tree head's (%d records): rows were changed outside the PDP",
+				trail.ErrDamaged, size)
+		}
+		return nil
+	}
+	if err := rootMismatch(size, h.Root[:], l.storedHashes(ctx, q, tlog.StoredHashCount(size), lay.legacy)); err != nil {
+		return fmt.Errorf("the latest checkpoint: %w", err)
+	}
+	return nil
 }
 
 // latestHead reads the latest stored checkpoint, checking its signature

@@ -11,7 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/ciampdp/pdp/pdp/trail"
@@ -59,8 +58,8 @@ type pgSnapshot struct {
 // Verify holds the leaf and stored hashes of the whole trail in memory
 // (about 270 bytes per record, with the tree it recomputes to check them).
 func (l *Log) Verify(ctx context.Context, verifierKey string, from, to uint64) (trail.Report, error) {
-	if _, err := note.NewVerifier(verifierKey); err != nil {
-		return trail.Report{}, fmt.Errorf("trail: verifier key: %w", err)
+	if _, err := trail.Verifiers(verifierKey); err != nil {
+		return trail.Report{}, err
 	}
 	if l.closed.Load() {
 		return trail.Report{}, trail.ErrClosed

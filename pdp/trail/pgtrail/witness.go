@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/ciampdp/pdp/pdp/trail"
@@ -19,8 +18,8 @@ import (
 // checkpoint. One error per checkpoint, nil for one that holds; the
 // second result is an error reading the database.
 func (l *Log) CheckWitnessed(ctx context.Context, verifierKey string, witnessed [][]byte) ([]error, error) {
-	if _, err := note.NewVerifier(verifierKey); err != nil {
-		return nil, fmt.Errorf("trail: verifier key: %w", err)
+	if _, err := trail.Verifiers(verifierKey); err != nil {
+		return nil, err
 	}
 	if l.closed.Load() {
 		return nil, trail.ErrClosed
@@ -31,10 +30,7 @@ func (l *Log) CheckWitnessed(ctx context.Context, verifierKey string, witnessed 
 		if err := tx.QueryRow(ctx, l.sql.size).Scan(&size); err != nil {
 			return fmt.Errorf("read head: %w", err)
 		}
-		stored := &pgHashes{ctx: ctx, q: tx, sql: l.sql.readHashes, limit: tlog.StoredHashCount(size), known: make(map[int64]tlog.Hash)}
-		if lay.legacy {
-			stored.legacy = l.sql.legacyHashes
-		}
+		stored := l.storedHashes(ctx, tx, tlog.StoredHashCount(size), lay.legacy)
 		for i, w := range witnessed {
 			_, out[i] = trail.CheckWitnessed(verifierKey, l.opts.Origin, w, uint64(size), stored)
 		}
