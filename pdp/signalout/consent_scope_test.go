@@ -75,7 +75,9 @@ func openConsentScoped(t *testing.T, path string, logs *bytes.Buffer) *Transmitt
 // lateNotifier forwards to a transmitter set after the ledger opens.
 type lateNotifier struct{ tx *Transmitter }
 
-func (n *lateNotifier) ConsentChanged(ctx context.Context, c consent.Change) { n.tx.ConsentChanged(ctx, c) }
+func (n *lateNotifier) ConsentChanged(ctx context.Context, c consent.Change) {
+	n.tx.ConsentChanged(ctx, c)
+}
 
 // TestReceiversGetTheConsentEventsTheyMayRead: a consent withdrawal goes
 // to a receiver naming an application only when that application may read

@@ -178,4 +178,3 @@ func TestWarnsOfReceiversWithoutApplication(t *testing.T) {
 		t.Errorf("warned of %v, want [siem]; log:\n%s", warned, logs.String())
 	}
 }
-

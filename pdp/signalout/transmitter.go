@@ -95,17 +95,17 @@ type consentScope struct {
 
 // Transmitter signs the PDP's changes as SETs and delivers them.
 type Transmitter struct {
-	cfg     Config
-	log     *slog.Logger
+	cfg      Config
+	log      *slog.Logger
 	readers  atomic.Pointer[Readers]      // set by ScopeDelegations
 	consents atomic.Pointer[consentScope] // set by ScopeConsents
 	// unchecked counts the SETs Release could not check (left in the
 	// outbox for the next start): the outbox is not compacted under them.
 	unchecked int
-	box     *outbox
-	queues  map[string]*queue // by receiver endpoint
-	sent    *prometheus.CounterVec
-	closeMu sync.Once
+	box       *outbox
+	queues    map[string]*queue // by receiver endpoint
+	sent      *prometheus.CounterVec
+	closeMu   sync.Once
 	// qmu makes queueing (outbox line and queue) one step, so that
 	// compaction never empties the file under a SET not yet delivered.
 	qmu        sync.Mutex
