@@ -66,8 +66,10 @@ func (r *ssfReceiver) delegationIDs(t *testing.T) []string {
 // outgoing signals that names its application (mobile-banking,
 // advisor-portal) gets a delegation's revoke or suspend only when that
 // application may read the record (GET /v1/delegations/{id} answers it,
-// not 404); the SIEM naming no application gets every one, and the PDP
-// warned at start that it does. A consent withdrawal reaches all three.
+// not 404), and a consent withdrawal only when that application may read
+// it by the consent read rule (advisor-portal, party to the grant; not
+// mobile-banking); the SIEM naming no application gets every one, and the
+// PDP warned at start that it does.
 func TestOutgoingSignalsScopedToTheReceiversApplication(t *testing.T) {
 	siem, mobile, advisor := newSSFReceiver(t), newSSFReceiver(t), newSSFReceiver(t)
 	s := startNorthbankReceivers(t, map[*ssfReceiver]string{siem: "", mobile: "mobile-banking", advisor: "advisor-portal"})
@@ -117,30 +119,53 @@ func TestOutgoingSignalsScopedToTheReceiversApplication(t *testing.T) {
 		t.Fatalf("advisor-portal reads poa-alice-bob: %d %s, want 404", code, body)
 	}
 
-	// 4. A consent withdrawal goes to every receiver, after the above:
-	// each receiver's SETs come in the order of the changes, so once it
-	// has this one, every delegation SET queued for it is there too.
+	// 4. alice withdraws her financial_advice grant (to advisor-portal)
+	// through advisor-portal: the consent read rule lets advisor-portal
+	// and the SIEM learn of it, not mobile-banking.
 	if a := s.admin(t, "advisor-portal", http.MethodPost, "/v1/consents/withdraw",
 		`{"subject":{"type":"user","id":"alice"},"purpose":"financial_advice","reason":"changed my mind"}`, ""); a.Code != http.StatusOK {
 		t.Fatalf("alice withdraws: %d %s", a.Code, a.Body)
 	}
+	// 5. Last, a change all three read: alice offers oscar a power of
+	// attorney through mobile-banking and revokes it through
+	// advisor-portal. Each receiver's SETs come in the order of the
+	// changes, so once it has this one, every SET queued for it is there.
+	a = s.admin(t, "mobile-banking", http.MethodPost, "/v1/delegations", `{"actor":{"type":"user","id":"alice"},"principal":{"type":"user","id":"alice"},"agent":{"type":"user","id":"oscar"},
+		"basis":"power_of_attorney","source":"self_declared","scope":["view_statements"],"resources":[{"type":"account","id":"acc-alice"}],"valid_until":"2041-01-01T00:00:00Z"}`, "")
+	last := a.Delegation.ID
+	if last == "" {
+		t.Fatalf("mobile-banking offers: %d %s", a.Code, a.Body)
+	}
+	if a := s.admin(t, "advisor-portal", http.MethodPost, "/v1/delegations/"+last+"/revoke", actorBody("alice"), ""); a.Code != http.StatusOK {
+		t.Fatalf("alice revokes through advisor-portal: %d %s", a.Code, a.Body)
+	}
 	for name, r := range map[string]*ssfReceiver{"siem": siem, "mobile-banking": mobile, "advisor-portal": advisor} {
-		eventually(t, name+" takes the withdrawal", func() bool {
-			sets := r.sets()
-			return len(sets) > 0 && sets[len(sets)-1].Events[0].Type == "https://pdp.northbank.example/events/consent-withdrawn"
+		eventually(t, name+" takes the last revoke", func() bool {
+			ids := r.delegationIDs(t)
+			return len(ids) > 0 && ids[len(ids)-1] == last
 		})
 	}
 	want := map[string]struct {
-		r   *ssfReceiver
-		ids []string
+		r        *ssfReceiver
+		ids      []string
+		consents int
 	}{
-		"siem":           {siem, []string{"guardian-carol-dave", viaAdvisor, "poa-alice-bob"}},
-		"mobile-banking": {mobile, []string{"poa-alice-bob"}},
-		"advisor-portal": {advisor, []string{viaAdvisor}},
+		"siem":           {siem, []string{"guardian-carol-dave", viaAdvisor, "poa-alice-bob", last}, 1},
+		"mobile-banking": {mobile, []string{"poa-alice-bob", last}, 0},
+		"advisor-portal": {advisor, []string{viaAdvisor, last}, 1},
 	}
 	for name, w := range want {
 		if got := w.r.delegationIDs(t); strings.Join(got, ",") != strings.Join(w.ids, ",") {
 			t.Errorf("%s took %v, want %v", name, got, w.ids)
+		}
+		consents := 0
+		for _, set := range w.r.sets() {
+			if set.Events[0].Type == "https://pdp.northbank.example/events/consent-withdrawn" {
+				consents++
+			}
+		}
+		if consents != w.consents {
+			t.Errorf("%s took %d consent withdrawals, want %d", name, consents, w.consents)
 		}
 		w.r.mu.Lock()
 		if len(w.r.errs) > 0 {

@@ -116,3 +116,24 @@ func (l *Ledger) ReceiptFor(ctx context.Context, eventID string, r Reader) (stri
 	}
 	return l.sign(e)
 }
+
+// Sees reports whether r may see the stored event e: the rule of the read
+// API (Reader), so that whatever else tells an application of an event —
+// an outgoing risk signal — tells it only what it could read. An event
+// not stored (yet) is not seen by an application that is not party to it.
+func (l *Ledger) Sees(ctx context.Context, r Reader, e Event) (bool, error) {
+	if r.Admin || (r.Application != "" && (e.Application == r.Application || slices.Contains(e.Applications, r.Application))) {
+		return true, nil
+	}
+	if r.Application == "" {
+		return false, nil
+	}
+	if l.closed.Load() {
+		return false, ErrClosed
+	}
+	events, err := l.store.Events(ctx, e.Subject)
+	if err != nil {
+		return false, fmt.Errorf("consent events of %s:%s: %w", e.Subject.Type, e.Subject.ID, err)
+	}
+	return slices.ContainsFunc(r.visible(events), func(v Event) bool { return v.ID == e.ID }), nil
+}

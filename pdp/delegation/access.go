@@ -14,7 +14,9 @@ import (
 //     Config.ReaderApplications (auditors, back office);
 //   - an application that took part in it: it offered it or made any
 //     change of its history (its name is the application of an event, or
-//     of CreatedBy);
+//     of CreatedBy) — not a revocation the PDP made because an ancestor
+//     ended (Event.Cascade): ending a parent does not make its
+//     application a party to the sub-delegations;
 //   - for a register-sourced delegation (a guardianship from the civil
 //     register, a legal representative from the commercial register): the
 //     register applications (Config.RegisterApplications), which speak for
@@ -45,7 +47,7 @@ func (s *Service) Sees(r Reader, d Delegation) bool {
 		return true
 	}
 	for _, e := range d.History {
-		if e.By.Application == r.Application {
+		if e.By.Application == r.Application && !e.Cascade {
 			return true
 		}
 	}

@@ -62,7 +62,8 @@
 //
 // An application reads a record through GetFor and ListFor, as a Reader:
 // only the records it took part in (it offered one or made a change of
-// its history), the register-sourced ones when it is a register
+// its history — not a revocation cascaded from a parent it ended, marked
+// Event.Cascade), the register-sourced ones when it is a register
 // application, or every record when it is one of
 // Config.ReaderApplications (see Reader). Any other record is not found,
 // exactly as an unknown id. Get and List read every record, for the PDP's

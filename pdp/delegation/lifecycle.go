@@ -237,7 +237,7 @@ func (s *Service) cascade(ctx context.Context, root Delegation, by Actor, now ti
 		reason := fmt.Sprintf("parent %s %s", p.ID, p.Status)
 		d, err := s.change(ctx, k.ID, func(d *Delegation) error {
 			if !d.Status.ended() {
-				d.addEvent(EventRevoked, now, by, reason, StatusRevoked)
+				d.addCascade(now, by, reason)
 			}
 			return nil
 		}, nil)
@@ -349,7 +349,7 @@ func (s *Service) Reconcile(ctx context.Context) (int, error) {
 			if reason := s.endedAncestor(ctx, d); reason != "" {
 				revoked, err := s.change(ctx, d.ID, func(r *Delegation) error {
 					if !r.Status.ended() {
-						r.addEvent(EventRevoked, now, reconcileActor, reason, StatusRevoked)
+						r.addCascade(now, reconcileActor, reason)
 					}
 					return nil
 				}, nil)

@@ -124,6 +124,11 @@ type Event struct {
 	Reason string    `json:"reason,omitempty"`
 	// Status is the stored status after the event.
 	Status Status `json:"status"`
+	// Cascade marks an event the PDP made because an ancestor ended
+	// (Revoke or Renounce of a parent, or Reconcile completing one): By
+	// is who ended the ancestor, but By.Application took no part in this
+	// record and does not become a reader of it (Service.Sees).
+	Cascade bool `json:"cascade,omitempty"`
 }
 
 // Delegation is the record of one delegation: Agent may act for Principal
@@ -197,10 +202,21 @@ func (d Delegation) covers(action string) bool {
 
 // addEvent appends an event and sets the stored status.
 func (d *Delegation) addEvent(typ string, at time.Time, by Actor, reason string, st Status) {
-	seq := 1
+	d.appendEvent(Event{Type: typ, At: at, By: by, Reason: reason, Status: st})
+}
+
+// addCascade appends the revocation the end of an ancestor causes (marked
+// Cascade: by's application does not become a reader).
+func (d *Delegation) addCascade(at time.Time, by Actor, reason string) {
+	d.appendEvent(Event{Type: EventRevoked, At: at, By: by, Reason: reason, Status: StatusRevoked, Cascade: true})
+}
+
+// appendEvent numbers e, appends it and sets the stored status.
+func (d *Delegation) appendEvent(e Event) {
+	e.Seq = 1
 	if n := len(d.History); n > 0 {
-		seq = d.History[n-1].Seq + 1
+		e.Seq = d.History[n-1].Seq + 1
 	}
-	d.History = append(d.History, Event{Seq: seq, Type: typ, At: at, By: by, Reason: reason, Status: st})
-	d.Status = st
+	d.History = append(d.History, e)
+	d.Status = e.Status
 }

@@ -214,6 +214,16 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 		return err
 	}
 	s.push(closeConsent)
+	if outgoing != nil {
+		if ledger != nil {
+			// A receiver naming an application gets the consent events
+			// it may read, by the rule of the consent read API.
+			outgoing.ScopeConsents(ledger, cfg.Consent.AdminApplications)
+		}
+		// The SETs left in the outbox for such receivers are checked
+		// again against the records as they are now, then delivered.
+		outgoing.Release(ctx)
+	}
 	var (
 		consents     pdp.ConsentSource
 		consentAdmin api.Consents

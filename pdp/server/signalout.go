@@ -51,7 +51,8 @@ type SignalReceiverConfig struct {
 	Events    []string `mapstructure:"events"`
 	// Application is the application the receiver is (of
 	// auth.api_keys): it gets only the delegation events of records that
-	// application may read. Empty: every event (an operator's system).
+	// application may read and the consent withdrawals it may read.
+	// Empty: every event (an operator's system).
 	Application string `mapstructure:"application"`
 }
 

@@ -38,9 +38,11 @@ type signal struct {
 	name    string
 	subject entityRef // the sub_id: whose sessions the receiver should review
 	payload map[string]any
-	// delegation is the record after a delegation change (nil for a
-	// consent change): who may read it decides who gets the signal.
+	// delegation is the record after a delegation change, consent the
+	// event of a consent change (one of them is set): who may read it
+	// decides who gets the signal.
 	delegation *delegation.Delegation
+	consent    *consent.Event
 }
 
 // entityRef is a PDP entity (type and id).
@@ -116,7 +118,7 @@ func fromConsent(c consent.Change) []signal {
 		if e.Reason != "" {
 			p["reason_admin"] = map[string]string{"en": e.Reason}
 		}
-		out = append(out, signal{name: ConsentWithdrawn, subject: entityRef{e.Subject.Type, e.Subject.ID}, payload: p})
+		out = append(out, signal{name: ConsentWithdrawn, subject: entityRef{e.Subject.Type, e.Subject.ID}, payload: p, consent: &e})
 	}
 	return out
 }

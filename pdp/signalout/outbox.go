@@ -27,32 +27,47 @@ type entry struct {
 	// Application is the application the receiver named when the SET
 	// was queued ("" for none): the one whose reading rule let it in.
 	Application string `json:"application,omitempty"`
+	// check: read from the outbox for a receiver naming an application,
+	// to be checked again before it is sent (Release); not stored.
+	check bool
 }
 
-// aboutDelegation reports whether e's SET is a delegation event (or
-// cannot be read: it is then taken to be one). The outbox is the PDP's
-// own file, so its SETs' payloads are read without verification.
-func (e entry) aboutDelegation() bool {
+// about names the event of e's SET and the id it is about (the
+// delegation_id of a delegation event, the consent_event_id of a consent
+// one); "" when the SET cannot be read as one event of the PDP. The outbox
+// is the PDP's own file, so its SETs' payloads are read without
+// verification.
+func (e entry) about() (name, id string) {
 	parts := strings.Split(e.SET, ".")
 	if len(parts) != 3 {
-		return true
+		return "", ""
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return true
+		return "", ""
 	}
 	var claims struct {
-		Events map[string]json.RawMessage `json:"events"`
+		Events map[string]struct {
+			Delegation string `json:"delegation_id"`
+			Consent    string `json:"consent_event_id"`
+		} `json:"events"`
 	}
-	if json.Unmarshal(raw, &claims) != nil || len(claims.Events) == 0 {
-		return true
+	if json.Unmarshal(raw, &claims) != nil || len(claims.Events) != 1 {
+		return "", ""
 	}
-	for uri := range claims.Events {
-		if !strings.HasSuffix(uri, "/events/"+ConsentWithdrawn) {
-			return true
+	for uri, p := range claims.Events {
+		i := strings.LastIndex(uri, "/events/")
+		if i < 0 {
+			return "", ""
+		}
+		switch name = uri[i+len("/events/"):]; name {
+		case ConsentWithdrawn:
+			return name, p.Consent
+		case DelegationRevoked, DelegationSuspended, DelegationRenounced:
+			return name, p.Delegation
 		}
 	}
-	return false
+	return "", ""
 }
 
 // outbox is the persistent queue: an append-only JSON-lines file,

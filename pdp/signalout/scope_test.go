@@ -3,7 +3,6 @@ package signalout
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ciampdp/pdp/pdp/consent"
 	"github.com/ciampdp/pdp/pdp/delegation"
 )
 
@@ -76,8 +74,9 @@ func record(id string, source delegation.Source, apps ...string) delegation.Dele
 // TestReceiversGetTheDelegationEventsTheyMayRead: a receiver naming an
 // application is queued a delegation revoke, suspend or renounce only when
 // that application may read the record after the change (the rule of GET
-// /v1/delegations/{id}); the SIEM naming none gets every one, and every
-// receiver gets the consent withdrawals. The delegation kinds are those of
+// /v1/delegations/{id}); the SIEM naming none gets every one (consent
+// withdrawals: TestReceiversGetTheConsentEventsTheyMayRead). The
+// delegation kinds are those of
 // TestReadersSeeWhatTheyTookPartIn, plus a change that makes its
 // application a party.
 func TestReceiversGetTheDelegationEventsTheyMayRead(t *testing.T) {
@@ -134,18 +133,6 @@ func TestReceiversGetTheDelegationEventsTheyMayRead(t *testing.T) {
 		}
 	}
 
-	t.Run("consent withdrawals reach every receiver", func(t *testing.T) {
-		var logs bytes.Buffer
-		tx, _ := openScoped(t, &logs)
-		tx.ScopeDelegations(svc)
-		tx.ConsentChanged(context.Background(), consent.Change{Action: "consent.withdraw", Events: []consent.Event{
-			{ID: "c1", Type: consent.EventWithdrawn, Subject: consent.Ref{Type: "user", ID: "carol"}, Purpose: "marketing", RecordedAt: time.Now()}}})
-		for _, r := range scopeReceivers {
-			if n := tx.Pending(scopeEndpoint(r.name)); n != 1 {
-				t.Errorf("receiver %s: %d queued, want 1", r.name, n)
-			}
-		}
-	})
 }
 
 // TestUnscopedTransmitterSendsNoDelegationToApplications: without the
@@ -190,106 +177,4 @@ func TestWarnsOfReceiversWithoutApplication(t *testing.T) {
 	if !slices.Equal(warned, []string{"siem"}) {
 		t.Errorf("warned of %v, want [siem]; log:\n%s", warned, logs.String())
 	}
-}
-
-// TestOutboxQueuedUnderAnotherApplication: SETs about delegations still
-// waiting in the outbox when a receiver now names an application, queued
-// while it named none or another one, are dropped at the start (logged,
-// and not again at the next start): whether that application could read
-// the record then is not known. Its consent SETs, and the delegation SETs
-// queued under the same application, are still delivered.
-func TestOutboxQueuedUnderAnotherApplication(t *testing.T) {
-	svc := scopeService(t)
-	path := filepath.Join(t.TempDir(), "outbox.jsonl")
-	const endpoint = "http://127.0.0.1:9/ssf/events"
-	start := func(app string, logs *bytes.Buffer) *Transmitter {
-		t.Helper()
-		tx, err := Open(Config{Issuer: testIssuer, Key: newKey(t), OutboxPath: path, Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-			Receivers: []Receiver{{Endpoint: endpoint, Audience: testAudience, Application: app}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tx.ScopeDelegations(svc)
-		return tx
-	}
-	var logs bytes.Buffer
-	// Queued while the receiver named no application: a revoke, a
-	// withdrawal.
-	tx := start("", &logs)
-	tx.DelegationChanged(context.Background(), revoked("d1"))
-	tx.ConsentChanged(context.Background(), consent.Change{Action: "consent.withdraw", Events: []consent.Event{
-		{ID: "c1", Type: consent.EventWithdrawn, Subject: consent.Ref{Type: "user", ID: "carol"}, Purpose: "marketing", RecordedAt: time.Now()}}})
-	_ = tx.Close()
-
-	// Now it is advisor-portal: the revoke is dropped, the withdrawal
-	// stays; a revoke advisor-portal may read is queued.
-	logs.Reset()
-	tx = start("advisor-portal", &logs)
-	if n := tx.Pending(endpoint); n != 1 {
-		t.Fatalf("%d pending after naming the application, want 1 (the withdrawal)", n)
-	}
-	if !strings.Contains(logs.String(), "queued before the receiver named its application: dropped") {
-		t.Errorf("the drop is not logged:\n%s", logs.String())
-	}
-	d := record("via-advisor", delegation.SourceSelfDeclared, "advisor-portal", "advisor-portal")
-	tx.DelegationChanged(context.Background(), delegation.Change{Action: "delegation.revoke", Delegation: d, By: d.CreatedBy})
-	_ = tx.Close()
-
-	// The same application again: both stay, and the dropped revoke does
-	// not come back.
-	logs.Reset()
-	tx = start("advisor-portal", &logs)
-	if n := tx.Pending(endpoint); n != 2 {
-		t.Fatalf("%d pending at the next start, want 2 (the withdrawal, advisor-portal's revoke)", n)
-	}
-	if strings.Contains(logs.String(), "dropped") {
-		t.Errorf("dropped again:\n%s", logs.String())
-	}
-	_ = tx.Close()
-
-	// Another application: advisor-portal's revoke is dropped too.
-	logs.Reset()
-	tx = start("mobile-banking", &logs)
-	defer tx.Close()
-	if n := tx.Pending(endpoint); n != 1 {
-		t.Fatalf("%d pending for another application, want 1 (the withdrawal)", n)
-	}
-}
-
-// TestAboutDelegation: which outbox SETs are about a delegation; what
-// cannot be read is taken to be.
-func TestAboutDelegation(t *testing.T) {
-	payload := func(s string) string { return "e30." + base64.RawURLEncoding.EncodeToString([]byte(s)) + ".sig" }
-	tests := []struct {
-		name, set string
-		want      bool
-	}{
-		{"a revoke", payload(`{"events":{"https://pdp.example/events/delegation-revoked":{}}}`), true},
-		{"a withdrawal", payload(`{"events":{"https://pdp.example/events/consent-withdrawn":{}}}`), false},
-		{"both", payload(`{"events":{"https://pdp.example/events/consent-withdrawn":{},"https://pdp.example/events/delegation-suspended":{}}}`), true},
-		{"no events", payload(`{}`), true},
-		{"not JSON", payload(`{`), true},
-		{"not base64", "e30.!!!.sig", true},
-		{"not a JWS", "garbage", true},
-	}
-	for _, tt := range tests {
-		if got := (entry{SET: tt.set}).aboutDelegation(); got != tt.want {
-			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
-		}
-	}
-}
-
-// FuzzAboutDelegation: any outbox SET is decided without a panic, and a
-// SET it says is not about a delegation names only consent withdrawals.
-func FuzzAboutDelegation(f *testing.F) {
-	f.Add("e30." + base64.RawURLEncoding.EncodeToString([]byte(`{"events":{"https://pdp.example/events/consent-withdrawn":{}}}`)) + ".sig")
-	f.Add("a.b.c")
-	f.Fuzz(func(t *testing.T, set string) {
-		if (entry{SET: set}).aboutDelegation() {
-			return
-		}
-		if !strings.Contains(set, ".") {
-			t.Fatalf("%q: not about a delegation, yet not a JWS", set)
-		}
-	})
 }

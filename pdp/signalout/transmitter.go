@@ -34,8 +34,10 @@ type Receiver struct {
 	// Application is the application the receiver is (a name of
 	// auth.api_keys): it gets only the delegation events of records that
 	// application may read (Readers.Sees, the rule of GET
-	// /v1/delegations/{id}); the others are not queued for it at all.
-	// Empty: every event (an operator's SIEM or back office).
+	// /v1/delegations/{id}) and the consent events it may read
+	// (ConsentReaders.Sees, the rule of the consent read API); the others
+	// are not queued for it at all. Empty: every event (an operator's
+	// SIEM or back office).
 	Application string
 	// Token is the bearer token the receiver wants ("" when none).
 	Token string
@@ -64,22 +66,46 @@ type Config struct {
 }
 
 // Readers decides which application may read a delegation record: the
-// delegation service's rule (delegation.Service.Sees).
+// delegation service's rule (delegation.Service.Sees); Get reads the
+// current record when a queued SET is checked again (Release).
 type Readers interface {
 	Sees(r delegation.Reader, d delegation.Delegation) bool
+	Get(ctx context.Context, id string) (delegation.Delegation, error)
 }
 
-var _ Readers = (*delegation.Service)(nil)
+// ConsentReaders decides which application may read a consent event: the
+// consent ledger's rule (consent.Ledger.Sees, that of the read API); Event
+// reads a stored event when a queued SET is checked again (Release).
+type ConsentReaders interface {
+	Sees(ctx context.Context, r consent.Reader, e consent.Event) (bool, error)
+	Event(ctx context.Context, id string) (consent.Event, error)
+}
+
+var (
+	_ Readers        = (*delegation.Service)(nil)
+	_ ConsentReaders = (*consent.Ledger)(nil)
+)
+
+// consentScope is the consent rule and the consent administrators (who
+// read every event: consent.admin_applications).
+type consentScope struct {
+	rule   ConsentReaders
+	admins map[string]bool
+}
 
 // Transmitter signs the PDP's changes as SETs and delivers them.
 type Transmitter struct {
-	cfg     Config
-	log     *slog.Logger
-	readers atomic.Pointer[Readers] // set by ScopeDelegations
-	box     *outbox
-	queues  map[string]*queue // by receiver endpoint
-	sent    *prometheus.CounterVec
-	closeMu sync.Once
+	cfg      Config
+	log      *slog.Logger
+	readers  atomic.Pointer[Readers]      // set by ScopeDelegations
+	consents atomic.Pointer[consentScope] // set by ScopeConsents
+	// unchecked counts the SETs Release could not check (left in the
+	// outbox for the next start): the outbox is not compacted under them.
+	unchecked int
+	box       *outbox
+	queues    map[string]*queue // by receiver endpoint
+	sent      *prometheus.CounterVec
+	closeMu   sync.Once
 	// qmu makes queueing (outbox line and queue) one step, so that
 	// compaction never empties the file under a SET not yet delivered.
 	qmu        sync.Mutex
@@ -102,6 +128,10 @@ type queue struct {
 	mu   sync.Mutex
 	sets []entry
 	wake chan struct{}
+	// held: SETs read from the outbox wait to be checked again against
+	// the receiver's application (Release); nothing is delivered until
+	// then.
+	held bool
 }
 
 // Open checks cfg, reads the outbox and returns the transmitter; Run
@@ -148,7 +178,7 @@ func Open(cfg Config) (*Transmitter, error) {
 		}
 		t.queues[r.Endpoint] = &queue{r: r, wake: make(chan struct{}, 1)}
 		if r.Application == "" {
-			t.log.Warn("outgoing signals receiver names no application: it gets every delegation revoked, suspended or renounced, whoever may read the record (set its application unless it is an operator's system)",
+			t.log.Warn("outgoing signals receiver names no application: it gets every delegation revoked, suspended or renounced and every consent withdrawn, whoever may read the record (set its application unless it is an operator's system)",
 				"receiver", r.Endpoint)
 		}
 	}
@@ -166,13 +196,15 @@ func Open(cfg Config) (*Transmitter, error) {
 		switch {
 		case q == nil:
 			t.log.Warn("outgoing signal for a receiver no longer configured: dropped", "receiver", e.Receiver, "jti", e.JTI)
-		case q.r.Application != "" && e.Application != q.r.Application && e.aboutDelegation():
-			// Queued under another reading rule (none, or another
-			// application's): whether this application may read the
-			// record then is not known, so it is not sent.
-			t.log.Warn("outgoing delegation signal queued before the receiver named its application: dropped", "receiver", e.Receiver,
-				"application", q.r.Application, "queued_for", e.Application, "jti", e.JTI)
+			t.sent.WithLabelValues(e.Receiver, "dropped").Inc()
 			done = append(done, entry{Op: "done", JTI: e.JTI, Outcome: "dropped"})
+		case q.r.Application != "":
+			// Whoever it was queued for (no application, another one, or
+			// this one when the record's readers may have changed since),
+			// it goes out only if the application may read the record
+			// now: Release checks it again.
+			e.check, q.held = true, true
+			q.sets = append(q.sets, e)
 		default:
 			q.sets = append(q.sets, e)
 		}
@@ -204,19 +236,54 @@ func (t *Transmitter) Close() error {
 // change: until then such a receiver gets no delegation event (logged).
 func (t *Transmitter) ScopeDelegations(r Readers) { t.readers.Store(&r) }
 
+// ScopeConsents gives the rule that decides which consent events a
+// receiver naming an application gets, and the consent administrators
+// (consent.admin_applications), which read them all. Call it before any
+// consent change: until then such a receiver gets no consent event
+// (logged).
+func (t *Transmitter) ScopeConsents(r ConsentReaders, admins []string) {
+	sc := &consentScope{rule: r, admins: map[string]bool{}}
+	for _, a := range admins {
+		sc.admins[a] = true
+	}
+	t.consents.Store(sc)
+}
+
 // mayRead reports whether the receiver r may get the signal s: every
-// signal when r names no application; a delegation's only when r's
-// application may read the record as it is after the change.
+// signal when r names no application; otherwise only when r's application
+// may read the delegation record as it is after the change, or the
+// consent event, by the rule of the read API. When that cannot be decided
+// it is not queued (fails closed: logged and counted as dropped).
 func (t *Transmitter) mayRead(ctx context.Context, r Receiver, s signal) bool {
-	if r.Application == "" || s.delegation == nil {
+	if r.Application == "" {
 		return true
 	}
-	rd := t.readers.Load()
-	if rd == nil || *rd == nil {
-		t.log.ErrorContext(ctx, "outgoing signal not queued: no rule says who may read delegations", "event", s.name, "receiver", r.Endpoint)
-		return false
+	switch {
+	case s.delegation != nil:
+		rd := t.readers.Load()
+		if rd == nil || *rd == nil {
+			t.log.ErrorContext(ctx, "outgoing signal not queued: no rule says who may read delegations", "event", s.name, "receiver", r.Endpoint)
+			t.sent.WithLabelValues(r.Endpoint, "dropped").Inc()
+			return false
+		}
+		return (*rd).Sees(delegation.Reader{Application: r.Application}, *s.delegation)
+	case s.consent != nil:
+		sc := t.consents.Load()
+		if sc == nil || sc.rule == nil {
+			t.log.ErrorContext(ctx, "outgoing signal not queued: no rule says who may read consents", "event", s.name, "receiver", r.Endpoint)
+			t.sent.WithLabelValues(r.Endpoint, "dropped").Inc()
+			return false
+		}
+		ok, err := sc.rule.Sees(ctx, consent.Reader{Application: r.Application, Admin: sc.admins[r.Application]}, *s.consent)
+		if err != nil {
+			t.log.ErrorContext(ctx, "outgoing signal not queued: who may read the consent event is unknown", "event", s.name,
+				"receiver", r.Endpoint, "consent_event_id", s.consent.ID, "error", err)
+			t.sent.WithLabelValues(r.Endpoint, "dropped").Inc()
+			return false
+		}
+		return ok
 	}
-	return (*rd).Sees(delegation.Reader{Application: r.Application}, *s.delegation)
+	return false
 }
 
 // DelegationChanged implements delegation.Notifier.
@@ -285,6 +352,9 @@ func (t *Transmitter) queue(q *queue, e entry) error {
 func (t *Transmitter) compact() {
 	t.qmu.Lock()
 	defer t.qmu.Unlock()
+	if t.unchecked > 0 {
+		return
+	}
 	for _, q := range t.queues {
 		q.mu.Lock()
 		n := len(q.sets)
@@ -359,7 +429,7 @@ func (t *Transmitter) deliver(ctx context.Context, q *queue) {
 	for {
 		q.mu.Lock()
 		var head *entry
-		if len(q.sets) > 0 {
+		if len(q.sets) > 0 && !q.held {
 			head = &q.sets[0]
 		}
 		q.mu.Unlock()

@@ -1,0 +1,105 @@
+package signalout
+
+import (
+	"context"
+	"errors"
+
+	"github.com/ciampdp/pdp/pdp/consent"
+	"github.com/ciampdp/pdp/pdp/delegation"
+)
+
+// Release checks again the SETs Open read from the outbox for receivers
+// naming an application, with the rules given since (ScopeDelegations,
+// ScopeConsents), and lets their delivery begin: a SET goes out when the
+// receiver's application may read the record (or consent event) as it is
+// now, whoever it was queued for — none, another application (the
+// receiver was renamed), or this one (its readers may have changed). The
+// others are dropped: logged, counted (outcome="dropped") and noted in
+// the outbox. A SET whose record cannot be read now (the store failed) is
+// neither sent nor dropped: it stays in the outbox and is checked at the
+// next start. Call it once, after the Scope calls; until then those
+// receivers get nothing.
+func (t *Transmitter) Release(ctx context.Context) {
+	for _, q := range t.queues {
+		q.mu.Lock()
+		held, sets := q.held, q.sets
+		q.mu.Unlock()
+		if !held {
+			continue
+		}
+		var keep, done []entry
+		for _, e := range sets {
+			if !e.check {
+				keep = append(keep, e)
+				continue
+			}
+			ok, err := t.recheck(ctx, q.r, e)
+			switch {
+			case err != nil:
+				t.log.WarnContext(ctx, "outgoing signal not checked again: kept in the outbox for the next start", "receiver", q.r.Endpoint,
+					"application", q.r.Application, "jti", e.JTI, "error", err)
+				t.qmu.Lock()
+				t.unchecked++
+				t.qmu.Unlock()
+			case ok:
+				e.check = false
+				keep = append(keep, e)
+			default:
+				t.log.WarnContext(ctx, "outgoing signal from the outbox: the receiver's application may not read it now: dropped", "receiver", q.r.Endpoint,
+					"application", q.r.Application, "queued_for", e.Application, "jti", e.JTI)
+				t.sent.WithLabelValues(q.r.Endpoint, "dropped").Inc()
+				done = append(done, entry{Op: "done", JTI: e.JTI, Outcome: "dropped"})
+			}
+		}
+		if len(done) > 0 {
+			if err := t.box.append(done...); err != nil {
+				t.log.WarnContext(ctx, "signal outbox: dropped signals not noted (checked again at the next start)", "error", err)
+			}
+		}
+		q.mu.Lock()
+		q.sets = append(keep, q.sets[len(sets):]...)
+		q.held = false
+		q.mu.Unlock()
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// recheck reports whether r's application may read, now, what the queued
+// SET e is about. A SET that cannot be read, an event or record that no
+// longer exists, or a kind whose rule was not given is not read (false);
+// an error is a store that did not answer.
+func (t *Transmitter) recheck(ctx context.Context, r Receiver, e entry) (bool, error) {
+	name, id := e.about()
+	if id == "" {
+		return false, nil
+	}
+	if name == ConsentWithdrawn {
+		sc := t.consents.Load()
+		if sc == nil || sc.rule == nil {
+			return false, nil
+		}
+		ev, err := sc.rule.Event(ctx, id)
+		if errors.Is(err, consent.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return sc.rule.Sees(ctx, consent.Reader{Application: r.Application, Admin: sc.admins[r.Application]}, ev)
+	}
+	rd := t.readers.Load()
+	if rd == nil || *rd == nil {
+		return false, nil
+	}
+	d, err := (*rd).Get(ctx, id)
+	if errors.Is(err, delegation.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return (*rd).Sees(delegation.Reader{Application: r.Application}, d), nil
+}
