@@ -77,13 +77,16 @@ type windowTally struct {
 	windowState
 	pending []windowChange
 	window  time.Duration // of the rule that counted last: when the tally is idle
-	// seen: a decision was answered (blocked) with a block that only
-	// pending changes make, and no change of what the decisions see was
-	// reported since. Losing such a block (a drop) is worth telling the
-	// sidecars (they may cache denials made with it); losing one no
-	// decision saw is not: a key at its threshold while records fail
-	// reports nothing per failing decision.
-	seen bool
+	// seenUntil: the latest end of a block that only pending changes
+	// make and a decision was answered (blocked) with; zero when none.
+	// The sidecars may cache denials made with it, and such a denial may
+	// reach them after any notice sent while it is pending, so it is
+	// kept until nothing is pending or the committed block reaches it:
+	// while kept, a commit or drop that changes the view (in particular
+	// makes it end before seenUntil) reports. Losing a pending block no
+	// decision saw is not reported: a key at its threshold while records
+	// fail reports nothing per failing decision.
+	seenUntil time.Time
 }
 
 // idle reports whether the tally holds nothing worth keeping at at.
@@ -230,18 +233,31 @@ func (w *windowCounts[K]) settle(k K, t *windowTally) (changed bool) {
 	return changed
 }
 
-// seenUntil is until when the decisions of other owners (none of the
-// pending resets' own) see t's key blocked: zero when they do not, or
-// did not since the last block ended (w.mu held).
-func (t *windowTally) seenUntil() time.Time { return t.view(0, false).blockedUntil }
-
-// reported notes what a commit or drop reports: a change reported is
-// told to the sidecars, so no block seen before it is left to tell of;
-// with nothing pending, no block is made by pending changes alone (w.mu
+// viewUntil is until when the decisions of other owners (none of the
+// pending resets' own) see t's key blocked: zero when they do not (w.mu
 // held).
-func (t *windowTally) reported(changed bool) bool {
-	if changed || len(t.pending) == 0 {
-		t.seen = false
+func (t *windowTally) viewUntil() time.Time { return t.view(0, false).blockedUntil }
+
+// reported notes what a commit or drop reports, given the view before
+// it: a change of the committed block, or a change of the view, when
+// the change is a reset's (it lifts the hold for everyone) or when a
+// decision was answered with a pending block (seenUntil). A report that
+// makes the view end before seenUntil lowers it to the view (the
+// sidecars were told of that end); seenUntil is forgotten once nothing
+// is pending (no block is made by pending changes alone) or the
+// committed block reaches it, and not at an earlier report: a denial
+// answered with the pending block may reach a sidecar after that
+// report's notice (w.mu held).
+func (t *windowTally) reported(changed, reset bool, before time.Time) bool {
+	after := t.viewUntil()
+	if !after.Equal(before) && (reset || !t.seenUntil.IsZero()) {
+		changed = true
+	}
+	if changed && after.Before(t.seenUntil) {
+		t.seenUntil = after
+	}
+	if len(t.pending) == 0 || !t.blockedUntil.Before(t.seenUntil) {
+		t.seenUntil = time.Time{}
 	}
 	return changed
 }
@@ -262,24 +278,21 @@ func (w *windowCounts[K]) commit(k K, id uint64) (changed bool) {
 		return false
 	}
 	reset := t.pending[i].reset
-	var before time.Time
-	if reset {
-		before = t.seenUntil()
-	}
+	before := t.viewUntil()
 	t.pending[i].done = true
-	changed = w.settle(k, t)
-	return t.reported(changed || (reset && !t.seenUntil().Equal(before)))
+	return t.reported(w.settle(k, t), reset, before)
 }
 
 // drop forgets reservation id of key k and reports whether a block began
 // or ended with the committed changes it was holding back, or as the
 // other decisions see the counts when a decision was answered with a
-// block only pending changes made (seen): that block (the sidecars may
+// block only pending changes made (seenUntil): that block (the sidecars may
 // have cached denials for) may be gone or changed with the event
 // dropped, even when it was not this event that began it. A pending
 // block no decision was answered with is lost silently: while records
-// fail, a key at its threshold reports once per block seen and lost,
-// not once per failing decision.
+// fail, a key at its threshold reports once per block seen and lost
+// (and per later change of the view while such a block is pending), not
+// once per failing decision.
 func (w *windowCounts[K]) drop(k K, id uint64) (changed bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -287,10 +300,9 @@ func (w *windowCounts[K]) drop(k K, id uint64) (changed bool) {
 	if i < 0 {
 		return false
 	}
-	before := t.seenUntil()
+	before := t.viewUntil()
 	t.pending = slices.Delete(t.pending, i, i+1)
-	changed = w.settle(k, t)
-	return t.reported(changed || (t.seen && !t.seenUntil().Equal(before)))
+	return t.reported(w.settle(k, t), false, before)
 }
 
 // blocked returns the state owner sees for key k when it blocks k at at.
@@ -305,8 +317,8 @@ func (w *windowCounts[K]) blocked(k K, owner uint64, at time.Time) (windowState,
 	}
 	s := t.view(owner, false)
 	ok := s.blocks(at)
-	if ok && !s.blockedUntil.Equal(t.blockedUntil) {
-		t.seen = true
+	if ok && !s.blockedUntil.Equal(t.blockedUntil) && s.blockedUntil.After(t.seenUntil) {
+		t.seenUntil = s.blockedUntil
 	}
 	return s, ok
 }

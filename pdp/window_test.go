@@ -29,6 +29,7 @@ func TestWindowCounts(t *testing.T) {
 	distinct := windowRule{window: time.Minute, block: 5 * time.Minute, threshold: 3, distinct: true}
 	pair := windowRule{window: time.Minute, block: 5 * time.Minute, threshold: 2, distinct: true}
 	every := windowRule{window: 10 * time.Minute, block: 30 * time.Minute, threshold: 3}
+	each := windowRule{window: time.Minute, block: 5 * time.Minute, threshold: 1}
 	r := func(key, who string, at time.Duration, want int) windowOp {
 		return windowOp{do: "reserve", key: key, owner: 1, who: who, at: at, want: want, yes: true}
 	}
@@ -177,13 +178,26 @@ func TestWindowCounts(t *testing.T) {
 			rc("", 0, 1, false), rc("", 0, 2, false),
 			outage(50, func(i int) bool { return i%5 == 0 }),
 		)},
-		{"a key at its threshold during an outage: a block seen, changed by one drop, lost unseen with the next", every, cat(
+		{"a key at its threshold during an outage: a block seen, changed by one drop, lost with the next: both told", every, cat(
 			rc("", 0, 1, false), rc("", 0, 2, false),
 			r("k", "", time.Second, 3), r("k", "", 2*time.Second, 1), // the second sees the block the first began
 			blocked(2, 2*time.Second, true, 3),
-			windowOp{do: "drop", key: "k", ref: 4, yes: true},  // the block seen now ends later (begun by the second): told …
-			windowOp{do: "drop", key: "k", ref: 5, yes: false}, // … and its loss, seen by no one since, is not
+			windowOp{do: "drop", key: "k", ref: 4, yes: true}, // the block seen now ends later (begun by the second): told …
+			windowOp{do: "drop", key: "k", ref: 5, yes: true}, // … and its loss too: the denial made with the first may reach a sidecar after the first notice
 			blocked(2, 2*time.Second, false, 0),
+		)},
+		{"a pending block seen, still pending after a commit reported, is told when lost", each, cat(
+			r("k", "", 0, 1), r("k", "", time.Minute, 1), // A blocks until 5m, B until 6m
+			blocked(2, time.Minute, true, 1), // D2 is denied with B's block (until 6m) …
+			c(0, true),                       // … A's commit begins the committed block (until 5m): told, but D2's denial may arrive after
+			windowOp{do: "drop", key: "k", ref: 1, yes: true}, // B is lost: the view falls back to 5m, below what D2 saw
+			blocked(2, 5*time.Minute+30*time.Second, false, 0),
+		)},
+		{"a seen block, still pending after a commit reported, is not told twice once committed", each, cat(
+			r("k", "", 0, 1), r("k", "", time.Minute, 1),
+			blocked(2, time.Minute, true, 1),
+			c(0, true), c(1, false), // B committed: the committed block reaches what D2 saw
+			blocked(2, 5*time.Minute+30*time.Second, true, 1),
 		)},
 		{"a pending block extending a committed one is told when lost only if seen", every, cat(
 			rc("", 0, 1, false), rc("", 0, 2, false), rc("", 0, 3, true), // blocked until 30m
