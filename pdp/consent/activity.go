@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"sort"
 	"time"
 )
 
@@ -94,44 +95,69 @@ func (l *Ledger) GrantsOf(ctx context.Context, subject Ref) ([]string, error) {
 }
 
 // activityBatcher is implemented by stores that write many subjects'
-// activity in one statement (PostgresStore).
+// activity in one statement (PostgresStore). On failure, SetActivities
+// returns the marks it did not store (the others are stored).
 type activityBatcher interface {
-	SetActivities(ctx context.Context, at map[Ref]time.Time) error
+	SetActivities(ctx context.Context, at map[Ref]time.Time) (unstored map[Ref]time.Time, err error)
 }
 
 var _ activityBatcher = (*PostgresStore)(nil)
 
-// activityChunk bounds the rows of one SetActivities statement.
+// activityChunk bounds the rows of one SetActivities statement (unless
+// the store's activityChunk, set by tests, is smaller).
 const activityChunk = 10_000
 
 // SetActivities records many subjects' activity: one upsert per
 // activityChunk subjects (each keeps the later time), instead of one round
-// trip per subject. A failed chunk fails the call; the chunks before it
-// are stored.
-func (s *PostgresStore) SetActivities(ctx context.Context, at map[Ref]time.Time) error {
-	names := make([]string, 0, min(len(at), activityChunk))
-	times := make([]time.Time, 0, cap(names))
-	flush := func() error {
-		if len(names) == 0 {
-			return nil
+// trip per subject, in the order of the subjects' names. Each chunk
+// commits on its own: when one fails, the chunks before it are stored,
+// and it returns the error with the marks of the failed chunk and of
+// those after it (not tried), which are not stored.
+func (s *PostgresStore) SetActivities(ctx context.Context, at map[Ref]time.Time) (map[Ref]time.Time, error) {
+	chunk := activityChunk
+	if s.activityChunk > 0 {
+		chunk = min(chunk, s.activityChunk)
+	}
+	refs := make([]Ref, 0, len(at))
+	for r := range at {
+		refs = append(refs, r)
+	}
+	names := make([]string, len(refs))
+	for i, r := range refs {
+		names[i] = r.String()
+	}
+	sort.Sort(refsByName{refs, names})
+	times := make([]time.Time, 0, min(len(refs), chunk))
+	for from := 0; from < len(refs); from += chunk {
+		to := min(from+chunk, len(refs))
+		times = times[:0]
+		for _, r := range refs[from:to] {
+			times = append(times, storedTime(at[r]))
 		}
 		_, err := s.pool.Exec(ctx, `INSERT INTO pdp_consent_activity (subject, last_active)
 			SELECT * FROM unnest($1::text[], $2::timestamptz[])
 			ON CONFLICT (subject) DO UPDATE
-			SET last_active = greatest(pdp_consent_activity.last_active, excluded.last_active)`, names, times)
+			SET last_active = greatest(pdp_consent_activity.last_active, excluded.last_active)`, names[from:to], times)
 		if err != nil {
-			return fmt.Errorf("consent: postgres set activity of %d subjects: %w", len(names), err)
-		}
-		names, times = names[:0], times[:0]
-		return nil
-	}
-	for r, t := range at {
-		names, times = append(names, r.String()), append(times, storedTime(t))
-		if len(names) == activityChunk {
-			if err := flush(); err != nil {
-				return err
+			unstored := make(map[Ref]time.Time, len(refs)-from)
+			for _, r := range refs[from:] {
+				unstored[r] = at[r]
 			}
+			return unstored, fmt.Errorf("consent: postgres set activity of %d subjects (%d stored before): %w", to-from, from, err)
 		}
 	}
-	return flush()
+	return nil, nil
+}
+
+// refsByName sorts refs by their names (names[i] is refs[i].String()).
+type refsByName struct {
+	refs  []Ref
+	names []string
+}
+
+func (r refsByName) Len() int           { return len(r.refs) }
+func (r refsByName) Less(i, j int) bool { return r.names[i] < r.names[j] }
+func (r refsByName) Swap(i, j int) {
+	r.refs[i], r.refs[j] = r.refs[j], r.refs[i]
+	r.names[i], r.names[j] = r.names[j], r.names[i]
 }

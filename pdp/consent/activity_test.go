@@ -59,7 +59,7 @@ func TestLastActiveAcrossStores(t *testing.T) {
 			t.Fatalf("after a second flush: %v", got)
 		}
 		if b, ok := st.(activityBatcher); ok {
-			if err := b.SetActivities(ctx, map[Ref]time.Time{agent: ymd(2020, 1, 1), heidi: ymd(2020, 1, 1)}); err != nil {
+			if _, err := b.SetActivities(ctx, map[Ref]time.Time{agent: ymd(2020, 1, 1), heidi: ymd(2020, 1, 1)}); err != nil {
 				t.Fatal(err)
 			}
 			if got, _ = st.Activities(ctx, []Ref{agent, heidi}); !got[agent].Equal(old) || !got[heidi].Equal(recent) {

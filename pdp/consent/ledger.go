@@ -405,11 +405,11 @@ func (l *Ledger) FlushActivity(ctx context.Context) error {
 	l.amu.Unlock()
 	var errs []error
 	if b, ok := l.store.(activityBatcher); ok && len(dirty) > 1 {
-		if err := b.SetActivities(ctx, dirty); err != nil {
-			// Kept for the next flush (a chunk may be stored twice: the
-			// upsert keeps the later time).
-			l.requeue(dirty)
-			return fmt.Errorf("consent: flush activity (%d subjects): %w", len(dirty), err)
+		if unstored, err := b.SetActivities(ctx, dirty); err != nil {
+			// The marks not stored are kept for the next flush (or
+			// logged by Close); the chunks stored before are not.
+			l.requeue(unstored)
+			return fmt.Errorf("consent: flush activity (%d of %d subjects not stored): %w", len(unstored), len(dirty), err)
 		}
 	} else {
 		for s, at := range dirty {
@@ -475,10 +475,11 @@ func (l *Ledger) logUnstored(cause error) {
 	}
 }
 
-// Close stops the flusher and flushes the activity (within 10 seconds).
-// When that final flush fails, each mark it could not store is logged at
-// Error with its subject and time (see logUnstored): every mark is
-// stored or logged. It does not close the store. Later calls fail with
+// Close stops the flusher and flushes the activity: one attempt, within
+// 10 seconds (no retry). When that final flush fails, each mark it could
+// not store is logged at Error with its subject and time (see
+// logUnstored); marks of chunks stored before a failed one are not:
+// every mark is stored or logged, never both. It does not close the store. Later calls fail with
 // ErrClosed.
 func (l *Ledger) Close() error {
 	var err error

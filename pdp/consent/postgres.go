@@ -25,6 +25,9 @@ import (
 // one serialised commit per append across the cluster.
 type PostgresStore struct {
 	pool *pgxpool.Pool
+	// activityChunk, when set (tests), bounds the rows of one
+	// SetActivities statement below the default activityChunk.
+	activityChunk int
 }
 
 var _ Store = (*PostgresStore)(nil)
