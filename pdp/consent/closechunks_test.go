@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -14,8 +15,8 @@ import (
 
 // failActivityInserts makes PostgreSQL fail every activity write of the
 // subject named poison (a trigger, named after the test's suffix, that
-// raises; dropped at cleanup).
-func failActivityInserts(t *testing.T, sfx, poison string) {
+// raises; dropped by the function returned, or at cleanup).
+func failActivityInserts(t *testing.T, sfx, poison string) (lift func()) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -36,7 +37,7 @@ func failActivityInserts(t *testing.T, sfx, poison string) {
 		FOR EACH ROW EXECUTE FUNCTION %[1]s()`, name)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	lift = func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		conn, err := pgx.Connect(ctx, pgURI(t))
@@ -48,7 +49,9 @@ func failActivityInserts(t *testing.T, sfx, poison string) {
 		if _, err := conn.Exec(ctx, fmt.Sprintf(`DROP TRIGGER IF EXISTS %[1]s ON pdp_consent_activity; DROP FUNCTION IF EXISTS %[1]s()`, name)); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
-	})
+	}
+	t.Cleanup(lift)
+	return lift
 }
 
 // TestCloseLogsOnlyUnstoredChunks: on PostgreSQL, Close's final flush
@@ -120,5 +123,48 @@ func TestCloseLogsOnlyUnstoredChunks(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFlushRequeuesOnlyUnstoredChunks: a periodic flush whose third
+// chunk fails keeps only the marks of that chunk and the next for the
+// next flush, which stores them once the database takes them again;
+// Close then has nothing to log.
+func TestFlushRequeuesOnlyUnstoredChunks(t *testing.T) {
+	st, sfx := openPostgresT(t)
+	st.(*PostgresStore).activityChunk = 2
+	var logs syncBuffer
+	e := newLenv(t, st, sfx, func(c *LedgerConfig) {
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+		c.ActivityFlushInterval = time.Hour
+	})
+	refs := make([]Ref, 7)
+	for i := range refs {
+		refs[i] = e.user(fmt.Sprintf("requeued-%02d", i))
+		e.l.Touch(refs[i], ledgerToday.Add(-time.Duration(i)*time.Minute))
+	}
+	lift := failActivityInserts(t, sfx, refs[4].String())
+	if err := e.l.FlushActivity(context.Background()); err == nil {
+		t.Fatal("a flush with a refused subject succeeded")
+	}
+	e.l.amu.Lock()
+	queued := slices.SortedFunc(maps.Keys(e.l.dirty), func(a, b Ref) int { return strings.Compare(a.String(), b.String()) })
+	e.l.amu.Unlock()
+	if want := refs[4:]; !slices.Equal(queued, want) {
+		t.Fatalf("queued for the next flush %v, want %v", queued, want)
+	}
+	lift()
+	if err := e.l.FlushActivity(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := st.Activities(context.Background(), refs)
+	if err != nil || len(stored) != len(refs) {
+		t.Fatalf("stored %d of %d: %v", len(stored), len(refs), err)
+	}
+	if err := e.l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if lines := unstoredLines(t, logs.String()); len(lines) != 0 {
+		t.Fatalf("logged %v, want nothing", lines)
 	}
 }
