@@ -339,12 +339,17 @@ func (s *Service) write(ctx context.Context, r Revalidation) (Revalidation, erro
 			return Revalidation{}, fmt.Errorf("revalidate %s: %w: %w", r.Key(), ErrNotRecorded, err)
 		}
 	}
+	// The position before the append: a concurrent catch-up (States)
+	// may index the committed row before a lost reply is known.
+	s.mu.RLock()
+	before := s.head
+	s.mu.RUnlock()
 	stored, err := s.c.Store.Append(ctx, r)
 	if err != nil {
 		// A lost COMMIT reply, or a file the store could not cut back
 		// after a failed sync, may hold it all the same: read again
 		// before calling it not applied.
-		if found, ok := s.storedAnyway(ctx, r); ok {
+		if found, ok := s.storedAnyway(ctx, r, before); ok {
 			s.log.WarnContext(ctx, "the revalidation store failed the append but holds the revalidation: taken as stored",
 				"id", r.ID, "key", r.Key(), "error", err)
 			stored, err = found, nil
@@ -370,21 +375,31 @@ func (s *Service) write(ctx context.Context, r Revalidation) (Revalidation, erro
 	return stored, nil
 }
 
+// RereadContext is ctx without its cancellation, bounded by bound or by
+// ctx's own deadline, whichever comes first: a read-back outlives a
+// caller that hangs up, never the caller's deadline.
+func RereadContext(ctx context.Context, bound time.Duration) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(bound)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
+}
+
 // RereadBound bounds the read of the store after a failed append (and
 // its retries while the store does not answer).
 const RereadBound = 5 * time.Second
 
-// storedAnyway reads the store after a failed append of r for r itself
-// (by id), detached from the request's cancellation and retried for
-// RereadBound; false when the store lacks it or does not answer.
-func (s *Service) storedAnyway(ctx context.Context, r Revalidation) (Revalidation, bool) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RereadBound)
+// storedAnyway reads the store above before (the index's head before the
+// append) after a failed append of r for r itself (by id), detached from
+// the request's cancellation and retried for RereadBound, or until the
+// request's deadline if that comes first; false when the store lacks it
+// or does not answer.
+func (s *Service) storedAnyway(ctx context.Context, r Revalidation, before int64) (Revalidation, bool) {
+	ctx, cancel := RereadContext(ctx, RereadBound)
 	defer cancel()
-	s.mu.RLock()
-	head := s.head
-	s.mu.RUnlock()
 	for {
-		rs, err := s.c.Store.After(ctx, head)
+		rs, err := s.c.Store.After(ctx, before)
 		if err == nil {
 			for _, got := range rs {
 				if got.ID == r.ID {
