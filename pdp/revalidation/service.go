@@ -170,6 +170,26 @@ func (s *Service) After(ctx context.Context, pos int64) ([]Revalidation, error) 
 	return s.c.Store.After(ctx, pos)
 }
 
+// Append stores r as given (its id and time: a revalidation the trail
+// owes, which the start-up check makes with adminlog.MakeImplied) without
+// recording it again, and indexes it. With Service.After it is an
+// adminlog.RevalidationStore.
+func (s *Service) Append(ctx context.Context, r Revalidation) (Revalidation, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	stored, err := s.c.Store.Append(ctx, r)
+	if err != nil {
+		return Revalidation{}, fmt.Errorf("store revalidation %s: %w", r.ID, err)
+	}
+	if s.c.Shared {
+		if err := s.catchUp(ctx); err != nil {
+			s.log.WarnContext(ctx, "dormancy: catch up", "err", err)
+		}
+	}
+	s.index(stored)
+	return stored, nil
+}
+
 // Latest is the latest revalidation of a key ("user:heidi",
 // dormancy.DelegationKey(id)).
 func (s *Service) Latest(key string) (Revalidation, bool) {
