@@ -63,7 +63,7 @@ func revalidateOnSignal(bundles interface{ Current() *policy.Bundle }, svc *reva
 			}
 			e := events[0]
 			if _, err := svc.RevalidateOnSignal(ctx, r.Subject, e.Transmitter, r.Type, e.JTI); err != nil {
-				log.ErrorContext(ctx, "a revalidating signal did not end the dormancy (the start-up check demands it; 'pdp repair' makes it)",
+				log.ErrorContext(ctx, "a revalidating signal did not end the dormancy (fail closed: the next start makes it, or 'pdp repair')",
 					"subject", r.Subject.String(), "type", r.Type, "transmitter", e.Transmitter, "jti", e.JTI, "error", err)
 				continue
 			}
