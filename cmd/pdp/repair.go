@@ -16,7 +16,7 @@ func repairCommand() *command {
 	return &command{
 		name: "repair",
 		summary: "apply to the delegation records, the consent ledger, the signal ledger and the revalidations the changes the decision trail holds and they lack " +
-			"(every PDP replica using them must be stopped: refused while a replica holds a lease in the shared change feed; --check only lists them)",
+			"(every PDP replica using them must be stopped: when the change feed is shared (delegations, consent, trail or relations on PostgreSQL), refused while a replica holds a lease in it; --check only lists them)",
 		flags: func(fs *pflag.FlagSet) {
 			addAdminConfigFlags(fs)
 			fs.Bool("check", false, "only list the missing changes (exit 1 when there are some)")

@@ -92,6 +92,11 @@ type Missing struct {
 	// (trail.redact), so Repair cannot apply it: restore that store from a
 	// backup instead.
 	Redacted bool
+	// Implied: a revalidation a stored SET's trail record implies (not a
+	// change recorded on its own). It is fully determined by that record
+	// and idempotent, so a start makes it (MakeImplied) rather than
+	// refuse; 'pdp repair --check' still names it.
+	Implied bool
 }
 
 // Kind is "delegation", "consent", "signal" or "revalidation".
@@ -151,6 +156,21 @@ type Report struct {
 	// Unreadable counts change records whose detail could not be read
 	// (redacted, or of an unknown shape): they are not checked.
 	Unreadable int
+}
+
+// Implied splits r into the implied revalidations it names (Missing with
+// Implied set) and a report of the rest.
+func (r Report) Implied() (implied []Missing, rest Report) {
+	rest = r
+	rest.Missing = nil
+	for _, m := range r.Missing {
+		if m.Implied {
+			implied = append(implied, m)
+			continue
+		}
+		rest.Missing = append(rest.Missing, m)
+	}
+	return implied, rest
 }
 
 // Err is nil when nothing is missing, else an error wrapping ErrMissing

@@ -251,7 +251,7 @@ func (f *factChanges) compareImplied(have storedRevs, rep *Report) {
 			}
 			named[k] = true
 			rep.Missing = append(rep.Missing, Missing{Seq: c.seq, Action: c.action, Revalidation: &r,
-				Has: "no revalidation from this signal", Redacted: c.redacted})
+				Has: "no revalidation from this signal", Redacted: c.redacted, Implied: true})
 		}
 	}
 }

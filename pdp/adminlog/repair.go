@@ -67,6 +67,34 @@ func Repair(ctx context.Context, rep Report, ds DelegationStore, cs ConsentStore
 // it records what was applied in the trail (ActionRepair), as
 // application "pdp-repair". It returns the changes applied.
 func RepairStores(ctx context.Context, rep Report, w Writers, rec Recorder) ([]Missing, error) {
+	return applyMissing(ctx, rep, w, rec, RepairApplication)
+}
+
+// RepairApplication is the application of the ActionRepair records 'pdp
+// repair' writes; StartApplication that of those a start writes when it
+// makes implied revalidations (MakeImplied).
+const (
+	RepairApplication = "pdp-repair"
+	StartApplication  = "pdp-start"
+)
+
+// MakeImplied makes the implied revalidations (Report.Implied) in rs, as
+// RepairStores does (the same derived ids: made once however often it
+// runs, and not again when rs holds one of the same source), recorded in
+// the trail as an ActionRepair record of application StartApplication.
+// It returns the ones made.
+func MakeImplied(ctx context.Context, implied []Missing, rs RevalidationStore, rec Recorder) ([]Missing, error) {
+	for _, m := range implied {
+		if !m.Implied || m.Revalidation == nil {
+			return nil, fmt.Errorf("%s: not an implied revalidation", m)
+		}
+	}
+	return applyMissing(ctx, Report{Missing: implied}, Writers{Revalidations: rs}, rec, StartApplication)
+}
+
+// applyMissing is RepairStores recording its ActionRepair record as
+// application.
+func applyMissing(ctx context.Context, rep Report, w Writers, rec Recorder, application string) ([]Missing, error) {
 	ds, cs := w.Delegations, w.Consent
 	var (
 		applied []Missing
@@ -105,7 +133,7 @@ func RepairStores(ctx context.Context, rep Report, w Writers, rec Recorder) ([]M
 		detail.Applied = append(detail.Applied, r)
 	}
 	if rec != nil && (len(detail.Applied) > 0 || len(detail.Failed) > 0) {
-		if err := rec.RecordAdmin(ctx, ActionRepair, "pdp-repair", "", detail); err != nil {
+		if err := rec.RecordAdmin(ctx, ActionRepair, application, "", detail); err != nil {
 			errs = append(errs, fmt.Errorf("record the repair in the decision trail: %w", err))
 		}
 	}

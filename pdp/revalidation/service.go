@@ -170,6 +170,26 @@ func (s *Service) After(ctx context.Context, pos int64) ([]Revalidation, error) 
 	return s.c.Store.After(ctx, pos)
 }
 
+// Append stores r as given (its id and time: a revalidation the trail
+// owes, which the start-up check makes with adminlog.MakeImplied) without
+// recording it again, and indexes it. With Service.After it is an
+// adminlog.RevalidationStore.
+func (s *Service) Append(ctx context.Context, r Revalidation) (Revalidation, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	stored, err := s.c.Store.Append(ctx, r)
+	if err != nil {
+		return Revalidation{}, fmt.Errorf("store revalidation %s: %w", r.ID, err)
+	}
+	if s.c.Shared {
+		if err := s.catchUp(ctx); err != nil {
+			s.log.WarnContext(ctx, "dormancy: catch up", "err", err)
+		}
+	}
+	s.index(stored)
+	return stored, nil
+}
+
 // Latest is the latest revalidation of a key ("user:heidi",
 // dormancy.DelegationKey(id)).
 func (s *Service) Latest(key string) (Revalidation, bool) {
@@ -339,12 +359,17 @@ func (s *Service) write(ctx context.Context, r Revalidation) (Revalidation, erro
 			return Revalidation{}, fmt.Errorf("revalidate %s: %w: %w", r.Key(), ErrNotRecorded, err)
 		}
 	}
+	// The position before the append: a concurrent catch-up (States)
+	// may index the committed row before a lost reply is known.
+	s.mu.RLock()
+	before := s.head
+	s.mu.RUnlock()
 	stored, err := s.c.Store.Append(ctx, r)
 	if err != nil {
 		// A lost COMMIT reply, or a file the store could not cut back
 		// after a failed sync, may hold it all the same: read again
 		// before calling it not applied.
-		if found, ok := s.storedAnyway(ctx, r); ok {
+		if found, ok := s.storedAnyway(ctx, r, before); ok {
 			s.log.WarnContext(ctx, "the revalidation store failed the append but holds the revalidation: taken as stored",
 				"id", r.ID, "key", r.Key(), "error", err)
 			stored, err = found, nil
@@ -370,21 +395,31 @@ func (s *Service) write(ctx context.Context, r Revalidation) (Revalidation, erro
 	return stored, nil
 }
 
+// RereadContext is ctx without its cancellation, bounded by bound or by
+// ctx's own deadline, whichever comes first: a read-back outlives a
+// caller that hangs up, never the caller's deadline.
+func RereadContext(ctx context.Context, bound time.Duration) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(bound)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
+}
+
 // RereadBound bounds the read of the store after a failed append (and
 // its retries while the store does not answer).
 const RereadBound = 5 * time.Second
 
-// storedAnyway reads the store after a failed append of r for r itself
-// (by id), detached from the request's cancellation and retried for
-// RereadBound; false when the store lacks it or does not answer.
-func (s *Service) storedAnyway(ctx context.Context, r Revalidation) (Revalidation, bool) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RereadBound)
+// storedAnyway reads the store above before (the index's head before the
+// append) after a failed append of r for r itself (by id), detached from
+// the request's cancellation and retried for RereadBound, or until the
+// request's deadline if that comes first; false when the store lacks it
+// or does not answer.
+func (s *Service) storedAnyway(ctx context.Context, r Revalidation, before int64) (Revalidation, bool) {
+	ctx, cancel := RereadContext(ctx, RereadBound)
 	defer cancel()
-	s.mu.RLock()
-	head := s.head
-	s.mu.RUnlock()
 	for {
-		rs, err := s.c.Store.After(ctx, head)
+		rs, err := s.c.Store.After(ctx, before)
 		if err == nil {
 			for _, got := range rs {
 				if got.ID == r.ID {

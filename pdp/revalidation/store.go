@@ -77,9 +77,11 @@ func (s *FileStore) Append(ctx context.Context, r Revalidation) (Revalidation, e
 	if err != nil && !errors.Is(err, jsonl.ErrKeptInFile) {
 		return Revalidation{}, fmt.Errorf("dormancy: append revalidation: %w", err)
 	}
-	// Written, or kept in the file although its fsync failed (as a
-	// reopen would read it): After holds it, so the service's read-back
-	// after the failed append finds it rather than call it not applied.
+	// Written, or kept in the file although its fsync failed (held in
+	// the page cache, read back from the file; it may not survive a
+	// crash, and the start-up check catches that): After holds it, so
+	// the service's read-back after the failed append finds it rather than
+	// call it not applied.
 	s.head = r.Position
 	s.all = append(s.all, r)
 	if err != nil {

@@ -315,7 +315,7 @@ func (s *Server) assemble(ctx, bg context.Context, version string) error {
 				log.Error("decision trail: no more checkpoints until restart", "error", err)
 			}
 		}()
-		if err := checkStores(ctx, tr.log, servedStores(dsvc, ledger, sigs, dorm), log); err != nil {
+		if err := checkStores(ctx, tr.log, servedStores(dsvc, ledger, sigs, dorm), owedRevalidations(dorm), tr.recorder, log); err != nil {
 			return err
 		}
 		journal.Set(tr.recorder)

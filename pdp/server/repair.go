@@ -42,12 +42,26 @@ func servedStores(dsvc *delegation.Service, ledger *consent.Ledger, sigs *opened
 	return st
 }
 
+// owedRevalidations is dorm as the store the start-up check makes owed
+// revalidations in; a nil interface when dormancy is off.
+func owedRevalidations(dorm *revalidation.Service) adminlog.RevalidationStore {
+	if dorm == nil {
+		return nil
+	}
+	return dorm
+}
+
 // checkStores compares the delegation records, the consent ledger, the
 // signal ledger and the revalidations with the changes the decision trail
 // holds (write-ahead records): a change the trail holds and a store lacks
 // (a store file cut or restored from an old backup) stops the start,
-// naming every such change.
-func checkStores(ctx context.Context, tr adminlog.Trail, st adminlog.Stores, log *slog.Logger) error {
+// naming every such change. A revalidation that a stored SET's record
+// implies and the store lacks (its write failed, or the replica stopped
+// before it) does not when nothing else is missing: it is made now in
+// dorm, recorded in the trail by rec (adminlog.MakeImplied), and logged;
+// one it cannot make leaves the identity dormant (fail closed) until the
+// next start or 'pdp repair'.
+func checkStores(ctx context.Context, tr adminlog.Trail, st adminlog.Stores, dorm adminlog.RevalidationStore, rec adminlog.Recorder, log *slog.Logger) error {
 	if st.Delegations == nil && st.Events == nil && st.Signals == nil && st.Revalidations == nil {
 		return nil
 	}
@@ -59,16 +73,42 @@ func checkStores(ctx context.Context, tr adminlog.Trail, st adminlog.Stores, log
 	if rep.Unreadable > 0 {
 		log.Warn("change records of the decision trail that cannot be read (redacted?) were not checked against the stores", "records", rep.Unreadable)
 	}
-	for _, m := range rep.Missing {
+	// Owed revalidations are made only when nothing else is missing (a
+	// start that refuses leaves them all to 'pdp repair').
+	rest := rep
+	if implied, others := rep.Implied(); dorm != nil && len(implied) > 0 && len(others.Missing) == 0 {
+		makeImplied(ctx, implied, dorm, rec, log)
+		rest = others
+	}
+	for _, m := range rest.Missing {
 		log.Error("an acknowledged change is missing from its store", "kind", m.Kind(), "id", m.ID(), "action", m.Action,
 			"trail_seq", m.Seq, "store_has", m.Has)
 	}
-	if err := rep.Err(); err != nil {
+	if err := rest.Err(); err != nil {
 		return fmt.Errorf("%w\n%s", err, repairHint)
 	}
 	log.Info("stores checked against the decision trail", "changes", rep.Changes, "trail_records", tr.Size(),
 		"took", time.Since(started).Round(time.Millisecond))
 	return nil
+}
+
+// makeImplied makes the revalidations stored SETs imply and the store
+// lacks, logging each at Warn; a failure is logged and leaves them owed.
+func makeImplied(ctx context.Context, implied []adminlog.Missing, dorm adminlog.RevalidationStore, rec adminlog.Recorder, log *slog.Logger) {
+	if len(implied) == 0 {
+		return
+	}
+	for _, m := range implied {
+		log.Warn("a stored signal's revalidation is missing: making it now", "id", m.ID(), "key", m.Revalidation.Key(),
+			"source", m.Revalidation.Source, "trail_seq", m.Seq)
+	}
+	made, err := adminlog.MakeImplied(ctx, implied, dorm, rec)
+	if err != nil {
+		log.Error("stored signals' revalidations not all made (the identities stay dormant until the next start or 'pdp repair')",
+			"made", len(made), "owed", len(implied), "error", err)
+		return
+	}
+	log.Warn("stored signals' revalidations made at start", "made", len(made))
 }
 
 // Repairer holds what 'pdp repair' reads and writes: the trail and the

@@ -21,7 +21,7 @@ import (
 // when dormancy is off.
 type signalRevalidation struct {
 	revalidates func([]signals.Event) []dormancy.SignalRevalidation
-	onStored    func(context.Context, []signals.Event)
+	onStored    func(context.Context, []signals.Event, []dormancy.SignalRevalidation)
 }
 
 // revalidateOnSignal: an event the active bundle's dormancy rules name (a
@@ -49,14 +49,21 @@ func revalidateOnSignal(bundles interface{ Current() *policy.Bundle }, svc *reva
 		}
 		return out
 	}
-	onStored := func(ctx context.Context, events []signals.Event) {
+	// onStored makes exactly the revalidations recorded with the SET (not
+	// recomputed: the bundle may have changed since it was recorded).
+	onStored := func(ctx context.Context, events []signals.Event, recorded []dormancy.SignalRevalidation) {
 		if len(events) == 0 {
 			return
 		}
-		for _, r := range revalidates(events) {
+		for _, r := range recorded {
+			if ctx.Err() != nil {
+				log.ErrorContext(ctx, "a revalidating signal's revalidations were not all made in time (the start-up check makes them)",
+					"transmitter", events[0].Transmitter, "jti", events[0].JTI, "error", ctx.Err())
+				return
+			}
 			e := events[0]
 			if _, err := svc.RevalidateOnSignal(ctx, r.Subject, e.Transmitter, r.Type, e.JTI); err != nil {
-				log.ErrorContext(ctx, "a revalidating signal did not end the dormancy (the start-up check demands it; 'pdp repair' makes it)",
+				log.ErrorContext(ctx, "a revalidating signal did not end the dormancy (fail closed: the next start makes it, or 'pdp repair')",
 					"subject", r.Subject.String(), "type", r.Type, "transmitter", e.Transmitter, "jti", e.JTI, "error", err)
 				continue
 			}

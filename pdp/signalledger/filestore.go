@@ -199,9 +199,11 @@ func (s *FileStore) write(events []signals.Event) ([]signals.Event, error) {
 	if err != nil && !errors.Is(err, jsonl.ErrKeptInFile) {
 		return nil, fmt.Errorf("signals: append: %w", err)
 	}
-	// Written, or kept in the file although its fsync failed (as a
-	// reopen would read it): Since holds it, so the ledger's read-back
-	// after the failed append finds it rather than call it not applied.
+	// Written, or kept in the file although its fsync failed (held in
+	// the page cache, read back from the file; it may not survive a
+	// crash, and the start-up check catches that): Since holds it, so
+	// the ledger's read-back after the failed append finds it rather than
+	// call it not applied.
 	s.events = append(s.events, out...)
 	for _, e := range out {
 		s.seen[seenKey(e.Transmitter, e.JTI)] = true

@@ -84,10 +84,12 @@ type LedgerConfig struct {
 	// Stale reports it: the engine then denies with facts_unavailable
 	// rather than decide on signals it may not have seen.
 	MaxStaleness time.Duration
-	// OnStored, when set, is told of the events of each stored SET before
-	// the sidecars are (a revalidating identity-provider event ends a
-	// dormancy there). It must not fail the receive: the signal stands.
-	OnStored func(ctx context.Context, events []signals.Event)
+	// OnStored, when set, is told of the events of each stored SET and of
+	// the revalidations recorded with it (Revalidates' answer at record
+	// time), after the SET is published and outside the write lock (a
+	// revalidating identity-provider event ends a dormancy there). It
+	// must not fail the receive: the signal stands.
+	OnStored func(ctx context.Context, events []signals.Event, revalidates []dormancy.SignalRevalidation)
 	// Revalidates, when set, names the revalidations the events of a SET
 	// imply (what OnStored makes of them); they are recorded with the SET
 	// by a RevalidatingJournal.
@@ -195,20 +197,44 @@ func (l *Ledger) Head() int64 {
 // Receive stores the events of a verified SET: mapped to entities by the
 // registry, recorded in the journal first, then appended, indexed and
 // published. A jti received before is ErrDuplicate and changes nothing.
+//
+// What the stored SET implies (OnStored) is made after the write lock is
+// released and the change published: a slow revalidation store delays
+// neither other SETs nor this one's publish.
 func (l *Ledger) Receive(ctx context.Context, s *signals.SET) ([]signals.Event, error) {
+	stored, revalidates, err := l.receive(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if l.cfg.OnStored != nil {
+		// The signal is stored: what it implies (a revalidation) is made
+		// even when the transmitter hangs up now, or its retry would be
+		// answered "duplicate" and the implication never made. Exactly
+		// the revalidations recorded with the SET are made.
+		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), OnStoredBound)
+		l.cfg.OnStored(octx, stored, revalidates)
+		cancel()
+	}
+	return stored, nil
+}
+
+// receive records, stores, indexes and publishes a SET under the write
+// lock; it returns the stored events and the revalidations recorded with
+// them.
+func (l *Ledger) receive(ctx context.Context, s *signals.SET) ([]signals.Event, []dormancy.SignalRevalidation, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	if err := l.Sync(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	l.mu.RLock()
 	dup, closed := l.seen[seenKey(s.Issuer, s.JTI)], l.closed
 	l.mu.RUnlock()
 	if closed {
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	if dup {
-		return nil, fmt.Errorf("%s %s: %w", s.Issuer, s.JTI, ErrDuplicate)
+		return nil, nil, fmt.Errorf("%s %s: %w", s.Issuer, s.JTI, ErrDuplicate)
 	}
 	reg := l.cfg.Registry()
 	now := l.cfg.Now().UTC()
@@ -221,15 +247,17 @@ func (l *Ledger) Receive(ctx context.Context, s *signals.SET) ([]signals.Event, 
 			e.Session = se.Subject.SessionID()
 		}
 		if err := e.Validate(); err != nil {
-			return nil, &signals.SETError{Code: signals.ErrCodeInvalidRequest, Description: err.Error()}
+			return nil, nil, &signals.SETError{Code: signals.ErrCodeInvalidRequest, Description: err.Error()}
 		}
 		evs = append(evs, e)
 	}
+	// The revalidations the events imply are computed once, against the
+	// bundle active now: recorded with the SET and made once it is stored.
+	var revalidates []dormancy.SignalRevalidation
+	if l.cfg.Revalidates != nil {
+		revalidates = l.cfg.Revalidates(evs)
+	}
 	if l.cfg.Journal != nil {
-		var revalidates []dormancy.SignalRevalidation
-		if l.cfg.Revalidates != nil {
-			revalidates = l.cfg.Revalidates(evs)
-		}
 		record := l.cfg.Journal.RecordSignal
 		if rj, ok := l.cfg.Journal.(RevalidatingJournal); ok && len(revalidates) > 0 {
 			record = func(ctx context.Context, transmitter, jti string, events []signals.Event) error {
@@ -238,7 +266,7 @@ func (l *Ledger) Receive(ctx context.Context, s *signals.SET) ([]signals.Event, 
 		}
 		if err := record(ctx, s.Issuer, s.JTI, evs); err != nil {
 			l.log.ErrorContext(ctx, "signal not recorded in the decision trail; not stored", "transmitter", s.Issuer, "jti", s.JTI, "error", err)
-			return nil, fmt.Errorf("%s %s: %w: %w", s.Issuer, s.JTI, ErrNotRecorded, err)
+			return nil, nil, fmt.Errorf("%s %s: %w: %w", s.Issuer, s.JTI, ErrNotRecorded, err)
 		}
 	}
 	// Recorded as coming before it is stored (an outbox: see
@@ -247,12 +275,15 @@ func (l *Ledger) Receive(ctx context.Context, s *signals.SET) ([]signals.Event, 
 	if berr != nil {
 		l.log.WarnContext(ctx, "change feed: publishing the signal after it is stored only", "error", berr)
 	}
+	// The position before the append: the background sync (which does not
+	// take wmu) may index the committed rows before a lost reply is known.
+	before := l.Head()
 	stored, err := l.cfg.Store.Append(ctx, evs)
 	if err != nil && len(stored) == 0 && !errors.Is(err, ErrDuplicate) {
 		// A lost COMMIT reply, or a file the store could not cut back
 		// after a failed sync, may hold the SET all the same: it is read
 		// again before it is called not applied.
-		if found := l.storedAnyway(ctx, evs); len(found) > 0 {
+		if found := l.storedAnyway(ctx, evs, before); len(found) > 0 {
 			l.log.WarnContext(ctx, "the signal store failed the append but holds the SET's events: taken as stored",
 				"transmitter", s.Issuer, "jti", s.JTI, "stored", len(found), "events", len(evs), "error", err)
 			stored = found
@@ -270,46 +301,49 @@ func (l *Ledger) Receive(ctx context.Context, s *signals.SET) ([]signals.Event, 
 			l.index(stored)
 			l.log.ErrorContext(ctx, "signal stored in part; not recorded as not applied: the start-up check will name it",
 				"transmitter", s.Issuer, "jti", s.JTI, "stored", len(stored), "events", len(evs), "error", err)
-			return nil, fmt.Errorf("signals: store %s %s: %w", s.Issuer, s.JTI, err)
+			return nil, nil, fmt.Errorf("signals: store %s %s: %w", s.Issuer, s.JTI, err)
 		}
 		l.notApplied(ctx, s.Issuer, s.JTI, err)
-		return nil, fmt.Errorf("signals: store %s %s: %w", s.Issuer, s.JTI, err)
+		return nil, nil, fmt.Errorf("signals: store %s %s: %w", s.Issuer, s.JTI, err)
 	}
 	l.index(stored)
 	for _, e := range stored {
 		l.log.InfoContext(ctx, "signal received", "transmitter", e.Transmitter, "jti", e.JTI, "type", e.Type,
 			"entity", e.Entity, "event_time", e.Time, "position", e.Position)
 	}
-	if l.cfg.OnStored != nil {
-		// The signal is stored: what it implies (a revalidation) is made
-		// even when the transmitter hangs up now, or its retry would be
-		// answered "duplicate" and the implication never made.
-		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), OnStoredBound)
-		l.cfg.OnStored(octx, stored)
-		cancel()
-	}
 	if _, perr := finish(ctx, true); perr != nil {
 		l.log.WarnContext(ctx, "signal not acknowledged by every sidecar; their leases bound it", "error", perr)
 	}
-	return stored, nil
+	return stored, revalidates, nil
+}
+
+// rereadContext is ctx without its cancellation, bounded by bound or by
+// ctx's own deadline, whichever comes first.
+func rereadContext(ctx context.Context, bound time.Duration) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(bound)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
 }
 
 // RereadBound bounds the read of the store after a failed append (and
 // its retries while the store does not answer).
 const RereadBound = 5 * time.Second
 
-// storedAnyway reads the store after a failed append of evs (one SET)
-// for the events this receive stored all the same (same transmitter,
-// jti and receive instant; another replica's copy of the jti is not
-// this receive's). It reads detached from the request's cancellation,
-// retrying for RereadBound; nil when the store holds none of them or
-// does not answer.
-func (l *Ledger) storedAnyway(ctx context.Context, evs []signals.Event) []signals.Event {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RereadBound)
+// storedAnyway reads the store above before (the head before the append,
+// so rows a concurrent Sync indexed meanwhile are read too) after a
+// failed append of evs (one SET) for the events this receive stored all
+// the same (same transmitter, jti and receive instant; another replica's
+// copy of the jti is not this receive's). It reads detached from the
+// request's cancellation, retrying for RereadBound or until the
+// request's deadline if that comes first; nil when the store holds none
+// of them or does not answer.
+func (l *Ledger) storedAnyway(ctx context.Context, evs []signals.Event, before int64) []signals.Event {
+	ctx, cancel := rereadContext(ctx, RereadBound)
 	defer cancel()
-	head := l.Head()
 	for {
-		all, err := l.cfg.Store.Since(ctx, head)
+		all, err := l.cfg.Store.Since(ctx, before)
 		if err == nil {
 			var found []signals.Event
 			for _, e := range all {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/signals"
 )
 
@@ -74,7 +75,9 @@ func TestLostReplyIsStored(t *testing.T) {
 					var told []signals.Event
 					l, err := NewLedger(context.Background(), LedgerConfig{Store: c.wrap(st), Journal: j,
 						Registry: func() *signals.Registry { return northbankRegistry(t) }, Now: func() time.Time { return testNow },
-						OnStored: func(_ context.Context, evs []signals.Event) { told = append(told, evs...) }})
+						OnStored: func(_ context.Context, evs []signals.Event, _ []dormancy.SignalRevalidation) {
+							told = append(told, evs...)
+						}})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -151,7 +154,7 @@ func TestOnStoredOutlivesTheRequest(t *testing.T) {
 	var onStored error
 	var deadline time.Time
 	l, err := NewLedger(ctx, LedgerConfig{Store: st, Registry: func() *signals.Registry { return northbankRegistry(t) },
-		OnStored: func(octx context.Context, _ []signals.Event) {
+		OnStored: func(octx context.Context, _ []signals.Event, _ []dormancy.SignalRevalidation) {
 			hangUp()
 			onStored = octx.Err()
 			deadline, _ = octx.Deadline()

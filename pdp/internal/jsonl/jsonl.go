@@ -66,9 +66,10 @@ type File struct {
 }
 
 // ErrKeptInFile: an append whose fsync failed could not be cut off the
-// file again, and the file holds its lines whole (read back): the owner
-// takes them as written (in memory, as after a reopen) rather than
-// report them not written. Whether they survive a power loss is unknown;
+// file again, and the file holds its lines whole as read back now (from
+// the page cache, not the disk): the owner takes them as written rather
+// than report them not written. They may not survive a crash (the
+// start-up check then names what the trail holds and the file lost);
 // the file refuses later writes until it is reopened.
 var ErrKeptInFile = errors.New("jsonl: the lines are in the file although their fsync failed")
 
@@ -276,7 +277,9 @@ func (jf *File) AppendLines(lines ...[]byte) error {
 	return nil
 }
 
-// holds reports that the file holds buf, whole, after its whole lines.
+// holds reports that the file holds buf, whole, after its whole lines,
+// as a read sees it now: the page cache after a failed fsync, which says
+// nothing of the disk.
 func (jf *File) holds(buf []byte) bool {
 	got := make([]byte, len(buf)+1)
 	n, err := jf.f.ReadAt(got, jf.size)
