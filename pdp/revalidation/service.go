@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/ciampdp/pdp/pdp/dormancy"
+	"github.com/ciampdp/pdp/pdp/internal/detach"
 	"log/slog"
 	"slices"
 	"strings"
@@ -399,11 +400,7 @@ func (s *Service) write(ctx context.Context, r Revalidation) (Revalidation, erro
 // ctx's own deadline, whichever comes first: a read-back outlives a
 // caller that hangs up, never the caller's deadline.
 func RereadContext(ctx context.Context, bound time.Duration) (context.Context, context.CancelFunc) {
-	deadline := time.Now().Add(bound)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	return detach.Within(ctx, bound)
 }
 
 // RereadBound bounds the read of the store after a failed append (and

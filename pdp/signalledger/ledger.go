@@ -11,6 +11,7 @@ import (
 
 	"github.com/ciampdp/pdp/pdp/changefeed"
 	"github.com/ciampdp/pdp/pdp/dormancy"
+	"github.com/ciampdp/pdp/pdp/internal/detach"
 	"github.com/ciampdp/pdp/pdp/signals"
 )
 
@@ -317,16 +318,6 @@ func (l *Ledger) receive(ctx context.Context, s *signals.SET) ([]signals.Event, 
 	return stored, revalidates, nil
 }
 
-// rereadContext is ctx without its cancellation, bounded by bound or by
-// ctx's own deadline, whichever comes first.
-func rereadContext(ctx context.Context, bound time.Duration) (context.Context, context.CancelFunc) {
-	deadline := time.Now().Add(bound)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
-}
-
 // RereadBound bounds the read of the store after a failed append (and
 // its retries while the store does not answer).
 const RereadBound = 5 * time.Second
@@ -340,7 +331,7 @@ const RereadBound = 5 * time.Second
 // request's deadline if that comes first; nil when the store holds none
 // of them or does not answer.
 func (l *Ledger) storedAnyway(ctx context.Context, evs []signals.Event, before int64) []signals.Event {
-	ctx, cancel := rereadContext(ctx, RereadBound)
+	ctx, cancel := detach.Within(ctx, RereadBound)
 	defer cancel()
 	for {
 		all, err := l.cfg.Store.Since(ctx, before)
