@@ -10,6 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ciampdp/pdp/pdp/dormancy"
+	"github.com/ciampdp/pdp/pdp/recorder"
+	"github.com/ciampdp/pdp/pdp/trail"
 )
 
 // TestImpliedRevalidationNamedAndMade: a stored SET whose record names
@@ -24,21 +26,7 @@ func TestImpliedRevalidationNamedAndMade(t *testing.T) {
 	for _, kind := range []string{"file", "postgres"} {
 		t.Run(kind, func(t *testing.T) {
 			ctx := context.Background()
-			st := openFactStores(t, kind)
-			if kind == "postgres" {
-				t.Cleanup(func() {
-					conn, err := pgx.Connect(ctx, os.Getenv("PDP_TEST_POSTGRES_URL"))
-					if err != nil {
-						return
-					}
-					defer conn.Close(ctx)
-					_, _ = conn.Exec(ctx, `DELETE FROM pdp_dormancy_revalidations WHERE body->>'source' LIKE '%' || $1 || '%'`, st.sfx)
-				})
-			}
-			l, rec := openTrail(t)
-			var j Journal
-			j.Set(rec)
-			tx := "https://idp.example/" + st.sfx
+			st, l, rec, j, tx := impliedFixture(t, kind)
 			const alc = "https://schemas.openid.net/secevent/caep/event-type/assurance-level-change"
 			heidi := dormancy.Ref{Type: "user", ID: "heidi"}
 			aal2 := func(jti string) (SignalSET, []dormancy.SignalRevalidation) {
@@ -120,4 +108,27 @@ func TestImpliedRevalidationNamedAndMade(t *testing.T) {
 			}
 		})
 	}
+}
+
+// impliedFixture opens the fact stores of kind (the PostgreSQL
+// revalidations the test makes removed at its end), a trail with its
+// journal, and names a transmitter unique to the test.
+func impliedFixture(t *testing.T, kind string) (factStores, *trail.FileLog, *recorder.Recorder, *Journal, string) {
+	t.Helper()
+	st := openFactStores(t, kind)
+	if kind == "postgres" {
+		t.Cleanup(func() {
+			ctx := context.Background()
+			conn, err := pgx.Connect(ctx, os.Getenv("PDP_TEST_POSTGRES_URL"))
+			if err != nil {
+				return
+			}
+			defer conn.Close(ctx)
+			_, _ = conn.Exec(ctx, `DELETE FROM pdp_dormancy_revalidations WHERE body->>'source' LIKE '%' || $1 || '%'`, st.sfx)
+		})
+	}
+	l, rec := openTrail(t)
+	j := &Journal{}
+	j.Set(rec)
+	return st, l, rec, j, "https://idp.example/" + st.sfx
 }

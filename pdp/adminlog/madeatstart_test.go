@@ -3,11 +3,8 @@ package adminlog
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/ciampdp/pdp/pdp/dormancy"
 	"github.com/ciampdp/pdp/pdp/recorder"
@@ -23,21 +20,7 @@ func TestMakeImpliedAtStart(t *testing.T) {
 	for _, kind := range []string{"file", "postgres"} {
 		t.Run(kind, func(t *testing.T) {
 			ctx := context.Background()
-			st := openFactStores(t, kind)
-			if kind == "postgres" {
-				t.Cleanup(func() {
-					conn, err := pgx.Connect(ctx, os.Getenv("PDP_TEST_POSTGRES_URL"))
-					if err != nil {
-						return
-					}
-					defer conn.Close(ctx)
-					_, _ = conn.Exec(ctx, `DELETE FROM pdp_dormancy_revalidations WHERE body->>'source' LIKE '%' || $1 || '%'`, st.sfx)
-				})
-			}
-			l, rec := openTrail(t)
-			var j Journal
-			j.Set(rec)
-			tx := "https://idp.example/" + st.sfx
+			st, l, rec, j, tx := impliedFixture(t, kind)
 			const alc = "https://schemas.openid.net/secevent/caep/event-type/assurance-level-change"
 			heidi := dormancy.Ref{Type: "user", ID: "heidi"}
 			aal2 := func(jti string, stored bool) SignalSET {
