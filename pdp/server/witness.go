@@ -268,7 +268,7 @@ func (s *witnessedStore) write(signed []byte, size uint64) (appended bool, err e
 		}
 	}
 	if !s.checked {
-		last, err := s.cutTornTail(f, r)
+		last, err := s.cutTornTail(f, r, len(signed))
 		if err != nil {
 			return false, err
 		}
@@ -292,10 +292,12 @@ func (s *witnessedStore) write(signed []byte, size uint64) (appended bool, err e
 // written), logged at Error, so that the next note starts on a line of
 // its own. It returns the size of the file's last whole checkpoint when
 // that checks with the trail's key and origin (0 when none does). Only a
-// tail shorter than maxTornTail that begins with (a part of) the trail's
-// origin line is cut: anything else is not a note of ours (a file named
-// by mistake), and is left as it is with an error.
-func (s *witnessedStore) cutTornTail(f *os.File, r io.Reader) (last uint64, err error) {
+// tail shorter than maxTornTail and than a whole note (whole bytes, the
+// note about to be appended) that begins with (a part of) the trail's
+// origin line is cut: anything else is not a torn note of ours (a file
+// named by mistake, a whole note made unparsable by what follows it), and
+// is left as it is with an error.
+func (s *witnessedStore) cutTornTail(f *os.File, r io.Reader, whole int) (last uint64, err error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return 0, fmt.Errorf("witness file: %w", err)
@@ -320,7 +322,7 @@ func (s *witnessedStore) cutTornTail(f *os.File, r io.Reader) (last uint64, err 
 	}
 	originLine := []byte(s.origin + "\n")
 	ours := bytes.HasPrefix(torn, originLine) || bytes.HasPrefix(originLine, torn)
-	if len(rest) >= maxTornTail || !ours {
+	if len(rest) >= maxTornTail || len(torn) >= whole || !ours {
 		return 0, fmt.Errorf("witness file: it ends in %d bytes that are not a checkpoint of origin %q (from byte %d); not appending after them: move the file away", len(rest), s.origin, tail)
 	}
 	err = f.Truncate(int64(tail))

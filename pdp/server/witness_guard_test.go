@@ -30,6 +30,7 @@ func TestWitnessLeavesForeignFile(t *testing.T) {
 		{"large", bytes.Repeat([]byte("a line of someone's notes\n"), 400)},
 		{"notes after a checkpoint", append(bytes.Clone(first), "and some notes\n"...)},
 		{"another origin's torn note", append(bytes.Clone(first), "other/trail\n7\n"...)},
+		{"the only note made unparsable by what follows", append(bytes.Clone(first), "— "...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := os.WriteFile(r.file, tc.data, 0o600); err != nil {
