@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ciampdp/pdp/pdp/trail"
@@ -25,8 +27,13 @@ import (
 // 'pdp log checkpoint >> FILE' would. The file is opened for each append
 // (O_APPEND, then fsync; the directory fsynced when the file is made), so
 // it may be rotated or shipped away between them; a write or fsync that
-// fails is cut off again, and before its first append the writer cuts a
-// torn note a crash left at the file's end (logged at Error). A checkpoint
+// fails is cut off again, and before its first append (and after a failed
+// one) the writer cuts a torn note of this trail a crash left at the
+// file's end (logged at Error); a file that ends in anything else is left
+// as it is and not appended to. It holds an advisory lock (flock) on the
+// file over the check, the cut and the append, and appends nothing while
+// another process holds it; after a restart it does not append again the
+// checkpoint the file already ends in. A checkpoint
 // refused or an append failed is logged at Error and shows in
 // pdp_trail_checkpoint_failing until an append succeeds; it never holds up
 // a decision. The file's I/O runs in the writer's own goroutine, never
@@ -185,16 +192,23 @@ func (s *witnessedStore) flush() {
 	case s.wrote && h.Size <= s.last:
 		return
 	}
-	if !s.checked {
-		if err := s.cutTornTail(); err != nil {
-			s.fail("cannot append to the witness file", h.Size, err)
-			return
+	appended, err := s.write(signed, h.Size)
+	if err != nil {
+		// Whatever the failed attempt left at the file's end is checked
+		// (and a torn note of ours cut) before the next append.
+		s.checked = false
+		if errors.Is(err, errWitnessLocked) {
+			s.mu.Lock()
+			if s.next == nil { // nothing newer came: take this one again at the next wake
+				s.next = signed
+			}
+			s.mu.Unlock()
 		}
-		s.checked = true
-	}
-	if err := appendWitness(s.path, signed); err != nil {
 		s.fail("cannot append the checkpoint to the witness file; retrying at the next checkpoint", h.Size, err)
 		return
+	}
+	if !appended {
+		s.log.Info("decision trail: the witness file already ends in this checkpoint; not appending it again", "witness_file", s.path, "size", h.Size)
 	}
 	s.wrote, s.last = true, h.Size
 	s.mu.Lock()
@@ -218,71 +232,135 @@ func (s *witnessedStore) fail(msg string, size uint64, err error) {
 	}
 }
 
-// cutTornTail cuts what follows the last whole checkpoint of the file
-// (a note a crash or a full disk left half written), logged at Error, so
-// that the next note starts on a line of its own. More than maxTornTail
-// bytes that are not a checkpoint are not cut: an error.
-func (s *witnessedStore) cutTornTail() error {
-	data, err := os.ReadFile(s.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+// errWitnessLocked: another process holds the witness file's lock.
+var errWitnessLocked = errors.New("witness file: locked by another process (is 'pdp log checkpoint >> FILE' writing to it?); not appending this time")
+
+// write appends signed (of size records) to the witness file, holding an
+// advisory lock (flock LOCK_EX) on it over the check of its end and the
+// append, so that a cut never removes what another writer that takes
+// the lock appended. Before the first append, and after a failed one,
+// it checks the file's end (cutTornTail); when the file already ends in
+// a checkpoint of this size (a restart with no new records) it appends
+// nothing and reports appended false. A file that does not end in a
+// line ("\n") is not appended to.
+func (s *witnessedStore) write(signed []byte, size uint64) (appended bool, err error) {
+	_, statErr := os.Stat(s.path)
+	created := errors.Is(statErr, fs.ErrNotExist)
+	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
-		return fmt.Errorf("witness file: %w", err)
+		return false, fmt.Errorf("witness file: %w", err)
+	}
+	defer func() { err = errors.Join(err, f.Close()) }() // the close drops the lock
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return false, errWitnessLocked
+		}
+		return false, fmt.Errorf("witness file: lock: %w", err)
+	}
+	r, err := os.Open(s.path) // what f writes, read under f's lock
+	if err != nil {
+		return false, fmt.Errorf("witness file: %w", err)
+	}
+	defer r.Close()
+	if created {
+		if err := syncDir(filepath.Dir(s.path)); err != nil {
+			return false, fmt.Errorf("witness file: fsync its directory: %w", err)
+		}
+	}
+	if !s.checked {
+		last, err := s.cutTornTail(f, r, len(signed))
+		if err != nil {
+			return false, err
+		}
+		s.checked = true
+		// The file's last checkpoint is this trail's of the same size: the
+		// one appended before a restart. Only an equal size is skipped: a
+		// smaller one (a trail restored or failed over to a replica behind
+		// the file) is appended, and later ones after it, as before.
+		if last == size && size > 0 {
+			return false, nil
+		}
+	}
+	if err := appendWitness(f, r, signed); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// cutTornTail cuts what follows the last whole checkpoint of the file f,
+// read through r (a note of this trail a crash or a full disk left half
+// written), logged at Error, so that the next note starts on a line of
+// its own. It returns the size of the file's last whole checkpoint when
+// that checks with the trail's key and origin (0 when none does). Only a
+// tail shorter than maxTornTail and than a whole note (whole bytes, the
+// note about to be appended) that begins with (a part of) the trail's
+// origin line is cut: anything else is not a torn note of ours (a file
+// named by mistake, a whole note made unparsable by what follows it), and
+// is left as it is with an error.
+func (s *witnessedStore) cutTornTail(f *os.File, r io.Reader, whole int) (last uint64, err error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return 0, fmt.Errorf("witness file: %w", err)
 	}
 	tail := 0
 	if cps, err := trail.ParseWitnessFile(data); err == nil {
 		tail = trail.WitnessTail(cps)
+		for i := len(cps) - 1; i >= 0; i-- {
+			if cps[i].Err != nil {
+				continue
+			}
+			if h, err := trail.OpenCheckpoint(s.vkey, cps[i].Signed); err == nil && h.Origin == s.origin {
+				last = h.Size
+			}
+			break
+		}
 	}
 	rest := data[tail:]
-	if len(bytes.Trim(rest, "\n")) == 0 {
-		return nil
+	torn := bytes.TrimLeft(rest, "\n")
+	if len(torn) == 0 {
+		return last, nil
 	}
-	if len(rest) > maxTornTail {
-		return fmt.Errorf("witness file: it ends in %d bytes that are not a checkpoint (from byte %d); not appending after them: move the file away", len(rest), tail)
-	}
-	f, err := os.OpenFile(s.path, os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("witness file: %w", err)
+	originLine := []byte(s.origin + "\n")
+	ours := bytes.HasPrefix(torn, originLine) || bytes.HasPrefix(originLine, torn)
+	if len(rest) >= maxTornTail || len(torn) >= whole || !ours {
+		return 0, fmt.Errorf("witness file: it ends in %d bytes that are not a checkpoint of origin %q (from byte %d); not appending after them: move the file away", len(rest), s.origin, tail)
 	}
 	err = f.Truncate(int64(tail))
 	if err == nil {
 		err = f.Sync()
 	}
-	if err = errors.Join(err, f.Close()); err != nil {
-		return fmt.Errorf("witness file: cut a torn note: %w", err)
+	if err != nil {
+		return 0, fmt.Errorf("witness file: cut a torn note: %w", err)
 	}
 	s.log.Error("decision trail: cut a torn note off the end of the witness file (an append a crash or a full disk left half written)",
 		"witness_file", s.path, "at_byte", tail, "cut", string(rest))
-	return nil
+	return last, nil
 }
 
-// appendWitness appends signed to the file at path (made 0640 if absent,
-// its directory fsynced then) and fsyncs it; a write or fsync that fails
-// is cut off again, so that the next append starts on a whole note.
-func appendWitness(path string, signed []byte) (err error) {
-	_, statErr := os.Stat(path)
-	created := errors.Is(statErr, fs.ErrNotExist)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-	if err != nil {
-		return fmt.Errorf("witness file: %w", err)
-	}
-	defer func() { err = errors.Join(err, f.Close()) }()
+// appendWitness appends signed to f (opened O_APPEND, locked; r reads
+// it) and fsyncs it; a write or fsync that fails is cut off again, so that the next
+// append starts on a whole note. A file that does not end in "\n" (or is
+// empty) is not appended to.
+func appendWitness(f *os.File, r io.ReaderAt, signed []byte) error {
 	fi, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("witness file: %w", err)
 	}
 	size := fi.Size()
+	if size > 0 {
+		b := make([]byte, 1)
+		if _, err := r.ReadAt(b, size-1); err != nil {
+			return fmt.Errorf("witness file: %w", err)
+		}
+		if b[0] != '\n' {
+			return fmt.Errorf("witness file: it does not end in a whole line (byte %d); not appending after it", size)
+		}
+	}
 	if _, err := f.Write(signed); err != nil {
 		return errors.Join(fmt.Errorf("witness file: %w", err), cutBack(f, size))
 	}
 	if err := f.Sync(); err != nil {
 		return errors.Join(fmt.Errorf("witness file: fsync: %w", err), cutBack(f, size))
-	}
-	if created {
-		if err := syncDir(filepath.Dir(path)); err != nil {
-			return fmt.Errorf("witness file: fsync its directory: %w", err)
-		}
 	}
 	return nil
 }

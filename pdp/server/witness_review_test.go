@@ -23,7 +23,7 @@ import (
 // witnessRig is a file trail with a witness file, and what the tests need
 // to look at both.
 type witnessRig struct {
-	t      *testing.T
+	t      testing.TB
 	fl     *trail.FileLog
 	signer note.Signer
 	vkey   string
@@ -32,7 +32,7 @@ type witnessRig struct {
 	n      int
 }
 
-func newWitnessRig(t *testing.T, interval time.Duration) *witnessRig {
+func newWitnessRig(t testing.TB, interval time.Duration) *witnessRig {
 	t.Helper()
 	skey, vkey, err := note.GenerateKey(rand.Reader, "pdp/trail")
 	if err != nil {
