@@ -105,14 +105,12 @@ func (l *Ledger) ReceiptFor(ctx context.Context, eventID string, r Reader) (stri
 	if err != nil {
 		return "", err
 	}
-	if !r.Admin {
-		events, err := l.store.Events(ctx, e.Subject)
-		if err != nil {
-			return "", err
-		}
-		if !slices.ContainsFunc(r.visible(events), func(v Event) bool { return v.ID == e.ID }) {
-			return "", fmt.Errorf("consent event %s: %w", eventID, ErrNotFound)
-		}
+	ok, err := l.Sees(ctx, r, e)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", fmt.Errorf("consent event %s: %w", eventID, ErrNotFound)
 	}
 	return l.sign(e)
 }

@@ -3,6 +3,7 @@ package delegation
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // Reader is who reads delegation records: the calling application (from
@@ -47,11 +48,37 @@ func (s *Service) Sees(r Reader, d Delegation) bool {
 		return true
 	}
 	for _, e := range d.History {
-		if e.By.Application == r.Application && !e.Cascade {
+		if e.By.Application == r.Application && !cascaded(d, e) {
 			return true
 		}
 	}
 	return d.Source == SourceRegister && s.registers[r.Application]
+}
+
+// cascaded reports whether e is a revocation the cascade wrote, also in
+// records stored before the Cascade marker: one by the reconcile actor,
+// or one whose reason is exactly what the cascade writes ("parent ID
+// STATUS" naming d's parent, or "ancestor ID STATUS").
+func cascaded(d Delegation, e Event) bool {
+	if e.Cascade {
+		return true
+	}
+	if e.Type != EventRevoked {
+		return false
+	}
+	if e.By == reconcileActor {
+		return true
+	}
+	f := strings.Split(e.Reason, " ")
+	if len(f) != 3 || f[1] == "" {
+		return false
+	}
+	switch Status(f[2]) {
+	case StatusRevoked, StatusRenounced, StatusExpired, StatusSuspended:
+	default:
+		return false
+	}
+	return d.Parent != "" && ((f[0] == "parent" && f[1] == d.Parent) || f[0] == "ancestor")
 }
 
 // GetFor is Get as r may see it: a record r may not see is ErrNotFound,

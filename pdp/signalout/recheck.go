@@ -67,10 +67,23 @@ func (t *Transmitter) Release(ctx context.Context) {
 	}
 }
 
+// errNoRule is a kind of SET whose visibility rule was not given at this
+// start (consent or delegations switched off): the SET is kept unsent in
+// the outbox, as when the store fails, not dropped.
+var errNoRule = errors.New("no visibility rule for this kind of signal at this start")
+
+// goneSentTo reports whether a SET whose record (or consent event) no
+// longer exists — retention, erasure — still goes to r: only when it was
+// queued for r's own application, which was allowed to read it then.
+func goneSentTo(r Receiver, e entry) bool {
+	return e.Application != "" && e.Application == r.Application
+}
+
 // recheck reports whether r's application may read, now, what the queued
-// SET e is about. A SET that cannot be read, an event or record that no
-// longer exists, or a kind whose rule was not given is not read (false);
-// an error is a store that did not answer.
+// SET e is about. A SET that cannot be read is not read (false); an
+// event or record that no longer exists is read only when e was queued
+// for r's application; an error is a store that did not answer or a kind
+// whose rule was not given (errNoRule).
 func (t *Transmitter) recheck(ctx context.Context, r Receiver, e entry) (bool, error) {
 	name, id := e.about()
 	if id == "" {
@@ -79,11 +92,11 @@ func (t *Transmitter) recheck(ctx context.Context, r Receiver, e entry) (bool, e
 	if name == ConsentWithdrawn {
 		sc := t.consents.Load()
 		if sc == nil || sc.rule == nil {
-			return false, nil
+			return false, errNoRule
 		}
 		ev, err := sc.rule.Event(ctx, id)
 		if errors.Is(err, consent.ErrNotFound) {
-			return false, nil
+			return goneSentTo(r, e), nil
 		}
 		if err != nil {
 			return false, err
@@ -92,11 +105,11 @@ func (t *Transmitter) recheck(ctx context.Context, r Receiver, e entry) (bool, e
 	}
 	rd := t.readers.Load()
 	if rd == nil || *rd == nil {
-		return false, nil
+		return false, errNoRule
 	}
 	d, err := (*rd).Get(ctx, id)
 	if errors.Is(err, delegation.ErrNotFound) {
-		return false, nil
+		return goneSentTo(r, e), nil
 	}
 	if err != nil {
 		return false, err

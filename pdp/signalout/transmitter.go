@@ -134,6 +134,10 @@ type queue struct {
 	held bool
 }
 
+// removedReceiver is the receiver label of SETs dropped because their
+// endpoint is no longer configured: one fixed label, not one per old URL.
+const removedReceiver = "(removed)"
+
 // Open checks cfg, reads the outbox and returns the transmitter; Run
 // delivers.
 func Open(cfg Config) (*Transmitter, error) {
@@ -196,7 +200,7 @@ func Open(cfg Config) (*Transmitter, error) {
 		switch {
 		case q == nil:
 			t.log.Warn("outgoing signal for a receiver no longer configured: dropped", "receiver", e.Receiver, "jti", e.JTI)
-			t.sent.WithLabelValues(e.Receiver, "dropped").Inc()
+			t.sent.WithLabelValues(removedReceiver, "dropped").Inc()
 			done = append(done, entry{Op: "done", JTI: e.JTI, Outcome: "dropped"})
 		case q.r.Application != "":
 			// Whoever it was queued for (no application, another one, or
