@@ -13,11 +13,13 @@ import (
 // ScopeConsents), and lets their delivery begin: a SET goes out when the
 // receiver's application may read the record (or consent event) as it is
 // now, whoever it was queued for — none, another application (the
-// receiver was renamed), or this one (its readers may have changed). The
-// others are dropped: logged, counted (outcome="dropped") and noted in
-// the outbox. A SET whose record cannot be read now (the store failed) is
-// neither sent nor dropped: it stays in the outbox and is checked at the
-// next start. Call it once, after the Scope calls; until then those
+// receiver was renamed), or this one (its readers may have changed). A
+// SET whose record no longer exists goes out only when it was queued for
+// this very application (it was allowed then). The others are dropped:
+// logged, counted (outcome="dropped") and noted in the outbox. A SET
+// whose record cannot be read now (the store failed, or its rule is off
+// at this start) is neither sent nor dropped: it stays in the outbox and
+// is checked at the next start. Call it once, after the Scope calls; until then those
 // receivers get nothing.
 func (t *Transmitter) Release(ctx context.Context) {
 	for _, q := range t.queues {
