@@ -249,6 +249,9 @@ func (t *windowTally) viewUntil() time.Time { return t.view(0, false).blockedUnt
 // answered with the pending block may reach a sidecar after that
 // report's notice (w.mu held).
 func (t *windowTally) reported(changed, reset bool, before time.Time) bool {
+	if !t.watched(reset) {
+		return changed
+	}
 	after := t.viewUntil()
 	if !after.Equal(before) && (reset || !t.seenUntil.IsZero()) {
 		changed = true
@@ -260,6 +263,22 @@ func (t *windowTally) reported(changed, reset bool, before time.Time) bool {
 		t.seenUntil = time.Time{}
 	}
 	return changed
+}
+
+// watched reports whether a commit or drop (of a reset, when reset) must
+// compare the view before and after it (reported): only when the view
+// others were answered with can change unseen. Otherwise neither view is
+// built (each clones the key's events; a counted decision's commit is on
+// its answer's path) (w.mu held).
+func (t *windowTally) watched(reset bool) bool { return reset || !t.seenUntil.IsZero() }
+
+// beforeView is the view reported compares against, when it will (w.mu
+// held).
+func (t *windowTally) beforeView(reset bool) time.Time {
+	if !t.watched(reset) {
+		return time.Time{}
+	}
+	return t.viewUntil()
 }
 
 // commit makes reservation id of key k, once every change reserved
@@ -278,7 +297,7 @@ func (w *windowCounts[K]) commit(k K, id uint64) (changed bool) {
 		return false
 	}
 	reset := t.pending[i].reset
-	before := t.viewUntil()
+	before := t.beforeView(reset)
 	t.pending[i].done = true
 	return t.reported(w.settle(k, t), reset, before)
 }
@@ -300,7 +319,7 @@ func (w *windowCounts[K]) drop(k K, id uint64) (changed bool) {
 	if i < 0 {
 		return false
 	}
-	before := t.viewUntil()
+	before := t.beforeView(false)
 	t.pending = slices.Delete(t.pending, i, i+1)
 	return t.reported(w.settle(k, t), false, before)
 }
