@@ -109,18 +109,7 @@ func TestWitnessFileSecondRound(t *testing.T) {
 	}
 
 	// A bad chunk in the middle; a foreign checkpoint after it.
-	skey, _, err := note.GenerateKey(rand.Reader, "pdp/trail")
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	foreign, err := trail.TreeHead{Origin: "pdp/trail", Size: 1, Root: tlog.RecordHash([]byte("x"))}.Sign(signer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	foreign := foreignCheckpoint(t)
 	manualData, err := os.ReadFile(manual)
 	if err != nil {
 		t.Fatal(err)

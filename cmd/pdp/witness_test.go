@@ -56,6 +56,17 @@ func askN(t *testing.T, url string, from, n int) {
 // origin signed by another key.
 func foreignWitness(t *testing.T) string {
 	t.Helper()
+	file := filepath.Join(t.TempDir(), "foreign.witness")
+	if err := os.WriteFile(file, foreignCheckpoint(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// foreignCheckpoint is a checkpoint of the trail's origin (size 1) signed
+// by a key of its own.
+func foreignCheckpoint(t *testing.T) []byte {
+	t.Helper()
 	skey, _, err := note.GenerateKey(rand.Reader, "pdp/trail")
 	if err != nil {
 		t.Fatal(err)
@@ -68,11 +79,7 @@ func foreignWitness(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(t.TempDir(), "foreign.witness")
-	if err := os.WriteFile(file, signed, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return file
+	return signed
 }
 
 // checkBadWitnesses: a checkpoint signed by another key fails (exit 1,
