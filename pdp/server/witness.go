@@ -263,7 +263,7 @@ func (s *witnessedStore) write(signed []byte, size uint64) (appended bool, err e
 	}
 	defer r.Close()
 	if created {
-		if err := syncDir(filepath.Dir(s.path)); err != nil {
+		if err := trail.SyncDir(filepath.Dir(s.path)); err != nil {
 			return false, fmt.Errorf("witness file: fsync its directory: %w", err)
 		}
 	}
@@ -371,13 +371,4 @@ func cutBack(f *os.File, size int64) error {
 		return fmt.Errorf("witness file: cut the failed append off: %w", err)
 	}
 	return nil
-}
-
-// syncDir fsyncs the directory at path, so that a file made in it stays.
-func syncDir(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
 }
